@@ -1,0 +1,610 @@
+"""The Restricted Boltzmann Machine as a Keras model."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_dbn import units as units_lib
+
+
+def _replicas_in_sync():
+    """How many replicas sum their updates (1 outside `tf.distribute`)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
+
+
+class _FreeEnergyGap(keras.callbacks.Callback):
+    """Adds ``free_energy_gap = val_free_energy - free_energy`` to the logs.
+
+    Hinton's practical guide (section 6) monitors overfitting by the gap
+    between the average free energy of validation data and of training data:
+    a growing gap means the model assigns relatively less probability to
+    held-out data. The training figure is the average over the epoch's
+    batches, each taken before that batch's update.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and "val_free_energy" in logs and "free_energy" in logs:
+            logs["free_energy_gap"] = logs["val_free_energy"] - logs["free_energy"]
+
+
+@keras.saving.register_keras_serializable(package="keras_dbn")
+class RBM(keras.Model):
+    """A Restricted Boltzmann Machine trained by contrastive divergence.
+
+    The energy of a visible vector ``v`` and hidden vector ``h`` is
+
+        E(v, h) = E_v(v; b) - c^T h - v^T W h
+
+    (``E_v = -b^T v`` for Bernoulli visible units, ``||v - b||^2 / 2`` for
+    Gaussian ones of unit variance). ``fit()`` follows the gradient of the
+    log-likelihood approximated by CD-k (Hinton 2002): the positive statistics
+    ``<v h^T>`` are taken with ``h`` given the data, the negative ones after
+    ``k`` steps of block Gibbs sampling started at the data, or, with
+    ``persistent=True``, at the state of ``num_chains`` persistent chains
+    that carry over between updates (PCD, Tieleman 2008). The update
+    ``-(positive - negative)`` is handed to the compiled optimizer as the
+    gradient, so every Keras optimizer, learning-rate schedule, momentum,
+    weight decay and clipping option applies unchanged.
+
+    Following Hinton's practical guide, the hidden states that drive the
+    chain are sampled, and the statistics use hidden probabilities; the last
+    visible state is the conditional mean for CD and a sample for PCD (see
+    ``sample_visible``).
+
+    ``call(v)`` returns ``p(h = 1 | v)`` (the hidden means), so an RBM is also
+    a feature extractor inside other Keras models.
+
+    Args:
+        units: number of hidden units.
+        visible: visible unit type, ``"bernoulli"`` for data in [0, 1] or
+            ``"gaussian"`` for real-valued data standardised to zero mean and
+            unit variance per feature.
+        hidden: hidden unit type, ``"bernoulli"`` (default) or ``"gaussian"``
+            (linear units with unit-variance noise).
+        k: number of Gibbs steps per update (CD-k).
+        persistent: use persistent contrastive divergence.
+        num_chains: number of persistent chains (PCD only); fixed so that the
+            chains do not depend on the size of the last batch.
+        sample_visible: whether the last visible state of the negative phase
+            is a sample (``True``) or the conditional mean (``False``).
+            ``None`` picks the mean for CD and a sample for PCD.
+        sparsity_target: desired mean activation of each hidden unit, in
+            (0, 1); ``None`` disables the sparsity penalty.
+        sparsity_cost: weight of the sparsity penalty, whose gradient with
+            respect to a hidden unit's total input is ``q - sparsity_target``
+            with ``q`` the unit's mean activation on the batch (Hinton's
+            practical guide, section 11; Lee et al. 2008).
+        kernel_initializer: initializer of ``W``; by default normal with
+            standard deviation 0.01 (practical guide, section 8).
+        seed: integer seed for the initial weights and every random draw;
+            a fixed seed makes training reproducible on CPU.
+        **kwargs: passed to `keras.Model` (``name``, ``dtype``, ...).
+
+    Example:
+
+    ```python
+    rbm = keras_dbn.RBM(64, k=1, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.5))
+    rbm.fit(x_train, epochs=5, batch_size=100, validation_data=x_val)
+    features = rbm.predict(x_test)          # p(h = 1 | v)
+    fantasies = rbm.sample(16, gibbs_steps=1000)
+    ```
+
+    References:
+        Hinton, "Training Products of Experts by Minimizing Contrastive
+        Divergence", Neural Computation 14(8), 2002.
+        Tieleman, "Training Restricted Boltzmann Machines using
+        Approximations to the Likelihood Gradient", ICML 2008.
+        Hinton, "A Practical Guide to Training Restricted Boltzmann
+        Machines", UTML TR 2010-003.
+    """
+
+    def __init__(
+        self,
+        units,
+        visible="bernoulli",
+        hidden="bernoulli",
+        k=1,
+        persistent=False,
+        num_chains=100,
+        sample_visible=None,
+        sparsity_target=None,
+        sparsity_cost=0.0,
+        kernel_initializer=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"`units` must be a positive integer, got {units!r}.")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"`k` (Gibbs steps per update) must be an integer >= 1, got {k!r}.")
+        if isinstance(num_chains, bool) or not isinstance(num_chains, (int, np.integer)) or num_chains < 1:
+            raise ValueError(f"`num_chains` must be a positive integer, got {num_chains!r}.")
+        if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
+            raise ValueError(f"`sparsity_target` must lie in (0, 1), got {sparsity_target!r}.")
+        if sparsity_cost < 0:
+            raise ValueError(f"`sparsity_cost` must be >= 0, got {sparsity_cost!r}.")
+        self.visible_units = units_lib.get(visible)
+        self.hidden_units = units_lib.get(hidden)
+        if not (self.visible_units.discrete or self.hidden_units.discrete):
+            raise ValueError(
+                "A Gaussian-Gaussian RBM has no normalisable distribution; "
+                "make at least one layer Bernoulli."
+            )
+        self.units = int(units)
+        self.visible = self.visible_units.name
+        self.hidden = self.hidden_units.name
+        self.k = int(k)
+        self.persistent = bool(persistent)
+        self.num_chains = int(num_chains)
+        self.sample_visible = sample_visible
+        self.sparsity_target = sparsity_target
+        self.sparsity_cost = float(sparsity_cost)
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer
+            or keras.initializers.RandomNormal(stddev=0.01, seed=seed)
+        )
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
+        self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
+
+    # ------------------------------------------------------------------ build
+
+    def build(self, input_shape):
+        num_visible = int(math.prod(input_shape[1:]))
+        self.kernel = self.add_weight(
+            shape=(num_visible, self.units),
+            initializer=self.kernel_initializer,
+            name="kernel",
+        )
+        self.visible_bias = self.add_weight(
+            shape=(num_visible,), initializer="zeros", name="visible_bias"
+        )
+        self.hidden_bias = self.add_weight(
+            shape=(self.units,), initializer="zeros", name="hidden_bias"
+        )
+        if self.persistent:
+            self.chains = self.add_weight(
+                shape=(self.num_chains, num_visible),
+                initializer=self._initial_chains,
+                trainable=False,
+                name="persistent_chains",
+            )
+        self.built = True
+
+    def _initial_chains(self, shape, dtype=None):
+        # Chains start at random states of an RBM with zero weights.
+        mean = self.visible_units.mean(ops.zeros(shape, dtype=dtype))
+        return self.visible_units.sample(mean, keras.random.SeedGenerator(self.seed))
+
+    def _ensure_built(self, x):
+        # train_step and test_step do not go through __call__, which is
+        # where Keras builds a layer on first use.
+        if not self.built:
+            self.build(tuple(x.shape))
+
+    @property
+    def num_visible(self):
+        """Number of visible units (known once the model is built)."""
+        return int(self.kernel.shape[0])
+
+    @property
+    def metrics(self):
+        return [self.reconstruction_tracker, self.free_energy_tracker]
+
+    # ------------------------------------------------------------------- math
+
+    def _flatten(self, v):
+        v = ops.cast(v, self.compute_dtype)
+        if len(v.shape) > 2:
+            v = ops.reshape(v, (-1, int(math.prod(v.shape[1:]))))
+        return v
+
+    def _weights(self):
+        dtype = self.compute_dtype
+        return (
+            ops.cast(self.kernel, dtype),
+            ops.cast(self.visible_bias, dtype),
+            ops.cast(self.hidden_bias, dtype),
+        )
+
+    def _hidden_pre(self, v, weights):
+        kernel, _, hidden_bias = weights
+        return ops.matmul(v, kernel) + hidden_bias
+
+    def _visible_pre(self, h, weights):
+        kernel, visible_bias, _ = weights
+        return ops.matmul(h, ops.transpose(kernel)) + visible_bias
+
+    def hidden_given_visible(self, v, sample=False):
+        """The conditional ``p(h | v)``: its mean, or a sample from it.
+
+        Args:
+            v: visible states, shape ``(batch, num_visible)`` (or images,
+                which are flattened).
+            sample: return a sample instead of the mean.
+
+        Returns:
+            Tensor of shape ``(batch, units)``.
+        """
+        mean = self.hidden_units.mean(self._hidden_pre(self._flatten(v), self._weights()))
+        return self.hidden_units.sample(mean, self.seed_generator) if sample else mean
+
+    def visible_given_hidden(self, h, sample=False):
+        """The conditional ``p(v | h)``: its mean, or a sample from it.
+
+        Args:
+            h: hidden states, shape ``(batch, units)``.
+            sample: return a sample instead of the mean.
+
+        Returns:
+            Tensor of shape ``(batch, num_visible)``.
+        """
+        h = ops.cast(h, self.compute_dtype)
+        mean = self.visible_units.mean(self._visible_pre(h, self._weights()))
+        return self.visible_units.sample(mean, self.seed_generator) if sample else mean
+
+    def energy(self, v, h):
+        """The joint energy ``E(v, h)``, shape ``(batch,)``."""
+        kernel, visible_bias, hidden_bias = self._weights()
+        v = self._flatten(v)
+        h = ops.cast(h, self.compute_dtype)
+        interaction = ops.sum(ops.matmul(v, kernel) * h, axis=-1)
+        return (
+            self.visible_units.energy(v, visible_bias)
+            + self.hidden_units.energy(h, hidden_bias)
+            - interaction
+        )
+
+    def _free_energy(self, v, hidden_pre, weights):
+        _, visible_bias, hidden_bias = weights
+        return self.visible_units.energy(v, visible_bias) - self.hidden_units.log_partition(
+            hidden_pre, hidden_bias
+        )
+
+    def free_energy(self, v):
+        """The free energy ``F(v) = -log sum_h exp(-E(v, h))``.
+
+        ``p(v) = exp(-F(v)) / Z``. For Gaussian units the sum is an integral
+        and ``p(v)`` a density.
+
+        Args:
+            v: visible states, shape ``(batch, num_visible)``.
+
+        Returns:
+            Tensor of shape ``(batch,)``.
+        """
+        weights = self._weights()
+        v = self._flatten(v)
+        return self._free_energy(v, self._hidden_pre(v, weights), weights)
+
+    def call(self, inputs):
+        """Returns the hidden means ``p(h = 1 | v)``."""
+        return self.hidden_given_visible(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.units)
+
+    def contrastive_divergence(self, v0):
+        """One CD-k (or PCD) estimate of the log-likelihood gradient.
+
+        This is the single place where the learning statistics are computed.
+
+        Args:
+            v0: a batch of visible data, shape ``(batch, num_visible)``.
+
+        Returns:
+            A dict with ``gradients`` (the negated update for ``kernel``,
+            ``visible_bias`` and ``hidden_bias``, in float32),
+            ``chain_state`` (the final sampled visible state),
+            ``reconstruction_error`` (mean squared error of the one-step
+            reconstruction of ``v0``) and ``free_energy`` (mean ``F(v0)``).
+        """
+        weights = self._weights()
+        visible, hidden = self.visible_units, self.hidden_units
+        seed = self.seed_generator
+
+        hidden_pre0 = self._hidden_pre(v0, weights)
+        h0_mean = hidden.mean(hidden_pre0)
+        h0_sample = hidden.sample(h0_mean, seed)
+        # One-step reconstruction of the data, Hinton's cheap monitor.
+        reconstruction = visible.mean(self._visible_pre(h0_sample, weights))
+
+        sample_last = self.persistent if self.sample_visible is None else self.sample_visible
+        if self.persistent:
+            v = ops.cast(self.chains, self.compute_dtype)
+            h = hidden.sample(hidden.mean(self._hidden_pre(v, weights)), seed)
+            first_mean = None
+        else:
+            h = h0_sample
+            first_mean = reconstruction  # step 1 reuses the reconstruction
+        chain_state = None
+        for step in range(self.k):
+            last = step == self.k - 1
+            v_mean = first_mean if step == 0 and first_mean is not None else (
+                visible.mean(self._visible_pre(h, weights))
+            )
+            if last and not sample_last:
+                v = v_mean
+                chain_state = visible.sample(v_mean, seed) if self.persistent else v_mean
+            else:
+                v = visible.sample(v_mean, seed)
+                chain_state = v
+            h_mean = hidden.mean(self._hidden_pre(v, weights))
+            if not last:
+                h = hidden.sample(h_mean, seed)
+
+        f32 = "float32"
+        v0_32, h0_32 = ops.cast(v0, f32), ops.cast(h0_mean, f32)
+        vk_32, hk_32 = ops.cast(v, f32), ops.cast(h_mean, f32)
+        n_pos = ops.cast(ops.shape(v0)[0], f32)
+        n_neg = ops.cast(ops.shape(v)[0], f32)
+        positive_w = ops.matmul(ops.transpose(v0_32), h0_32) / n_pos
+        negative_w = ops.matmul(ops.transpose(vk_32), hk_32) / n_neg
+        grad_w = negative_w - positive_w
+        v0_mean = ops.mean(v0_32, axis=0)
+        grad_b = ops.mean(vk_32, axis=0) - v0_mean
+        h0_batch_mean = ops.mean(h0_32, axis=0)
+        grad_c = ops.mean(hk_32, axis=0) - h0_batch_mean
+        if self.sparsity_target is not None and self.sparsity_cost > 0:
+            penalty = self.sparsity_cost * (h0_batch_mean - self.sparsity_target)
+            grad_c = grad_c + penalty
+            grad_w = grad_w + ops.expand_dims(v0_mean, 1) * ops.expand_dims(penalty, 0)
+
+        replicas = _replicas_in_sync()
+        gradients = [grad_w, grad_b, grad_c]
+        if replicas > 1:
+            gradients = [g / replicas for g in gradients]
+        return {
+            "gradients": gradients,
+            "chain_state": chain_state,
+            "reconstruction_error": ops.mean(
+                ops.square(ops.cast(reconstruction, f32) - v0_32)
+            ),
+            "free_energy": ops.mean(
+                ops.cast(self._free_energy(v0, hidden_pre0, weights), f32)
+            ),
+        }
+
+    # --------------------------------------------------------------- training
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        self._ensure_built(x)
+        stats = self.contrastive_divergence(self._flatten(x))
+        self.optimizer.apply(
+            stats["gradients"], [self.kernel, self.visible_bias, self.hidden_bias]
+        )
+        if self.persistent:
+            self.chains.assign(ops.cast(stats["chain_state"], self.chains.dtype))
+        self.reconstruction_tracker.update_state(stats["reconstruction_error"])
+        self.free_energy_tracker.update_state(stats["free_energy"])
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        self._ensure_built(x)
+        v0 = self._flatten(x)
+        weights = self._weights()
+        hidden_pre = self._hidden_pre(v0, weights)
+        h_sample = self.hidden_units.sample(self.hidden_units.mean(hidden_pre), self.seed_generator)
+        reconstruction = self.visible_units.mean(self._visible_pre(h_sample, weights))
+        self.reconstruction_tracker.update_state(
+            ops.mean(ops.square(ops.cast(reconstruction - v0, "float32")))
+        )
+        self.free_energy_tracker.update_state(
+            ops.mean(ops.cast(self._free_energy(v0, hidden_pre, weights), "float32"))
+        )
+        return {m.name: m.result() for m in self.metrics}
+
+    def compile(self, optimizer=None, **kwargs):
+        """Configures the optimizer that applies the CD updates.
+
+        Args:
+            optimizer: any Keras optimizer or its name; by default
+                ``SGD(learning_rate=0.1, momentum=0.5)``. Where it has a
+                ``weight_decay``, the biases are excluded from it (practical
+                guide, section 10).
+            **kwargs: passed to `keras.Model.compile` (``steps_per_execution``,
+                ``jit_compile``, ...). A ``loss`` has no effect: training
+                follows the CD statistics.
+        """
+        if optimizer is None:
+            optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.5)
+        optimizer = keras.optimizers.get(optimizer)
+        if getattr(optimizer, "weight_decay", None) and not optimizer.built:
+            optimizer.exclude_from_weight_decay(var_names=["bias"])
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        """Restores the optimizer of a loaded RBM so that training continues."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        **kwargs,
+    ):
+        """Trains the RBM by CD-k or PCD; the arguments are `keras.Model.fit`'s.
+
+        Labels (``y``) and sample weights are accepted and ignored, so labelled
+        datasets can be passed as they are. An RBM that was not compiled is
+        compiled with the default optimizer. With validation data the logs
+        hold ``val_reconstruction_error``, ``val_free_energy`` and
+        ``free_energy_gap``.
+
+        Raises:
+            ValueError: for NumPy data that is not finite, or outside [0, 1]
+                for Bernoulli visible units.
+        """
+        if isinstance(x, np.ndarray):
+            self._check_data(x)
+        if not self.compiled:
+            self.compile()
+        callbacks = list(callbacks or [])
+        if validation_data is not None or validation_split:
+            callbacks.insert(0, _FreeEnergyGap())
+        return super().fit(
+            x=x,
+            y=y,
+            batch_size=batch_size,
+            epochs=epochs,
+            verbose=verbose,
+            callbacks=callbacks,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            **kwargs,
+        )
+
+    def _check_data(self, x):
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"RBM data must be numeric, got dtype {x.dtype}.")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise ValueError("RBM data contains NaN or infinite values.")
+        if self.visible_units.name == "bernoulli" and x.size and (x.min() < 0 or x.max() > 1):
+            raise ValueError(
+                "Bernoulli visible units need data in [0, 1] (got values in "
+                f"[{x.min()}, {x.max()}]); scale the data (e.g. x / 255) or use "
+                "visible='gaussian' for standardised real-valued data."
+            )
+
+    # -------------------------------------------------------------- sampling
+
+    def initialize_visible_bias(self, x):
+        """Sets the visible biases from the data's mean (practical guide 8.1).
+
+        For Bernoulli units ``b_i = log(p_i / (1 - p_i))`` with ``p_i`` the
+        fraction of examples where unit ``i`` is on; for Gaussian units the
+        mean itself. Call before training.
+
+        Args:
+            x: NumPy array or `tf.data.Dataset` of visible vectors (batched
+                datasets of ``x`` or ``(x, y)`` are accepted).
+
+        Returns:
+            The RBM itself.
+        """
+        if isinstance(x, np.ndarray):
+            data_mean = np.reshape(x, (x.shape[0], -1)).astype("float64").mean(axis=0)
+        else:
+            total, count = None, 0
+            for batch in x:
+                batch = batch[0] if isinstance(batch, (tuple, list)) else batch
+                batch = np.reshape(np.asarray(batch, dtype="float64"), (len(batch), -1))
+                total = batch.sum(axis=0) if total is None else total + batch.sum(axis=0)
+                count += len(batch)
+            if not count:
+                raise ValueError("initialize_visible_bias got no data.")
+            data_mean = total / count
+        if not self.built:
+            self.build((None, data_mean.shape[0]))
+        self.visible_bias.assign(
+            ops.cast(self.visible_units.bias_from_mean(ops.convert_to_tensor(data_mean)), self.visible_bias.dtype)
+        )
+        return self
+
+    def gibbs(self, v, steps=1):
+        """Runs ``steps`` full steps of block Gibbs sampling v -> h -> v.
+
+        Args:
+            v: starting visible states, shape ``(batch, num_visible)``.
+            steps: number of Gibbs steps.
+
+        Returns:
+            The visible sample after the last step.
+        """
+        weights = self._weights()
+        v = self._flatten(v)
+        for _ in range(int(steps)):
+            h = self.hidden_units.sample(self.hidden_units.mean(self._hidden_pre(v, weights)), self.seed_generator)
+            v = self.visible_units.sample(self.visible_units.mean(self._visible_pre(h, weights)), self.seed_generator)
+        return v
+
+    def reconstruct(self, v):
+        """Deterministic reconstruction: ``E[v | h = p(h | v)]``.
+
+        Args:
+            v: visible data, shape ``(batch, num_visible)``.
+
+        Returns:
+            The mean visible state given the hidden means, same shape.
+        """
+        return self.visible_given_hidden(self.hidden_given_visible(v))
+
+    def sample(self, n, gibbs_steps=1000, initial=None, return_mean=True):
+        """Draws ``n`` fantasies from the model by a long Gibbs chain.
+
+        Chains start at ``initial`` or, by default, at random states of the
+        visible biases alone, and run ``gibbs_steps`` steps.
+
+        Args:
+            n: number of samples (ignored when ``initial`` is given).
+            gibbs_steps: steps of block Gibbs sampling.
+            initial: optional starting visible states.
+            return_mean: return ``E[v | h]`` of the last step (smoother
+                pictures) instead of the sampled states.
+
+        Returns:
+            NumPy array of shape ``(n, num_visible)``.
+        """
+        if not self.built:
+            raise ValueError("The RBM has no weights yet: build or fit it first.")
+        weights = self._weights()
+        if initial is None:
+            start_mean = self.visible_units.mean(
+                ops.zeros((int(n), self.num_visible), self.compute_dtype) + weights[1]
+            )
+            v = self.visible_units.sample(start_mean, self.seed_generator)
+        else:
+            v = self._flatten(initial)
+        if gibbs_steps < 1:
+            return ops.convert_to_numpy(v)
+        v = self.gibbs(v, gibbs_steps - 1)
+        h = self.hidden_units.sample(self.hidden_units.mean(self._hidden_pre(v, weights)), self.seed_generator)
+        return ops.convert_to_numpy(self.visible_given_hidden(h, sample=not return_mean))
+
+    # --------------------------------------------------------- serialization
+
+    def get_config(self):
+        config = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "units": self.units,
+            "visible": self.visible,
+            "hidden": self.hidden,
+            "k": self.k,
+            "persistent": self.persistent,
+            "num_chains": self.num_chains,
+            "sample_visible": self.sample_visible,
+            "sparsity_target": self.sparsity_target,
+            "sparsity_cost": self.sparsity_cost,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "seed": self.seed,
+        }
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
+        return cls(**config)

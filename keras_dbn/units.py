@@ -1,0 +1,159 @@
+"""Unit types for the two layers of an RBM.
+
+An RBM's energy splits into one term per layer plus the interaction::
+
+    E(v, h) = E_v(v; b) + E_h(h; c) - v^T W h
+
+Each unit type here supplies its own term ``E_u(u; a)`` and everything that
+follows from it: the conditional mean given the total input, a sampler, and
+the log of the integral (or sum) over the unit's states that marginalising the
+layer out produces. Because every RBM formula (free energy, conditionals,
+exact partition functions, AIS) is written in terms of these four pieces, a
+new unit type only needs to implement them.
+
+References:
+    Hinton, "A Practical Guide to Training Restricted Boltzmann Machines",
+    UTML TR 2010-003, sections 13.1-13.2 (Gaussian visible units).
+    Welling, Rosen-Zvi & Hinton, "Exponential Family Harmoniums with an
+    Application to Information Retrieval", NIPS 2004.
+"""
+
+import math
+
+from keras import ops
+from keras import random
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class Units:
+    """Base class of a unit type. Subclasses are stateless singletons.
+
+    Every method works on batches: ``bias`` has shape ``(n,)`` and states and
+    total inputs ``(batch, n)``. The total input (pre-activation) of a unit is
+    its bias plus the input from the other layer (``c + v @ W`` for hidden
+    units, ``b + h @ W.T`` for visible units).
+    """
+
+    name = None
+    #: Whether states are binary, so a layer of these units can be enumerated.
+    discrete = False
+
+    def mean(self, pre_activation):
+        """Conditional mean E[u | total input] given ``bias + inputs``."""
+        raise NotImplementedError
+
+    def sample(self, mean, seed):
+        """Draws states from the conditional distribution with this mean."""
+        raise NotImplementedError
+
+    def energy(self, states, bias):
+        """The unit's own energy term ``E_u(u; a)``, summed over units.
+
+        Returns:
+            A tensor of shape ``(batch,)``.
+        """
+        raise NotImplementedError
+
+    def log_partition(self, pre_activation, bias):
+        """``sum_i log integral exp(-E_u(u_i; a_i) + u_i x_i) du_i``.
+
+        This is what marginalising a layer out of ``exp(-E)`` leaves, where
+        ``x`` is the input from the other layer and ``a`` the bias.
+
+        Args:
+            pre_activation: the total input ``a + x``, shape ``(batch, n)``.
+            bias: the bias ``a``, shape ``(n,)``.
+
+        Returns:
+            A tensor of shape ``(batch,)``.
+        """
+        raise NotImplementedError
+
+    def bias_from_mean(self, data_mean):
+        """The bias that makes an RBM with zero weights match ``data_mean``.
+
+        Hinton's practical guide, section 8.1, for Bernoulli units.
+        """
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class BernoulliUnits(Units):
+    """Binary units: ``E_u = -a u`` with ``u`` in {0, 1}."""
+
+    name = "bernoulli"
+    discrete = True
+
+    def mean(self, pre_activation):
+        return ops.sigmoid(pre_activation)
+
+    def sample(self, mean, seed):
+        noise = random.uniform(ops.shape(mean), dtype=mean.dtype, seed=seed)
+        return ops.cast(noise < mean, mean.dtype)
+
+    def energy(self, states, bias):
+        return -ops.sum(states * bias, axis=-1)
+
+    def log_partition(self, pre_activation, bias):
+        return ops.sum(ops.softplus(pre_activation), axis=-1)
+
+    def bias_from_mean(self, data_mean):
+        p = ops.clip(data_mean, 1e-3, 1.0 - 1e-3)
+        return ops.log(p) - ops.log(1.0 - p)
+
+
+class GaussianUnits(Units):
+    """Real-valued units of unit variance: ``E_u = (u - a)^2 / 2``.
+
+    Meant for data standardised to zero mean and unit variance per feature,
+    as Hinton's practical guide (section 13.2) recommends.
+    """
+
+    name = "gaussian"
+    discrete = False
+
+    def mean(self, pre_activation):
+        return pre_activation
+
+    def sample(self, mean, seed):
+        return mean + random.normal(ops.shape(mean), dtype=mean.dtype, seed=seed)
+
+    def energy(self, states, bias):
+        return 0.5 * ops.sum(ops.square(states - bias), axis=-1)
+
+    def log_partition(self, pre_activation, bias):
+        # integral exp(-(u - a)^2 / 2 + u x) du = sqrt(2 pi) exp(((a + x)^2 - a^2) / 2)
+        n = ops.cast(ops.shape(pre_activation)[-1], pre_activation.dtype)
+        quadratic = ops.sum(ops.square(pre_activation) - ops.square(bias), axis=-1)
+        return 0.5 * quadratic + n * _HALF_LOG_2PI
+
+    def bias_from_mean(self, data_mean):
+        return data_mean
+
+
+_UNITS = {cls.name: cls() for cls in (BernoulliUnits, GaussianUnits)}
+
+
+def get(identifier):
+    """Returns the unit type named ``identifier`` (or ``identifier`` itself).
+
+    Args:
+        identifier: ``"bernoulli"``, ``"gaussian"`` or a `Units` instance.
+
+    Returns:
+        A `Units` instance.
+
+    Example:
+    >>> keras_dbn.units.get("bernoulli")
+    BernoulliUnits()
+    """
+    if isinstance(identifier, Units):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _UNITS:
+        return _UNITS[identifier.lower()]
+    raise ValueError(
+        f"Unknown unit type {identifier!r}; expected one of {sorted(_UNITS)}."
+    )
