@@ -1,0 +1,259 @@
+"""Pictures of what an RBM has learned: filter and sample grids.
+
+Looking at the first layer's filters and at fantasies from the model is the
+quickest check that an RBM is learning something (Hinton's practical guide,
+section 15). `image_grid` tiles images into one picture, `save_image_grid`
+writes it as a PNG through `tf.io.encode_png` (no imaging dependency), and
+`ImageGridCallback` does both during ``fit()``, optionally also as
+TensorBoard image summaries.
+
+References:
+    Hinton, "A Practical Guide to Training Restricted Boltzmann Machines",
+    UTML TR 2010-003, section 15 (displaying what is happening).
+"""
+
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def _resolve_shape(num_features, image_shape):
+    if image_shape is not None:
+        image_shape = tuple(int(d) for d in image_shape)
+        if math.prod(image_shape) != num_features:
+            raise ValueError(
+                f"image_shape {image_shape} holds {math.prod(image_shape)} values, "
+                f"but each image has {num_features}."
+            )
+        return image_shape
+    side = math.isqrt(num_features)
+    if side * side != num_features:
+        raise ValueError(
+            f"Images of {num_features} features are not square: pass image_shape."
+        )
+    return (side, side)
+
+
+def image_grid(images, image_shape=None, rows=None, cols=None, padding=1, normalize=True):
+    """Tiles images (filters or samples) into one uint8 picture.
+
+    Args:
+        images: array of shape ``(n, features)``, ``(n, height, width)`` or
+            ``(n, height, width, channels)``.
+        image_shape: ``(height, width)`` or ``(height, width, channels)`` of
+            each image when ``images`` is flat; by default square.
+        rows, cols: grid size; by default ``cols = ceil(sqrt(n))`` and as
+            many rows as needed. Images beyond ``rows * cols`` are dropped.
+        padding: pixels of black between tiles.
+        normalize: rescale each image to its own [min, max] (right for
+            filters, whose scale varies from unit to unit); otherwise values
+            are clipped to [0, 1] (right for probabilities and samples).
+
+    Returns:
+        A uint8 array of shape ``(H, W)``, or ``(H, W, channels)`` when the
+        images have a channel axis.
+
+    Example:
+    >>> grid = image_grid(rbm.kernel.numpy().T[:100])   # 100 28x28 filters
+    >>> grid.shape
+    (289, 289)
+    """
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim < 2:
+        raise ValueError(f"`images` needs a leading batch axis, got shape {images.shape}.")
+    n = images.shape[0]
+    if images.ndim == 2:
+        shape = _resolve_shape(images.shape[1], image_shape)
+        images = images.reshape((n,) + shape)
+    channels = images.shape[3] if images.ndim == 4 else None
+    if images.ndim == 3:
+        images = images[..., None]
+    if n == 0:
+        raise ValueError("`images` is empty.")
+    if cols is None:
+        cols = math.ceil(math.sqrt(n)) if rows is None else math.ceil(n / rows)
+    if rows is None:
+        rows = math.ceil(n / cols)
+    images = images[: rows * cols]
+
+    if normalize:
+        axes = tuple(range(1, images.ndim))
+        low = images.min(axis=axes, keepdims=True)
+        span = images.max(axis=axes, keepdims=True) - low
+        images = np.where(span > 0, (images - low) / np.where(span > 0, span, 1.0), 0.0)
+    else:
+        images = np.clip(images, 0.0, 1.0)
+
+    height, width, depth = images.shape[1:]
+    grid = np.zeros(
+        (rows * height + (rows - 1) * padding, cols * width + (cols - 1) * padding, depth)
+    )
+    for index, image in enumerate(images):
+        top = (index // cols) * (height + padding)
+        left = (index % cols) * (width + padding)
+        grid[top : top + height, left : left + width] = image
+    grid = np.round(grid * 255.0).astype(np.uint8)
+    return grid if channels is not None else grid[..., 0]
+
+
+def save_image_grid(images, path, **kwargs):
+    """Writes `image_grid` of ``images`` to a PNG file.
+
+    Args:
+        images: as for `image_grid`.
+        path: file to write; parent directories are created.
+        **kwargs: passed to `image_grid`.
+
+    Returns:
+        ``path``.
+
+    Example:
+    >>> save_image_grid(rbm.sample(64, gibbs_steps=1000), "samples.png", normalize=False)
+    """
+    return _write_png(image_grid(images, **kwargs), path)
+
+
+def _write_png(grid, path):
+    if grid.ndim == 2:
+        grid = grid[..., None]
+    parent = os.path.dirname(os.fspath(path))
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    tf.io.write_file(os.fspath(path), tf.io.encode_png(grid))
+    return path
+
+
+def _image_summary(name, grid, step):
+    """Writes ``grid`` as a TensorBoard image summary to the default writer.
+
+    The record is the one `tf.summary.image` writes (the images plugin's
+    ``[width, height, png]`` string tensor), built with `tf.summary.write`
+    so that the ``tensorboard`` package is needed to view it, not to write it.
+    """
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="images"),
+        data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+    )
+    image = grid[..., None] if grid.ndim == 2 else grid
+    tensor = tf.stack(
+        [str(image.shape[1]), str(image.shape[0]), tf.io.encode_png(image)]
+    )
+    return tf.summary.write(tag=name, tensor=tensor, step=step, metadata=metadata)
+
+
+class ImageGridCallback(keras.callbacks.Callback):
+    """Writes grids of first-layer filters and of model samples during fit.
+
+    Every ``every_n_epochs`` epochs it writes ``filters_epochNNN.png`` (the
+    columns of the RBM's kernel, one tile per hidden unit) and
+    ``samples_epochNNN.png`` (fantasies after ``gibbs_steps`` Gibbs steps)
+    into ``log_dir``, and with ``tensorboard=True`` the same pictures as
+    image summaries ``filters`` and ``samples`` (step = epoch number).
+
+    Filters come from ``rbm`` when given (e.g. the first layer of a DBN),
+    otherwise from the model being fitted (a DBN's first layer). Samples
+    come from ``generate(n, gibbs_steps=...)`` of ``rbm`` or of the model
+    when either has one (a DBN), otherwise from the filter RBM's
+    ``sample(n, gibbs_steps)``.
+
+    Args:
+        log_dir: folder for the PNG files and TensorBoard events.
+        every_n_epochs: how often to write.
+        num_filters: number of hidden units whose filters are shown.
+        num_samples: number of samples drawn.
+        gibbs_steps: Gibbs steps per sample.
+        image_shape: shape of one visible vector as an image; by default
+            square.
+        tensorboard: also write TensorBoard image summaries.
+        rbm: the RBM whose filters are shown (or a DBN); by default the
+            fitted model.
+
+    Example:
+
+    ```python
+    rbm.fit(x, epochs=10, callbacks=[ImageGridCallback("logs/rbm", every_n_epochs=5)])
+    ```
+
+    References:
+        Hinton, UTML TR 2010-003, section 15.
+    """
+
+    def __init__(
+        self,
+        log_dir,
+        every_n_epochs=1,
+        num_filters=100,
+        num_samples=100,
+        gibbs_steps=1000,
+        image_shape=None,
+        tensorboard=True,
+        rbm=None,
+    ):
+        super().__init__()
+        if every_n_epochs < 1:
+            raise ValueError(f"`every_n_epochs` must be >= 1, got {every_n_epochs}.")
+        self.log_dir = os.fspath(log_dir)
+        self.every_n_epochs = int(every_n_epochs)
+        self.num_filters = int(num_filters)
+        self.num_samples = int(num_samples)
+        self.gibbs_steps = int(gibbs_steps)
+        self.image_shape = image_shape
+        self.tensorboard = bool(tensorboard)
+        self.rbm = rbm
+        self._writer = None
+
+    def _filter_rbm(self):
+        source = self.rbm if self.rbm is not None else self.model
+        if hasattr(source, "rbms"):  # a DBN: its first layer sees the pixels
+            source = source.rbms[0]
+        if source is None or not hasattr(source, "kernel"):
+            raise ValueError(
+                "ImageGridCallback needs an RBM with a `kernel`: pass rbm= "
+                "(e.g. the first layer of a DBN)."
+            )
+        return source
+
+    def _samples(self):
+        for source in (self.rbm, self.model):
+            if source is not None and hasattr(source, "generate"):
+                return np.asarray(source.generate(self.num_samples, gibbs_steps=self.gibbs_steps))
+        return np.asarray(self._filter_rbm().sample(self.num_samples, self.gibbs_steps))
+
+    def write(self, epoch):
+        """Writes the grids for ``epoch`` (1-based) and returns their paths."""
+        rbm = self._filter_rbm()
+        filters = np.asarray(rbm.kernel)[:, : self.num_filters].T
+        samples = self._samples()
+        # Bernoulli samples are probabilities; other units need rescaling.
+        bernoulli = getattr(getattr(rbm, "visible_units", None), "name", None) == "bernoulli"
+        grids = {
+            "filters": image_grid(filters, image_shape=self.image_shape, normalize=True),
+            "samples": image_grid(
+                samples, image_shape=self.image_shape, normalize=not bernoulli
+            ),
+        }
+        paths = {}
+        for name, grid in grids.items():
+            paths[name] = os.path.join(self.log_dir, f"{name}_epoch{epoch:03d}.png")
+            _write_png(grid, paths[name])
+        if self.tensorboard:
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(self.log_dir)
+            with self._writer.as_default():
+                for name, grid in grids.items():
+                    _image_summary(name, grid, epoch)
+            self._writer.flush()
+        return paths
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs == 0:
+            self.write(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()

@@ -1,0 +1,362 @@
+"""Partition functions, likelihoods and image grids against direct computation."""
+
+import glob
+import itertools
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_dbn
+from keras_dbn import evaluation
+from keras_dbn.callbacks import ImageGridCallback, image_grid, save_image_grid
+
+# ------------------------------------------------------------------ helpers
+
+
+def all_states(n):
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
+
+
+def make_rbm(num_visible, num_hidden, scale=1.0, bias_scale=0.5, seed=0, **kwargs):
+    rng = np.random.default_rng(seed)
+    rbm = keras_dbn.RBM(num_hidden, seed=seed, **kwargs)
+    rbm.build((None, num_visible))
+    rbm.kernel.assign(rng.normal(0, scale, (num_visible, num_hidden)))
+    rbm.visible_bias.assign(rng.normal(0, bias_scale, num_visible))
+    rbm.hidden_bias.assign(rng.normal(0, bias_scale, num_hidden))
+    return rbm
+
+
+def params(rbm):
+    return tuple(
+        np.asarray(w, dtype="float64") for w in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias)
+    )
+
+
+def logsumexp(x, axis=None):
+    top = np.max(x, axis=axis, keepdims=True)
+    return np.squeeze(top + np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True)), axis=axis)
+
+
+def brute_log_p(rbm):
+    """log p(v) of every visible state, by enumerating every joint (v, h)."""
+    w, b, c = params(rbm)
+    v, h = all_states(w.shape[0]), all_states(w.shape[1])
+    neg_energy = (v @ b)[:, None] + (h @ c)[None, :] + v @ w @ h.T
+    log_unnormalised = logsumexp(neg_energy, axis=1)
+    return v, log_unnormalised - logsumexp(neg_energy)
+
+
+def numpy_free_energy(rbm, v):
+    w, b, c = params(rbm)
+    return -v @ b - np.logaddexp(0.0, v @ w + c).sum(axis=1)
+
+
+def softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+# ------------------------------------------------------ exact partition
+
+
+def test_exact_log_partition_matches_joint_enumeration():
+    rbm = make_rbm(6, 4, seed=1)
+    w, b, c = params(rbm)
+    v, h = all_states(6), all_states(4)
+    neg_energy = (v @ b)[:, None] + (h @ c)[None, :] + v @ w @ h.T
+    expected = logsumexp(neg_energy)
+    assert evaluation.exact_log_partition(rbm) == pytest.approx(expected, abs=1e-10)
+    for layer in ("visible", "hidden"):
+        got = evaluation.exact_log_partition(rbm, enumerate_layer=layer, chunk_size=5)
+        assert got == pytest.approx(expected, abs=1e-10)
+
+
+def test_exact_log_partition_zero_weights_closed_form():
+    rbm = make_rbm(7, 5, seed=2)
+    rbm.kernel.assign(np.zeros((7, 5)))
+    _, b, c = params(rbm)
+    expected = softplus(b).sum() + softplus(c).sum()
+    assert evaluation.exact_log_partition(rbm) == pytest.approx(expected, abs=1e-10)
+
+    # Gaussian visible: integral of exp(-(v - b)^2 / 2) is sqrt(2 pi) per unit.
+    gauss = make_rbm(7, 5, seed=2, visible="gaussian")
+    gauss.kernel.assign(np.zeros((7, 5)))
+    _, _, c = params(gauss)
+    expected = 3.5 * math.log(2 * math.pi) + softplus(c).sum()
+    assert evaluation.exact_log_partition(gauss) == pytest.approx(expected, abs=1e-10)
+
+
+def test_exact_log_partition_gaussian_visible_matches_quadrature():
+    rbm = make_rbm(2, 3, scale=0.7, seed=3, visible="gaussian")
+    w, b, c = params(rbm)
+    grid = np.linspace(-14.0, 14.0, 1401)
+    step = grid[1] - grid[0]
+    v = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
+    h = all_states(3)
+    neg_energy = (
+        -0.5 * ((v - b) ** 2).sum(axis=1)[:, None] + (h @ c)[None, :] + v @ w @ h.T
+    )
+    expected = logsumexp(neg_energy) + 2 * math.log(step)
+    assert evaluation.exact_log_partition(rbm) == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="not binary"):
+        evaluation.exact_log_partition(rbm, enumerate_layer="visible")
+
+
+def test_exact_log_partition_refuses_large_layers():
+    rbm = make_rbm(30, 25)
+    with pytest.raises(ValueError, match="ais_log_partition"):
+        evaluation.exact_log_partition(rbm)
+    assert np.isfinite(evaluation.exact_log_partition(make_rbm(30, 8), max_units=8))
+
+
+# ------------------------------------------------------------------- AIS
+
+# With M chains the returned interval is log(Z_hat -/+ 3 std(w) / sqrt(M)),
+# so by the delta method its half-width is about 3 standard errors of
+# log Z_hat: a correct estimator contains the exact value with probability
+# ~0.997 per run. The runs below use fixed seeds, so each is reproducible.
+# The interval must also be narrow (< 0.5 nats), so that containment is a
+# real check rather than a consequence of a huge variance.
+
+
+@pytest.mark.parametrize(
+    "num_hidden, scale, seed, with_data",
+    [(10, 0.5, 0, False), (15, 1.0, 1, False), (12, 1.0, 2, True)],
+)
+def test_ais_brackets_exact_log_partition(num_hidden, scale, seed, with_data):
+    rbm = make_rbm(20, num_hidden, scale=scale, seed=seed)
+    exact = evaluation.exact_log_partition(rbm)
+    data = None
+    if with_data:
+        data = (np.random.default_rng(seed).random((500, 20)) < 0.3).astype("float32")
+    result = evaluation.ais_log_partition(
+        rbm, num_chains=200, betas=evaluation.paper_betas(1000), data=data, seed=seed
+    )
+    assert result.log_z_low <= exact <= result.log_z_high
+    assert result.log_z_high - result.log_z_low < 0.5
+    assert abs(result.log_z - exact) <= result.log_z_high - result.log_z_low
+
+
+def test_ais_is_reproducible_and_reports_details():
+    rbm = make_rbm(20, 10, scale=0.5, seed=4)
+    betas = np.linspace(0.0, 1.0, 201)
+    first = evaluation.ais_log_partition(rbm, num_chains=50, betas=betas, seed=7, return_details=True)
+    again = evaluation.ais_log_partition(rbm, num_chains=50, betas=betas, seed=7, return_details=True)
+    other = evaluation.ais_log_partition(rbm, num_chains=50, betas=betas, seed=8)
+    np.testing.assert_array_equal(first.log_weights, again.log_weights)
+    assert first.log_z != other.log_z
+    assert first.log_weights.shape == (50,)
+    assert first.samples.shape == (50, 20)
+    assert set(np.unique(first.samples)) <= {0.0, 1.0}
+    assert first.log_z == pytest.approx(
+        first.log_z_base + logsumexp(first.log_weights) - math.log(50), abs=1e-9
+    )
+    assert first.log_z_low < first.log_z < first.log_z_high
+
+
+def test_ais_base_rate_from_array_or_dataset():
+    rbm = make_rbm(20, 10, scale=0.5, seed=11)
+    data = (np.random.default_rng(11).random((300, 20)) < 0.3).astype("float32")
+    kwargs = dict(num_chains=20, betas=np.linspace(0, 1, 51), seed=3)
+    from_array = evaluation.ais_log_partition(rbm, data=data, **kwargs)
+    dataset = tf.data.Dataset.from_tensor_slices((data, np.zeros(300))).batch(64)
+    from_dataset = evaluation.ais_log_partition(rbm, data=dataset, **kwargs)
+    from_rate = evaluation.ais_log_partition(rbm, base_rate=data.mean(axis=0), **kwargs)
+    assert from_dataset.log_z == pytest.approx(from_array.log_z, abs=1e-6)
+    assert from_rate.log_z == pytest.approx(from_array.log_z, abs=1e-6)
+    p = np.clip(data.mean(axis=0), 1e-3, 1 - 1e-3)
+    assert from_array.log_z_base == pytest.approx(
+        softplus(np.log(p / (1 - p))).sum() + 10 * math.log(2), abs=1e-6
+    )
+
+
+def test_ais_zero_weights_is_exact():
+    # With W = 0 and the base rate equal to the model's visible biases every
+    # intermediate distribution is the same up to a constant: all importance
+    # weights are equal and the estimate is exact.
+    rbm = make_rbm(20, 10, seed=5)
+    rbm.kernel.assign(np.zeros((20, 10)))
+    p = np.random.default_rng(5).uniform(0.05, 0.95, 20)
+    rbm.visible_bias.assign(np.log(p) - np.log1p(-p))
+    _, b, c = params(rbm)
+    expected = softplus(b).sum() + softplus(c).sum()
+    result = evaluation.ais_log_partition(
+        rbm, num_chains=20, betas=np.linspace(0, 1, 101), base_rate=p, seed=0, return_details=True
+    )
+    assert result.log_z == pytest.approx(expected, abs=1e-5)
+    assert result.log_z_high - result.log_z_low < 1e-5
+    assert np.ptp(result.log_weights) < 1e-5
+
+
+def test_ais_gaussian_visible_brackets_exact():
+    rbm = make_rbm(20, 10, scale=0.3, seed=6, visible="gaussian")
+    exact = evaluation.exact_log_partition(rbm)
+    data = np.random.default_rng(6).normal(0.0, 1.0, (500, 20)) + params(rbm)[1]
+    result = evaluation.ais_log_partition(
+        rbm, num_chains=200, betas=evaluation.paper_betas(1000), data=data, seed=6
+    )
+    assert result.log_z_low <= exact <= result.log_z_high
+    assert result.log_z_high - result.log_z_low < 0.5
+
+
+def test_ais_argument_errors():
+    with pytest.raises(ValueError, match="Bernoulli hidden"):
+        evaluation.ais_log_partition(make_rbm(4, 3, hidden="gaussian"))
+    with pytest.raises(ValueError, match="betas"):
+        evaluation.ais_log_partition(make_rbm(4, 3), betas=[0.0, 0.5])
+
+
+def test_paper_betas_schedule():
+    betas = evaluation.paper_betas()
+    assert betas.shape == (14501,)
+    assert betas[0] == 0.0 and betas[-1] == 1.0 and np.all(np.diff(betas) > 0)
+    steps = np.diff(betas)
+    np.testing.assert_allclose(steps[:500], 1e-3)
+    np.testing.assert_allclose(steps[500:4500], 1e-4)
+    np.testing.assert_allclose(steps[4500:], 1e-5)
+    assert evaluation.paper_betas(1450).shape == (1451,)
+
+
+# ------------------------------------------------------------ likelihoods
+
+
+def test_log_likelihood_with_exact_log_z_matches_brute_force():
+    rbm = make_rbm(6, 4, seed=7)
+    v, log_p = brute_log_p(rbm)
+    rows = np.random.default_rng(7).integers(0, len(v), 50)
+    log_z = evaluation.exact_log_partition(rbm)
+    got = evaluation.log_likelihood(rbm, v[rows], log_z=log_z)
+    assert got == pytest.approx(log_p[rows].mean(), abs=1e-9)
+    # Through AIS: the same up to the estimate's uncertainty.
+    estimate = evaluation.log_likelihood(
+        rbm, v[rows], num_chains=100, betas=np.linspace(0, 1, 301), seed=0
+    )
+    assert estimate == pytest.approx(got, abs=0.05)
+
+
+def test_pseudo_likelihood_all_bits_matches_direct_computation():
+    rbm = make_rbm(12, 7, seed=8)
+    x = (np.random.default_rng(8).random((30, 12)) < 0.4).astype("float64")
+    fe = numpy_free_energy(rbm, x)
+    expected = np.zeros(30)
+    for i in range(12):
+        flipped = x.copy()
+        flipped[:, i] = 1 - flipped[:, i]
+        # log p(v_i | v_-i) = log sigmoid(F(flipped) - F(v))
+        expected += -np.logaddexp(0.0, -(numpy_free_energy(rbm, flipped) - fe))
+    got = evaluation.pseudo_likelihood(rbm, x, all_bits=True, batch_size=7)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_pseudo_likelihood_matches_sklearn_score_samples():
+    from sklearn.neural_network import BernoulliRBM
+
+    rbm = make_rbm(12, 7, seed=9)
+    w, b, c = params(rbm)
+    x = (np.random.default_rng(9).random((40, 12)) < 0.5).astype("float64")
+    sk = BernoulliRBM(n_components=7, random_state=3)
+    sk.components_, sk.intercept_hidden_, sk.intercept_visible_ = w.T, c, b
+    sk.n_features_in_ = 12
+    np.testing.assert_allclose(
+        evaluation.pseudo_likelihood(rbm, x, seed=3), sk.score_samples(x), rtol=1e-10
+    )
+
+
+def test_pseudo_likelihood_one_bit_is_unbiased_for_all_bits():
+    # n_features * log p(v_i | v_-i) with i uniform has expectation sum_i.
+    rbm = make_rbm(10, 6, seed=10)
+    x = np.tile((np.random.default_rng(10).random((1, 10)) < 0.5).astype("float64"), (20000, 1))
+    one_bit = evaluation.pseudo_likelihood(rbm, x, seed=0)
+    exact = evaluation.pseudo_likelihood(rbm, x[:1], all_bits=True)[0]
+    standard_error = one_bit.std() / math.sqrt(len(one_bit))
+    assert abs(one_bit.mean() - exact) < 4 * standard_error
+
+
+def test_pseudo_likelihood_needs_bernoulli_visible():
+    with pytest.raises(ValueError, match="Bernoulli visible"):
+        evaluation.pseudo_likelihood(make_rbm(4, 3, visible="gaussian"), np.zeros((2, 4)))
+
+
+# ----------------------------------------------------------- image grids
+
+
+def test_image_grid_shapes_and_normalisation():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(10, 16))
+    images[3] = 2.0  # constant image
+    grid = image_grid(images)  # 4x4 tiles, 4 columns, 3 rows
+    assert grid.dtype == np.uint8 and grid.shape == (3 * 4 + 2, 4 * 4 + 3)
+    first = grid[0:4, 0:4]
+    assert first.min() == 0 and first.max() == 255
+    assert np.all(grid[0:4, 15:19] == 0)  # the constant image
+    assert np.all(grid[4, :] == 0) and np.all(grid[:, 4] == 0)  # padding
+
+    grid = image_grid(images, image_shape=(2, 8), rows=2, padding=0)
+    assert grid.shape == (4, 40)
+    grid = image_grid(np.full((3, 2, 5), 0.5), normalize=False, cols=3, padding=2)
+    assert grid.shape == (2, 19) and grid[0, 0] == 128 and grid[0, 5] == 0
+    colour = image_grid(rng.random((4, 3, 3, 3)), padding=0)
+    assert colour.shape == (6, 6, 3)
+    with pytest.raises(ValueError, match="square"):
+        image_grid(np.zeros((2, 10)))
+
+
+def test_save_image_grid_writes_png(tmp_path):
+    images = np.random.default_rng(1).random((5, 9))
+    path = save_image_grid(images, tmp_path / "sub" / "grid.png", normalize=False)
+    decoded = tf.io.decode_png(tf.io.read_file(str(path))).numpy()
+    np.testing.assert_array_equal(decoded[..., 0], image_grid(images, normalize=False))
+
+
+def _image_summaries(log_dir):
+    """{(tag, step): decoded image} of the images-plugin summaries in log_dir."""
+    found = {}
+    for event_file in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            for value in event.summary.value:
+                assert value.metadata.plugin_data.plugin_name == "images"
+                width, height, png = tf.make_ndarray(value.tensor)
+                image = tf.io.decode_png(png).numpy()
+                assert image.shape[:2] == (int(height), int(width))
+                found[(value.tag, event.step)] = image
+    return found
+
+
+def test_image_grid_callback_during_fit(tmp_path):
+    x = (np.random.default_rng(2).random((64, 16)) < 0.5).astype("float32")
+    rbm = keras_dbn.RBM(6, seed=0)
+    callback = ImageGridCallback(tmp_path, num_filters=4, num_samples=9, gibbs_steps=3)
+    rbm.fit(x, epochs=2, batch_size=32, verbose=0, callbacks=[callback])
+    summaries = _image_summaries(str(tmp_path))
+    assert len(summaries) == 4
+    for epoch in (1, 2):
+        for name in ("filters", "samples"):
+            path = tmp_path / f"{name}_epoch{epoch:03d}.png"
+            image = tf.io.decode_png(tf.io.read_file(str(path))).numpy()
+            assert image.shape == {"filters": (9, 9, 1), "samples": (14, 14, 1)}[name]
+            np.testing.assert_array_equal(summaries[(name, epoch)], image)
+
+    sparse = tmp_path / "every2"
+    rbm.fit(x, epochs=3, verbose=0, callbacks=[ImageGridCallback(sparse, every_n_epochs=2, gibbs_steps=1, tensorboard=False)])
+    assert sorted(os.listdir(sparse)) == ["filters_epoch002.png", "samples_epoch002.png"]
+
+
+def test_image_grid_callback_with_explicit_rbm_and_generator(tmp_path):
+    rbm = make_rbm(16, 5, seed=3)
+
+    class Generator:  # stands in for a DBN
+        def generate(self, n, gibbs_steps=1000):
+            return np.ones((n, 16))
+
+    callback = ImageGridCallback(tmp_path, num_samples=4, tensorboard=False, rbm=rbm)
+    callback.set_model(Generator())
+    paths = callback.write(7)
+    samples = tf.io.decode_png(tf.io.read_file(paths["samples"])).numpy()[..., 0]
+    assert samples.shape == (9, 9)
+    assert samples[0, 0] == 255 and samples[4, 4] == 0  # ones, black padding
+    filters = tf.io.decode_png(tf.io.read_file(paths["filters"])).numpy()
+    assert filters.shape == (9, 14, 1)  # 5 filters: 3 columns, 2 rows
+    assert os.path.basename(paths["filters"]) == "filters_epoch007.png"
