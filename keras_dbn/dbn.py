@@ -1,0 +1,408 @@
+"""The Deep Belief Network: a stack of RBMs trained greedily."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_dbn.rbm import RBM
+
+# Activations of one layer for the whole dataset are kept in memory below
+# this many bytes (faster than recomputing them every epoch); above it the
+# lower layers are applied batch by batch as the data streams past.
+_CACHE_LIMIT_BYTES = 2 * 1024**3
+
+
+def _per_layer(value, count, name):
+    """Broadcasts a scalar option to one value per layer."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != count:
+            raise ValueError(f"`{name}` has {len(value)} entries for {count} layers.")
+        return list(value)
+    return [value] * count
+
+
+@keras.saving.register_keras_serializable(package="keras_dbn")
+class DBN(keras.Model):
+    """A Deep Belief Network: RBMs stacked and trained greedily, layer by layer.
+
+    Each RBM is trained with its own ``fit()`` on the hidden activations
+    ``p(h | v)`` that the RBMs below it produce from the data (Hinton, Osindero
+    & Teh 2006, section 4). The trained stack then serves three purposes:
+
+    * ``to_classifier()`` converts it to a plain ``keras.Sequential`` of Dense
+      layers initialised from the RBM weights, to fine-tune on labels
+      (Hinton & Salakhutdinov 2006);
+    * ``generate()`` draws samples: a Gibbs chain in the top RBM, then one
+      ancestral pass down through ``p(v | h)`` of every lower RBM;
+    * ``call(x)`` gives the top layer's hidden probabilities as features.
+
+    Args:
+        layers: list of hidden layer sizes (e.g. ``[500, 500, 2000]``) or of
+            `RBM` instances (for full per-layer control).
+        visible: unit type of the data, ``"bernoulli"`` or ``"gaussian"``
+            (first RBM only; upper RBMs see Bernoulli hidden activations).
+        hidden: hidden unit type of every RBM built from a size, or a list.
+        k: Gibbs steps per CD update, an int or one per layer.
+        persistent: PCD instead of CD, a bool or one per layer.
+        seed: integer seed; layer ``i`` gets ``seed + i``.
+        rbm_kwargs: further `RBM` arguments for the layers built from sizes
+            (``sparsity_target``, ``num_chains``, ...).
+        **kwargs: passed to `keras.Model`.
+
+    Example:
+
+    ```python
+    dbn = keras_dbn.DBN([500, 500, 2000], k=1, seed=0)
+    dbn.pretrain(x_train, epochs=10, batch_size=100)
+    clf = dbn.to_classifier(num_classes=10, dropout=0.1)
+    clf.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    clf.fit(x_train, y_train, epochs=10)
+    digits = dbn.generate(16, gibbs_steps=1000)
+    ```
+
+    References:
+        Hinton, Osindero & Teh, "A Fast Learning Algorithm for Deep Belief
+        Nets", Neural Computation 18(7), 2006.
+        Hinton & Salakhutdinov, "Reducing the Dimensionality of Data with
+        Neural Networks", Science 313, 2006.
+    """
+
+    def __init__(
+        self,
+        layers,
+        visible="bernoulli",
+        hidden="bernoulli",
+        k=1,
+        persistent=False,
+        seed=None,
+        rbm_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(layers, (list, tuple)) or not layers:
+            raise ValueError(f"`layers` must be a non-empty list of sizes or RBMs, got {layers!r}.")
+        count = len(layers)
+        hiddens = _per_layer(hidden, count, "hidden")
+        ks = _per_layer(k, count, "k")
+        persistents = _per_layer(persistent, count, "persistent")
+        rbms = []
+        for i, layer in enumerate(layers):
+            if isinstance(layer, dict):  # from get_config
+                layer = keras.saving.deserialize_keras_object(layer)
+            if not isinstance(layer, RBM):
+                layer = RBM(
+                    layer,
+                    visible=visible if i == 0 else "bernoulli",
+                    hidden=hiddens[i],
+                    k=ks[i],
+                    persistent=persistents[i],
+                    seed=None if seed is None else seed + i,
+                    name=f"rbm_{i}",
+                    **(rbm_kwargs or {}),
+                )
+            rbms.append(layer)
+        for lower, upper in zip(rbms, rbms[1:]):
+            if upper.visible_units.name != lower.hidden_units.name:
+                raise ValueError(
+                    f"RBM {upper.name} has {upper.visible} visible units but sits on "
+                    f"{lower.hidden} hidden units of {lower.name}."
+                )
+        self.rbms = rbms
+        self.seed = seed
+
+    # ----------------------------------------------------------------- build
+
+    def build(self, input_shape):
+        shape = (None, int(np.prod(input_shape[1:])))
+        for rbm in self.rbms:
+            if not rbm.built:
+                rbm.build(shape)
+            elif rbm.num_visible != shape[1]:
+                raise ValueError(
+                    f"{rbm.name} expects {rbm.num_visible} inputs but the layer below gives {shape[1]}."
+                )
+            shape = (None, rbm.units)
+        self.built = True
+
+    @property
+    def num_visible(self):
+        return self.rbms[0].num_visible
+
+    def call(self, inputs):
+        """Top-layer hidden probabilities, propagated up through every RBM."""
+        x = inputs
+        for rbm in self.rbms:
+            x = rbm.hidden_given_visible(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.rbms[-1].units)
+
+    def transform(self, x, num_layers=None, batch_size=1000):
+        """Hidden probabilities of the first ``num_layers`` RBMs for NumPy data.
+
+        Args:
+            x: data, shape ``(n, num_visible)``.
+            num_layers: how many RBMs to apply (default: all).
+            batch_size: rows per forward pass.
+
+        Returns:
+            NumPy array of shape ``(n, units of layer num_layers)``.
+        """
+        num_layers = len(self.rbms) if num_layers is None else num_layers
+        x = np.asarray(x, dtype="float32").reshape(len(x), -1)
+        for rbm in self.rbms[:num_layers]:
+            x = rbm.predict(x, batch_size=batch_size, verbose=0)
+        return x
+
+    # -------------------------------------------------------------- training
+
+    def pretrain(
+        self,
+        x,
+        epochs=10,
+        batch_size=100,
+        optimizer=None,
+        callbacks=None,
+        validation_data=None,
+        verbose="auto",
+        sample=False,
+        init_visible_bias=True,
+        **fit_kwargs,
+    ):
+        """Greedy layer-wise pretraining (Hinton, Osindero & Teh 2006, section 4).
+
+        RBM ``i`` is trained by its own ``fit()`` on the hidden probabilities
+        of RBMs ``0 .. i-1`` driven by the data. For NumPy data those
+        activations are computed once per layer and held while that layer
+        trains (only one layer's worth at a time, and only when it fits in
+        2 GiB); otherwise, and for `tf.data.Dataset` input, the lower layers
+        are applied batch by batch as the data streams past.
+
+        Args:
+            x: NumPy array ``(n, features)`` with values in [0, 1] (Bernoulli
+                visible units), or a batched `tf.data.Dataset` of ``x`` or
+                ``(x, y)`` (labels are ignored).
+            epochs: epochs per layer, an int or one per layer.
+            batch_size: batch size for NumPy input, an int or one per layer.
+            optimizer: optimizer for RBMs not compiled yet: a name, a config
+                or an instance (cloned for each layer), or one per layer.
+                Default: ``SGD(0.1, momentum=0.5)``.
+            callbacks: Keras callbacks passed to every layer's ``fit()``.
+            validation_data: NumPy array (or ``(x, y)``) of held-out data,
+                propagated up like the training data.
+            verbose: Keras verbosity of each ``fit()``; a header names each
+                layer unless ``verbose=0``.
+            sample: train upper layers on sampled binary states of the layers
+                below (fresh samples each epoch) instead of probabilities.
+            init_visible_bias: set each RBM's visible biases from the mean
+                of its input before training (practical guide, section 8.1)
+                when the input is a NumPy array and the RBM is untrained.
+            **fit_kwargs: further ``fit()`` arguments (``shuffle``, ...).
+
+        Returns:
+            A list with the `keras.callbacks.History` of each layer.
+        """
+        import tensorflow as tf
+
+        count = len(self.rbms)
+        epochs = _per_layer(epochs, count, "epochs")
+        batch_sizes = _per_layer(batch_size, count, "batch_size")
+        optimizers = _per_layer(optimizer, count, "optimizer")
+        is_numpy = not isinstance(x, tf.data.Dataset)
+        if is_numpy:
+            x = np.asarray(x, dtype="float32").reshape(len(x), -1)
+            self.build(x.shape)
+        else:
+            self.build(self._dataset_feature_shape(x))
+        val = validation_data[0] if isinstance(validation_data, (tuple, list)) else validation_data
+        if val is not None:
+            val = np.asarray(val, dtype="float32").reshape(len(val), -1)
+
+        histories = []
+        layer_input, layer_val = x, val
+        for i, rbm in enumerate(self.rbms):
+            if verbose != 0:
+                print(
+                    f"Pretraining layer {i + 1}/{count}: {rbm.name} "
+                    f"({rbm.num_visible} {rbm.visible} -> {rbm.units} {rbm.hidden}, "
+                    f"{'PCD' if rbm.persistent else 'CD'}-{rbm.k})",
+                    flush=True,
+                )
+            if i > 0:
+                layer_input = self._propagate(
+                    layer_input, self.rbms[i - 1], sample, batch_sizes[i],
+                    shuffle=fit_kwargs.get("shuffle", True),
+                )
+                if layer_val is not None:
+                    layer_val = self.rbms[i - 1].predict(layer_val, batch_size=1000, verbose=0)
+            if not rbm.compiled or optimizers[i] is not None:
+                rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
+            trained_before = int(rbm.optimizer.iterations.numpy()) > 0 if rbm.optimizer.built else False
+            if init_visible_bias and isinstance(layer_input, np.ndarray) and not trained_before:
+                rbm.initialize_visible_bias(layer_input)
+            layer_kwargs = dict(fit_kwargs)
+            if isinstance(layer_input, np.ndarray):
+                layer_kwargs["batch_size"] = batch_sizes[i]
+            else:  # datasets arrive batched and shuffled
+                layer_kwargs["shuffle"] = False
+            history = rbm.fit(
+                layer_input,
+                epochs=epochs[i],
+                callbacks=list(callbacks or []),
+                validation_data=layer_val,
+                verbose=verbose,
+                **layer_kwargs,
+            )
+            history.layer_name = rbm.name
+            histories.append(history)
+        return histories
+
+    @staticmethod
+    def _fresh_optimizer(optimizer):
+        if optimizer is None:
+            return keras.optimizers.SGD(learning_rate=0.1, momentum=0.5)
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            # An optimizer holds per-variable state: one instance per RBM.
+            return optimizer.__class__.from_config(optimizer.get_config())
+        return keras.optimizers.get(optimizer)
+
+    @staticmethod
+    def _dataset_feature_shape(dataset):
+        spec = dataset.element_spec
+        spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+        return (None, int(np.prod(spec.shape[1:])))
+
+    def _propagate(self, data, rbm, sample, batch_size, shuffle=True):
+        """The input of the layer above ``rbm``: its hidden activations."""
+        import tensorflow as tf
+
+        def batches(array):
+            ds = tf.data.Dataset.from_tensor_slices(array)
+            if shuffle:
+                ds = ds.shuffle(min(len(array), 60000), reshuffle_each_iteration=True)
+            return ds.batch(batch_size)
+
+        if isinstance(data, np.ndarray):
+            nbytes = len(data) * rbm.units * 4
+            if nbytes <= _CACHE_LIMIT_BYTES:
+                probs = rbm.predict(data, batch_size=1000, verbose=0)
+                if not sample:
+                    return probs
+                data = batches(probs)
+
+                def draw(p):
+                    return tf.cast(tf.random.uniform(tf.shape(p)) < p, p.dtype)
+
+                return data.map(draw, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+            data = batches(data)
+
+        def up(*batch):
+            x = batch[0]
+            x = tf.reshape(tf.cast(x, "float32"), (tf.shape(x)[0], -1))
+            p = rbm.hidden_given_visible(x)
+            if sample:
+                p = tf.cast(tf.random.uniform(tf.shape(p)) < p, p.dtype)
+            return p
+
+        return data.map(up, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    def fit(self, *args, **kwargs):
+        raise TypeError(
+            "A DBN is trained layer by layer with `dbn.pretrain(x)`; for supervised "
+            "fine-tuning convert it with `dbn.to_classifier(num_classes)` and fit that."
+        )
+
+    # ------------------------------------------------------------ conversion
+
+    def to_classifier(self, num_classes, dropout=0.0, input_dropout=0.0, name="dbn_classifier"):
+        """A ``keras.Sequential`` classifier initialised from the RBM weights.
+
+        The network is ``Input -> [Dropout] -> Dense(sigmoid) per RBM, each
+        followed by [Dropout] -> Dense(num_classes, softmax)``; Dense layer
+        ``i`` starts from ``W`` and the hidden bias of RBM ``i`` (Gaussian
+        hidden units become linear Dense layers). Only built-in Keras layers
+        are used, so the model (and its SavedModel) loads without keras_dbn.
+
+        Args:
+            num_classes: number of output classes.
+            dropout: dropout rate after each hidden layer (Srivastava et al.
+                2014 fine-tuned DBNs this way).
+            input_dropout: dropout rate on the input.
+            name: model name.
+
+        Returns:
+            An uncompiled `keras.Sequential`; compile and fit it as usual.
+        """
+        if not self.built:
+            raise ValueError("Pretrain (or build) the DBN before converting it to a classifier.")
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}.")
+        for rate in (dropout, input_dropout):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"Dropout rates must lie in [0, 1), got {rate!r}.")
+        model = keras.Sequential(name=name)
+        model.add(keras.Input((self.num_visible,), name="inputs"))
+        if input_dropout:
+            model.add(keras.layers.Dropout(input_dropout, name="input_dropout"))
+        dense_layers = []
+        for i, rbm in enumerate(self.rbms):
+            activation = "sigmoid" if rbm.hidden == "bernoulli" else "linear"
+            dense = keras.layers.Dense(rbm.units, activation=activation, name=f"dense_{i}")
+            model.add(dense)
+            dense_layers.append((dense, rbm))
+            if dropout:
+                model.add(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
+        model.add(keras.layers.Dense(num_classes, activation="softmax", name="probabilities"))
+        for dense, rbm in dense_layers:
+            dense.set_weights([np.asarray(rbm.kernel), np.asarray(rbm.hidden_bias)])
+        return model
+
+    # -------------------------------------------------------------- sampling
+
+    def generate(self, n, gibbs_steps=1000, initial=None, return_mean=True):
+        """Samples from the DBN as a generative model.
+
+        Runs a Gibbs chain of ``gibbs_steps`` steps in the top RBM, then one
+        ancestral pass down, sampling ``v ~ p(v | h)`` of each lower RBM
+        (Hinton, Osindero & Teh 2006, section 2).
+
+        Args:
+            n: number of samples.
+            gibbs_steps: Gibbs steps in the top RBM.
+            initial: optional data ``(n, features)``; the top chain then starts
+                from its propagated (sampled) hidden states instead of noise.
+            return_mean: return the visible means of the last step (smoother
+                pictures) instead of sampled states.
+
+        Returns:
+            NumPy array of shape ``(n, num_visible)``.
+        """
+        if not self.built:
+            raise ValueError("The DBN has no weights yet: pretrain it first.")
+        top = self.rbms[-1]
+        start = None
+        if initial is not None:
+            start = np.asarray(initial, dtype="float32").reshape(len(initial), -1)
+            for rbm in self.rbms[:-1]:
+                start = rbm.hidden_given_visible(start, sample=True)
+        if len(self.rbms) == 1:
+            return top.sample(n, gibbs_steps, initial=start, return_mean=return_mean)
+        h = ops.convert_to_tensor(top.sample(n, gibbs_steps, initial=start, return_mean=False))
+        lower = self.rbms[:-1]
+        for depth, rbm in enumerate(reversed(lower)):
+            bottom = depth == len(lower) - 1
+            h = rbm.visible_given_hidden(h, sample=not (bottom and return_mean))
+        return ops.convert_to_numpy(h)
+
+    # --------------------------------------------------------- serialization
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "layers": [keras.saving.serialize_keras_object(rbm) for rbm in self.rbms],
+            "visible": self.rbms[0].visible,
+            "seed": self.seed,
+        }

@@ -1,0 +1,368 @@
+"""RBM math against brute-force enumeration, learning, and Keras integration."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+
+import keras_dbn
+
+# --------------------------------------------------------------- brute force
+
+
+def all_states(n):
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
+
+
+def make_rbm(num_visible, num_hidden, scale=1.0, seed=0, **kwargs):
+    """An RBM with random weights and biases of the given scale."""
+    rng = np.random.default_rng(seed)
+    rbm = keras_dbn.RBM(num_hidden, seed=seed, **kwargs)
+    rbm.build((None, num_visible))
+    rbm.kernel.assign(rng.normal(0, scale, (num_visible, num_hidden)))
+    rbm.visible_bias.assign(rng.normal(0, scale, num_visible))
+    rbm.hidden_bias.assign(rng.normal(0, scale, num_hidden))
+    return rbm
+
+
+def params(rbm):
+    return (
+        np.asarray(rbm.kernel, dtype="float64"),
+        np.asarray(rbm.visible_bias, dtype="float64"),
+        np.asarray(rbm.hidden_bias, dtype="float64"),
+    )
+
+
+def joint_log_weights(rbm, v, h):
+    """-E(v, h) for every pair of rows (Bernoulli-Bernoulli), shape (len(v), len(h))."""
+    w, b, c = params(rbm)
+    return v @ b[:, None] + (h @ c)[None, :] + v @ w @ h.T
+
+
+def exact_log_z(rbm):
+    w, b, c = params(rbm)
+    lw = joint_log_weights(rbm, all_states(w.shape[0]), all_states(w.shape[1]))
+    return np.logaddexp.reduce(lw.ravel())
+
+
+def exact_log_p(rbm, v):
+    """log p(v) by enumerating all hidden states and all joint states."""
+    w, _, _ = params(rbm)
+    lw = joint_log_weights(rbm, v, all_states(w.shape[1]))
+    return np.logaddexp.reduce(lw, axis=1) - exact_log_z(rbm)
+
+
+def exact_gradient(rbm, data):
+    """Exact d mean log p(data) / d(W, b, c) by enumeration."""
+    w, b, c = params(rbm)
+    vs, hs = all_states(w.shape[0]), all_states(w.shape[1])
+    lw = joint_log_weights(rbm, vs, hs)
+    p_joint = np.exp(lw - np.logaddexp.reduce(lw.ravel()))
+    model_vh = vs.T @ p_joint @ hs
+    model_v, model_h = p_joint.sum(1) @ vs, p_joint.sum(0) @ hs
+    ph = 1 / (1 + np.exp(-(data @ w + c)))
+    data_vh = data.T @ ph / len(data)
+    return data_vh - model_vh, data.mean(0) - model_v, ph.mean(0) - model_h
+
+
+def sample_exact(rbm, n, seed):
+    """n exact samples from p(v) of a tiny Bernoulli RBM."""
+    w, _, _ = params(rbm)
+    vs = all_states(w.shape[0])
+    p = np.exp(exact_log_p(rbm, vs))
+    idx = np.random.default_rng(seed).choice(len(vs), size=n, p=p / p.sum())
+    return vs[idx].astype("float32")
+
+
+# ---------------------------------------------------------------- exact math
+
+
+def test_free_energy_matches_enumeration():
+    rbm = make_rbm(8, 5)
+    v = all_states(8)
+    lw = joint_log_weights(rbm, v, all_states(5))
+    expected = -np.logaddexp.reduce(lw, axis=1)
+    np.testing.assert_allclose(rbm.free_energy(v.astype("float32")), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_energy_matches_definition():
+    rbm = make_rbm(8, 5)
+    rng = np.random.default_rng(1)
+    v = (rng.random((7, 8)) < 0.5).astype("float32")
+    h = (rng.random((7, 5)) < 0.5).astype("float32")
+    expected = -np.diag(joint_log_weights(rbm, v, h))
+    np.testing.assert_allclose(rbm.energy(v, h), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_conditionals_match_enumeration():
+    rbm = make_rbm(8, 5)
+    vs, hs = all_states(8), all_states(5)
+    lw = joint_log_weights(rbm, vs, hs)
+    p_h_given_v = np.exp(lw - np.logaddexp.reduce(lw, axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        rbm.hidden_given_visible(vs.astype("float32")), p_h_given_v @ hs, atol=1e-5
+    )
+    p_v_given_h = np.exp(lw - np.logaddexp.reduce(lw, axis=0, keepdims=True))
+    np.testing.assert_allclose(
+        rbm.visible_given_hidden(hs.astype("float32")), p_v_given_h.T @ vs, atol=1e-5
+    )
+    # call() is p(h = 1 | v)
+    np.testing.assert_allclose(rbm(vs.astype("float32")), p_h_given_v @ hs, atol=1e-5)
+
+
+def test_gaussian_visible_free_energy_matches_enumeration():
+    rbm = make_rbm(6, 4, scale=0.5, visible="gaussian")
+    w, b, c = params(rbm)
+    v = np.random.default_rng(2).normal(size=(10, 6))
+    hs = all_states(4)
+    # -E(v, h) = -||v - b||^2 / 2 + c.h + v W h
+    lw = -0.5 * ((v - b) ** 2).sum(1)[:, None] + (hs @ c)[None, :] + v @ w @ hs.T
+    np.testing.assert_allclose(
+        rbm.free_energy(v.astype("float32")), -np.logaddexp.reduce(lw, axis=1), rtol=1e-5, atol=1e-4
+    )
+    # p(v | h) is a unit-variance Gaussian with mean b + W h
+    np.testing.assert_allclose(rbm.visible_given_hidden(hs.astype("float32")), b + hs @ w.T, atol=1e-5)
+
+
+def test_gaussian_hidden_free_energy_matches_quadrature():
+    rbm = make_rbm(5, 2, scale=0.5, hidden="gaussian")
+    w, b, c = params(rbm)
+    v = all_states(5)[::3]
+    grid = np.linspace(-12, 12, 2001)
+    step = grid[1] - grid[0]
+    h1, h2 = np.meshgrid(grid, grid, indexing="ij")
+    h = np.stack([h1.ravel(), h2.ravel()], axis=1)
+    # -E(v, h) = b.v - ||h - c||^2 / 2 + v W h, integrated over h on a grid
+    lw = (v @ b)[:, None] - 0.5 * ((h - c) ** 2).sum(1)[None, :] + v @ w @ h.T
+    expected = -(np.logaddexp.reduce(lw, axis=1) + 2 * np.log(step))
+    np.testing.assert_allclose(rbm.free_energy(v.astype("float32")), expected, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_long_chain_statistics_approach_exact_gradient(persistent):
+    """CD-k with long chains (and PCD) estimates the exact likelihood gradient."""
+    rbm = make_rbm(
+        6, 4, scale=0.5, k=30 if not persistent else 1, persistent=persistent,
+        num_chains=4000, sample_visible=True,
+    )
+    data = all_states(6)[np.random.default_rng(3).choice(64, 40)].astype("float32")
+    batch = np.tile(data, (100, 1))  # 4000 chains starting from the data
+    exact = exact_gradient(rbm, data)
+    sums, count = None, 0
+    for step in range(60 if persistent else 10):
+        stats = rbm.contrastive_divergence(keras.ops.convert_to_tensor(batch))
+        if persistent:
+            rbm.chains.assign(stats["chain_state"])
+            if step < 20:  # burn-in of the persistent chains
+                continue
+        grads = [-np.asarray(g, dtype="float64") for g in stats["gradients"]]
+        sums = grads if sums is None else [s + g for s, g in zip(sums, grads)]
+        count += 1
+    for estimate, truth in zip(sums, exact):
+        # 40,000 negative samples per estimate: standard error ~ 0.5 / 200.
+        np.testing.assert_allclose(estimate / count, truth, atol=0.02)
+    # The gradient is not trivially small: the check above has power.
+    assert max(np.abs(g).max() for g in exact) > 0.1
+
+
+def test_sparsity_penalty_moves_hidden_activity_towards_target():
+    rng = np.random.default_rng(0)
+    x = (rng.random((1000, 20)) < 0.5).astype("float32")
+    rbm = keras_dbn.RBM(10, sparsity_target=0.05, sparsity_cost=5.0, seed=0)
+    rbm.fit(x, epochs=5, batch_size=50, verbose=0)
+    assert float(np.mean(rbm.predict(x, verbose=0))) < 0.25
+
+
+# ------------------------------------------------------------------- learning
+
+
+def test_training_on_exact_samples_increases_exact_log_likelihood():
+    teacher = make_rbm(8, 4, scale=1.5, seed=7)
+    train = sample_exact(teacher, 3000, seed=1)
+    test = sample_exact(teacher, 3000, seed=2)
+    student = keras_dbn.RBM(6, k=1, seed=0)
+    student.build((None, 8))
+    before = exact_log_p(student, test).mean()
+    student.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.5))
+    student.fit(train, epochs=30, batch_size=20, verbose=0)
+    after = exact_log_p(student, test).mean()
+    best = exact_log_p(teacher, test).mean()
+    # Starting near the uniform distribution (8 log 2 = 5.55 nats), training
+    # must close most of the gap to the teacher's own log-likelihood.
+    assert after > before + 0.5
+    assert after > best - 0.25 * (best - before)
+
+
+@pytest.mark.slow
+def test_mnist_reconstruction_error_falls(mnist_manual_dir, tfds_data_dir):
+    x, _ = keras_dbn.datasets.load_numpy(
+        "mnist", split="train", data_dir=tfds_data_dir, manual_dir=mnist_manual_dir, limit=6000
+    )
+    assert x.shape == (6000, 784)
+    rbm = keras_dbn.RBM(200, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    start = rbm.evaluate(x[5000:], batch_size=500, verbose=0, return_dict=True)
+    history = rbm.fit(x[:5000], epochs=3, batch_size=50, validation_data=x[5000:], verbose=0)
+    end = history.history["val_reconstruction_error"][-1]
+    assert end < 0.4 * start["reconstruction_error"], (start, history.history)
+    assert history.history["reconstruction_error"][-1] < history.history["reconstruction_error"][0]
+
+
+def test_gaussian_visible_units_learn_real_valued_data():
+    rng = np.random.default_rng(0)
+    codes = (rng.random((3000, 3)) < 0.5).astype("float32")
+    mixing = rng.normal(0, 1.5, (3, 12))
+    x = codes @ mixing + 0.3 * rng.normal(size=(3000, 12))
+    x = ((x - x.mean(0)) / x.std(0)).astype("float32")
+    rbm = keras_dbn.RBM(16, visible="gaussian", seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    start = rbm.evaluate(x, verbose=0, return_dict=True)["reconstruction_error"]
+    rbm.fit(x, epochs=10, batch_size=50, verbose=0)
+    end = rbm.evaluate(x, verbose=0, return_dict=True)["reconstruction_error"]
+    assert end < 0.5 * start
+    # The model prefers data to the same values with features shuffled.
+    shuffled = np.stack([rng.permutation(col) for col in x.T], axis=1)
+    assert np.mean(rbm.free_energy(x)) < np.mean(rbm.free_energy(shuffled)) - 1.0
+
+
+# ---------------------------------------------------------- Keras integration
+
+
+def test_update_goes_through_the_optimizer():
+    """One fit() step of plain SGD moves the weights by -lr times the CD gradient."""
+    x = (np.random.default_rng(0).random((64, 10)) < 0.5).astype("float32")
+    a = keras_dbn.RBM(4, seed=3)
+    b = keras_dbn.RBM(4, seed=3)
+    a.build((None, 10))
+    b.build((None, 10))
+    start = [np.array(w) for w in (a.kernel, a.visible_bias, a.hidden_bias)]
+    a.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+    a.fit(x, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    grads = b.contrastive_divergence(keras.ops.convert_to_tensor(x))["gradients"]
+    for before, after, grad in zip(start, (a.kernel, a.visible_bias, a.hidden_bias), grads):
+        np.testing.assert_allclose(np.array(after) - before, -0.5 * np.array(grad), atol=1e-6)
+
+
+def test_weight_decay_spares_biases():
+    x = (np.random.default_rng(0).random((40, 5)) < 0.5).astype("float32")
+
+    def train(weight_decay):
+        rbm = keras_dbn.RBM(3, seed=0)
+        rbm.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1, weight_decay=weight_decay))
+        rbm.fit(x, batch_size=40, shuffle=False, verbose=0)
+        return [np.array(w) for w in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias)]
+
+    (k0, b0, c0), (k1, b1, c1) = train(None), train(0.5)
+    np.testing.assert_array_equal(b0, b1)
+    np.testing.assert_array_equal(c0, c1)
+    assert not np.allclose(k0, k1)
+
+
+def test_fit_accepts_datasets_with_labels_and_validation_logs():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((400, 16)) < 0.3).astype("float32")
+    y = rng.integers(0, 3, 400)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(40)
+    rbm = keras_dbn.RBM(8, seed=0)
+    history = rbm.fit(
+        ds, epochs=3, validation_data=(x[:100], y[:100]), verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(monitor="val_reconstruction_error", mode="min", patience=5)],
+    )
+    logs = history.history
+    for key in ("reconstruction_error", "free_energy", "val_reconstruction_error", "val_free_energy"):
+        assert len(logs[key]) == 3 and np.all(np.isfinite(logs[key]))
+    np.testing.assert_allclose(
+        logs["free_energy_gap"], np.array(logs["val_free_energy"]) - np.array(logs["free_energy"]), rtol=1e-6
+    )
+
+
+def test_save_load_round_trip_and_continued_training(tmp_path):
+    x = (np.random.default_rng(0).random((300, 12)) < 0.4).astype("float32")
+    rbm = keras_dbn.RBM(6, k=2, persistent=True, num_chains=10, sparsity_target=0.1, sparsity_cost=0.1, seed=4)
+    rbm.compile(optimizer=keras.optimizers.Adam(1e-2))
+    rbm.fit(x, epochs=2, batch_size=30, verbose=0)
+    path = str(tmp_path / "rbm.keras")
+    rbm.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, keras_dbn.RBM)
+    assert loaded.get_config() == rbm.get_config()
+    for a, b in zip(rbm.weights, loaded.weights):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    for a, b in zip(rbm.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    kernel = np.array(loaded.kernel)
+    loaded.fit(x, epochs=1, batch_size=30, verbose=0)
+    assert not np.allclose(kernel, np.array(loaded.kernel))
+
+
+def test_rbm_as_a_layer_in_sequential(tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.random((500, 20)) < 0.5).astype("float32")
+    y = (x[:, :10].sum(1) > x[:, 10:].sum(1)).astype("int64")
+    rbm = keras_dbn.RBM(16, seed=0)
+    model = keras.Sequential([keras.Input((20,)), rbm, keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    kernel = np.array(rbm.kernel)
+    history = model.fit(x, y, epochs=15, batch_size=50, verbose=0)
+    assert history.history["accuracy"][-1] > 0.8
+    assert not np.allclose(kernel, np.array(rbm.kernel))  # fine-tuned by backprop
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_same_seed_reproduces_training_and_other_seed_differs():
+    x = (np.random.default_rng(0).random((200, 10)) < 0.5).astype("float32")
+
+    def train(seed):
+        rbm = keras_dbn.RBM(5, k=2, seed=seed)
+        rbm.fit(x, epochs=2, batch_size=20, shuffle=False, verbose=0)
+        return np.array(rbm.kernel), rbm.sample(4, gibbs_steps=5)
+
+    (k1, s1), (k2, s2), (k3, _) = train(1), train(1), train(2)
+    np.testing.assert_array_equal(k1, k2)
+    np.testing.assert_array_equal(s1, s2)
+    assert not np.allclose(k1, k3)
+
+
+def test_sampling_api_shapes_and_values():
+    rbm = make_rbm(9, 4)
+    v = all_states(9)[:5].astype("float32")
+    assert rbm.sample(7, gibbs_steps=3).shape == (7, 9)
+    states = np.asarray(rbm.gibbs(v, steps=4))
+    assert states.shape == (5, 9) and set(np.unique(states)) <= {0.0, 1.0}
+    recon = np.asarray(rbm.reconstruct(v))
+    assert recon.shape == (5, 9) and np.all((recon > 0) & (recon < 1))
+    h = np.asarray(rbm.hidden_given_visible(v, sample=True))
+    assert set(np.unique(h)) <= {0.0, 1.0}
+    # images are flattened
+    assert rbm.free_energy(v.reshape(5, 3, 3)).shape == (5,)
+
+
+def test_initialize_visible_bias_from_data():
+    x = np.zeros((100, 4), dtype="float32")
+    x[:25, 0] = 1
+    x[:50, 1] = 1
+    rbm = keras_dbn.RBM(3).initialize_visible_bias(x)
+    np.testing.assert_allclose(rbm.visible_bias[:2], [np.log(0.25 / 0.75), 0.0], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(units=0), dict(units=3, k=0), dict(units=3, visible="poisson"),
+     dict(units=3, visible="gaussian", hidden="gaussian"), dict(units=3, sparsity_target=1.5)],
+)
+def test_bad_arguments_raise(kwargs):
+    with pytest.raises(ValueError):
+        keras_dbn.RBM(**kwargs)
+
+
+def test_bad_data_raises_clear_errors():
+    rbm = keras_dbn.RBM(3)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        rbm.fit(np.full((10, 4), 255.0, dtype="float32"), verbose=0)
+    with pytest.raises(ValueError, match="NaN"):
+        rbm.fit(np.full((10, 4), np.nan, dtype="float32"), verbose=0)
