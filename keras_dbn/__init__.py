@@ -1,8 +1,22 @@
 """keras_dbn: Restricted Boltzmann Machines and Deep Belief Networks for Keras 3."""
 
+from keras_dbn import callbacks
+from keras_dbn import datasets
+from keras_dbn import evaluation
 from keras_dbn import units
+from keras_dbn.dbn import DBN
+from keras_dbn.export import export_saved_model
 from keras_dbn.rbm import RBM
 
 __version__ = "0.1.0"
 
-__all__ = ["RBM", "units", "__version__"]
+__all__ = [
+    "DBN",
+    "RBM",
+    "callbacks",
+    "datasets",
+    "evaluation",
+    "export_saved_model",
+    "units",
+    "__version__",
+]

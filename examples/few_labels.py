@@ -1,0 +1,58 @@
+"""Few-label fine-tuning: a DBN-initialised classifier against random initialisation.
+
+    python examples/few_labels.py --manual-dir ../shared/data/mnist --labels 100 600 1000
+
+Pretraining uses all 60,000 training images without labels; each classifier
+is then fine-tuned on a stratified subset of N labelled images. The baseline
+is the same network (same layers, optimizer, epochs, batch size) starting
+from Keras's default random initialisation.
+"""
+
+import argparse
+
+import keras
+
+import keras_dbn
+from keras_dbn import datasets
+
+
+def fine_tune(model, x, y, x_test, y_test, epochs):
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    # Small subsets get more epochs, so every model makes at least 1,000 updates.
+    epochs = max(epochs, -(-1000 * 50 // len(x)))
+    model.fit(x, y, batch_size=50, epochs=epochs, verbose=0)
+    return model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--manual-dir", default=None)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--labels", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument("--finetune-epochs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    keras.utils.set_random_seed(args.seed)
+
+    load = dict(data_dir=args.data_dir, manual_dir=args.manual_dir)
+    x_train, y_train = datasets.load_numpy("mnist", split="train", **load)
+    x_test, y_test = datasets.load_numpy("mnist", split="test", **load)
+    dbn = keras_dbn.DBN([500, 500, 2000], seed=args.seed)
+    dbn.pretrain(x_train, epochs=args.pretrain_epochs, batch_size=100,
+                 optimizer=keras.optimizers.SGD(0.05, momentum=0.9), verbose=2)
+
+    print(f"{'labels':>7} {'DBN init':>9} {'random init':>12}")
+    for n in args.labels:
+        x, y = datasets.stratified_subset(x_train, y_train, n, seed=args.seed)
+        pretrained = dbn.to_classifier(10, dropout=0.2)
+        keras.utils.set_random_seed(args.seed)
+        random_init = keras.models.clone_model(pretrained)
+        acc_dbn = fine_tune(pretrained, x, y, x_test, y_test, args.finetune_epochs)
+        acc_random = fine_tune(random_init, x, y, x_test, y_test, args.finetune_epochs)
+        print(f"{n:>7} {acc_dbn:>9.4f} {acc_random:>12.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""The ``keras-dbn`` command: train a DBN on a TFDS dataset, sample from one."""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+USAGE_EXAMPLES = """examples:
+  keras-dbn train                                  # MNIST, 784-500-500-2000-10
+  keras-dbn train --layers 1000,500 --k 20 --batch 200 --dbn-epochs 10
+  keras-dbn train --labels 1000 --baseline         # few labels, vs random init
+  keras-dbn train --manual-dir ~/mnist_files       # offline, from the IDX files
+  keras-dbn sample --model runs/dbn.keras --n 100 --out grid.png
+"""
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _rate(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text}")
+    return value
+
+
+def _layer_sizes(text):
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 500,500,2000, got {text!r}")
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 500,500,2000, got {text!r}")
+    return sizes
+
+
+def _add(parser, name, **kwargs):
+    """Adds ``--some-option`` with its ``--some_option`` spelling as an alias."""
+    names = [name]
+    if "-" in name[2:]:
+        names.append("--" + name[2:].replace("-", "_"))
+    parser.add_argument(*names, **kwargs)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-dbn",
+        description="Deep Belief Networks on Keras 3: greedy RBM pretraining, "
+        "fine-tuning, SavedModel export and sampling.",
+        epilog=USAGE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    train = commands.add_parser(
+        "train",
+        help="pretrain a DBN, fine-tune a classifier, evaluate, save and export",
+        description="Pretrain a DBN greedily on a TFDS image dataset, fine-tune "
+        "the classifier it initialises, report test accuracy, save the models, "
+        "export a SavedModel for TF Serving and write PNGs of samples and filters.",
+    )
+    _add(train, "--dataset", default="mnist", help="TFDS image dataset (default: mnist)")
+    _add(train, "--layers", type=_layer_sizes, default=[500, 500, 2000],
+         help="hidden layer sizes (default: 500,500,2000)")
+    _add(train, "--batch", type=_positive_int, default=100, help="batch size (default: 100)")
+    _add(train, "--dbn-epochs", type=_positive_int, default=10,
+         help="pretraining epochs per RBM (default: 10)")
+    _add(train, "--dbn-lr", type=_positive_float, default=0.05,
+         help="pretraining learning rate, SGD with momentum 0.9 (default: 0.05)")
+    _add(train, "--k", type=_positive_int, default=1, help="Gibbs steps per CD update (default: 1)")
+    _add(train, "--persistent", action="store_true",
+         help="train the lower RBMs by persistent CD (PCD) too")
+    _add(train, "--top", choices=["cd", "pcd"], default="pcd",
+         help="how the top RBM, the DBN's generative model, is trained (default: pcd, "
+         "which gives far better samples than CD)")
+    _add(train, "--top-lr", type=_positive_float, default=0.01,
+         help="learning rate of the top RBM, SGD with momentum 0.9 (default: 0.01)")
+    _add(train, "--mlp-epochs", type=_positive_int, default=20,
+         help="fine-tuning epochs (default: 20)")
+    _add(train, "--mlp-lr", type=_positive_float, default=1e-3,
+         help="fine-tuning learning rate, Adam (default: 0.001)")
+    _add(train, "--dropout", type=_rate, default=0.2,
+         help="dropout after each hidden layer while fine-tuning (default: 0.2)")
+    _add(train, "--labels", type=_positive_int, default=None,
+         help="fine-tune on a stratified subset of this many labels (pretraining "
+         "still uses every training image)")
+    _add(train, "--baseline", action="store_true",
+         help="also train a randomly initialised classifier of the same shape "
+         "identically and report both")
+    _add(train, "--binarize", choices=["none", "threshold", "stochastic"], default="none",
+         help="binarise pixels (default: none, grey levels as probabilities)")
+    _add(train, "--limit", type=_positive_int, default=None,
+         help="use only the first N training images (quick trial runs)")
+    _add(train, "--data-dir", default=None, help="TFDS data_dir")
+    _add(train, "--manual-dir", default=None,
+         help="folder with the dataset's source files, for offline preparation")
+    _add(train, "--out", default="keras_dbn_run", help="output folder (default: keras_dbn_run)")
+    _add(train, "--save", default=None,
+         help="path of the fine-tuned classifier .keras file (default: OUT/classifier.keras)")
+    _add(train, "--export", default=None,
+         help="SavedModel base folder for TF Serving (default: OUT/saved_model)")
+    _add(train, "--samples", type=_positive_int, default=100,
+         help="number of generated samples in OUT/samples.png (default: 100)")
+    _add(train, "--gibbs-steps", type=_positive_int, default=1000,
+         help="Gibbs steps in the top RBM per sample (default: 1000)")
+    _add(train, "--seed", type=int, default=0, help="random seed (default: 0)")
+    _add(train, "--verbose", type=int, choices=[0, 1, 2], default=2,
+         help="Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch (default: 2)")
+
+    sample = commands.add_parser("sample", help="generate samples from a saved DBN as a PNG grid")
+    _add(sample, "--model", required=True, help="a DBN saved as .keras (e.g. OUT/dbn.keras)")
+    _add(sample, "--n", type=_positive_int, default=100, help="number of samples (default: 100)")
+    _add(sample, "--gibbs-steps", type=_positive_int, default=1000,
+         help="Gibbs steps in the top RBM (default: 1000)")
+    _add(sample, "--out", default="samples.png", help="PNG file to write (default: samples.png)")
+    _add(sample, "--seed", type=int, default=None, help="random seed")
+    return parser
+
+
+def _log(message):
+    print(f"[keras-dbn] {message}", flush=True)
+
+
+def _fine_tune(model, x, y, args, x_test, y_test):
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.mlp_lr),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=args.batch, epochs=args.mlp_epochs, verbose=args.verbose,
+              validation_data=(x_test, y_test) if args.verbose else None)
+    seconds = time.perf_counter() - start
+    accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
+    return float(accuracy), seconds
+
+
+def train(args):
+    """Runs the whole pipeline; returns a dict of results."""
+    import keras
+    import numpy as np
+
+    import keras_dbn
+    from keras_dbn import callbacks as grid
+    from keras_dbn import datasets
+
+    keras.utils.set_random_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    save_path = args.save or os.path.join(args.out, "classifier.keras")
+    export_dir = args.export or os.path.join(args.out, "saved_model")
+    if os.path.exists(os.path.join(export_dir, "1")):
+        raise SystemExit(
+            f"keras-dbn: error: {os.path.join(export_dir, '1')} already exists; "
+            "choose another --export or --out folder (nothing was overwritten)."
+        )
+    binarize = None if args.binarize == "none" else args.binarize
+    common = dict(data_dir=args.data_dir, manual_dir=args.manual_dir, binarize=binarize, seed=args.seed)
+    _log(f"loading {args.dataset} through tensorflow-datasets")
+    x_train, y_train = datasets.load_numpy(args.dataset, split="train", limit=args.limit, **common)
+    x_test, y_test = datasets.load_numpy(args.dataset, split="test", **common)
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    _log(f"train {x_train.shape}, test {x_test.shape}, {num_classes} classes")
+
+    lower = len(args.layers) - 1
+    persistent = [args.persistent] * lower + [args.top == "pcd"]
+    learning_rates = [args.dbn_lr] * lower + [args.top_lr]
+    dbn = keras_dbn.DBN(args.layers, k=args.k, persistent=persistent, seed=args.seed)
+    _log(f"pretraining DBN {x_train.shape[1]}-{'-'.join(map(str, args.layers))} "
+         f"({args.dbn_epochs} epochs per layer, k={args.k})")
+    start = time.perf_counter()
+    dbn.pretrain(
+        x_train,
+        epochs=args.dbn_epochs,
+        batch_size=args.batch,
+        optimizer=[keras.optimizers.SGD(lr, momentum=0.9) for lr in learning_rates],
+        verbose=args.verbose,
+    )
+    pretrain_seconds = time.perf_counter() - start
+    dbn_path = os.path.join(args.out, "dbn.keras")
+    dbn.save(dbn_path)
+    _log(f"pretraining took {pretrain_seconds:.0f} s; DBN saved to {dbn_path}")
+
+    x_fit, y_fit = x_train, y_train
+    if args.labels:
+        x_fit, y_fit = datasets.stratified_subset(x_train, y_train, args.labels, seed=args.seed)
+        _log(f"fine-tuning on {len(y_fit)} labelled examples")
+    classifier = dbn.to_classifier(num_classes, dropout=args.dropout)
+    _log(f"fine-tuning {len(classifier.layers)}-layer classifier for {args.mlp_epochs} epochs")
+    accuracy, finetune_seconds = _fine_tune(classifier, x_fit, y_fit, args, x_test, y_test)
+    _log(f"test accuracy {accuracy:.4f} (fine-tuning took {finetune_seconds:.0f} s)")
+    results = {
+        "dataset": args.dataset,
+        "layers": args.layers,
+        "labels": len(y_fit),
+        "test_accuracy": accuracy,
+        "pretrain_seconds": round(pretrain_seconds, 1),
+        "finetune_seconds": round(finetune_seconds, 1),
+    }
+    if args.baseline:
+        keras.utils.set_random_seed(args.seed)
+        baseline = keras.models.clone_model(classifier)  # same shape, fresh random weights
+        base_accuracy, _ = _fine_tune(baseline, x_fit, y_fit, args, x_test, y_test)
+        results["baseline_test_accuracy"] = base_accuracy
+        _log(f"randomly initialised baseline: test accuracy {base_accuracy:.4f}")
+
+    classifier.save(save_path)
+    exported = keras_dbn.export_saved_model(classifier, export_dir, version=1)
+    _log(f"classifier saved to {save_path}; SavedModel exported to {exported}")
+
+    samples = dbn.generate(args.samples, gibbs_steps=args.gibbs_steps)
+    grid.save_image_grid(samples, os.path.join(args.out, "samples.png"))
+    filters = np.asarray(dbn.rbms[0].kernel).T[:100]
+    grid.save_image_grid(filters, os.path.join(args.out, "filters.png"))
+    results["total_seconds"] = round(time.perf_counter() - start, 1)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    _log(f"wrote samples.png, filters.png and results.json to {args.out}")
+    return results
+
+
+def sample(args):
+    """Generates ``args.n`` samples from a saved DBN and writes a PNG grid."""
+    import keras
+
+    import keras_dbn
+    from keras_dbn import callbacks as grid
+
+    if not os.path.exists(args.model):
+        raise SystemExit(f"keras-dbn: error: no such model file: {args.model}")
+    if args.seed is not None:
+        keras.utils.set_random_seed(args.seed)
+    model = keras.models.load_model(args.model)
+    if not isinstance(model, (keras_dbn.DBN, keras_dbn.RBM)):
+        raise SystemExit(
+            f"keras-dbn: error: {args.model} holds a {type(model).__name__}, not a DBN or RBM "
+            "(use the dbn.keras that `keras-dbn train` writes)."
+        )
+    if isinstance(model, keras_dbn.DBN):
+        images = model.generate(args.n, gibbs_steps=args.gibbs_steps)
+    else:
+        images = model.sample(args.n, gibbs_steps=args.gibbs_steps)
+    path = grid.save_image_grid(images, args.out)
+    _log(f"wrote {args.n} samples to {path}")
+    return path
+
+
+def main(argv=None):
+    """Entry point of ``keras-dbn`` and ``python -m keras_dbn``."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        if args.command == "train":
+            train(args)
+        else:
+            sample(args)
+    except KeyboardInterrupt:
+        print("keras-dbn: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as error:
+        print(f"keras-dbn: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

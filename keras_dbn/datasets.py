@@ -1,0 +1,466 @@
+"""Image datasets from TensorFlow Datasets, ready for RBMs and DBNs.
+
+Every TFDS image dataset with ``(image, label)`` supervised keys works
+(``mnist``, ``fashion_mnist``, ``kmnist``, ``emnist``, ...). Images are
+flattened to ``(N, features)`` float32 vectors scaled to ``[0, 1]`` and may be
+binarised, either by a threshold or by sampling Bernoulli(pixel), the usual
+input of a binary RBM.
+
+Without a network, point ``manual_dir`` at a folder holding the dataset's
+original source files (for MNIST the four ``*-idx*-ubyte.gz`` files): TFDS
+prepares the dataset from them into ``data_dir`` once, and later calls read the
+prepared copy.
+
+Example:
+
+```python
+from keras_dbn import datasets
+
+x, y = datasets.load_numpy("mnist", "train", manual_dir="data/mnist")
+x_few, y_few = datasets.stratified_subset(x, y, num_labels=100, seed=0)
+x_tr, y_tr, x_val, y_val = datasets.train_validation_split(x, y, 0.1, seed=0)
+```
+"""
+
+import numbers
+import urllib.error
+
+import numpy as np
+import requests
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+__all__ = [
+    "load_numpy",
+    "load_dataset",
+    "stratified_subset",
+    "train_validation_split",
+]
+
+BINARIZE_MODES = (None, "threshold", "stochastic")
+
+# Shuffle buffer cap for load_dataset: holds all of MNIST / Fashion-MNIST, so
+# their shuffles are uniform, while keeping larger datasets' buffers bounded.
+_MAX_SHUFFLE_BUFFER = 60_000
+
+# load_numpy reads splits in chunks of this many examples.
+_NUMPY_CHUNK = 10_000
+
+# What a failed download raises inside TFDS when there is no network.
+_DOWNLOAD_ERRORS = (requests.exceptions.RequestException, urllib.error.URLError)
+
+
+def load_numpy(
+    name="mnist",
+    split="train",
+    *,
+    data_dir=None,
+    manual_dir=None,
+    binarize=None,
+    threshold=0.5,
+    seed=None,
+    limit=None,
+):
+    """Loads a TFDS image dataset split into memory as numpy arrays.
+
+    The split is read through ``tfds.load`` in batches of 10,000 examples
+    and concatenated, so all 60,000 MNIST training images load in seconds.
+
+    Args:
+        name: TFDS dataset name, e.g. ``"mnist"`` or ``"fashion_mnist"``.
+        split: TFDS split, e.g. ``"train"``, ``"test"`` or ``"train[:10%]"``.
+        data_dir: Where TFDS keeps prepared datasets (TFDS default if None).
+        manual_dir: Folder with the dataset's source files, used to prepare
+            the dataset without a network.
+        binarize: None to keep grey levels, ``"threshold"`` for
+            ``x > threshold``, or ``"stochastic"`` for one Bernoulli(x) sample
+            per pixel.
+        threshold: The cut-off for ``binarize="threshold"``, in ``[0, 1]``.
+        seed: Seed of the numpy generator used by ``binarize="stochastic"``.
+        limit: If set, keep only the first ``limit`` examples of the split.
+
+    Returns:
+        A tuple ``(x, y)``: ``x`` float32 of shape ``(N, features)`` with values
+        in ``[0, 1]`` (in ``{0, 1}`` when binarised), ``y`` int64 of shape
+        ``(N,)``.
+
+    Raises:
+        ValueError: For an unknown dataset, a dataset without
+            ``(image, label)`` supervised keys, or a bad argument.
+        FileNotFoundError: When the dataset is not prepared, ``manual_dir``
+            lacks its source files and they cannot be downloaded.
+
+    Example:
+
+    >>> x, y = load_numpy("mnist", "test", manual_dir="data/mnist", limit=500)
+    >>> x.shape, x.dtype, y.dtype
+    ((500, 784), dtype('float32'), dtype('int64'))
+    """
+    _check_binarize(binarize, threshold)
+    if limit is not None:
+        _check_positive_int(limit, "limit")
+        if _is_plain_split(split):
+            # TFDS reads only the requested records of a sliced split.
+            split, limit = f"{split}[:{limit}]", None
+
+    ds, _ = _load(name, split, data_dir, manual_dir)
+    chunks = list(tfds.as_numpy(ds.batch(_NUMPY_CHUNK).prefetch(1)))
+    if not chunks:
+        raise ValueError(f"Split {split!r} of {name!r} holds no examples.")
+    images = np.concatenate([images for images, _ in chunks])
+    labels = np.concatenate([labels for _, labels in chunks])
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+
+    x = _to_unit_interval(images.reshape(len(images), -1))
+    if binarize == "threshold":
+        x = (x > threshold).astype(np.float32)
+    elif binarize == "stochastic":
+        rng = np.random.default_rng(seed)
+        x = (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
+    return x, labels.astype(np.int64, copy=False)
+
+
+def load_dataset(
+    name="mnist",
+    split="train",
+    *,
+    batch_size=100,
+    shuffle=True,
+    seed=None,
+    data_dir=None,
+    manual_dir=None,
+    binarize=None,
+    threshold=0.5,
+    labels=True,
+    cache=True,
+):
+    """Streams a TFDS image dataset split as a batched ``tf.data.Dataset``.
+
+    Preprocessing is the same as :func:`load_numpy` but runs inside the
+    pipeline, on whole batches. With ``binarize="stochastic"`` every epoch
+    draws fresh Bernoulli samples (reproducibly when ``seed`` is set).
+
+    Args:
+        name: TFDS dataset name, e.g. ``"mnist"`` or ``"fashion_mnist"``.
+        split: TFDS split, e.g. ``"train"`` or ``"train[:50000]"``.
+        batch_size: Examples per batch; the last batch may be smaller.
+        shuffle: Whether to reshuffle the examples every epoch.
+        seed: Seed for the shuffle and the stochastic binarisation.
+        data_dir: Where TFDS keeps prepared datasets (TFDS default if None).
+        manual_dir: Folder with the dataset's source files, used to prepare
+            the dataset without a network.
+        binarize: None, ``"threshold"`` or ``"stochastic"``, as in
+            :func:`load_numpy`.
+        threshold: The cut-off for ``binarize="threshold"``, in ``[0, 1]``.
+        labels: If True the dataset yields ``(x, y)``, otherwise ``x`` alone
+            (what an unsupervised ``RBM.fit`` needs).
+        cache: Keep the decoded images in memory after the first epoch (as
+            uint8, a quarter of the float32 size).
+
+    Returns:
+        A prefetched ``tf.data.Dataset`` of float32 batches of shape
+        ``(batch, features)``, paired with int64 labels when ``labels=True``.
+
+    Raises:
+        ValueError: For an unknown dataset or a bad argument.
+        FileNotFoundError: When the dataset cannot be prepared offline.
+
+    Example:
+
+    >>> ds = load_dataset("mnist", batch_size=100, binarize="stochastic",
+    ...                   labels=False, seed=0, manual_dir="data/mnist")
+    >>> rbm.fit(ds, epochs=10)
+    """
+    _check_binarize(binarize, threshold)
+    _check_positive_int(batch_size, "batch_size")
+
+    ds, _ = _load(
+        name,
+        split,
+        data_dir,
+        manual_dir,
+        shuffle_files=shuffle,
+        read_config=tfds.ReadConfig(shuffle_seed=seed),
+    )
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        size = int(ds.cardinality())  # negative when unknown
+        buffer_size = _MAX_SHUFFLE_BUFFER if size < 1 else min(size, _MAX_SHUFFLE_BUFFER)
+        ds = ds.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
+    # A static feature count in element_spec lets Keras build models from it.
+    image_shape = ds.element_spec[0].shape
+    features = image_shape.num_elements() if image_shape.is_fully_defined() else -1
+    ds = ds.batch(batch_size)
+
+    def flatten(images, y):
+        return _to_unit_interval_tf(tf.reshape(images, [-1, features])), y
+
+    ds = ds.map(flatten, num_parallel_calls=tf.data.AUTOTUNE)
+    if binarize == "threshold":
+        ds = ds.map(lambda x, y: (tf.cast(x > threshold, tf.float32), y))
+    elif binarize == "stochastic":
+        # One fresh stateless seed per batch; rerandomize_each_iteration makes
+        # every epoch draw new samples while the run stays reproducible.
+        noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, noise_seeds)).map(
+            _bernoulli_batch, num_parallel_calls=tf.data.AUTOTUNE
+        )
+    if not labels:
+        ds = ds.map(lambda x, y: x)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def stratified_subset(x, y, num_labels, seed=None):
+    """Draws a class-balanced labelled subset, for few-label fine-tuning.
+
+    Each class gets ``num_labels // n_classes`` examples, and the remainder
+    goes one each to randomly chosen classes; a class with too few examples
+    gives its share to the others.
+
+    Args:
+        x: Array of examples, first axis indexing examples.
+        y: 1-D array of integer class labels, one per example.
+        num_labels: Size of the subset, at least the number of classes and at
+            most ``len(y)``.
+        seed: Seed of the numpy generator choosing the examples.
+
+    Returns:
+        A tuple ``(x_sub, y_sub)`` of ``num_labels`` examples, in the order they
+        have in ``x``.
+
+    Raises:
+        ValueError: If ``x`` and ``y`` differ in length or ``num_labels`` is
+            out of range.
+
+    Example:
+
+    >>> x_few, y_few = stratified_subset(x_train, y_train, 100, seed=0)
+    >>> np.bincount(y_few)  # MNIST: ten examples per digit
+    array([10, 10, 10, 10, 10, 10, 10, 10, 10, 10])
+    """
+    x, y = _check_xy(x, y)
+    _check_positive_int(num_labels, "num_labels")
+    classes, y_index, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if num_labels < len(classes):
+        raise ValueError(
+            f"num_labels={num_labels} is smaller than the number of classes "
+            f"({len(classes)}): a balanced subset needs one example per class."
+        )
+    if num_labels > len(y):
+        raise ValueError(f"num_labels={num_labels} exceeds the {len(y)} examples given.")
+    rng = np.random.default_rng(seed)
+    quotas = _balanced_quotas(counts, num_labels, rng)
+    index = _draw_per_class(y_index, quotas, rng)
+    return x[index], y[index]
+
+
+def train_validation_split(x, y, validation_size, seed=None, stratify=True):
+    """Splits examples into a training and a validation set.
+
+    Args:
+        x: Array of examples, first axis indexing examples.
+        y: 1-D array of labels, one per example.
+        validation_size: Number of validation examples (int) or their fraction
+            of the data (float strictly between 0 and 1).
+        seed: Seed of the numpy generator choosing the validation examples.
+        stratify: Keep the class proportions of ``y`` in both sets (each class
+            contributes its share, rounded by largest remainder).
+
+    Returns:
+        A tuple ``(x_train, y_train, x_val, y_val)``; both sets keep the order
+        the examples have in ``x``.
+
+    Raises:
+        ValueError: If ``x`` and ``y`` differ in length or the validation size
+            leaves either set empty.
+
+    Example:
+
+    >>> x_tr, y_tr, x_val, y_val = train_validation_split(x, y, 0.1, seed=0)
+    >>> len(x_val) == round(0.1 * len(x))
+    True
+    """
+    x, y = _check_xy(x, y)
+    n = len(y)
+    if isinstance(validation_size, bool) or not isinstance(
+        validation_size, (numbers.Integral, numbers.Real)
+    ):
+        raise ValueError(f"validation_size must be an int or a float, got {validation_size!r}.")
+    if isinstance(validation_size, numbers.Integral):
+        n_val = int(validation_size)
+    else:
+        if not 0.0 < validation_size < 1.0:
+            raise ValueError(
+                f"A fractional validation_size must lie in (0, 1), got {validation_size}."
+            )
+        n_val = int(round(validation_size * n))
+    if not 0 < n_val < n:
+        raise ValueError(
+            f"validation_size={validation_size!r} gives {n_val} validation examples "
+            f"out of {n}; both sets must be non-empty."
+        )
+
+    rng = np.random.default_rng(seed)
+    if stratify:
+        _, y_index, counts = np.unique(y, return_inverse=True, return_counts=True)
+        val_index = _draw_per_class(y_index, _proportional_quotas(counts, n_val), rng)
+    else:
+        val_index = np.sort(rng.choice(n, size=n_val, replace=False))
+    is_val = np.zeros(n, dtype=bool)
+    is_val[val_index] = True
+    return x[~is_val], y[~is_val], x[is_val], y[is_val]
+
+
+# ----------------------------------------------------------------------------
+# Loading helpers
+
+
+def _load(name, split, data_dir, manual_dir, **load_kwargs):
+    """``tfds.load`` of an ``(image, label)`` dataset, with clear errors.
+
+    Returns:
+        A tuple ``(dataset, info)``.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a TFDS dataset name, got {name!r}.")
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        # TFDS's own message lists every registered dataset (over a thousand).
+        raise ValueError(
+            f"Unknown TFDS dataset {name!r}; see tfds.list_builders() for the "
+            "available names (e.g. 'mnist', 'fashion_mnist')."
+        ) from None
+
+    keys = builder.info.supervised_keys
+    if not keys or len(keys) != 2 or keys[0] != "image":
+        raise ValueError(
+            f"Dataset {name!r} has supervised keys {keys}; keras_dbn.datasets "
+            "needs an image dataset with ('image', 'label') keys."
+        )
+    if manual_dir is not None and not builder.is_prepared():
+        _check_manual_dir(builder, name, manual_dir)
+
+    try:
+        return tfds.load(
+            name,
+            split=split,
+            data_dir=data_dir,
+            as_supervised=True,
+            with_info=True,
+            download_and_prepare_kwargs={
+                "download_config": tfds.download.DownloadConfig(manual_dir=manual_dir)
+            },
+            **load_kwargs,
+        )
+    except _DOWNLOAD_ERRORS as error:
+        raise FileNotFoundError(
+            f"Dataset {name!r} is not prepared in {builder.data_dir!s} and could "
+            f"not be downloaded ({type(error).__name__}). Without a network, pass "
+            "manual_dir=<folder holding its original source files> "
+            f"(manual_dir was {manual_dir!r})."
+        ) from error
+
+
+def _check_manual_dir(builder, name, manual_dir):
+    """Fails at once, rather than after TFDS's minutes of download retries."""
+    missing = sorted(
+        info.filename
+        for info in (builder.url_infos or {}).values()
+        if not tf.io.gfile.exists(f"{manual_dir}/{info.filename}")
+    )
+    if missing:
+        raise FileNotFoundError(
+            f"Dataset {name!r} is not prepared in {builder.data_dir!s} and the "
+            f"manual directory {manual_dir!s} lacks its source files: "
+            f"{', '.join(missing)}."
+        )
+
+
+def _is_plain_split(split):
+    # "train" can be sliced as "train[:N]"; "train[:50%]" or "train+test" cannot.
+    return isinstance(split, str) and not any(c in split for c in "[]+")
+
+
+def _to_unit_interval(images):
+    if np.issubdtype(images.dtype, np.integer):
+        return images.astype(np.float32) / np.float32(np.iinfo(images.dtype).max)
+    return images.astype(np.float32)
+
+
+def _to_unit_interval_tf(images):
+    if images.dtype.is_integer:
+        return tf.cast(images, tf.float32) / float(images.dtype.max)
+    return tf.cast(images, tf.float32)
+
+
+def _bernoulli_batch(batch, noise_seed):
+    x, y = batch
+    seed = tf.stack([noise_seed, tf.constant(0, tf.int64)])
+    return tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=seed) < x, tf.float32), y
+
+
+# ----------------------------------------------------------------------------
+# Validation and sampling helpers
+
+
+def _check_binarize(binarize, threshold):
+    if binarize not in BINARIZE_MODES:
+        raise ValueError(
+            f"binarize must be one of {BINARIZE_MODES}, got {binarize!r}."
+        )
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not 0.0 <= threshold <= 1.0
+    ):
+        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}.")
+
+
+def _check_positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}.")
+
+
+def _check_xy(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D, got shape {y.shape}.")
+    if x.ndim == 0 or len(x) != len(y):
+        raise ValueError(
+            f"x and y must hold the same number of examples, got shapes {x.shape} and {y.shape}."
+        )
+    return x, y
+
+
+def _balanced_quotas(counts, total, rng):
+    """Splits ``total`` over classes as evenly as their ``counts`` allow."""
+    quotas = np.zeros_like(counts)
+    while (remaining := total - quotas.sum()) > 0:
+        open_classes = np.flatnonzero(quotas < counts)
+        share, extra = divmod(remaining, len(open_classes))
+        add = np.full(len(open_classes), share)
+        add[rng.choice(len(open_classes), size=extra, replace=False)] += 1
+        quotas[open_classes] = np.minimum(quotas[open_classes] + add, counts[open_classes])
+    return quotas
+
+
+def _proportional_quotas(counts, total):
+    """Splits ``total`` over classes in proportion to ``counts`` (largest remainder)."""
+    exact = counts * (total / counts.sum())
+    quotas = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - quotas), kind="stable")
+    quotas[order[: total - quotas.sum()]] += 1
+    return quotas
+
+
+def _draw_per_class(y_index, quotas, rng):
+    """Sorted indices holding ``quotas[c]`` random examples of each class ``c``."""
+    chosen = [
+        rng.choice(np.flatnonzero(y_index == c), size=q, replace=False)
+        for c, q in enumerate(quotas)
+        if q > 0
+    ]
+    return np.sort(np.concatenate(chosen))

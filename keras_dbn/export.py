@@ -1,0 +1,164 @@
+"""Export of classifiers as SavedModels in the layout TF Serving loads.
+
+TF Serving watches a *model base path* and serves the highest integer
+version directory in it::
+
+    base_dir/
+      1/
+        saved_model.pb
+        variables/
+
+Serve an export with Docker (the server is not installable from PyPI)::
+
+    docker run -p 8501:8501 \\
+        --mount type=bind,source=/abs/base_dir,target=/models/dbn \\
+        -e MODEL_NAME=dbn -t tensorflow/serving
+
+and query its REST API, one list of floats per example::
+
+    curl -d '{"instances": [[0.0, 0.5, ...784 floats...]]}' \\
+        -X POST http://localhost:8501/v1/models/dbn:predict
+
+The answer is ``{"predictions": [[p_0, ..., p_9]]}``, one row of class
+probabilities per instance.
+"""
+
+import json
+import numbers
+import os
+import pathlib
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+import keras
+
+__all__ = ["export_saved_model", "serving_request"]
+
+INPUT_NAME = "inputs"
+OUTPUT_NAME = "probabilities"
+
+
+def export_saved_model(model, base_dir, version=1, overwrite=False):
+    """Writes ``model`` as ``base_dir/<version>/``, ready for TF Serving.
+
+    The SavedModel has one signature, ``serving_default``, that takes a
+    float32 tensor ``inputs`` of shape ``[None, features]`` and returns
+    ``{"probabilities": model(inputs)}`` (cast to float32). Load it anywhere
+    with ``tf.saved_model.load``; neither Keras nor keras_dbn is needed.
+
+    The export is written to a hidden temporary folder in ``base_dir`` and
+    renamed into place only once complete, so a running TF Serving never sees
+    a half-written version, and a failed export leaves an existing version
+    untouched.
+
+    Args:
+        model: A built Keras model with one input of shape
+            ``(None, features)`` whose output is class probabilities, such as
+            ``DBN.to_classifier()`` after fine-tuning.
+        base_dir: The model base path; created if missing.
+        version: Positive int naming the version directory.
+        overwrite: Replace an existing ``base_dir/<version>`` if True;
+            otherwise refuse, so that no earlier export is lost.
+
+    Returns:
+        The path of the version directory written, as a string.
+
+    Raises:
+        ValueError: If ``version`` is not a positive int, or the model does
+            not take a single ``(None, features)`` input.
+        FileExistsError: If ``base_dir/<version>`` exists and ``overwrite``
+            is False.
+
+    Example:
+
+    >>> classifier = dbn.to_classifier(num_classes=10)
+    >>> classifier.fit(x_train, y_train, epochs=5)
+    >>> export_saved_model(classifier, "/srv/models/dbn", version=1)
+    '/srv/models/dbn/1'
+    """
+    if isinstance(version, bool) or not isinstance(version, numbers.Integral) or version < 1:
+        raise ValueError(f"version must be a positive int, got {version!r}.")
+    features = _input_features(model)
+
+    base = pathlib.Path(base_dir)
+    target = base / str(int(version))
+    if target.exists() and not overwrite:
+        raise FileExistsError(
+            f"{target} already exists; pass overwrite=True to replace it or "
+            "choose another version."
+        )
+    base.mkdir(parents=True, exist_ok=True)
+
+    def serve(inputs):
+        return {OUTPUT_NAME: tf.cast(model(inputs, training=False), tf.float32)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # The first endpoint added is also written as "serving_default".
+    archive.add_endpoint(
+        name="serve",
+        fn=serve,
+        input_signature=[tf.TensorSpec([None, features], tf.float32, name=INPUT_NAME)],
+    )
+
+    # TF Serving only loads all-digit directory names, so it ignores this one.
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".export-{version}-", dir=base))
+    try:
+        archive.write_out(str(staging / "saved_model"), verbose=False)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging / "saved_model", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(target)
+
+
+def serving_request(instances):
+    """Builds the JSON body of a TF Serving REST ``predict`` request.
+
+    Args:
+        instances: Array-like of shape ``(batch, features)``.
+
+    Returns:
+        The string ``{"instances": [[...], ...]}`` to POST to
+        ``http://HOST:8501/v1/models/<MODEL_NAME>:predict``.
+
+    Raises:
+        ValueError: If ``instances`` is not 2-D.
+
+    Example:
+
+    >>> body = serving_request(x_test[:2])
+    >>> # curl -d "$body" -X POST http://localhost:8501/v1/models/dbn:predict
+    """
+    instances = np.asarray(instances, dtype=np.float32)
+    if instances.ndim != 2:
+        raise ValueError(
+            f"instances must be 2-D (batch, features), got shape {instances.shape}."
+        )
+    return json.dumps({"instances": instances.tolist()})
+
+
+def _input_features(model):
+    """The ``features`` of a model whose only input has shape ``(None, features)``."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise ValueError(
+            "The model has no known input shape; build it with keras.Input(shape="
+            "(features,)) or call it on a batch before exporting."
+        )
+    if len(inputs) != 1:
+        raise ValueError(f"The model must have exactly one input, it has {len(inputs)}.")
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 2 or shape[1] is None:
+        raise ValueError(
+            f"The model input must have shape (None, features), got {shape}; "
+            "flatten images before the model (keras_dbn.datasets does)."
+        )
+    return int(shape[1])

@@ -1,0 +1,90 @@
+"""The keras-dbn command, end to end on real MNIST."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_dbn import cli
+
+
+def run(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "keras_dbn", *args],
+        capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+
+
+def test_original_example_option_spellings_parse():
+    parser = cli.build_parser()
+    dashed = parser.parse_args(
+        ["train", "--batch", "200", "--dbn-epochs", "3", "--dbn-lr", "0.01", "--mlp-epochs", "4",
+         "--mlp-lr", "0.002", "--save", "m.keras", "--layers", "1000,500", "--k", "20", "--persistent"]
+    )
+    underscored = parser.parse_args(
+        ["train", "--batch", "200", "--dbn_epochs", "3", "--dbn_lr", "0.01", "--mlp_epochs", "4",
+         "--mlp_lr", "0.002", "--save", "m.keras", "--layers", "1000,500", "--k", "20", "--persistent"]
+    )
+    assert vars(dashed) == vars(underscored)
+    assert dashed.layers == [1000, 500] and dashed.k == 20 and dashed.persistent
+    assert dashed.dbn_epochs == 3 and dashed.mlp_lr == 0.002
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["train", "--layers", "500,abc"], "500,500,2000"),
+     (["train", "--batch", "0"], "positive integer"),
+     (["train", "--dropout", "1.5"], "rate"),
+     (["train", "--no-such-option"], "unrecognized"),
+     (["sample"], "--model")],
+)
+def test_bad_options_exit_nonzero_with_a_message(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_module_entry_point_reports_errors(tmp_path):
+    out = run("sample", "--model", str(tmp_path / "missing.keras"))
+    assert out.returncode != 0 and "no such model file" in out.stderr
+    out = run("train", "--k", "0")
+    assert out.returncode == 2 and "positive integer" in out.stderr
+
+
+@pytest.mark.slow
+def test_train_then_sample_end_to_end(mnist_manual_dir, tfds_data_dir, tmp_path):
+    out_dir = tmp_path / "run"
+    out = run(
+        "train", "--layers", "64,32", "--dbn-epochs", "2", "--mlp-epochs", "5", "--limit", "3000",
+        "--batch", "50", "--data-dir", tfds_data_dir, "--manual-dir", mnist_manual_dir,
+        "--out", str(out_dir), "--samples", "16", "--gibbs-steps", "20", "--verbose", "0",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "test accuracy" in out.stdout
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["test_accuracy"] > 0.7  # 3,000 images, five epochs: far above chance
+    for name in ("dbn.keras", "classifier.keras", "samples.png", "filters.png"):
+        assert (out_dir / name).exists(), name
+    assert (out_dir / "saved_model" / "1" / "saved_model.pb").exists()
+
+    # Running again into the same folder refuses to overwrite the export.
+    again = run("train", "--limit", "100", "--out", str(out_dir), "--data-dir", tfds_data_dir,
+                "--manual-dir", mnist_manual_dir)
+    assert again.returncode != 0 and "already exists" in again.stderr
+
+    grid = tmp_path / "grid.png"
+    out = run("sample", "--model", str(out_dir / "dbn.keras"), "--n", "9", "--gibbs-steps", "10",
+              "--out", str(grid), "--seed", "1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    import tensorflow as tf
+
+    image = tf.io.decode_png(tf.io.read_file(str(grid))).numpy()
+    assert image.ndim == 3 and image.shape[0] >= 3 * 28 and np.ptp(image) > 0
+
+    wrong = run("sample", "--model", str(out_dir / "classifier.keras"), "--out", str(grid))
+    assert wrong.returncode != 0 and "not a DBN" in wrong.stderr

@@ -1,0 +1,185 @@
+"""DBN: greedy pretraining, conversion to a classifier, generation, saving."""
+
+import itertools
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_dbn
+from keras_dbn import dbn as dbn_module
+
+
+def all_states(n):
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
+
+
+@pytest.fixture(scope="module")
+def mnist_small(mnist_manual_dir, tfds_data_dir):
+    x, y = keras_dbn.datasets.load_numpy(
+        "mnist", split="train", data_dir=tfds_data_dir, manual_dir=mnist_manual_dir, limit=3000
+    )
+    return x, y
+
+
+def test_layers_are_rbms_with_per_layer_options():
+    dbn = keras_dbn.DBN([20, 10, 5], k=[1, 5, 10], persistent=[False, False, True], seed=3)
+    assert [type(layer) for layer in dbn.layers] == [keras_dbn.RBM] * 3
+    assert [rbm.k for rbm in dbn.rbms] == [1, 5, 10]
+    assert [rbm.persistent for rbm in dbn.rbms] == [False, False, True]
+    assert [rbm.seed for rbm in dbn.rbms] == [3, 4, 5]
+    custom = keras_dbn.RBM(7, visible="gaussian")
+    mixed = keras_dbn.DBN([custom, 4])
+    assert mixed.rbms[0] is custom and mixed.rbms[1].units == 4
+
+
+@pytest.mark.parametrize(
+    "args, kwargs",
+    [(([],), {}), (([10, 5],), {"k": [1]}), (([keras_dbn.RBM(5, hidden="gaussian"), 3],), {})],
+)
+def test_bad_construction_raises(args, kwargs):
+    with pytest.raises(ValueError):
+        keras_dbn.DBN(*args, **kwargs)
+
+
+def test_greedy_layers_train_on_probabilities_of_the_layer_below(mnist_small):
+    """Layer 2 of pretrain() equals an RBM fitted by hand on p(h | v) of layer 1."""
+    x = mnist_small[0][:1000]
+    dbn = keras_dbn.DBN([40, 20], seed=11)
+    histories = dbn.pretrain(x, epochs=2, batch_size=50, verbose=0, shuffle=False)
+    assert [h.layer_name for h in histories] == ["rbm_0", "rbm_1"]
+    assert all(len(h.history["reconstruction_error"]) == 2 for h in histories)
+
+    first = keras_dbn.RBM(40, seed=11).initialize_visible_bias(x)
+    first.fit(x, epochs=2, batch_size=50, shuffle=False, verbose=0)
+    np.testing.assert_allclose(np.array(first.kernel), np.array(dbn.rbms[0].kernel), atol=1e-6)
+    hidden = first.predict(x, verbose=0)
+    second = keras_dbn.RBM(20, seed=12).initialize_visible_bias(hidden)
+    second.fit(hidden, epochs=2, batch_size=50, shuffle=False, verbose=0)
+    np.testing.assert_allclose(np.array(second.kernel), np.array(dbn.rbms[1].kernel), atol=1e-5)
+    np.testing.assert_allclose(dbn(x[:5]), second(first(x[:5])), atol=1e-5)
+
+
+def test_streamed_upper_layers_match_cached_ones(mnist_small, monkeypatch):
+    """With no room to cache activations, upper layers stream batch by batch."""
+    x = mnist_small[0][:600]
+    options = dict(epochs=2, batch_size=50, verbose=0, shuffle=False, init_visible_bias=False)
+    cached = keras_dbn.DBN([30, 10], seed=5)
+    cached.pretrain(x, **options)
+
+    seen = []
+    original = dbn_module.DBN._propagate
+
+    def spy(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        seen.append(type(out).__name__)
+        return out
+
+    monkeypatch.setattr(dbn_module, "_CACHE_LIMIT_BYTES", 0)
+    monkeypatch.setattr(dbn_module.DBN, "_propagate", spy)
+    streamed = keras_dbn.DBN([30, 10], seed=5)
+    streamed.pretrain(x, **options)
+    assert seen and "ndarray" not in seen  # a tf.data pipeline, not a materialised array
+    for a, b in zip(streamed.weights, cached.weights):
+        np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-4)
+
+
+def test_pretrain_accepts_a_dataset_with_labels(mnist_small):
+    import tensorflow as tf
+
+    x, y = mnist_small
+    ds = tf.data.Dataset.from_tensor_slices((x[:500].reshape(-1, 28, 28), y[:500])).batch(50)
+    dbn = keras_dbn.DBN([16, 8], seed=0)
+    histories = dbn.pretrain(ds, epochs=1, verbose=0)
+    assert len(histories) == 2 and dbn.num_visible == 784
+
+
+def test_classifier_is_plain_keras_initialised_from_rbms(mnist_small, tmp_path):
+    x, y = mnist_small
+    dbn = keras_dbn.DBN([64, 32], seed=0)
+    dbn.pretrain(x, epochs=2, batch_size=50, verbose=0)
+    clf = dbn.to_classifier(10, dropout=0.1)
+    dense = [layer for layer in clf.layers if isinstance(layer, keras.layers.Dense)]
+    assert len(dense) == 3
+    for layer, rbm in zip(dense, dbn.rbms):
+        np.testing.assert_array_equal(layer.kernel, rbm.kernel)
+        np.testing.assert_array_equal(layer.bias, rbm.hidden_bias)
+    features = keras.Model(clf.inputs, dense[1].output)
+    np.testing.assert_allclose(features.predict(x[:20], verbose=0), dbn(x[:20]), atol=1e-5)
+
+    clf.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    clf.fit(x[:2500], y[:2500], epochs=5, batch_size=50, verbose=0)
+    accuracy = clf.evaluate(x[2500:], y[2500:], verbose=0, return_dict=True)["accuracy"]
+    assert accuracy > 0.85
+
+    path = tmp_path / "clf.keras"
+    clf.save(path)
+    expected = clf.predict(x[:10], verbose=0)
+    np.save(tmp_path / "x.npy", x[:10])
+    np.save(tmp_path / "expected.npy", expected)
+    script = (
+        "import sys, numpy as np, keras\n"
+        f"m = keras.models.load_model({str(path)!r})\n"
+        f"x = np.load({str(tmp_path / 'x.npy')!r}); e = np.load({str(tmp_path / 'expected.npy')!r})\n"
+        "assert 'keras_dbn' not in sys.modules\n"
+        "np.testing.assert_allclose(m.predict(x, verbose=0), e, atol=1e-5)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_generate_is_exact_ancestral_sampling():
+    """Samples of a 3-RBM DBN follow sum_h p_top(h2) p(h1 | h2) p(v | h1)."""
+    rng = np.random.default_rng(0)
+    sizes = [4, 3, 3, 2]
+    dbn = keras_dbn.DBN(sizes[1:], seed=1)
+    dbn.build((None, sizes[0]))
+    for rbm in dbn.rbms:
+        rbm.kernel.assign(rng.normal(0, 1.5, rbm.kernel.shape))
+        rbm.visible_bias.assign(rng.normal(0, 1.0, rbm.visible_bias.shape))
+        rbm.hidden_bias.assign(rng.normal(0, 1.0, rbm.hidden_bias.shape))
+
+    def conditional(rbm, h):  # p(v | h) for every v and every h row
+        v = all_states(rbm.num_visible)
+        mean = np.asarray(rbm.visible_given_hidden(h.astype("float32")), dtype="float64")
+        return np.prod(np.where(v[None] == 1, mean[:, None], 1 - mean[:, None]), axis=-1)
+
+    top = dbn.rbms[-1]
+    h2 = all_states(3)
+    p_h2 = np.exp(-np.asarray(top.free_energy(h2.astype("float32")), dtype="float64"))
+    p_h2 /= p_h2.sum()
+    p_v = p_h2 @ conditional(dbn.rbms[1], h2) @ conditional(dbn.rbms[0], all_states(3))
+
+    samples = dbn.generate(20000, gibbs_steps=30, return_mean=False)
+    assert set(np.unique(samples)) <= {0.0, 1.0}
+    index = samples @ (2 ** np.arange(3, -1, -1))
+    empirical = np.bincount(index.astype(int), minlength=16) / len(samples)
+    # Total variation of 20,000 samples over 16 states is ~0.01 by chance.
+    assert 0.5 * np.abs(empirical - p_v).sum() < 0.03
+    uniform = np.full(16, 1 / 16)
+    assert 0.5 * np.abs(uniform - p_v).sum() > 0.1  # the check has power
+
+
+def test_save_load_and_generate(mnist_small, tmp_path):
+    x = mnist_small[0][:500]
+    dbn = keras_dbn.DBN([32, 16], seed=0)
+    dbn.pretrain(x, epochs=1, batch_size=50, verbose=0)
+    dbn.save(tmp_path / "dbn.keras")
+    loaded = keras.models.load_model(tmp_path / "dbn.keras")
+    assert isinstance(loaded, keras_dbn.DBN) and len(loaded.layers) == 2
+    np.testing.assert_allclose(loaded(x[:10]), dbn(x[:10]), atol=1e-6)
+    images = loaded.generate(6, gibbs_steps=20)
+    assert images.shape == (6, 784) and np.all((images >= 0) & (images <= 1))
+
+
+def test_fit_points_to_pretrain():
+    with pytest.raises(TypeError, match="pretrain"):
+        keras_dbn.DBN([4]).fit(np.zeros((2, 3)))
+
+
+def test_classifier_before_pretraining_raises():
+    with pytest.raises(ValueError, match="Pretrain"):
+        keras_dbn.DBN([4]).to_classifier(3)

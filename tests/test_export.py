@@ -1,0 +1,178 @@
+"""keras_dbn.export: SavedModels that TF Serving (and plain TensorFlow) can load."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from keras_dbn.export import export_saved_model, serving_request
+
+FEATURES, CLASSES = 20, 3
+
+# Runs in a fresh interpreter that imports TensorFlow only, as a server would.
+LOAD_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    export_dir, x_path, out_path = sys.argv[1:]
+    loaded = tf.saved_model.load(export_dir)
+    serving = loaded.signatures["serving_default"]
+    _, inputs = serving.structured_input_signature
+    outputs = serving(inputs=tf.constant(np.load(x_path)))
+    np.save(out_path, outputs["probabilities"].numpy())
+    print(json.dumps({
+        "signatures": sorted(loaded.signatures.keys()),
+        "inputs": {k: [str(v.dtype.name), v.shape.as_list()] for k, v in inputs.items()},
+        "outputs": sorted(outputs.keys()),
+        "keras_dbn_imported": "keras_dbn" in sys.modules,
+    }))
+    """
+)
+
+
+def _classifier(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((FEATURES,)),
+            keras.layers.Dense(8, activation="sigmoid"),
+            keras.layers.Dense(CLASSES, activation="softmax"),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A classifier exported once as version 1 of a fresh base directory."""
+    model = _classifier()
+    base = tmp_path_factory.mktemp("models")
+    return model, base, export_saved_model(model, base)
+
+
+def _clean_env():
+    # The child must not find keras_dbn through the parent's import path.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def test_export_writes_tf_serving_layout(exported):
+    _, base, path = exported
+    assert path == str(base / "1")
+    assert (base / "1" / "saved_model.pb").is_file()
+    assert (base / "1" / "variables").is_dir()
+    # No staging folder is left behind for TF Serving to trip on.
+    assert sorted(p.name for p in base.iterdir()) == ["1"]
+
+
+def test_serving_default_matches_keras_in_a_tensorflow_only_process(exported, tmp_path):
+    model, _, path = exported
+    x = np.random.default_rng(0).random((7, FEATURES), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, path, str(tmp_path / "x.npy"), str(tmp_path / "p.npy")],
+        cwd=tmp_path,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not report["keras_dbn_imported"]
+    assert "serving_default" in report["signatures"]
+    assert report["inputs"] == {"inputs": ["float32", [None, FEATURES]]}
+    assert report["outputs"] == ["probabilities"]
+
+    served = np.load(tmp_path / "p.npy")
+    assert served.shape == (7, CLASSES)
+    np.testing.assert_allclose(served, model.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_saved_model_cli_shows_the_serving_signature(exported):
+    cli = pathlib.Path(sys.executable).with_name("saved_model_cli")
+    if not cli.exists():
+        pytest.skip(f"saved_model_cli not installed next to {sys.executable}")
+    _, _, path = exported
+    result = subprocess.run(
+        [str(cli), "show", "--dir", path, "--all"],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    default = result.stdout.split("signature_def['serving_default']:", 1)
+    assert len(default) == 2, result.stdout
+    section = default[1]
+    assert "inputs['inputs'] tensor_info:" in section
+    assert "dtype: DT_FLOAT" in section
+    assert f"shape: (-1, {FEATURES})" in section
+    assert "outputs['probabilities'] tensor_info:" in section
+    assert f"shape: (-1, {CLASSES})" in section
+    assert "tensorflow/serving/predict" in section
+
+
+def test_refuses_to_overwrite_unless_asked(tmp_path):
+    import tensorflow as tf
+
+    model = _classifier(seed=1)
+    path = export_saved_model(model, tmp_path, version=3)
+    pb = pathlib.Path(path) / "saved_model.pb"
+    before = pb.read_bytes()
+
+    retrained = _classifier(seed=2)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_saved_model(retrained, tmp_path, version=3)
+    assert pb.read_bytes() == before
+    x = np.random.default_rng(1).random((4, FEATURES), dtype=np.float32)
+    served = tf.saved_model.load(path).signatures["serving_default"](inputs=tf.constant(x))
+    np.testing.assert_allclose(served["probabilities"], model.predict(x, verbose=0), atol=1e-5)
+
+    assert export_saved_model(retrained, tmp_path, version=3, overwrite=True) == path
+    served = tf.saved_model.load(path).signatures["serving_default"](inputs=tf.constant(x))
+    np.testing.assert_allclose(served["probabilities"], retrained.predict(x, verbose=0), atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3"]
+
+
+def test_versions_live_side_by_side(tmp_path):
+    model = _classifier()
+    export_saved_model(model, tmp_path / "base", version=1)
+    export_saved_model(model, tmp_path / "base", version=2)
+    assert sorted(p.name for p in (tmp_path / "base").iterdir()) == ["1", "2"]
+
+
+@pytest.mark.parametrize("version", [0, -1, 1.0, "1", True, None])
+def test_bad_version_raises_and_writes_nothing(tmp_path, version):
+    with pytest.raises(ValueError, match="version must be a positive int"):
+        export_saved_model(_classifier(), tmp_path / "base", version=version)
+    assert not (tmp_path / "base").exists()
+
+
+def test_image_shaped_input_is_rejected(tmp_path):
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    with pytest.raises(ValueError, match=r"\(None, features\)"):
+        export_saved_model(model, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_serving_request_body():
+    x = np.array([[0.0, 0.5], [1.0, 0.25]])
+    assert json.loads(serving_request(x)) == {"instances": [[0.0, 0.5], [1.0, 0.25]]}
+    with pytest.raises(ValueError, match="2-D"):
+        serving_request(np.zeros(4))
