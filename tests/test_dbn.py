@@ -99,7 +99,7 @@ def test_pretrain_accepts_a_dataset_with_labels(mnist_small):
 def test_classifier_is_plain_keras_initialised_from_rbms(mnist_small, tmp_path):
     x, y = mnist_small
     dbn = keras_dbn.DBN([64, 32], seed=0)
-    dbn.pretrain(x, epochs=2, batch_size=50, verbose=0)
+    dbn.pretrain(x, epochs=5, batch_size=50, verbose=0, optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
     clf = dbn.to_classifier(10, dropout=0.1)
     dense = [layer for layer in clf.layers if isinstance(layer, keras.layers.Dense)]
     assert len(dense) == 3
@@ -109,8 +109,8 @@ def test_classifier_is_plain_keras_initialised_from_rbms(mnist_small, tmp_path):
     features = keras.Model(clf.inputs, dense[1].output)
     np.testing.assert_allclose(features.predict(x[:20], verbose=0), dbn(x[:20]), atol=1e-5)
 
-    clf.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    clf.fit(x[:2500], y[:2500], epochs=5, batch_size=50, verbose=0)
+    clf.compile(keras.optimizers.Adam(5e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    clf.fit(x[:2500], y[:2500], epochs=10, batch_size=50, verbose=0)
     accuracy = clf.evaluate(x[2500:], y[2500:], verbose=0, return_dict=True)["accuracy"]
     assert accuracy > 0.85
 
