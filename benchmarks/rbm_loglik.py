@@ -34,37 +34,23 @@ import numpy as np  # noqa: E402
 
 import keras_dbn  # noqa: E402
 from keras_dbn import evaluation  # noqa: E402
+from keras_dbn.datasets import load_numpy  # noqa: E402
 
 PAPER_CD25_500 = -86.34
-DEFAULT_MANUAL_DIR = "/work/shared/data/mnist"
+# The MNIST source files beside the repository, as the tests use them.
+DEFAULT_MANUAL_DIR = os.environ.get(
+    "KERAS_DBN_MNIST_DIR",
+    str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"),
+)
 
 
 def load_mnist(split, manual_dir, data_dir, seed, limit=None):
     """Stochastically binarised MNIST as float32 arrays of shape (N, 784)."""
-    try:
-        from keras_dbn.datasets import load_numpy
-    except ImportError:
-        load_numpy = None
-    if load_numpy is not None:
-        x, _ = load_numpy(
-            "mnist", split, data_dir=data_dir, manual_dir=manual_dir,
-            binarize="stochastic", seed=seed, limit=limit,
-        )
-        return x
-    import tensorflow_datasets as tfds
-
-    if limit is not None:
-        split = f"{split}[:{limit}]"
-    images, _ = tfds.as_numpy(
-        tfds.load(
-            "mnist", split=split, batch_size=-1, as_supervised=True, data_dir=data_dir,
-            download_and_prepare_kwargs={
-                "download_config": tfds.download.DownloadConfig(manual_dir=manual_dir)
-            },
-        )
+    x, _ = load_numpy(
+        "mnist", split, data_dir=data_dir, manual_dir=manual_dir,
+        binarize="stochastic", seed=seed, limit=limit,
     )
-    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
-    return (np.random.default_rng(seed).random(x.shape, dtype=np.float32) < x).astype(np.float32)
+    return x
 
 
 def parse_method(name):

@@ -3,6 +3,7 @@
 from keras_dbn import callbacks
 from keras_dbn import datasets
 from keras_dbn import evaluation
+from keras_dbn import tuning
 from keras_dbn import units
 from keras_dbn.dbn import DBN
 from keras_dbn.export import export_saved_model
@@ -17,6 +18,7 @@ __all__ = [
     "datasets",
     "evaluation",
     "export_saved_model",
+    "tuning",
     "units",
     "__version__",
 ]

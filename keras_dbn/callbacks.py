@@ -127,23 +127,9 @@ def _write_png(grid, path):
 
 
 def _image_summary(name, grid, step):
-    """Writes ``grid`` as a TensorBoard image summary to the default writer.
-
-    The record is the one `tf.summary.image` writes (the images plugin's
-    ``[width, height, png]`` string tensor), built with `tf.summary.write`
-    so that the ``tensorboard`` package is needed to view it, not to write it.
-    """
-    from tensorflow.core.framework import summary_pb2
-
-    metadata = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="images"),
-        data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
-    )
+    """Writes ``grid`` as a TensorBoard image summary to the default writer."""
     image = grid[..., None] if grid.ndim == 2 else grid
-    tensor = tf.stack(
-        [str(image.shape[1]), str(image.shape[0]), tf.io.encode_png(image)]
-    )
-    return tf.summary.write(tag=name, tensor=tensor, step=step, metadata=metadata)
+    return tf.summary.image(name, image[None], step=step)
 
 
 class ImageGridCallback(keras.callbacks.Callback):

@@ -6,44 +6,16 @@ import os
 import sys
 import time
 
+from keras_dbn.argtypes import layer_sizes, positive_float, positive_int, rate
+
 USAGE_EXAMPLES = """examples:
   keras-dbn train                                  # MNIST, 784-500-500-2000-10
   keras-dbn train --layers 1000,500 --k 20 --batch 200 --dbn-epochs 10
   keras-dbn train --labels 1000 --baseline         # few labels, vs random init
   keras-dbn train --manual-dir ~/mnist_files       # offline, from the IDX files
   keras-dbn sample --model runs/dbn.keras --n 100 --out grid.png
+  keras-dbn tune --tuner random --max-trials 6 --train-limit 10000 --units 64,128,256
 """
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def _rate(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text}")
-    return value
-
-
-def _layer_sizes(text):
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes like 500,500,2000, got {text!r}")
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive sizes like 500,500,2000, got {text!r}")
-    return sizes
 
 
 def _add(parser, name, **kwargs):
@@ -73,28 +45,28 @@ def build_parser():
         "export a SavedModel for TF Serving and write PNGs of samples and filters.",
     )
     _add(train, "--dataset", default="mnist", help="TFDS image dataset (default: mnist)")
-    _add(train, "--layers", type=_layer_sizes, default=[500, 500, 2000],
+    _add(train, "--layers", type=layer_sizes, default=[500, 500, 2000],
          help="hidden layer sizes (default: 500,500,2000)")
-    _add(train, "--batch", type=_positive_int, default=100, help="batch size (default: 100)")
-    _add(train, "--dbn-epochs", type=_positive_int, default=10,
+    _add(train, "--batch", type=positive_int, default=100, help="batch size (default: 100)")
+    _add(train, "--dbn-epochs", type=positive_int, default=10,
          help="pretraining epochs per RBM (default: 10)")
-    _add(train, "--dbn-lr", type=_positive_float, default=0.05,
+    _add(train, "--dbn-lr", type=positive_float, default=0.05,
          help="pretraining learning rate, SGD with momentum 0.9 (default: 0.05)")
-    _add(train, "--k", type=_positive_int, default=1, help="Gibbs steps per CD update (default: 1)")
+    _add(train, "--k", type=positive_int, default=1, help="Gibbs steps per CD update (default: 1)")
     _add(train, "--persistent", action="store_true",
          help="train the lower RBMs by persistent CD (PCD) too")
     _add(train, "--top", choices=["cd", "pcd"], default="pcd",
          help="how the top RBM, the DBN's generative model, is trained (default: pcd, "
          "which gives far better samples than CD)")
-    _add(train, "--top-lr", type=_positive_float, default=0.01,
+    _add(train, "--top-lr", type=positive_float, default=0.01,
          help="learning rate of the top RBM, SGD with momentum 0.9 (default: 0.01)")
-    _add(train, "--mlp-epochs", type=_positive_int, default=20,
+    _add(train, "--mlp-epochs", type=positive_int, default=20,
          help="fine-tuning epochs (default: 20)")
-    _add(train, "--mlp-lr", type=_positive_float, default=1e-3,
+    _add(train, "--mlp-lr", type=positive_float, default=1e-3,
          help="fine-tuning learning rate, Adam (default: 0.001)")
-    _add(train, "--dropout", type=_rate, default=0.2,
+    _add(train, "--dropout", type=rate, default=0.2,
          help="dropout after each hidden layer while fine-tuning (default: 0.2)")
-    _add(train, "--labels", type=_positive_int, default=None,
+    _add(train, "--labels", type=positive_int, default=None,
          help="fine-tune on a stratified subset of this many labels (pretraining "
          "still uses every training image)")
     _add(train, "--baseline", action="store_true",
@@ -102,7 +74,7 @@ def build_parser():
          "identically and report both")
     _add(train, "--binarize", choices=["none", "threshold", "stochastic"], default="none",
          help="binarise pixels (default: none, grey levels as probabilities)")
-    _add(train, "--limit", type=_positive_int, default=None,
+    _add(train, "--limit", type=positive_int, default=None,
          help="use only the first N training images (quick trial runs)")
     _add(train, "--data-dir", default=None, help="TFDS data_dir")
     _add(train, "--manual-dir", default=None,
@@ -112,9 +84,9 @@ def build_parser():
          help="path of the fine-tuned classifier .keras file (default: OUT/classifier.keras)")
     _add(train, "--export", default=None,
          help="SavedModel base folder for TF Serving (default: OUT/saved_model)")
-    _add(train, "--samples", type=_positive_int, default=100,
+    _add(train, "--samples", type=positive_int, default=100,
          help="number of generated samples in OUT/samples.png (default: 100)")
-    _add(train, "--gibbs-steps", type=_positive_int, default=1000,
+    _add(train, "--gibbs-steps", type=positive_int, default=1000,
          help="Gibbs steps in the top RBM per sample (default: 1000)")
     _add(train, "--seed", type=int, default=0, help="random seed (default: 0)")
     _add(train, "--verbose", type=int, choices=[0, 1, 2], default=2,
@@ -122,11 +94,21 @@ def build_parser():
 
     sample = commands.add_parser("sample", help="generate samples from a saved DBN as a PNG grid")
     _add(sample, "--model", required=True, help="a DBN saved as .keras (e.g. OUT/dbn.keras)")
-    _add(sample, "--n", type=_positive_int, default=100, help="number of samples (default: 100)")
-    _add(sample, "--gibbs-steps", type=_positive_int, default=1000,
+    _add(sample, "--n", type=positive_int, default=100, help="number of samples (default: 100)")
+    _add(sample, "--gibbs-steps", type=positive_int, default=1000,
          help="Gibbs steps in the top RBM (default: 1000)")
     _add(sample, "--out", default="samples.png", help="PNG file to write (default: samples.png)")
     _add(sample, "--seed", type=int, default=None, help="random seed")
+    tune = commands.add_parser(
+        "tune",
+        help="keras-tuner search over pretraining and fine-tuning settings",
+        description="Search layer sizes, CD-k or PCD, learning rates, epochs, dropout and "
+        "batch size with keras-tuner; Ctrl-C interrupts and the same command resumes. "
+        "The best classifier is saved as .keras and exported as a SavedModel.",
+    )
+    from keras_dbn import tuning
+
+    tuning.add_search_arguments(tune)
     return parser
 
 
@@ -266,6 +248,10 @@ def main(argv=None):
     try:
         if args.command == "train":
             train(args)
+        elif args.command == "tune":
+            from keras_dbn import tuning
+
+            tuning.run_search(args)
         else:
             sample(args)
     except KeyboardInterrupt:

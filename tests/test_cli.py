@@ -88,3 +88,13 @@ def test_train_then_sample_end_to_end(mnist_manual_dir, tfds_data_dir, tmp_path)
 
     wrong = run("sample", "--model", str(out_dir / "classifier.keras"), "--out", str(grid))
     assert wrong.returncode != 0 and "not a DBN" in wrong.stderr
+
+
+def test_tune_subcommand_takes_the_search_options(capsys):
+    args = cli.build_parser().parse_args(
+        ["tune", "--tuner", "random", "--max-trials", "2", "--units", "32,64", "--train-limit", "500"]
+    )
+    assert (args.command, args.tuner, args.max_trials, args.units) == ("tune", "random", 2, [32, 64])
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "--tuner", "grid"])
+    assert "invalid choice" in capsys.readouterr().err

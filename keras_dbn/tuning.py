@@ -1,0 +1,672 @@
+"""Hyperparameter search over the whole DBN pipeline with keras-tuner.
+
+`DBNHyperModel` tunes greedy pretraining and supervised fine-tuning together:
+the number and sizes of the layers, CD-k or PCD, the pretraining learning rate
+and epochs, the fine-tuning learning rate, dropout and the batch size. Its
+``build(hp)`` returns the classifier that ``DBN.to_classifier`` makes (only
+built-in Keras layers, so keras-tuner can checkpoint, reload and save it), and
+its ``fit`` pretrains a DBN, copies the RBM weights into that classifier and
+fine-tunes it with the tuner's callbacks.
+
+Greedy pretraining of layer ``i`` depends only on the layers below it, so
+trained RBMs are cached by (layer sizes up to ``i``, pretraining settings,
+seed, data fingerprint): trials that share lower layers and pretraining
+settings reuse them, in memory and, with ``cache_dir``, across processes.
+
+Example:
+
+```python
+import keras_tuner as kt
+from keras_dbn.tuning import DBNHyperModel
+
+hypermodel = DBNHyperModel(num_classes=10, input_dim=784, units=[256, 512],
+                           k=1, pretrain_epochs=(1, 5))
+tuner = kt.RandomSearch(hypermodel, objective=hypermodel.objective,
+                        max_trials=10, directory="runs", project_name="dbn")
+tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=10)
+best = tuner.get_best_models(1)[0]
+```
+"""
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+import time
+import warnings
+
+import keras
+import keras_tuner as kt
+import numpy as np
+
+from keras_dbn.argtypes import layer_sizes, positive_int
+from keras_dbn.dbn import DBN
+
+__all__ = [
+    "DBNHyperModel",
+    "PretrainCache",
+    "add_search_arguments",
+    "make_tuner",
+    "run_search",
+    "trials_table",
+]
+
+# Hyperparameter names, for `hp.Fixed` in a user's `keras_tuner.HyperParameters`.
+NUM_LAYERS = "num_layers"
+UNITS = "units_{}"  # one per layer: units_0, units_1, ...
+K = "k"
+PERSISTENT = "persistent"
+PRETRAIN_LR = "pretrain_lr"
+PRETRAIN_EPOCHS = "pretrain_epochs"
+FINETUNE_LR = "finetune_lr"
+DROPOUT = "dropout"
+BATCH_SIZE = "batch_size"
+
+# The default search space: lists are choices, tuples (min, max) ranges.
+DEFAULT_SPACE = {
+    NUM_LAYERS: (1, 3),
+    UNITS: [256, 512, 1024, 2000],
+    K: [1, 5],
+    PERSISTENT: [False, True],
+    PRETRAIN_LR: (1e-3, 0.1),
+    PRETRAIN_EPOCHS: (1, 10),
+    FINETUNE_LR: (1e-4, 1e-2),
+    DROPOUT: (0.0, 0.5),
+    BATCH_SIZE: [50, 100, 200],
+}
+
+_CACHE_FORMAT = "keras_dbn.tuning/1"  # part of every cache key; bump on layout changes
+
+
+def _declare(hp, name, spec, kind, log=False):
+    """Registers one hyperparameter from a constructor spec and returns its value.
+
+    A list is a choice (one element: fixed), a 2-tuple an ``(min, max)``
+    range, anything else a fixed value.
+    """
+    if isinstance(spec, list):
+        values = list(dict.fromkeys(kind(v) for v in spec))
+        if not values:
+            raise ValueError(f"`{name}` needs at least one value.")
+        if len(values) == 1:
+            return hp.Fixed(name, values[0])
+        if kind is bool:
+            return hp.Boolean(name)
+        return hp.Choice(name, values)
+    if isinstance(spec, tuple):
+        if len(spec) != 2 or kind is bool:
+            raise ValueError(f"`{name}` range must be a (min, max) tuple, got {spec!r}.")
+        low, high = kind(spec[0]), kind(spec[1])
+        if low > high:
+            raise ValueError(f"`{name}` range {spec!r} has min > max.")
+        if low == high:
+            return hp.Fixed(name, low)
+        sampling = "log" if log else "linear"
+        if kind is int:
+            return hp.Int(name, low, high, sampling=sampling)
+        return hp.Float(name, low, high, sampling=sampling)
+    return hp.Fixed(name, kind(spec))
+
+
+def _fingerprint(x):
+    """A digest of an array's shape, dtype and contents."""
+    x = np.ascontiguousarray(x)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((x.shape, x.dtype.str)).encode())
+    digest.update(memoryview(x).cast("B"))
+    return digest.hexdigest()
+
+
+class PretrainCache:
+    """Trained RBM weights by pretraining key: LRU in memory, optionally on disk.
+
+    Args:
+        max_bytes: memory budget of the in-memory LRU; the least recently used
+            entries are dropped beyond it (0 disables the memory cache).
+        directory: optional folder of ``.npz`` files, one per entry, so that
+            resumed searches and other processes reuse the weights too. The
+            folder is not pruned.
+
+    Example:
+
+    >>> cache = PretrainCache(max_bytes=256 * 2**20, directory="runs/rbm_cache")
+    >>> hypermodel = DBNHyperModel(num_classes=10, input_dim=784, cache=cache)
+    """
+
+    def __init__(self, max_bytes=512 * 2**20, directory=None):
+        self.max_bytes = int(max_bytes)
+        self.directory = None if directory is None else pathlib.Path(directory)
+        self._memory = collections.OrderedDict()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _name(key):
+        return hashlib.sha256(repr((_CACHE_FORMAT,) + tuple(key)).encode()).hexdigest()[:40]
+
+    def get(self, key):
+        """The cached ``[kernel, visible_bias, hidden_bias]`` of ``key``, or None."""
+        name = self._name(key)
+        if name in self._memory:
+            self._memory.move_to_end(name)
+            self.hits += 1
+            return self._memory[name]
+        if self.directory is not None:
+            path = self.directory / f"{name}.npz"
+            if path.exists():
+                with np.load(path) as data:
+                    weights = [data[f"w{i}"] for i in range(len(data.files))]
+                self._remember(name, weights)
+                self.hits += 1
+                return weights
+        self.misses += 1
+        return None
+
+    def put(self, key, weights):
+        """Stores a list of arrays under ``key`` (and on disk with a directory)."""
+        name = self._name(key)
+        weights = [np.array(w, copy=True) for w in weights]
+        self._remember(name, weights)
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            # Written whole, then renamed: an interrupted search never leaves
+            # a truncated file that a resumed one would trust.
+            fd, tmp = tempfile.mkstemp(suffix=".npz", dir=self.directory)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, **{f"w{i}": w for i, w in enumerate(weights)})
+                os.replace(tmp, self.directory / f"{name}.npz")
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+
+    def _remember(self, name, weights):
+        size = sum(w.nbytes for w in weights)
+        if size > self.max_bytes:
+            return
+        self._memory[name] = weights
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, dropped = self._memory.popitem(last=False)
+            self._bytes -= sum(w.nbytes for w in dropped)
+
+    def __len__(self):
+        return len(self._memory)
+
+
+class DBNHyperModel(kt.HyperModel):
+    """A keras-tuner search space over DBN pretraining and fine-tuning.
+
+    Every search dimension is a constructor argument: a list is a choice
+    (``hp.Choice``, or ``hp.Boolean`` for ``[False, True]``), a 2-tuple a
+    ``(min, max)`` range (``hp.Int`` / ``hp.Float``; learning rates and
+    units sampled on a log scale), a single value fixes it (``hp.Fixed``).
+    Hyperparameters may also be fixed through the tuner, by passing
+    ``hyperparameters=hp`` with ``hp.Fixed(name, value)`` (names: the
+    module constants ``num_layers``, ``units_0``, ``units_1``, ..., ``k``,
+    ``persistent``, ``pretrain_lr``, ``pretrain_epochs``, ``finetune_lr``,
+    ``dropout``, ``batch_size``) and, to fix everything else at its default,
+    ``tune_new_entries=False``.
+
+    Fine-tuning epochs are not a hyperparameter: they are the ``epochs`` of
+    ``tuner.search`` (Hyperband sets them per round). Pretraining uses
+    ``SGD(pretrain_lr, momentum=0.5)`` for every RBM, fine-tuning
+    ``Adam(finetune_lr)`` with sparse categorical cross-entropy, and the batch
+    size serves both.
+
+    When Hyperband continues a trial (``initial_epoch > 0``) keras-tuner has
+    restored the model from that trial's checkpoint; ``fit`` then only
+    fine-tunes on. Otherwise the RBMs come from the cache when a trial with the
+    same lower layers, pretraining settings, seed and data trained them before.
+
+    Args:
+        num_classes: number of classes (integer labels ``0 .. num_classes-1``).
+        input_dim: number of input features; taken from ``x_unlabeled`` if
+            omitted.
+        x_unlabeled: NumPy array ``(n, input_dim)`` in [0, 1] to pretrain on
+            (e.g. all training images when only a few are labelled); by
+            default the ``x`` given to ``search``. A `tf.data.Dataset` works
+            too, without caching.
+        num_layers: number of hidden layers (default ``(1, 3)``).
+        units: hidden units of each layer, chosen per layer (default
+            ``[256, 512, 1024, 2000]``).
+        k: Gibbs steps of CD-k / PCD-k (default ``[1, 5]``).
+        persistent: PCD instead of CD (default ``[False, True]``).
+        pretrain_lr: pretraining learning rate (default ``(1e-3, 0.1)``).
+        pretrain_epochs: pretraining epochs per RBM (default ``(1, 10)``).
+        finetune_lr: fine-tuning learning rate (default ``(1e-4, 1e-2)``).
+        dropout: dropout after each hidden layer in fine-tuning (default
+            ``(0.0, 0.5)``).
+        batch_size: batch size of pretraining and fine-tuning (default
+            ``[50, 100, 200]``).
+        seed: base seed of the RBM weights (layer ``i`` gets ``seed + i``).
+        cache: a `PretrainCache` to share between hypermodels; by default one
+            made from ``cache_dir`` and ``cache_max_bytes``.
+        cache_dir: folder for pretrained RBM weights reused across processes
+            (resumed searches); None keeps them in memory only.
+        cache_max_bytes: memory budget of the in-process cache.
+        pretrain_verbose: Keras verbosity of pretraining.
+        objective: what the tuner should maximise; use ``hypermodel.objective``
+            as the tuner's ``objective``.
+        name, tunable: passed to `keras_tuner.HyperModel`.
+
+    Example:
+
+    ```python
+    hypermodel = DBNHyperModel(num_classes=10, x_unlabeled=x_all,
+                               num_layers=(1, 2), units=[500, 1000],
+                               persistent=False, cache_dir="runs/rbm_cache")
+    tuner = kt.Hyperband(hypermodel, objective=hypermodel.objective,
+                         max_epochs=20, directory="runs", project_name="dbn")
+    tuner.search(x_few, y_few, validation_data=(x_val, y_val))
+    ```
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        input_dim=None,
+        x_unlabeled=None,
+        num_layers=None,
+        units=None,
+        k=None,
+        persistent=None,
+        pretrain_lr=None,
+        pretrain_epochs=None,
+        finetune_lr=None,
+        dropout=None,
+        batch_size=None,
+        seed=0,
+        cache=None,
+        cache_dir=None,
+        cache_max_bytes=512 * 2**20,
+        pretrain_verbose=0,
+        objective="val_accuracy",
+        name=None,
+        tunable=True,
+    ):
+        super().__init__(name=name, tunable=tunable)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+            raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}.")
+        if input_dim is None and x_unlabeled is not None:
+            input_dim = DBN._dataset_feature_shape(x_unlabeled)[1] if not isinstance(
+                x_unlabeled, np.ndarray) else int(np.prod(x_unlabeled.shape[1:]))
+        if input_dim is None:
+            raise ValueError("Pass `input_dim` (784 for MNIST) or `x_unlabeled`.")
+        self.num_classes = int(num_classes)
+        self.input_dim = int(input_dim)
+        self.x_unlabeled = x_unlabeled
+        given = {
+            NUM_LAYERS: num_layers, UNITS: units, K: k, PERSISTENT: persistent,
+            PRETRAIN_LR: pretrain_lr, PRETRAIN_EPOCHS: pretrain_epochs,
+            FINETUNE_LR: finetune_lr, DROPOUT: dropout, BATCH_SIZE: batch_size,
+        }
+        self.spec = {name: DEFAULT_SPACE[name] if value is None else value
+                     for name, value in given.items()}
+        self.seed = int(seed)
+        self.cache = cache if cache is not None else PretrainCache(cache_max_bytes, cache_dir)
+        self.pretrain_verbose = pretrain_verbose
+        self.objective = kt.Objective(objective, "min" if "loss" in objective else "max")
+        self.pretrain_calls = 0  # DBN.pretrain runs, for logs and tests
+        self._fingerprint_memo = (None, None)
+        self.space(kt.HyperParameters())  # fail now, not in the first trial
+
+    # ----------------------------------------------------------------- space
+
+    def space(self, hp):
+        """Registers the search space in ``hp`` and returns the chosen values.
+
+        Args:
+            hp: a `keras_tuner.HyperParameters`.
+
+        Returns:
+            A dict with ``layers`` (list of sizes), ``k``, ``persistent``,
+            ``pretrain_lr``, ``pretrain_epochs``, ``finetune_lr``, ``dropout``
+            and ``batch_size``.
+        """
+        spec = self.spec
+        num_layers = _declare(hp, NUM_LAYERS, spec[NUM_LAYERS], int)
+        if num_layers < 1:
+            raise ValueError(f"`num_layers` must be >= 1, got {num_layers}.")
+        layers = [
+            _declare(hp, UNITS.format(i), spec[UNITS], int, log=True) for i in range(num_layers)
+        ]
+        values = {
+            "layers": layers,
+            "k": _declare(hp, K, spec[K], int),
+            "persistent": _declare(hp, PERSISTENT, spec[PERSISTENT], bool),
+            "pretrain_lr": _declare(hp, PRETRAIN_LR, spec[PRETRAIN_LR], float, log=True),
+            "pretrain_epochs": _declare(hp, PRETRAIN_EPOCHS, spec[PRETRAIN_EPOCHS], int),
+            "finetune_lr": _declare(hp, FINETUNE_LR, spec[FINETUNE_LR], float, log=True),
+            "dropout": _declare(hp, DROPOUT, spec[DROPOUT], float),
+            "batch_size": _declare(hp, BATCH_SIZE, spec[BATCH_SIZE], int),
+        }
+        if not 0.0 <= values["dropout"] < 1.0:
+            raise ValueError(f"`dropout` must lie in [0, 1), got {values['dropout']}.")
+        return values
+
+    # ----------------------------------------------------------------- build
+
+    def build(self, hp):
+        """The compiled, not yet pretrained classifier for ``hp``.
+
+        Its layers are exactly those of ``DBN.to_classifier`` (weights are
+        copied in by ``fit``), so keras-tuner can rebuild it to reload a
+        checkpoint.
+        """
+        values = self.space(hp)
+        dbn = DBN(values["layers"], seed=self.seed)
+        dbn.build((None, self.input_dim))
+        model = dbn.to_classifier(self.num_classes, dropout=values["dropout"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(values["finetune_lr"]),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+    # ------------------------------------------------------------------- fit
+
+    def fit(self, hp, model, x, y=None, validation_data=None, callbacks=None,
+            epochs=1, initial_epoch=0, **kwargs):
+        """Pretrains (or reuses) the DBN for ``hp``, then fine-tunes ``model``.
+
+        Args:
+            hp: the trial's `keras_tuner.HyperParameters`.
+            model: the classifier from ``build(hp)``; with ``initial_epoch >
+                0`` (a continued Hyperband trial) it holds the restored
+                checkpoint and is not pretrained again.
+            x, y: labelled fine-tuning data (``x`` is also the pretraining data
+                unless ``x_unlabeled`` was given).
+            validation_data: ``(x_val, y_val)``; needed for ``val_accuracy``.
+            callbacks: the tuner's callbacks (checkpointing, reporting).
+            epochs, initial_epoch: of the fine-tuning ``fit``.
+            **kwargs: further ``model.fit`` arguments (not ``batch_size``,
+                which is a hyperparameter).
+
+        Returns:
+            The fine-tuning `keras.callbacks.History`.
+        """
+        if "batch_size" in kwargs:
+            raise ValueError(
+                "`batch_size` is a hyperparameter of DBNHyperModel: fix it with "
+                "DBNHyperModel(batch_size=N) or hp.Fixed('batch_size', N)."
+            )
+        values = self.space(hp)
+        continuing = initial_epoch > 0 or "tuner/trial_id" in hp.values
+        if not continuing:
+            data = self.x_unlabeled if self.x_unlabeled is not None else x
+            dbn = self.pretrain(values, data)
+            model.set_weights(dbn.to_classifier(self.num_classes, dropout=values["dropout"]).get_weights())
+        return model.fit(
+            x,
+            y,
+            batch_size=values["batch_size"],
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            validation_data=validation_data,
+            callbacks=callbacks,
+            **kwargs,
+        )
+
+    def pretrain(self, values, x):
+        """A DBN pretrained with the settings ``values`` (from `space`) on ``x``.
+
+        Layers found in the cache are loaded; the layers above the highest hit
+        are trained greedily on the cached layers' activations and cached.
+
+        Returns:
+            The built, pretrained `DBN`.
+        """
+        layers = values["layers"]
+        dbn = DBN(layers, k=values["k"], persistent=values["persistent"], seed=self.seed)
+        settings = dict(epochs=values["pretrain_epochs"], batch_size=values["batch_size"],
+                        optimizer=keras.optimizers.SGD(values["pretrain_lr"], momentum=0.5),
+                        verbose=self.pretrain_verbose)
+        if not isinstance(x, np.ndarray):  # a tf.data.Dataset: no fingerprint
+            self.pretrain_calls += 1
+            dbn.pretrain(x, **settings)
+            return dbn
+        x = x.reshape(len(x), -1)
+        dbn.build(x.shape)
+        keys = [self._cache_key(layers[: i + 1], values, x) for i in range(len(layers))]
+        start = 0
+        for key, rbm in zip(keys, dbn.rbms):
+            weights = self.cache.get(key)
+            if weights is None:
+                break
+            for variable, value in zip((rbm.kernel, rbm.visible_bias, rbm.hidden_bias), weights):
+                variable.assign(value)
+            start += 1
+        if start < len(layers):
+            # The stack above the cached layers, trained on their activations;
+            # seed + start keeps each layer's seed what a full DBN gives it.
+            upper = DBN(layers[start:], k=values["k"], persistent=values["persistent"],
+                        seed=self.seed + start)
+            self.pretrain_calls += 1
+            upper.pretrain(dbn.transform(x, num_layers=start) if start else x, **settings)
+            for key, rbm, trained in zip(keys[start:], dbn.rbms[start:], upper.rbms):
+                weights = [np.asarray(v) for v in (trained.kernel, trained.visible_bias, trained.hidden_bias)]
+                for variable, value in zip((rbm.kernel, rbm.visible_bias, rbm.hidden_bias), weights):
+                    variable.assign(value)
+                self.cache.put(key, weights)
+        return dbn
+
+    def _cache_key(self, sizes, values, x):
+        memo_x, digest = self._fingerprint_memo
+        if memo_x is not x:
+            # One digest per array object: the tuner passes the same x each trial.
+            digest = _fingerprint(x)
+            self._fingerprint_memo = (x, digest)
+        return (
+            tuple(int(s) for s in sizes),
+            int(values["k"]),
+            bool(values["persistent"]),
+            repr(float(values["pretrain_lr"])),
+            int(values["pretrain_epochs"]),
+            int(values["batch_size"]),
+            self.seed,
+            digest,
+        )
+
+
+# ------------------------------------------------------------------ searching
+
+_TUNER_CLASSES = {
+    "hyperband": kt.Hyperband,
+    "random": kt.RandomSearch,
+    "bayesian": kt.BayesianOptimization,
+}
+TUNERS = tuple(_TUNER_CLASSES)
+
+
+def make_tuner(hypermodel, tuner="hyperband", max_trials=10, max_epochs=10, executions=1,
+               directory="tuning_runs", project_name="dbn", overwrite=False, seed=0,
+               hyperparameters=None, tune_new_entries=True):
+    """A keras-tuner tuner for ``hypermodel`` with its objective.
+
+    Args:
+        hypermodel: a `DBNHyperModel`.
+        tuner: ``"hyperband"``, ``"random"`` or ``"bayesian"``.
+        max_trials: number of trials (random and Bayesian search; Hyperband's
+            count follows from ``max_epochs``).
+        max_epochs: Hyperband's largest fine-tuning budget.
+        executions: fine-tuning runs per trial, averaged.
+        directory, project_name: where trials are recorded.
+        overwrite: start afresh; by default an existing project is resumed.
+        seed: the tuner's random seed.
+        hyperparameters, tune_new_entries: keras-tuner's way to fix or
+            restrict hyperparameters.
+
+    Returns:
+        A `keras_tuner.Hyperband`, `RandomSearch` or `BayesianOptimization`.
+    """
+    common = dict(objective=hypermodel.objective, executions_per_trial=executions,
+                  directory=directory, project_name=project_name, overwrite=overwrite,
+                  seed=seed, hyperparameters=hyperparameters, tune_new_entries=tune_new_entries)
+    if tuner not in _TUNER_CLASSES:
+        raise ValueError(f"`tuner` must be one of {TUNERS}, got {tuner!r}.")
+    budget = {"max_epochs": max_epochs, "factor": 3} if tuner == "hyperband" else {"max_trials": max_trials}
+    return _TUNER_CLASSES[tuner](hypermodel, **budget, **common)
+
+
+def trials_table(tuner, num_trials=10):
+    """A compact text table of the best completed trials, best first."""
+    rows = [("trial", "score", "layers", "cd", "pre_lr", "pre_ep", "ft_lr", "drop", "batch", "epochs")]
+    for trial in tuner.oracle.get_best_trials(num_trials):
+        v = trial.hyperparameters.values
+        layers = "-".join(str(v[UNITS.format(i)]) for i in range(v[NUM_LAYERS]))
+        rows.append((
+            trial.trial_id,
+            "-" if trial.score is None else f"{trial.score:.4f}",
+            layers,
+            f"{'PCD' if v[PERSISTENT] else 'CD'}-{v[K]}",
+            f"{v[PRETRAIN_LR]:.2g}",
+            str(v[PRETRAIN_EPOCHS]),
+            f"{v[FINETUNE_LR]:.2g}",
+            f"{v[DROPOUT]:.2f}",
+            str(v[BATCH_SIZE]),
+            str(v.get("tuner/epochs", "")),
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def add_search_arguments(parser):
+    """Adds the options of `run_search` to an `argparse` parser (or subparser)."""
+    group = parser.add_argument_group("search")
+    group.add_argument("--tuner", choices=TUNERS, default="hyperband", help="search algorithm (default: hyperband)")
+    group.add_argument("--max-trials", type=positive_int, default=10,
+                       help="trials of random/bayesian search (default: 10)")
+    group.add_argument("--max-epochs", type=positive_int, default=10,
+                       help="fine-tuning epochs per trial; Hyperband's largest budget (default: 10)")
+    group.add_argument("--executions", type=positive_int, default=1,
+                       help="fine-tuning runs per trial, averaged (default: 1)")
+    group.add_argument("--patience", type=int, default=3,
+                       help="early stopping patience in epochs, 0 disables (default: 3)")
+    group.add_argument("--directory", default="tuning_runs", help="trial records (default: tuning_runs)")
+    group.add_argument("--project-name", default=None, help="project folder (default: dbn_<dataset>)")
+    group.add_argument("--overwrite", action="store_true",
+                       help="discard an existing project instead of resuming it")
+    group.add_argument("--output", default=None,
+                       help="best model folder (default: <directory>/<project>/best)")
+    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
+                       help="keras-tuner and Keras verbosity (default: 2, a line per epoch)")
+    space = parser.add_argument_group("search space (narrow it for small budgets)")
+    space.add_argument("--units", type=layer_sizes, default=[256, 512, 1024, 2000],
+                       help="layer sizes to choose from (default: 256,512,1024,2000)")
+    space.add_argument("--max-layers", type=positive_int, default=3, help="up to this many layers (default: 3)")
+    space.add_argument("--max-pretrain-epochs", type=positive_int, default=10,
+                       help="pretraining epochs per RBM, 1 to this (default: 10)")
+    space.add_argument("--no-pcd", action="store_true", help="search CD-k only, not PCD")
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="mnist", help="TFDS image dataset: mnist, fashion_mnist, ... (default: mnist)")
+    data.add_argument("--manual-dir", default=None, help="folder of the dataset's source files (offline)")
+    data.add_argument("--data-dir", default=None, help="TFDS data_dir")
+    data.add_argument("--train-limit", type=positive_int, default=None,
+                      help="use only the first N training (and N//5 test) images, for quick runs")
+    data.add_argument("--labels", type=positive_int, default=None,
+                      help="fine-tune on N class-balanced labels; pretrain on all training images")
+    data.add_argument("--validation", type=float, default=0.1,
+                      help="validation fraction (or count if >= 1) held out of the training set (default: 0.1)")
+    return parser
+
+
+def _defaults():
+    return vars(add_search_arguments(argparse.ArgumentParser()).parse_args([]))
+
+
+def run_search(args=None, **kwargs):
+    """Loads a dataset, runs (or resumes) a search, saves and exports the best model.
+
+    Args:
+        args: an `argparse.Namespace` from `add_search_arguments`, or None.
+        **kwargs: the same options by name (``tuner="random"``,
+            ``max_trials=3``, ...), overriding ``args``.
+
+    Returns:
+        A dict: best hyperparameters, validation and test accuracy, paths.
+
+    Example:
+
+    >>> run_search(tuner="random", max_trials=3, max_epochs=2, units=[64, 128],
+    ...            max_layers=2, max_pretrain_epochs=1, train_limit=5000,
+    ...            manual_dir="data/mnist")
+    """
+    from keras_dbn import datasets
+    from keras_dbn.export import export_saved_model
+
+    options = _defaults()
+    options.update(vars(args) if args is not None else {})
+    unknown = set(kwargs) - set(options)
+    if unknown:
+        raise TypeError(f"Unknown run_search options: {sorted(unknown)}")
+    options.update(kwargs)
+    o = argparse.Namespace(**options)
+    project = o.project_name or f"dbn_{o.dataset}"
+    output = pathlib.Path(o.output or os.path.join(o.directory, project, "best"))
+
+    load = dict(data_dir=o.data_dir, manual_dir=o.manual_dir)
+    x, y = datasets.load_numpy(o.dataset, "train", limit=o.train_limit, **load)
+    x_test, y_test = datasets.load_numpy(
+        o.dataset, "test", limit=None if o.train_limit is None else max(o.train_limit // 5, 100), **load)
+    validation = int(o.validation) if o.validation >= 1 else o.validation
+    x_train, y_train, x_val, y_val = datasets.train_validation_split(x, y, validation, seed=o.seed)
+    x_fit, y_fit = x_train, y_train
+    if o.labels:
+        x_fit, y_fit = datasets.stratified_subset(x_train, y_train, o.labels, seed=o.seed)
+    num_classes = int(max(y.max(), y_test.max())) + 1
+    print(f"[tune] {o.dataset}: pretrain on {len(x_train)}, fine-tune on {len(x_fit)}, "
+          f"validate on {len(x_val)}, test on {len(x_test)}", flush=True)
+
+    keras.utils.set_random_seed(o.seed)
+    hypermodel = DBNHyperModel(
+        num_classes, x_unlabeled=x_train, num_layers=(1, o.max_layers), units=list(o.units),
+        persistent=False if o.no_pcd else [False, True], pretrain_epochs=(1, o.max_pretrain_epochs),
+        seed=o.seed, cache_dir=os.path.join(o.directory, project, "pretrain_cache"))
+    tuner = make_tuner(hypermodel, o.tuner, max_trials=o.max_trials, max_epochs=o.max_epochs,
+                       executions=o.executions, directory=o.directory, project_name=project,
+                       overwrite=o.overwrite, seed=o.seed)
+    done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+    if done:
+        print(f"[tune] resuming {os.path.join(o.directory, project)}: {done} finished trials kept", flush=True)
+    callbacks = []
+    if o.patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=o.patience))
+    start = time.perf_counter()
+    tuner.search(x_fit, y_fit, validation_data=(x_val, y_val), epochs=o.max_epochs,
+                 callbacks=callbacks, verbose=o.verbose)
+    seconds = time.perf_counter() - start
+
+    tuner.results_summary(num_trials=3)
+    print("\n" + trials_table(tuner), flush=True)
+    best_hp = tuner.get_best_hyperparameters(1)[0]
+    with warnings.catch_warnings():
+        # The checkpoint holds Adam's state, the rebuilt model's Adam none yet.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        best = tuner.get_best_models(1)[0]
+    val_accuracy = best.evaluate(x_val, y_val, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
+    test_accuracy = best.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
+    output.mkdir(parents=True, exist_ok=True)
+    model_path = output / "best_model.keras"
+    best.save(model_path)
+    exported = export_saved_model(best, output / "saved_model", version=1, overwrite=True)
+    results = {
+        "best_hyperparameters": {k: v for k, v in best_hp.values.items()},
+        "val_accuracy": float(val_accuracy),
+        "test_accuracy": float(test_accuracy),
+        "trials": len(tuner.oracle.trials),
+        "search_seconds": round(seconds, 1),
+        "pretrain_runs": hypermodel.pretrain_calls,
+        "model": str(model_path),
+        "saved_model": exported,
+    }
+    (output / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"[tune] best: val accuracy {val_accuracy:.4f}, test accuracy {test_accuracy:.4f}; "
+          f"saved {model_path}, exported {exported}", flush=True)
+    return results

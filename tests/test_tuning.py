@@ -1,0 +1,225 @@
+"""keras-tuner search over the DBN pipeline, on ~2000 real MNIST images."""
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+from keras_dbn import datasets
+from keras_dbn.dbn import DBN
+from keras_dbn.tuning import DBNHyperModel, PretrainCache, make_tuner, trials_table
+
+# Tiny layers, one pretraining epoch: every test below runs in seconds.
+TINY = dict(num_layers=1, units=[32, 64], k=1, persistent=False, pretrain_lr=(0.02, 0.1),
+            pretrain_epochs=1, finetune_lr=(3e-3, 1e-2), dropout=(0.0, 0.2), batch_size=100)
+FIXED_PRETRAINING = dict(TINY, units=32, pretrain_lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def mnist(mnist_manual_dir, tfds_data_dir):
+    load = dict(manual_dir=mnist_manual_dir, data_dir=tfds_data_dir)
+    x, y = datasets.load_numpy("mnist", "train", limit=2000, **load)
+    x_test, y_test = datasets.load_numpy("mnist", "test", limit=500, **load)
+    x_train, y_train, x_val, y_val = datasets.train_validation_split(x, y, 500, seed=0)
+    return x_train, y_train, x_val, y_val, x_test, y_test
+
+
+@pytest.fixture
+def count_pretraining(monkeypatch):
+    """Counts DBN.pretrain runs and the layers they train."""
+    calls = []
+    original = DBN.pretrain
+
+    def counting(self, x, *args, **kwargs):
+        calls.append(len(self.rbms))
+        return original(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(DBN, "pretrain", counting)
+    return calls
+
+
+class CountingHyperModel(DBNHyperModel):
+    """Counts fit calls; raises KeyboardInterrupt on call number ``interrupt_at``."""
+
+    def __init__(self, *args, interrupt_at=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fits = 0
+        self.interrupt_at = interrupt_at
+
+    def fit(self, hp, model, *args, **kwargs):
+        self.fits += 1
+        if self.fits == self.interrupt_at:
+            raise KeyboardInterrupt
+        return super().fit(hp, model, *args, **kwargs)
+
+
+def test_random_search_finds_an_accurate_saveable_model(mnist, tmp_path):
+    x_train, y_train, x_val, y_val, x_test, y_test = mnist
+    hypermodel = DBNHyperModel(10, input_dim=784, **TINY)
+    tuner = make_tuner(hypermodel, "random", max_trials=2, directory=tmp_path, project_name="a")
+    tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=2, verbose=0)
+
+    best_hp = tuner.get_best_hyperparameters(1)[0].values
+    assert best_hp["units_0"] in (32, 64) and best_hp["k"] == 1
+    assert 0.02 <= best_hp["pretrain_lr"] <= 0.1
+    best = tuner.get_best_models(1)[0]
+    assert [layer.units for layer in best.layers if isinstance(layer, keras.layers.Dense)] == [
+        best_hp["units_0"], 10]
+    val_accuracy = best.evaluate(x_val, y_val, verbose=0, return_dict=True)["accuracy"]
+    test_accuracy = best.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    assert val_accuracy > 0.5 and test_accuracy > 0.5
+    assert "CD-1" in trials_table(tuner)
+
+    # Built-in layers only: the .keras file loads without keras_dbn objects.
+    best.save(tmp_path / "best.keras")
+    loaded = keras.models.load_model(tmp_path / "best.keras", compile=False)
+    np.testing.assert_allclose(loaded.predict(x_test[:8], verbose=0),
+                               best.predict(x_test[:8], verbose=0), atol=1e-6)
+
+
+def test_interrupted_search_resumes_and_keeps_finished_trials(mnist, tmp_path):
+    x_train, y_train, x_val, y_val, *_ = mnist
+    search = dict(validation_data=(x_val, y_val), epochs=1, verbose=0)
+    first = CountingHyperModel(10, input_dim=784, interrupt_at=3, **FIXED_PRETRAINING)
+    tuner = make_tuner(first, "random", max_trials=3, directory=tmp_path, project_name="b")
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C during the third trial
+        tuner.search(x_train, y_train, **search)
+    finished = {t.trial_id: t.score for t in tuner.oracle.trials.values() if t.status == "COMPLETED"}
+    assert len(finished) == 2
+
+    resumed = CountingHyperModel(10, input_dim=784, **FIXED_PRETRAINING)
+    tuner = make_tuner(resumed, "random", max_trials=3, directory=tmp_path, project_name="b")
+    tuner.search(x_train, y_train, **search)
+    assert resumed.fits == 1  # only the interrupted trial ran again
+    trials = tuner.oracle.trials.values()
+    assert sum(t.status == "COMPLETED" for t in trials) == 3
+    assert {t.trial_id: t.score for t in trials if t.trial_id in finished} == finished
+
+
+def test_hyperband_continuation_does_not_pretrain_again(mnist, count_pretraining, monkeypatch):
+    x_train, y_train, x_val, y_val, *_ = mnist
+    hypermodel = DBNHyperModel(10, input_dim=784, **FIXED_PRETRAINING)
+    hp = kt.HyperParameters()
+    model = hypermodel.build(hp)
+    hypermodel.fit(hp, model, x_train, y_train, validation_data=(x_val, y_val), epochs=1, verbose=0)
+    assert count_pretraining == [1]
+    checkpoint = model.get_weights()
+
+    # What Hyperband does next: rebuild, restore the checkpoint, continue.
+    restored = hypermodel.build(hp)
+    restored.set_weights(checkpoint)
+    hypermodel.cache = PretrainCache(max_bytes=0)  # a re-pretraining would have to train
+    at_fit = []
+    original_fit = restored.fit
+    monkeypatch.setattr(restored, "fit", lambda *a, **k: at_fit.append(restored.get_weights())
+                        or original_fit(*a, **k))
+    history = hypermodel.fit(hp, restored, x_train, y_train, validation_data=(x_val, y_val),
+                             epochs=2, initial_epoch=1, verbose=0)
+    assert count_pretraining == [1]
+    for got, want in zip(at_fit[0], checkpoint):
+        np.testing.assert_array_equal(got, want)
+    assert history.epoch == [1] and "val_accuracy" in history.history
+
+
+def test_hyperband_search_pretrains_once_per_setting(mnist, count_pretraining, tmp_path):
+    x_train, y_train, x_val, y_val, *_ = mnist
+    hypermodel = DBNHyperModel(10, input_dim=784, **FIXED_PRETRAINING)
+    tuner = make_tuner(hypermodel, "hyperband", max_epochs=3, directory=tmp_path, project_name="h")
+    tuner.search(x_train, y_train, validation_data=(x_val, y_val), verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    assert any(t.hyperparameters.values["tuner/initial_epoch"] > 0 for t in trials)
+    assert count_pretraining == [1]
+    assert tuner.oracle.get_best_trials(1)[0].score > 0.5
+
+
+def test_trials_sharing_pretraining_settings_pretrain_once(mnist, count_pretraining, tmp_path):
+    x_train, y_train, x_val, y_val, *_ = mnist
+    hypermodel = DBNHyperModel(10, input_dim=784, **FIXED_PRETRAINING)
+    tuner = make_tuner(hypermodel, "random", max_trials=2, directory=tmp_path, project_name="d")
+    tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=1, verbose=0)
+    assert len(tuner.oracle.trials) == 2
+    assert count_pretraining == [1]
+    assert hypermodel.cache.hits == 1
+
+
+def test_cache_reuses_lower_layers_and_persists_on_disk(mnist, count_pretraining, tmp_path):
+    x_train = mnist[0]
+    values = dict(layers=[32], k=1, persistent=False, pretrain_lr=0.05, pretrain_epochs=1,
+                  batch_size=100)
+    hypermodel = DBNHyperModel(10, input_dim=784, cache_dir=tmp_path / "cache")
+    one = hypermodel.pretrain(values, x_train)
+    two = hypermodel.pretrain(dict(values, layers=[32, 16]), x_train)
+    assert count_pretraining == [1, 1]  # the second run trained only the new top layer
+    np.testing.assert_array_equal(np.asarray(two.rbms[0].kernel), np.asarray(one.rbms[0].kernel))
+
+    fresh = DBNHyperModel(10, input_dim=784, cache_dir=tmp_path / "cache")
+    again = fresh.pretrain(dict(values, layers=[32, 16]), x_train.copy())
+    assert count_pretraining == [1, 1]  # both layers came from disk
+    np.testing.assert_array_equal(np.asarray(again.rbms[1].kernel), np.asarray(two.rbms[1].kernel))
+
+    other_data = fresh.pretrain(values, x_train[::-1].copy())
+    assert count_pretraining == [1, 1, 1]  # other data, other fingerprint
+    assert not np.array_equal(np.asarray(other_data.rbms[0].kernel), np.asarray(one.rbms[0].kernel))
+
+
+def test_cache_memory_stays_within_budget():
+    cache = PretrainCache(max_bytes=3 * 400)
+    for i in range(5):
+        cache.put((i,), [np.zeros(100, "float32")])
+    assert len(cache) == 3 and cache.get((0,)) is None and cache.get((4,)) is not None
+
+
+def test_constructor_values_narrow_the_space():
+    hp = kt.HyperParameters()
+    DBNHyperModel(10, input_dim=784, num_layers=2, units=64, k=[1], persistent=False,
+                  pretrain_lr=0.05, pretrain_epochs=(2, 2), finetune_lr=(1e-3, 1e-2),
+                  dropout=0.1, batch_size=[100]).build(hp)
+    tuned = {p.name: type(p).__name__ for p in hp.space if type(p).__name__ != "Fixed"}
+    assert tuned == {"finetune_lr": "Float"}
+    assert hp.values["units_0"] == hp.values["units_1"] == 64 and hp.values["dropout"] == 0.1
+
+    default = kt.HyperParameters()
+    DBNHyperModel(10, input_dim=784).build(default)
+    kinds = {p.name: type(p).__name__ for p in default.space}
+    assert kinds["num_layers"] == "Int" and kinds["units_0"] == "Choice"
+    assert kinds["persistent"] == "Boolean" and kinds["pretrain_lr"] == "Float"
+    assert default.space[[p.name for p in default.space].index("pretrain_lr")].sampling == "log"
+
+
+def _fixed_hyperparameters():
+    fixed = kt.HyperParameters()
+    fixed.Fixed("k", 5)
+    fixed.Fixed("num_layers", 2)
+    fixed.Fixed("units_0", 256)
+    return fixed
+
+
+def test_tuner_hyperparameters_fix_values(tmp_path):
+    hypermodel = DBNHyperModel(10, input_dim=784)
+    tuner = make_tuner(hypermodel, "random", max_trials=5, directory=tmp_path, project_name="e",
+                       hyperparameters=_fixed_hyperparameters())
+    for i in range(3):
+        values = tuner.oracle.create_trial(f"t{i}").hyperparameters.values
+        assert values["k"] == 5 and values["num_layers"] == 2 and values["units_0"] == 256
+
+    only_fixed = make_tuner(hypermodel, "random", max_trials=5, directory=tmp_path,
+                            project_name="e2", hyperparameters=_fixed_hyperparameters(),
+                            tune_new_entries=False)
+    assert {p.name for p in only_fixed.oracle.get_space().space} == {"k", "num_layers", "units_0"}
+    # Everything else takes its default (the first choice, or the minimum).
+    model = hypermodel.build(only_fixed.oracle.create_trial("t").hyperparameters)
+    assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)][:2] == [256, 256]
+
+
+def test_batch_size_is_a_hyperparameter(mnist):
+    hypermodel = DBNHyperModel(10, input_dim=784, **FIXED_PRETRAINING)
+    hp = kt.HyperParameters()
+    with pytest.raises(ValueError, match="batch_size"):
+        hypermodel.fit(hp, hypermodel.build(hp), mnist[0], mnist[1], batch_size=32)
+
+
+def test_bad_space_fails_at_construction():
+    with pytest.raises(ValueError, match="min > max"):
+        DBNHyperModel(10, input_dim=784, pretrain_lr=(0.1, 0.01))
+    with pytest.raises(ValueError, match="input_dim"):
+        DBNHyperModel(10)
