@@ -1,6 +1,5 @@
 """DBN: greedy pretraining, conversion to a classifier, generation, saving."""
 
-import itertools
 import subprocess
 import sys
 
@@ -11,9 +10,7 @@ import pytest
 import keras_dbn
 from keras_dbn import dbn as dbn_module
 
-
-def all_states(n):
-    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
+from brute_force import all_states
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Partition functions, likelihoods and image grids against direct computation."""
 
 import glob
-import itertools
 import math
 import os
 
@@ -13,27 +12,9 @@ import keras_dbn
 from keras_dbn import evaluation
 from keras_dbn.callbacks import ImageGridCallback, image_grid, save_image_grid
 
+from brute_force import all_states, make_rbm, params
+
 # ------------------------------------------------------------------ helpers
-
-
-def all_states(n):
-    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
-
-
-def make_rbm(num_visible, num_hidden, scale=1.0, bias_scale=0.5, seed=0, **kwargs):
-    rng = np.random.default_rng(seed)
-    rbm = keras_dbn.RBM(num_hidden, seed=seed, **kwargs)
-    rbm.build((None, num_visible))
-    rbm.kernel.assign(rng.normal(0, scale, (num_visible, num_hidden)))
-    rbm.visible_bias.assign(rng.normal(0, bias_scale, num_visible))
-    rbm.hidden_bias.assign(rng.normal(0, bias_scale, num_hidden))
-    return rbm
-
-
-def params(rbm):
-    return tuple(
-        np.asarray(w, dtype="float64") for w in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias)
-    )
 
 
 def logsumexp(x, axis=None):

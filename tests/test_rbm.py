@@ -1,37 +1,13 @@
 """RBM math against brute-force enumeration, learning, and Keras integration."""
 
-import itertools
-
 import keras
 import numpy as np
 import pytest
 
 import keras_dbn
+from brute_force import all_states, make_rbm, params
 
 # --------------------------------------------------------------- brute force
-
-
-def all_states(n):
-    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
-
-
-def make_rbm(num_visible, num_hidden, scale=1.0, seed=0, **kwargs):
-    """An RBM with random weights and biases of the given scale."""
-    rng = np.random.default_rng(seed)
-    rbm = keras_dbn.RBM(num_hidden, seed=seed, **kwargs)
-    rbm.build((None, num_visible))
-    rbm.kernel.assign(rng.normal(0, scale, (num_visible, num_hidden)))
-    rbm.visible_bias.assign(rng.normal(0, scale, num_visible))
-    rbm.hidden_bias.assign(rng.normal(0, scale, num_hidden))
-    return rbm
-
-
-def params(rbm):
-    return (
-        np.asarray(rbm.kernel, dtype="float64"),
-        np.asarray(rbm.visible_bias, dtype="float64"),
-        np.asarray(rbm.hidden_bias, dtype="float64"),
-    )
 
 
 def joint_log_weights(rbm, v, h):
@@ -79,7 +55,7 @@ def sample_exact(rbm, n, seed):
 
 
 def test_free_energy_matches_enumeration():
-    rbm = make_rbm(8, 5)
+    rbm = make_rbm(8, 5, bias_scale=1.0)
     v = all_states(8)
     lw = joint_log_weights(rbm, v, all_states(5))
     expected = -np.logaddexp.reduce(lw, axis=1)
@@ -87,7 +63,7 @@ def test_free_energy_matches_enumeration():
 
 
 def test_energy_matches_definition():
-    rbm = make_rbm(8, 5)
+    rbm = make_rbm(8, 5, bias_scale=1.0)
     rng = np.random.default_rng(1)
     v = (rng.random((7, 8)) < 0.5).astype("float32")
     h = (rng.random((7, 5)) < 0.5).astype("float32")
@@ -96,7 +72,7 @@ def test_energy_matches_definition():
 
 
 def test_conditionals_match_enumeration():
-    rbm = make_rbm(8, 5)
+    rbm = make_rbm(8, 5, bias_scale=1.0)
     vs, hs = all_states(8), all_states(5)
     lw = joint_log_weights(rbm, vs, hs)
     p_h_given_v = np.exp(lw - np.logaddexp.reduce(lw, axis=1, keepdims=True))
@@ -178,7 +154,7 @@ def test_sparsity_penalty_moves_hidden_activity_towards_target():
 
 
 def test_training_on_exact_samples_increases_exact_log_likelihood():
-    teacher = make_rbm(8, 4, scale=1.5, seed=7)
+    teacher = make_rbm(8, 4, scale=1.5, bias_scale=1.5, seed=7)
     train = sample_exact(teacher, 3000, seed=1)
     test = sample_exact(teacher, 3000, seed=2)
     student = keras_dbn.RBM(6, k=1, seed=0)
@@ -329,7 +305,7 @@ def test_same_seed_reproduces_training_and_other_seed_differs():
 
 
 def test_sampling_api_shapes_and_values():
-    rbm = make_rbm(9, 4)
+    rbm = make_rbm(9, 4, bias_scale=1.0)
     v = all_states(9)[:5].astype("float32")
     assert rbm.sample(7, gibbs_steps=3).shape == (7, 9)
     states = np.asarray(rbm.gibbs(v, steps=4))
