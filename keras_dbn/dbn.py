@@ -12,6 +12,15 @@ from keras_dbn.rbm import RBM
 _CACHE_LIMIT_BYTES = 2 * 1024**3
 
 
+def _predict32(rbm, data, batch_size=1000):
+    """``p(h | v)`` of ``rbm`` for NumPy data, as float32 whatever its policy.
+
+    An RBM with a ``mixed_bfloat16`` policy predicts bfloat16 arrays; the
+    layer above (and NumPy code) gets float32.
+    """
+    return np.asarray(rbm.predict(data, batch_size=batch_size, verbose=0), dtype="float32")
+
+
 def _per_layer(value, count, name):
     """Broadcasts a scalar option to one value per layer."""
     if isinstance(value, (list, tuple)):
@@ -152,7 +161,7 @@ class DBN(keras.Model):
         num_layers = len(self.rbms) if num_layers is None else num_layers
         x = np.asarray(x, dtype="float32").reshape(len(x), -1)
         for rbm in self.rbms[:num_layers]:
-            x = rbm.predict(x, batch_size=batch_size, verbose=0)
+            x = _predict32(rbm, x, batch_size=batch_size)
         return x
 
     # -------------------------------------------------------------- training
@@ -235,7 +244,7 @@ class DBN(keras.Model):
                     shuffle=fit_kwargs.get("shuffle", True),
                 )
                 if layer_val is not None:
-                    layer_val = self.rbms[i - 1].predict(layer_val, batch_size=1000, verbose=0)
+                    layer_val = _predict32(self.rbms[i - 1], layer_val)
             if not rbm.compiled or optimizers[i] is not None:
                 rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
             trained_before = int(rbm.optimizer.iterations.numpy()) > 0 if rbm.optimizer.built else False
@@ -286,7 +295,7 @@ class DBN(keras.Model):
         if isinstance(data, np.ndarray):
             nbytes = len(data) * rbm.units * 4
             if nbytes <= _CACHE_LIMIT_BYTES:
-                probs = rbm.predict(data, batch_size=1000, verbose=0)
+                probs = _predict32(rbm, data)
                 if not sample:
                     return probs
                 data = batches(probs)
@@ -300,7 +309,7 @@ class DBN(keras.Model):
         def up(*batch):
             x = batch[0]
             x = tf.reshape(tf.cast(x, "float32"), (tf.shape(x)[0], -1))
-            p = rbm.hidden_given_visible(x)
+            p = tf.cast(rbm.hidden_given_visible(x), "float32")
             if sample:
                 p = tf.cast(tf.random.uniform(tf.shape(p)) < p, p.dtype)
             return p

@@ -9,6 +9,10 @@ from keras import ops
 from keras_dbn import units as units_lib
 
 
+#: ``steps_per_execution`` of `RBM.compile` when the caller sets none.
+DEFAULT_STEPS_PER_EXECUTION = 32
+
+
 def _replicas_in_sync():
     """How many replicas sum their updates (1 outside `tf.distribute`)."""
     if keras.backend.backend() != "tensorflow":
@@ -17,6 +21,33 @@ def _replicas_in_sync():
 
     context = tf.distribute.get_replica_context()
     return 1 if context is None else context.num_replicas_in_sync
+
+
+def _matmul_transposed(a, b, transpose_a=False, transpose_b=False):
+    """``op(a) @ op(b)`` without materialising a transposed copy.
+
+    With TensorFlow the transposition is a flag of the GEMM; other backends
+    get ``ops.transpose``.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.linalg.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+    if transpose_a:
+        a = ops.transpose(a)
+    if transpose_b:
+        b = ops.transpose(b)
+    return ops.matmul(a, b)
+
+
+def _add_bias(x, bias):
+    """``x + bias``; with TensorFlow a ``BiasAdd``, which Grappler fuses into
+    the preceding GEMM (and its activation) on oneDNN CPUs."""
+    if keras.backend.backend() == "tensorflow" and len(x.shape) == 2:
+        import tensorflow as tf
+
+        return tf.nn.bias_add(x, bias)
+    return x + bias
 
 
 class _FreeEnergyGap(keras.callbacks.Callback):
@@ -86,6 +117,13 @@ class RBM(keras.Model):
         seed: integer seed for the initial weights and every random draw;
             a fixed seed makes training reproducible on CPU.
         **kwargs: passed to `keras.Model` (``name``, ``dtype``, ...).
+            ``dtype="mixed_bfloat16"`` keeps the weights and the optimizer
+            in float32 and runs the GEMMs in bfloat16 (1.3-2x faster
+            training on a CPU with AVX512-BF16, more for wider layers and
+            larger batches), while the
+            conditionals, the sampling and the CD statistics stay in
+            float32 (the statistics are summed in the GEMM's float32
+            accumulator).
 
     Example:
 
@@ -219,11 +257,11 @@ class RBM(keras.Model):
 
     def _hidden_pre(self, v, weights):
         kernel, _, hidden_bias = weights
-        return ops.matmul(v, kernel) + hidden_bias
+        return _add_bias(ops.matmul(v, kernel), hidden_bias)
 
     def _visible_pre(self, h, weights):
         kernel, visible_bias, _ = weights
-        return ops.matmul(h, ops.transpose(kernel)) + visible_bias
+        return _add_bias(_matmul_transposed(h, kernel, transpose_b=True), visible_bias)
 
     def hidden_given_visible(self, v, sample=False):
         """The conditional ``p(h | v)``: its mean, or a sample from it.
@@ -312,17 +350,31 @@ class RBM(keras.Model):
         weights = self._weights()
         visible, hidden = self.visible_units, self.hidden_units
         seed = self.seed_generator
+        f32 = "float32"
+        dtype = self.compute_dtype
+        # Under a mixed policy only the GEMMs (and their fused bias adds) run
+        # in the low-precision compute dtype; the conditionals, the sampling
+        # and the statistics' scaling run in float32: on CPUs, bfloat16
+        # element-wise kernels are slower than float32 ones, and float32
+        # uniforms sample probabilities without bfloat16's 8-bit rounding.
+        ew = f32 if dtype in ("bfloat16", "float16") else dtype
 
-        hidden_pre0 = self._hidden_pre(v0, weights)
+        def up(states):  # total input of the hidden units, element-wise dtype
+            return ops.cast(self._hidden_pre(ops.cast(states, dtype), weights), ew)
+
+        def down(states):  # total input of the visible units
+            return ops.cast(self._visible_pre(ops.cast(states, dtype), weights), ew)
+
+        hidden_pre0 = up(v0)
         h0_mean = hidden.mean(hidden_pre0)
         h0_sample = hidden.sample(h0_mean, seed)
         # One-step reconstruction of the data, Hinton's cheap monitor.
-        reconstruction = visible.mean(self._visible_pre(h0_sample, weights))
+        reconstruction = visible.mean(down(h0_sample))
 
         sample_last = self.persistent if self.sample_visible is None else self.sample_visible
         if self.persistent:
-            v = ops.cast(self.chains, self.compute_dtype)
-            h = hidden.sample(hidden.mean(self._hidden_pre(v, weights)), seed)
+            v = ops.cast(self.chains, ew)
+            h = hidden.sample(hidden.mean(up(v)), seed)
             first_mean = None
         else:
             h = h0_sample
@@ -331,7 +383,7 @@ class RBM(keras.Model):
         for step in range(self.k):
             last = step == self.k - 1
             v_mean = first_mean if step == 0 and first_mean is not None else (
-                visible.mean(self._visible_pre(h, weights))
+                visible.mean(down(h))
             )
             if last and not sample_last:
                 v = v_mean
@@ -339,22 +391,30 @@ class RBM(keras.Model):
             else:
                 v = visible.sample(v_mean, seed)
                 chain_state = v
-            h_mean = hidden.mean(self._hidden_pre(v, weights))
+            h_mean = hidden.mean(up(v))
             if not last:
                 h = hidden.sample(h_mean, seed)
 
-        f32 = "float32"
-        v0_32, h0_32 = ops.cast(v0, f32), ops.cast(h0_mean, f32)
-        vk_32, hk_32 = ops.cast(v, f32), ops.cast(h_mean, f32)
-        n_pos = ops.cast(ops.shape(v0)[0], f32)
-        n_neg = ops.cast(ops.shape(v)[0], f32)
-        positive_w = ops.matmul(ops.transpose(v0_32), h0_32) / n_pos
-        negative_w = ops.matmul(ops.transpose(vk_32), hk_32) / n_neg
-        grad_w = negative_w - positive_w
+        n_pos = ops.cast(ops.shape(v0)[0], ew)
+        n_neg = ops.cast(ops.shape(v)[0], ew)
+        v0_ew = ops.cast(v0, ew)
+        # Both weight statistics in one GEMM:
+        #   [v_k; v_0]^T [h_k / n_neg; -h_0 / n_pos] = <v h^T>_model - <v h^T>_data.
+        # One GEMM with an inner dimension of 2 * batch runs faster than two
+        # plus a subtraction, and the difference is summed in the GEMM's
+        # accumulator (float32 also for bfloat16 inputs with oneDNN) and
+        # rounded once, instead of rounding two nearly equal sums and then
+        # subtracting them.
+        v_both = ops.concatenate([ops.cast(v, dtype), ops.cast(v0, dtype)], axis=0)
+        h_both = ops.concatenate(
+            [ops.cast(h_mean / n_neg, dtype), ops.cast(h0_mean / (-n_pos), dtype)], axis=0
+        )
+        grad_w = ops.cast(_matmul_transposed(v_both, h_both, transpose_a=True), f32)
+        v0_32, h0_32 = ops.cast(v0_ew, f32), ops.cast(h0_mean, f32)
         v0_mean = ops.mean(v0_32, axis=0)
-        grad_b = ops.mean(vk_32, axis=0) - v0_mean
+        grad_b = ops.mean(ops.cast(v, f32), axis=0) - v0_mean
         h0_batch_mean = ops.mean(h0_32, axis=0)
-        grad_c = ops.mean(hk_32, axis=0) - h0_batch_mean
+        grad_c = ops.mean(ops.cast(h_mean, f32), axis=0) - h0_batch_mean
         if self.sparsity_target is not None and self.sparsity_cost > 0:
             penalty = self.sparsity_cost * (h0_batch_mean - self.sparsity_target)
             grad_c = grad_c + penalty
@@ -371,9 +431,27 @@ class RBM(keras.Model):
                 ops.square(ops.cast(reconstruction, f32) - v0_32)
             ),
             "free_energy": ops.mean(
-                ops.cast(self._free_energy(v0, hidden_pre0, weights), f32)
+                ops.cast(self._data_free_energy(v0_ew, hidden_pre0, h0_mean), f32)
             ),
         }
+
+    def _data_free_energy(self, v, hidden_pre, hidden_mean):
+        """``F(v)`` from quantities the CD step already has (element-wise dtype).
+
+        For Bernoulli hidden units ``softplus(x) = x - log(sigmoid(x))`` reuses
+        the hidden means: a log is several times cheaper than a softplus on
+        CPU. Where ``sigmoid(x)`` underflows (``x < -87``) the true softplus is
+        below 1e-38 and the clamp at 0 returns it to within that.
+        """
+        dtype = hidden_pre.dtype
+        visible_bias = ops.cast(self.visible_bias, dtype)
+        energy = self.visible_units.energy(v, visible_bias)
+        if isinstance(self.hidden_units, units_lib.BernoulliUnits):
+            tiny = float(np.finfo("float32").tiny)
+            softplus = hidden_pre - ops.log(ops.maximum(hidden_mean, tiny))
+            return energy - ops.sum(ops.maximum(softplus, 0.0), axis=-1)
+        hidden_bias = ops.cast(self.hidden_bias, dtype)
+        return energy - self.hidden_units.log_partition(hidden_pre, hidden_bias)
 
     # --------------------------------------------------------------- training
 
@@ -416,8 +494,15 @@ class RBM(keras.Model):
                 guide, section 10).
             **kwargs: passed to `keras.Model.compile` (``steps_per_execution``,
                 ``jit_compile``, ...). A ``loss`` has no effect: training
-                follows the CD statistics.
+                follows the CD statistics. ``steps_per_execution`` defaults
+                to 32 here (Keras' default is 1): a CD step is a few GEMMs,
+                so running 32 of them per call of the compiled function
+                removes most of the per-batch Python overhead (``fit()`` on
+                MNIST at batch 100 ran about 1.4x faster). Batch-level
+                callbacks are then called every 32 batches; pass
+                ``steps_per_execution=1`` to get every batch.
         """
+        kwargs.setdefault("steps_per_execution", DEFAULT_STEPS_PER_EXECUTION)
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.5)
         optimizer = keras.optimizers.get(optimizer)

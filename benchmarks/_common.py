@@ -1,0 +1,93 @@
+"""Shared helpers of the benchmark scripts: data, machine description, output."""
+
+import datetime
+import json
+import os
+import platform
+import statistics
+
+DEFAULT_MANUAL_DIR = "/work/shared/data/mnist"
+
+
+def load_mnist(split, binarize=None, manual_dir=DEFAULT_MANUAL_DIR, data_dir=None, limit=None):
+    """MNIST through keras_dbn.datasets (offline from ``manual_dir``)."""
+    from keras_dbn.datasets import load_numpy
+
+    return load_numpy(
+        "mnist", split, manual_dir=manual_dir, data_dir=data_dir, binarize=binarize, seed=0,
+        limit=limit,
+    )
+
+
+def machine():
+    """Cores, CPU model, memory, load, package versions and date, as a dict."""
+    info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    info["nproc"] = os.cpu_count()
+    try:
+        info["sched_cpus"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = f.read().splitlines()
+        models = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        info["cpu_model"] = models[0] if models else platform.processor()
+        flags = next((line for line in lines if line.startswith("flags")), "")
+        info["cpu_flags"] = sorted(
+            flag for flag in flags.split(":", 1)[-1].split()
+            if flag in {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma"}
+        )
+    except OSError:
+        info["cpu_model"] = platform.processor()
+    try:
+        with open("/proc/meminfo") as f:
+            total_kib = int(f.readline().split()[1])
+        info["memory_gib"] = round(total_kib / 1024**2, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    info["python"] = platform.python_version()
+    for name in ("tensorflow", "keras", "sklearn", "numpy", "tensorflow_datasets"):
+        try:
+            module = __import__(name)
+            info[name] = module.__version__
+        except ImportError:
+            info[name] = None
+    return info
+
+
+def load_now():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values):
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def write_json(path, payload):
+    if not path:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)
+    print(f"wrote {path}")
+
+
+def print_table(headers, rows):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(str(h).rjust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("-" * len(line))
+    for row in rows:
+        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))

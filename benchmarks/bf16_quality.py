@@ -1,0 +1,100 @@
+"""Does ``dtype="mixed_bfloat16"`` cost model quality? float32 vs bf16 RBMs.
+
+Trains two 784x``--hidden`` CD-1 RBMs on binarised MNIST with the same
+seed, data order and optimizer, one with the float32 policy and one with
+``mixed_bfloat16`` (float32 weights and optimizer state; GEMMs, conditionals
+and sampling in bfloat16; the CD statistics summed in the GEMM's float32
+accumulator and applied to the float32 weights). Both are then evaluated in
+float32 (the bf16 model's weights copied into a float32 RBM): test
+reconstruction error, mean test free energy and the AIS estimate of the
+average test log-likelihood (same chains, schedule and seed for both), plus
+the wall time of training.
+
+Usage::
+
+    python -m benchmarks.bf16_quality                 # ~5 minutes
+    python benchmarks/bf16_quality.py --epochs 1 --ais-steps 1000
+"""
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __package__ in (None, ""):  # run as a script: make keras_dbn importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from benchmarks import _common  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hidden", type=int, default=500)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--ais-steps", type=int, default=5000)
+    parser.add_argument("--ais-chains", type=int, default=100)
+    parser.add_argument("--manual-dir", default=_common.DEFAULT_MANUAL_DIR)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default="benchmarks/results/bf16_quality.json")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    import keras_dbn
+    from keras_dbn import evaluation
+
+    info = _common.machine()
+    print(f"machine: {info}", flush=True)
+    x_train, _ = _common.load_mnist("train", binarize="threshold", manual_dir=args.manual_dir,
+                                    data_dir=args.data_dir)
+    x_test, _ = _common.load_mnist("test", binarize="threshold", manual_dir=args.manual_dir,
+                                   data_dir=args.data_dir)
+    results = {}
+    for dtype in ("float32", "mixed_bfloat16"):
+        keras.utils.set_random_seed(0)
+        rbm = keras_dbn.RBM(args.hidden, k=1, seed=0, dtype=dtype)
+        rbm.initialize_visible_bias(x_train)
+        rbm.compile(optimizer=keras.optimizers.SGD(args.lr, momentum=0.9))
+        start = time.perf_counter()
+        rbm.fit(x_train, batch_size=args.batch, epochs=args.epochs, verbose=2)
+        seconds = time.perf_counter() - start
+        # Evaluate every model in float32.
+        evaluated = keras_dbn.RBM(args.hidden, k=1, seed=0)
+        evaluated.build((None, x_train.shape[1]))
+        evaluated.set_weights([w.numpy() for w in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias)])
+        evaluated.compile()
+        logs = evaluated.evaluate(x_test, batch_size=1000, verbose=0, return_dict=True)
+        ais = evaluation.ais_log_partition(
+            evaluated, num_chains=args.ais_chains, betas=evaluation.paper_betas(args.ais_steps),
+            data=x_train, seed=0,
+        )
+        loglik = evaluation.log_likelihood(evaluated, x_test, log_z=ais.log_z)
+        results[dtype] = {
+            "train_seconds": round(seconds, 1),
+            "test_reconstruction_error": logs["reconstruction_error"],
+            "test_free_energy": logs["free_energy"],
+            "log_z": ais.log_z,
+            "log_z_interval": [ais.log_z_low, ais.log_z_high],
+            "test_log_likelihood": loglik,
+        }
+        print(dtype, results[dtype], flush=True)
+    print()
+    _common.print_table(
+        ["dtype", "train s", "test recon. error", "test free energy", "AIS log Z", "test log-lik (nats)"],
+        [[d, r["train_seconds"], f"{r['test_reconstruction_error']:.5f}",
+          f"{r['test_free_energy']:.2f}", f"{r['log_z']:.2f}", f"{r['test_log_likelihood']:.2f}"]
+         for d, r in results.items()],
+    )
+    _common.write_json(args.out, {"machine": info, "command": " ".join(sys.argv),
+                                  "settings": vars(args), "results": results,
+                                  "load_average_at_end": _common.load_now()})
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Few labels: DBN-initialised vs randomly initialised classifiers on MNIST.
+
+A DBN (784-500-500-2000 by default) is pretrained once on all 60,000
+unlabelled training images (or loaded with ``--dbn``, e.g. the one that
+``benchmarks/mnist_dbn.py`` saves). For each label count and seed, a
+class-balanced subset is drawn with ``keras_dbn.datasets.stratified_subset``
+and two classifiers of the same shape are fine-tuned identically (same
+subset, optimizer, number of updates, dropout, batch order seed): one from
+``dbn.to_classifier()``, one a ``keras.models.clone_model`` of it, i.e. the
+same layers freshly initialised by Keras' defaults. Reports the mean and
+standard deviation of the test error (10,000 test images) over the seeds.
+
+Usage::
+
+    python -m benchmarks.few_labels --dbn benchmarks/results/mnist_dbn.keras
+    python benchmarks/few_labels.py --labels 100 1000 --seeds 2 --dbn-epochs 3
+"""
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __package__ in (None, ""):  # run as a script: make keras_dbn importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks import _common  # noqa: E402
+
+
+def train_classifier(model, x, y, x_test, y_test, steps, batch, lr, seed):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    batch = min(batch, len(x))
+    epochs = max(1, round(steps * batch / len(x)))
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], steps_per_execution=16)
+    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=True)
+    accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
+    return 1.0 - float(accuracy)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--labels", type=int, nargs="+", default=[100, 600, 1000, 3000])
+    parser.add_argument("--seeds", type=int, default=3, help="subsets (and runs) per label count")
+    parser.add_argument("--dbn", default=None, help="a pretrained DBN .keras file to reuse")
+    parser.add_argument("--layers", default="500,500,2000")
+    parser.add_argument("--dbn-epochs", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=1500, help="fine-tuning updates per run")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--manual-dir", default=_common.DEFAULT_MANUAL_DIR)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default="benchmarks/results/few_labels.json")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    import keras_dbn
+    from keras_dbn import datasets
+
+    info = _common.machine()
+    print(f"machine: {info}", flush=True)
+    x_train, y_train = _common.load_mnist("train", manual_dir=args.manual_dir, data_dir=args.data_dir)
+    x_test, y_test = _common.load_mnist("test", manual_dir=args.manual_dir, data_dir=args.data_dir)
+
+    start = time.perf_counter()
+    if args.dbn:
+        dbn = keras.models.load_model(args.dbn)
+        print(f"loaded pretrained DBN from {args.dbn}")
+    else:
+        keras.utils.set_random_seed(0)
+        dbn = keras_dbn.DBN([int(s) for s in args.layers.split(",")], k=1, seed=0)
+        dbn.pretrain(x_train, epochs=args.dbn_epochs, batch_size=100,
+                     optimizer=keras.optimizers.SGD(0.05, momentum=0.9), verbose=2)
+    pretrain_s = time.perf_counter() - start
+
+    rows, results = [], []
+    for n_labels in args.labels:
+        errors = {"dbn": [], "random": []}
+        for seed in range(args.seeds):
+            x, y = datasets.stratified_subset(x_train, y_train, n_labels, seed=seed)
+            pretrained = dbn.to_classifier(10, dropout=args.dropout)
+            keras.utils.set_random_seed(1000 + seed)
+            fresh = keras.models.clone_model(pretrained)  # same layers, new random weights
+            for name, model in (("dbn", pretrained), ("random", fresh)):
+                errors[name].append(train_classifier(
+                    model, x, y, x_test, y_test, args.steps, args.batch, args.lr, seed))
+            print(f"labels {n_labels} seed {seed}: DBN {100 * errors['dbn'][-1]:.2f}% "
+                  f"random {100 * errors['random'][-1]:.2f}%", flush=True)
+        entry = {"labels": n_labels, "seeds": args.seeds}
+        for name, values in errors.items():
+            entry[name] = {"test_errors": values, "mean": float(np.mean(values)),
+                           "std": _common.spread(values)}
+        results.append(entry)
+        rows.append([n_labels, args.seeds,
+                     f"{100 * entry['dbn']['mean']:.2f} ± {100 * entry['dbn']['std']:.2f}",
+                     f"{100 * entry['random']['mean']:.2f} ± {100 * entry['random']['std']:.2f}",
+                     f"{100 * (1 - entry['dbn']['mean']):.2f}"])
+    print()
+    _common.print_table(["labels", "seeds", "DBN init error %", "random init error %",
+                         "DBN accuracy %"], rows)
+    _common.write_json(args.out, {"machine": info, "command": " ".join(sys.argv),
+                                  "pretrain_seconds": round(pretrain_s, 1),
+                                  "settings": vars(args), "results": results,
+                                  "load_average_at_end": _common.load_now()})
+    return results
+
+
+if __name__ == "__main__":
+    main()

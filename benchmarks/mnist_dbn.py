@@ -1,0 +1,146 @@
+"""MNIST with Hinton & Salakhutdinov's DBN 784-500-500-2000-10.
+
+Greedy CD-1 pretraining of three RBMs on all 60,000 training images (grey
+levels as probabilities), conversion to a Dense classifier with a softmax
+layer on top, fine-tuning on all 60,000 labels (Adam, dropout, cosine
+decay), and the error on the 10,000 test images. Reports the pretraining and
+fine-tuning wall times and the process's peak memory: ``ru_maxrss`` of
+``resource.getrusage(RUSAGE_SELF)``, the largest resident set size (physical
+RAM pages, in KiB on Linux) the process ever held, including TensorFlow's
+runtime and the data, not virtual memory.
+
+Usage::
+
+    python -m benchmarks.mnist_dbn                       # ~10 minutes on 2 cores
+    python benchmarks/mnist_dbn.py --dbn-epochs 2 --mlp-epochs 2   # smoke run
+    python -m benchmarks.mnist_dbn --dtype mixed_bfloat16
+
+References:
+    Hinton & Salakhutdinov, "Reducing the Dimensionality of Data with Neural
+    Networks", Science 313, 2006 (1.2% test error with this architecture).
+"""
+
+import argparse
+import os
+import pathlib
+import resource
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __package__ in (None, ""):  # run as a script: make keras_dbn importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from benchmarks import _common  # noqa: E402
+
+
+def peak_rss_mib():
+    """Peak resident set size of this process so far, MiB (ru_maxrss is KiB on Linux)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 if sys.platform != "darwin" else rss / 1024**2
+
+
+def pretrain(x_train, layers, epochs, batch, lr, momentum, dtype, seed, verbose):
+    import keras
+
+    import keras_dbn
+
+    dbn = keras_dbn.DBN(layers, k=1, seed=seed, rbm_kwargs={"dtype": dtype})
+    start = time.perf_counter()
+    dbn.pretrain(
+        x_train, epochs=epochs, batch_size=batch,
+        optimizer=keras.optimizers.SGD(lr, momentum=momentum), verbose=verbose,
+    )
+    return dbn, time.perf_counter() - start
+
+
+def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose):
+    """Adam with cosine decay over all steps; returns (test error, seconds)."""
+    import keras
+
+    steps = epochs * -(-len(x) // batch)
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.01)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=16)
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=verbose, shuffle=True)
+    seconds = time.perf_counter() - start
+    accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
+    return 1.0 - float(accuracy), seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--layers", default="500,500,2000")
+    parser.add_argument("--dbn-epochs", type=int, default=10, help="pretraining epochs per RBM")
+    parser.add_argument("--dbn-batch", type=int, default=100)
+    parser.add_argument("--dbn-lr", type=float, default=0.05)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "mixed_bfloat16"],
+                        help="dtype policy of the RBMs while pretraining")
+    parser.add_argument("--mlp-epochs", type=int, default=20)
+    parser.add_argument("--mlp-batch", type=int, default=100)
+    parser.add_argument("--mlp-lr", type=float, default=1e-3)
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=2)
+    parser.add_argument("--manual-dir", default=_common.DEFAULT_MANUAL_DIR)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--dbn", default=None,
+                        help="load this pretrained DBN (.keras, e.g. an earlier run's --save-dbn) "
+                        "instead of pretraining; its pretraining time is then not measured")
+    parser.add_argument("--save-dbn", default="benchmarks/results/mnist_dbn.keras",
+                        help="where to save the pretrained DBN (reused by few_labels.py --dbn)")
+    parser.add_argument("--out", default="benchmarks/results/mnist_dbn.json")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    info = _common.machine()
+    print(f"machine: {info}", flush=True)
+    keras.utils.set_random_seed(args.seed)
+    layers = [int(s) for s in args.layers.split(",")]
+    x_train, y_train = _common.load_mnist("train", manual_dir=args.manual_dir, data_dir=args.data_dir)
+    x_test, y_test = _common.load_mnist("test", manual_dir=args.manual_dir, data_dir=args.data_dir)
+    rss_data = peak_rss_mib()
+
+    if args.dbn:
+        dbn, pretrain_s = keras.models.load_model(args.dbn), float("nan")
+        layers = [rbm.units for rbm in dbn.rbms]
+    else:
+        dbn, pretrain_s = pretrain(x_train, layers, args.dbn_epochs, args.dbn_batch, args.dbn_lr,
+                                   args.momentum, args.dtype, args.seed, args.verbose)
+    rss_pretrain = peak_rss_mib()
+    if args.save_dbn and not args.dbn:
+        os.makedirs(os.path.dirname(os.path.abspath(args.save_dbn)), exist_ok=True)
+        dbn.save(args.save_dbn)
+    classifier = dbn.to_classifier(10, dropout=args.dropout)
+    error, finetune_s = fine_tune(classifier, x_train, y_train, x_test, y_test, args.mlp_epochs,
+                                  args.mlp_batch, args.mlp_lr, args.verbose)
+    rss_peak = peak_rss_mib()
+    result = {
+        "architecture": "784-" + "-".join(map(str, layers)) + "-10",
+        "test_error": error,
+        "pretrain_seconds": round(pretrain_s, 1),
+        "finetune_seconds": round(finetune_s, 1),
+        "total_seconds": round(pretrain_s + finetune_s, 1),
+        "peak_rss_mib_after_loading_data": round(rss_data, 1),
+        "peak_rss_mib_after_pretraining": round(rss_pretrain, 1),
+        "peak_rss_mib": round(rss_peak, 1),
+        "load_average_at_end": _common.load_now(),
+        "settings": vars(args),
+    }
+    print()
+    _common.print_table(
+        ["architecture", "test error", "pretrain s", "fine-tune s", "total s", "peak RSS MiB"],
+        [[result["architecture"], f"{100 * error:.2f}%", result["pretrain_seconds"],
+          result["finetune_seconds"], result["total_seconds"], result["peak_rss_mib"]]],
+    )
+    _common.write_json(args.out, {"machine": info, "command": " ".join(sys.argv), "result": result})
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""CD-1 training throughput: keras_dbn ``RBM.fit`` vs scikit-learn vs bare GEMMs.
+
+For every (batch size, hidden units) of the grid, one process measures, in
+alternation and ``--reps`` times each, on the same data (binarised MNIST
+training images, 784 visible units):
+
+* ``keras_dbn``: ``RBM(hidden, k=1).fit(x, batch_size=B, epochs=1)`` with
+  plain ``SGD(learning_rate)``, float32 and ``dtype="mixed_bfloat16"``;
+* ``sklearn``: ``BernoulliRBM(hidden, learning_rate, batch_size=B, n_iter=1)``
+  fitted on the same float32 array (its update is ``lr * mean gradient``,
+  i.e. plain SGD at the same rate; it runs PCD-1 with one chain per example
+  of the batch, the same five ``B x V x H`` GEMMs per step), once with
+  OpenBLAS's default thread count and once limited to one thread
+  (threadpoolctl); ratios use the faster of the two;
+* ``gemm``: the GEMMs of CD-1 steps alone (``v W``, ``h W^T``, ``v W`` and
+  the ``V x 2B x H`` statistics product, on the same data batches), run back
+  to back in one ``tf.function`` loop by ``tf.matmul``, float32 and
+  bfloat16: the rate the machine's GEMM reaches at these shapes, i.e. the
+  physical limit of a step (no sigmoid, sampling, update or monitoring).
+
+One CD-k step costs ``(4k + 6) * B * V * H`` FLOPs (10 B V H for CD-1); every
+GFLOP/s figure below counts FLOPs that way. Each figure is the median of the
+repetitions; ratios are taken between medians of the same run.
+
+Usage::
+
+    python -m benchmarks.rbm_throughput                   # full grid
+    python benchmarks/rbm_throughput.py --quick           # 784x500 only
+    python -m benchmarks.rbm_throughput --batch 100 --hidden 500 --dtypes float32
+"""
+
+import argparse
+import gc
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __package__ in (None, ""):  # run as a script: make keras_dbn importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks import _common  # noqa: E402
+
+VISIBLE = 784
+
+
+def step_flops(batch, visible, hidden, k=1):
+    return (4 * k + 6) * batch * visible * hidden
+
+
+def samples_for(hidden, seconds_at_100_gflops, cap):
+    """Samples per timed run so that one run lasts about the given time."""
+    n = int(seconds_at_100_gflops * 100e9 / step_flops(1, VISIBLE, hidden))
+    return max(2000, min(cap, n))
+
+
+def make_keras(hidden, batch, dtype, lr, x):
+    import keras
+
+    import keras_dbn
+
+    rbm = keras_dbn.RBM(hidden, k=1, seed=0, dtype=dtype)
+    rbm.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
+    rbm.fit(x[: batch * 3], batch_size=batch, epochs=1, verbose=0)  # trace once
+
+    def run():
+        start = time.perf_counter()
+        rbm.fit(x, batch_size=batch, epochs=1, verbose=0)
+        return time.perf_counter() - start
+
+    return run
+
+
+def make_sklearn(hidden, batch, lr, x, blas_threads=None):
+    from sklearn.neural_network import BernoulliRBM
+    from threadpoolctl import threadpool_limits
+
+    def run():
+        model = BernoulliRBM(hidden, learning_rate=lr, batch_size=batch, n_iter=1, random_state=0)
+        with threadpool_limits(blas_threads):
+            start = time.perf_counter()
+            model.fit(x)
+            return time.perf_counter() - start
+
+    return run
+
+
+def make_gemm(hidden, batch, dtype, x):
+    """The GEMMs of CD-1 steps over ``x``, nothing else, in one compiled loop."""
+    import tensorflow as tf
+
+    tf_dtype = tf.bfloat16 if dtype == "bfloat16" else tf.float32
+    data = tf.constant(x, dtype=tf_dtype)
+    rng = np.random.default_rng(0)
+    w = tf.constant(rng.normal(0, 0.01, (VISIBLE, hidden)), dtype=tf_dtype)
+    steps = len(x) // batch
+
+    @tf.function
+    def loop():
+        acc = tf.zeros((), tf_dtype)
+        for i in tf.range(steps):
+            v = data[i * batch:(i + 1) * batch]
+            h = tf.matmul(v, w)                                     # B V H
+            r = tf.matmul(h, w, transpose_b=True)                   # B V H
+            h1 = tf.matmul(r, w)                                    # B V H
+            s = tf.matmul(tf.concat([v, r], 0), tf.concat([h, h1], 0),
+                          transpose_a=True)                          # 2 B V H
+            acc += s[0, 0]
+        return acc
+
+    loop()
+
+    def run():
+        start = time.perf_counter()
+        loop().numpy()
+        return time.perf_counter() - start
+
+    return run, steps * batch
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[500, 2000, 4000])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "mixed_bfloat16"],
+                        choices=["float32", "mixed_bfloat16"])
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per competitor")
+    parser.add_argument("--seconds", type=float, default=3.0,
+                        help="size each timed run to last about this long at 100 GFLOP/s")
+    parser.add_argument("--max-samples", type=int, default=60000)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--no-sklearn", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="784x500 only, 2 repetitions, shorter runs")
+    parser.add_argument("--manual-dir", default=_common.DEFAULT_MANUAL_DIR)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--out", default="benchmarks/results/rbm_throughput.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.hidden, args.reps, args.seconds = [500], 2, 1.5
+
+    info = _common.machine()
+    print(f"machine: {info}", flush=True)
+    x, _ = _common.load_mnist("train", binarize="threshold", manual_dir=args.manual_dir,
+                              data_dir=args.data_dir)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+
+    results = []
+    for batch in args.batch:
+        for hidden in args.hidden:
+            n = samples_for(hidden, args.seconds, args.max_samples)
+            n -= n % batch
+            xs = x[:n]
+            flops_per_sample = step_flops(1, VISIBLE, hidden)
+            competitors = {}
+            for dtype in args.dtypes:
+                competitors[f"keras_dbn {dtype}"] = (make_keras(hidden, batch, dtype, args.lr, xs), n)
+            if not args.no_sklearn:
+                # OpenBLAS with all cores collapses (busy-waiting threads) when
+                # other processes share the cores; one thread does not. Both
+                # are measured and sklearn is credited with the faster.
+                competitors["sklearn BernoulliRBM"] = (make_sklearn(hidden, batch, args.lr, xs), n)
+                competitors["sklearn BernoulliRBM 1 thread"] = (
+                    make_sklearn(hidden, batch, args.lr, xs, blas_threads=1), n)
+            for dtype in ["float32"] + (["bfloat16"] if "mixed_bfloat16" in args.dtypes else []):
+                run, samples = make_gemm(hidden, batch, dtype, xs)
+                competitors[f"gemm {dtype}"] = (run, samples)
+            times = {name: [] for name in competitors}
+            loads = []
+            for _ in range(args.reps):  # alternate the competitors
+                for name, (run, _samples) in competitors.items():
+                    times[name].append(run())
+                loads.append(_common.load_now())
+                gc.collect()
+            rows = {}
+            for name, (_run, samples) in competitors.items():
+                rates = [samples / t for t in times[name]]
+                rate = _common.median(rates)
+                rows[name] = {
+                    "samples_per_s": rate,
+                    "samples_per_s_all": rates,
+                    "gflops": rate * flops_per_sample / 1e9,
+                    "samples": samples,
+                }
+            entry = {"batch": batch, "visible": VISIBLE, "hidden": hidden, "samples": n,
+                     "load_average": loads, "competitors": rows}
+            f32 = rows.get("keras_dbn float32")
+            sk = [r["samples_per_s"] for name, r in rows.items() if name.startswith("sklearn")]
+            if sk:
+                entry["sklearn_best_samples_per_s"] = max(sk)
+            if f32:
+                if sk:
+                    entry["float32_vs_sklearn"] = f32["samples_per_s"] / max(sk)
+                entry["float32_fraction_of_gemm"] = f32["gflops"] / rows["gemm float32"]["gflops"]
+                if "keras_dbn mixed_bfloat16" in rows:
+                    entry["bf16_vs_float32"] = rows["keras_dbn mixed_bfloat16"]["samples_per_s"] / f32["samples_per_s"]
+            results.append(entry)
+            print(f"\nbatch {batch}, {VISIBLE}x{hidden}, {n} samples per run, "
+                  f"median of {args.reps}, load {loads}", flush=True)
+            _common.print_table(
+                ["competitor", "samples/s", "GFLOP/s", "all samples/s"],
+                [[name, f"{r['samples_per_s']:.0f}", f"{r['gflops']:.1f}",
+                  " ".join(f"{v:.0f}" for v in r["samples_per_s_all"])] for name, r in rows.items()],
+            )
+            for key in ("float32_vs_sklearn", "float32_fraction_of_gemm", "bf16_vs_float32"):
+                if key in entry:
+                    print(f"  {key}: {entry[key]:.2f}")
+            sys.stdout.flush()
+
+    _common.write_json(args.out, {"machine": info, "command": " ".join(sys.argv),
+                                  "lr": args.lr, "reps": args.reps, "results": results})
+    return results
+
+
+if __name__ == "__main__":
+    main()
