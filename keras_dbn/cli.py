@@ -60,6 +60,10 @@ def build_parser():
          "which gives far better samples than CD)")
     _add(train, "--top-lr", type=positive_float, default=0.01,
          help="learning rate of the top RBM, SGD with momentum 0.9 (default: 0.01)")
+    _add(train, "--dtype", choices=["float32", "mixed_bfloat16"], default="float32",
+         help="precision of the RBMs while pretraining; mixed_bfloat16 computes the "
+         "matrix products in bfloat16 with float32 weights and statistics, faster on "
+         "CPUs with AVX512-BF16 (fine-tuning stays float32; default: float32)")
     _add(train, "--mlp-epochs", type=positive_int, default=20,
          help="fine-tuning epochs (default: 20)")
     _add(train, "--mlp-lr", type=positive_float, default=1e-3,
@@ -161,7 +165,8 @@ def train(args):
     lower = len(args.layers) - 1
     persistent = [args.persistent] * lower + [args.top == "pcd"]
     learning_rates = [args.dbn_lr] * lower + [args.top_lr]
-    dbn = keras_dbn.DBN(args.layers, k=args.k, persistent=persistent, seed=args.seed)
+    dbn = keras_dbn.DBN(args.layers, k=args.k, persistent=persistent, seed=args.seed,
+                        rbm_kwargs={"dtype": args.dtype})
     _log(f"pretraining DBN {x_train.shape[1]}-{'-'.join(map(str, args.layers))} "
          f"({args.dbn_epochs} epochs per layer, k={args.k})")
     start = time.perf_counter()

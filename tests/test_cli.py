@@ -63,6 +63,7 @@ def test_train_then_sample_end_to_end(mnist_manual_dir, tfds_data_dir, tmp_path)
         "train", "--layers", "64,32", "--dbn-epochs", "2", "--mlp-epochs", "5", "--limit", "3000",
         "--batch", "50", "--data-dir", tfds_data_dir, "--manual-dir", mnist_manual_dir,
         "--out", str(out_dir), "--samples", "16", "--gibbs-steps", "20", "--verbose", "0",
+        "--dtype", "mixed_bfloat16",
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "test accuracy" in out.stdout
