@@ -3,10 +3,16 @@
 import datetime
 import json
 import os
+import pathlib
 import platform
 import statistics
 
-DEFAULT_MANUAL_DIR = "/work/shared/data/mnist"
+# The MNIST source files beside the repository (as the tests use them), or
+# the folder named by KERAS_DBN_MNIST_DIR.
+DEFAULT_MANUAL_DIR = os.environ.get(
+    "KERAS_DBN_MNIST_DIR",
+    str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"),
+)
 
 
 def load_mnist(split, binarize=None, manual_dir=DEFAULT_MANUAL_DIR, data_dir=None, limit=None):

@@ -36,12 +36,9 @@ import keras_dbn  # noqa: E402
 from keras_dbn import evaluation  # noqa: E402
 from keras_dbn.datasets import load_numpy  # noqa: E402
 
+from benchmarks._common import DEFAULT_MANUAL_DIR  # noqa: E402
+
 PAPER_CD25_500 = -86.34
-# The MNIST source files beside the repository, as the tests use them.
-DEFAULT_MANUAL_DIR = os.environ.get(
-    "KERAS_DBN_MNIST_DIR",
-    str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"),
-)
 
 
 def load_mnist(split, manual_dir, data_dir, seed, limit=None):
