@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -250,6 +251,9 @@ def main(argv=None):
     """Entry point of ``keras-dbn`` and ``python -m keras_dbn``."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Ctrl-C (SIGINT) must interrupt even where the launcher ignored it, as a
+    # shell does for background jobs: a tune search then resumes cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if args.command == "train":
             train(args)
@@ -260,7 +264,8 @@ def main(argv=None):
         else:
             sample(args)
     except KeyboardInterrupt:
-        print("keras-dbn: interrupted", file=sys.stderr)
+        hint = "; run the same command again to resume the search" if args.command == "tune" else ""
+        print(f"keras-dbn: interrupted{hint}", file=sys.stderr)
         return 130
     except (ValueError, OSError) as error:
         print(f"keras-dbn: error: {error}", file=sys.stderr)
