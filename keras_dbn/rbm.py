@@ -436,22 +436,13 @@ class RBM(keras.Model):
         }
 
     def _data_free_energy(self, v, hidden_pre, hidden_mean):
-        """``F(v)`` from quantities the CD step already has (element-wise dtype).
-
-        For Bernoulli hidden units ``softplus(x) = x - log(sigmoid(x))`` reuses
-        the hidden means: a log is several times cheaper than a softplus on
-        CPU. Where ``sigmoid(x)`` underflows (``x < -87``) the true softplus is
-        below 1e-38 and the clamp at 0 returns it to within that.
-        """
+        """``F(v)`` from quantities the CD step already has (element-wise dtype)."""
         dtype = hidden_pre.dtype
         visible_bias = ops.cast(self.visible_bias, dtype)
-        energy = self.visible_units.energy(v, visible_bias)
-        if isinstance(self.hidden_units, units_lib.BernoulliUnits):
-            tiny = float(np.finfo("float32").tiny)
-            softplus = hidden_pre - ops.log(ops.maximum(hidden_mean, tiny))
-            return energy - ops.sum(ops.maximum(softplus, 0.0), axis=-1)
         hidden_bias = ops.cast(self.hidden_bias, dtype)
-        return energy - self.hidden_units.log_partition(hidden_pre, hidden_bias)
+        return self.visible_units.energy(v, visible_bias) - self.hidden_units.log_partition_given_mean(
+            hidden_pre, hidden_bias, hidden_mean
+        )
 
     # --------------------------------------------------------------- training
 

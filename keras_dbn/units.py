@@ -20,6 +20,7 @@ References:
 
 import math
 
+import numpy as np
 from keras import ops
 from keras import random
 
@@ -70,6 +71,14 @@ class Units:
         """
         raise NotImplementedError
 
+    def log_partition_given_mean(self, pre_activation, bias, mean):
+        """`log_partition` when ``mean(pre_activation)`` is already at hand.
+
+        Units whose formula can reuse the mean override this to save work in
+        the training step; the result is the same.
+        """
+        return self.log_partition(pre_activation, bias)
+
     def bias_from_mean(self, data_mean):
         """The bias that makes an RBM with zero weights match ``data_mean``.
 
@@ -99,6 +108,14 @@ class BernoulliUnits(Units):
 
     def log_partition(self, pre_activation, bias):
         return ops.sum(ops.softplus(pre_activation), axis=-1)
+
+    def log_partition_given_mean(self, pre_activation, bias, mean):
+        # softplus(x) = x - log(sigmoid(x)): a log is several times cheaper
+        # than a softplus on CPU. Where sigmoid(x) underflows (x < -87) the
+        # true softplus is below 1e-38, and the clamp at 0 is that close.
+        tiny = float(np.finfo("float32").tiny)
+        softplus = pre_activation - ops.log(ops.maximum(mean, tiny))
+        return ops.sum(ops.maximum(softplus, 0.0), axis=-1)
 
     def bias_from_mean(self, data_mean):
         p = ops.clip(data_mean, 1e-3, 1.0 - 1e-3)

@@ -342,3 +342,21 @@ def test_bad_data_raises_clear_errors():
         rbm.fit(np.full((10, 4), 255.0, dtype="float32"), verbose=0)
     with pytest.raises(ValueError, match="NaN"):
         rbm.fit(np.full((10, 4), np.nan, dtype="float32"), verbose=0)
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
+def test_log_partition_shortcut_from_the_mean_is_exact(name):
+    units = keras_dbn.units.get(name)
+    pre = np.linspace(-120, 60, 37, dtype="float32").reshape(1, -1)
+    bias = np.linspace(-1, 1, 37, dtype="float32")
+    mean = units.mean(keras.ops.convert_to_tensor(pre))
+    np.testing.assert_allclose(
+        units.log_partition_given_mean(pre, bias, mean), units.log_partition(pre, bias), rtol=1e-6
+    )
+
+
+def test_logged_training_free_energy_is_that_of_the_batch():
+    x = (np.random.default_rng(0).random((50, 12)) < 0.5).astype("float32")
+    rbm = make_rbm(12, 6, scale=2.0)
+    stats = rbm.contrastive_divergence(keras.ops.convert_to_tensor(x))
+    np.testing.assert_allclose(float(stats["free_energy"]), float(np.mean(rbm.free_energy(x))), rtol=1e-5)
