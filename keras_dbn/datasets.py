@@ -63,7 +63,7 @@ def load_numpy(
 ):
     """Loads a TFDS image dataset split into memory as numpy arrays.
 
-    The split is read through ``tfds.load`` in batches of 10,000 examples
+    The split is read through `load_dataset` in batches of 10,000 examples
     and concatenated, so all 60,000 MNIST training images load in seconds.
 
     Args:
@@ -103,16 +103,19 @@ def load_numpy(
             # TFDS reads only the requested records of a sliced split.
             split, limit = f"{split}[:{limit}]", None
 
-    ds, _ = _load(name, split, data_dir, manual_dir)
-    chunks = list(tfds.as_numpy(ds.batch(_NUMPY_CHUNK).prefetch(1)))
+    # The same flattening and scaling as load_dataset, in large batches.
+    ds = load_dataset(
+        name, split, batch_size=_NUMPY_CHUNK, shuffle=False, data_dir=data_dir,
+        manual_dir=manual_dir, cache=False,
+    )
+    chunks = list(tfds.as_numpy(ds))
     if not chunks:
         raise ValueError(f"Split {split!r} of {name!r} holds no examples.")
-    images = np.concatenate([images for images, _ in chunks])
+    x = np.concatenate([images for images, _ in chunks])
     labels = np.concatenate([labels for _, labels in chunks])
     if limit is not None:
-        images, labels = images[:limit], labels[:limit]
+        x, labels = x[:limit], labels[:limit]
 
-    x = _to_unit_interval(images.reshape(len(images), -1))
     if binarize == "threshold":
         x = (x > threshold).astype(np.float32)
     elif binarize == "stochastic":
@@ -195,7 +198,7 @@ def load_dataset(
     ds = ds.batch(batch_size)
 
     def flatten(images, y):
-        return _to_unit_interval_tf(tf.reshape(images, [-1, features])), y
+        return _to_unit_interval(tf.reshape(images, [-1, features])), y
 
     ds = ds.map(flatten, num_parallel_calls=tf.data.AUTOTUNE)
     if binarize == "threshold":
@@ -385,12 +388,6 @@ def _is_plain_split(split):
 
 
 def _to_unit_interval(images):
-    if np.issubdtype(images.dtype, np.integer):
-        return images.astype(np.float32) / np.float32(np.iinfo(images.dtype).max)
-    return images.astype(np.float32)
-
-
-def _to_unit_interval_tf(images):
     if images.dtype.is_integer:
         return tf.cast(images, tf.float32) / float(images.dtype.max)
     return tf.cast(images, tf.float32)
