@@ -27,6 +27,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_dbn.rbm import visible_mean
+
 _F64 = "float64"
 
 
@@ -71,20 +73,6 @@ def _logsumexp(x):
     x = np.asarray(x, dtype=np.float64)
     top = np.max(x)
     return float(top + np.log(np.sum(np.exp(x - top))))
-
-
-def _data_mean(data, num_visible):
-    """Mean visible vector of an array or of a `tf.data.Dataset`/iterator of batches."""
-    if not (isinstance(data, tf.data.Dataset) or hasattr(data, "__next__")):
-        return _as_matrix(data, num_visible).mean(axis=0)
-    total, count = np.zeros(num_visible), 0
-    for batch in data:
-        batch = batch[0] if isinstance(batch, (tuple, list)) else batch
-        batch = _as_matrix(np.asarray(batch), num_visible)
-        total, count = total + batch.sum(axis=0), count + batch.shape[0]
-    if not count:
-        raise ValueError("`data` holds no examples.")
-    return total / count
 
 
 # ------------------------------------------------------- exact partition
@@ -379,7 +367,12 @@ def ais_log_partition(
     if base_rate is not None:
         base_mean = np.broadcast_to(np.asarray(base_rate, np.float64), (num_visible,))
     elif data is not None:
-        base_mean = _data_mean(data, num_visible)
+        base_mean = visible_mean(data)
+        if base_mean.shape != (num_visible,):
+            raise ValueError(
+                f"`data` has {base_mean.shape[0]} features; the RBM has "
+                f"{num_visible} visible units."
+            )
     else:
         base_mean = None
     if base_mean is None:

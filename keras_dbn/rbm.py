@@ -50,6 +50,43 @@ def _add_bias(x, bias):
     return x + bias
 
 
+def visible_mean(data):
+    """The mean visible vector of a dataset, in float64.
+
+    Args:
+        data: a NumPy array (rows are examples, images are flattened), or an
+            iterable of batches such as a `tf.data.Dataset`, each batch ``x``
+            or ``(x, y)``.
+
+    Returns:
+        NumPy float64 array of shape ``(features,)``.
+
+    Raises:
+        ValueError: when ``data`` holds no examples.
+    """
+    if not (hasattr(data, "__next__") or _is_dataset(data)):
+        data = np.asarray(data, dtype="float64")
+        if not len(data):
+            raise ValueError("The data holds no examples.")
+        return data.reshape(len(data), -1).mean(axis=0)
+    total, count = 0.0, 0
+    for batch in data:
+        batch = batch[0] if isinstance(batch, (tuple, list)) else batch
+        batch = np.asarray(batch, dtype="float64")
+        total, count = total + batch.reshape(len(batch), -1).sum(axis=0), count + len(batch)
+    if not count:
+        raise ValueError("The data holds no examples.")
+    return total / count
+
+
+def _is_dataset(data):
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return isinstance(data, tf.data.Dataset)
+
+
 class _FreeEnergyGap(keras.callbacks.Callback):
     """Adds ``free_energy_gap = val_free_energy - free_energy`` to the logs.
 
@@ -579,18 +616,7 @@ class RBM(keras.Model):
         Returns:
             The RBM itself.
         """
-        if isinstance(x, np.ndarray):
-            data_mean = np.reshape(x, (x.shape[0], -1)).astype("float64").mean(axis=0)
-        else:
-            total, count = None, 0
-            for batch in x:
-                batch = batch[0] if isinstance(batch, (tuple, list)) else batch
-                batch = np.reshape(np.asarray(batch, dtype="float64"), (len(batch), -1))
-                total = batch.sum(axis=0) if total is None else total + batch.sum(axis=0)
-                count += len(batch)
-            if not count:
-                raise ValueError("initialize_visible_bias got no data.")
-            data_mean = total / count
+        data_mean = visible_mean(x)
         if not self.built:
             self.build((None, data_mean.shape[0]))
         self.visible_bias.assign(
