@@ -591,12 +591,17 @@ class RBM(keras.Model):
     def _check_data(self, x):
         if x.dtype.kind not in "biuf":
             raise ValueError(f"RBM data must be numeric, got dtype {x.dtype}.")
-        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        if not x.size:
+            return
+        # min and max propagate NaN and show infinities: two passes over the
+        # data without the temporary array that np.isfinite would allocate.
+        low, high = float(np.min(x)), float(np.max(x))
+        if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError("RBM data contains NaN or infinite values.")
-        if self.visible_units.name == "bernoulli" and x.size and (x.min() < 0 or x.max() > 1):
+        if self.visible_units.name == "bernoulli" and (low < 0 or high > 1):
             raise ValueError(
                 "Bernoulli visible units need data in [0, 1] (got values in "
-                f"[{x.min()}, {x.max()}]); scale the data (e.g. x / 255) or use "
+                f"[{low}, {high}]); scale the data (e.g. x / 255) or use "
                 "visible='gaussian' for standardised real-valued data."
             )
 

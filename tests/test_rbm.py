@@ -342,6 +342,13 @@ def test_bad_data_raises_clear_errors():
         rbm.fit(np.full((10, 4), 255.0, dtype="float32"), verbose=0)
     with pytest.raises(ValueError, match="NaN"):
         rbm.fit(np.full((10, 4), np.nan, dtype="float32"), verbose=0)
+    one_bad = np.zeros((10, 4), dtype="float32")
+    one_bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        rbm.fit(one_bad, verbose=0)
+    one_bad[3, 2] = np.inf
+    with pytest.raises(ValueError, match="infinite"):
+        keras_dbn.RBM(3, visible="gaussian").fit(one_bad, verbose=0)
 
 
 @pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
