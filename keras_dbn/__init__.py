@@ -3,21 +3,26 @@
 from keras_dbn import callbacks
 from keras_dbn import datasets
 from keras_dbn import evaluation
+from keras_dbn import semi_supervised
 from keras_dbn import tuning
 from keras_dbn import units
 from keras_dbn.dbn import DBN
 from keras_dbn.export import export_saved_model
 from keras_dbn.rbm import RBM
+from keras_dbn.semi_supervised import PseudoLabel, pseudo_label_dataset
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DBN",
+    "PseudoLabel",
     "RBM",
     "callbacks",
     "datasets",
     "evaluation",
     "export_saved_model",
+    "pseudo_label_dataset",
+    "semi_supervised",
     "tuning",
     "units",
     "__version__",

@@ -9,10 +9,15 @@ import time
 
 from keras_dbn.argtypes import layer_sizes, positive_float, positive_int, rate
 
+# Updates per --mlp-epochs epoch with --pseudo-label: the default 20 epochs
+# give the 3,000 updates measured in benchmarks/RESULTS.md (section 3).
+PSEUDO_LABEL_STEPS_PER_EPOCH = 150
+
 USAGE_EXAMPLES = """examples:
   keras-dbn train                                  # MNIST, 784-500-500-2000-10
   keras-dbn train --layers 1000,500 --k 20 --batch 200 --dbn-epochs 10
   keras-dbn train --labels 1000 --baseline         # few labels, vs random init
+  keras-dbn train --labels 100 --pseudo-label      # few labels + unlabelled images
   keras-dbn train --manual-dir ~/mnist_files       # offline, from the IDX files
   keras-dbn sample --model runs/dbn.keras --n 100 --out grid.png
   keras-dbn tune --tuner random --max-trials 6 --train-limit 10000 --units 64,128,256
@@ -74,6 +79,10 @@ def build_parser():
     _add(train, "--labels", type=positive_int, default=None,
          help="fine-tune on a stratified subset of this many labels (pretraining "
          "still uses every training image)")
+    _add(train, "--pseudo-label", action="store_true",
+         help="with --labels: also learn from the unlabelled training images through "
+         "pseudo-labels (Lee 2013; keras_dbn.PseudoLabel); each --mlp-epochs epoch is then "
+         f"{PSEUDO_LABEL_STEPS_PER_EPOCH} updates of 32 labelled + 256 unlabelled images")
     _add(train, "--baseline", action="store_true",
          help="also train a randomly initialised classifier of the same shape "
          "identically and report both")
@@ -121,19 +130,35 @@ def _log(message):
     print(f"[keras-dbn] {message}", flush=True)
 
 
-def _fine_tune(model, x, y, args, x_test, y_test):
+def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
+    """Fine-tunes ``model`` (in place); returns (test accuracy, seconds).
+
+    With ``x_unlabelled`` the training is semi-supervised, by pseudo-labels.
+    """
     import keras
 
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.mlp_lr),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    import keras_dbn
+
+    validation = (x_test, y_test) if args.verbose else None
     start = time.perf_counter()
-    model.fit(x, y, batch_size=args.batch, epochs=args.mlp_epochs, verbose=args.verbose,
-              validation_data=(x_test, y_test) if args.verbose else None)
+    if x_unlabelled is None:
+        model.compile(
+            optimizer=keras.optimizers.Adam(args.mlp_lr),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        model.fit(x, y, batch_size=args.batch, epochs=args.mlp_epochs, verbose=args.verbose,
+                  validation_data=validation)
+        evaluated = model
+    else:
+        evaluated = keras_dbn.PseudoLabel(model)
+        evaluated.compile(optimizer=keras.optimizers.Adam(args.mlp_lr))
+        data = keras_dbn.pseudo_label_dataset(x, y, x_unlabelled, seed=args.seed)
+        evaluated.fit(data, steps_per_epoch=PSEUDO_LABEL_STEPS_PER_EPOCH, epochs=args.mlp_epochs,
+                      verbose=args.verbose, validation_data=validation, shuffle=False)
     seconds = time.perf_counter() - start
-    accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
+    accuracy = evaluated.evaluate(x_test, y_test, batch_size=1000, verbose=0,
+                                  return_dict=True)["accuracy"]
     return float(accuracy), seconds
 
 
@@ -146,6 +171,9 @@ def train(args):
     from keras_dbn import callbacks as grid
     from keras_dbn import datasets
 
+    if args.pseudo_label and not args.labels:
+        raise SystemExit("keras-dbn: error: --pseudo-label needs --labels N (the few labelled "
+                         "images; every training image is used unlabelled)")
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     save_path = args.save or os.path.join(args.out, "classifier.keras")
@@ -184,17 +212,20 @@ def train(args):
     _log(f"pretraining took {pretrain_seconds:.0f} s; DBN saved to {dbn_path}")
 
     x_fit, y_fit = x_train, y_train
+    unlabelled = x_train if args.pseudo_label else None
     if args.labels:
         x_fit, y_fit = datasets.stratified_subset(x_train, y_train, args.labels, seed=args.seed)
         _log(f"fine-tuning on {len(y_fit)} labelled examples")
     classifier = dbn.to_classifier(num_classes, dropout=args.dropout)
     _log(f"fine-tuning {len(classifier.layers)}-layer classifier for {args.mlp_epochs} epochs")
-    accuracy, finetune_seconds = _fine_tune(classifier, x_fit, y_fit, args, x_test, y_test)
+    accuracy, finetune_seconds = _fine_tune(classifier, x_fit, y_fit, args, x_test, y_test,
+                                            unlabelled)
     _log(f"test accuracy {accuracy:.4f} (fine-tuning took {finetune_seconds:.0f} s)")
     results = {
         "dataset": args.dataset,
         "layers": args.layers,
         "labels": len(y_fit),
+        "pseudo_label": bool(args.pseudo_label),
         "test_accuracy": accuracy,
         "pretrain_seconds": round(pretrain_seconds, 1),
         "finetune_seconds": round(finetune_seconds, 1),
@@ -202,7 +233,7 @@ def train(args):
     if args.baseline:
         keras.utils.set_random_seed(args.seed)
         baseline = keras.models.clone_model(classifier)  # same shape, fresh random weights
-        base_accuracy, _ = _fine_tune(baseline, x_fit, y_fit, args, x_test, y_test)
+        base_accuracy, _ = _fine_tune(baseline, x_fit, y_fit, args, x_test, y_test, unlabelled)
         results["baseline_test_accuracy"] = base_accuracy
         _log(f"randomly initialised baseline: test accuracy {base_accuracy:.4f}")
 

@@ -99,3 +99,23 @@ def test_tune_subcommand_takes_the_search_options(capsys):
     with pytest.raises(SystemExit):
         cli.main(["tune", "--tuner", "grid"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_train_with_few_labels_and_pseudo_labels(mnist_manual_dir, tfds_data_dir, tmp_path):
+    out_dir = tmp_path / "few"
+    results = cli.train(cli.build_parser().parse_args([
+        "train", "--layers", "64", "--dbn-epochs", "1", "--mlp-epochs", "2", "--limit", "3000",
+        "--labels", "100", "--pseudo-label", "--baseline", "--data-dir", tfds_data_dir,
+        "--manual-dir", mnist_manual_dir, "--out", str(out_dir), "--samples", "4",
+        "--gibbs-steps", "2", "--verbose", "0",
+    ]))
+    assert results["labels"] == 100 and results["pseudo_label"]
+    # 100 labels, 300 pseudo-label updates: far above chance (10%) for both.
+    assert results["test_accuracy"] > 0.5 and results["baseline_test_accuracy"] > 0.4
+    assert (out_dir / "saved_model" / "1" / "saved_model.pb").exists()
+
+
+def test_pseudo_label_without_labels_stops_before_any_work(tmp_path):
+    with pytest.raises(SystemExit, match="--labels"):
+        cli.main(["train", "--pseudo-label", "--out", str(tmp_path / "nothing")])
+    assert not (tmp_path / "nothing").exists()

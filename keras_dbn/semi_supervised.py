@@ -1,0 +1,449 @@
+"""Semi-supervised fine-tuning with pseudo-labels (Lee 2013).
+
+When only a few images are labelled but many more are available without
+labels, a classifier (for instance the one `keras_dbn.DBN.to_classifier`
+builds from a pretrained DBN) can learn from the unlabelled images too:
+`PseudoLabel` treats the class the network currently predicts for each
+unlabelled image as if it were its true label, and adds the cross-entropy
+against these pseudo-labels, with a weight that ramps up during training, to
+the usual cross-entropy on the labelled images. The pseudo-labels are
+recomputed at every update. This favours decision boundaries that pass
+through low-density regions of the input space (an entropy-minimisation
+effect), which helps most when labels are scarce (tens to a few thousand) and
+the classes form well-separated clusters, as MNIST digits do in the feature
+space of a pretrained DBN. With plenty of labels it adds little but cost.
+
+`pseudo_label_dataset` makes the input that `PseudoLabel.fit` expects: an
+endless stream of ``((x_labelled, y_labelled), x_unlabelled)`` batches.
+
+Example:
+
+```python
+dbn = keras_dbn.DBN([500, 500, 2000]); dbn.pretrain(x_train, epochs=10)
+pseudo = keras_dbn.PseudoLabel(dbn.to_classifier(10, dropout=0.2))
+pseudo.compile(optimizer=keras.optimizers.Adam(1e-3))
+data = keras_dbn.pseudo_label_dataset(x_few, y_few, x_train, seed=0)
+pseudo.fit(data, steps_per_epoch=150, epochs=20)   # 3,000 updates
+pseudo.evaluate(x_test, y_test)       # {"accuracy": ..., "loss": ...}
+classifier = pseudo.classifier        # a plain Keras model
+```
+
+Reference:
+    Dong-Hyun Lee, "Pseudo-Label: The Simple and Efficient Semi-Supervised
+    Learning Method for Deep Neural Networks", ICML 2013 Workshop on
+    Challenges in Representation Learning.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+#: Final weight ``alpha_f`` of the unlabelled loss (Lee 2013, section 3.3).
+DEFAULT_ALPHA = 3.0
+#: Update count ``T1`` at which the unlabelled loss is switched on.
+DEFAULT_RAMP_START = 200
+#: Update count ``T2`` from which the unlabelled loss has its full weight.
+DEFAULT_RAMP_END = 1200
+
+
+def _is_integer(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _num_replicas():
+    """Replicas whose gradients `tf.distribute` sums (1 outside it)."""
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+@keras.saving.register_keras_serializable(package="keras_dbn")
+class PseudoLabel(keras.Model):
+    """Trains a classifier on labelled and pseudo-labelled data (Lee 2013).
+
+    Each update takes a labelled batch ``(x_l, y_l)`` of size ``n`` and an
+    unlabelled batch ``x_u`` of size ``n'`` and minimises (Lee 2013, eq. 15)
+
+        L = 1/n sum CE(y_l, f(x_l)) + alpha(t) * 1/n' sum CE(y', f(x_u))
+
+    where ``f`` is the wrapped classifier (with dropout and other training
+    behaviour active) and the pseudo-label ``y'`` is the class of highest
+    probability that the classifier, in inference mode, assigns to ``x_u``
+    just before the update; no gradient flows through ``y'``. The weight of
+    the unlabelled term ramps up linearly (Lee 2013, eq. 16):
+
+        alpha(t) = 0                                   if t < T1
+        alpha(t) = alpha_f * (t - T1) / (T2 - T1)      if T1 <= t < T2
+        alpha(t) = alpha_f                             if t >= T2
+
+    with ``t`` the number of weight updates the compiled optimizer has
+    applied before this one (``optimizer.iterations``; the first update has
+    ``t = 0``, and compiling with a new optimizer starts the schedule anew).
+    The delay lets the classifier first fit the labelled data, so that its
+    pseudo-labels are mostly right when they start to count.
+
+    ``call(x)`` returns the classifier's output, so ``predict`` and
+    ``evaluate`` take plain ``(x, y)`` data (integer labels); ``evaluate``
+    reports the cross-entropy as ``loss`` and ``accuracy``. ``fit`` takes
+    ``((x_l, y_l), x_u)`` batches, most simply from `pseudo_label_dataset`,
+    and reports ``loss`` (L above, plus any regularisation losses of the
+    classifier), ``labelled_crossentropy``, ``unlabelled_crossentropy``
+    (against the pseudo-labels, before weighting), ``labelled_accuracy``
+    (on the training batches, with dropout active) and ``alpha`` (the weight
+    used by the latest update; the others are averages over the epoch).
+    Validation data, if any, is plain ``(x, y)``. The regularisation losses
+    added are those of the classifier after its last forward pass, the one
+    on the unlabelled batch (this matters only for activity regularisers).
+    The total number of updates is ``steps_per_epoch * epochs`` only where
+    ``steps_per_epoch`` is a multiple of the ``steps_per_execution`` given to
+    ``compile`` (Keras rounds it up otherwise). As the data is a
+    `tf.data.Dataset`, pass ``shuffle=False`` to ``fit`` to silence Keras'
+    warning that it does not shuffle it.
+
+    Only the TensorFlow backend can train (``predict`` and ``evaluate`` work
+    on any backend). The classifier's own compiled loss and metrics, if it
+    has any, are not used; ``compile`` the `PseudoLabel` model with just an
+    optimizer. After training, ``pseudo.classifier`` is the trained
+    classifier itself, a plain Keras model that needs no keras_dbn.
+
+    Args:
+        classifier: a Keras model mapping inputs to class probabilities
+            (a softmax output), e.g. ``DBN.to_classifier(num_classes)``.
+        alpha: the final weight ``alpha_f`` of the unlabelled loss, >= 0.
+            The default 3 is Lee's. ``alpha=0`` is plain supervised training
+            (the unlabelled batches are then still read but have no effect).
+        ramp_start: ``T1``, the update count from which the unlabelled loss
+            counts, an integer >= 0. Lee used 200 (epochs) for pretrained
+            networks; the default here is 200 updates.
+        ramp_end: ``T2``, the update count from which the unlabelled loss has
+            its full weight, an integer >= ``ramp_start`` (equal values give
+            a step from 0 to ``alpha`` at ``T1``). Default 1200 updates;
+            with 3,000 updates in all this gave the results in
+            benchmarks/RESULTS.md, section 3.
+        **kwargs: passed to `keras.Model` (``name``, ...).
+
+    Raises:
+        ValueError: on a non-model ``classifier``, a negative or non-finite
+            ``alpha``, or ramp bounds that are not integers with
+            ``0 <= ramp_start <= ramp_end``.
+
+    Example:
+
+    ```python
+    classifier = dbn.to_classifier(10, dropout=0.2)
+    pseudo = keras_dbn.PseudoLabel(classifier, alpha=3.0, ramp_start=200, ramp_end=1200)
+    pseudo.compile(optimizer=keras.optimizers.Adam(1e-3))
+    data = keras_dbn.pseudo_label_dataset(x_labelled, y_labelled, x_all, seed=0)
+    pseudo.fit(data, steps_per_epoch=150, epochs=20)    # 3,000 updates
+    error = 1 - pseudo.evaluate(x_test, y_test, return_dict=True)["accuracy"]
+    classifier.save("classifier.keras")     # loads without keras_dbn
+    ```
+
+    References:
+        Dong-Hyun Lee, "Pseudo-Label: The Simple and Efficient
+        Semi-Supervised Learning Method for Deep Neural Networks", ICML 2013
+        Workshop on Challenges in Representation Learning (eq. 15 and 16).
+    """
+
+    def __init__(
+        self,
+        classifier,
+        alpha=DEFAULT_ALPHA,
+        ramp_start=DEFAULT_RAMP_START,
+        ramp_end=DEFAULT_RAMP_END,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(classifier, keras.layers.Layer):
+            raise ValueError(
+                f"`classifier` must be a Keras model (or layer) that outputs class "
+                f"probabilities, got {type(classifier).__name__}."
+            )
+        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.number)):
+            raise ValueError(f"`alpha` must be a number >= 0, got {alpha!r}.")
+        if not (math.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"`alpha` must be a finite number >= 0, got {alpha!r}.")
+        if not _is_integer(ramp_start) or ramp_start < 0:
+            raise ValueError(f"`ramp_start` must be an integer >= 0 (updates), got {ramp_start!r}.")
+        if not _is_integer(ramp_end) or ramp_end < ramp_start:
+            raise ValueError(
+                f"`ramp_end` must be an integer >= `ramp_start` ({ramp_start!r}), got {ramp_end!r}."
+            )
+        self.classifier = classifier
+        self.alpha = float(alpha)
+        self.ramp_start = int(ramp_start)
+        self.ramp_end = int(ramp_end)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.labelled_ce_tracker = keras.metrics.Mean(name="labelled_crossentropy")
+        self.unlabelled_ce_tracker = keras.metrics.Mean(name="unlabelled_crossentropy")
+        self.labelled_accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
+            name="labelled_accuracy"
+        )
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        if getattr(classifier, "built", False):
+            self.built = True
+
+    def build(self, input_shape):
+        if not self.classifier.built:
+            self.classifier.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        return self.classifier(inputs, training=training)
+
+    @property
+    def metrics(self):
+        return [
+            self.loss_tracker,
+            self.labelled_ce_tracker,
+            self.unlabelled_ce_tracker,
+            self.labelled_accuracy_tracker,
+            self.accuracy_tracker,
+        ]
+
+    # -------------------------------------------------------------- schedule
+
+    def alpha_at(self, step):
+        """The weight ``alpha(t)`` of the unlabelled loss (Lee 2013, eq. 16).
+
+        Args:
+            step: the update count ``t``: a Python number or a scalar tensor.
+
+        Returns:
+            A float32 scalar tensor.
+        """
+        t = ops.cast(step, "float32")
+        if self.ramp_end == self.ramp_start:
+            ramp = ops.cast(t >= self.ramp_end, "float32")
+        else:
+            ramp = ops.clip((t - self.ramp_start) / (self.ramp_end - self.ramp_start), 0.0, 1.0)
+        return self.alpha * ramp
+
+    # -------------------------------------------------------------- training
+
+    @staticmethod
+    def _unpack(data):
+        # `train_on_batch(batch)` hands over `(batch, None, None)`.
+        while isinstance(data, (tuple, list)) and len(data) > 1 and data[-1] is None:
+            data = data[:-1]
+        if isinstance(data, (tuple, list)) and len(data) == 1:
+            data = data[0]
+        if (
+            isinstance(data, (tuple, list))
+            and len(data) == 2
+            and isinstance(data[0], (tuple, list))
+            and len(data[0]) == 2
+        ):
+            (x_labelled, y_labelled), x_unlabelled = data
+            return x_labelled, y_labelled, x_unlabelled
+        raise ValueError(
+            "PseudoLabel.fit expects batches `((x_labelled, y_labelled), x_unlabelled)`, "
+            "e.g. from keras_dbn.pseudo_label_dataset(...); got a batch of structure "
+            f"{keras.tree.map_structure(lambda _: '.', data)!r}."
+        )
+
+    def _crossentropy(self, labels, probabilities):
+        """Per-example sparse cross-entropy, in float32."""
+        labels = ops.cast(labels, "int32")
+        if len(labels.shape) == len(probabilities.shape) and labels.shape[-1] == 1:
+            labels = ops.squeeze(labels, axis=-1)
+        if probabilities.dtype != "float32":
+            probabilities = ops.cast(probabilities, "float32")
+        return ops.sparse_categorical_crossentropy(labels, probabilities)
+
+    def _regularization_loss(self):
+        losses = self.classifier.losses
+        if not losses:
+            return None
+        return ops.sum(ops.stack([ops.cast(loss, "float32") for loss in losses]))
+
+    def train_step(self, data):
+        if keras.backend.backend() != "tensorflow":
+            raise NotImplementedError(
+                "PseudoLabel trains with the TensorFlow backend only; "
+                f"the backend is {keras.backend.backend()!r}."
+            )
+        import tensorflow as tf
+
+        x_labelled, y_labelled, x_unlabelled = self._unpack(data)
+        # Pseudo-labels: the classes the network predicts right now, without
+        # dropout, treated as constants.
+        pseudo_labels = ops.stop_gradient(
+            ops.argmax(self.classifier(x_unlabelled, training=False), axis=-1)
+        )
+        alpha = self.alpha_at(self.optimizer.iterations)
+        with tf.GradientTape() as tape:
+            probabilities_l = self.classifier(x_labelled, training=True)
+            probabilities_u = self.classifier(x_unlabelled, training=True)
+            labelled_ce = ops.mean(self._crossentropy(y_labelled, probabilities_l))
+            unlabelled_ce = ops.mean(self._crossentropy(pseudo_labels, probabilities_u))
+            loss = labelled_ce + alpha * unlabelled_ce
+            regularization = self._regularization_loss()
+            if regularization is not None:
+                loss = loss + regularization
+            replicas = _num_replicas()
+            scaled = loss / replicas if replicas > 1 else loss
+            scaled = self.optimizer.scale_loss(scaled)
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply(gradients, variables)
+        self.loss_tracker.update_state(loss)
+        self.labelled_ce_tracker.update_state(labelled_ce)
+        self.unlabelled_ce_tracker.update_state(unlabelled_ce)
+        self.labelled_accuracy_tracker.update_state(y_labelled, probabilities_l)
+        logs = {m.name: m.result() for m in self.metrics[:4]}
+        logs["alpha"] = alpha
+        return logs
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError("PseudoLabel.evaluate needs labelled data `(x, y)`.")
+        probabilities = self(x, training=False)
+        crossentropy = self._crossentropy(y, probabilities)
+        regularization = self._regularization_loss()
+        if regularization is None:
+            self.loss_tracker.update_state(crossentropy, sample_weight=sample_weight)
+        else:
+            # Like Keras' compiled loss: the weighted batch mean plus the penalty.
+            if sample_weight is None:
+                batch_loss = ops.mean(crossentropy)
+            else:
+                weight = ops.cast(ops.reshape(sample_weight, ops.shape(crossentropy)), "float32")
+                batch_loss = ops.sum(crossentropy * weight) / ops.sum(weight)
+            self.loss_tracker.update_state(
+                batch_loss + regularization, sample_weight=ops.shape(crossentropy)[0]
+            )
+        self.accuracy_tracker.update_state(y, probabilities, sample_weight=sample_weight)
+        return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
+
+    # --------------------------------------------------------- serialization
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "classifier": keras.saving.serialize_keras_object(self.classifier),
+            "alpha": self.alpha,
+            "ramp_start": self.ramp_start,
+            "ramp_end": self.ramp_end,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"])
+        return cls(**config)
+
+
+def pseudo_label_dataset(
+    x_labelled,
+    y_labelled,
+    x_unlabelled,
+    labelled_batch_size=32,
+    unlabelled_batch_size=256,
+    seed=None,
+):
+    """An endless `tf.data.Dataset` of ``((x_l, y_l), x_u)`` batches.
+
+    The input of `PseudoLabel.fit`. Each side is drawn from its own random
+    permutation, reshuffled at every pass over its data, independently of the
+    other side. Batches run on across the end of a pass (a permutation
+    follows the previous one), so every labelled example is used equally
+    often and every batch has exactly its batch size; the first
+    ``ceil(n / labelled_batch_size)`` labelled batches hold every labelled
+    example. A batch size larger than its data is reduced to the data size.
+
+    The stream never ends, so ``fit`` needs ``steps_per_epoch``: the number
+    of updates is ``steps_per_epoch * epochs``. Lee (2013) used batches of 32
+    labelled and 256 unlabelled examples, the defaults; the unlabelled set
+    is typically all training inputs, labelled ones included.
+
+    Args:
+        x_labelled: inputs of the labelled examples, an array of shape
+            ``(n, ...)``.
+        y_labelled: their integer class labels, shape ``(n,)`` or ``(n, 1)``.
+        x_unlabelled: unlabelled inputs, shape ``(m, ...)`` with the same
+            trailing shape as ``x_labelled``.
+        labelled_batch_size: labelled examples per batch (``min`` with ``n``).
+        unlabelled_batch_size: unlabelled examples per batch (``min`` with
+            ``m``).
+        seed: integer seed of the two shuffles; ``None`` draws them from
+            TensorFlow's global seed (``keras.utils.set_random_seed``).
+
+    Returns:
+        A `tf.data.Dataset` whose elements are ``((x_l, y_l), x_u)`` with
+        shapes ``(b_l, ...)``, ``(b_l,)`` (or ``(b_l, 1)``) and ``(b_u, ...)``.
+
+    Raises:
+        ValueError: on empty inputs, ``x_labelled`` and ``y_labelled`` of
+            different lengths, labels that are not one integer per example,
+            inputs of different trailing shapes, or batch sizes that are not
+            positive integers.
+
+    Example:
+
+    ```python
+    data = keras_dbn.pseudo_label_dataset(x_train[:100], y_train[:100], x_train, seed=0)
+    (x_l, y_l), x_u = next(iter(data))      # shapes (32, 784), (32,), (256, 784)
+    pseudo.fit(data, steps_per_epoch=100, epochs=10)
+    ```
+    """
+    import tensorflow as tf
+
+    x_labelled = np.asarray(x_labelled)
+    y_labelled = np.asarray(y_labelled)
+    x_unlabelled = np.asarray(x_unlabelled)
+    for name, size in (
+        ("labelled_batch_size", labelled_batch_size),
+        ("unlabelled_batch_size", unlabelled_batch_size),
+    ):
+        if not _is_integer(size) or size < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {size!r}.")
+    if seed is not None and not _is_integer(seed):
+        raise ValueError(f"`seed` must be an integer or None, got {seed!r}.")
+    if x_labelled.ndim < 1 or not len(x_labelled):
+        raise ValueError("`x_labelled` holds no examples.")
+    if x_unlabelled.ndim < 1 or not len(x_unlabelled):
+        raise ValueError("`x_unlabelled` holds no examples.")
+    if y_labelled.ndim < 1 or len(y_labelled) != len(x_labelled):
+        raise ValueError(
+            f"`x_labelled` and `y_labelled` must have the same length, got "
+            f"{len(x_labelled)} and {len(y_labelled) if y_labelled.ndim else 'a scalar'}."
+        )
+    if y_labelled.ndim > 2 or (y_labelled.ndim == 2 and y_labelled.shape[1] != 1):
+        raise ValueError(
+            "`y_labelled` must hold one integer class label per example (shape (n,) "
+            f"or (n, 1)), got shape {y_labelled.shape}."
+        )
+    if not np.issubdtype(y_labelled.dtype, np.integer):
+        if not np.all(np.mod(y_labelled, 1) == 0):
+            raise ValueError("`y_labelled` must hold integer class labels.")
+        y_labelled = y_labelled.astype("int64")
+    if x_labelled.shape[1:] != x_unlabelled.shape[1:]:
+        raise ValueError(
+            f"Labelled and unlabelled inputs must have the same shape per example, got "
+            f"{x_labelled.shape[1:]} and {x_unlabelled.shape[1:]}."
+        )
+
+    def side(arrays, batch_size, side_seed):
+        n = len(arrays[0])
+        tensors = tuple(tf.convert_to_tensor(a) for a in arrays)
+        indices = (
+            tf.data.Dataset.range(n)
+            .shuffle(n, seed=side_seed, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(min(batch_size, n), drop_remainder=True)
+        )
+        return indices.map(
+            lambda i: tuple(tf.gather(t, i) for t in tensors),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    labelled = side((x_labelled, y_labelled), labelled_batch_size, seed)
+    unlabelled = side((x_unlabelled,), unlabelled_batch_size, None if seed is None else seed + 1)
+    return tf.data.Dataset.zip(labelled, unlabelled).map(
+        lambda l, u: ((l[0], l[1]), u[0])
+    ).prefetch(tf.data.AUTOTUNE)
