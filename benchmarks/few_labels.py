@@ -10,13 +10,24 @@ subset, optimizer, number of updates, dropout, batch order seed): one from
 same layers freshly initialised by Keras' defaults. Reports the mean and
 standard deviation of the test error (10,000 test images) over the seeds.
 
+With ``--pseudo-label``, both classifiers are instead wrapped in
+``keras_dbn.PseudoLabel`` (Lee 2013) and trained for exactly ``--steps``
+updates on ``keras_dbn.pseudo_label_dataset(subset, labels, all 60,000
+training images)``: batches of ``--batch`` labelled and
+``--unlabelled-batch`` unlabelled images, the unlabelled loss weighted by
+``alpha(t)``, which ramps from 0 at update ``--ramp-start`` to ``--alpha`` at
+update ``--ramp-end``. Without it, training is plain supervised fine-tuning.
+
 Usage::
 
     python -m benchmarks.few_labels --dbn benchmarks/results/mnist_dbn.keras
     python benchmarks/few_labels.py --labels 100 1000 --seeds 2 --dbn-epochs 3
+    python -m benchmarks.few_labels --dbn benchmarks/results/mnist_dbn.keras --pseudo-label \
+        --alpha 3 --ramp-start 200 --ramp-end 1200 --steps 3000
 """
 
 import argparse
+import math
 import os
 import pathlib
 import sys
@@ -45,6 +56,28 @@ def train_classifier(model, x, y, x_test, y_test, steps, batch, lr, seed):
     return 1.0 - float(accuracy)
 
 
+def train_pseudo_label(model, x, y, x_unlabelled, x_test, y_test, steps, batch, lr, seed,
+                       unlabelled_batch, alpha, ramp_start, ramp_end):
+    """Exactly ``steps`` pseudo-label updates (Lee 2013); returns the test error."""
+    import keras
+
+    import keras_dbn
+
+    keras.utils.set_random_seed(seed)
+    data = keras_dbn.pseudo_label_dataset(x, y, x_unlabelled, labelled_batch_size=batch,
+                                          unlabelled_batch_size=unlabelled_batch, seed=seed)
+    pseudo = keras_dbn.PseudoLabel(model, alpha=alpha, ramp_start=ramp_start, ramp_end=ramp_end)
+    # One epoch of `steps` updates from the endless stream. Keras rounds an
+    # epoch up to whole executions, so steps_per_execution must divide it.
+    per_execution = math.gcd(steps, 16)
+    pseudo.compile(optimizer=keras.optimizers.Adam(lr), steps_per_execution=per_execution)
+    pseudo.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    assert int(pseudo.optimizer.iterations) == steps
+    accuracy = pseudo.evaluate(x_test, y_test, batch_size=1000, verbose=0,
+                               return_dict=True)["accuracy"]
+    return 1.0 - float(accuracy)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--labels", type=int, nargs="+", default=[100, 600, 1000, 3000])
@@ -56,6 +89,18 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--pseudo-label", action="store_true",
+                        help="semi-supervised fine-tuning with pseudo-labels (Lee 2013)")
+    parser.add_argument("--alpha", type=float, default=3.0,
+                        help="final weight of the unlabelled loss (--pseudo-label)")
+    parser.add_argument("--ramp-start", type=int, default=None,
+                        help="update at which the unlabelled loss starts to count "
+                             "(--pseudo-label; default: PseudoLabel's, 200)")
+    parser.add_argument("--ramp-end", type=int, default=None,
+                        help="update from which it has weight --alpha (--pseudo-label; "
+                             "default: PseudoLabel's, 1200, or --ramp-start if later)")
+    parser.add_argument("--unlabelled-batch", type=int, default=256,
+                        help="unlabelled images per update (--pseudo-label)")
     parser.add_argument("--manual-dir", default=_common.DEFAULT_MANUAL_DIR)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default="benchmarks/results/few_labels.json")
@@ -65,6 +110,21 @@ def main(argv=None):
 
     import keras_dbn
     from keras_dbn import datasets
+    from keras_dbn import semi_supervised
+
+    if args.pseudo_label:
+        if args.steps < 1:
+            parser.error("--steps must be >= 1")
+        if args.ramp_start is None:
+            args.ramp_start = semi_supervised.DEFAULT_RAMP_START
+        if args.ramp_end is None:
+            args.ramp_end = max(args.ramp_start, semi_supervised.DEFAULT_RAMP_END)
+        # Fails early, with PseudoLabel's message, on a bad schedule.
+        semi_supervised.PseudoLabel(keras.Sequential([keras.Input((1,))]), alpha=args.alpha,
+                                    ramp_start=args.ramp_start, ramp_end=args.ramp_end)
+        print(f"pseudo-label fine-tuning: alpha {args.alpha}, ramp {args.ramp_start} -> "
+              f"{args.ramp_end} updates of {args.steps}, batches {args.batch} labelled + "
+              f"{args.unlabelled_batch} unlabelled", flush=True)
 
     info = _common.machine()
     print(f"machine: {info}", flush=True)
@@ -91,11 +151,17 @@ def main(argv=None):
             keras.utils.set_random_seed(1000 + seed)
             fresh = keras.models.clone_model(pretrained)  # same layers, new random weights
             for name, model in (("dbn", pretrained), ("random", fresh)):
-                errors[name].append(train_classifier(
-                    model, x, y, x_test, y_test, args.steps, args.batch, args.lr, seed))
+                if args.pseudo_label:
+                    errors[name].append(train_pseudo_label(
+                        model, x, y, x_train, x_test, y_test, args.steps, args.batch, args.lr,
+                        seed, args.unlabelled_batch, args.alpha, args.ramp_start, args.ramp_end))
+                else:
+                    errors[name].append(train_classifier(
+                        model, x, y, x_test, y_test, args.steps, args.batch, args.lr, seed))
             print(f"labels {n_labels} seed {seed}: DBN {100 * errors['dbn'][-1]:.2f}% "
                   f"random {100 * errors['random'][-1]:.2f}%", flush=True)
-        entry = {"labels": n_labels, "seeds": args.seeds}
+        entry = {"labels": n_labels, "seeds": args.seeds,
+                 "method": "pseudo-label" if args.pseudo_label else "supervised"}
         for name, values in errors.items():
             entry[name] = {"test_errors": values, "mean": float(np.mean(values)),
                            "std": _common.spread(values)}
