@@ -15,6 +15,15 @@ DEFAULT_MANUAL_DIR = os.environ.get(
 )
 
 
+def add_io_arguments(parser, name):
+    """Adds ``--manual-dir``, ``--data-dir`` and ``--out`` (results/<name>.json)."""
+    parser.add_argument("--manual-dir", default=DEFAULT_MANUAL_DIR,
+                        help="folder of the MNIST source files (offline TFDS preparation)")
+    parser.add_argument("--data-dir", default=None, help="TFDS data_dir (TFDS default if unset)")
+    parser.add_argument("--out", default=f"benchmarks/results/{name}.json",
+                        help="where to write the results as JSON")
+
+
 def load_mnist(split, binarize=None, manual_dir=DEFAULT_MANUAL_DIR, data_dir=None, limit=None):
     """MNIST through keras_dbn.datasets (offline from ``manual_dir``)."""
     from keras_dbn.datasets import load_numpy

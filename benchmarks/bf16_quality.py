@@ -38,9 +38,7 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--ais-steps", type=int, default=5000)
     parser.add_argument("--ais-chains", type=int, default=100)
-    parser.add_argument("--manual-dir", default=_common.DEFAULT_MANUAL_DIR)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", default="benchmarks/results/bf16_quality.json")
+    _common.add_io_arguments(parser, "bf16_quality")
     args = parser.parse_args(argv)
 
     import keras

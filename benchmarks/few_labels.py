@@ -101,9 +101,7 @@ def main(argv=None):
                              "default: PseudoLabel's, 1200, or --ramp-start if later)")
     parser.add_argument("--unlabelled-batch", type=int, default=256,
                         help="unlabelled images per update (--pseudo-label)")
-    parser.add_argument("--manual-dir", default=_common.DEFAULT_MANUAL_DIR)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", default="benchmarks/results/few_labels.json")
+    _common.add_io_arguments(parser, "few_labels")
     args = parser.parse_args(argv)
 
     import keras

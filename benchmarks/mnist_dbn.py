@@ -98,14 +98,12 @@ def main(argv=None):
     parser.add_argument("--input-dropout", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2)
-    parser.add_argument("--manual-dir", default=_common.DEFAULT_MANUAL_DIR)
-    parser.add_argument("--data-dir", default=None)
+    _common.add_io_arguments(parser, "mnist_dbn")
     parser.add_argument("--dbn", default=None,
                         help="load this pretrained DBN (.keras, e.g. an earlier run's --save-dbn) "
                         "instead of pretraining; its pretraining time is then not measured")
     parser.add_argument("--save-dbn", default="benchmarks/results/mnist_dbn.keras",
                         help="where to save the pretrained DBN (reused by few_labels.py --dbn)")
-    parser.add_argument("--out", default="benchmarks/results/mnist_dbn.json")
     args = parser.parse_args(argv)
 
     import keras

@@ -111,9 +111,7 @@ def main(argv=None):
     parser.add_argument("--modes", nargs="+", default=["dataset", "numpy"],
                         choices=["dataset", "numpy"])
     parser.add_argument("--layers", default="500,500,2000")
-    parser.add_argument("--manual-dir", default=_common.DEFAULT_MANUAL_DIR)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", default="benchmarks/results/pretrain_memory.json")
+    _common.add_io_arguments(parser, "pretrain_memory")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     layers = [int(s) for s in args.layers.split(",")]

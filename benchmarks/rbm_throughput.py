@@ -157,9 +157,7 @@ def main(argv=None):
     parser.add_argument("--no-sklearn", action="store_true")
     parser.add_argument("--quick", action="store_true",
                         help="784x500 only, 2 repetitions, shorter runs")
-    parser.add_argument("--manual-dir", default=_common.DEFAULT_MANUAL_DIR)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--out", default="benchmarks/results/rbm_throughput.json")
+    _common.add_io_arguments(parser, "rbm_throughput")
     args = parser.parse_args(argv)
     if args.quick:
         args.hidden, args.reps, args.seconds = [500], 2, 1.5
