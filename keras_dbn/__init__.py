@@ -1,11 +1,13 @@
 """keras_dbn: Restricted Boltzmann Machines and Deep Belief Networks for Keras 3."""
 
+from keras_dbn import array_input
 from keras_dbn import callbacks
 from keras_dbn import datasets
 from keras_dbn import evaluation
 from keras_dbn import semi_supervised
 from keras_dbn import tuning
 from keras_dbn import units
+from keras_dbn.array_input import array_dataset
 from keras_dbn.dbn import DBN
 from keras_dbn.export import export_saved_model
 from keras_dbn.rbm import RBM
@@ -17,6 +19,8 @@ __all__ = [
     "DBN",
     "PseudoLabel",
     "RBM",
+    "array_dataset",
+    "array_input",
     "callbacks",
     "datasets",
     "evaluation",

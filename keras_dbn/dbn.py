@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_dbn import array_input
 from keras_dbn.rbm import RBM
 
 # Activations of one layer for the whole dataset are kept in memory below
@@ -16,9 +17,16 @@ def _predict32(rbm, data, batch_size=1000):
     """``p(h | v)`` of ``rbm`` for NumPy data, as float32 whatever its policy.
 
     An RBM with a ``mixed_bfloat16`` policy predicts bfloat16 arrays; the
-    layer above (and NumPy code) gets float32.
+    layer above (and NumPy code) gets float32. Batches are read from
+    ``data`` and written into one preallocated result: ``predict()`` on the
+    whole array would also hold Keras' copies of the input and a list of
+    per-batch outputs next to the concatenated result.
     """
-    return np.asarray(rbm.predict(data, batch_size=batch_size, verbose=0), dtype="float32")
+    out = np.empty((len(data), rbm.units), dtype="float32")
+    for start in range(0, len(data), batch_size):
+        stop = start + batch_size
+        out[start:stop] = np.asarray(rbm.predict_on_batch(data[start:stop]), dtype="float32")
+    return out
 
 
 def _per_layer(value, count, name):
@@ -177,6 +185,7 @@ class DBN(keras.Model):
         verbose="auto",
         sample=False,
         init_visible_bias=True,
+        cache_bytes=None,
         **fit_kwargs,
     ):
         """Greedy layer-wise pretraining (Hinton, Osindero & Teh 2006, section 4).
@@ -184,9 +193,11 @@ class DBN(keras.Model):
         RBM ``i`` is trained by its own ``fit()`` on the hidden probabilities
         of RBMs ``0 .. i-1`` driven by the data. For NumPy data those
         activations are computed once per layer and held while that layer
-        trains (only one layer's worth at a time, and only when it fits in
-        2 GiB); otherwise, and for `tf.data.Dataset` input, the lower layers
-        are applied batch by batch as the data streams past.
+        trains, when one layer's worth fits in ``cache_bytes`` (while the
+        next layer's are computed, two are held); otherwise, and for
+        `tf.data.Dataset` input, the lower layers are applied batch by batch
+        as the data streams past. NumPy input itself is read batch by batch,
+        never copied whole.
 
         Args:
             x: NumPy array ``(n, features)`` with values in [0, 1] (Bernoulli
@@ -207,6 +218,9 @@ class DBN(keras.Model):
             init_visible_bias: set each RBM's visible biases from the mean
                 of its input before training (practical guide, section 8.1)
                 when the input is a NumPy array and the RBM is untrained.
+            cache_bytes: the most memory one layer's cached activations may
+                take (default 2 GiB); ``0`` always streams (least memory,
+                the lower layers are recomputed every epoch).
             **fit_kwargs: further ``fit()`` arguments (``shuffle``, ...).
 
         Returns:
@@ -214,6 +228,8 @@ class DBN(keras.Model):
         """
         import tensorflow as tf
 
+        if cache_bytes is not None and not cache_bytes >= 0:
+            raise ValueError(f"cache_bytes must be >= 0 or None, got {cache_bytes!r}.")
         count = len(self.rbms)
         epochs = _per_layer(epochs, count, "epochs")
         batch_sizes = _per_layer(batch_size, count, "batch_size")
@@ -241,7 +257,7 @@ class DBN(keras.Model):
             if i > 0:
                 layer_input = self._propagate(
                     layer_input, self.rbms[i - 1], sample, batch_sizes[i],
-                    shuffle=fit_kwargs.get("shuffle", True),
+                    shuffle=fit_kwargs.get("shuffle", True), cache_bytes=cache_bytes,
                 )
                 if layer_val is not None:
                     layer_val = _predict32(self.rbms[i - 1], layer_val)
@@ -282,19 +298,16 @@ class DBN(keras.Model):
         spec = spec[0] if isinstance(spec, (tuple, list)) else spec
         return (None, int(np.prod(spec.shape[1:])))
 
-    def _propagate(self, data, rbm, sample, batch_size, shuffle=True):
+    def _propagate(self, data, rbm, sample, batch_size, shuffle=True, cache_bytes=None):
         """The input of the layer above ``rbm``: its hidden activations."""
         import tensorflow as tf
 
         def batches(array):
-            ds = tf.data.Dataset.from_tensor_slices(array)
-            if shuffle:
-                ds = ds.shuffle(min(len(array), 60000), reshuffle_each_iteration=True)
-            return ds.batch(batch_size)
+            return array_input.array_dataset(array, batch_size=batch_size, shuffle=shuffle)
 
         if isinstance(data, np.ndarray):
             nbytes = len(data) * rbm.units * 4
-            if nbytes <= _CACHE_LIMIT_BYTES:
+            if nbytes <= (_CACHE_LIMIT_BYTES if cache_bytes is None else cache_bytes):
                 probs = _predict32(rbm, data)
                 if not sample:
                     return probs

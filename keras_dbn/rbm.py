@@ -6,11 +6,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_dbn import array_input
 from keras_dbn import units as units_lib
 
 
 #: ``steps_per_execution`` of `RBM.compile` when the caller sets none.
 DEFAULT_STEPS_PER_EXECUTION = 32
+
+_MEAN_BLOCK_ROWS = 8192
 
 
 def _replicas_in_sync():
@@ -65,10 +68,16 @@ def visible_mean(data):
         ValueError: when ``data`` holds no examples.
     """
     if not (hasattr(data, "__next__") or _is_dataset(data)):
-        data = np.asarray(data, dtype="float64")
+        data = np.asarray(data)
         if not len(data):
             raise ValueError("The data holds no examples.")
-        return data.reshape(len(data), -1).mean(axis=0)
+        data = data.reshape(len(data), -1)
+        # Summed in float64 a block of rows at a time: a float64 copy of the
+        # whole array would take twice the memory of float32 data.
+        total = np.zeros(data.shape[1], dtype="float64")
+        for start in range(0, len(data), _MEAN_BLOCK_ROWS):
+            total += data[start:start + _MEAN_BLOCK_ROWS].sum(axis=0, dtype="float64")
+        return total / len(data)
     total, count = 0.0, 0
     for batch in data:
         batch = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -77,6 +86,19 @@ def visible_mean(data):
     if not count:
         raise ValueError("The data holds no examples.")
     return total / count
+
+
+def _streams_arrays(fit_kwargs):
+    """Whether ``RBM.fit`` feeds NumPy input through `array_input`.
+
+    That path needs TensorFlow and whole epochs; with ``steps_per_epoch``
+    or inside a `tf.distribute` strategy, Keras' own array handling is used.
+    """
+    if keras.backend.backend() != "tensorflow" or fit_kwargs.get("steps_per_epoch"):
+        return False
+    import tensorflow as tf
+
+    return not tf.distribute.has_strategy()
 
 
 def _is_dataset(data):
@@ -565,6 +587,13 @@ class RBM(keras.Model):
         hold ``val_reconstruction_error``, ``val_free_energy`` and
         ``free_energy_gap``.
 
+        NumPy input (with the TensorFlow backend) is read batch by batch from
+        the caller's array by `array_input.array_dataset` instead of Keras'
+        array pipeline, which copies it: training holds no second copy of
+        the data, and the input pipeline stays on one thread (faster on
+        machines with few cores). ``shuffle`` and ``validation_split`` keep
+        their Keras meaning.
+
         Raises:
             ValueError: for NumPy data that is not finite, or outside [0, 1]
                 for Bernoulli visible units.
@@ -576,6 +605,13 @@ class RBM(keras.Model):
         callbacks = list(callbacks or [])
         if validation_data is not None or validation_split:
             callbacks.insert(0, _FreeEnergyGap())
+        if _is_dataset(x):
+            kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle one
+        if isinstance(x, np.ndarray) and _streams_arrays(kwargs):
+            x, validation_data = self._array_inputs(
+                x, batch_size, validation_split, validation_data, kwargs
+            )
+            y, batch_size, validation_split = None, None, 0.0
         return super().fit(
             x=x,
             y=y,
@@ -587,6 +623,42 @@ class RBM(keras.Model):
             validation_data=validation_data,
             **kwargs,
         )
+
+    def _array_inputs(self, x, batch_size, validation_split, validation_data, kwargs):
+        """``fit()``'s NumPy input as lean `array_input` datasets.
+
+        Splits off ``validation_split`` the way Keras does (the last rows,
+        before shuffling) and updates ``kwargs`` in place: ``shuffle`` moves
+        into the dataset, ``sample_weight`` (ignored by an RBM) and
+        ``validation_batch_size`` are consumed.
+        """
+        batch_size = 32 if batch_size is None else batch_size
+        shuffle = bool(kwargs.get("shuffle", True))
+        kwargs["shuffle"] = False  # the dataset shuffles; Keras would warn
+        kwargs.pop("sample_weight", None)
+        val_batch_size = kwargs.pop("validation_batch_size", None) or batch_size
+        if validation_split and validation_data is None:
+            if not 0 < validation_split < 1:
+                raise ValueError(
+                    f"validation_split must be in (0, 1), got {validation_split}."
+                )
+            split_at = int(len(x) * (1 - validation_split))
+            x, validation_data = x[:split_at], x[split_at:]
+        options = array_input.lean_options()
+        # A seeded RBM shuffles reproducibly, yet differently on each call.
+        self._array_fit_calls = getattr(self, "_array_fit_calls", 0) + 1
+        seed = None
+        if self.seed is not None:
+            seed = (self.seed * 1_000_003 + self._array_fit_calls) % (2**31 - 1)
+        train = array_input.array_dataset(x, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        if isinstance(validation_data, (tuple, list)):
+            validation_data = validation_data[0]
+        if isinstance(validation_data, np.ndarray):
+            self._check_data(validation_data)
+            validation_data = array_input.array_dataset(
+                validation_data, batch_size=val_batch_size, shuffle=False
+            ).with_options(options)
+        return train.with_options(options), validation_data
 
     def _check_data(self, x):
         if x.dtype.kind not in "biuf":

@@ -74,13 +74,14 @@ def test_streamed_upper_layers_match_cached_ones(mnist_small, monkeypatch):
         seen.append(type(out).__name__)
         return out
 
-    monkeypatch.setattr(dbn_module, "_CACHE_LIMIT_BYTES", 0)
     monkeypatch.setattr(dbn_module.DBN, "_propagate", spy)
     streamed = keras_dbn.DBN([30, 10], seed=5)
-    streamed.pretrain(x, **options)
+    streamed.pretrain(x, cache_bytes=0, **options)
     assert seen and "ndarray" not in seen  # a tf.data pipeline, not a materialised array
     for a, b in zip(streamed.weights, cached.weights):
         np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-4)
+    with pytest.raises(ValueError, match="cache_bytes"):
+        keras_dbn.DBN([3]).pretrain(x, cache_bytes=-1)
 
 
 def test_pretrain_accepts_a_dataset_with_labels(mnist_small):
