@@ -5,7 +5,11 @@ alternation and ``--reps`` times each, on the same data (binarised MNIST
 training images, 784 visible units):
 
 * ``keras_dbn``: ``RBM(hidden, k=1).fit(x, batch_size=B, epochs=E)`` with
-  plain ``SGD(learning_rate)``, float32 and ``dtype="mixed_bfloat16"``;
+  plain ``SGD(learning_rate)``, float32 and ``dtype="mixed_bfloat16"``,
+  shuffling every epoch (Keras' default); and float32 with
+  ``shuffle=False`` ("no shuffle"), which is what scikit-learn does (it
+  cuts the same contiguous batches every epoch), so that row compares like
+  with like;
 * ``sklearn``: ``BernoulliRBM(hidden, learning_rate, batch_size=B, n_iter=E)``
   fitted on the same float32 array (its update is ``lr * mean gradient``,
   i.e. plain SGD at the same rate; it runs PCD-1 with one chain per example
@@ -67,7 +71,7 @@ def samples_for(hidden, seconds_at_100_gflops, cap):
     return max(2000, min(cap, n))
 
 
-def make_keras(hidden, batch, dtype, lr, x, epochs):
+def make_keras(hidden, batch, dtype, lr, x, epochs, shuffle=True):
     import keras
 
     import keras_dbn
@@ -86,7 +90,8 @@ def make_keras(hidden, batch, dtype, lr, x, epochs):
 
     def run():
         start = time.perf_counter()
-        rbm.fit(x, batch_size=batch, epochs=epochs, verbose=0, callbacks=[EpochTimer()])
+        rbm.fit(x, batch_size=batch, epochs=epochs, verbose=0, shuffle=shuffle,
+                callbacks=[EpochTimer()])
         return time.perf_counter() - start
 
     run.epoch_seconds = epoch_seconds
@@ -155,6 +160,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3,
                         help="epochs per timed fit() call of the training competitors")
     parser.add_argument("--no-sklearn", action="store_true")
+    parser.add_argument("--no-unshuffled", action="store_true",
+                        help="skip the float32 shuffle=False row")
     parser.add_argument("--quick", action="store_true",
                         help="784x500 only, 2 repetitions, shorter runs")
     _common.add_io_arguments(parser, "rbm_throughput")
@@ -179,6 +186,10 @@ def main(argv=None):
             for dtype in args.dtypes:
                 competitors[f"keras_dbn {dtype}"] = (
                     make_keras(hidden, batch, dtype, args.lr, xs, args.epochs), n * args.epochs)
+                if dtype == "float32" and not args.no_unshuffled:
+                    competitors["keras_dbn float32 no shuffle"] = (
+                        make_keras(hidden, batch, dtype, args.lr, xs, args.epochs, shuffle=False),
+                        n * args.epochs)
             if not args.no_sklearn:
                 # OpenBLAS with all cores collapses (busy-waiting threads) when
                 # other processes share the cores; one thread does not. Both
@@ -227,6 +238,12 @@ def main(argv=None):
                     entry["float32_epochs_vs_sklearn"] = f32["epoch_samples_per_s"] / max(sk)
                 entry["float32_epochs_fraction_of_gemm"] = (
                     f32["epoch_samples_per_s"] / rows["gemm float32"]["samples_per_s"])
+                unshuffled = rows.get("keras_dbn float32 no shuffle")
+                if unshuffled and sk:
+                    entry["float32_no_shuffle_vs_sklearn"] = unshuffled["samples_per_s"] / max(sk)
+                if unshuffled:
+                    entry["float32_no_shuffle_fraction_of_gemm"] = (
+                        unshuffled["samples_per_s"] / rows["gemm float32"]["samples_per_s"])
                 if "keras_dbn mixed_bfloat16" in rows:
                     entry["bf16_vs_float32"] = rows["keras_dbn mixed_bfloat16"]["samples_per_s"] / f32["samples_per_s"]
             results.append(entry)
@@ -240,7 +257,8 @@ def main(argv=None):
                  for name, r in rows.items()],
             )
             for key in ("float32_vs_sklearn", "float32_fraction_of_gemm", "bf16_vs_float32",
-                        "float32_epochs_vs_sklearn", "float32_epochs_fraction_of_gemm"):
+                        "float32_epochs_vs_sklearn", "float32_epochs_fraction_of_gemm",
+                        "float32_no_shuffle_vs_sklearn", "float32_no_shuffle_fraction_of_gemm"):
                 if key in entry:
                     print(f"  {key}: {entry[key]:.2f}")
             sys.stdout.flush()
