@@ -72,30 +72,24 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
             cached["order"] = np.random.default_rng(epoch_seed).permutation(n)
         return np.sort(cached["order"][index * batch_size:(index + 1) * batch_size])
 
-    def read_x(epoch_seed, index):
-        return np.asarray(x[rows_for(epoch_seed, index)], dtype=out_dtype)
+    # (array, dtype of its batches): x, then the labels if any.
+    columns = [(x, out_dtype)] + ([] if y is None else [(y, y.dtype)])
 
-    def read_xy(epoch_seed, index):
+    def read(epoch_seed, index):
         rows = rows_for(epoch_seed, index)
-        return np.asarray(x[rows], dtype=out_dtype), y[rows]
-
-    x_shape = (None,) + x.shape[1:]
+        return [np.asarray(array[rows], dtype=kind) for array, kind in columns]
 
     def batch(epoch_seed, index):
         # numpy_function rather than Dataset.from_generator: on glibc, after
         # a from_generator pipeline had run, every large NumPy allocation
         # of the process page-faulted afresh (measured: scikit-learn's
         # BernoulliRBM.fit ran ~1.6x slower in the same process afterwards).
-        if y is None:
-            xb = tf.numpy_function(read_x, [epoch_seed, index], tf.as_dtype(out_dtype))
-            xb.set_shape(x_shape)
-            return xb
-        xb, yb = tf.numpy_function(
-            read_xy, [epoch_seed, index], [tf.as_dtype(out_dtype), tf.as_dtype(y.dtype)]
+        parts = tf.numpy_function(
+            read, [epoch_seed, index], [tf.as_dtype(kind) for _, kind in columns]
         )
-        xb.set_shape(x_shape)
-        yb.set_shape((None,) + y.shape[1:])
-        return xb, yb
+        for part, (array, _) in zip(parts, columns):
+            part.set_shape((None,) + array.shape[1:])
+        return parts[0] if y is None else tuple(parts)
 
     def epoch(epoch_seed):
         indices = tf.data.Dataset.range(num_batches)
