@@ -21,10 +21,34 @@ References:
 import math
 
 import numpy as np
+from keras import backend
 from keras import ops
 from keras import random
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def bernoulli_sample(mean, seed):
+    """Binary states that are 1 with probability ``mean``.
+
+    ``floor(mean + u)`` with ``u ~ U[0, 1)`` is 1 exactly when
+    ``u >= 1 - mean``. An add and a floor are about 9x faster on CPU than
+    the usual ``cast(u < mean)``: TensorFlow's boolean-to-float cast is not
+    vectorised (71 vs 8 microseconds for 100 x 500 units, measured on the
+    2-core machine). 16-bit means are sampled in float32: a bfloat16 uniform
+    has only 7 random bits, so ``p = 0.001`` would come out as ~0.008.
+
+    Args:
+        mean: probabilities, any shape, float dtype.
+        seed: a `keras.random.SeedGenerator` (or a seed) for the uniforms.
+
+    Returns:
+        A tensor of 0.0 / 1.0 with the shape and dtype of ``mean``.
+    """
+    if backend.standardize_dtype(mean.dtype) in ("float16", "bfloat16"):
+        return ops.cast(bernoulli_sample(ops.cast(mean, "float32"), seed), mean.dtype)
+    noise = random.uniform(ops.shape(mean), dtype=mean.dtype, seed=seed)
+    return ops.floor(mean + noise)
 
 
 class Units:
@@ -100,8 +124,7 @@ class BernoulliUnits(Units):
         return ops.sigmoid(pre_activation)
 
     def sample(self, mean, seed):
-        noise = random.uniform(ops.shape(mean), dtype=mean.dtype, seed=seed)
-        return ops.cast(noise < mean, mean.dtype)
+        return bernoulli_sample(mean, seed)
 
     def energy(self, states, bias):
         return -ops.sum(states * bias, axis=-1)

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_dbn
+from keras_dbn import array_input
 from keras_dbn.array_input import array_dataset
 
 
@@ -53,6 +54,28 @@ def test_batches_are_read_from_the_callers_array_not_a_copy():
     ds = array_dataset(x, batch_size=7, shuffle=False)
     x[:] = 1.0  # a copy taken when the dataset was made would still hold zeros
     np.testing.assert_array_equal(rows_of(ds), np.ones((30, 2)))
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_batches_do_not_depend_on_how_many_one_read_gathers(monkeypatch, shuffle):
+    """Several batches are gathered per read; grouping them differently
+    (one per read, three per read with a shorter last read, all at once)
+    gives the same batches in the same order."""
+    x = np.arange(2 * 47, dtype="float32").reshape(47, 2)
+    y = np.arange(47)
+    batches = {}
+    for read_bytes in (1, 3 * 5 * (2 * 4 + 8), 1 << 20):
+        monkeypatch.setattr(array_input, "_READ_BYTES", read_bytes)
+        ds = array_dataset(x, y, batch_size=5, shuffle=shuffle, seed=7)
+        batches[read_bytes] = [(np.asarray(a), np.asarray(b)) for a, b in ds]
+    assert [len(b) for b, _ in batches[1]] == [5] * 9 + [2]
+    for grouped in batches.values():
+        for (xa, ya), (xb, yb) in zip(grouped, batches[1]):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+            np.testing.assert_array_equal(xa[:, 0], 2 * ya)
+    rows = np.concatenate([b for _, b in batches[1]])
+    np.testing.assert_array_equal(np.sort(rows), np.arange(47))
 
 
 @pytest.mark.parametrize(

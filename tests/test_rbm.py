@@ -367,3 +367,20 @@ def test_logged_training_free_energy_is_that_of_the_batch():
     rbm = make_rbm(12, 6, scale=2.0)
     stats = rbm.contrastive_divergence(keras.ops.convert_to_tensor(x))
     np.testing.assert_allclose(float(stats["free_energy"]), float(np.mean(rbm.free_energy(x))), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_bernoulli_samples_are_binary_with_the_given_probabilities(dtype):
+    p = np.array([0.0, 1e-3, 0.1, 0.25, 0.5, 0.75, 0.9, 0.999, 1.0], dtype="float32")
+    n = 40_000
+    mean = keras.ops.cast(keras.ops.convert_to_tensor(np.tile(p, (n, 1))), dtype)
+    samples = keras_dbn.units.bernoulli_sample(mean, keras.random.SeedGenerator(3))
+    assert keras.backend.standardize_dtype(samples.dtype) == dtype
+    samples = np.asarray(keras.ops.cast(samples, "float32"))
+    assert set(np.unique(samples)) <= {0.0, 1.0}
+    assert not np.any(np.signbit(samples))  # no -0.0 states
+    p_used = np.asarray(keras.ops.cast(mean[0], "float32"))  # p rounded to dtype
+    # Four standard errors of a mean of n Bernoulli draws.
+    tolerance = 4 * np.sqrt(p_used * (1 - p_used) / n) + 1e-6
+    np.testing.assert_array_less(np.abs(samples.mean(axis=0) - p_used), tolerance)
+    assert samples[:, 0].sum() == 0 and samples[:, -1].sum() == n
