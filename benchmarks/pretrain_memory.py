@@ -14,14 +14,17 @@ given to ``DBN.pretrain`` in two ways:
   not grow with ``r``; neither should anything else, since every upper
   layer's input is computed batch by batch as the data streams past.
 * ``numpy``: one NumPy array of ``60,000 r`` rows. The array itself grows
-  with ``r``; on top of it ``pretrain`` holds at most one layer's hidden
-  activations (only while they fit in 2 GiB, streamed beyond that), so the
-  memory pretraining adds grows with ``r`` up to that bound and no further.
+  with ``r``; on top of it ``pretrain`` caches hidden activations (two
+  layers' at most at once, each only while it fits in ``cache_bytes``,
+  2 GiB by default; streamed beyond that), so the memory pretraining adds
+  grows with ``r`` up to that bound and no further. ``--cache-bytes 0``
+  streams every upper layer, as for ``dataset`` input.
 
 Usage::
 
     python -m benchmarks.pretrain_memory                 # ~6 minutes on 2 cores
     python benchmarks/pretrain_memory.py --repeats 1 2 --modes dataset
+    python -m benchmarks.pretrain_memory --modes numpy --cache-bytes 0
 """
 
 import argparse
@@ -61,7 +64,7 @@ def _reset_peak():
         return False
 
 
-def run_one(mode, repeats, layers, manual_dir, data_dir):
+def run_one(mode, repeats, layers, manual_dir, data_dir, cache_bytes=None):
     """One pretraining run in this process; returns its measurements."""
     import numpy as np
     import tensorflow as tf
@@ -86,12 +89,13 @@ def run_one(mode, repeats, layers, manual_dir, data_dir):
     peak_reset = _reset_peak()
     dbn = keras_dbn.DBN(layers, k=1, seed=0)
     start = time.perf_counter()
-    dbn.pretrain(data, epochs=1, batch_size=100, verbose=0)
+    dbn.pretrain(data, epochs=1, batch_size=100, verbose=0, cache_bytes=cache_bytes)
     seconds = time.perf_counter() - start
     peak = _status_mib("VmHWM") if peak_reset else peak_rss_mib()
     return {
         "mode": mode,
         "repeats": repeats,
+        "cache_bytes": cache_bytes,
         "samples": 60000 * repeats,
         "data_mib": round(data_mib, 1),
         "peak_rss_mib_while_loading": round(peak_loading, 1),
@@ -111,13 +115,17 @@ def main(argv=None):
     parser.add_argument("--modes", nargs="+", default=["dataset", "numpy"],
                         choices=["dataset", "numpy"])
     parser.add_argument("--layers", default="500,500,2000")
+    parser.add_argument("--cache-bytes", type=int, default=None,
+                        help="DBN.pretrain's cache_bytes for NumPy input (default: its own, "
+                             "2 GiB; 0 streams every upper layer)")
     _common.add_io_arguments(parser, "pretrain_memory")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     layers = [int(s) for s in args.layers.split(",")]
 
     if args.child:
-        result = run_one(args.child[0], int(args.child[1]), layers, args.manual_dir, args.data_dir)
+        result = run_one(args.child[0], int(args.child[1]), layers, args.manual_dir, args.data_dir,
+                         args.cache_bytes)
         print("RESULT " + json.dumps(result), flush=True)
         return result
 
@@ -130,6 +138,8 @@ def main(argv=None):
                        str(repeats), "--layers", args.layers, "--manual-dir", args.manual_dir]
             if args.data_dir:
                 command += ["--data-dir", args.data_dir]
+            if args.cache_bytes is not None:
+                command += ["--cache-bytes", str(args.cache_bytes)]
             done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
             if done.returncode or not lines:

@@ -90,9 +90,13 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     def read(epoch_seed, first, count):
         rows = rows_for(int(epoch_seed), int(first), int(count))
         if isinstance(rows, slice):
-            parts = [array[rows] for array, _ in columns]
-        else:  # np.take is ~10% faster than fancy indexing for row gathers
-            parts = [np.take(array, rows, axis=0) for array, _ in columns]
+            # A copy, never a view: TensorFlow may adopt a returned buffer
+            # that is suitably aligned without copying it, and then reuse
+            # it for the output of an element-wise op, which would write
+            # into the caller's array.
+            return [np.array(array[rows], dtype=kind) for array, kind in columns]
+        # np.take (~10% faster than fancy indexing) returns new arrays.
+        parts = [np.take(array, rows, axis=0) for array, _ in columns]
         return [np.asarray(part, dtype=kind) for part, (_, kind) in zip(parts, columns)]
 
     def read_op(epoch_seed, first, count):
@@ -125,10 +129,13 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
         if full_batches:
             reads = tf.data.Dataset.range(-(-full_batches // per_read))
             batches = reads.flat_map(lambda index: full_batches_read_together(epoch_seed, index))
-        if tail_rows:
-            tail = tf.data.Dataset.range(1).map(
-                lambda _: as_element(read_op(epoch_seed, tf.constant(full_batches, tf.int64), tf.constant(1, tf.int64)))
-            )
+        if tail_rows:  # the last, shorter batch on its own
+
+            def last_batch(_):
+                first = tf.constant(full_batches, tf.int64)
+                return as_element(read_op(epoch_seed, first, tf.constant(1, tf.int64)))
+
+            tail = tf.data.Dataset.range(1).map(last_batch)
             batches = tail if batches is None else batches.concatenate(tail)
         return batches
 

@@ -126,6 +126,32 @@ def test_rbm_fit_validation_split_holds_out_the_last_rows():
         rbm.fit(x, epochs=1, verbose=0, validation_split=1.5)
 
 
+def aligned_copy(x, alignment=64):
+    """``x`` copied into memory aligned to ``alignment`` bytes."""
+    raw = np.empty(x.nbytes + alignment, np.uint8)
+    offset = -raw.ctypes.data % alignment
+    out = raw[offset:offset + x.nbytes].view(x.dtype).reshape(x.shape)
+    out[...] = x
+    return out
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_rbm_fit_never_writes_into_the_callers_arrays(shuffle):
+    """Batches handed to TensorFlow are copies: an aligned view of the
+    caller's array could be adopted by TensorFlow and overwritten in place
+    by an element-wise op (it was, for the held-out rows, in a draft)."""
+    x = aligned_copy(binary_data(200))
+    x[160:] = 0.0
+    validation = aligned_copy(binary_data(40, seed=1))
+    x_before, validation_before = x.copy(), validation.copy()
+    rbm = keras_dbn.RBM(4, seed=0)
+    rbm.fit(x, batch_size=40, epochs=2, verbose=0, shuffle=shuffle, validation_split=0.2)
+    rbm.fit(x, batch_size=40, epochs=1, verbose=0, shuffle=shuffle,
+            validation_data=validation)
+    np.testing.assert_array_equal(x, x_before)
+    np.testing.assert_array_equal(validation, validation_before)
+
+
 def test_rbm_fit_checks_validation_arrays_and_datasets_do_not_warn():
     x = binary_data()
     rbm = keras_dbn.RBM(4, seed=0)
