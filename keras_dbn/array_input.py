@@ -83,9 +83,7 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
             cached["seed"] = epoch_seed
             cached["order"] = np.random.default_rng(epoch_seed).permutation(n)
         rows = cached["order"][start:stop]
-        if count == 1:
-            return np.sort(rows)
-        return np.sort(rows.reshape(count, batch_size), axis=1).ravel()
+        return np.sort(rows.reshape(count, -1), axis=1).ravel()
 
     def read(epoch_seed, first, count):
         rows = rows_for(int(epoch_seed), int(first), int(count))
