@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_dbn import array_input
+from keras_dbn import units as units_lib
 from keras_dbn.rbm import RBM
 
 # Activations of one layer for the whole dataset are kept in memory below
@@ -305,27 +306,24 @@ class DBN(keras.Model):
         def batches(array):
             return array_input.array_dataset(array, batch_size=batch_size, shuffle=shuffle)
 
+        def draw(p):  # a sample of the hidden units, for sample=True
+            return units_lib.bernoulli_from_uniform(p, tf.random.uniform(tf.shape(p)))
+
         if isinstance(data, np.ndarray):
             nbytes = len(data) * rbm.units * 4
             if nbytes <= (_CACHE_LIMIT_BYTES if cache_bytes is None else cache_bytes):
                 probs = _predict32(rbm, data)
                 if not sample:
                     return probs
-                data = batches(probs)
-
-                def draw(p):
-                    return tf.cast(tf.random.uniform(tf.shape(p)) < p, p.dtype)
-
-                return data.map(draw, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+                samples = batches(probs).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
+                return samples.prefetch(tf.data.AUTOTUNE)
             data = batches(data)
 
         def up(*batch):
             x = batch[0]
             x = tf.reshape(tf.cast(x, "float32"), (tf.shape(x)[0], -1))
             p = tf.cast(rbm.hidden_given_visible(x), "float32")
-            if sample:
-                p = tf.cast(tf.random.uniform(tf.shape(p)) < p, p.dtype)
-            return p
+            return draw(p) if sample else p
 
         return data.map(up, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

@@ -47,7 +47,22 @@ def bernoulli_sample(mean, seed):
     """
     if backend.standardize_dtype(mean.dtype) in ("float16", "bfloat16"):
         return ops.cast(bernoulli_sample(ops.cast(mean, "float32"), seed), mean.dtype)
-    noise = random.uniform(ops.shape(mean), dtype=mean.dtype, seed=seed)
+    return bernoulli_from_uniform(mean, random.uniform(ops.shape(mean), dtype=mean.dtype, seed=seed))
+
+
+def bernoulli_from_uniform(mean, noise):
+    """``floor(mean + noise)``: 1 with probability ``mean`` for ``noise ~ U[0, 1)``.
+
+    The rule `bernoulli_sample` applies, for callers that draw their own
+    uniforms (e.g. unseeded ones inside a ``tf.data`` pipeline).
+
+    Args:
+        mean: probabilities, float32 or wider.
+        noise: uniforms in [0, 1) of the same shape and dtype.
+
+    Returns:
+        A tensor of 0.0 / 1.0 with the shape and dtype of ``mean``.
+    """
     return ops.floor(mean + noise)
 
 

@@ -84,6 +84,26 @@ def test_streamed_upper_layers_match_cached_ones(mnist_small, monkeypatch):
         keras_dbn.DBN([3]).pretrain(x, cache_bytes=-1)
 
 
+@pytest.mark.parametrize("cache_bytes", [None, 0])
+def test_sampled_upper_layer_input_is_binary_with_the_layer_probabilities(cache_bytes):
+    """``pretrain(sample=True)`` feeds the layer above Bernoulli samples of
+    p(h | v), whether the activations are cached or streamed."""
+    x = (np.random.default_rng(0).random((4000, 12)) < 0.3).astype("float32")
+    dbn = keras_dbn.DBN([6, 4], seed=0)
+    dbn.pretrain(x, epochs=1, batch_size=100, verbose=0)
+    bottom = dbn.rbms[0]
+    samples = np.concatenate([
+        np.asarray(batch)
+        for batch in dbn._propagate(x, bottom, True, 100, shuffle=False, cache_bytes=cache_bytes)
+    ])
+    assert samples.shape == (4000, 6)
+    assert set(np.unique(samples)) <= {0.0, 1.0}
+    p = np.asarray(bottom.hidden_given_visible(x))
+    # Per unit, the sample mean is within 4 standard errors of the mean of p.
+    tolerance = 4 * np.sqrt(np.mean(p * (1 - p), axis=0) / len(x))
+    np.testing.assert_array_less(np.abs(samples.mean(axis=0) - p.mean(axis=0)), tolerance)
+
+
 def test_pretrain_accepts_a_dataset_with_labels(mnist_small):
     import tensorflow as tf
 
