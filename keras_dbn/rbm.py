@@ -424,8 +424,9 @@ class RBM(keras.Model):
         def down(states):  # total input of the visible units
             return ops.cast(self._visible_pre(ops.cast(states, dtype), weights), ew)
 
-        hidden_pre0 = up(v0)
-        h0_mean = hidden.mean(hidden_pre0)
+        # The total input itself is not kept: unused elsewhere, it lets
+        # Grappler fuse the sigmoid into the GEMM (see the monitor below).
+        h0_mean = hidden.mean(up(v0))
         h0_sample = hidden.sample(h0_mean, seed)
         # One-step reconstruction of the data, Hinton's cheap monitor.
         reconstruction = visible.mean(down(h0_sample))
@@ -456,7 +457,6 @@ class RBM(keras.Model):
 
         n_pos = ops.cast(ops.shape(v0)[0], ew)
         n_neg = ops.cast(ops.shape(v)[0], ew)
-        v0_ew = ops.cast(v0, ew)
         # Both weight statistics in one GEMM:
         #   [v_k; v_0]^T [h_k / n_neg; -h_0 / n_pos] = <v h^T>_model - <v h^T>_data.
         # One GEMM with an inner dimension of 2 * batch runs faster than two
@@ -465,11 +465,13 @@ class RBM(keras.Model):
         # rounded once, instead of rounding two nearly equal sums and then
         # subtracting them.
         v_both = ops.concatenate([ops.cast(v, dtype), ops.cast(v0, dtype)], axis=0)
+        # (Scaled by reciprocals: a multiply is cheaper than a division.)
         h_both = ops.concatenate(
-            [ops.cast(h_mean / n_neg, dtype), ops.cast(h0_mean / (-n_pos), dtype)], axis=0
+            [ops.cast(h_mean * (1.0 / n_neg), dtype), ops.cast(h0_mean * (-1.0 / n_pos), dtype)],
+            axis=0,
         )
         grad_w = ops.cast(_matmul_transposed(v_both, h_both, transpose_a=True), f32)
-        v0_32, h0_32 = ops.cast(v0_ew, f32), ops.cast(h0_mean, f32)
+        v0_32, h0_32 = ops.cast(v0, f32), ops.cast(h0_mean, f32)
         v0_mean = ops.mean(v0_32, axis=0)
         grad_b = ops.mean(ops.cast(v, f32), axis=0) - v0_mean
         h0_batch_mean = ops.mean(h0_32, axis=0)
@@ -478,6 +480,19 @@ class RBM(keras.Model):
             penalty = self.sparsity_cost * (h0_batch_mean - self.sparsity_target)
             grad_c = grad_c + penalty
             grad_w = grad_w + ops.expand_dims(v0_mean, 1) * ops.expand_dims(penalty, 0)
+
+        # The mean free energy of the batch, from the means at hand: mean
+        # visible energy from the column means, and the hidden layer's term
+        # from the sigmoids plus one GEMV (`Units.mean_log_partition`).
+        kernel32 = ops.cast(self.kernel, f32)
+        visible_bias32 = ops.cast(self.visible_bias, f32)
+        hidden_bias32 = ops.cast(self.hidden_bias, f32)
+        free_energy = visible.mean_energy(v0_32, visible_bias32, v0_mean) - hidden.mean_log_partition(
+            h0_32,
+            hidden_bias32,
+            lambda: ops.cast(up(v0), f32),
+            lambda: ops.sum(ops.matmul(ops.expand_dims(v0_mean, 0), kernel32)) + ops.sum(hidden_bias32),
+        )
 
         replicas = _replicas_in_sync()
         gradients = [grad_w, grad_b, grad_c]
@@ -489,19 +504,8 @@ class RBM(keras.Model):
             "reconstruction_error": ops.mean(
                 ops.square(ops.cast(reconstruction, f32) - v0_32)
             ),
-            "free_energy": ops.mean(
-                ops.cast(self._data_free_energy(v0_ew, hidden_pre0, h0_mean), f32)
-            ),
+            "free_energy": free_energy,
         }
-
-    def _data_free_energy(self, v, hidden_pre, hidden_mean):
-        """``F(v)`` from quantities the CD step already has (element-wise dtype)."""
-        dtype = hidden_pre.dtype
-        visible_bias = ops.cast(self.visible_bias, dtype)
-        hidden_bias = ops.cast(self.hidden_bias, dtype)
-        return self.visible_units.energy(v, visible_bias) - self.hidden_units.log_partition_given_mean(
-            hidden_pre, hidden_bias, hidden_mean
-        )
 
     # --------------------------------------------------------------- training
 

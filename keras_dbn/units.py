@@ -38,6 +38,14 @@ def bernoulli_sample(mean, seed):
     2-core machine). 16-bit means are sampled in float32: a bfloat16 uniform
     has only 7 random bits, so ``p = 0.001`` would come out as ~0.008.
 
+    With TensorFlow and a `keras.random.SeedGenerator`, each 32-bit word of
+    Philox output gives two uniforms of 16 bits, ``u = (k + 1/2) / 2^16``:
+    generating the random bits is most of a Bernoulli draw's cost, and this
+    halves it (100 x 500 units: 75 instead of 135 microseconds; a CD-1 step
+    of a 784x500 RBM ~2-4% faster). Every probability is then rounded to the
+    nearest multiple of ``2^-16`` (an error of at most 7.6e-6): 0 and 1 stay
+    exact, and ``p < 7.6e-6`` gives no ones.
+
     Args:
         mean: probabilities, any shape, float dtype.
         seed: a `keras.random.SeedGenerator` (or a seed) for the uniforms.
@@ -47,7 +55,29 @@ def bernoulli_sample(mean, seed):
     """
     if backend.standardize_dtype(mean.dtype) in ("float16", "bfloat16"):
         return ops.cast(bernoulli_sample(ops.cast(mean, "float32"), seed), mean.dtype)
-    return bernoulli_from_uniform(mean, random.uniform(ops.shape(mean), dtype=mean.dtype, seed=seed))
+    if backend.backend() == "tensorflow" and isinstance(seed, random.SeedGenerator):
+        noise = _uniform16_tensorflow(mean, seed)
+    else:
+        noise = random.uniform(ops.shape(mean), dtype=mean.dtype, seed=seed)
+    return bernoulli_from_uniform(mean, noise)
+
+
+def _uniform16_tensorflow(like, seed_generator):
+    """Uniforms ``(k + 1/2) / 2^16`` shaped like ``like``, two per Philox word."""
+    import tensorflow as tf
+
+    shape = tf.shape(like)
+    size = tf.size(like)
+    words = tf.random.stateless_uniform(
+        [(size + 1) // 2],
+        seed=tf.cast(seed_generator.next(), "int64"),
+        minval=None,
+        maxval=None,
+        dtype=tf.uint32,
+    )
+    halves = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
+    scale = 1.0 / 65536.0
+    return tf.reshape(tf.cast(halves, like.dtype) * scale + 0.5 * scale, shape)
 
 
 def bernoulli_from_uniform(mean, noise):
@@ -118,6 +148,40 @@ class Units:
         """
         return self.log_partition(pre_activation, bias)
 
+    def mean_energy(self, states, bias, states_mean):
+        """The batch mean of `energy`.
+
+        Args:
+            states: unit states, shape ``(batch, n)``.
+            bias: the bias, shape ``(n,)``.
+            states_mean: ``mean(states, axis=0)``, which units whose energy
+                is linear in the states use instead of ``states``.
+
+        Returns:
+            A scalar tensor.
+        """
+        return ops.mean(self.energy(states, bias))
+
+    def mean_log_partition(self, mean, bias, pre_activation, mean_total_input):
+        """The batch mean of `log_partition`, given the conditional means.
+
+        The training step's monitor calls this: where the total inputs are
+        not needed, the GEMM that produces them can be fused with the
+        activation and never write them out.
+
+        Args:
+            mean: ``mean(total input)``, shape ``(batch, n)``.
+            bias: the bias, shape ``(n,)``.
+            pre_activation: callable returning the total inputs; called
+                only by units that need them (it may cost another GEMM).
+            mean_total_input: callable returning the batch mean of the total
+                input summed over the units, a scalar (a cheap GEMV).
+
+        Returns:
+            A scalar tensor.
+        """
+        return ops.mean(self.log_partition_given_mean(pre_activation(), bias, mean))
+
     def bias_from_mean(self, data_mean):
         """The bias that makes an RBM with zero weights match ``data_mean``.
 
@@ -155,6 +219,22 @@ class BernoulliUnits(Units):
         softplus = pre_activation - ops.log(ops.maximum(mean, tiny))
         return ops.sum(ops.maximum(softplus, 0.0), axis=-1)
 
+    def mean_energy(self, states, bias, states_mean):
+        return -ops.sum(states_mean * bias)
+
+    def mean_log_partition(self, mean, bias, pre_activation, mean_total_input):
+        # sum_j softplus(x_j) = sum_j x_j - sum_j log sigmoid(x_j), and the
+        # sum of the total inputs needs no per-unit x_j. Where a sigmoid
+        # underflows to 0 (x < -87 in float32) its log is -inf, and the
+        # per-unit formula runs on recomputed total inputs instead.
+        log_mean_sum = ops.sum(ops.log(mean))
+        batch = ops.cast(ops.shape(mean)[0], log_mean_sum.dtype)
+        return ops.cond(
+            ops.isfinite(log_mean_sum),
+            lambda: ops.cast(mean_total_input(), log_mean_sum.dtype) - log_mean_sum / batch,
+            lambda: ops.mean(self.log_partition_given_mean(pre_activation(), bias, mean)),
+        )
+
     def bias_from_mean(self, data_mean):
         p = ops.clip(data_mean, 1e-3, 1.0 - 1e-3)
         return ops.log(p) - ops.log(1.0 - p)
@@ -184,6 +264,10 @@ class GaussianUnits(Units):
         n = ops.cast(ops.shape(pre_activation)[-1], pre_activation.dtype)
         quadratic = ops.sum(ops.square(pre_activation) - ops.square(bias), axis=-1)
         return 0.5 * quadratic + n * _HALF_LOG_2PI
+
+    def mean_log_partition(self, mean, bias, pre_activation, mean_total_input):
+        # The mean of a linear unit is its total input.
+        return ops.mean(self.log_partition(mean, bias))
 
     def bias_from_mean(self, data_mean):
         return data_mean

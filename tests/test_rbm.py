@@ -362,11 +362,35 @@ def test_log_partition_shortcut_from_the_mean_is_exact(name):
     )
 
 
-def test_logged_training_free_energy_is_that_of_the_batch():
-    x = (np.random.default_rng(0).random((50, 12)) < 0.5).astype("float32")
-    rbm = make_rbm(12, 6, scale=2.0)
+@pytest.mark.parametrize(
+    "visible, hidden, hidden_shift",
+    [
+        ("bernoulli", "bernoulli", 0.0),
+        # Sigmoids that underflow to 0 take the per-unit formula instead.
+        ("bernoulli", "bernoulli", -150.0),
+        ("gaussian", "bernoulli", 0.0),
+        ("bernoulli", "gaussian", 0.0),
+    ],
+)
+def test_logged_training_free_energy_is_that_of_the_batch(visible, hidden, hidden_shift):
+    rng = np.random.default_rng(0)
+    x = (rng.random((50, 12)) < 0.5).astype("float32")
+    if visible == "gaussian":
+        x = rng.normal(size=(50, 12)).astype("float32")
+    rbm = make_rbm(12, 6, scale=0.3 if hidden == "gaussian" else 2.0, visible=visible, hidden=hidden)
+    c = np.asarray(rbm.hidden_bias)
+    c[:3] += hidden_shift
+    rbm.hidden_bias.assign(c)
     stats = rbm.contrastive_divergence(keras.ops.convert_to_tensor(x))
-    np.testing.assert_allclose(float(stats["free_energy"]), float(np.mean(rbm.free_energy(x))), rtol=1e-5)
+    expected = float(np.mean(rbm.free_energy(x)))
+    assert np.isfinite(expected)
+    np.testing.assert_allclose(float(stats["free_energy"]), expected, rtol=1e-5)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # Inside a compiled step, where the choice of formula is a graph op.
+        stats = tf.function(rbm.contrastive_divergence)(keras.ops.convert_to_tensor(x))
+        np.testing.assert_allclose(float(stats["free_energy"]), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -384,3 +408,33 @@ def test_bernoulli_samples_are_binary_with_the_given_probabilities(dtype):
     tolerance = 4 * np.sqrt(p_used * (1 - p_used) / n) + 1e-6
     np.testing.assert_array_less(np.abs(samples.mean(axis=0) - p_used), tolerance)
     assert samples[:, 0].sum() == 0 and samples[:, -1].sum() == n
+
+
+def test_bernoulli_probabilities_round_to_sixteen_bits():
+    # Each uniform has 16 random bits, (k + 1/2) / 2^16: p rounds to the
+    # nearest multiple of 2^-16, so p below 2^-17 never gives a one and p
+    # above 1 - 2^-17 always does; just above 2^-17, p gives ones at 2^-16.
+    p = np.array([5e-6, 1.0 - 5e-6, 1.2e-5], dtype="float32")
+    n = 1 << 20
+    mean = keras.ops.convert_to_tensor(np.tile(p, (n, 1)))
+    samples = np.asarray(keras_dbn.units.bernoulli_sample(mean, keras.random.SeedGenerator(5)))
+    counts = samples.sum(axis=0)
+    assert counts[0] == 0 and counts[1] == n
+    expected = n / 65536  # 16 ones on average
+    assert abs(counts[2] - expected) < 5 * np.sqrt(expected)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (1, 1), (4, 6), (3, 2, 5)])
+def test_bernoulli_samples_have_the_shape_of_the_mean_and_vary(shape):
+    mean = keras.ops.full(shape, 0.5)
+    generator = keras.random.SeedGenerator(11)
+    first = np.asarray(keras_dbn.units.bernoulli_sample(mean, generator))
+    draws = [first] + [np.asarray(keras_dbn.units.bernoulli_sample(mean, generator)) for _ in range(30)]
+    assert first.shape == shape
+    # Every position is 1 in some draws and 0 in others: no position is
+    # stuck, and both halves of each 32-bit word are used.
+    stacked = np.stack(draws)
+    assert np.all(stacked.max(axis=0) == 1) and np.all(stacked.min(axis=0) == 0)
+    # The same seed gives the same draws.
+    again = keras_dbn.units.bernoulli_sample(mean, keras.random.SeedGenerator(11))
+    np.testing.assert_array_equal(np.asarray(again), first)
