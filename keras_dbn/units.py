@@ -170,7 +170,8 @@ class Units:
         activation and never write them out.
 
         Args:
-            mean: ``mean(total input)``, shape ``(batch, n)``.
+            mean: the conditional means, `mean` of the total inputs, shape
+                ``(batch, n)``.
             bias: the bias, shape ``(n,)``.
             pre_activation: callable returning the total inputs; called
                 only by units that need them (it may cost another GEMM).
