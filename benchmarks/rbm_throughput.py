@@ -9,7 +9,12 @@ training images, 784 visible units):
   shuffling every epoch (Keras' default); and float32 with
   ``shuffle=False`` ("no shuffle"), which is what scikit-learn does (it
   cuts the same contiguous batches every epoch), so that row compares like
-  with like;
+  with like. ``x`` comes from ``keras_dbn.datasets.load_numpy``, whose
+  arrays are 64-byte aligned, so ``fit``'s input pipeline gathers each
+  batch with ``tf.gather`` from a zero-copy view (``array_input``); the
+  float32 "unaligned" row trains on the same values 16 bytes past a
+  64-byte boundary (where NumPy puts large arrays), which ``fit`` reads
+  through NumPy;
 * ``sklearn``: ``BernoulliRBM(hidden, learning_rate, batch_size=B, n_iter=E)``
   fitted on the same float32 array (its update is ``lr * mean gradient``,
   i.e. plain SGD at the same rate; it runs PCD-1 with one chain per example
@@ -98,6 +103,17 @@ def make_keras(hidden, batch, dtype, lr, x, epochs, shuffle=True):
     return run
 
 
+def unaligned(x):
+    """A copy of ``x`` 16 bytes past a 64-byte boundary, like a large NumPy
+    allocation: ``RBM.fit`` reads it through NumPy, not a zero-copy view."""
+    from keras_dbn import array_input
+
+    out = array_input.aligned_empty((x.size + 4,), x.dtype)[4:].reshape(x.shape)
+    out[...] = x
+    assert not array_input.is_aligned(out)
+    return out
+
+
 def make_sklearn(hidden, batch, lr, x, epochs, blas_threads=None):
     from sklearn.neural_network import BernoulliRBM
     from threadpoolctl import threadpool_limits
@@ -162,6 +178,8 @@ def main(argv=None):
     parser.add_argument("--no-sklearn", action="store_true")
     parser.add_argument("--no-unshuffled", action="store_true",
                         help="skip the float32 shuffle=False row")
+    parser.add_argument("--no-unaligned", action="store_true",
+                        help="skip the float32 row on an unaligned copy (NumPy input path)")
     parser.add_argument("--quick", action="store_true",
                         help="784x500 only, 2 repetitions, shorter runs")
     _common.add_io_arguments(parser, "rbm_throughput")
@@ -174,6 +192,11 @@ def main(argv=None):
     x, _ = _common.load_mnist("train", binarize="threshold", manual_dir=args.manual_dir,
                               data_dir=args.data_dir)
     x = np.ascontiguousarray(x, dtype=np.float32)
+    from keras_dbn import array_input
+
+    info["input_aligned"] = array_input.is_aligned(x)
+    print(f"training array 64-byte aligned (zero-copy input path): {info['input_aligned']}",
+          flush=True)
 
     results = []
     for batch in args.batch:
@@ -189,6 +212,10 @@ def main(argv=None):
                 if dtype == "float32" and not args.no_unshuffled:
                     competitors["keras_dbn float32 no shuffle"] = (
                         make_keras(hidden, batch, dtype, args.lr, xs, args.epochs, shuffle=False),
+                        n * args.epochs)
+                if dtype == "float32" and not args.no_unaligned:
+                    competitors["keras_dbn float32 unaligned"] = (
+                        make_keras(hidden, batch, dtype, args.lr, unaligned(xs), args.epochs),
                         n * args.epochs)
             if not args.no_sklearn:
                 # OpenBLAS with all cores collapses (busy-waiting threads) when
@@ -244,6 +271,12 @@ def main(argv=None):
                 if unshuffled:
                     entry["float32_no_shuffle_fraction_of_gemm"] = (
                         unshuffled["samples_per_s"] / rows["gemm float32"]["samples_per_s"])
+                misaligned = rows.get("keras_dbn float32 unaligned")
+                if misaligned and sk:
+                    entry["float32_unaligned_vs_sklearn"] = misaligned["samples_per_s"] / max(sk)
+                if misaligned:
+                    entry["float32_unaligned_fraction_of_gemm"] = (
+                        misaligned["samples_per_s"] / rows["gemm float32"]["samples_per_s"])
                 if "keras_dbn mixed_bfloat16" in rows:
                     entry["bf16_vs_float32"] = rows["keras_dbn mixed_bfloat16"]["samples_per_s"] / f32["samples_per_s"]
             results.append(entry)
@@ -258,7 +291,8 @@ def main(argv=None):
             )
             for key in ("float32_vs_sklearn", "float32_fraction_of_gemm", "bf16_vs_float32",
                         "float32_epochs_vs_sklearn", "float32_epochs_fraction_of_gemm",
-                        "float32_no_shuffle_vs_sklearn", "float32_no_shuffle_fraction_of_gemm"):
+                        "float32_no_shuffle_vs_sklearn", "float32_no_shuffle_fraction_of_gemm",
+                        "float32_unaligned_vs_sklearn", "float32_unaligned_fraction_of_gemm"):
                 if key in entry:
                     print(f"  {key}: {entry[key]:.2f}")
             sys.stdout.flush()

@@ -7,7 +7,7 @@ from keras_dbn import evaluation
 from keras_dbn import semi_supervised
 from keras_dbn import tuning
 from keras_dbn import units
-from keras_dbn.array_input import array_dataset
+from keras_dbn.array_input import array_dataset, as_aligned
 from keras_dbn.dbn import DBN
 from keras_dbn.export import export_saved_model
 from keras_dbn.rbm import RBM
@@ -21,6 +21,7 @@ __all__ = [
     "RBM",
     "array_dataset",
     "array_input",
+    "as_aligned",
     "callbacks",
     "datasets",
     "evaluation",

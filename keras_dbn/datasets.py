@@ -30,6 +30,8 @@ import requests
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_dbn import array_input
+
 __all__ = [
     "load_numpy",
     "load_dataset",
@@ -111,17 +113,27 @@ def load_numpy(
     chunks = list(tfds.as_numpy(ds))
     if not chunks:
         raise ValueError(f"Split {split!r} of {name!r} holds no examples.")
-    x = np.concatenate([images for images, _ in chunks])
+    images = [images for images, _ in chunks]
     labels = np.concatenate([labels for _, labels in chunks])
-    if limit is not None:
-        x, labels = x[:limit], labels[:limit]
-
-    if binarize == "threshold":
-        x = (x > threshold).astype(np.float32)
-    elif binarize == "stochastic":
-        rng = np.random.default_rng(seed)
-        x = (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
-    return x, labels.astype(np.int64, copy=False)
+    count = sum(len(chunk) for chunk in images) if limit is None else min(limit, len(labels))
+    # 64-byte aligned: array_input gathers its batches from a zero-copy view.
+    x = array_input.aligned_empty((count,) + images[0].shape[1:], dtype=np.float32)
+    rng = np.random.default_rng(seed) if binarize == "stochastic" else None
+    start = 0
+    for chunk in images:
+        chunk = chunk[: count - start]
+        stop = start + len(chunk)
+        if binarize == "threshold":
+            np.greater(chunk, threshold, out=x[start:stop], casting="unsafe")
+        elif binarize == "stochastic":
+            # Drawn chunk by chunk from one generator: the same numbers as
+            # one draw for the whole array.
+            uniform = rng.random(chunk.shape, dtype=np.float32)
+            np.less(uniform, chunk, out=x[start:stop], casting="unsafe")
+        else:
+            x[start:stop] = chunk
+        start = stop
+    return x, labels[:count].astype(np.int64, copy=False)
 
 
 def load_dataset(

@@ -21,9 +21,11 @@ def _predict32(rbm, data, batch_size=1000):
     layer above (and NumPy code) gets float32. Batches are read from
     ``data`` and written into one preallocated result: ``predict()`` on the
     whole array would also hold Keras' copies of the input and a list of
-    per-batch outputs next to the concatenated result.
+    per-batch outputs next to the concatenated result, which is 64-byte
+    aligned so that training the layer above gathers its batches from a
+    zero-copy view (`array_input.array_dataset`).
     """
-    out = np.empty((len(data), rbm.units), dtype="float32")
+    out = array_input.aligned_empty((len(data), rbm.units), dtype="float32")
     for start in range(0, len(data), batch_size):
         stop = start + batch_size
         out[start:stop] = np.asarray(rbm.predict_on_batch(data[start:stop]), dtype="float32")

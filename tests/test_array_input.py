@@ -126,23 +126,26 @@ def test_rbm_fit_validation_split_holds_out_the_last_rows():
         rbm.fit(x, epochs=1, verbose=0, validation_split=1.5)
 
 
-def aligned_copy(x, alignment=64):
-    """``x`` copied into memory aligned to ``alignment`` bytes."""
-    raw = np.empty(x.nbytes + alignment, np.uint8)
-    offset = -raw.ctypes.data % alignment
-    out = raw[offset:offset + x.nbytes].view(x.dtype).reshape(x.shape)
+def unaligned_copy(x):
+    """``x`` copied 4 bytes past a 64-byte boundary: read through NumPy."""
+    out = array_input.aligned_empty((x.size + 1,), x.dtype)[1:].reshape(x.shape)
     out[...] = x
+    assert not array_input.is_aligned(out)
     return out
 
 
+@pytest.mark.parametrize("aligned", [True, False])
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_rbm_fit_never_writes_into_the_callers_arrays(shuffle):
-    """Batches handed to TensorFlow are copies: an aligned view of the
-    caller's array could be adopted by TensorFlow and overwritten in place
-    by an element-wise op (it was, for the held-out rows, in a draft)."""
-    x = aligned_copy(binary_data(200))
+def test_rbm_fit_never_writes_into_the_callers_arrays(shuffle, aligned):
+    """Neither input path lets TensorFlow write into the caller's arrays:
+    NumPy reads hand TensorFlow copies (an aligned view could be adopted by
+    TensorFlow and overwritten in place by an element-wise op; it was, for
+    the held-out rows, in a draft), and the zero-copy view of an aligned
+    array is only ever read by ``tf.gather``."""
+    prepare = array_input.as_aligned if aligned else unaligned_copy
+    x = prepare(binary_data(200))
     x[160:] = 0.0
-    validation = aligned_copy(binary_data(40, seed=1))
+    validation = prepare(binary_data(40, seed=1))
     x_before, validation_before = x.copy(), validation.copy()
     rbm = keras_dbn.RBM(4, seed=0)
     rbm.fit(x, batch_size=40, epochs=2, verbose=0, shuffle=shuffle, validation_split=0.2)
@@ -150,6 +153,90 @@ def test_rbm_fit_never_writes_into_the_callers_arrays(shuffle):
             validation_data=validation)
     np.testing.assert_array_equal(x, x_before)
     np.testing.assert_array_equal(validation, validation_before)
+
+
+def test_aligned_arrays():
+    x = array_input.aligned_empty((7, 5, 3), "float32")
+    assert x.shape == (7, 5, 3) and x.dtype == np.float32
+    assert array_input.is_aligned(x) and x.flags.writeable
+    data = np.arange(60, dtype="float64").reshape(20, 3)
+    copy = array_input.as_aligned(data)
+    assert array_input.is_aligned(copy) and copy.dtype == np.float32
+    np.testing.assert_array_equal(copy, data)
+    assert array_input.as_aligned(copy) is copy  # already aligned: no copy
+    assert not array_input.is_aligned(copy[1:])  # 12 bytes past the boundary
+
+
+def spy_on_views(monkeypatch):
+    """Records, per array_dataset call, whether it gathered from views."""
+    calls = []
+    real = array_input._gathered
+    monkeypatch.setattr(
+        array_input, "_gathered", lambda *args: calls.append(True) or real(*args)
+    )
+    return calls
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_aligned_arrays_are_gathered_from_views_in_the_numpy_paths_order(
+    monkeypatch, shuffle
+):
+    """Aligned arrays (here uint8 images converted per batch, and int64
+    labels) are gathered from zero-copy views; the batches and their order
+    are those NumPy reads of an unaligned copy give, also in later
+    iterations, and changes to the array show in the batches."""
+    calls = spy_on_views(monkeypatch)
+    x = array_input.as_aligned(np.arange(2 * 103).reshape(103, 2) % 251, dtype="uint8")
+    y = array_input.as_aligned(np.arange(103), dtype="int64")
+    viewed = array_dataset(x, y, batch_size=10, shuffle=shuffle, seed=3)
+    assert calls == [True]
+    read = array_dataset(unaligned_copy(x), unaligned_copy(y), batch_size=10,
+                         shuffle=shuffle, seed=3)
+    assert calls == [True]  # the unaligned copy went through NumPy
+    assert int(viewed.cardinality()) == 11
+    for _ in range(2):  # two iterations: the same new order in both paths
+        pairs = list(zip(viewed, read, strict=True))
+        assert [len(a) for (a, _), _ in pairs] == [10] * 10 + [3]
+        for (xa, ya), (xb, yb) in pairs:
+            assert xa.dtype == tf.float32 and ya.dtype == tf.int64
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    x[:] = 7  # a view, not a copy: the change shows in the next batches
+    assert np.all(np.asarray(next(iter(viewed))[0]) == 7.0)
+
+
+def test_arrays_that_cannot_be_viewed_are_read_through_numpy(monkeypatch):
+    calls = spy_on_views(monkeypatch)
+    base = array_input.as_aligned(np.arange(256, dtype="float32").reshape(64, 4))
+    read_only = array_input.as_aligned(base.copy())
+    read_only.flags.writeable = False
+    labels_unaligned = unaligned_copy(np.arange(64))
+    for x, y in [(base[1:], None), (read_only, None), (base, labels_unaligned),
+                 (base.astype(">f4"), None)]:
+        batches = [np.asarray(b[0] if y is not None else b)
+                   for b in array_dataset(x, y, batch_size=8, shuffle=False)]
+        np.testing.assert_array_equal(np.concatenate(batches), x)
+    assert calls == []
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_rbm_fit_trains_identically_on_aligned_and_unaligned_arrays(shuffle):
+    """The same values, aligned (gathered from a zero-copy view) or not
+    (read by NumPy): the same batches in the same order, so with the same
+    seed the same weights and the same logs."""
+    x = binary_data(250)
+    validation = binary_data(50, seed=2)
+    weights, logs = [], []
+    for prepare in (array_input.as_aligned, unaligned_copy):
+        rbm = keras_dbn.RBM(5, seed=11)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1))
+        history = rbm.fit(prepare(x), batch_size=32, epochs=2, verbose=0, shuffle=shuffle,
+                          validation_data=prepare(validation))
+        weights.append([v.numpy() for v in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias)])
+        logs.append(history.history)
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+    assert logs[0] == logs[1]
 
 
 def test_rbm_fit_checks_validation_arrays_and_datasets_do_not_warn():
