@@ -265,18 +265,13 @@ def main(argv=None):
                     entry["float32_epochs_vs_sklearn"] = f32["epoch_samples_per_s"] / max(sk)
                 entry["float32_epochs_fraction_of_gemm"] = (
                     f32["epoch_samples_per_s"] / rows["gemm float32"]["samples_per_s"])
-                unshuffled = rows.get("keras_dbn float32 no shuffle")
-                if unshuffled and sk:
-                    entry["float32_no_shuffle_vs_sklearn"] = unshuffled["samples_per_s"] / max(sk)
-                if unshuffled:
-                    entry["float32_no_shuffle_fraction_of_gemm"] = (
-                        unshuffled["samples_per_s"] / rows["gemm float32"]["samples_per_s"])
-                misaligned = rows.get("keras_dbn float32 unaligned")
-                if misaligned and sk:
-                    entry["float32_unaligned_vs_sklearn"] = misaligned["samples_per_s"] / max(sk)
-                if misaligned:
-                    entry["float32_unaligned_fraction_of_gemm"] = (
-                        misaligned["samples_per_s"] / rows["gemm float32"]["samples_per_s"])
+                for variant in ("no_shuffle", "unaligned"):  # the other float32 rows
+                    row = rows.get("keras_dbn float32 " + variant.replace("_", " "))
+                    if row and sk:
+                        entry[f"float32_{variant}_vs_sklearn"] = row["samples_per_s"] / max(sk)
+                    if row:
+                        entry[f"float32_{variant}_fraction_of_gemm"] = (
+                            row["samples_per_s"] / rows["gemm float32"]["samples_per_s"])
                 if "keras_dbn mixed_bfloat16" in rows:
                     entry["bf16_vs_float32"] = rows["keras_dbn mixed_bfloat16"]["samples_per_s"] / f32["samples_per_s"]
             results.append(entry)

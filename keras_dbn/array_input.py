@@ -13,8 +13,8 @@ pipeline on one thread.
 An array whose data starts on a 64-byte boundary (`aligned_empty`,
 `as_aligned`, and every array `keras_dbn.datasets.load_numpy` returns) is
 read faster still: TensorFlow views its memory without a copy (DLPack) and
-each batch is one ``tf.gather`` of the batch's rows, with no NumPy and no
-Python in the input pipeline.
+each batch is one ``tf.gather`` of the batch's rows, with no NumPy or
+Python call per batch.
 """
 
 import numpy as np
@@ -28,6 +28,7 @@ _READ_BYTES = 8 << 20
 #: (``EIGEN_MAX_ALIGN_BYTES`` with AVX-512); an imported buffer that is not
 #: aborts the process at its first sliced use.
 ALIGNMENT = 64
+
 
 def aligned_empty(shape, dtype="float32"):
     """An uninitialised array whose data starts on a 64-byte boundary.
@@ -63,16 +64,17 @@ def as_aligned(x, dtype="float32"):
 
     Args:
         x: array-like.
-        dtype: dtype of the result.
+        dtype: dtype of the result; ``None`` keeps ``x``'s.
 
     Returns:
         ``x`` itself when it already qualifies, else an aligned copy.
 
     Example:
-        >>> x_train = keras_dbn.array_input.as_aligned(x_train / 255.0)
+        >>> x_train = keras_dbn.as_aligned(x_train / 255.0)
     """
     x = np.asarray(x)
-    if is_aligned(x) and x.dtype == np.dtype(dtype):
+    dtype = x.dtype if dtype is None else np.dtype(dtype)
+    if is_aligned(x) and x.dtype == dtype:
         return x
     out = aligned_empty(x.shape, dtype)
     out[...] = x
@@ -120,7 +122,6 @@ def _epoch_order(n, batch_size, epoch_seed):
     return order
 
 
-
 def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="float32"):
     """A batched, optionally shuffled `tf.data.Dataset` over NumPy arrays.
 
@@ -132,7 +133,7 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     copied whole: by ``tf.gather`` from a zero-copy tensor view where the
     arrays allow one (C-contiguous, 64-byte aligned, writeable, numeric:
     see `as_aligned`), else by NumPy, about 8 MiB at a time. On 2 cores,
-    ``RBM.fit`` on MNIST ran ~3-5% faster through the view
+    ``RBM.fit`` on MNIST ran 5-7% faster through the view at batch 100
     (``benchmarks/RESULTS.md``).
 
     Args:

@@ -164,6 +164,7 @@ def test_aligned_arrays():
     assert array_input.is_aligned(copy) and copy.dtype == np.float32
     np.testing.assert_array_equal(copy, data)
     assert array_input.as_aligned(copy) is copy  # already aligned: no copy
+    assert array_input.as_aligned(data, dtype=None).dtype == np.float64
     assert not array_input.is_aligned(copy[1:])  # 12 bytes past the boundary
 
 
