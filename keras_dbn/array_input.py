@@ -133,7 +133,8 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     copied whole: by ``tf.gather`` from a zero-copy tensor view where the
     arrays allow one (C-contiguous, 64-byte aligned, writeable, numeric:
     see `as_aligned`), else by NumPy, about 8 MiB at a time. On 2 cores,
-    ``RBM.fit`` on MNIST ran 5-7% faster through the view at batch 100
+    ``RBM.fit`` on MNIST ran 1.05-1.07x faster through the view at batch
+    100 in paired A/Bs, within a few percent either way in benchmark runs
     (``benchmarks/RESULTS.md``).
 
     Args:
