@@ -133,9 +133,8 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     copied whole: by ``tf.gather`` from a zero-copy tensor view where the
     arrays allow one (C-contiguous, 64-byte aligned, writeable, numeric:
     see `as_aligned`), else by NumPy, about 8 MiB at a time. On 2 cores,
-    ``RBM.fit`` on MNIST ran 1.05-1.07x faster through the view at batch
-    100 in paired A/Bs, within a few percent either way in benchmark runs
-    (``benchmarks/RESULTS.md``).
+    ``RBM.fit`` on MNIST ran 1.01-1.02x faster through the view than
+    through NumPy in paired A/Bs (``benchmarks/RESULTS.md``).
 
     Args:
         x: NumPy array, rows are examples (any trailing shape).
@@ -285,21 +284,28 @@ def _gathered(views, columns, batch_size, shuffle, seed):
         batch_rows = parts[0] if len(parts) == 1 else parts[0].concatenate(parts[1])
         return batch_rows.map(gather)
 
-    return _per_epoch(epoch, seed, full_batches + bool(tail_rows))
+    # No prefetch: the gather is cheap, and run ahead on a pipeline thread
+    # it slows the step's GEMMs more than it saves (paired A/Bs of RBM.fit
+    # on MNIST without it: 1.07x at batch 1000, 1.03-1.05x at batch 100).
+    ds = _per_epoch(epoch, seed, full_batches + bool(tail_rows), prefetch=False)
+    options = tf.data.Options()
+    options.experimental_optimization.inject_prefetch = False
+    return ds.with_options(options)
 
 
-def _per_epoch(epoch, seed, cardinality):
+def _per_epoch(epoch, seed, cardinality, prefetch=True):
     """``epoch(epoch_seed)``'s batches, with a fresh seed for each iteration.
 
     Each iteration over the result (each Keras epoch) draws a new seed,
-    reproducible from ``seed``, and the result has a known cardinality.
+    reproducible from ``seed``, and the result has a known cardinality;
+    with ``prefetch``, two batches are prepared ahead.
     """
     import tensorflow as tf
 
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     ds = seeds.flat_map(epoch)
     ds = ds.apply(tf.data.experimental.assert_cardinality(cardinality))
-    return ds.prefetch(2)
+    return ds.prefetch(2) if prefetch else ds
 
 
 def lean_options():
