@@ -179,7 +179,7 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     full_batches, tail_rows = divmod(n, batch_size)
     views = [_tensor_view(array) for array, _ in columns]
     if all(view is not None for view in views):
-        return _gathered(views, columns, batch_size, shuffle, seed)
+        return _gathered(views, columns, n, batch_size, shuffle, seed)
     row_bytes = sum(kind.itemsize * int(np.prod(array.shape[1:])) for array, kind in columns)
     per_read = max(1, _READ_BYTES // max(1, batch_size * row_bytes))
     cached = {}  # the order of the last seed seen: one permutation per epoch
@@ -249,15 +249,14 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     return _per_epoch(epoch, seed, full_batches + bool(tail_rows))
 
 
-def _gathered(views, columns, batch_size, shuffle, seed):
-    """`array_dataset`'s batches as ``tf.gather`` from zero-copy views.
+def _gathered(views, columns, n, batch_size, shuffle, seed):
+    """`array_dataset`'s batches of ``n`` rows as ``tf.gather`` from zero-copy views.
 
     The rows and their order are those of the NumPy path: one order per
     epoch from `_epoch_order`, computed once per epoch.
     """
     import tensorflow as tf
 
-    n = len(columns[0][0])
     full_batches, tail_rows = divmod(n, batch_size)
 
     def order(epoch_seed):

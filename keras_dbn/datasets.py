@@ -115,7 +115,7 @@ def load_numpy(
         raise ValueError(f"Split {split!r} of {name!r} holds no examples.")
     images = [images for images, _ in chunks]
     labels = np.concatenate([labels for _, labels in chunks])
-    count = sum(len(chunk) for chunk in images) if limit is None else min(limit, len(labels))
+    count = len(labels) if limit is None else min(limit, len(labels))
     # 64-byte aligned: array_input gathers its batches from a zero-copy view.
     x = array_input.aligned_empty((count,) + images[0].shape[1:], dtype=np.float32)
     rng = np.random.default_rng(seed) if binarize == "stochastic" else None
