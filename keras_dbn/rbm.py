@@ -26,6 +26,20 @@ def _replicas_in_sync():
     return 1 if context is None else context.num_replicas_in_sync
 
 
+def _default_steps_per_execution(model):
+    """`RBM.compile`'s ``steps_per_execution`` where the caller sets none.
+
+    `DEFAULT_STEPS_PER_EXECUTION`, except under a `tf.distribute` strategy
+    with more than one replica, where Keras' multi-step training loop fails
+    ("You must feed a value for placeholder tensor", keras-team/keras#19246;
+    a plain `keras.Sequential` fails the same way with Keras 3.15).
+    """
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        return 1
+    return DEFAULT_STEPS_PER_EXECUTION
+
+
 def _matmul_transposed(a, b, transpose_a=False, transpose_b=False):
     """``op(a) @ op(b)`` without materialising a transposed copy.
 
@@ -554,9 +568,11 @@ class RBM(keras.Model):
                 removes most of the per-batch Python overhead (``fit()`` on
                 MNIST at batch 100 ran about 1.4x faster). Batch-level
                 callbacks are then called every 32 batches; pass
-                ``steps_per_execution=1`` to get every batch.
+                ``steps_per_execution=1`` to get every batch. Under a
+                `tf.distribute` strategy with several replicas the default
+                is 1, since Keras cannot run several steps per call there.
         """
-        kwargs.setdefault("steps_per_execution", DEFAULT_STEPS_PER_EXECUTION)
+        kwargs.setdefault("steps_per_execution", _default_steps_per_execution(self))
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.5)
         optimizer = keras.optimizers.get(optimizer)

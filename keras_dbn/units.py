@@ -44,7 +44,8 @@ def bernoulli_sample(mean, seed):
     halves it (100 x 500 units: 75 instead of 135 microseconds; a CD-1 step
     of a 784x500 RBM ~2-4% faster). Every probability is then rounded to the
     nearest multiple of ``2^-16`` (an error of at most 7.6e-6): 0 and 1 stay
-    exact, and ``p < 7.6e-6`` gives no ones.
+    exact, and ``p < 7.6e-6`` gives no ones. Under a `tf.distribute`
+    strategy each replica draws its own numbers (`tensorflow_seed`).
 
     Args:
         mean: probabilities, any shape, float dtype.
@@ -62,6 +63,32 @@ def bernoulli_sample(mean, seed):
     return bernoulli_from_uniform(mean, noise)
 
 
+def tensorflow_seed(seed_generator):
+    """The generator's next seed as a TensorFlow stateless seed, one per replica.
+
+    Under a `tf.distribute` strategy every replica runs the same step and
+    reads the same (mirrored) generator state, so each would draw the same
+    random numbers for its share of the batch. The replica's id is folded
+    into the seed (``tf.random.experimental.stateless_fold_in``), so that
+    replicas draw independent numbers; outside a strategy, or with one
+    replica, the seed is the generator's own.
+
+    Args:
+        seed_generator: a `keras.random.SeedGenerator`.
+
+    Returns:
+        An int64 tensor of shape ``(2,)`` for ``tf.random.stateless_*`` ops.
+    """
+    import tensorflow as tf
+
+    seed = tf.cast(seed_generator.next(), "int64")
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        replica = tf.cast(context.replica_id_in_sync_group, "int32")
+        seed = tf.random.experimental.stateless_fold_in(seed, replica)
+    return seed
+
+
 def _uniform16_tensorflow(like, seed_generator):
     """Uniforms ``(k + 1/2) / 2^16`` shaped like ``like``, two per Philox word."""
     import tensorflow as tf
@@ -70,7 +97,7 @@ def _uniform16_tensorflow(like, seed_generator):
     size = tf.size(like)
     words = tf.random.stateless_uniform(
         [(size + 1) // 2],
-        seed=tf.cast(seed_generator.next(), "int64"),
+        seed=tensorflow_seed(seed_generator),
         minval=None,
         maxval=None,
         dtype=tf.uint32,
@@ -255,7 +282,15 @@ class GaussianUnits(Units):
         return pre_activation
 
     def sample(self, mean, seed):
-        return mean + random.normal(ops.shape(mean), dtype=mean.dtype, seed=seed)
+        if backend.backend() == "tensorflow" and isinstance(seed, random.SeedGenerator):
+            import tensorflow as tf
+
+            noise = tf.random.stateless_normal(
+                tf.shape(mean), seed=tensorflow_seed(seed), dtype=mean.dtype
+            )
+        else:
+            noise = random.normal(ops.shape(mean), dtype=mean.dtype, seed=seed)
+        return mean + noise
 
     def energy(self, states, bias):
         return 0.5 * ops.sum(ops.square(states - bias), axis=-1)
