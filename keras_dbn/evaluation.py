@@ -4,7 +4,8 @@ The log-likelihood of an RBM, ``log p(v) = -F(v) - log Z``, needs the
 partition function ``Z``, a sum over every joint state. This module computes
 ``log Z`` exactly for small models (`exact_log_partition`), estimates it by
 Annealed Importance Sampling for real ones (`ais_log_partition`), turns either
-into an average test log-likelihood (`log_likelihood`), and provides the
+into an average test log-likelihood (`log_likelihood`), bounds a DBN's
+log-likelihood from below (`dbn_log_likelihood_bound`), and provides the
 partition-function-free pseudo-likelihood (`pseudo_likelihood`).
 
 Every energy term comes from the RBM's unit types (``energy`` and
@@ -465,6 +466,101 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
         log_z = ais_log_partition(rbm, **ais_kwargs).log_z
     v = _as_matrix(x, rbm.num_visible)
     return float(-np.mean(_free_energy64(rbm, v, _weights(rbm))) - log_z)
+
+
+def log_conditional(units, states, pre_activation, bias):
+    """``log p(u | x)`` of one layer's states given the input from the other.
+
+    ``p(u | x) = exp(-E_u(u; a) + u^T x) / exp(log_partition(a + x, a))``,
+    from the unit type's own ``energy`` and ``log_partition``: for
+    Bernoulli units ``u^T (a + x) - sum softplus(a + x)``, for Gaussian
+    units the unit-variance normal log-density around ``a + x``.
+
+    Args:
+        units: a `keras_dbn.units.Units`.
+        states: the layer's states, shape ``(batch, n)``.
+        pre_activation: their total input ``a + x``, shape ``(batch, n)``.
+        bias: the layer's bias ``a``, shape ``(n,)``.
+
+    Returns:
+        A tensor of shape ``(batch,)``.
+    """
+    interaction = ops.sum(states * (pre_activation - bias), axis=-1)
+    return -units.energy(states, bias) + interaction - units.log_partition(pre_activation, bias)
+
+
+def dbn_log_likelihood_bound(dbn, x, log_z=None, samples=10, seed=None, batch_size=4096, **ais_kwargs):
+    """Average variational lower bound on ``log p(v)`` under a DBN, in nats.
+
+    A DBN of ``L`` RBMs defines ``p(v) = sum p(v | h_1) ... p(h_{L-2} |
+    h_{L-1}) p_L(h_{L-1})``: the directed conditionals of the lower RBMs
+    and the top RBM's marginal over its visible layer. With the lower
+    RBMs' hidden conditionals as the approximate posterior
+    ``Q(h_1, ..., h_{L-1} | v)`` (one pass up, sampling each layer),
+
+        log p(v) >= E_Q[ sum_l log p(h_{l-1} | h_l) - F_L(h_{L-1})
+                         - sum_l log Q(h_l | h_{l-1}) ] - log Z_L
+
+    with ``h_0 = v`` (the variational bound of Hinton, Osindero & Teh
+    2006, estimated as in Salakhutdinov & Murray 2008's lower bounds for
+    DBNs, here for any number of layers). The expectation is estimated from ``samples``
+    passes up per example, so the result is an unbiased estimate of the
+    bound; ``log Z_L`` is the top RBM's (AIS unless given), so its error
+    carries over as in `log_likelihood`. For a one-RBM DBN the bound is the
+    RBM's log-likelihood. Computed in float64.
+
+    Args:
+        dbn: a built `keras_dbn.DBN`.
+        x: data, shape ``(n, num_visible)`` (images are flattened).
+        log_z: the top RBM's ``log Z``, if known.
+        samples: passes up per example.
+        seed: seed of the samples (reproducible when set).
+        batch_size: rows (example-sample pairs) per chunk.
+        **ais_kwargs: passed to `ais_log_partition` for the top RBM when
+            ``log_z`` is None; its ``data`` should be the top RBM's input,
+            e.g. ``dbn.transform(x_train, num_layers=len(dbn.rbms) - 1)``.
+
+    Returns:
+        The average bound as a Python float.
+
+    Example:
+    >>> top_input = dbn.transform(x_train, num_layers=len(dbn.rbms) - 1)
+    >>> keras_dbn.evaluation.dbn_log_likelihood_bound(dbn, x_test, data=top_input, seed=0)
+
+    References:
+        Salakhutdinov & Murray, "On the Quantitative Analysis of Deep
+        Belief Networks", ICML 2008 (lower bounds for DBNs).
+        Hinton, Osindero & Teh, "A Fast Learning Algorithm for Deep Belief
+        Nets", Neural Computation 18, 2006 (the variational bound).
+    """
+    rbms = list(dbn.rbms)
+    for rbm in rbms:
+        _check_built(rbm)
+    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}.")
+    top = rbms[-1]
+    if log_z is None:
+        log_z = ais_log_partition(top, **ais_kwargs).log_z
+    v = _as_matrix(x, rbms[0].num_visible)
+    rows = np.repeat(v, int(samples), axis=0)
+    weights = [_weights(rbm) for rbm in rbms]
+    seed_generator = keras.random.SeedGenerator(seed)
+    bounds = []
+    for start in range(0, rows.shape[0], batch_size):
+        below = ops.convert_to_tensor(rows[start : start + batch_size], _F64)
+        total = ops.zeros((below.shape[0],), _F64)
+        for rbm, (kernel, visible_bias, hidden_bias) in zip(rbms[:-1], weights[:-1]):
+            hidden_pre = rbm._hidden_pre(below, (kernel, visible_bias, hidden_bias))
+            hidden = rbm.hidden_units.sample(rbm.hidden_units.mean(hidden_pre), seed_generator)
+            visible_pre = rbm._visible_pre(hidden, (kernel, visible_bias, hidden_bias))
+            total += log_conditional(rbm.visible_units, below, visible_pre, visible_bias)
+            total -= log_conditional(rbm.hidden_units, hidden, hidden_pre, hidden_bias)
+            below = hidden
+        top_pre = top._hidden_pre(below, weights[-1])
+        total -= top._free_energy(below, top_pre, weights[-1])
+        bounds.append(ops.convert_to_numpy(total))
+    per_row = np.concatenate(bounds).reshape(v.shape[0], int(samples))
+    return float(np.mean(per_row) - log_z)
 
 
 def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):

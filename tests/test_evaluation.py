@@ -341,3 +341,132 @@ def test_image_grid_callback_with_explicit_rbm_and_generator(tmp_path):
     filters = tf.io.decode_png(tf.io.read_file(paths["filters"])).numpy()
     assert filters.shape == (9, 14, 1)  # 5 filters: 3 columns, 2 rows
     assert os.path.basename(paths["filters"]) == "filters_epoch007.png"
+
+
+# ----------------------------------------------------- DBN lower bound
+
+
+def _tiny_dbn(seed=0):
+    """A built 5-4-3 Bernoulli DBN with random weights."""
+    dbn = keras_dbn.DBN([4, 3], seed=seed)
+    dbn.build((None, 5))
+    rng = np.random.default_rng(seed)
+    for rbm in dbn.rbms:
+        rbm.kernel.assign(rng.normal(0, 1.0, rbm.kernel.shape))
+        rbm.visible_bias.assign(rng.normal(0, 0.5, rbm.visible_bias.shape))
+        rbm.hidden_bias.assign(rng.normal(0, 0.5, rbm.hidden_bias.shape))
+    return dbn
+
+
+def _log_bernoulli(states, mean):
+    return np.sum(states * np.log(mean) + (1 - states) * np.log1p(-mean), axis=-1)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _exact_dbn_terms(dbn, v):
+    """By enumeration of h_1: log Z of the top RBM, log p(v), the bound's
+    exact value and the variance of its per-sample integrand under Q."""
+    (w1, b1, c1), (w2, b2, c2) = params(dbn.rbms[0]), params(dbn.rbms[1])
+    h1 = all_states(w1.shape[1])
+    log_p2_star = h1 @ b2 + np.sum(_softplus(c2 + h1 @ w2), axis=-1)  # -F_2(h_1)
+    log_z = float(np.logaddexp.reduce(log_p2_star))
+    log_p_v_given_h = _log_bernoulli(v, _sigmoid(b1 + h1 @ w1.T))
+    log_joint = log_p_v_given_h + log_p2_star - log_z
+    log_q = _log_bernoulli(h1, _sigmoid(c1 + v @ w1))
+    q = np.exp(log_q)
+    integrand = log_joint - log_q
+    bound = float(np.sum(q * integrand))
+    variance = float(np.sum(q * (integrand - bound) ** 2))
+    return log_z, float(np.logaddexp.reduce(log_joint)), bound, variance
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dbn_bound_matches_enumeration(seed):
+    dbn = _tiny_dbn(seed)
+    v = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
+    log_z, log_p, exact_bound, variance = _exact_dbn_terms(dbn, v)
+    assert exact_bound < log_p  # Jensen: Q is not the true posterior
+    samples = 20000
+    estimate = evaluation.dbn_log_likelihood_bound(
+        dbn, v[None], log_z=log_z, samples=samples, seed=seed
+    )
+    assert abs(estimate - exact_bound) < 5 * math.sqrt(variance / samples)
+    # Reproducible for a fixed seed.
+    assert estimate == evaluation.dbn_log_likelihood_bound(
+        dbn, v[None], log_z=log_z, samples=samples, seed=seed
+    )
+
+
+def test_dbn_bound_averages_examples_and_estimates_log_z_by_ais():
+    dbn = _tiny_dbn(2)
+    v = np.array([[1.0, 0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0, 1.0]])
+    log_z, _, bound_0, variance_0 = _exact_dbn_terms(dbn, v[0])
+    _, _, bound_1, variance_1 = _exact_dbn_terms(dbn, v[1])
+    samples = 20000
+    estimate = evaluation.dbn_log_likelihood_bound(dbn, v, log_z=log_z, samples=samples, seed=0)
+    spread = 5 * math.sqrt((variance_0 + variance_1) / 4 / samples)
+    assert abs(estimate - (bound_0 + bound_1) / 2) < spread
+    # Without log_z, the top RBM's log Z comes from AIS.
+    with_ais = evaluation.dbn_log_likelihood_bound(
+        dbn, v, samples=samples, seed=0, num_chains=200, betas=np.linspace(0, 1, 1000)
+    )
+    assert abs(with_ais - estimate) < 0.05
+
+
+def test_dbn_bound_of_one_rbm_is_its_log_likelihood():
+    dbn = keras_dbn.DBN([3], seed=0)
+    dbn.build((None, 6))
+    rng = np.random.default_rng(0)
+    rbm = dbn.rbms[0]
+    rbm.kernel.assign(rng.normal(0, 1.0, rbm.kernel.shape))
+    x = (rng.random((7, 6)) < 0.5).astype("float64")
+    log_z = evaluation.exact_log_partition(rbm)
+    assert evaluation.dbn_log_likelihood_bound(dbn, x, log_z=log_z, samples=3) == pytest.approx(
+        evaluation.log_likelihood(rbm, x, log_z=log_z), abs=1e-9
+    )
+
+
+def test_log_conditional_of_gaussian_units_is_the_normal_density():
+    units = keras_dbn.units.get("gaussian")
+    rng = np.random.default_rng(0)
+    states, pre, bias = rng.normal(size=(4, 3)), rng.normal(size=(4, 3)), rng.normal(size=3)
+    expected = np.sum(-0.5 * (states - pre) ** 2 - 0.5 * math.log(2 * math.pi), axis=-1)
+    got = evaluation.log_conditional(units, tf.constant(states), tf.constant(pre), tf.constant(bias))
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-12)
+
+
+def test_dbn_bound_rejects_bad_samples():
+    with pytest.raises(ValueError, match="samples"):
+        evaluation.dbn_log_likelihood_bound(_tiny_dbn(), np.zeros((1, 5)), log_z=0.0, samples=0)
+
+
+def test_dbn_bound_is_exact_when_the_top_rbm_is_the_first_transposed():
+    # Tied weights (Hinton, Osindero & Teh 2006, section 2): with the top
+    # RBM the first one turned upside down, the DBN's p(v) is the first
+    # RBM's and Q(h | v) its exact posterior, so every sample of the bound
+    # equals log p(v).
+    rbm = make_rbm(6, 4, seed=3)
+    w, b, c = params(rbm)
+    dbn = keras_dbn.DBN([4, 6], seed=0)
+    dbn.build((None, 6))
+    first, top = dbn.rbms
+    first.kernel.assign(w)
+    first.visible_bias.assign(b)
+    first.hidden_bias.assign(c)
+    top.kernel.assign(w.T)
+    top.visible_bias.assign(c)
+    top.hidden_bias.assign(b)
+    x = all_states(6)[::9]
+    log_z = evaluation.exact_log_partition(rbm)
+    assert evaluation.exact_log_partition(top) == pytest.approx(log_z, abs=1e-9)
+    for row in x:
+        assert evaluation.dbn_log_likelihood_bound(
+            dbn, row[None], log_z=log_z, samples=5, seed=0
+        ) == pytest.approx(evaluation.log_likelihood(rbm, row[None], log_z=log_z), abs=1e-6)
