@@ -489,7 +489,9 @@ def log_conditional(units, states, pre_activation, bias):
     return -units.energy(states, bias) + interaction - units.log_partition(pre_activation, bias)
 
 
-def dbn_log_likelihood_bound(dbn, x, log_z=None, samples=10, seed=None, batch_size=4096, **ais_kwargs):
+def dbn_log_likelihood_bound(
+    dbn, x, log_z=None, samples=10, seed=None, batch_size=4096, **ais_kwargs
+):
     """Average variational lower bound on ``log p(v)`` under a DBN, in nats.
 
     A DBN of ``L`` RBMs defines ``p(v) = sum p(v | h_1) ... p(h_{L-2} |
@@ -503,9 +505,9 @@ def dbn_log_likelihood_bound(dbn, x, log_z=None, samples=10, seed=None, batch_si
 
     with ``h_0 = v`` (the variational bound of Hinton, Osindero & Teh
     2006, estimated as in Salakhutdinov & Murray 2008's lower bounds for
-    DBNs, here for any number of layers). The expectation is estimated from ``samples``
-    passes up per example, so the result is an unbiased estimate of the
-    bound; ``log Z_L`` is the top RBM's (AIS unless given), so its error
+    DBNs, here for any number of layers). The expectation is estimated
+    from ``samples`` passes up per example, so the result is an unbiased
+    estimate of the bound; ``log Z_L`` is the top RBM's (AIS unless given), so its error
     carries over as in `log_likelihood`. For a one-RBM DBN the bound is the
     RBM's log-likelihood. Computed in float64.
 

@@ -438,7 +438,9 @@ def test_log_conditional_of_gaussian_units_is_the_normal_density():
     rng = np.random.default_rng(0)
     states, pre, bias = rng.normal(size=(4, 3)), rng.normal(size=(4, 3)), rng.normal(size=3)
     expected = np.sum(-0.5 * (states - pre) ** 2 - 0.5 * math.log(2 * math.pi), axis=-1)
-    got = evaluation.log_conditional(units, tf.constant(states), tf.constant(pre), tf.constant(bias))
+    got = evaluation.log_conditional(
+        units, tf.constant(states), tf.constant(pre), tf.constant(bias)
+    )
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-12)
 
 
