@@ -551,10 +551,11 @@ def dbn_log_likelihood_bound(
     for start in range(0, rows.shape[0], batch_size):
         below = ops.convert_to_tensor(rows[start : start + batch_size], _F64)
         total = ops.zeros((below.shape[0],), _F64)
-        for rbm, (kernel, visible_bias, hidden_bias) in zip(rbms[:-1], weights[:-1]):
-            hidden_pre = rbm._hidden_pre(below, (kernel, visible_bias, hidden_bias))
+        for rbm, layer_weights in zip(rbms[:-1], weights[:-1]):
+            _, visible_bias, hidden_bias = layer_weights
+            hidden_pre = rbm._hidden_pre(below, layer_weights)
             hidden = rbm.hidden_units.sample(rbm.hidden_units.mean(hidden_pre), seed_generator)
-            visible_pre = rbm._visible_pre(hidden, (kernel, visible_bias, hidden_bias))
+            visible_pre = rbm._visible_pre(hidden, layer_weights)
             total += log_conditional(rbm.visible_units, below, visible_pre, visible_bias)
             total -= log_conditional(rbm.hidden_units, hidden, hidden_pre, hidden_bias)
             below = hidden
