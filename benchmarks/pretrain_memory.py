@@ -13,7 +13,9 @@ given to ``DBN.pretrain`` in two ways:
   repeated ``r`` times, shuffled and batched. The data held in memory does
   not grow with ``r``; neither should anything else, since every upper
   layer's input is computed batch by batch as the data streams past.
-* ``numpy``: one NumPy array of ``60,000 r`` rows. The array itself grows
+* ``numpy``: one NumPy array of ``60,000 r`` rows, 64-byte aligned as
+  `keras_dbn.datasets.load_numpy` returns arrays, so that the first layer
+  reads it through a zero-copy view. The array itself grows
   with ``r``; on top of it ``pretrain`` caches hidden activations (two
   layers' at most at once, each only while it fits in ``cache_bytes``,
   2 GiB by default; streamed beyond that), so the memory pretraining adds
@@ -75,7 +77,10 @@ def run_one(mode, repeats, layers, manual_dir, data_dir, cache_bytes=None):
     x, _ = _common.load_mnist("train", manual_dir=manual_dir, data_dir=data_dir)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if mode == "numpy":
-        data = np.tile(x, (repeats, 1))
+        # 64-byte aligned, as `load_numpy` returns arrays: read through a
+        # zero-copy view (`array_input`), the path most users' arrays take.
+        data = keras_dbn.array_input.aligned_empty((repeats * len(x), x.shape[1]), x.dtype)
+        data.reshape(repeats, len(x), -1)[:] = x
         del x
         data_mib = data.nbytes / 1024**2
     else:

@@ -206,6 +206,43 @@ def test_aligned_arrays_are_gathered_from_views_in_the_numpy_paths_order(
     assert np.all(np.asarray(next(iter(viewed))[0]) == 7.0)
 
 
+def resident_mib():
+    """This process's resident memory in MiB, or None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def test_rbm_fit_on_a_viewed_array_holds_no_copy_of_it():
+    """Reading an aligned array through its view copies nothing whole.
+
+    tf.data serialises a pipeline to rewrite it, and a view captured by the
+    pipeline would go into that graph as a constant: a full copy of the
+    array, resident while the dataset lives (so during fit()).
+    """
+    if resident_mib() is None:
+        pytest.skip("needs /proc/self/status")
+    x = array_input.aligned_empty((65536, 1024), "float32")  # 256 MiB
+    x[:] = 0.0
+    x[::3] = 1.0
+    rbm = keras_dbn.RBM(2, seed=0)
+    rbm.fit(x[:8192], batch_size=4096, verbose=0)  # built and traced
+    during = []
+
+    class Resident(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            during.append(resident_mib())
+
+    before = resident_mib()
+    rbm.fit(x, batch_size=4096, epochs=1, verbose=0, callbacks=[Resident()])
+    assert during[0] - before < 64, (before, during)
+
+
 def test_arrays_that_cannot_be_viewed_are_read_through_numpy(monkeypatch):
     calls = spy_on_views(monkeypatch)
     base = array_input.as_aligned(np.arange(256, dtype="float32").reshape(64, 4))
