@@ -60,9 +60,11 @@ def pretrain(x_train, layers, epochs, batch, lr, momentum, dtype, seed, verbose)
 
 
 def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer="adam",
-              momentum=0.9):
+              momentum=0.9, seed=None):
     """Adam or SGD with momentum, cosine decay over all steps; returns (test error, seconds)."""
     import keras
+
+    import keras_dbn
 
     steps = epochs * -(-len(x) // batch)
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.01)
@@ -74,7 +76,10 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   steps_per_execution=16)
     start = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=verbose, shuffle=True)
+    # Read from the arrays by keras_dbn's one-thread pipeline, as `keras-dbn
+    # train` does: ~1.15x faster than Keras' own array pipeline on 2 cores.
+    data = keras_dbn.array_dataset(x, y, batch_size=batch, seed=seed)
+    model.fit(data, epochs=epochs, verbose=verbose)
     seconds = time.perf_counter() - start
     accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
     return 1.0 - float(accuracy), seconds
@@ -129,7 +134,7 @@ def main(argv=None):
     classifier = dbn.to_classifier(10, dropout=args.dropout, input_dropout=args.input_dropout)
     error, finetune_s = fine_tune(classifier, x_train, y_train, x_test, y_test, args.mlp_epochs,
                                   args.mlp_batch, args.mlp_lr, args.verbose, args.mlp_optimizer,
-                                  args.momentum)
+                                  args.momentum, args.seed)
     rss_peak = peak_rss_mib()
     result = {
         "architecture": "784-" + "-".join(map(str, layers)) + "-10",

@@ -666,7 +666,6 @@ class RBM(keras.Model):
                 )
             split_at = int(len(x) * (1 - validation_split))
             x, validation_data = x[:split_at], x[split_at:]
-        options = array_input.lean_options()
         # A seeded RBM shuffles reproducibly, yet differently on each call.
         self._array_fit_calls = getattr(self, "_array_fit_calls", 0) + 1
         seed = None
@@ -679,8 +678,8 @@ class RBM(keras.Model):
             self._check_data(validation_data)
             validation_data = array_input.array_dataset(
                 validation_data, batch_size=val_batch_size, shuffle=False
-            ).with_options(options)
-        return train.with_options(options), validation_data
+            )
+        return train, validation_data
 
     def _check_data(self, x):
         if x.dtype.kind not in "biuf":

@@ -206,6 +206,27 @@ def test_aligned_arrays_are_gathered_from_views_in_the_numpy_paths_order(
     assert np.all(np.asarray(next(iter(viewed))[0]) == 7.0)
 
 
+@pytest.mark.parametrize("aligned", [True, False])
+def test_pipeline_runs_on_one_thread_and_trains_a_keras_classifier(aligned):
+    """Both read paths keep the pipeline on one thread (`lean_options`), and
+    a plain Keras classifier fits on ``array_dataset(x, y)`` as on arrays."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    x = (rng.random((400, 6)) < np.where(y[:, None], 0.85, 0.15)).astype("float32")
+    x = array_input.as_aligned(x) if aligned else unaligned_copy(x)
+    ds = array_dataset(x, y, batch_size=20, seed=0)
+    threading = ds.options().threading
+    assert threading.private_threadpool_size == 1
+    assert threading.max_intra_op_parallelism == 1
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(ds, epochs=8, verbose=0)
+    assert history.history["accuracy"][-1] > 0.9
+    assert model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] > 0.9
+
+
 def resident_mib():
     """This process's resident memory in MiB, or None where /proc is missing."""
     try:

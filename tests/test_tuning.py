@@ -218,6 +218,28 @@ def test_batch_size_is_a_hyperparameter(mnist):
         hypermodel.fit(hp, hypermodel.build(hp), mnist[0], mnist[1], batch_size=32)
 
 
+def test_fine_tuning_reads_arrays_through_array_dataset_unless_keras_is_needed(
+    mnist, monkeypatch
+):
+    """NumPy fine-tuning data goes through `array_dataset` (one-thread
+    pipeline); arguments only Keras' array pipeline understands keep it."""
+    from keras_dbn import tuning
+
+    x, y = mnist[0][:200], mnist[1][:200]
+    hypermodel = DBNHyperModel(10, input_dim=784, **dict(FIXED_PRETRAINING, batch_size=50))
+    seen = []
+    real = tuning.array_dataset
+    monkeypatch.setattr(tuning, "array_dataset",
+                        lambda *a, **k: seen.append(k) or real(*a, **k))
+    hp = kt.HyperParameters()
+    history = hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=1, verbose=0)
+    assert seen == [{"batch_size": 50, "shuffle": True}]
+    assert len(history.history["loss"]) == 1
+    hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=1, verbose=0,
+                   sample_weight=np.ones(len(y)))
+    assert len(seen) == 1  # sample weights: Keras' own pipeline
+
+
 def test_bad_space_fails_at_construction():
     with pytest.raises(ValueError, match="min > max"):
         DBNHyperModel(10, input_dim=784, pretrain_lr=(0.1, 0.01))
