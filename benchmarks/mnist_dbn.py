@@ -2,7 +2,8 @@
 
 Greedy CD-1 pretraining of three RBMs on all 60,000 training images (grey
 levels as probabilities), conversion to a Dense classifier with a softmax
-layer on top, fine-tuning on all 60,000 labels (by default Adam 1e-3 with
+layer on top, fine-tuning on all 60,000 labels (read from the arrays by
+``keras_dbn.array_dataset``; by default Adam 1e-3 with
 cosine decay over 40 epochs, dropout 0.2 on the input and after every hidden
 layer, as in Srivastava et al. 2014), and the error on the 10,000 test
 images. Reports the pretraining and
