@@ -139,6 +139,11 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     ``RBM.fit`` on MNIST ran 1.01-1.02x faster through the view than
     through NumPy in paired A/Bs (``benchmarks/RESULTS.md``).
 
+    The pipeline stays on one thread (`lean_options`), which suits
+    in-memory batches on machines with few cores; ``ds.with_options``
+    overrides that. Pass it to any Keras model's ``fit()`` in place of
+    ``x, y, batch_size=...``, e.g. to fine-tune a DBN's classifier.
+
     Args:
         x: NumPy array, rows are examples (any trailing shape).
         y: optional NumPy array of labels with ``len(y) == len(x)``; batches
@@ -157,11 +162,6 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     Raises:
         ValueError: for a batch size below 1, an empty array, or ``y`` of
             another length.
-
-    The pipeline stays on one thread (`lean_options`), which suits
-    in-memory batches on machines with few cores; ``ds.with_options``
-    overrides that. Pass it to any Keras model's ``fit()`` in place of
-    ``x, y, batch_size=...``, e.g. to fine-tune a DBN's classifier.
 
     Example:
         >>> ds = array_dataset(x_train, batch_size=100, seed=0)
