@@ -89,6 +89,28 @@ def is_aligned(x):
     return bool(x.flags.c_contiguous) and x.ctypes.data % ALIGNMENT == 0
 
 
+def fit_can_stream(fit_kwargs):
+    """Whether a Keras ``fit(**fit_kwargs)`` can take NumPy input as `array_dataset`.
+
+    That path needs the TensorFlow backend and whole epochs: with
+    ``steps_per_epoch``, or inside a `tf.distribute` strategy, callers leave
+    NumPy input to Keras' own array handling.
+
+    Args:
+        fit_kwargs: the other keyword arguments of the ``fit()`` call.
+
+    Returns:
+        bool.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow" or fit_kwargs.get("steps_per_epoch"):
+        return False
+    import tensorflow as tf
+
+    return not tf.distribute.has_strategy()
+
+
 def _tensor_view(x):
     """A TensorFlow tensor that shares ``x``'s memory, or None.
 

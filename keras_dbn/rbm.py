@@ -102,19 +102,6 @@ def visible_mean(data):
     return total / count
 
 
-def _streams_arrays(fit_kwargs):
-    """Whether ``RBM.fit`` feeds NumPy input through `array_input`.
-
-    That path needs TensorFlow and whole epochs; with ``steps_per_epoch``
-    or inside a `tf.distribute` strategy, Keras' own array handling is used.
-    """
-    if keras.backend.backend() != "tensorflow" or fit_kwargs.get("steps_per_epoch"):
-        return False
-    import tensorflow as tf
-
-    return not tf.distribute.has_strategy()
-
-
 def _is_dataset(data):
     if keras.backend.backend() != "tensorflow":
         return False
@@ -629,7 +616,7 @@ class RBM(keras.Model):
             callbacks.insert(0, _FreeEnergyGap())
         if _is_dataset(x):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle one
-        if isinstance(x, np.ndarray) and _streams_arrays(kwargs):
+        if isinstance(x, np.ndarray) and array_input.fit_can_stream(kwargs):
             x, validation_data = self._array_inputs(
                 x, batch_size, validation_split, validation_data, kwargs
             )

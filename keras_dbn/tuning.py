@@ -43,7 +43,7 @@ import keras_tuner as kt
 import numpy as np
 
 from keras_dbn.argtypes import layer_sizes, positive_int
-from keras_dbn.array_input import array_dataset
+from keras_dbn.array_input import array_dataset, fit_can_stream
 from keras_dbn.dbn import DBN
 
 __all__ = [
@@ -202,10 +202,11 @@ class PretrainCache:
 def _streamable(x, y, fit_kwargs):
     """Whether ``fit(x, y, **fit_kwargs)`` can read ``x, y`` by `array_dataset`.
 
-    NumPy features and labels of the same length, and none of the ``fit``
-    arguments that only Keras' array pipeline understands.
+    NumPy features and labels of the same length, none of the ``fit``
+    arguments that only Keras' array pipeline understands, and a ``fit()``
+    that `array_input.fit_can_stream` allows.
     """
-    keras_only = ("sample_weight", "class_weight", "validation_split", "steps_per_epoch")
+    keras_only = ("sample_weight", "class_weight", "validation_split")
     given = [
         key for key in keras_only
         if fit_kwargs.get(key) is not None
@@ -217,6 +218,7 @@ def _streamable(x, y, fit_kwargs):
         and len(x) == len(y)
         and len(x) > 0
         and not given
+        and fit_can_stream(fit_kwargs)
     )
 
 
