@@ -188,7 +188,8 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     Example:
         >>> ds = array_dataset(x_train, batch_size=100, seed=0)
         >>> rbm.fit(ds, epochs=10)
-        >>> classifier.fit(array_dataset(x_train, y_train, batch_size=100), epochs=20)
+        >>> classifier.fit(array_dataset(x_train, y_train, batch_size=100), epochs=20,
+        ...                shuffle=False)  # it shuffles itself; Keras would warn
     """
     import tensorflow as tf
 

@@ -153,7 +153,8 @@ def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
         # Read batch by batch from the arrays on one thread: ~1.15x faster
         # than Keras' own array pipeline on 2 cores.
         data = keras_dbn.array_dataset(x, y, batch_size=args.batch, seed=args.seed)
-        model.fit(data, epochs=args.mlp_epochs, verbose=args.verbose, validation_data=validation)
+        model.fit(data, epochs=args.mlp_epochs, verbose=args.verbose, validation_data=validation,
+                  shuffle=False)  # the dataset shuffles; Keras would warn that it cannot
         evaluated = model
     else:
         evaluated = keras_dbn.PseudoLabel(model)

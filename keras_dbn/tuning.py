@@ -435,6 +435,7 @@ class DBNHyperModel(kt.HyperModel):
             # fine-tuning than Keras' own array pipeline on 2 cores.
             x = array_dataset(x, y, batch_size=batch_size, shuffle=kwargs.pop("shuffle", True))
             y = batch_size = None
+            kwargs["shuffle"] = False  # the dataset shuffles; Keras would warn that it cannot
         return model.fit(
             x,
             y,

@@ -1,5 +1,7 @@
 """keras-tuner search over the DBN pipeline, on ~2000 real MNIST images."""
 
+import warnings
+
 import keras
 import keras_tuner as kt
 import numpy as np
@@ -232,7 +234,10 @@ def test_fine_tuning_reads_arrays_through_array_dataset_unless_keras_is_needed(
     monkeypatch.setattr(tuning, "array_dataset",
                         lambda *a, **k: seen.append(k) or real(*a, **k))
     hp = kt.HyperParameters()
-    history = hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=1, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=1, verbose=0)
+    assert not [w for w in caught if "shuffle" in str(w.message)]  # no "cannot shuffle" warning
     assert seen == [{"batch_size": 50, "shuffle": True}]
     assert len(history.history["loss"]) == 1
     hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=1, verbose=0,
