@@ -425,17 +425,22 @@ class RBM(keras.Model):
         def down(states):  # total input of the visible units
             return ops.cast(self._visible_pre(ops.cast(states, dtype), weights), ew)
 
+        # Sample shapes from the input, not from the means: the random numbers
+        # then need not wait for the GEMMs that compute the means.
+        batch = ops.shape(v0)[0]
+        h_shape, v_shape = (batch, self.units), (batch, ops.shape(v0)[1])
         # The total input itself is not kept: unused elsewhere, it lets
         # Grappler fuse the sigmoid into the GEMM (see the monitor below).
         h0_mean = hidden.mean(up(v0))
-        h0_sample = hidden.sample(h0_mean, seed)
+        h0_sample = hidden.sample(h0_mean, seed, h_shape)
         # One-step reconstruction of the data, Hinton's cheap monitor.
         reconstruction = visible.mean(down(h0_sample))
 
         sample_last = self.persistent if self.sample_visible is None else self.sample_visible
         if self.persistent:
             v = ops.cast(self.chains, ew)
-            h = hidden.sample(hidden.mean(up(v)), seed)
+            h_shape, v_shape = (self.num_chains, self.units), tuple(self.chains.shape)
+            h = hidden.sample(hidden.mean(up(v)), seed, h_shape)
             first_mean = None
         else:
             h = h0_sample
@@ -448,13 +453,13 @@ class RBM(keras.Model):
             )
             if last and not sample_last:
                 v = v_mean
-                chain_state = visible.sample(v_mean, seed) if self.persistent else v_mean
+                chain_state = visible.sample(v_mean, seed, v_shape) if self.persistent else v_mean
             else:
-                v = visible.sample(v_mean, seed)
+                v = visible.sample(v_mean, seed, v_shape)
                 chain_state = v
             h_mean = hidden.mean(up(v))
             if not last:
-                h = hidden.sample(h_mean, seed)
+                h = hidden.sample(h_mean, seed, h_shape)
 
         n_pos = ops.cast(ops.shape(v0)[0], ew)
         n_neg = ops.cast(ops.shape(v)[0], ew)

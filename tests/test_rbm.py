@@ -410,6 +410,29 @@ def test_bernoulli_samples_are_binary_with_the_given_probabilities(dtype):
     assert samples[:, 0].sum() == 0 and samples[:, -1].sum() == n
 
 
+@pytest.mark.parametrize("unit_type", ["bernoulli", "gaussian"])
+def test_samples_with_a_given_shape_equal_those_shaped_like_the_mean(unit_type):
+    # CD passes the shape taken from its input batch so that the random
+    # numbers need not wait for the means; the draws must not change.
+    units = keras_dbn.units.get(unit_type)
+    mean = keras.ops.convert_to_tensor(np.random.default_rng(0).random((37, 11), dtype="float32"))
+    plain = units.sample(mean, keras.random.SeedGenerator(9))
+    shaped = units.sample(mean, keras.random.SeedGenerator(9), (37, 11))
+    np.testing.assert_array_equal(np.asarray(shaped), np.asarray(plain))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # Traced with an unknown batch size, the shape given by another tensor.
+        generator = keras.random.SeedGenerator(9)
+
+        @tf.function(input_signature=[tf.TensorSpec((None, 11)), tf.TensorSpec((None, 5))])
+        def traced(mean, other):
+            return units.sample(mean, generator, (tf.shape(other)[0], 11))
+
+        out = traced(mean, tf.zeros((37, 5)))
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(plain))
+
+
 def test_bernoulli_probabilities_round_to_sixteen_bits():
     # Each uniform has 16 random bits, (k + 1/2) / 2^16: p rounds to the
     # nearest multiple of 2^-16, so p below 2^-17 never gives a one and p
