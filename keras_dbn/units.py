@@ -53,7 +53,7 @@ def bernoulli_sample(mean, seed, shape=None):
         shape: ``mean``'s shape, when the caller knows it from another
             tensor. In a traced step the random numbers then need not wait
             for the op that computes ``mean`` (a CD step's GEMM) and can be
-            drawn beside it (CD-1 at 784x500, batch 100: ~1.4% faster).
+            drawn beside it (CD-1 at 784x500, batch 100: 1.014x in a paired A/B).
 
     Returns:
         A tensor of 0.0 / 1.0 with the shape and dtype of ``mean``.
