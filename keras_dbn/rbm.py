@@ -13,6 +13,21 @@ from keras_dbn import units as units_lib
 #: ``steps_per_execution`` of `RBM.compile` when the caller sets none.
 DEFAULT_STEPS_PER_EXECUTION = 32
 
+#: `RBM.fit` compiles the CD step with XLA (on a CPU-only TensorFlow, float32,
+#: unless the caller chose ``jit_compile``) when one GEMM of the step,
+#: ``batch x visible x hidden`` multiply-adds, is at most this large.
+#
+# XLA fuses the step's element-wise work into a few loops, which pays where
+# the GEMMs are small; at larger GEMMs TensorFlow's own oneDNN GEMMs (with
+# the sigmoid fused in) are faster than XLA's. Measured on the 2-core machine
+# (benchmarks/RESULTS.md, tenth session): 784x500 at batch 100 and 200 ran
+# 4-9% and 5% faster with XLA (3.9e7 and 7.8e7), at batch 500 and 1000 3%
+# and 5% slower, and 784x2000 at batch 100 (1.6e8) 2% slower; 500x500 and
+# 500x2000 at batch 100 (a DBN's upper layers) ran 1.01x and 1.00x. Mixed
+# bfloat16 is slower with XLA at every size (no bfloat16 GEMM with a float32
+# result on the CPU).
+XLA_MAX_GEMM_SIZE = 10**8
+
 _MEAN_BLOCK_ROWS = 8192
 
 
@@ -38,6 +53,55 @@ def _default_steps_per_execution(model):
     if strategy is not None and strategy.num_replicas_in_sync > 1:
         return 1
     return DEFAULT_STEPS_PER_EXECUTION
+
+
+def _xla_pays_off(model, batch_size, num_visible):
+    """Whether `RBM.fit` should compile the CD step with XLA (``"auto"``).
+
+    Args:
+        model: a compiled `RBM`.
+        batch_size: rows per training batch, or ``None`` where unknown.
+        num_visible: visible units of the data.
+
+    Returns:
+        ``True`` for a float32 step whose GEMMs are at most
+        `XLA_MAX_GEMM_SIZE`, on TensorFlow without an accelerator (where
+        Keras' own ``"auto"`` turns XLA off) and outside `tf.distribute`.
+    """
+    if keras.backend.backend() != "tensorflow" or batch_size is None or model.run_eagerly:
+        return False
+    import tensorflow as tf
+
+    if any(d.device_type != "CPU" for d in tf.config.list_physical_devices()):
+        return False
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        return False
+    if model.compute_dtype != "float32":
+        return False
+    return batch_size * num_visible * model.units <= XLA_MAX_GEMM_SIZE
+
+
+def _batch_shape(x, batch_size):
+    """``(batch, *features)`` of `fit`'s batches; ``None`` where not known.
+
+    The batch size is ``None`` for a dataset whose batches have no static
+    size (e.g. a last, smaller batch).
+    """
+    if _is_dataset(x):
+        spec = x.element_spec
+        spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+        shape = getattr(spec, "shape", None)
+        if shape is None or shape.rank is None or shape.rank < 2:
+            return None
+        shape = tuple(shape)
+    elif hasattr(x, "shape") and len(x.shape) > 1:
+        shape = (32 if batch_size is None else batch_size,) + tuple(x.shape[1:])
+    else:  # a generator or a PyDataset
+        return None
+    if any(d is None for d in shape[1:]):
+        return None
+    return shape
 
 
 def _matmul_transposed(a, b, transpose_a=False, transpose_b=False):
@@ -563,14 +627,26 @@ class RBM(keras.Model):
                 ``steps_per_execution=1`` to get every batch. Under a
                 `tf.distribute` strategy with several replicas the default
                 is 1, since Keras cannot run several steps per call there.
+                ``jit_compile="auto"`` (the default) lets each `fit` call
+                choose: on a TensorFlow without an accelerator, a float32
+                RBM whose step has small GEMMs (batch x visible x hidden at
+                most `XLA_MAX_GEMM_SIZE`, e.g. 784x500 at batch 100) is
+                compiled with XLA, which fuses the step's element-wise work
+                (4-9% faster there); larger steps, bfloat16 and datasets of
+                unknown batch size keep TensorFlow's graph, whose oneDNN
+                GEMMs are faster at those sizes. ``True`` or ``False``
+                fixes the choice.
         """
         kwargs.setdefault("steps_per_execution", _default_steps_per_execution(self))
+        self._jit_auto = kwargs.get("jit_compile", "auto") == "auto"
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.5)
         optimizer = keras.optimizers.get(optimizer)
         if getattr(optimizer, "weight_decay", None) and not optimizer.built:
             optimizer.exclude_from_weight_decay(var_names=["bias"])
         super().compile(optimizer=optimizer, **kwargs)
+        if self._jit_auto:  # saved as "auto", so a loaded RBM chooses again
+            self._compile_config.config["jit_compile"] = "auto"
 
     def compile_from_config(self, config):
         """Restores the optimizer of a loaded RBM so that training continues."""
@@ -621,6 +697,7 @@ class RBM(keras.Model):
             callbacks.insert(0, _FreeEnergyGap())
         if _is_dataset(x):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle one
+        self._prepare_jit_compile(x, batch_size)
         if isinstance(x, np.ndarray) and array_input.fit_can_stream(kwargs):
             x, validation_data = self._array_inputs(
                 x, batch_size, validation_split, validation_data, kwargs
@@ -637,6 +714,29 @@ class RBM(keras.Model):
             validation_data=validation_data,
             **kwargs,
         )
+
+    def _prepare_jit_compile(self, x, batch_size):
+        """Chooses ``jit_compile`` for this `fit` call and readies XLA.
+
+        With ``jit_compile="auto"`` (see `compile`) the choice follows
+        `_xla_pays_off`. An XLA-compiled step cannot create variables, so
+        for XLA the RBM (weights, persistent chains) and its optimizer (slot
+        variables) are built here, before the first step.
+        """
+        shape = _batch_shape(x, batch_size)
+        if shape is None:
+            return
+        if getattr(self, "_jit_auto", False):
+            jit = _xla_pays_off(self, shape[0], int(np.prod(shape[1:])))
+            if jit != self.jit_compile:
+                self.jit_compile = jit
+                # Keras keeps the traced functions: trace them again.
+                self.train_function = self.test_function = self.predict_function = None
+        if self.jit_compile:
+            if not self.built:
+                self.build((None,) + tuple(shape[1:]))
+            if not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
 
     def _array_inputs(self, x, batch_size, validation_split, validation_data, kwargs):
         """``fit()``'s NumPy input as lean `array_input` datasets.
