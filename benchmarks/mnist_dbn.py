@@ -61,18 +61,24 @@ def pretrain(x_train, layers, epochs, batch, lr, momentum, dtype, seed, verbose)
 
 
 def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer="adam",
-              momentum=0.9, seed=None):
-    """Adam or SGD with momentum, cosine decay over all steps; returns (test error, seconds)."""
+              momentum=0.9, seed=None, ema=None):
+    """Adam or SGD with momentum, cosine decay over all steps; returns (test error, seconds).
+
+    With ``ema`` (a momentum such as 0.999) the optimizer keeps an
+    exponential moving average of the weights (Keras' ``use_ema``), which
+    replaces the weights at the end of training (Polyak averaging).
+    """
     import keras
 
     import keras_dbn
 
     steps = epochs * -(-len(x) // batch)
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.01)
+    averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=momentum, nesterov=True)
+        optimizer = keras.optimizers.SGD(schedule, momentum=momentum, nesterov=True, **averaging)
     else:
-        optimizer = keras.optimizers.Adam(schedule)
+        optimizer = keras.optimizers.Adam(schedule, **averaging)
     model.compile(optimizer=optimizer,
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   steps_per_execution=16)
@@ -102,6 +108,9 @@ def main(argv=None):
                         help="fine-tuning optimizer (sgd: Nesterov momentum --momentum)")
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--input-dropout", type=float, default=0.2)
+    parser.add_argument("--ema", type=float, default=None,
+                        help="fine-tune with a moving average of the weights of this momentum "
+                             "(e.g. 0.999), used as the final weights")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2)
     _common.add_io_arguments(parser, "mnist_dbn")
@@ -135,7 +144,7 @@ def main(argv=None):
     classifier = dbn.to_classifier(10, dropout=args.dropout, input_dropout=args.input_dropout)
     error, finetune_s = fine_tune(classifier, x_train, y_train, x_test, y_test, args.mlp_epochs,
                                   args.mlp_batch, args.mlp_lr, args.verbose, args.mlp_optimizer,
-                                  args.momentum, args.seed)
+                                  args.momentum, args.seed, args.ema)
     rss_peak = peak_rss_mib()
     result = {
         "architecture": "784-" + "-".join(map(str, layers)) + "-10",
