@@ -41,6 +41,13 @@ def _replicas_in_sync():
     return 1 if context is None else context.num_replicas_in_sync
 
 
+def _is_multi_replica(model):
+    """Whether ``model`` trains under a `tf.distribute` strategy with more
+    than one replica."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return strategy is not None and strategy.num_replicas_in_sync > 1
+
+
 def _default_steps_per_execution(model):
     """`RBM.compile`'s ``steps_per_execution`` where the caller sets none.
 
@@ -49,10 +56,7 @@ def _default_steps_per_execution(model):
     ("You must feed a value for placeholder tensor", keras-team/keras#19246;
     a plain `keras.Sequential` fails the same way with Keras 3.15).
     """
-    strategy = getattr(model, "distribute_strategy", None)
-    if strategy is not None and strategy.num_replicas_in_sync > 1:
-        return 1
-    return DEFAULT_STEPS_PER_EXECUTION
+    return 1 if _is_multi_replica(model) else DEFAULT_STEPS_PER_EXECUTION
 
 
 def _xla_pays_off(model, batch_size, num_visible):
@@ -74,10 +78,7 @@ def _xla_pays_off(model, batch_size, num_visible):
 
     if any(d.device_type != "CPU" for d in tf.config.list_physical_devices()):
         return False
-    strategy = getattr(model, "distribute_strategy", None)
-    if strategy is not None and strategy.num_replicas_in_sync > 1:
-        return False
-    if model.compute_dtype != "float32":
+    if _is_multi_replica(model) or model.compute_dtype != "float32":
         return False
     return batch_size * num_visible * model.units <= XLA_MAX_GEMM_SIZE
 
