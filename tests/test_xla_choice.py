@@ -57,12 +57,20 @@ def test_xla_and_graph_training_agree():
     """
     x = _data(200, 16)
 
+    def new_rbm():
+        return keras_dbn.RBM(8, k=2, persistent=True, num_chains=20, sparsity_target=0.1,
+                             sparsity_cost=0.1, seed=3)
+
+    # The initial weights from a twin built apart: the trained RBMs are
+    # left unbuilt, so that fit() itself must build them before an XLA step.
+    twin = new_rbm()
+    twin.build((None, 16))
+    initial = np.array(twin.kernel)
+
     def train(jit):
-        rbm = keras_dbn.RBM(8, k=2, persistent=True, num_chains=20, sparsity_target=0.1,
-                            sparsity_cost=0.1, seed=3)
+        rbm = new_rbm()
         rbm.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit)
-        rbm.build((None, 16))
-        initial = np.array(rbm.kernel)
+        assert not rbm.built
         history = rbm.fit(x, batch_size=20, epochs=3, shuffle=False, verbose=0)
         assert rbm.jit_compile is jit
         assert np.abs(np.array(rbm.kernel) - initial).max() > 0.05  # it learned
