@@ -391,6 +391,11 @@ def test_logged_training_free_energy_is_that_of_the_batch(visible, hidden, hidde
         # Inside a compiled step, where the choice of formula is a graph op.
         stats = tf.function(rbm.contrastive_divergence)(keras.ops.convert_to_tensor(x))
         np.testing.assert_allclose(float(stats["free_energy"]), expected, rtol=1e-5)
+        # An XLA-compiled step takes the hidden term from the total inputs.
+        rbm.jit_compile = True
+        step = tf.function(rbm.contrastive_divergence, jit_compile=True)
+        stats = step(keras.ops.convert_to_tensor(x))
+        np.testing.assert_allclose(float(stats["free_energy"]), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
