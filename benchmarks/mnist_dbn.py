@@ -61,16 +61,33 @@ def pretrain(x_train, layers, epochs, batch, lr, momentum, dtype, seed, verbose)
 
 
 def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer="adam",
-              momentum=0.9, seed=None, ema=None):
+              momentum=0.9, seed=None, ema=None, label_smoothing=0.0, max_norm=None):
     """Adam or SGD with momentum, cosine decay over all steps; returns (test error, seconds).
 
     With ``ema`` (a momentum such as 0.999) the optimizer keeps an
     exponential moving average of the weights (Keras' ``use_ema``), which
-    replaces the weights at the end of training (Polyak averaging).
+    replaces the weights at the end of training (Polyak averaging). With
+    ``label_smoothing`` the targets are one-hot vectors smoothed by that
+    amount (Szegedy et al. 2016, section 7). With ``max_norm`` every Dense
+    kernel's incoming weight vectors are rescaled to at most that norm after
+    each update (Srivastava et al. 2014, section 5.1).
     """
     import keras
+    import numpy as np
 
     import keras_dbn
+
+    if max_norm:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Dense):
+                layer.kernel.constraint = keras.constraints.MaxNorm(max_norm, axis=0)
+    if label_smoothing:
+        num_classes = model.output_shape[-1]
+        y = np.eye(num_classes, dtype="float32")[y]
+        y_test = np.eye(num_classes, dtype="float32")[y_test]
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    else:
+        loss = "sparse_categorical_crossentropy"
 
     steps = epochs * -(-len(x) // batch)
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.01)
@@ -79,8 +96,7 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
         optimizer = keras.optimizers.SGD(schedule, momentum=momentum, nesterov=True, **averaging)
     else:
         optimizer = keras.optimizers.Adam(schedule, **averaging)
-    model.compile(optimizer=optimizer,
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
                   steps_per_execution=16)
     start = time.perf_counter()
     # Read from the arrays by keras_dbn's one-thread pipeline, as `keras-dbn
@@ -111,6 +127,11 @@ def main(argv=None):
     parser.add_argument("--ema", type=float, default=None,
                         help="fine-tune with a moving average of the weights of this momentum "
                              "(e.g. 0.999), used as the final weights")
+    parser.add_argument("--label-smoothing", type=float, default=0.0,
+                        help="fine-tune on one-hot targets smoothed by this amount (e.g. 0.1)")
+    parser.add_argument("--max-norm", type=float, default=None,
+                        help="rescale each unit's incoming weights to at most this norm "
+                             "after every fine-tuning update (e.g. 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2)
     _common.add_io_arguments(parser, "mnist_dbn")
@@ -144,7 +165,8 @@ def main(argv=None):
     classifier = dbn.to_classifier(10, dropout=args.dropout, input_dropout=args.input_dropout)
     error, finetune_s = fine_tune(classifier, x_train, y_train, x_test, y_test, args.mlp_epochs,
                                   args.mlp_batch, args.mlp_lr, args.verbose, args.mlp_optimizer,
-                                  args.momentum, args.seed, args.ema)
+                                  args.momentum, args.seed, args.ema, args.label_smoothing,
+                                  args.max_norm)
     rss_peak = peak_rss_mib()
     result = {
         "architecture": "784-" + "-".join(map(str, layers)) + "-10",

@@ -583,8 +583,9 @@ class RBM(keras.Model):
                 h0_32,
                 hidden_bias32,
                 lambda: ops.cast(up(v0), f32),
-                lambda: ops.sum(ops.matmul(ops.expand_dims(v0_mean, 0), kernel32))
-                + ops.sum(hidden_bias32),
+                # sum_j (m W)_j as m . (row sums of W): 31 against 110 us
+                # for oneDNN's 1 x 784 x 500 GEMV.
+                lambda: ops.sum(v0_mean * ops.sum(kernel32, axis=1)) + ops.sum(hidden_bias32),
             )
         free_energy = visible.mean_energy(v0_32, visible_bias32, v0_mean) - hidden_term
 
