@@ -248,7 +248,8 @@ class RBM(keras.Model):
             larger batches), while the
             conditionals, the sampling and the CD statistics stay in
             float32 (the statistics are summed in the GEMM's float32
-            accumulator).
+            accumulator; the data's column means and the monitors read
+            the data unrounded).
 
     Example:
 
@@ -366,8 +367,22 @@ class RBM(keras.Model):
 
     # ------------------------------------------------------------------- math
 
-    def _flatten(self, v):
-        v = ops.cast(v, self.compute_dtype)
+    @property
+    def _elementwise_dtype(self):
+        """The dtype of the CD step's element-wise work.
+
+        Under a mixed policy only the GEMMs (and their fused bias adds) run
+        in the low-precision compute dtype; the conditionals, the sampling
+        and the statistics' scaling run in float32: on CPUs, bfloat16
+        element-wise kernels are slower than float32 ones, and float32
+        uniforms sample probabilities without bfloat16's 8-bit rounding.
+        """
+        dtype = self.compute_dtype
+        return "float32" if dtype in ("bfloat16", "float16") else dtype
+
+    def _flatten(self, v, dtype=None):
+        """``v`` as ``(batch, num_visible)`` in ``dtype`` (the compute dtype)."""
+        v = ops.cast(v, self.compute_dtype if dtype is None else dtype)
         if len(v.shape) > 2:
             v = ops.reshape(v, (-1, int(math.prod(v.shape[1:]))))
         return v
@@ -463,7 +478,9 @@ class RBM(keras.Model):
         This is the single place where the learning statistics are computed.
 
         Args:
-            v0: a batch of visible data, shape ``(batch, num_visible)``.
+            v0: a batch of visible data, shape ``(batch, num_visible)``;
+                under a mixed policy preferably in float32, which the
+                statistics of the data then use unrounded.
 
         Returns:
             A dict with ``gradients`` (the negated update for ``kernel``,
@@ -476,19 +493,18 @@ class RBM(keras.Model):
         visible, hidden = self.visible_units, self.hidden_units
         seed = self.seed_generator
         f32 = "float32"
-        dtype = self.compute_dtype
-        # Under a mixed policy only the GEMMs (and their fused bias adds) run
-        # in the low-precision compute dtype; the conditionals, the sampling
-        # and the statistics' scaling run in float32: on CPUs, bfloat16
-        # element-wise kernels are slower than float32 ones, and float32
-        # uniforms sample probabilities without bfloat16's 8-bit rounding.
-        ew = f32 if dtype in ("bfloat16", "float16") else dtype
+        dtype, ew = self.compute_dtype, self._elementwise_dtype
 
-        def up(states):  # total input of the hidden units, element-wise dtype
-            return ops.cast(self._hidden_pre(ops.cast(states, dtype), weights), ew)
+        # Each state is cast to the GEMMs' dtype once (`low`) and the cast
+        # reused by the statistics GEMM (no-ops without a mixed policy).
+        def low(states):
+            return ops.cast(states, dtype)
 
-        def down(states):  # total input of the visible units
-            return ops.cast(self._visible_pre(ops.cast(states, dtype), weights), ew)
+        def up(states_low):  # total input of the hidden units, element-wise dtype
+            return ops.cast(self._hidden_pre(states_low, weights), ew)
+
+        def down(states_low):  # total input of the visible units
+            return ops.cast(self._visible_pre(states_low, weights), ew)
 
         # Sample shapes from the input, not from the means: the random numbers
         # then need not wait for the GEMMs that compute the means.
@@ -496,17 +512,18 @@ class RBM(keras.Model):
         h_shape, v_shape = (batch, self.units), (batch, ops.shape(v0)[1])
         # In TensorFlow's graph the total input is used only by the sigmoid,
         # which Grappler then fuses into the GEMM (see the monitor below).
-        h0_pre = up(v0)
+        v0_low = low(v0)
+        h0_pre = up(v0_low)
         h0_mean = hidden.mean(h0_pre)
         h0_sample = hidden.sample(h0_mean, seed, h_shape)
         # One-step reconstruction of the data, Hinton's cheap monitor.
-        reconstruction = visible.mean(down(h0_sample))
+        reconstruction = visible.mean(down(low(h0_sample)))
 
         sample_last = self.persistent if self.sample_visible is None else self.sample_visible
         if self.persistent:
             v = ops.cast(self.chains, ew)
             h_shape, v_shape = (self.num_chains, self.units), tuple(self.chains.shape)
-            h = hidden.sample(hidden.mean(up(v)), seed, h_shape)
+            h = hidden.sample(hidden.mean(up(low(v))), seed, h_shape)
             first_mean = None
         else:
             h = h0_sample
@@ -515,7 +532,7 @@ class RBM(keras.Model):
         for step in range(self.k):
             last = step == self.k - 1
             v_mean = first_mean if step == 0 and first_mean is not None else (
-                visible.mean(down(h))
+                visible.mean(down(low(h)))
             )
             if last and not sample_last:
                 v = v_mean
@@ -523,7 +540,8 @@ class RBM(keras.Model):
             else:
                 v = visible.sample(v_mean, seed, v_shape)
                 chain_state = v
-            h_mean = hidden.mean(up(v))
+            v_low = low(v)
+            h_mean = hidden.mean(up(v_low))
             if not last:
                 h = hidden.sample(h_mean, seed, h_shape)
 
@@ -545,12 +563,12 @@ class RBM(keras.Model):
         h0_scaled = ops.cast(h0_mean * (-1.0 / n_pos), dtype)
         if dtype == ew and self._jit_compile:  # not under a mixed policy
             grad_w = ops.cast(
-                _matmul_transposed(ops.cast(v, dtype), h_scaled, transpose_a=True)
-                + _matmul_transposed(ops.cast(v0, dtype), h0_scaled, transpose_a=True),
+                _matmul_transposed(v_low, h_scaled, transpose_a=True)
+                + _matmul_transposed(v0_low, h0_scaled, transpose_a=True),
                 f32,
             )
         else:
-            v_both = ops.concatenate([ops.cast(v, dtype), ops.cast(v0, dtype)], axis=0)
+            v_both = ops.concatenate([v_low, v0_low], axis=0)
             h_both = ops.concatenate([h_scaled, h0_scaled], axis=0)
             grad_w = ops.cast(_matmul_transposed(v_both, h_both, transpose_a=True), f32)
         v0_32, h0_32 = ops.cast(v0, f32), ops.cast(h0_mean, f32)
@@ -582,7 +600,7 @@ class RBM(keras.Model):
             hidden_term = hidden.mean_log_partition(
                 h0_32,
                 hidden_bias32,
-                lambda: ops.cast(up(v0), f32),
+                lambda: ops.cast(up(v0_low), f32),
                 # sum_j (m W)_j as m . (row sums of W): 31 against 110 us
                 # for oneDNN's 1 x 784 x 500 GEMV.
                 lambda: ops.sum(v0_mean * ops.sum(kernel32, axis=1)) + ops.sum(hidden_bias32),
@@ -607,7 +625,9 @@ class RBM(keras.Model):
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         self._ensure_built(x)
-        stats = self.contrastive_divergence(self._flatten(x))
+        # Under a mixed policy the data stay float32 for the statistics
+        # and monitors, and only the GEMMs read them rounded.
+        stats = self.contrastive_divergence(self._flatten(x, self._elementwise_dtype))
         self.optimizer.apply(
             stats["gradients"], [self.kernel, self.visible_bias, self.hidden_bias]
         )

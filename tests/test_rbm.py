@@ -466,3 +466,23 @@ def test_bernoulli_samples_have_the_shape_of_the_mean_and_vary(shape):
     # The same seed gives the same draws.
     again = keras_dbn.units.bernoulli_sample(mean, keras.random.SeedGenerator(11))
     np.testing.assert_array_equal(np.asarray(again), first)
+
+
+def test_mixed_policy_statistics_use_the_unrounded_data():
+    """Under ``mixed_bfloat16`` only the GEMMs read the data rounded.
+
+    With a zero kernel and zero visible biases the CD-1 reconstruction is
+    exactly 0.5 whatever the hidden sample, so one SGD step of rate 1 sets
+    the visible biases to the data's column means minus 0.5. Grey levels
+    rounded to bfloat16 would move those means by ~1e-3.
+    """
+    x = np.random.default_rng(0).random((64, 6)).astype("float32")
+    rounded = np.asarray(keras.ops.cast(keras.ops.cast(x, "bfloat16"), "float32"))
+    assert np.abs(rounded.mean(0) - x.mean(0)).max() > 1e-4
+    rbm = make_rbm(6, 4, scale=0.0, dtype="mixed_bfloat16")
+    rbm.visible_bias.assign(np.zeros(6))
+    rbm.compile(optimizer=keras.optimizers.SGD(1.0))
+    history = rbm.fit(x, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(np.asarray(rbm.visible_bias), x.mean(0) - 0.5, atol=1e-6)
+    expected_error = np.mean((0.5 - x) ** 2)
+    np.testing.assert_allclose(history.history["reconstruction_error"][0], expected_error, rtol=1e-6)
