@@ -20,12 +20,12 @@ DEFAULT_STEPS_PER_EXECUTION = 32
 # XLA fuses the step's element-wise work into a few loops, which pays where
 # the GEMMs are small; at larger GEMMs TensorFlow's own oneDNN GEMMs (with
 # the sigmoid fused in) are faster than XLA's. Measured on the 2-core machine
-# (benchmarks/RESULTS.md, tenth session): 784x500 at batch 100 and 200 ran
-# 4-9% and 5% faster with XLA (3.9e7 and 7.8e7), at batch 500 and 1000 3%
-# and 5% slower, and 784x2000 at batch 100 (1.6e8) 2% slower; 500x500 and
-# 500x2000 at batch 100 (a DBN's upper layers) ran 1.01x and 1.00x. Mixed
-# bfloat16 is slower with XLA at every size (no bfloat16 GEMM with a float32
-# result on the CPU).
+# (benchmarks/RESULTS.md, eleventh session): 784x500 at batch 100 and 200
+# ran 10% and 6% faster with XLA (3.9e7 and 7.8e7), at batch 500 and 1000
+# 2% and 4% slower, and 784x2000 at batch 100 (1.6e8) 9% slower; 500x500
+# and 500x2000 at batch 100 (a DBN's upper layers) ran 1.15x and 1.00x.
+# Mixed bfloat16 is slower with XLA at every size (no bfloat16 GEMM with a
+# float32 result on the CPU).
 XLA_MAX_GEMM_SIZE = 10**8
 
 _MEAN_BLOCK_ROWS = 8192
