@@ -677,7 +677,7 @@ class RBM(keras.Model):
                 RBM whose step has small GEMMs (batch x visible x hidden at
                 most `XLA_MAX_GEMM_SIZE`, e.g. 784x500 at batch 100) is
                 compiled with XLA, which fuses the step's element-wise work
-                (4-9% faster there); larger steps, bfloat16 and datasets of
+                (6-10% faster there); larger steps, bfloat16 and inputs of
                 unknown batch size keep TensorFlow's graph, whose oneDNN
                 GEMMs are faster at those sizes. ``True`` or ``False``
                 fixes the choice.
@@ -769,15 +769,13 @@ class RBM(keras.Model):
         variables) are built here, before the first step.
         """
         shape = _batch_shape(x, batch_size)
-        if shape is None:
-            return
         if getattr(self, "_jit_auto", False):
-            jit = _xla_pays_off(self, shape[0], int(np.prod(shape[1:])))
+            jit = shape is not None and _xla_pays_off(self, shape[0], int(np.prod(shape[1:])))
             if jit != self.jit_compile:
                 self.jit_compile = jit
                 # Keras keeps the traced functions: trace them again.
                 self.train_function = self.test_function = self.predict_function = None
-        if self.jit_compile:
+        if self.jit_compile and shape is not None:
             if not self.built:
                 self.build((None,) + tuple(shape[1:]))
             if not self.optimizer.built:

@@ -35,6 +35,14 @@ def test_auto_keeps_tensorflow_graph_for_unknown_batch_size_and_bfloat16():
     rbm.fit(tf.data.Dataset.from_tensor_slices(x).batch(40, drop_remainder=True),
             epochs=1, verbose=0)
     assert rbm.jit_compile is True
+    # The choice is made again for each call, also back to the graph, and
+    # for a generator, whose batch shape fit() cannot read beforehand.
+    rbm.fit(tf.data.Dataset.from_tensor_slices(x).batch(50), epochs=1, verbose=0)
+    assert rbm.jit_compile is False
+    rbm.fit(x, batch_size=20, epochs=1, verbose=0)
+    assert rbm.jit_compile is True
+    rbm.fit(((x[i:i + 20],) for i in range(0, 120, 20)), steps_per_epoch=6, epochs=1, verbose=0)
+    assert rbm.jit_compile is False
     mixed = keras_dbn.RBM(6, seed=0, dtype="mixed_bfloat16")
     mixed.fit(x, batch_size=20, epochs=1, verbose=0)
     assert mixed.jit_compile is False
