@@ -624,6 +624,7 @@ class RBM(keras.Model):
 
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = array_input.take_batch(x)  # `fit` on an aligned array sends row indices
         self._ensure_built(x)
         # Under a mixed policy the data stay float32 for the statistics
         # and monitors, and only the GEMMs read them rounded.
@@ -727,7 +728,9 @@ class RBM(keras.Model):
         machines with few cores). Arrays with 64-byte-aligned data (every
         array from `datasets.load_numpy`, or `array_input.as_aligned`) are
         read fastest: each batch is one ``tf.gather`` from a zero-copy
-        view. ``shuffle`` and ``validation_split`` keep their Keras meaning.
+        view, done inside TensorFlow's graph step itself (the pipeline then
+        sends only row indices, `array_input.indexed_batches`).
+        ``shuffle`` and ``validation_split`` keep their Keras meaning.
 
         Raises:
             ValueError: for NumPy data that is not finite, or outside [0, 1]
@@ -806,7 +809,18 @@ class RBM(keras.Model):
         seed = None
         if self.seed is not None:
             seed = (self.seed * 1_000_003 + self._array_fit_calls) % (2**31 - 1)
-        train = array_input.array_dataset(x, batch_size=batch_size, shuffle=shuffle, seed=seed)
+        # Aligned arrays: TensorFlow's graph step gathers its batch from a
+        # zero-copy view (XLA's gather was slower than the pipeline's). Not
+        # under a `tf.distribute` strategy, which would split the view too.
+        train = None
+        if not self.jit_compile and getattr(self, "_distribute_strategy", None) is None:
+            train = array_input.indexed_batches(
+                x, batch_size=batch_size, shuffle=shuffle, seed=seed
+            )
+        if train is None:
+            train = array_input.array_dataset(
+                x, batch_size=batch_size, shuffle=shuffle, seed=seed
+            )
         if isinstance(validation_data, (tuple, list)):
             validation_data = validation_data[0]
         if isinstance(validation_data, np.ndarray):

@@ -286,17 +286,37 @@ def test_arrays_that_cannot_be_viewed_are_read_through_numpy(monkeypatch):
     assert calls == []
 
 
+def spy_on_indexed_batches(monkeypatch):
+    """Records, per indexed_batches call, whether it returned a dataset."""
+    calls = []
+    real = array_input.indexed_batches
+
+    def spy(*args, **kwargs):
+        ds = real(*args, **kwargs)
+        calls.append(ds is not None)
+        return ds
+
+    monkeypatch.setattr(array_input, "indexed_batches", spy)
+    return calls
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_rbm_fit_trains_identically_on_aligned_and_unaligned_arrays(shuffle):
-    """The same values, aligned (gathered from a zero-copy view) or not
-    (read by NumPy): the same batches in the same order, so with the same
-    seed the same weights and the same logs."""
+def test_rbm_fit_trains_identically_on_aligned_and_unaligned_arrays(
+    monkeypatch, shuffle, jit_compile
+):
+    """The same values, aligned or not (read by NumPy): the same batches in
+    the same order, so with the same seed the same weights and the same
+    logs. An aligned array reaches TensorFlow's graph step as row indices
+    that the step gathers from a zero-copy view, and an XLA step as batches
+    gathered by the pipeline."""
+    calls = spy_on_indexed_batches(monkeypatch)
     x = binary_data(250)
     validation = binary_data(50, seed=2)
     weights, logs = [], []
     for prepare in (array_input.as_aligned, unaligned_copy):
         rbm = keras_dbn.RBM(5, seed=11)
-        rbm.compile(optimizer=keras.optimizers.SGD(0.1))
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit_compile)
         history = rbm.fit(prepare(x), batch_size=32, epochs=2, verbose=0, shuffle=shuffle,
                           validation_data=prepare(validation))
         weights.append([v.numpy() for v in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias)])
@@ -304,6 +324,34 @@ def test_rbm_fit_trains_identically_on_aligned_and_unaligned_arrays(shuffle):
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
     assert logs[0] == logs[1]
+    assert calls == ([] if jit_compile else [True, False])
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_indexed_batches_stand_for_array_datasets_batches(shuffle):
+    """`take_batch` of each element gives `array_dataset`'s batch, in the
+    same order, also in a second iteration; the elements hold the view, not
+    a copy; arrays that cannot be viewed give None."""
+    x = array_input.as_aligned(np.arange(3 * 53).reshape(53, 3) % 7, dtype="uint8")
+    indexed = array_input.indexed_batches(x, batch_size=10, shuffle=shuffle, seed=5)
+    batches = array_dataset(x, batch_size=10, shuffle=shuffle, seed=5, dtype=None)
+    assert int(indexed.cardinality()) == 6
+    for _ in range(2):
+        pairs = list(zip(indexed, batches, strict=True))
+        assert [len(b) for _, b in pairs] == [10] * 5 + [3]
+        for element, batch in pairs:
+            assert element[array_input.SOURCE].shape == x.shape
+            taken = array_input.take_batch(element)
+            assert taken.dtype == tf.uint8
+            np.testing.assert_array_equal(taken, batch)
+    x[:] = 4  # a view: the change shows in the next batch
+    assert np.all(np.asarray(array_input.take_batch(next(iter(indexed)))) == 4)
+    batch = tf.ones((2, 3))
+    assert array_input.take_batch(batch) is batch
+    assert array_input.indexed_batches(unaligned_copy(x), batch_size=10) is None
+    assert array_input.indexed_batches(x[:0], batch_size=10) is None
+    with pytest.raises(ValueError, match="batch_size"):
+        array_input.indexed_batches(x, batch_size=0)
 
 
 def test_rbm_fit_checks_validation_arrays_and_datasets_do_not_warn():
