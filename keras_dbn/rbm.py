@@ -640,6 +640,7 @@ class RBM(keras.Model):
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = array_input.take_batch(x)
         self._ensure_built(x)
         v0 = self._flatten(x)
         weights = self._weights()

@@ -363,3 +363,20 @@ def test_rbm_fit_checks_validation_arrays_and_datasets_do_not_warn():
         warnings.simplefilter("always")
         rbm.fit(tf.data.Dataset.from_tensor_slices(x).batch(20), epochs=1, verbose=0)
     assert not [w for w in caught if "shuffle" in str(w.message)]
+
+
+def test_rbm_evaluates_and_fits_on_indexed_batches_passed_directly():
+    """Indexed batches are a dataset like any other for an RBM's graph steps:
+    evaluating on them gives the logs of the batches they stand for, and
+    training on them the weights of training on those batches."""
+    x = array_input.as_aligned(binary_data(90))
+    logs, weights = [], []
+    for data in (array_input.indexed_batches(x, batch_size=30, shuffle=False),
+                 tf.data.Dataset.from_tensor_slices(x).batch(30)):
+        rbm = keras_dbn.RBM(4, seed=3)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+        rbm.fit(data, epochs=2, verbose=0)
+        logs.append(rbm.evaluate(data, verbose=0, return_dict=True))
+        weights.append(rbm.kernel.numpy())
+    np.testing.assert_array_equal(weights[0], weights[1])
+    assert logs[0] == pytest.approx(logs[1], rel=1e-6)
