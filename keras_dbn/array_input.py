@@ -134,6 +134,13 @@ def _tensor_view(x):
         return None
 
 
+def _checked_batch_size(batch_size):
+    """``batch_size`` as an int; ValueError unless it is a positive integer."""
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    return int(batch_size)
+
+
 def _epoch_order(n, batch_size, epoch_seed):
     """The rows of one shuffled epoch: a permutation, sorted within each batch.
 
@@ -195,9 +202,7 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
 
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    batch_size = int(batch_size)
+    batch_size = _checked_batch_size(batch_size)
     n = len(x)
     if n == 0:
         raise ValueError("The array holds no examples.")
@@ -331,10 +336,9 @@ def indexed_batches(x, batch_size=32, shuffle=True, seed=None):
     view = _tensor_view(x) if isinstance(x, np.ndarray) else None
     if view is None:
         return None
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     return _row_batches(
-        len(x), int(batch_size), shuffle, seed, lambda rows: {ROWS: rows, SOURCE: view}
+        len(x), _checked_batch_size(batch_size), shuffle, seed,
+        lambda rows: {ROWS: rows, SOURCE: view},
     )
 
 
