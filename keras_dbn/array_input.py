@@ -313,8 +313,8 @@ def indexed_batches(x, batch_size=32, shuffle=True, seed=None):
     2 cores, ``RBM.fit`` on MNIST (784x500) in TensorFlow's graph, paired
     A/Bs of whole ``fit()`` calls: 1.02x with mixed bfloat16 at batch 100
     and 1000, 1.015x in float32 at batch 1000 (``benchmarks/RESULTS.md``).
-    An XLA-compiled step gathered more slowly than the pipeline (0.89x at
-    batch 100), so `RBM.fit` uses this only for the graph. The rows and
+    An XLA-compiled step gathered more slowly than the pipeline (0.89-0.98x
+    at batch 100), so `RBM.fit` uses this only for the graph. The rows and
     their order are `array_dataset`'s.
 
     Args:
