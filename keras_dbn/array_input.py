@@ -333,7 +333,7 @@ def indexed_batches(x, batch_size=32, shuffle=True, seed=None):
         >>> ds = indexed_batches(as_aligned(x_train), batch_size=100, seed=0)
         >>> batch = take_batch(next(iter(ds)))  # rows of x_train
     """
-    view = _tensor_view(x) if isinstance(x, np.ndarray) else None
+    view = _tensor_view(x)  # None for anything but a viewable NumPy array
     if view is None:
         return None
     return _row_batches(
