@@ -92,9 +92,11 @@ def is_aligned(x):
 def fit_can_stream(fit_kwargs):
     """Whether a Keras ``fit(**fit_kwargs)`` can take NumPy input as `array_dataset`.
 
-    That path needs the TensorFlow backend and whole epochs: with
-    ``steps_per_epoch``, or inside a `tf.distribute` strategy, callers leave
-    NumPy input to Keras' own array handling.
+    That path needs the TensorFlow backend; inside a `tf.distribute`
+    strategy callers leave NumPy input to Keras' own array handling. With
+    ``steps_per_epoch`` Keras treats the datasets as it treats arrays (both
+    have a known number of batches): an epoch may end inside a pass over
+    the data, and the next epoch continues that pass.
 
     Args:
         fit_kwargs: the other keyword arguments of the ``fit()`` call.
@@ -104,7 +106,7 @@ def fit_can_stream(fit_kwargs):
     """
     import keras
 
-    if keras.backend.backend() != "tensorflow" or fit_kwargs.get("steps_per_epoch"):
+    if keras.backend.backend() != "tensorflow":
         return False
     import tensorflow as tf
 

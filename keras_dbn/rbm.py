@@ -731,7 +731,8 @@ class RBM(keras.Model):
         read fastest: each batch is one ``tf.gather`` from a zero-copy
         view, done inside TensorFlow's graph step itself (the pipeline then
         sends only row indices, `array_input.indexed_batches`).
-        ``shuffle`` and ``validation_split`` keep their Keras meaning.
+        ``shuffle``, ``validation_split`` and ``steps_per_epoch`` keep their
+        Keras meaning.
 
         Raises:
             ValueError: for NumPy data that is not finite, or outside [0, 1]
@@ -739,6 +740,12 @@ class RBM(keras.Model):
         """
         if isinstance(x, np.ndarray):
             self._check_data(x)
+            if batch_size is None and kwargs.get("steps_per_epoch"):
+                rows = len(x)
+                if validation_split and validation_data is None:
+                    rows = int(rows * (1 - validation_split))
+                # Keras' rule for arrays: the epoch's steps cover the rows once.
+                batch_size = max(1, -(-rows // int(kwargs["steps_per_epoch"])))
         if not self.compiled:
             self.compile()
         callbacks = list(callbacks or [])

@@ -407,8 +407,8 @@ class DBNHyperModel(kt.HyperModel):
             x, y: labelled fine-tuning data (``x`` is also the pretraining data
                 unless ``x_unlabeled`` was given). NumPy arrays are read by
                 `array_dataset` (a one-thread pipeline, faster on few
-                cores) unless ``sample_weight``, ``class_weight``,
-                ``validation_split`` or ``steps_per_epoch`` is given.
+                cores) unless ``sample_weight``, ``class_weight`` or
+                ``validation_split`` is given.
             validation_data: ``(x_val, y_val)``; needed for ``val_accuracy``.
             callbacks: the tuner's callbacks (checkpointing, reporting).
             epochs, initial_epoch: of the fine-tuning ``fit``.

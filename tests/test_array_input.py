@@ -327,6 +327,38 @@ def test_rbm_fit_trains_identically_on_aligned_and_unaligned_arrays(
     assert calls == ([] if jit_compile else [True, False])
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_rbm_fit_with_steps_per_epoch_reads_arrays_as_keras_does_without_its_copy(
+    monkeypatch, batch_size, jit_compile
+):
+    """With ``steps_per_epoch`` NumPy input still goes through keras_dbn's
+    pipeline (no Keras copy of the array), with Keras' batches: where no
+    batch size is given, the one that covers the rows in
+    ``steps_per_epoch`` steps, and epochs that end inside a pass over the
+    data and continue it (250 rows at batch 32 are 8 batches: with 3 steps
+    per epoch the third epoch ends the pass after 2). The same updates,
+    unshuffled, as Keras' own reading of the same values as a tensor."""
+    calls, streamed = spy_on_indexed_batches(monkeypatch), spy_on_views(monkeypatch)
+    x = binary_data(250)
+    weights, updates = [], []
+    for data in (array_input.as_aligned(x), tf.constant(x)):
+        rbm = keras_dbn.RBM(5, seed=11)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit_compile,
+                    steps_per_execution=1)  # Keras' epochs then have the steps asked for
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            rbm.fit(data, batch_size=batch_size, steps_per_epoch=3, epochs=4, verbose=0,
+                    shuffle=False)
+        weights.append([v.numpy() for v in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias)])
+        updates.append(int(rbm.optimizer.iterations.numpy()))
+    assert updates[0] == updates[1] == (12 if batch_size is None else 11)
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert calls == ([] if jit_compile else [True])
+    assert streamed == ([True] if jit_compile else [])
+
+
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_indexed_batches_stand_for_array_datasets_batches(shuffle):
     """`take_batch` of each element gives `array_dataset`'s batch, in the

@@ -240,9 +240,13 @@ def test_fine_tuning_reads_arrays_through_array_dataset_unless_keras_is_needed(
     assert not [w for w in caught if "shuffle" in str(w.message)]  # no "cannot shuffle" warning
     assert seen == [{"batch_size": 50, "shuffle": True}]
     assert len(history.history["loss"]) == 1
+    # Keras reads a dataset with steps_per_epoch as it reads arrays.
+    history = hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=2, steps_per_epoch=3,
+                             verbose=0)
+    assert len(seen) == 2 and len(history.history["loss"]) == 2
     hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=1, verbose=0,
                    sample_weight=np.ones(len(y)))
-    assert len(seen) == 1  # sample weights: Keras' own pipeline
+    assert len(seen) == 2  # sample weights: Keras' own pipeline
 
 
 def test_bad_space_fails_at_construction():
