@@ -23,6 +23,10 @@ References:
     Networks", Science 313, 2006 (1.2% test error with this architecture).
     Srivastava et al., "Dropout: A Simple Way to Prevent Neural Networks
     from Overfitting", JMLR 15, 2014 (dropout fine-tuning of DBNs).
+    Goodfellow, Shlens & Szegedy, "Explaining and Harnessing Adversarial
+    Examples", ICLR 2015 (``--adversarial``).
+    Kumar et al., "Fine-Tuning can Distort Pretrained Features and
+    Underperform Out-of-Distribution", ICLR 2022 (``--probe-epochs``).
 """
 
 import argparse
@@ -60,9 +64,67 @@ def pretrain(x_train, layers, epochs, batch, lr, momentum, dtype, seed, verbose)
     return dbn, time.perf_counter() - start
 
 
+def adversarial_trainer(model, epsilon, clean_weight=0.5):
+    """``model`` wrapped to train on clean and adversarial examples.
+
+    Each step adds the fast gradient sign perturbation ``epsilon *
+    sign(grad_x loss)`` to the batch (clipped to the pixel range [0, 1]) and
+    minimises ``clean_weight * loss(x) + (1 - clean_weight) * loss(x_adv)``:
+    adversarial training (Goodfellow, Shlens & Szegedy 2015, section 6;
+    it took a dropout-regularised permutation-invariant MNIST network from
+    0.94% to 0.84% test error there). The wrapper shares ``model``'s layers, so
+    training it trains ``model``.
+    """
+    import keras
+    import tensorflow as tf
+
+    class AdversarialFineTuning(keras.Model):
+        def __init__(self, net):
+            super().__init__(name="adversarial_fine_tuning")
+            self.net = net
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+            self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+        def call(self, x, training=False):
+            return self.net(x, training=training)
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker, self.accuracy]
+
+        def train_step(self, data):
+            x, y = data
+            cross_entropy = keras.losses.sparse_categorical_crossentropy
+            with tf.GradientTape() as tape:
+                with tf.GradientTape() as input_tape:
+                    input_tape.watch(x)
+                    clean = self.net(x, training=True)
+                    clean_loss = tf.reduce_mean(cross_entropy(y, clean))
+                direction = tf.sign(tf.stop_gradient(input_tape.gradient(clean_loss, x)))
+                x_adv = tf.clip_by_value(x + epsilon * direction, 0.0, 1.0)
+                adv_loss = tf.reduce_mean(cross_entropy(y, self.net(x_adv, training=True)))
+                loss = clean_weight * clean_loss + (1.0 - clean_weight) * adv_loss
+            variables = self.net.trainable_variables
+            self.optimizer.apply(tape.gradient(loss, variables), variables)
+            self.loss_tracker.update_state(loss)
+            self.accuracy.update_state(y, clean)
+            return {m.name: m.result() for m in self.metrics}
+
+    return AdversarialFineTuning(model)
+
+
 def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer="adam",
-              momentum=0.9, seed=None, ema=None, label_smoothing=0.0, max_norm=None):
+              momentum=0.9, seed=None, ema=None, label_smoothing=0.0, max_norm=None,
+              probe_epochs=0, adversarial=None):
     """Adam or SGD with momentum, cosine decay over all steps; returns (test error, seconds).
+
+    With ``probe_epochs``, only the softmax layer is trained first, for that
+    many epochs (Adam at ``lr``, the pretrained layers frozen), before the
+    whole network is fine-tuned: linear probing then fine-tuning (Kumar et
+    al. 2022), so that the randomly initialised top layer's first, large
+    gradients do not reach the pretrained weights. With ``adversarial`` (an
+    epsilon such as 0.1) the network trains on clean and fast-gradient-sign
+    adversarial examples (`adversarial_trainer`).
 
     With ``ema`` (a momentum such as 0.999) the optimizer keeps an
     exponential moving average of the weights (Keras' ``use_ema``), which
@@ -89,6 +151,19 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
     else:
         loss = "sparse_categorical_crossentropy"
 
+    start = time.perf_counter()
+    # Read from the arrays by keras_dbn's one-thread pipeline, as `keras-dbn
+    # train` does: ~1.15x faster than Keras' own array pipeline on 2 cores.
+    data = keras_dbn.array_dataset(x, y, batch_size=batch, seed=seed)
+    if probe_epochs:
+        body = model.layers[:-1]
+        for layer in body:
+            layer.trainable = False
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"],
+                      steps_per_execution=16)
+        model.fit(data, epochs=probe_epochs, verbose=verbose, shuffle=False)
+        for layer in body:
+            layer.trainable = True
     steps = epochs * -(-len(x) // batch)
     schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.01)
     averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
@@ -98,11 +173,13 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
         optimizer = keras.optimizers.Adam(schedule, **averaging)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
                   steps_per_execution=16)
-    start = time.perf_counter()
-    # Read from the arrays by keras_dbn's one-thread pipeline, as `keras-dbn
-    # train` does: ~1.15x faster than Keras' own array pipeline on 2 cores.
-    data = keras_dbn.array_dataset(x, y, batch_size=batch, seed=seed)
-    model.fit(data, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles
+    trained = model
+    if adversarial:
+        if label_smoothing:
+            raise ValueError("--adversarial trains on integer labels: no --label-smoothing.")
+        trained = adversarial_trainer(model, adversarial)
+        trained.compile(optimizer=optimizer, steps_per_execution=16)
+    trained.fit(data, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles
     seconds = time.perf_counter() - start
     accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
     return 1.0 - float(accuracy), seconds
@@ -132,6 +209,12 @@ def main(argv=None):
     parser.add_argument("--max-norm", type=float, default=None,
                         help="rescale each unit's incoming weights to at most this norm "
                              "after every fine-tuning update (e.g. 3)")
+    parser.add_argument("--probe-epochs", type=int, default=0,
+                        help="first train only the softmax layer for this many epochs, the "
+                             "pretrained layers frozen (linear probing, then fine-tuning)")
+    parser.add_argument("--adversarial", type=float, default=None,
+                        help="fine-tune on clean and fast-gradient-sign adversarial examples "
+                             "of this epsilon (e.g. 0.1; Goodfellow et al. 2015)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2)
     _common.add_io_arguments(parser, "mnist_dbn")
@@ -166,7 +249,7 @@ def main(argv=None):
     error, finetune_s = fine_tune(classifier, x_train, y_train, x_test, y_test, args.mlp_epochs,
                                   args.mlp_batch, args.mlp_lr, args.verbose, args.mlp_optimizer,
                                   args.momentum, args.seed, args.ema, args.label_smoothing,
-                                  args.max_norm)
+                                  args.max_norm, args.probe_epochs, args.adversarial)
     rss_peak = peak_rss_mib()
     result = {
         "architecture": "784-" + "-".join(map(str, layers)) + "-10",
