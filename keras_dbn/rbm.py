@@ -105,6 +105,23 @@ def _batch_shape(x, batch_size):
     return shape
 
 
+def _array_batch_size(rows, steps_per_epoch, validation_split, validation_data):
+    """The batch size Keras would give ``fit`` on an array of ``rows`` rows.
+
+    ``None`` (Keras' default, 32) without ``steps_per_epoch``; with it, the
+    size at which the epoch's steps cover the training rows (those left
+    after ``validation_split``) once.
+    """
+    steps = steps_per_epoch
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"`steps_per_epoch` must be a positive integer, got {steps!r}.")
+    if validation_split and validation_data is None:
+        rows = int(rows * (1 - validation_split))  # as `_array_inputs` splits
+    return max(1, -(-rows // int(steps)))
+
+
 def _matmul_transposed(a, b, transpose_a=False, transpose_b=False):
     """``op(a) @ op(b)`` without materialising a transposed copy.
 
@@ -736,16 +753,15 @@ class RBM(keras.Model):
 
         Raises:
             ValueError: for NumPy data that is not finite, or outside [0, 1]
-                for Bernoulli visible units.
+                for Bernoulli visible units, and for a ``steps_per_epoch``
+                that is not a positive integer.
         """
         if isinstance(x, np.ndarray):
             self._check_data(x)
-            if batch_size is None and kwargs.get("steps_per_epoch"):
-                rows = len(x)
-                if validation_split and validation_data is None:
-                    rows = int(rows * (1 - validation_split))
-                # Keras' rule for arrays: the epoch's steps cover the rows once.
-                batch_size = max(1, -(-rows // int(kwargs["steps_per_epoch"])))
+            keras_batch_size = _array_batch_size(
+                len(x), kwargs.get("steps_per_epoch"), validation_split, validation_data
+            )
+            batch_size = keras_batch_size if batch_size is None else batch_size
         if not self.compiled:
             self.compile()
         callbacks = list(callbacks or [])

@@ -357,6 +357,10 @@ def test_rbm_fit_with_steps_per_epoch_reads_arrays_as_keras_does_without_its_cop
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert calls == ([] if jit_compile else [True])
     assert streamed == ([True] if jit_compile else [])
+    for bad in (0, -1, 2.5, "3"):
+        with pytest.raises(ValueError, match="steps_per_epoch"):
+            rbm.fit(array_input.as_aligned(x), batch_size=batch_size, steps_per_epoch=bad,
+                    verbose=0)
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
