@@ -241,7 +241,7 @@ def test_fine_tuning_reads_arrays_through_array_dataset_unless_keras_is_needed(
     assert seen == [{"batch_size": 50, "shuffle": True}]
     assert len(history.history["loss"]) == 1
     # Keras reads a dataset with steps_per_epoch as it reads arrays.
-    history = hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=2, steps_per_epoch=3,
+    history = hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=2, steps_per_epoch=2,
                              verbose=0)
     assert len(seen) == 2 and len(history.history["loss"]) == 2
     hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=1, verbose=0,
