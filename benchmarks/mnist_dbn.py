@@ -139,6 +139,9 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
 
     import keras_dbn
 
+    if adversarial and label_smoothing:
+        raise ValueError("--adversarial trains on integer labels: no --label-smoothing.")
+
     if max_norm:
         for layer in model.layers:
             if isinstance(layer, keras.layers.Dense):
@@ -175,8 +178,6 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
                   steps_per_execution=16)
     trained = model
     if adversarial:
-        if label_smoothing:
-            raise ValueError("--adversarial trains on integer labels: no --label-smoothing.")
         trained = adversarial_trainer(model, adversarial)
         trained.compile(optimizer=optimizer, steps_per_execution=16)
     trained.fit(data, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles
