@@ -363,6 +363,24 @@ def test_rbm_fit_with_steps_per_epoch_reads_arrays_as_keras_does_without_its_cop
                     verbose=0)
 
 
+def test_rbm_fit_makes_one_input_iterator_per_epoch(monkeypatch):
+    """Keras makes an iterator at each epoch's start and another, never read,
+    at its end, unless ``steps_per_epoch`` is set; `RBM.fit` sets it to the
+    dataset's number of batches (tf.data instantiates the pipeline's
+    functions for every iterator), for the same epochs."""
+    made = []
+    real = tf.data.Dataset.__iter__
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", lambda ds: made.append(1) or real(ds))
+    x = binary_data(250)
+    for data in (array_input.as_aligned(x), x, tf.data.Dataset.from_tensor_slices(x).batch(32)):
+        made.clear()
+        rbm = keras_dbn.RBM(5, seed=0)
+        history = rbm.fit(data, batch_size=None if isinstance(data, tf.data.Dataset) else 32,
+                          epochs=5, verbose=0)
+        assert int(rbm.optimizer.iterations.numpy()) == 5 * 8 and history.epoch == list(range(5))
+        assert len(made) == 5 + 1, len(made)  # the first, then one at each epoch's end
+
+
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_indexed_batches_stand_for_array_datasets_batches(shuffle):
     """`take_batch` of each element gives `array_dataset`'s batch, in the
