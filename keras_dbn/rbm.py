@@ -105,20 +105,29 @@ def _batch_shape(x, batch_size):
     return shape
 
 
-def _array_batch_size(rows, steps_per_epoch, validation_split, validation_data):
+def _training_rows(rows, validation_split, validation_data):
+    """How many of an array's ``rows`` `fit` trains on: Keras' split point.
+
+    ``validation_split`` holds out the last rows unless ``validation_data``
+    is given.
+    """
+    if validation_split and validation_data is None:
+        return int(rows * (1 - validation_split))
+    return rows
+
+
+def _array_batch_size(rows, steps, validation_split, validation_data):
     """The batch size Keras would give ``fit`` on an array of ``rows`` rows.
 
-    ``None`` (Keras' default, 32) without ``steps_per_epoch``; with it, the
-    size at which the epoch's steps cover the training rows (those left
-    after ``validation_split``) once.
+    ``None`` (Keras' default, 32) without ``steps`` (``steps_per_epoch``);
+    with it, the size at which the epoch's steps cover the training rows
+    once.
     """
-    steps = steps_per_epoch
     if steps is None:
         return None
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"`steps_per_epoch` must be a positive integer, got {steps!r}.")
-    if validation_split and validation_data is None:
-        rows = int(rows * (1 - validation_split))  # as `_array_inputs` splits
+    rows = _training_rows(rows, validation_split, validation_data)
     return max(1, -(-rows // int(steps)))
 
 
@@ -834,7 +843,7 @@ class RBM(keras.Model):
                 raise ValueError(
                     f"validation_split must be in (0, 1), got {validation_split}."
                 )
-            split_at = int(len(x) * (1 - validation_split))
+            split_at = _training_rows(len(x), validation_split, validation_data)
             x, validation_data = x[:split_at], x[split_at:]
         # A seeded RBM shuffles reproducibly, yet differently on each call.
         self._array_fit_calls = getattr(self, "_array_fit_calls", 0) + 1
