@@ -25,6 +25,8 @@ References:
     from Overfitting", JMLR 15, 2014 (dropout fine-tuning of DBNs).
     Goodfellow, Shlens & Szegedy, "Explaining and Harnessing Adversarial
     Examples", ICLR 2015 (``--adversarial``).
+    Miyato et al., "Virtual Adversarial Training: A Regularization Method
+    for Supervised and Semi-Supervised Learning", TPAMI 41, 2019 (``--vat``).
     Kumar et al., "Fine-Tuning can Distort Pretrained Features and
     Underperform Out-of-Distribution", ICLR 2022 (``--probe-epochs``).
 """
@@ -113,9 +115,75 @@ def adversarial_trainer(model, epsilon, clean_weight=0.5):
     return AdversarialFineTuning(model)
 
 
+def virtual_adversarial_trainer(model, epsilon, xi=1e-6, weight=1.0):
+    """``model`` wrapped to add virtual adversarial training to its loss.
+
+    Each step minimises the cross-entropy of the (dropout) network plus
+    ``weight`` times the local distributional smoothness
+    ``KL(p(y|x) || p(y|x + r))`` of the network without dropout, where ``r``
+    is the L2 perturbation of norm ``epsilon`` that one power iteration
+    (from a random direction scaled to ``xi``) finds to change the
+    prediction most, and ``p(y|x)`` is held fixed (Miyato, Maeda, Koyama &
+    Ishii, "Virtual Adversarial Training", TPAMI 41, 2019, equations
+    (3)-(9); epsilon 2.0 for permutation-invariant MNIST, 0.64% test error
+    with all labels). The wrapper shares ``model``'s layers, so training it
+    trains ``model``.
+    """
+    import keras
+    import tensorflow as tf
+
+    def kl(p, q):
+        q = tf.clip_by_value(q, 1e-7, 1.0)
+        return tf.reduce_sum(p * (tf.math.log(tf.clip_by_value(p, 1e-7, 1.0)) - tf.math.log(q)),
+                             axis=-1)
+
+    def unit(d):
+        d = tf.reshape(d, (tf.shape(d)[0], -1))
+        return d / (tf.norm(d, axis=-1, keepdims=True) + 1e-12)
+
+    class VirtualAdversarialFineTuning(keras.Model):
+        def __init__(self, net):
+            super().__init__(name="virtual_adversarial_fine_tuning")
+            self.net = net
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+            self.smoothness = keras.metrics.Mean(name="lds")
+            self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+        def call(self, x, training=False):
+            return self.net(x, training=training)
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker, self.smoothness, self.accuracy]
+
+        def train_step(self, data):
+            x, y = data
+            x = tf.reshape(x, (tf.shape(x)[0], -1))
+            p = tf.stop_gradient(self.net(x, training=False))
+            with tf.GradientTape() as probe:
+                d = xi * unit(tf.random.normal(tf.shape(x)))
+                probe.watch(d)
+                probe_kl = tf.reduce_mean(kl(p, self.net(x + d, training=False)))
+            r_adv = epsilon * unit(tf.stop_gradient(probe.gradient(probe_kl, d)))
+            with tf.GradientTape() as tape:
+                clean = self.net(x, training=True)
+                cross_entropy = tf.reduce_mean(
+                    keras.losses.sparse_categorical_crossentropy(y, clean))
+                lds = tf.reduce_mean(kl(p, self.net(x + r_adv, training=False)))
+                loss = cross_entropy + weight * lds
+            variables = self.net.trainable_variables
+            self.optimizer.apply(tape.gradient(loss, variables), variables)
+            self.loss_tracker.update_state(loss)
+            self.smoothness.update_state(lds)
+            self.accuracy.update_state(y, clean)
+            return {m.name: m.result() for m in self.metrics}
+
+    return VirtualAdversarialFineTuning(model)
+
+
 def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer="adam",
               momentum=0.9, seed=None, ema=None, label_smoothing=0.0, max_norm=None,
-              probe_epochs=0, adversarial=None):
+              probe_epochs=0, adversarial=None, vat=None):
     """Adam or SGD with momentum, cosine decay over all steps; returns (test error, seconds).
 
     With ``probe_epochs``, only the softmax layer is trained first, for that
@@ -124,7 +192,9 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
     al. 2022), so that the randomly initialised top layer's first, large
     gradients do not reach the pretrained weights. With ``adversarial`` (an
     epsilon such as 0.1) the network trains on clean and fast-gradient-sign
-    adversarial examples (`adversarial_trainer`).
+    adversarial examples (`adversarial_trainer`); with ``vat`` (an L2
+    epsilon such as 2.0), with virtual adversarial training
+    (`virtual_adversarial_trainer`).
 
     With ``ema`` (a momentum such as 0.999) the optimizer keeps an
     exponential moving average of the weights (Keras' ``use_ema``), which
@@ -139,8 +209,11 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
 
     import keras_dbn
 
-    if adversarial and label_smoothing:
-        raise ValueError("--adversarial trains on integer labels: no --label-smoothing.")
+    if (adversarial or vat) and label_smoothing:
+        raise ValueError("--adversarial and --vat train on integer labels: "
+                         "no --label-smoothing.")
+    if adversarial and vat:
+        raise ValueError("choose one of --adversarial and --vat.")
 
     if max_norm:
         for layer in model.layers:
@@ -180,6 +253,9 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
     if adversarial:
         trained = adversarial_trainer(model, adversarial)
         trained.compile(optimizer=optimizer, steps_per_execution=16)
+    elif vat:
+        trained = virtual_adversarial_trainer(model, vat)
+        trained.compile(optimizer=optimizer, steps_per_execution=16)
     trained.fit(data, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles
     seconds = time.perf_counter() - start
     accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
@@ -216,6 +292,9 @@ def main(argv=None):
     parser.add_argument("--adversarial", type=float, default=None,
                         help="fine-tune on clean and fast-gradient-sign adversarial examples "
                              "of this epsilon (e.g. 0.1; Goodfellow et al. 2015)")
+    parser.add_argument("--vat", type=float, default=None,
+                        help="add virtual adversarial training of this L2 epsilon to the "
+                             "fine-tuning loss (e.g. 2.0; Miyato et al. 2019)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2)
     _common.add_io_arguments(parser, "mnist_dbn")
@@ -250,7 +329,7 @@ def main(argv=None):
     error, finetune_s = fine_tune(classifier, x_train, y_train, x_test, y_test, args.mlp_epochs,
                                   args.mlp_batch, args.mlp_lr, args.verbose, args.mlp_optimizer,
                                   args.momentum, args.seed, args.ema, args.label_smoothing,
-                                  args.max_norm, args.probe_epochs, args.adversarial)
+                                  args.max_norm, args.probe_epochs, args.adversarial, args.vat)
     rss_peak = peak_rss_mib()
     result = {
         "architecture": "784-" + "-".join(map(str, layers)) + "-10",
