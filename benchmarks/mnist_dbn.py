@@ -66,6 +66,46 @@ def pretrain(x_train, layers, epochs, batch, lr, momentum, dtype, seed, verbose)
     return dbn, time.perf_counter() - start
 
 
+def _fine_tuning_trainer(model, name, loss_terms, monitors=()):
+    """``model`` wrapped in a Keras model whose training step minimises ``loss_terms``.
+
+    ``loss_terms(net, x, y)`` runs under the step's gradient tape and returns
+    the loss, the network's (training-mode) predictions for the clean batch,
+    which the accuracy metric reads, and one value per name in ``monitors``,
+    logged as running means beside the loss. The wrapper shares ``model``'s
+    layers, so training it trains ``model``.
+    """
+    import keras
+    import tensorflow as tf
+
+    class FineTuning(keras.Model):
+        def __init__(self, net):
+            super().__init__(name=name)
+            self.net = net
+            self.trackers = [keras.metrics.Mean(name=n) for n in ("loss", *monitors)]
+            self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+        def call(self, x, training=False):
+            return self.net(x, training=training)
+
+        @property
+        def metrics(self):
+            return [*self.trackers, self.accuracy]
+
+        def train_step(self, data):
+            x, y = data
+            with tf.GradientTape() as tape:
+                loss, clean, values = loss_terms(self.net, x, y)
+            variables = self.net.trainable_variables
+            self.optimizer.apply(tape.gradient(loss, variables), variables)
+            for tracker, value in zip(self.trackers, (loss, *values)):
+                tracker.update_state(value)
+            self.accuracy.update_state(y, clean)
+            return {m.name: m.result() for m in self.metrics}
+
+    return FineTuning(model)
+
+
 def adversarial_trainer(model, epsilon, clean_weight=0.5):
     """``model`` wrapped to train on clean and adversarial examples.
 
@@ -80,39 +120,19 @@ def adversarial_trainer(model, epsilon, clean_weight=0.5):
     import keras
     import tensorflow as tf
 
-    class AdversarialFineTuning(keras.Model):
-        def __init__(self, net):
-            super().__init__(name="adversarial_fine_tuning")
-            self.net = net
-            self.loss_tracker = keras.metrics.Mean(name="loss")
-            self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    cross_entropy = keras.losses.sparse_categorical_crossentropy
 
-        def call(self, x, training=False):
-            return self.net(x, training=training)
+    def loss_terms(net, x, y):
+        with tf.GradientTape() as input_tape:
+            input_tape.watch(x)
+            clean = net(x, training=True)
+            clean_loss = tf.reduce_mean(cross_entropy(y, clean))
+        direction = tf.sign(tf.stop_gradient(input_tape.gradient(clean_loss, x)))
+        x_adv = tf.clip_by_value(x + epsilon * direction, 0.0, 1.0)
+        adv_loss = tf.reduce_mean(cross_entropy(y, net(x_adv, training=True)))
+        return clean_weight * clean_loss + (1.0 - clean_weight) * adv_loss, clean, ()
 
-        @property
-        def metrics(self):
-            return [self.loss_tracker, self.accuracy]
-
-        def train_step(self, data):
-            x, y = data
-            cross_entropy = keras.losses.sparse_categorical_crossentropy
-            with tf.GradientTape() as tape:
-                with tf.GradientTape() as input_tape:
-                    input_tape.watch(x)
-                    clean = self.net(x, training=True)
-                    clean_loss = tf.reduce_mean(cross_entropy(y, clean))
-                direction = tf.sign(tf.stop_gradient(input_tape.gradient(clean_loss, x)))
-                x_adv = tf.clip_by_value(x + epsilon * direction, 0.0, 1.0)
-                adv_loss = tf.reduce_mean(cross_entropy(y, self.net(x_adv, training=True)))
-                loss = clean_weight * clean_loss + (1.0 - clean_weight) * adv_loss
-            variables = self.net.trainable_variables
-            self.optimizer.apply(tape.gradient(loss, variables), variables)
-            self.loss_tracker.update_state(loss)
-            self.accuracy.update_state(y, clean)
-            return {m.name: m.result() for m in self.metrics}
-
-    return AdversarialFineTuning(model)
+    return _fine_tuning_trainer(model, "adversarial_fine_tuning", loss_terms)
 
 
 def virtual_adversarial_trainer(model, epsilon, xi=1e-6, weight=1.0):
@@ -126,59 +146,35 @@ def virtual_adversarial_trainer(model, epsilon, xi=1e-6, weight=1.0):
     prediction most, and ``p(y|x)`` is held fixed (Miyato, Maeda, Koyama &
     Ishii, "Virtual Adversarial Training", TPAMI 41, 2019, equations
     (3)-(9); epsilon 2.0 for permutation-invariant MNIST, 0.64% test error
-    with all labels). The wrapper shares ``model``'s layers, so training it
-    trains ``model``.
+    with all labels). The smoothness is logged as ``lds``. The wrapper
+    shares ``model``'s layers, so training it trains ``model``.
     """
     import keras
     import tensorflow as tf
 
     def kl(p, q):
-        q = tf.clip_by_value(q, 1e-7, 1.0)
-        return tf.reduce_sum(p * (tf.math.log(tf.clip_by_value(p, 1e-7, 1.0)) - tf.math.log(q)),
-                             axis=-1)
+        log_ratio = tf.math.log(tf.clip_by_value(p, 1e-7, 1.0)) - tf.math.log(
+            tf.clip_by_value(q, 1e-7, 1.0))
+        return tf.reduce_mean(tf.reduce_sum(p * log_ratio, axis=-1))
 
-    def unit(d):
-        d = tf.reshape(d, (tf.shape(d)[0], -1))
+    def unit(d):  # each example's direction scaled to L2 norm 1
         return d / (tf.norm(d, axis=-1, keepdims=True) + 1e-12)
 
-    class VirtualAdversarialFineTuning(keras.Model):
-        def __init__(self, net):
-            super().__init__(name="virtual_adversarial_fine_tuning")
-            self.net = net
-            self.loss_tracker = keras.metrics.Mean(name="loss")
-            self.smoothness = keras.metrics.Mean(name="lds")
-            self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    def loss_terms(net, x, y):
+        x = tf.reshape(x, (tf.shape(x)[0], -1))
+        p = tf.stop_gradient(net(x, training=False))
+        with tf.GradientTape() as probe:
+            d = xi * unit(tf.random.normal(tf.shape(x)))
+            probe.watch(d)
+            probe_kl = kl(p, net(x + d, training=False))
+        r_adv = epsilon * unit(tf.stop_gradient(probe.gradient(probe_kl, d)))
+        clean = net(x, training=True)
+        cross_entropy = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, clean))
+        lds = kl(p, net(x + r_adv, training=False))
+        return cross_entropy + weight * lds, clean, (lds,)
 
-        def call(self, x, training=False):
-            return self.net(x, training=training)
-
-        @property
-        def metrics(self):
-            return [self.loss_tracker, self.smoothness, self.accuracy]
-
-        def train_step(self, data):
-            x, y = data
-            x = tf.reshape(x, (tf.shape(x)[0], -1))
-            p = tf.stop_gradient(self.net(x, training=False))
-            with tf.GradientTape() as probe:
-                d = xi * unit(tf.random.normal(tf.shape(x)))
-                probe.watch(d)
-                probe_kl = tf.reduce_mean(kl(p, self.net(x + d, training=False)))
-            r_adv = epsilon * unit(tf.stop_gradient(probe.gradient(probe_kl, d)))
-            with tf.GradientTape() as tape:
-                clean = self.net(x, training=True)
-                cross_entropy = tf.reduce_mean(
-                    keras.losses.sparse_categorical_crossentropy(y, clean))
-                lds = tf.reduce_mean(kl(p, self.net(x + r_adv, training=False)))
-                loss = cross_entropy + weight * lds
-            variables = self.net.trainable_variables
-            self.optimizer.apply(tape.gradient(loss, variables), variables)
-            self.loss_tracker.update_state(loss)
-            self.smoothness.update_state(lds)
-            self.accuracy.update_state(y, clean)
-            return {m.name: m.result() for m in self.metrics}
-
-    return VirtualAdversarialFineTuning(model)
+    return _fine_tuning_trainer(model, "virtual_adversarial_fine_tuning", loss_terms,
+                                monitors=("lds",))
 
 
 def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer="adam",
