@@ -210,6 +210,9 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
                          "no --label-smoothing.")
     if adversarial and vat:
         raise ValueError("choose one of --adversarial and --vat.")
+    for option, epsilon in (("--adversarial", adversarial), ("--vat", vat)):
+        if epsilon is not None and not epsilon > 0:
+            raise ValueError(f"{option} needs a positive epsilon, got {epsilon}.")
 
     if max_norm:
         for layer in model.layers:
@@ -248,9 +251,9 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
     trained = model
     if adversarial:
         trained = adversarial_trainer(model, adversarial)
-        trained.compile(optimizer=optimizer, steps_per_execution=16)
     elif vat:
         trained = virtual_adversarial_trainer(model, vat)
+    if trained is not model:
         trained.compile(optimizer=optimizer, steps_per_execution=16)
     trained.fit(data, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles
     seconds = time.perf_counter() - start
