@@ -7,11 +7,13 @@ from keras_dbn import evaluation
 from keras_dbn import semi_supervised
 from keras_dbn import tuning
 from keras_dbn import units
+from keras_dbn import virtual_adversarial
 from keras_dbn.array_input import array_dataset, as_aligned
 from keras_dbn.dbn import DBN
 from keras_dbn.export import export_saved_model
 from keras_dbn.rbm import RBM
-from keras_dbn.semi_supervised import PseudoLabel, pseudo_label_dataset
+from keras_dbn.semi_supervised import PseudoLabel, pseudo_label_dataset, semi_supervised_dataset
+from keras_dbn.virtual_adversarial import VirtualAdversarial
 
 __version__ = "0.1.0"
 
@@ -28,7 +30,10 @@ __all__ = [
     "export_saved_model",
     "pseudo_label_dataset",
     "semi_supervised",
+    "semi_supervised_dataset",
     "tuning",
     "units",
+    "virtual_adversarial",
+    "VirtualAdversarial",
     "__version__",
 ]

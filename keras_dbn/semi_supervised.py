@@ -52,6 +52,17 @@ def _is_integer(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def _positive_number(name, value, allow_zero=False):
+    """``value`` as a float after checking it is a finite number > 0 (>= 0
+    with ``allow_zero``); a ValueError naming ``name`` otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"`{name}` must be a number, got {value!r}.")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
+    return float(value)
+
+
 def _num_replicas():
     """Replicas whose gradients `tf.distribute` sums (1 outside it)."""
     import tensorflow as tf
@@ -59,8 +70,192 @@ def _num_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+class ClassifierTrainer(keras.Model):
+    """Base of the Keras models that fine-tune a wrapped classifier by a loss
+    of their own (`PseudoLabel`, `keras_dbn.VirtualAdversarial`).
+
+    It holds the classifier (``call`` runs it, so ``predict`` and
+    ``evaluate`` take plain ``(x, y)`` data), reads the training batches,
+    computes the cross-entropy, applies the gradients and keeps the metrics:
+    ``loss``, ``labelled_crossentropy``, one running mean per name in
+    `EXTRA_METRICS`, ``labelled_accuracy`` (on the training batches, in
+    training mode) and ``accuracy`` (``evaluate``'s). A subclass writes
+    ``train_step`` with `_unpack` and `_minimize`.
+
+    Args:
+        classifier: a Keras model mapping inputs to class probabilities
+            (a softmax output), e.g. ``DBN.to_classifier(num_classes)``.
+        **kwargs: passed to `keras.Model` (``name``, ...).
+
+    Raises:
+        ValueError: on a ``classifier`` that is not a Keras model or layer.
+    """
+
+    #: Names of the running means a subclass logs after ``labelled_crossentropy``.
+    EXTRA_METRICS = ()
+
+    def __init__(self, classifier, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(classifier, keras.layers.Layer):
+            raise ValueError(
+                f"`classifier` must be a Keras model (or layer) that outputs class "
+                f"probabilities, got {type(classifier).__name__}."
+            )
+        self.classifier = classifier
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.labelled_ce_tracker = keras.metrics.Mean(name="labelled_crossentropy")
+        self.extra_trackers = [keras.metrics.Mean(name=name) for name in self.EXTRA_METRICS]
+        self.labelled_accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
+            name="labelled_accuracy"
+        )
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        if getattr(classifier, "built", False):
+            self.built = True
+
+    def build(self, input_shape):
+        if not self.classifier.built:
+            self.classifier.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        return self.classifier(inputs, training=training)
+
+    @property
+    def metrics(self):
+        return [
+            self.loss_tracker,
+            self.labelled_ce_tracker,
+            *self.extra_trackers,
+            self.labelled_accuracy_tracker,
+            self.accuracy_tracker,
+        ]
+
+    # -------------------------------------------------------------- training
+
+    def _unpack(self, data, plain=False):
+        """``(x_labelled, y_labelled, x_unlabelled, sample_weight)`` of a batch.
+
+        Batches are ``((x_l, y_l), x_u)``; with ``plain=True`` also ``(x, y)``
+        and ``(x, y, sample_weight)``, returned with ``x_unlabelled=None``.
+        """
+        # `train_on_batch(batch)` hands over `(batch, None, None)`.
+        while isinstance(data, (tuple, list)) and len(data) > 1 and data[-1] is None:
+            data = data[:-1]
+        if isinstance(data, (tuple, list)) and len(data) == 1:
+            data = data[0]
+        if isinstance(data, (tuple, list)) and len(data) in (2, 3):
+            if len(data) == 2 and isinstance(data[0], (tuple, list)) and len(data[0]) == 2:
+                (x_labelled, y_labelled), x_unlabelled = data
+                return x_labelled, y_labelled, x_unlabelled, None
+            if plain and not isinstance(data[0], (tuple, list)):
+                sample_weight = data[2] if len(data) == 3 else None
+                return data[0], data[1], None, sample_weight
+        expected = "`((x_labelled, y_labelled), x_unlabelled)`"
+        if plain:
+            expected += " or `(x, y)`"
+        raise ValueError(
+            f"{type(self).__name__}.fit expects batches {expected}, e.g. from "
+            "keras_dbn.semi_supervised_dataset(...); got a batch of structure "
+            f"{keras.tree.map_structure(lambda _: '.', data)!r}."
+        )
+
+    @staticmethod
+    def _crossentropy(labels, probabilities):
+        """Per-example sparse cross-entropy, in float32."""
+        labels = ops.cast(labels, "int32")
+        if len(labels.shape) == len(probabilities.shape) and labels.shape[-1] == 1:
+            labels = ops.squeeze(labels, axis=-1)
+        if probabilities.dtype != "float32":
+            probabilities = ops.cast(probabilities, "float32")
+        return ops.sparse_categorical_crossentropy(labels, probabilities)
+
+    def _regularization_loss(self):
+        losses = self.classifier.losses
+        if not losses:
+            return None
+        return ops.sum(ops.stack([ops.cast(loss, "float32") for loss in losses]))
+
+    def _require_tensorflow(self):
+        if keras.backend.backend() != "tensorflow":
+            raise NotImplementedError(
+                f"{type(self).__name__} trains with the TensorFlow backend only; "
+                f"the backend is {keras.backend.backend()!r}."
+            )
+
+    def _minimize(self, loss_terms, y_labelled):
+        """One update of the classifier's trainable weights.
+
+        Args:
+            loss_terms: a function run under the gradient tape that returns
+                ``(loss, labelled_crossentropy, extras, probabilities)``: the
+                loss without the classifier's regularisation losses, the
+                mean labelled cross-entropy, one value per name in
+                `EXTRA_METRICS`, and the classifier's output on the labelled
+                batch.
+            y_labelled: the labels of that batch, for ``labelled_accuracy``.
+
+        Returns:
+            The logs of the metrics updated in training.
+        """
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss, labelled_ce, extras, probabilities = loss_terms()
+            regularization = self._regularization_loss()
+            if regularization is not None:
+                loss = loss + regularization
+            replicas = _num_replicas()
+            scaled = loss / replicas if replicas > 1 else loss
+            scaled = self.optimizer.scale_loss(scaled)
+        variables = self.trainable_variables
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        self.loss_tracker.update_state(loss)
+        self.labelled_ce_tracker.update_state(labelled_ce)
+        for tracker, value in zip(self.extra_trackers, extras):
+            tracker.update_state(value)
+        self.labelled_accuracy_tracker.update_state(y_labelled, probabilities)
+        return {m.name: m.result() for m in self.metrics[:-1]}
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            raise ValueError(f"{type(self).__name__}.evaluate needs labelled data `(x, y)`.")
+        probabilities = self(x, training=False)
+        crossentropy = self._crossentropy(y, probabilities)
+        regularization = self._regularization_loss()
+        if regularization is None:
+            self.loss_tracker.update_state(crossentropy, sample_weight=sample_weight)
+        else:
+            # Like Keras' compiled loss: the weighted batch mean plus the penalty.
+            if sample_weight is None:
+                batch_loss = ops.mean(crossentropy)
+            else:
+                weight = ops.cast(ops.reshape(sample_weight, ops.shape(crossentropy)), "float32")
+                batch_loss = ops.sum(crossentropy * weight) / ops.sum(weight)
+            self.loss_tracker.update_state(
+                batch_loss + regularization, sample_weight=ops.shape(crossentropy)[0]
+            )
+        self.accuracy_tracker.update_state(y, probabilities, sample_weight=sample_weight)
+        return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
+
+    # --------------------------------------------------------- serialization
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "classifier": keras.saving.serialize_keras_object(self.classifier),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"])
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="keras_dbn")
-class PseudoLabel(keras.Model):
+class PseudoLabel(ClassifierTrainer):
     """Trains a classifier on labelled and pseudo-labelled data (Lee 2013).
 
     Each update takes a labelled batch ``(x_l, y_l)`` of size ``n`` and an
@@ -147,6 +342,8 @@ class PseudoLabel(keras.Model):
         Workshop on Challenges in Representation Learning (eq. 15 and 16).
     """
 
+    EXTRA_METRICS = ("unlabelled_crossentropy",)
+
     def __init__(
         self,
         classifier,
@@ -155,53 +352,16 @@ class PseudoLabel(keras.Model):
         ramp_end=DEFAULT_RAMP_END,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if not isinstance(classifier, keras.layers.Layer):
-            raise ValueError(
-                f"`classifier` must be a Keras model (or layer) that outputs class "
-                f"probabilities, got {type(classifier).__name__}."
-            )
-        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, (int, float, np.number)):
-            raise ValueError(f"`alpha` must be a number >= 0, got {alpha!r}.")
-        if not (math.isfinite(alpha) and alpha >= 0):
-            raise ValueError(f"`alpha` must be a finite number >= 0, got {alpha!r}.")
+        super().__init__(classifier, **kwargs)
         if not _is_integer(ramp_start) or ramp_start < 0:
             raise ValueError(f"`ramp_start` must be an integer >= 0 (updates), got {ramp_start!r}.")
         if not _is_integer(ramp_end) or ramp_end < ramp_start:
             raise ValueError(
                 f"`ramp_end` must be an integer >= `ramp_start` ({ramp_start!r}), got {ramp_end!r}."
             )
-        self.classifier = classifier
-        self.alpha = float(alpha)
+        self.alpha = _positive_number("alpha", alpha, allow_zero=True)
         self.ramp_start = int(ramp_start)
         self.ramp_end = int(ramp_end)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.labelled_ce_tracker = keras.metrics.Mean(name="labelled_crossentropy")
-        self.unlabelled_ce_tracker = keras.metrics.Mean(name="unlabelled_crossentropy")
-        self.labelled_accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
-            name="labelled_accuracy"
-        )
-        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        if getattr(classifier, "built", False):
-            self.built = True
-
-    def build(self, input_shape):
-        if not self.classifier.built:
-            self.classifier.build(input_shape)
-        self.built = True
-
-    def call(self, inputs, training=None):
-        return self.classifier(inputs, training=training)
-
-    @property
-    def metrics(self):
-        return [
-            self.loss_tracker,
-            self.labelled_ce_tracker,
-            self.unlabelled_ce_tracker,
-            self.labelled_accuracy_tracker,
-            self.accuracy_tracker,
-        ]
 
     # -------------------------------------------------------------- schedule
 
@@ -223,122 +383,39 @@ class PseudoLabel(keras.Model):
 
     # -------------------------------------------------------------- training
 
-    @staticmethod
-    def _unpack(data):
-        # `train_on_batch(batch)` hands over `(batch, None, None)`.
-        while isinstance(data, (tuple, list)) and len(data) > 1 and data[-1] is None:
-            data = data[:-1]
-        if isinstance(data, (tuple, list)) and len(data) == 1:
-            data = data[0]
-        if (
-            isinstance(data, (tuple, list))
-            and len(data) == 2
-            and isinstance(data[0], (tuple, list))
-            and len(data[0]) == 2
-        ):
-            (x_labelled, y_labelled), x_unlabelled = data
-            return x_labelled, y_labelled, x_unlabelled
-        raise ValueError(
-            "PseudoLabel.fit expects batches `((x_labelled, y_labelled), x_unlabelled)`, "
-            "e.g. from keras_dbn.pseudo_label_dataset(...); got a batch of structure "
-            f"{keras.tree.map_structure(lambda _: '.', data)!r}."
-        )
-
-    def _crossentropy(self, labels, probabilities):
-        """Per-example sparse cross-entropy, in float32."""
-        labels = ops.cast(labels, "int32")
-        if len(labels.shape) == len(probabilities.shape) and labels.shape[-1] == 1:
-            labels = ops.squeeze(labels, axis=-1)
-        if probabilities.dtype != "float32":
-            probabilities = ops.cast(probabilities, "float32")
-        return ops.sparse_categorical_crossentropy(labels, probabilities)
-
-    def _regularization_loss(self):
-        losses = self.classifier.losses
-        if not losses:
-            return None
-        return ops.sum(ops.stack([ops.cast(loss, "float32") for loss in losses]))
-
     def train_step(self, data):
-        if keras.backend.backend() != "tensorflow":
-            raise NotImplementedError(
-                "PseudoLabel trains with the TensorFlow backend only; "
-                f"the backend is {keras.backend.backend()!r}."
-            )
-        import tensorflow as tf
-
-        x_labelled, y_labelled, x_unlabelled = self._unpack(data)
+        self._require_tensorflow()
+        x_labelled, y_labelled, x_unlabelled, _ = self._unpack(data)
         # Pseudo-labels: the classes the network predicts right now, without
         # dropout, treated as constants.
         pseudo_labels = ops.stop_gradient(
             ops.argmax(self.classifier(x_unlabelled, training=False), axis=-1)
         )
         alpha = self.alpha_at(self.optimizer.iterations)
-        with tf.GradientTape() as tape:
+
+        def loss_terms():
             probabilities_l = self.classifier(x_labelled, training=True)
             probabilities_u = self.classifier(x_unlabelled, training=True)
             labelled_ce = ops.mean(self._crossentropy(y_labelled, probabilities_l))
             unlabelled_ce = ops.mean(self._crossentropy(pseudo_labels, probabilities_u))
-            loss = labelled_ce + alpha * unlabelled_ce
-            regularization = self._regularization_loss()
-            if regularization is not None:
-                loss = loss + regularization
-            replicas = _num_replicas()
-            scaled = loss / replicas if replicas > 1 else loss
-            scaled = self.optimizer.scale_loss(scaled)
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply(gradients, variables)
-        self.loss_tracker.update_state(loss)
-        self.labelled_ce_tracker.update_state(labelled_ce)
-        self.unlabelled_ce_tracker.update_state(unlabelled_ce)
-        self.labelled_accuracy_tracker.update_state(y_labelled, probabilities_l)
-        logs = {m.name: m.result() for m in self.metrics[:4]}
+            return labelled_ce + alpha * unlabelled_ce, labelled_ce, (unlabelled_ce,), probabilities_l
+
+        logs = self._minimize(loss_terms, y_labelled)
         logs["alpha"] = alpha
         return logs
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if y is None:
-            raise ValueError("PseudoLabel.evaluate needs labelled data `(x, y)`.")
-        probabilities = self(x, training=False)
-        crossentropy = self._crossentropy(y, probabilities)
-        regularization = self._regularization_loss()
-        if regularization is None:
-            self.loss_tracker.update_state(crossentropy, sample_weight=sample_weight)
-        else:
-            # Like Keras' compiled loss: the weighted batch mean plus the penalty.
-            if sample_weight is None:
-                batch_loss = ops.mean(crossentropy)
-            else:
-                weight = ops.cast(ops.reshape(sample_weight, ops.shape(crossentropy)), "float32")
-                batch_loss = ops.sum(crossentropy * weight) / ops.sum(weight)
-            self.loss_tracker.update_state(
-                batch_loss + regularization, sample_weight=ops.shape(crossentropy)[0]
-            )
-        self.accuracy_tracker.update_state(y, probabilities, sample_weight=sample_weight)
-        return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
 
     # --------------------------------------------------------- serialization
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "classifier": keras.saving.serialize_keras_object(self.classifier),
+            **super().get_config(),
             "alpha": self.alpha,
             "ramp_start": self.ramp_start,
             "ramp_end": self.ramp_end,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["classifier"] = keras.saving.deserialize_keras_object(config["classifier"])
-        return cls(**config)
 
-
-def pseudo_label_dataset(
+def semi_supervised_dataset(
     x_labelled,
     y_labelled,
     x_unlabelled,
@@ -348,9 +425,10 @@ def pseudo_label_dataset(
 ):
     """An endless `tf.data.Dataset` of ``((x_l, y_l), x_u)`` batches.
 
-    The input of `PseudoLabel.fit`. Each side is drawn from its own random
-    permutation, reshuffled at every pass over its data, independently of the
-    other side. Batches run on across the end of a pass (a permutation
+    The input of `PseudoLabel.fit` and `keras_dbn.VirtualAdversarial.fit`
+    (also available as `pseudo_label_dataset`). Each side is drawn from its
+    own random permutation, reshuffled at every pass over its data,
+    independently of the other side. Batches run on across the end of a pass (a permutation
     follows the previous one), so every labelled example is used equally
     often and every batch has exactly its batch size; the first
     ``ceil(n / labelled_batch_size)`` labelled batches hold every labelled
@@ -386,7 +464,7 @@ def pseudo_label_dataset(
     Example:
 
     ```python
-    data = keras_dbn.pseudo_label_dataset(x_train[:100], y_train[:100], x_train, seed=0)
+    data = keras_dbn.semi_supervised_dataset(x_train[:100], y_train[:100], x_train, seed=0)
     (x_l, y_l), x_u = next(iter(data))      # shapes (32, 784), (32,), (256, 784)
     pseudo.fit(data, steps_per_epoch=100, epochs=10)
     ```
@@ -447,3 +525,7 @@ def pseudo_label_dataset(
     return tf.data.Dataset.zip(labelled, unlabelled).map(
         lambda l, u: ((l[0], l[1]), u[0])
     ).prefetch(tf.data.AUTOTUNE)
+
+
+#: The name `semi_supervised_dataset` had before `VirtualAdversarial` read it too.
+pseudo_label_dataset = semi_supervised_dataset
