@@ -12,11 +12,16 @@ standard deviation of the test error (10,000 test images) over the seeds.
 
 With ``--pseudo-label``, both classifiers are instead wrapped in
 ``keras_dbn.PseudoLabel`` (Lee 2013) and trained for exactly ``--steps``
-updates on ``keras_dbn.pseudo_label_dataset(subset, labels, all 60,000
+updates on ``keras_dbn.semi_supervised_dataset(subset, labels, all 60,000
 training images)``: batches of ``--batch`` labelled and
 ``--unlabelled-batch`` unlabelled images, the unlabelled loss weighted by
 ``alpha(t)``, which ramps from 0 at update ``--ramp-start`` to ``--alpha`` at
-update ``--ramp-end``. Without it, training is plain supervised fine-tuning.
+update ``--ramp-end``. With ``--vat EPS``, they are instead wrapped in
+``keras_dbn.VirtualAdversarial`` (Miyato et al. 2019) and trained the same
+way on the same stream: the labelled cross-entropy plus ``--vat-weight``
+times the divergence between each unlabelled image's prediction and the
+prediction at its virtual adversarial perturbation of L2 norm EPS. Without
+either, training is plain supervised fine-tuning.
 
 Usage::
 
@@ -24,6 +29,7 @@ Usage::
     python benchmarks/few_labels.py --labels 100 1000 --seeds 2 --dbn-epochs 3
     python -m benchmarks.few_labels --dbn benchmarks/results/mnist_dbn.keras --pseudo-label \
         --alpha 3 --ramp-start 200 --ramp-end 1200 --steps 3000
+    python -m benchmarks.few_labels --dbn benchmarks/results/mnist_dbn.keras --vat 2.0 --steps 3000
 """
 
 import argparse
@@ -56,25 +62,26 @@ def train_classifier(model, x, y, x_test, y_test, steps, batch, lr, seed):
     return 1.0 - float(accuracy)
 
 
-def train_pseudo_label(model, x, y, x_unlabelled, x_test, y_test, steps, batch, lr, seed,
-                       unlabelled_batch, alpha, ramp_start, ramp_end):
-    """Exactly ``steps`` pseudo-label updates (Lee 2013); returns the test error."""
+def train_semi_supervised(trainer, x, y, x_unlabelled, x_test, y_test, steps, batch, lr, seed,
+                          unlabelled_batch):
+    """Exactly ``steps`` updates of ``trainer`` (a `keras_dbn.PseudoLabel` or
+    `keras_dbn.VirtualAdversarial`) on the labelled subset and the unlabelled
+    images; returns the test error."""
     import keras
 
     import keras_dbn
 
     keras.utils.set_random_seed(seed)
-    data = keras_dbn.pseudo_label_dataset(x, y, x_unlabelled, labelled_batch_size=batch,
-                                          unlabelled_batch_size=unlabelled_batch, seed=seed)
-    pseudo = keras_dbn.PseudoLabel(model, alpha=alpha, ramp_start=ramp_start, ramp_end=ramp_end)
+    data = keras_dbn.semi_supervised_dataset(x, y, x_unlabelled, labelled_batch_size=batch,
+                                             unlabelled_batch_size=unlabelled_batch, seed=seed)
     # One epoch of `steps` updates from the endless stream. Keras rounds an
     # epoch up to whole executions, so steps_per_execution must divide it.
     per_execution = math.gcd(steps, 16)
-    pseudo.compile(optimizer=keras.optimizers.Adam(lr), steps_per_execution=per_execution)
-    pseudo.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-    assert int(pseudo.optimizer.iterations) == steps
-    accuracy = pseudo.evaluate(x_test, y_test, batch_size=1000, verbose=0,
-                               return_dict=True)["accuracy"]
+    trainer.compile(optimizer=keras.optimizers.Adam(lr), steps_per_execution=per_execution)
+    trainer.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    assert int(trainer.optimizer.iterations) == steps
+    accuracy = trainer.evaluate(x_test, y_test, batch_size=1000, verbose=0,
+                                return_dict=True)["accuracy"]
     return 1.0 - float(accuracy)
 
 
@@ -99,8 +106,13 @@ def main(argv=None):
     parser.add_argument("--ramp-end", type=int, default=None,
                         help="update from which it has weight --alpha (--pseudo-label; "
                              "default: PseudoLabel's, 1200, or --ramp-start if later)")
+    parser.add_argument("--vat", type=float, default=None, metavar="EPS",
+                        help="semi-supervised fine-tuning by virtual adversarial training "
+                             "(Miyato et al. 2019) with perturbations of this L2 norm")
+    parser.add_argument("--vat-weight", type=float, default=1.0,
+                        help="weight of the smoothness term (--vat)")
     parser.add_argument("--unlabelled-batch", type=int, default=256,
-                        help="unlabelled images per update (--pseudo-label)")
+                        help="unlabelled images per update (--pseudo-label, --vat)")
     _common.add_io_arguments(parser, "few_labels")
     args = parser.parse_args(argv)
 
@@ -110,9 +122,18 @@ def main(argv=None):
     from keras_dbn import datasets
     from keras_dbn import semi_supervised
 
+    if args.pseudo_label and args.vat is not None:
+        parser.error("choose one of --pseudo-label and --vat")
+    if (args.pseudo_label or args.vat is not None) and args.steps < 1:
+        parser.error("--steps must be >= 1")
+    if args.vat is not None:
+        # Fails early, with VirtualAdversarial's message, on a bad setting.
+        keras_dbn.VirtualAdversarial(keras.Sequential([keras.Input((1,))]), epsilon=args.vat,
+                                     weight=args.vat_weight)
+        print(f"virtual adversarial fine-tuning: epsilon {args.vat}, weight {args.vat_weight}, "
+              f"{args.steps} updates, batches {args.batch} labelled + {args.unlabelled_batch} "
+              "unlabelled", flush=True)
     if args.pseudo_label:
-        if args.steps < 1:
-            parser.error("--steps must be >= 1")
         if args.ramp_start is None:
             args.ramp_start = semi_supervised.DEFAULT_RAMP_START
         if args.ramp_end is None:
@@ -149,17 +170,25 @@ def main(argv=None):
             keras.utils.set_random_seed(1000 + seed)
             fresh = keras.models.clone_model(pretrained)  # same layers, new random weights
             for name, model in (("dbn", pretrained), ("random", fresh)):
-                if args.pseudo_label:
-                    errors[name].append(train_pseudo_label(
-                        model, x, y, x_train, x_test, y_test, args.steps, args.batch, args.lr,
-                        seed, args.unlabelled_batch, args.alpha, args.ramp_start, args.ramp_end))
+                if args.pseudo_label or args.vat is not None:
+                    if args.pseudo_label:
+                        trainer = keras_dbn.PseudoLabel(model, alpha=args.alpha,
+                                                        ramp_start=args.ramp_start,
+                                                        ramp_end=args.ramp_end)
+                    else:
+                        trainer = keras_dbn.VirtualAdversarial(model, epsilon=args.vat,
+                                                               weight=args.vat_weight, seed=seed)
+                    errors[name].append(train_semi_supervised(
+                        trainer, x, y, x_train, x_test, y_test, args.steps, args.batch, args.lr,
+                        seed, args.unlabelled_batch))
                 else:
                     errors[name].append(train_classifier(
                         model, x, y, x_test, y_test, args.steps, args.batch, args.lr, seed))
             print(f"labels {n_labels} seed {seed}: DBN {100 * errors['dbn'][-1]:.2f}% "
                   f"random {100 * errors['random'][-1]:.2f}%", flush=True)
-        entry = {"labels": n_labels, "seeds": args.seeds,
-                 "method": "pseudo-label" if args.pseudo_label else "supervised"}
+        method = ("pseudo-label" if args.pseudo_label
+                  else "supervised" if args.vat is None else "virtual-adversarial")
+        entry = {"labels": n_labels, "seeds": args.seeds, "method": method}
         for name, values in errors.items():
             entry[name] = {"test_errors": values, "mean": float(np.mean(values)),
                            "std": _common.spread(values)}

@@ -66,13 +66,12 @@ def pretrain(x_train, layers, epochs, batch, lr, momentum, dtype, seed, verbose)
     return dbn, time.perf_counter() - start
 
 
-def _fine_tuning_trainer(model, name, loss_terms, monitors=()):
+def _fine_tuning_trainer(model, name, loss_terms):
     """``model`` wrapped in a Keras model whose training step minimises ``loss_terms``.
 
     ``loss_terms(net, x, y)`` runs under the step's gradient tape and returns
-    the loss, the network's (training-mode) predictions for the clean batch,
-    which the accuracy metric reads, and one value per name in ``monitors``,
-    logged as running means beside the loss. The wrapper shares ``model``'s
+    the loss and the network's (training-mode) predictions for the clean
+    batch, which the accuracy metric reads. The wrapper shares ``model``'s
     layers, so training it trains ``model``.
     """
     import keras
@@ -82,7 +81,7 @@ def _fine_tuning_trainer(model, name, loss_terms, monitors=()):
         def __init__(self, net):
             super().__init__(name=name)
             self.net = net
-            self.trackers = [keras.metrics.Mean(name=n) for n in ("loss", *monitors)]
+            self.loss_tracker = keras.metrics.Mean(name="loss")
             self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
         def call(self, x, training=False):
@@ -90,16 +89,15 @@ def _fine_tuning_trainer(model, name, loss_terms, monitors=()):
 
         @property
         def metrics(self):
-            return [*self.trackers, self.accuracy]
+            return [self.loss_tracker, self.accuracy]
 
         def train_step(self, data):
             x, y = data
             with tf.GradientTape() as tape:
-                loss, clean, values = loss_terms(self.net, x, y)
+                loss, clean = loss_terms(self.net, x, y)
             variables = self.net.trainable_variables
             self.optimizer.apply(tape.gradient(loss, variables), variables)
-            for tracker, value in zip(self.trackers, (loss, *values)):
-                tracker.update_state(value)
+            self.loss_tracker.update_state(loss)
             self.accuracy.update_state(y, clean)
             return {m.name: m.result() for m in self.metrics}
 
@@ -130,51 +128,9 @@ def adversarial_trainer(model, epsilon, clean_weight=0.5):
         direction = tf.sign(tf.stop_gradient(input_tape.gradient(clean_loss, x)))
         x_adv = tf.clip_by_value(x + epsilon * direction, 0.0, 1.0)
         adv_loss = tf.reduce_mean(cross_entropy(y, net(x_adv, training=True)))
-        return clean_weight * clean_loss + (1.0 - clean_weight) * adv_loss, clean, ()
+        return clean_weight * clean_loss + (1.0 - clean_weight) * adv_loss, clean
 
     return _fine_tuning_trainer(model, "adversarial_fine_tuning", loss_terms)
-
-
-def virtual_adversarial_trainer(model, epsilon, xi=1e-6, weight=1.0):
-    """``model`` wrapped to add virtual adversarial training to its loss.
-
-    Each step minimises the cross-entropy of the (dropout) network plus
-    ``weight`` times the local distributional smoothness
-    ``KL(p(y|x) || p(y|x + r))`` of the network without dropout, where ``r``
-    is the L2 perturbation of norm ``epsilon`` that one power iteration
-    (from a random direction scaled to ``xi``) finds to change the
-    prediction most, and ``p(y|x)`` is held fixed (Miyato, Maeda, Koyama &
-    Ishii, "Virtual Adversarial Training", TPAMI 41, 2019, equations
-    (3)-(9); epsilon 2.0 for permutation-invariant MNIST, 0.64% test error
-    with all labels). The smoothness is logged as ``lds``. The wrapper
-    shares ``model``'s layers, so training it trains ``model``.
-    """
-    import keras
-    import tensorflow as tf
-
-    def kl(p, q):
-        log_ratio = tf.math.log(tf.clip_by_value(p, 1e-7, 1.0)) - tf.math.log(
-            tf.clip_by_value(q, 1e-7, 1.0))
-        return tf.reduce_mean(tf.reduce_sum(p * log_ratio, axis=-1))
-
-    def unit(d):  # each example's direction scaled to L2 norm 1
-        return d / (tf.norm(d, axis=-1, keepdims=True) + 1e-12)
-
-    def loss_terms(net, x, y):
-        x = tf.reshape(x, (tf.shape(x)[0], -1))
-        p = tf.stop_gradient(net(x, training=False))
-        with tf.GradientTape() as probe:
-            d = xi * unit(tf.random.normal(tf.shape(x)))
-            probe.watch(d)
-            probe_kl = kl(p, net(x + d, training=False))
-        r_adv = epsilon * unit(tf.stop_gradient(probe.gradient(probe_kl, d)))
-        clean = net(x, training=True)
-        cross_entropy = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, clean))
-        lds = kl(p, net(x + r_adv, training=False))
-        return cross_entropy + weight * lds, clean, (lds,)
-
-    return _fine_tuning_trainer(model, "virtual_adversarial_fine_tuning", loss_terms,
-                                monitors=("lds",))
 
 
 def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer="adam",
@@ -190,7 +146,7 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
     epsilon such as 0.1) the network trains on clean and fast-gradient-sign
     adversarial examples (`adversarial_trainer`); with ``vat`` (an L2
     epsilon such as 2.0), with virtual adversarial training
-    (`virtual_adversarial_trainer`).
+    (`keras_dbn.VirtualAdversarial` on the labelled batches).
 
     With ``ema`` (a momentum such as 0.999) the optimizer keeps an
     exponential moving average of the weights (Keras' ``use_ema``), which
@@ -252,7 +208,7 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
     if adversarial:
         trained = adversarial_trainer(model, adversarial)
     elif vat:
-        trained = virtual_adversarial_trainer(model, vat)
+        trained = keras_dbn.VirtualAdversarial(model, epsilon=vat, seed=seed)
     if trained is not model:
         trained.compile(optimizer=optimizer, steps_per_execution=16)
     trained.fit(data, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles

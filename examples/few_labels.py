@@ -2,6 +2,7 @@
 
     python examples/few_labels.py --manual-dir ../shared/data/mnist --labels 100 600 1000
     python examples/few_labels.py --manual-dir ../shared/data/mnist --pseudo-label
+    python examples/few_labels.py --manual-dir ../shared/data/mnist --vat 2.0
 
 Pretraining uses all 60,000 training images without labels; each classifier
 is then fine-tuned on a stratified subset of N labelled images. The baseline
@@ -9,7 +10,9 @@ is the same network (same layers, optimizer, epochs, batch size) starting
 from Keras's default random initialisation. With ``--pseudo-label`` both
 also learn from the unlabelled images through pseudo-labels
 (`keras_dbn.PseudoLabel`, Lee 2013): 3,000 updates of 32 labelled and 256
-unlabelled images each.
+unlabelled images each. With ``--vat EPS`` they learn from them by virtual
+adversarial training instead (`keras_dbn.VirtualAdversarial`, Miyato et al.
+2019), on the same batches.
 """
 
 import argparse
@@ -29,12 +32,12 @@ def fine_tune(model, x, y, x_test, y_test, epochs):
     return model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
 
 
-def fine_tune_pseudo_label(model, x, y, x_unlabelled, x_test, y_test, seed):
-    pseudo = keras_dbn.PseudoLabel(model, alpha=3.0, ramp_start=200, ramp_end=1200)
-    pseudo.compile(optimizer=keras.optimizers.Adam(1e-3))
-    data = keras_dbn.pseudo_label_dataset(x, y, x_unlabelled, seed=seed)
-    pseudo.fit(data, steps_per_epoch=150, epochs=20, verbose=0, shuffle=False)
-    return pseudo.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+def fine_tune_semi_supervised(trainer, x, y, x_unlabelled, x_test, y_test, seed):
+    """3,000 updates of ``trainer`` (a PseudoLabel or VirtualAdversarial model)."""
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    data = keras_dbn.semi_supervised_dataset(x, y, x_unlabelled, seed=seed)
+    trainer.fit(data, steps_per_epoch=150, epochs=20, verbose=0, shuffle=False)
+    return trainer.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
 
 
 def main():
@@ -46,8 +49,13 @@ def main():
     parser.add_argument("--finetune-epochs", type=int, default=20)
     parser.add_argument("--pseudo-label", action="store_true",
                         help="also learn from the unlabelled images (Lee 2013)")
+    parser.add_argument("--vat", type=float, default=None, metavar="EPS",
+                        help="also learn from the unlabelled images by virtual adversarial "
+                             "training with perturbations of this L2 norm (e.g. 2.0)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.pseudo_label and args.vat:
+        parser.error("choose one of --pseudo-label and --vat")
     keras.utils.set_random_seed(args.seed)
 
     load = dict(data_dir=args.data_dir, manual_dir=args.manual_dir)
@@ -63,9 +71,13 @@ def main():
         pretrained = dbn.to_classifier(10, dropout=0.2)
         keras.utils.set_random_seed(args.seed)
         random_init = keras.models.clone_model(pretrained)
-        if args.pseudo_label:
+        if args.pseudo_label or args.vat:
             acc_dbn, acc_random = (
-                fine_tune_pseudo_label(model, x, y, x_train, x_test, y_test, args.seed)
+                fine_tune_semi_supervised(
+                    keras_dbn.VirtualAdversarial(model, epsilon=args.vat, seed=args.seed)
+                    if args.vat else
+                    keras_dbn.PseudoLabel(model, alpha=3.0, ramp_start=200, ramp_end=1200),
+                    x, y, x_train, x_test, y_test, args.seed)
                 for model in (pretrained, random_init))
         else:
             acc_dbn = fine_tune(pretrained, x, y, x_test, y_test, args.finetune_epochs)

@@ -13,8 +13,11 @@ effect), which helps most when labels are scarce (tens to a few thousand) and
 the classes form well-separated clusters, as MNIST digits do in the feature
 space of a pretrained DBN. With plenty of labels it adds little but cost.
 
-`pseudo_label_dataset` makes the input that `PseudoLabel.fit` expects: an
-endless stream of ``((x_labelled, y_labelled), x_unlabelled)`` batches.
+`semi_supervised_dataset` (also named `pseudo_label_dataset`) makes the
+input that `PseudoLabel.fit` expects: an endless stream of ``((x_labelled,
+y_labelled), x_unlabelled)`` batches. `keras_dbn.VirtualAdversarial`
+(virtual adversarial training, in its own module) reads the same stream and
+shares `PseudoLabel`'s base class, `ClassifierTrainer`.
 
 Example:
 
@@ -22,7 +25,7 @@ Example:
 dbn = keras_dbn.DBN([500, 500, 2000]); dbn.pretrain(x_train, epochs=10)
 pseudo = keras_dbn.PseudoLabel(dbn.to_classifier(10, dropout=0.2))
 pseudo.compile(optimizer=keras.optimizers.Adam(1e-3))
-data = keras_dbn.pseudo_label_dataset(x_few, y_few, x_train, seed=0)
+data = keras_dbn.semi_supervised_dataset(x_few, y_few, x_train, seed=0)
 pseudo.fit(data, steps_per_epoch=150, epochs=20)   # 3,000 updates
 pseudo.evaluate(x_test, y_test)       # {"accuracy": ..., "loss": ...}
 classifier = pseudo.classifier        # a plain Keras model
@@ -282,7 +285,7 @@ class PseudoLabel(ClassifierTrainer):
     ``call(x)`` returns the classifier's output, so ``predict`` and
     ``evaluate`` take plain ``(x, y)`` data (integer labels); ``evaluate``
     reports the cross-entropy as ``loss`` and ``accuracy``. ``fit`` takes
-    ``((x_l, y_l), x_u)`` batches, most simply from `pseudo_label_dataset`,
+    ``((x_l, y_l), x_u)`` batches, most simply from `semi_supervised_dataset`,
     and reports ``loss`` (L above, plus any regularisation losses of the
     classifier), ``labelled_crossentropy``, ``unlabelled_crossentropy``
     (against the pseudo-labels, before weighting), ``labelled_accuracy``
@@ -330,7 +333,7 @@ class PseudoLabel(ClassifierTrainer):
     classifier = dbn.to_classifier(10, dropout=0.2)
     pseudo = keras_dbn.PseudoLabel(classifier, alpha=3.0, ramp_start=200, ramp_end=1200)
     pseudo.compile(optimizer=keras.optimizers.Adam(1e-3))
-    data = keras_dbn.pseudo_label_dataset(x_labelled, y_labelled, x_all, seed=0)
+    data = keras_dbn.semi_supervised_dataset(x_labelled, y_labelled, x_all, seed=0)
     pseudo.fit(data, steps_per_epoch=150, epochs=20)    # 3,000 updates
     error = 1 - pseudo.evaluate(x_test, y_test, return_dict=True)["accuracy"]
     classifier.save("classifier.keras")     # loads without keras_dbn

@@ -115,7 +115,28 @@ def test_train_with_few_labels_and_pseudo_labels(mnist_manual_dir, tfds_data_dir
     assert (out_dir / "saved_model" / "1" / "saved_model.pb").exists()
 
 
-def test_pseudo_label_without_labels_stops_before_any_work(tmp_path):
-    with pytest.raises(SystemExit, match="--labels"):
-        cli.main(["train", "--pseudo-label", "--out", str(tmp_path / "nothing")])
+@pytest.mark.parametrize(
+    "options, message",
+    [(["--pseudo-label"], "--labels"),
+     (["--labels", "100", "--pseudo-label", "--vat", "2"], "one of --pseudo-label and --vat")],
+)
+def test_semi_supervised_option_errors_stop_before_any_work(options, message, tmp_path):
+    with pytest.raises(SystemExit, match=message):
+        cli.main(["train", *options, "--out", str(tmp_path / "nothing")])
     assert not (tmp_path / "nothing").exists()
+
+
+def test_train_with_few_labels_and_virtual_adversarial_training(mnist_manual_dir, tfds_data_dir,
+                                                                 tmp_path):
+    common = ["train", "--layers", "64", "--dbn-epochs", "1", "--mlp-epochs", "2", "--limit",
+              "3000", "--vat", "2.0", "--data-dir", tfds_data_dir, "--manual-dir",
+              mnist_manual_dir, "--samples", "4", "--gibbs-steps", "2", "--verbose", "0"]
+    results = cli.train(cli.build_parser().parse_args(
+        common + ["--labels", "100", "--out", str(tmp_path / "few")]))
+    assert results["labels"] == 100 and results["vat"] == 2.0 and not results["pseudo_label"]
+    # 100 labels and 300 updates whose smoothness term reads 3,000 unlabelled
+    # images: far above chance (10%).
+    assert results["test_accuracy"] > 0.5
+    # Without --labels: supervised, the smoothness term on the labelled batches.
+    results = cli.train(cli.build_parser().parse_args(common + ["--out", str(tmp_path / "all")]))
+    assert results["labels"] == 3000 and results["test_accuracy"] > 0.8

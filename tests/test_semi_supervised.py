@@ -7,34 +7,8 @@ import numpy as np
 import pytest
 
 import keras_dbn
+from classifier_toys import B0, W0, batches, blob_test_accuracy, softmax, tiny_classifier
 from keras_dbn import PseudoLabel, pseudo_label_dataset
-
-W0 = np.array(
-    [[0.3, -0.2, 0.5], [-0.4, 0.1, 0.2], [0.6, 0.3, -0.5], [-0.1, -0.6, 0.4]], dtype="float32"
-)
-B0 = np.array([0.1, -0.2, 0.05], dtype="float32")
-
-
-def tiny_classifier(weights=(W0, B0)):
-    """Dense softmax 4 -> 3 with fixed weights, no dropout."""
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
-    model.set_weights([np.array(w) for w in weights])
-    return model
-
-
-def batches(seed=0):
-    rng = np.random.default_rng(seed)
-    x_l = rng.normal(size=(5, 4)).astype("float32")
-    y_l = np.array([0, 2, 1, 1, 0])
-    x_u = rng.normal(size=(7, 4)).astype("float32") * 2
-    return x_l, y_l, x_u
-
-
-def softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
 
 def manual_loss_and_gradients(w, b, x_l, y_l, x_u, alpha):
     """CE_l + alpha * CE_u with argmax pseudo-labels and its gradient, in float64."""
@@ -254,42 +228,25 @@ def test_save_and_load_round_trip(tmp_path):
     # The classifier itself stays plain Keras.
     assert type(loaded.classifier) is keras.Sequential
     assert keras_dbn.semi_supervised.PseudoLabel is PseudoLabel
+    assert keras_dbn.pseudo_label_dataset is keras_dbn.semi_supervised_dataset
 
 
 # ---------------------------------------------------------- real behaviour
 
 
-def two_blobs(rng, n):
-    """Class 0 around x = -2, class 1 around x = +2, elongated along y."""
-    y = np.arange(n) % 2
-    x = np.stack([np.where(y == 0, -2.0, 2.0) + 0.7 * rng.normal(size=n),
-                  2.0 * rng.normal(size=n)], axis=1)
-    return x.astype("float32"), y
-
-
 def test_pseudo_labels_move_the_boundary_into_the_gap():
-    # The four labelled points sit off-centre (class 0 far left, class 1 near
-    # the gap), so the labelled points alone put the boundary inside class 0's
-    # cluster (about 89% test accuracy); the pseudo-labels pull it into the
-    # low-density gap at x = 0 (about 99%). Same start, batches and updates.
-    rng = np.random.default_rng(0)
-    x_u, _ = two_blobs(rng, 1000)
-    x_test, y_test = two_blobs(rng, 1000)
-    x_l = np.array([[-4.0, 1.0], [-3.5, -1.0], [0.0, 1.0], [0.5, -1.0]], dtype="float32")
-    y_l = np.array([0, 0, 1, 1])
+    # From the four off-centre labelled points alone the boundary lies inside
+    # class 0's cluster (about 89% test accuracy); the pseudo-labels pull it
+    # into the low-density gap at x = 0 (about 99%). Same start, batches and
+    # updates.
     accuracy = {}
     for alpha in (0.0, 3.0):
         classifier = keras.Sequential(
             [keras.Input((2,)), keras.layers.Dense(2, activation="softmax")]
         )
         classifier.set_weights([np.zeros((2, 2), "float32"), np.zeros(2, "float32")])
-        pseudo = PseudoLabel(classifier, alpha=alpha, ramp_start=100, ramp_end=200)
-        pseudo.compile(optimizer=keras.optimizers.SGD(0.5), steps_per_execution=50)
-        data = pseudo_label_dataset(x_l, y_l, x_u, labelled_batch_size=4,
-                                    unlabelled_batch_size=128, seed=0)
-        pseudo.fit(data, steps_per_epoch=400, epochs=1, verbose=0, shuffle=False)
-        assert int(pseudo.optimizer.iterations) == 400
-        accuracy[alpha] = pseudo.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+        accuracy[alpha] = blob_test_accuracy(
+            PseudoLabel(classifier, alpha=alpha, ramp_start=100, ramp_end=200))
     assert accuracy[0.0] < 0.93
     assert accuracy[3.0] > 0.97
     assert accuracy[3.0] > accuracy[0.0] + 0.05

@@ -7,37 +7,9 @@ import numpy as np
 import pytest
 
 import keras_dbn
+from classifier_toys import B0, W0, batches, blob_test_accuracy, softmax, tiny_classifier
 from keras_dbn import VirtualAdversarial, semi_supervised_dataset
 from keras_dbn.virtual_adversarial import kl_divergence
-
-W0 = np.array(
-    [[0.3, -0.2, 0.5], [-0.4, 0.1, 0.2], [0.6, 0.3, -0.5], [-0.1, -0.6, 0.4]], dtype="float32"
-)
-B0 = np.array([0.1, -0.2, 0.05], dtype="float32")
-
-
-def tiny_classifier(input_shape=(4,)):
-    """Dense softmax 4 -> 3 with fixed weights (after a Flatten for 2-D inputs)."""
-    layers = [keras.Input(input_shape)]
-    if len(input_shape) > 1:
-        layers.append(keras.layers.Flatten())
-    model = keras.Sequential(layers + [keras.layers.Dense(3, activation="softmax")])
-    model.set_weights([W0.copy(), B0.copy()])
-    return model
-
-
-def softmax(z):
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def batches(seed=0):
-    rng = np.random.default_rng(seed)
-    x_l = rng.normal(size=(5, 4)).astype("float32")
-    y_l = np.array([0, 2, 1, 1, 0])
-    x_u = rng.normal(size=(7, 4)).astype("float32") * 2
-    return x_l, y_l, x_u
 
 
 # ------------------------------------------------------------ perturbation
@@ -50,7 +22,7 @@ def test_perturbation_follows_the_top_eigenvector_of_the_divergence_hessian():
     # over all of the example's axes (here a 2 x 2 "image").
     rng = np.random.default_rng(1)
     x = rng.normal(size=(6, 2, 2)).astype("float32")
-    vat = VirtualAdversarial(tiny_classifier((2, 2)), epsilon=1.5, xi=1e-3,
+    vat = VirtualAdversarial(tiny_classifier(input_shape=(2, 2)), epsilon=1.5, xi=1e-3,
                              power_iterations=30, seed=0)
     r = np.asarray(vat.virtual_adversarial_perturbation(x)).reshape(6, 4)
     np.testing.assert_allclose(np.linalg.norm(r, axis=1), 1.5, rtol=1e-5)
@@ -225,27 +197,14 @@ def test_save_and_load_round_trip(tmp_path):
 # ---------------------------------------------------------- real behaviour
 
 
-def two_blobs(rng, n):
-    """Class 0 around x = -2, class 1 around x = +2, elongated along y."""
-    y = np.arange(n) % 2
-    x = np.stack([np.where(y == 0, -2.0, 2.0) + 0.7 * rng.normal(size=n),
-                  2.0 * rng.normal(size=n)], axis=1)
-    return x.astype("float32"), y
-
-
 def test_smoothness_on_unlabelled_data_moves_the_boundary_into_the_gap():
-    # As for pseudo-labels: four labelled points sit off-centre, and from
-    # them alone a small network puts the boundary inside class 0's cluster
-    # (about 94% test accuracy); the smoothness term on the unlabelled
-    # points, which penalises a prediction that changes within epsilon of a
-    # point, pushes it into the low-density gap at x = 0 (about 99.8%).
-    # (A linear softmax can instead lower the term by shrinking its weights,
-    # so the check needs a hidden layer.)
-    rng = np.random.default_rng(0)
-    x_u, _ = two_blobs(rng, 1000)
-    x_test, y_test = two_blobs(rng, 1000)
-    x_l = np.array([[-4.0, 1.0], [-3.5, -1.0], [0.0, 1.0], [0.5, -1.0]], dtype="float32")
-    y_l = np.array([0, 0, 1, 1])
+    # As for pseudo-labels: from the four off-centre labelled points alone a
+    # small network puts the boundary inside class 0's cluster (about 94%
+    # test accuracy); the smoothness term on the unlabelled points, which
+    # penalises a prediction that changes within epsilon of a point, pushes
+    # it into the low-density gap at x = 0 (about 99.8%). (A linear softmax
+    # can instead lower the term by shrinking its weights, so the check
+    # needs a hidden layer.)
     accuracy = {}
     for weight in (0.0, 1.0):
         keras.utils.set_random_seed(0)
@@ -254,11 +213,7 @@ def test_smoothness_on_unlabelled_data_moves_the_boundary_into_the_gap():
             keras.layers.Dense(16, activation="tanh"),
             keras.layers.Dense(2, activation="softmax"),
         ])
-        vat = VirtualAdversarial(classifier, epsilon=1.0, weight=weight, seed=0)
-        vat.compile(optimizer=keras.optimizers.SGD(0.5), steps_per_execution=50)
-        data = semi_supervised_dataset(x_l, y_l, x_u, labelled_batch_size=4,
-                                       unlabelled_batch_size=128, seed=0)
-        vat.fit(data, steps_per_epoch=400, epochs=1, verbose=0, shuffle=False)
-        accuracy[weight] = vat.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+        accuracy[weight] = blob_test_accuracy(
+            VirtualAdversarial(classifier, epsilon=1.0, weight=weight, seed=0))
     assert accuracy[0.0] < 0.96
     assert accuracy[1.0] > 0.99

@@ -1,0 +1,65 @@
+"""Small classifiers and data shared by the tests of the classifier trainers
+(`keras_dbn.PseudoLabel`, `keras_dbn.VirtualAdversarial`)."""
+
+import keras
+import numpy as np
+
+from keras_dbn import semi_supervised_dataset
+
+#: Weights and biases of the 4 -> 3 softmax classifier of `tiny_classifier`.
+W0 = np.array(
+    [[0.3, -0.2, 0.5], [-0.4, 0.1, 0.2], [0.6, 0.3, -0.5], [-0.1, -0.6, 0.4]], dtype="float32"
+)
+B0 = np.array([0.1, -0.2, 0.05], dtype="float32")
+
+
+def tiny_classifier(weights=(W0, B0), input_shape=(4,)):
+    """Dense softmax 4 -> 3 with fixed weights, no dropout (after a Flatten
+    for inputs of more than one axis)."""
+    layers = [keras.Input(input_shape)]
+    if len(input_shape) > 1:
+        layers.append(keras.layers.Flatten())
+    model = keras.Sequential(layers + [keras.layers.Dense(3, activation="softmax")])
+    model.set_weights([np.array(w) for w in weights])
+    return model
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def batches(seed=0):
+    """A labelled batch of 5 and an unlabelled batch of 7 for `tiny_classifier`."""
+    rng = np.random.default_rng(seed)
+    x_l = rng.normal(size=(5, 4)).astype("float32")
+    y_l = np.array([0, 2, 1, 1, 0])
+    x_u = rng.normal(size=(7, 4)).astype("float32") * 2
+    return x_l, y_l, x_u
+
+
+def two_blobs(rng, n):
+    """Class 0 around x = -2, class 1 around x = +2, elongated along y."""
+    y = np.arange(n) % 2
+    x = np.stack([np.where(y == 0, -2.0, 2.0) + 0.7 * rng.normal(size=n),
+                  2.0 * rng.normal(size=n)], axis=1)
+    return x.astype("float32"), y
+
+
+def blob_test_accuracy(trainer, steps=400):
+    """Test accuracy of ``trainer`` after ``steps`` SGD updates on two blobs
+    with four labelled points off-centre (class 0 far left, class 1 near
+    the gap) and 1,000 unlabelled points; the labelled points alone put the
+    boundary inside class 0's cluster."""
+    rng = np.random.default_rng(0)
+    x_u, _ = two_blobs(rng, 1000)
+    x_test, y_test = two_blobs(rng, 1000)
+    x_l = np.array([[-4.0, 1.0], [-3.5, -1.0], [0.0, 1.0], [0.5, -1.0]], dtype="float32")
+    y_l = np.array([0, 0, 1, 1])
+    trainer.compile(optimizer=keras.optimizers.SGD(0.5), steps_per_execution=50)
+    data = semi_supervised_dataset(x_l, y_l, x_u, labelled_batch_size=4,
+                                   unlabelled_batch_size=128, seed=0)
+    trainer.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    assert int(trainer.optimizer.iterations) == steps
+    return trainer.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
