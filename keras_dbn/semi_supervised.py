@@ -150,7 +150,7 @@ class ClassifierTrainer(keras.Model):
             if len(data) == 2 and isinstance(data[0], (tuple, list)) and len(data[0]) == 2:
                 (x_labelled, y_labelled), x_unlabelled = data
                 return x_labelled, y_labelled, x_unlabelled, None
-            if plain and not isinstance(data[0], (tuple, list)):
+            if plain and not isinstance(data[0], (tuple, list)) and data[1] is not None:
                 sample_weight = data[2] if len(data) == 3 else None
                 return data[0], data[1], None, sample_weight
         expected = "`((x_labelled, y_labelled), x_unlabelled)`"

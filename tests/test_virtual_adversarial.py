@@ -143,6 +143,8 @@ def test_unlabelled_batches_without_labels_raise():
     vat.compile(optimizer="sgd")
     with pytest.raises(ValueError, match="x_labelled, y_labelled"):
         vat.fit(x_l, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="x_labelled, y_labelled"):
+        vat.fit(x_l, sample_weight=np.ones(len(x_l)), epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize(
