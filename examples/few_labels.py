@@ -21,6 +21,7 @@ import keras
 
 import keras_dbn
 from keras_dbn import datasets
+from keras_dbn.argtypes import positive_float
 
 
 def fine_tune(model, x, y, x_test, y_test, epochs):
@@ -49,12 +50,12 @@ def main():
     parser.add_argument("--finetune-epochs", type=int, default=20)
     parser.add_argument("--pseudo-label", action="store_true",
                         help="also learn from the unlabelled images (Lee 2013)")
-    parser.add_argument("--vat", type=float, default=None, metavar="EPS",
+    parser.add_argument("--vat", type=positive_float, default=None, metavar="EPS",
                         help="also learn from the unlabelled images by virtual adversarial "
                              "training with perturbations of this L2 norm (e.g. 2.0)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.pseudo_label and args.vat:
+    if args.pseudo_label and args.vat is not None:
         parser.error("choose one of --pseudo-label and --vat")
     keras.utils.set_random_seed(args.seed)
 
@@ -71,11 +72,11 @@ def main():
         pretrained = dbn.to_classifier(10, dropout=0.2)
         keras.utils.set_random_seed(args.seed)
         random_init = keras.models.clone_model(pretrained)
-        if args.pseudo_label or args.vat:
+        if args.pseudo_label or args.vat is not None:
             acc_dbn, acc_random = (
                 fine_tune_semi_supervised(
                     keras_dbn.VirtualAdversarial(model, epsilon=args.vat, seed=args.seed)
-                    if args.vat else
+                    if args.vat is not None else
                     keras_dbn.PseudoLabel(model, alpha=3.0, ramp_start=200, ramp_end=1200),
                     x, y, x_train, x_test, y_test, args.seed)
                 for model in (pretrained, random_init))
