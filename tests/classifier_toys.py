@@ -1,6 +1,8 @@
 """Small classifiers and data shared by the tests of the classifier trainers
 (`keras_dbn.PseudoLabel`, `keras_dbn.VirtualAdversarial`)."""
 
+import json
+
 import keras
 import numpy as np
 
@@ -63,3 +65,26 @@ def blob_test_accuracy(trainer, steps=400):
     trainer.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     assert int(trainer.optimizer.iterations) == steps
     return trainer.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+
+
+def saved_and_loaded(trainer, path):
+    """``trainer`` after one Adam update on `batches`, saved to ``path`` and
+    loaded back; checks what every trainer must keep: its class, its config,
+    its predictions, the optimizer's update count and a plain Keras
+    classifier inside."""
+    x_l, y_l, x_u = batches()
+    trainer.compile(optimizer=keras.optimizers.Adam(0.01))
+    trainer.train_on_batch(((x_l, y_l), x_u))
+    trainer.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is type(trainer)
+
+    def as_json(config):  # JSON turns the tuples of the config into lists
+        return json.loads(json.dumps(config))
+
+    assert as_json(loaded.get_config()) == as_json(trainer.get_config())
+    np.testing.assert_allclose(loaded.predict(x_u, verbose=0), trainer.predict(x_u, verbose=0),
+                               rtol=1e-6)
+    assert int(loaded.optimizer.iterations) == 1  # training resumes where it stopped
+    assert type(loaded.classifier) is keras.Sequential
+    return loaded
