@@ -66,20 +66,26 @@ def pretrain(x_train, layers, epochs, batch, lr, momentum, dtype, seed, verbose)
     return dbn, time.perf_counter() - start
 
 
-def _fine_tuning_trainer(model, name, loss_terms):
-    """``model`` wrapped in a Keras model whose training step minimises ``loss_terms``.
+def adversarial_trainer(model, epsilon, clean_weight=0.5):
+    """``model`` wrapped to train on clean and adversarial examples.
 
-    ``loss_terms(net, x, y)`` runs under the step's gradient tape and returns
-    the loss and the network's (training-mode) predictions for the clean
-    batch, which the accuracy metric reads. The wrapper shares ``model``'s
-    layers, so training it trains ``model``.
+    Each step adds the fast gradient sign perturbation ``epsilon *
+    sign(grad_x loss)`` to the batch (clipped to the pixel range [0, 1]) and
+    minimises ``clean_weight * loss(x) + (1 - clean_weight) * loss(x_adv)``:
+    adversarial training (Goodfellow, Shlens & Szegedy 2015, section 6;
+    it took a dropout-regularised permutation-invariant MNIST network from
+    0.94% to 0.84% test error there). The wrapper shares ``model``'s layers, so
+    training it trains ``model``; it logs the loss and the accuracy on the
+    clean batches (in training mode).
     """
     import keras
     import tensorflow as tf
 
-    class FineTuning(keras.Model):
+    cross_entropy = keras.losses.sparse_categorical_crossentropy
+
+    class AdversarialFineTuning(keras.Model):
         def __init__(self, net):
-            super().__init__(name=name)
+            super().__init__(name="adversarial_fine_tuning")
             self.net = net
             self.loss_tracker = keras.metrics.Mean(name="loss")
             self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -94,43 +100,21 @@ def _fine_tuning_trainer(model, name, loss_terms):
         def train_step(self, data):
             x, y = data
             with tf.GradientTape() as tape:
-                loss, clean = loss_terms(self.net, x, y)
+                with tf.GradientTape() as input_tape:
+                    input_tape.watch(x)
+                    clean = self.net(x, training=True)
+                    clean_loss = tf.reduce_mean(cross_entropy(y, clean))
+                direction = tf.sign(tf.stop_gradient(input_tape.gradient(clean_loss, x)))
+                x_adv = tf.clip_by_value(x + epsilon * direction, 0.0, 1.0)
+                adv_loss = tf.reduce_mean(cross_entropy(y, self.net(x_adv, training=True)))
+                loss = clean_weight * clean_loss + (1.0 - clean_weight) * adv_loss
             variables = self.net.trainable_variables
             self.optimizer.apply(tape.gradient(loss, variables), variables)
             self.loss_tracker.update_state(loss)
             self.accuracy.update_state(y, clean)
             return {m.name: m.result() for m in self.metrics}
 
-    return FineTuning(model)
-
-
-def adversarial_trainer(model, epsilon, clean_weight=0.5):
-    """``model`` wrapped to train on clean and adversarial examples.
-
-    Each step adds the fast gradient sign perturbation ``epsilon *
-    sign(grad_x loss)`` to the batch (clipped to the pixel range [0, 1]) and
-    minimises ``clean_weight * loss(x) + (1 - clean_weight) * loss(x_adv)``:
-    adversarial training (Goodfellow, Shlens & Szegedy 2015, section 6;
-    it took a dropout-regularised permutation-invariant MNIST network from
-    0.94% to 0.84% test error there). The wrapper shares ``model``'s layers, so
-    training it trains ``model``.
-    """
-    import keras
-    import tensorflow as tf
-
-    cross_entropy = keras.losses.sparse_categorical_crossentropy
-
-    def loss_terms(net, x, y):
-        with tf.GradientTape() as input_tape:
-            input_tape.watch(x)
-            clean = net(x, training=True)
-            clean_loss = tf.reduce_mean(cross_entropy(y, clean))
-        direction = tf.sign(tf.stop_gradient(input_tape.gradient(clean_loss, x)))
-        x_adv = tf.clip_by_value(x + epsilon * direction, 0.0, 1.0)
-        adv_loss = tf.reduce_mean(cross_entropy(y, net(x_adv, training=True)))
-        return clean_weight * clean_loss + (1.0 - clean_weight) * adv_loss, clean
-
-    return _fine_tuning_trainer(model, "adversarial_fine_tuning", loss_terms)
+    return AdversarialFineTuning(model)
 
 
 def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer="adam",
