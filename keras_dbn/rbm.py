@@ -216,6 +216,42 @@ class _FreeEnergyGap(keras.callbacks.Callback):
             logs["free_energy_gap"] = logs["val_free_energy"] - logs["free_energy"]
 
 
+class _StepProgbarLogger(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, counting no further than the known number of steps.
+
+    With ``steps_per_execution`` > 1 (32 by default for an RBM) Keras
+    reports each execution's last step as if the execution were full, so a
+    600-step epoch run 32 steps at a time showed 608/600 before its final
+    600/600 (keras-team/keras issue 20861). This logger clamps the count.
+    """
+
+    def _clamped(self, batch):
+        return batch if self.target is None else min(batch, self.target - 1)
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(self._clamped(batch), logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        super().on_test_batch_end(self._clamped(batch), logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        super().on_predict_batch_end(self._clamped(batch), logs)
+
+
+def _with_progbar(callbacks):
+    """``callbacks`` as a list, with `_StepProgbarLogger` unless it has a progress bar.
+
+    A `keras.callbacks.CallbackList` (``fit`` passes its own to the
+    validation ``evaluate``) is returned as it is.
+    """
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        return callbacks
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks):
+        callbacks.append(_StepProgbarLogger())
+    return callbacks
+
+
 @keras.saving.register_keras_serializable(package="keras_dbn")
 class RBM(keras.Model):
     """A Restricted Boltzmann Machine trained by contrastive divergence.
@@ -773,7 +809,7 @@ class RBM(keras.Model):
             batch_size = keras_batch_size if batch_size is None else batch_size
         if not self.compiled:
             self.compile()
-        callbacks = list(callbacks or [])
+        callbacks = _with_progbar(callbacks)
         if validation_data is not None or validation_split:
             callbacks.insert(0, _FreeEnergyGap())
         if _is_dataset(x):
@@ -803,6 +839,22 @@ class RBM(keras.Model):
             validation_data=validation_data,
             **kwargs,
         )
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, **kwargs):
+        """`keras.Model.evaluate`: the mean reconstruction error and free energy.
+
+        Returns the metrics as Keras does (a list, or a dict with
+        ``return_dict=True``); labels and sample weights are ignored.
+        """
+        return super().evaluate(x, y, batch_size=batch_size, verbose=verbose,
+                                sample_weight=sample_weight, steps=steps,
+                                callbacks=_with_progbar(callbacks), **kwargs)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """`keras.Model.predict`: the hidden means ``p(h = 1 | v)`` of ``x``."""
+        return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
+                               callbacks=_with_progbar(callbacks))
 
     def _prepare_jit_compile(self, x, batch_size):
         """Chooses ``jit_compile`` for this `fit` call and readies XLA.

@@ -255,6 +255,35 @@ def test_fit_accepts_datasets_with_labels_and_validation_logs():
     )
 
 
+def test_progress_bar_counts_no_further_than_the_epoch(monkeypatch):
+    # 100 batches at the default 32 steps per execution: Keras itself would
+    # show 128/100 for the last, partial execution.
+    shown = []
+    update = keras.utils.Progbar.update
+
+    def recording_update(self, current, values=None, finalize=None):
+        shown.append((current, self.target))
+        return update(self, current, values, finalize)
+
+    monkeypatch.setattr(keras.utils.Progbar, "update", recording_update)
+    x = (np.random.default_rng(0).random((1000, 12)) < 0.3).astype("float32")
+    rbm = keras_dbn.RBM(4, seed=0)
+    calls = {
+        "fit": lambda: rbm.fit(x, batch_size=10, verbose=1, validation_data=x[:100]),
+        "evaluate": lambda: rbm.evaluate(x, batch_size=10, verbose=1),
+        "predict": lambda: rbm.predict(x, batch_size=10, verbose=1),
+    }
+    for name, call in calls.items():
+        shown.clear()
+        call()
+        assert shown == [(32, 100), (64, 100), (96, 100), (100, 100), (100, 100)], name
+    # A progress bar of the caller's own replaces the clamped one.
+    own = keras.callbacks.ProgbarLogger()
+    shown.clear()
+    rbm.fit(x, batch_size=10, verbose=1, callbacks=[own])
+    assert len(shown) == 5 and own.progbar is not None and own.seen > 96
+
+
 def test_save_load_round_trip_and_continued_training(tmp_path):
     x = (np.random.default_rng(0).random((300, 12)) < 0.4).astype("float32")
     rbm = keras_dbn.RBM(6, k=2, persistent=True, num_chains=10, sparsity_target=0.1, sparsity_cost=0.1, seed=4)
