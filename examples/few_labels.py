@@ -9,19 +9,22 @@ is then fine-tuned on a stratified subset of N labelled images. The baseline
 is the same network (same layers, optimizer, epochs, batch size) starting
 from Keras's default random initialisation. With ``--pseudo-label`` both
 also learn from the unlabelled images through pseudo-labels
-(`keras_dbn.PseudoLabel`, Lee 2013): 3,000 updates of 32 labelled and 256
-unlabelled images each. With ``--vat EPS`` they learn from them by virtual
-adversarial training instead (`keras_dbn.VirtualAdversarial`, Miyato et al.
-2019), on the same batches.
+(`keras_dbn.PseudoLabel`, Lee 2013): ``--finetune-epochs`` epochs of 150
+updates (3,000 by default), each on 32 labelled and 256 unlabelled images.
+With ``--vat EPS`` they learn from them by virtual adversarial training
+instead (`keras_dbn.VirtualAdversarial`, Miyato et al. 2019), on the same
+batches. Each fine-tuning prints a line when it starts, and semi-supervised
+ones a line per epoch.
 """
 
 import argparse
+import time
 
 import keras
 
 import keras_dbn
 from keras_dbn import datasets
-from keras_dbn.argtypes import positive_float
+from keras_dbn.argtypes import positive_float, positive_int
 
 
 def fine_tune(model, x, y, x_test, y_test, epochs):
@@ -33,11 +36,11 @@ def fine_tune(model, x, y, x_test, y_test, epochs):
     return model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
 
 
-def fine_tune_semi_supervised(trainer, x, y, x_unlabelled, x_test, y_test, seed):
-    """3,000 updates of ``trainer`` (a PseudoLabel or VirtualAdversarial model)."""
+def fine_tune_semi_supervised(trainer, x, y, x_unlabelled, x_test, y_test, seed, epochs):
+    """``epochs`` x 150 updates of ``trainer`` (a PseudoLabel or VirtualAdversarial model)."""
     trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
     data = keras_dbn.semi_supervised_dataset(x, y, x_unlabelled, seed=seed)
-    trainer.fit(data, steps_per_epoch=150, epochs=20, verbose=0, shuffle=False)
+    trainer.fit(data, steps_per_epoch=150, epochs=epochs, verbose=2, shuffle=False)
     return trainer.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
 
 
@@ -45,9 +48,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manual-dir", default=None)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--labels", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--pretrain-epochs", type=int, default=10)
-    parser.add_argument("--finetune-epochs", type=int, default=20)
+    parser.add_argument("--labels", type=positive_int, nargs="+", default=[100, 1000])
+    parser.add_argument("--pretrain-epochs", type=positive_int, default=10)
+    parser.add_argument("--finetune-epochs", type=positive_int, default=20,
+                        help="fine-tuning epochs: at least 1,000 updates of 50 labelled "
+                             "images; with --pseudo-label or --vat, epochs of 150 updates "
+                             "(default: 20)")
     parser.add_argument("--pseudo-label", action="store_true",
                         help="also learn from the unlabelled images (Lee 2013)")
     parser.add_argument("--vat", type=positive_float, default=None, metavar="EPS",
@@ -66,24 +72,32 @@ def main():
     dbn.pretrain(x_train, epochs=args.pretrain_epochs, batch_size=100,
                  optimizer=keras.optimizers.SGD(0.05, momentum=0.9), verbose=2)
 
-    print(f"{'labels':>7} {'DBN init':>9} {'random init':>12}")
+    rows = []
     for n in args.labels:
         x, y = datasets.stratified_subset(x_train, y_train, n, seed=args.seed)
         pretrained = dbn.to_classifier(10, dropout=0.2)
         keras.utils.set_random_seed(args.seed)
         random_init = keras.models.clone_model(pretrained)
-        if args.pseudo_label or args.vat is not None:
-            acc_dbn, acc_random = (
-                fine_tune_semi_supervised(
+        accuracies = []
+        for name, model in (("DBN-initialised", pretrained), ("randomly initialised", random_init)):
+            print(f"fine-tuning the {name} classifier on {n} labels ...", flush=True)
+            start = time.perf_counter()
+            if args.pseudo_label or args.vat is not None:
+                trainer = (
                     keras_dbn.VirtualAdversarial(model, epsilon=args.vat, seed=args.seed)
                     if args.vat is not None else
-                    keras_dbn.PseudoLabel(model, alpha=3.0, ramp_start=200, ramp_end=1200),
-                    x, y, x_train, x_test, y_test, args.seed)
-                for model in (pretrained, random_init))
-        else:
-            acc_dbn = fine_tune(pretrained, x, y, x_test, y_test, args.finetune_epochs)
-            acc_random = fine_tune(random_init, x, y, x_test, y_test, args.finetune_epochs)
-        print(f"{n:>7} {acc_dbn:>9.4f} {acc_random:>12.4f}", flush=True)
+                    keras_dbn.PseudoLabel(model, alpha=3.0, ramp_start=200, ramp_end=1200))
+                accuracies.append(fine_tune_semi_supervised(
+                    trainer, x, y, x_train, x_test, y_test, args.seed, args.finetune_epochs))
+            else:
+                accuracies.append(fine_tune(model, x, y, x_test, y_test, args.finetune_epochs))
+            print(f"  test accuracy {accuracies[-1]:.4f} ({time.perf_counter() - start:.0f} s)",
+                  flush=True)
+        rows.append((n, *accuracies))
+
+    print(f"{'labels':>7} {'DBN init':>9} {'random init':>12}")
+    for n, acc_dbn, acc_random in rows:
+        print(f"{n:>7} {acc_dbn:>9.4f} {acc_random:>12.4f}")
 
 
 if __name__ == "__main__":
