@@ -4,7 +4,9 @@ Run from the repository root (offline, with the four MNIST files at hand):
 
     python examples/mnist_dbn.py --manual-dir ../shared/data/mnist
 
-Without ``--manual-dir`` tensorflow-datasets downloads MNIST as usual.
+Without ``--manual-dir`` tensorflow-datasets downloads MNIST as usual. Each
+run exports the classifier as the next version in ``--export`` (TF Serving
+serves the highest), so earlier exports are kept.
 """
 
 import argparse
@@ -13,21 +15,26 @@ import keras
 
 import keras_dbn
 from keras_dbn import datasets
+from keras_dbn.argtypes import positive_int
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manual-dir", default=None)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--pretrain-epochs", type=int, default=10)
-    parser.add_argument("--finetune-epochs", type=int, default=20)
-    parser.add_argument("--export", default="mnist_dbn_saved_model")
+    parser.add_argument("--pretrain-epochs", type=positive_int, default=10)
+    parser.add_argument("--finetune-epochs", type=positive_int, default=20)
+    parser.add_argument("--export", default="mnist_dbn_saved_model",
+                        help="model base path of the SavedModel versions")
     args = parser.parse_args()
     keras.utils.set_random_seed(0)
 
     load = dict(data_dir=args.data_dir, manual_dir=args.manual_dir)
     x_train, y_train = datasets.load_numpy("mnist", split="train", **load)
     x_test, y_test = datasets.load_numpy("mnist", split="test", **load)
+    # The test set is only for the final figure; training is watched on 5,000
+    # held-out training images.
+    x_fit, y_fit, x_val, y_val = datasets.train_validation_split(x_train, y_train, 5000, seed=0)
 
     # 1. Greedy layer-wise pretraining on the images alone.
     dbn = keras_dbn.DBN([500, 500, 2000], k=1, seed=0)
@@ -45,13 +52,17 @@ def main():
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    classifier.fit(x_train, y_train, batch_size=100, epochs=args.finetune_epochs,
-                   validation_data=(x_test, y_test), verbose=2)
+    # array_dataset reads batches from the arrays without copying them, and
+    # reshuffles every epoch itself.
+    classifier.fit(keras_dbn.array_dataset(x_fit, y_fit, batch_size=100, seed=0),
+                   epochs=args.finetune_epochs, validation_data=(x_val, y_val),
+                   shuffle=False, verbose=2)
     _, accuracy = classifier.evaluate(x_test, y_test, verbose=0)
     print(f"test accuracy: {accuracy:.4f}")
 
     # 3. A SavedModel in the layout TF Serving loads: <base>/<version>/.
-    path = keras_dbn.export_saved_model(classifier, args.export, version=1)
+    version = keras_dbn.export.next_version(args.export)
+    path = keras_dbn.export_saved_model(classifier, args.export, version=version)
     print(f"SavedModel written to {path}")
 
 

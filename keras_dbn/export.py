@@ -35,10 +35,34 @@ import tensorflow as tf
 
 import keras
 
-__all__ = ["export_saved_model", "serving_request"]
+__all__ = ["export_saved_model", "next_version", "serving_request"]
 
 INPUT_NAME = "inputs"
 OUTPUT_NAME = "probabilities"
+
+
+def next_version(base_dir):
+    """The version after the highest one exported to ``base_dir`` (1 if none).
+
+    TF Serving serves the highest all-digit directory of a model base path,
+    so exporting a retrained model as ``next_version(base_dir)`` puts it in
+    service without touching the earlier versions.
+
+    Args:
+        base_dir: The model base path; it need not exist yet.
+
+    Returns:
+        An int >= 1.
+
+    Example:
+
+    >>> export_saved_model(classifier, "/srv/models/dbn", version=next_version("/srv/models/dbn"))
+    '/srv/models/dbn/1'
+    """
+    base = pathlib.Path(base_dir)
+    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] \
+        if base.is_dir() else []
+    return max(versions, default=0) + 1
 
 
 def export_saved_model(model, base_dir, version=1, overwrite=False):

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_dbn.export import export_saved_model, serving_request
+from keras_dbn.export import export_saved_model, next_version, serving_request
 
 FEATURES, CLASSES = 20, 3
 
@@ -149,6 +149,19 @@ def test_versions_live_side_by_side(tmp_path):
     export_saved_model(model, tmp_path / "base", version=1)
     export_saved_model(model, tmp_path / "base", version=2)
     assert sorted(p.name for p in (tmp_path / "base").iterdir()) == ["1", "2"]
+
+
+def test_next_version_follows_the_highest_export(tmp_path):
+    base = tmp_path / "base"
+    assert next_version(base) == 1  # no folder yet
+    model = _classifier()
+    export_saved_model(model, base, version=next_version(base))
+    export_saved_model(model, base, version=next_version(base))
+    export_saved_model(model, base, version=7)
+    (base / ".export-9-tmp").mkdir()  # a staging folder, as TF Serving ignores it
+    (base / "10").write_text("a file, not a version")
+    assert next_version(base) == 8
+    assert sorted(p.name for p in base.iterdir() if p.is_dir()) == [".export-9-tmp", "1", "2", "7"]
 
 
 @pytest.mark.parametrize("version", [0, -1, 1.0, "1", True, None])
