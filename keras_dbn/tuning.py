@@ -549,7 +549,11 @@ def make_tuner(hypermodel, tuner="hyperband", max_trials=10, max_epochs=10, exec
 
 
 def trials_table(tuner, num_trials=10):
-    """A compact text table of the best completed trials, best first."""
+    """A compact text table of the best completed trials, best first.
+
+    The ``epochs`` column (Hyperband's budget of each trial) is left out
+    when no trial has one, as in random and Bayesian search.
+    """
     rows = [("trial", "score", "layers", "cd", "pre_lr", "pre_ep", "ft_lr", "drop", "batch", "epochs")]
     for trial in tuner.oracle.get_best_trials(num_trials):
         v = trial.hyperparameters.values
@@ -566,6 +570,8 @@ def trials_table(tuner, num_trials=10):
             str(v[BATCH_SIZE]),
             str(v.get("tuner/epochs", "")),
         ))
+    if not any(row[-1] for row in rows[1:]):
+        rows = [row[:-1] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 

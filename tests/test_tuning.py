@@ -70,7 +70,9 @@ def test_random_search_finds_an_accurate_saveable_model(mnist, tmp_path):
     val_accuracy = best.evaluate(x_val, y_val, verbose=0, return_dict=True)["accuracy"]
     test_accuracy = best.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
     assert val_accuracy > 0.5 and test_accuracy > 0.5
-    assert "CD-1" in trials_table(tuner)
+    table = trials_table(tuner).splitlines()
+    assert len(table) == 3 and "CD-1" in table[1]
+    assert table[0].split()[-1] == "batch"  # no Hyperband budgets, no epochs column
 
     # Built-in layers only: the .keras file loads without keras_dbn objects.
     best.save(tmp_path / "best.keras")
@@ -132,6 +134,9 @@ def test_hyperband_search_pretrains_once_per_setting(mnist, count_pretraining, t
     assert any(t.hyperparameters.values["tuner/initial_epoch"] > 0 for t in trials)
     assert count_pretraining == [1]
     assert tuner.oracle.get_best_trials(1)[0].score > 0.5
+    header, *rows = trials_table(tuner, num_trials=len(trials)).splitlines()
+    assert header.split()[-1] == "epochs"
+    assert {row.split()[-1] for row in rows} <= {"1", "3"}
 
 
 def test_trials_sharing_pretraining_settings_pretrain_once(mnist, count_pretraining, tmp_path):
