@@ -694,6 +694,9 @@ def run_search(args=None, **kwargs):
     test_accuracy = best.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
     output.mkdir(parents=True, exist_ok=True)
     model_path = output / "best_model.keras"
+    # Saved with a built (fresh) optimizer, so that loading the file finds
+    # the state it expects instead of warning that it skips it.
+    best.optimizer.build(best.trainable_variables)
     best.save(model_path)
     exported = export_saved_model(best, output / "saved_model", version=1, overwrite=True)
     results = {

@@ -259,3 +259,27 @@ def test_bad_space_fails_at_construction():
         DBNHyperModel(10, input_dim=784, pretrain_lr=(0.1, 0.01))
     with pytest.raises(ValueError, match="input_dim"):
         DBNHyperModel(10)
+
+
+def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds_data_dir,
+                                                          tmp_path):
+    import json
+
+    import tensorflow as tf
+
+    from keras_dbn.tuning import run_search
+
+    results = run_search(tuner="random", max_trials=1, max_epochs=1, units=[32], max_layers=1,
+                         max_pretrain_epochs=1, train_limit=2000, manual_dir=mnist_manual_dir,
+                         data_dir=tfds_data_dir, directory=str(tmp_path), verbose=0)
+    best_dir = tmp_path / "dbn_mnist" / "best"
+    assert json.loads((best_dir / "results.json").read_text())["trials"] == results["trials"] == 1
+    assert results["test_accuracy"] > 0.5
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = keras.models.load_model(results["model"])
+    assert not [w for w in caught if "Skipping variable loading" in str(w.message)]
+    x = np.random.default_rng(0).random((4, 784), dtype=np.float32)
+    served = tf.saved_model.load(results["saved_model"]).signatures["serving_default"]
+    np.testing.assert_allclose(served(inputs=tf.constant(x))["probabilities"],
+                               loaded.predict(x, verbose=0), atol=1e-5)
