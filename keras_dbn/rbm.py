@@ -225,6 +225,9 @@ class _StepProgbarLogger(keras.callbacks.ProgbarLogger):
     600/600 (keras-team/keras issue 20861). This logger clamps the count.
     """
 
+    # As Keras' own progress bar, it may run off the training loop's thread.
+    async_safe = True
+
     def _clamped(self, batch):
         return batch if self.target is None else min(batch, self.target - 1)
 
@@ -238,16 +241,17 @@ class _StepProgbarLogger(keras.callbacks.ProgbarLogger):
         super().on_predict_batch_end(self._clamped(batch), logs)
 
 
-def _with_progbar(callbacks):
-    """``callbacks`` as a list, with `_StepProgbarLogger` unless it has a progress bar.
+def _with_progbar(callbacks, verbose):
+    """``callbacks`` as a list, with `_StepProgbarLogger` where Keras would add its bar.
 
-    A `keras.callbacks.CallbackList` (``fit`` passes its own to the
+    That is, unless ``verbose`` is 0 or the list has a progress bar. A
+    `keras.callbacks.CallbackList` (``fit`` passes its own to the
     validation ``evaluate``) is returned as it is.
     """
     if isinstance(callbacks, keras.callbacks.CallbackList):
         return callbacks
     callbacks = list(callbacks or [])
-    if not any(isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks):
+    if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks):
         callbacks.append(_StepProgbarLogger())
     return callbacks
 
@@ -809,7 +813,7 @@ class RBM(keras.Model):
             batch_size = keras_batch_size if batch_size is None else batch_size
         if not self.compiled:
             self.compile()
-        callbacks = _with_progbar(callbacks)
+        callbacks = _with_progbar(callbacks, verbose)
         if validation_data is not None or validation_split:
             callbacks.insert(0, _FreeEnergyGap())
         if _is_dataset(x):
@@ -849,12 +853,12 @@ class RBM(keras.Model):
         """
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose,
                                 sample_weight=sample_weight, steps=steps,
-                                callbacks=_with_progbar(callbacks), **kwargs)
+                                callbacks=_with_progbar(callbacks, verbose), **kwargs)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """`keras.Model.predict`: the hidden means ``p(h = 1 | v)`` of ``x``."""
         return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
-                               callbacks=_with_progbar(callbacks))
+                               callbacks=_with_progbar(callbacks, verbose))
 
     def _prepare_jit_compile(self, x, batch_size):
         """Chooses ``jit_compile`` for this `fit` call and readies XLA.

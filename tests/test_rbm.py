@@ -277,6 +277,9 @@ def test_progress_bar_counts_no_further_than_the_epoch(monkeypatch):
         shown.clear()
         call()
         assert shown == [(32, 100), (64, 100), (96, 100), (100, 100), (100, 100)], name
+    shown.clear()
+    rbm.fit(x, batch_size=10, verbose=0)  # silent: no progress bar at all, as in Keras
+    assert shown == []
     # A progress bar of the caller's own replaces the clamped one.
     own = keras.callbacks.ProgbarLogger()
     shown.clear()
