@@ -1,6 +1,7 @@
 """The Restricted Boltzmann Machine as a Keras model."""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -29,6 +30,11 @@ DEFAULT_STEPS_PER_EXECUTION = 32
 XLA_MAX_GEMM_SIZE = 10**8
 
 _MEAN_BLOCK_ROWS = 8192
+
+#: `RBM.fit` warns when a feature of the data given to Gaussian visible units
+#: has a larger standard deviation than this, over the first rows.
+_GAUSSIAN_MAX_STD = 3.0
+_SCALE_CHECK_ROWS = 10_000
 
 
 def _replicas_in_sync():
@@ -451,7 +457,16 @@ class RBM(keras.Model):
         v = ops.cast(v, self.compute_dtype if dtype is None else dtype)
         if len(v.shape) > 2:
             v = ops.reshape(v, (-1, int(math.prod(v.shape[1:]))))
+        width = v.shape[-1]
+        if self.built and width is not None and width != self.num_visible:
+            raise self._width_error(width)
         return v
+
+    def _width_error(self, width):
+        return ValueError(
+            f"The RBM has {self.num_visible} visible units, but the data has "
+            f"{width} values per example."
+        )
 
     def _weights(self):
         dtype = self.compute_dtype
@@ -930,6 +945,9 @@ class RBM(keras.Model):
     def _check_data(self, x):
         if x.dtype.kind not in "biuf":
             raise ValueError(f"RBM data must be numeric, got dtype {x.dtype}.")
+        width = math.prod(x.shape[1:])
+        if self.built and x.ndim > 1 and width != self.num_visible:
+            raise self._width_error(width)
         if not x.size:
             return
         # min and max propagate NaN and show infinities: two passes over the
@@ -943,6 +961,18 @@ class RBM(keras.Model):
                 f"[{low}, {high}]); scale the data (e.g. x / 255) or use "
                 "visible='gaussian' for standardised real-valued data."
             )
+        if self.visible_units.name == "gaussian":
+            # A sample of rows is enough to see the scale, and copies little.
+            rows = x[:_SCALE_CHECK_ROWS].reshape(min(len(x), _SCALE_CHECK_ROWS), -1)
+            spread = float(np.max(np.std(rows, axis=0)))
+            if spread > _GAUSSIAN_MAX_STD:
+                warnings.warn(
+                    "Gaussian visible units model data of unit variance (practical "
+                    f"guide 13.2), but a feature of these data has standard deviation "
+                    f"{spread:.3g}: the model will fit them poorly. Standardise each "
+                    "feature first, e.g. (x - x.mean(0)) / x.std(0).",
+                    stacklevel=3,
+                )
 
     # -------------------------------------------------------------- sampling
 

@@ -383,6 +383,32 @@ def test_bad_data_raises_clear_errors():
         keras_dbn.RBM(3, visible="gaussian").fit(one_bad, verbose=0)
 
 
+def test_data_of_the_wrong_width_raise_clear_errors():
+    rbm = keras_dbn.RBM(3)
+    rbm.fit(np.zeros((10, 4), dtype="float32"), verbose=0)
+    wrong = np.zeros((5, 6), dtype="float32")
+    for call in (lambda: rbm.predict(wrong, verbose=0), lambda: rbm.free_energy(wrong),
+                 lambda: rbm.fit(wrong, verbose=0)):
+        with pytest.raises(ValueError, match="4 visible units, but the data has 6 values"):
+            call()
+    # Images of the right size are flattened, not refused.
+    assert rbm.predict(np.zeros((5, 2, 2), dtype="float32"), verbose=0).shape == (5, 3)
+
+
+def test_gaussian_units_warn_about_unstandardised_data():
+    import warnings
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(50.0, 10.0, (200, 5)).astype("float32")
+    with pytest.warns(UserWarning, match=r"standard deviation 1\d\.\d.*Standardise"):
+        keras_dbn.RBM(3, visible="gaussian").fit(x, verbose=0)
+    standardised = (x - x.mean(0)) / x.std(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        keras_dbn.RBM(3, visible="gaussian").fit(standardised, verbose=0)
+        keras_dbn.RBM(3).fit((x > 50).astype("float32"), verbose=0)  # Bernoulli: no check
+
+
 @pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
 def test_log_partition_shortcut_from_the_mean_is_exact(name):
     units = keras_dbn.units.get(name)
