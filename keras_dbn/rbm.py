@@ -863,15 +863,39 @@ class RBM(keras.Model):
                  steps=None, callbacks=None, **kwargs):
         """`keras.Model.evaluate`: the mean reconstruction error and free energy.
 
-        Returns the metrics as Keras does (a list, or a dict with
-        ``return_dict=True``); labels and sample weights are ignored.
+        Args:
+            x, y, batch_size, verbose, sample_weight, steps, callbacks,
+                **kwargs: as for `keras.Model.evaluate`; labels and sample
+                weights are accepted and ignored. With ``verbose`` the
+                progress bar counts no further than ``steps`` (Keras' own
+                overshoots with ``steps_per_execution`` > 1).
+
+        Returns:
+            ``[reconstruction_error, free_energy]``, or a dict of them with
+            ``return_dict=True``.
+
+        Example:
+
+        >>> rbm.evaluate(x_test, verbose=0, return_dict=True)["reconstruction_error"]
         """
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose,
                                 sample_weight=sample_weight, steps=steps,
                                 callbacks=_with_progbar(callbacks, verbose), **kwargs)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """`keras.Model.predict`: the hidden means ``p(h = 1 | v)`` of ``x``."""
+        """`keras.Model.predict`: the hidden means ``p(h = 1 | v)`` of ``x``.
+
+        Args:
+            x, batch_size, verbose, steps, callbacks: as for
+                `keras.Model.predict`.
+
+        Returns:
+            A NumPy array of shape ``(examples, units)``.
+
+        Example:
+
+        >>> features = rbm.predict(x_train, batch_size=1000, verbose=0)
+        """
         return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
                                callbacks=_with_progbar(callbacks, verbose))
 

@@ -696,7 +696,8 @@ def run_search(args=None, **kwargs):
     model_path = output / "best_model.keras"
     # Saved with a built (fresh) optimizer, so that loading the file finds
     # the state it expects instead of warning that it skips it.
-    best.optimizer.build(best.trainable_variables)
+    if not best.optimizer.built:
+        best.optimizer.build(best.trainable_variables)
     best.save(model_path)
     exported = export_saved_model(best, output / "saved_model", version=1, overwrite=True)
     results = {
