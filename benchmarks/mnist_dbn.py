@@ -27,6 +27,9 @@ References:
     Examples", ICLR 2015 (``--adversarial``).
     Miyato et al., "Virtual Adversarial Training: A Regularization Method
     for Supervised and Semi-Supervised Learning", TPAMI 41, 2019 (``--vat``).
+    Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network
+    Training by Reducing Internal Covariate Shift", ICML 2015
+    (``--batch-norm``).
     Kumar et al., "Fine-Tuning can Distort Pretrained Features and
     Underperform Out-of-Distribution", ICLR 2022 (``--probe-epochs``).
 """
@@ -115,6 +118,60 @@ def adversarial_trainer(model, epsilon, clean_weight=0.5):
             return {m.name: m.result() for m in self.metrics}
 
     return AdversarialFineTuning(model)
+
+
+def with_batch_norm(model, x, batch=1000):
+    """The classifier with batch normalisation before each hidden activation.
+
+    Every hidden ``Dense(activation)`` becomes ``Dense(linear) ->
+    BatchNormalization -> Activation``, initialised so that the network
+    computes what it computed before: the normalisation's moving statistics
+    are the mean and variance of the layer's total inputs on ``x`` (dropout
+    off) and its scale and offset undo them, ``gamma = sqrt(var + eps)``,
+    ``beta = mean``. Fine-tuning then starts from the pretrained function
+    with the better-conditioned updates of batch normalisation (Ioffe &
+    Szegedy 2015), which Miyato et al. used with virtual adversarial
+    training.
+
+    Args:
+        model: a classifier from `keras_dbn.DBN.to_classifier`.
+        x: training inputs, for the statistics of the total inputs.
+        batch: rows per forward pass while measuring them.
+
+    Returns:
+        A new uncompiled `keras.Sequential`.
+    """
+    import keras
+    import numpy as np
+
+    hidden = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)][:-1]
+    new = keras.Sequential(name=model.name + "_batch_norm")
+    new.add(keras.Input(model.input_shape[1:], name="inputs"))
+    activations = x
+    for layer in model.layers:
+        if layer not in hidden:
+            clone = layer.__class__.from_config(layer.get_config())
+            new.add(clone)
+            clone.set_weights(layer.get_weights())
+            continue
+        linear = keras.layers.Dense(layer.units, name=layer.name)
+        new.add(linear)
+        linear.set_weights(layer.get_weights())
+        activate = keras.activations.get(layer.activation)
+        sums, squares, outputs = 0.0, 0.0, []
+        for i in range(0, len(activations), batch):
+            totals = np.asarray(linear(activations[i:i + batch]))
+            wide = totals.astype("float64")
+            sums, squares = sums + wide.sum(axis=0), squares + (wide * wide).sum(axis=0)
+            outputs.append(np.asarray(activate(totals)))
+        mean = sums / len(activations)
+        var = np.maximum(squares / len(activations) - mean * mean, 0.0)
+        norm = keras.layers.BatchNormalization(name=layer.name + "_norm")
+        new.add(norm)
+        norm.set_weights([np.sqrt(var + norm.epsilon), mean, mean, var])
+        new.add(keras.layers.Activation(layer.activation, name=layer.name + "_activation"))
+        activations = np.concatenate(outputs)
+    return new
 
 
 def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer="adam",
@@ -234,6 +291,9 @@ def main(argv=None):
     parser.add_argument("--vat", type=float, default=None,
                         help="add virtual adversarial training of this L2 epsilon to the "
                              "fine-tuning loss (e.g. 2.0; Miyato et al. 2019)")
+    parser.add_argument("--batch-norm", action="store_true",
+                        help="fine-tune with batch normalisation before each hidden activation, "
+                        "initialised to leave the pretrained network's function unchanged")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2)
     _common.add_io_arguments(parser, "mnist_dbn")
@@ -265,6 +325,8 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(args.save_dbn)), exist_ok=True)
         dbn.save(args.save_dbn)
     classifier = dbn.to_classifier(10, dropout=args.dropout, input_dropout=args.input_dropout)
+    if args.batch_norm:
+        classifier = with_batch_norm(classifier, x_train)
     error, finetune_s = fine_tune(classifier, x_train, y_train, x_test, y_test, args.mlp_epochs,
                                   args.mlp_batch, args.mlp_lr, args.verbose, args.mlp_optimizer,
                                   args.momentum, args.seed, args.ema, args.label_smoothing,

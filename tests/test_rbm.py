@@ -456,6 +456,39 @@ def test_logged_training_free_energy_is_that_of_the_batch(visible, hidden, hidde
         np.testing.assert_allclose(float(stats["free_energy"]), expected, rtol=1e-5)
 
 
+def test_training_monitors_of_large_batches_read_their_first_rows():
+    """Above `MONITOR_ROWS` rows the monitors estimate; the update does not.
+
+    With a zero kernel the reconstruction is ``sigmoid(b)`` whatever the
+    hidden sample, and the free energy's hidden term is the same for every
+    row, so both monitors are known exactly: the reconstruction error of the
+    first rows, and the free energy of the whole batch (its visible term
+    comes from the batch's column means). One SGD step of rate 1 still moves
+    the visible biases by the whole batch's statistics.
+    """
+    rows = keras_dbn.rbm.MONITOR_ROWS
+    rng = np.random.default_rng(0)
+    # Grey levels near 0.5 first (reconstructed almost exactly), then binary.
+    x = np.concatenate([
+        rng.uniform(0.4, 0.6, (rows, 6)), rng.random((3 * rows, 6)) < 0.2
+    ]).astype("float32")
+    rbm = make_rbm(6, 4, scale=0.0)
+    rbm.visible_bias.assign(np.zeros(6))
+    expected_energy = float(np.mean(rbm.free_energy(x)))
+    rbm.compile(optimizer=keras.optimizers.SGD(1.0))
+    history = rbm.fit(x, batch_size=len(x), epochs=1, shuffle=False, verbose=0).history
+    np.testing.assert_allclose(np.asarray(rbm.visible_bias), x.mean(0) - 0.5, atol=1e-6)
+    first, whole = np.mean((0.5 - x[:rows]) ** 2), np.mean((0.5 - x) ** 2)
+    assert abs(first - whole) > 0.05
+    np.testing.assert_allclose(history["reconstruction_error"][0], first, rtol=1e-6)
+    np.testing.assert_allclose(history["free_energy"][0], expected_energy, rtol=1e-6)
+    # Evaluation reads every row.
+    rbm.kernel.assign(np.zeros((6, 4)))
+    rbm.visible_bias.assign(np.zeros(6))
+    logs = rbm.evaluate(x, batch_size=len(x), verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["reconstruction_error"], whole, rtol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_bernoulli_samples_are_binary_with_the_given_probabilities(dtype):
     p = np.array([0.0, 1e-3, 0.1, 0.25, 0.5, 0.75, 0.9, 0.999, 1.0], dtype="float32")

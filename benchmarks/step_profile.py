@@ -1,0 +1,163 @@
+"""Where a CD-1 training step's time goes: TensorFlow's op profile of ``RBM.train_step``.
+
+Runs ``RBM.train_step`` in a bare ``tf.function`` loop over binarised MNIST
+batches (no ``fit()``, no input pipeline), times it, then traces one loop
+with ``tf.profiler`` and sums each op's duration per step from the trace.
+The GEMMs run on both cores and the executor starts independent ops side
+by side, so the ops' durations add up to more than the step: the table
+shows where the work is, the step time what it costs.
+
+This is the profile behind the mixed-precision figures in
+``benchmarks/RESULTS.md``: under ``mixed_bfloat16`` the GEMMs run about
+twice as fast as in float32, while the element-wise work (sigmoids, the
+uniforms of the hidden sample, the monitors) stays float32 and the casts
+between the two dtypes are added to it.
+
+Usage::
+
+    python -m benchmarks.step_profile                          # mixed_bfloat16, 784x500, batch 1000
+    python -m benchmarks.step_profile --dtype float32 --batch 100
+"""
+
+import argparse
+import collections
+import glob
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __package__ in (None, ""):  # run as a script: make keras_dbn importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from benchmarks import _common  # noqa: E402
+
+_GEMM_TYPES = {"MatMul", "_MklMatMul", "_MklNativeFusedMatMul", "_FusedMatMul", "BatchMatMulV2"}
+_BATCHES = 20  # distinct batches the loop cycles through
+
+
+def op_durations(trace_dir, steps):
+    """Microseconds per step of each op in a ``tf.profiler`` trace.
+
+    Args:
+        trace_dir: the folder given to ``tf.profiler.experimental.start``.
+        steps: how many steps the trace holds.
+
+    Returns:
+        A dict ``{(op name, op type): microseconds per step}`` over the
+        TensorFlow executor's threads.
+    """
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    files = sorted(glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True))
+    if not files:
+        raise RuntimeError(f"tf.profiler wrote no trace under {trace_dir}.")
+    space = xplane_pb2.XSpace()
+    with open(files[-1], "rb") as f:
+        space.ParseFromString(f.read())
+    totals = collections.Counter()
+    for plane in space.planes:
+        names = {key: meta.name for key, meta in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                # "op:Type"; executor bookkeeping and thread-pool regions are
+                # named "Class::Method".
+                if ":" not in name.replace("::", ""):
+                    continue
+                op, op_type = name.rsplit(":", 1)
+                op = op.rsplit("/while/", 1)[-1]  # the name inside the loop body
+                totals[(op, op_type)] += event.duration_ps / 1e6 / steps
+    return dict(totals)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hidden", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--dtype", default="mixed_bfloat16", choices=["float32", "mixed_bfloat16"])
+    parser.add_argument("--steps", type=int, default=30, help="steps per timed loop")
+    parser.add_argument("--reps", type=int, default=7, help="timed loops (median reported)")
+    parser.add_argument("--top", type=int, default=25, help="ops listed one by one")
+    _common.add_io_arguments(parser, "step_profile")
+    args = parser.parse_args(argv)
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_dbn
+
+    info = _common.machine()
+    print(f"machine: {info}", flush=True)
+    x, _ = _common.load_mnist("train", binarize="threshold", manual_dir=args.manual_dir,
+                              data_dir=args.data_dir, limit=_BATCHES * args.batch)
+    if len(x) < _BATCHES * args.batch:
+        parser.error(f"--batch {args.batch} needs {_BATCHES * args.batch} training images.")
+    data = tf.constant(np.asarray(x, dtype="float32").reshape(len(x), -1))
+    rbm = keras_dbn.RBM(args.hidden, dtype=args.dtype, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    rbm.build((None, data.shape[1]))
+    rbm.optimizer.build(rbm.trainable_variables)
+    batch, steps = args.batch, args.steps
+
+    @tf.function
+    def loop():
+        def body(i):
+            first = (i % _BATCHES) * batch
+            rbm.train_step(data[first:first + batch])
+            return i + 1
+
+        return tf.while_loop(lambda i: i < steps, body, [0])
+
+    loop()  # trace and warm up
+    times = []
+    for _ in range(args.reps):
+        start = time.perf_counter()
+        loop()
+        times.append((time.perf_counter() - start) / steps * 1e3)
+    step_ms = _common.median(times)
+
+    with tempfile.TemporaryDirectory() as trace_dir:
+        tf.profiler.experimental.start(trace_dir)
+        loop()
+        tf.profiler.experimental.stop()
+        ops = op_durations(trace_dir, steps)
+
+    summed = sum(ops.values())
+    by_type = collections.Counter()
+    for (_, op_type), us in ops.items():
+        by_type["GEMM" if op_type in _GEMM_TYPES else op_type] += us
+    print(f"\n{args.dtype}, 784x{args.hidden}, batch {batch}: {step_ms:.2f} ms per step "
+          f"(median of {args.reps} loops of {steps}; "
+          f"{', '.join(f'{t:.2f}' for t in times)}), {batch / step_ms * 1e3:,.0f} samples/s; "
+          f"ops' durations sum to {summed / 1e3:.2f} ms per step\n")
+    _common.print_table(
+        ["op type", "us per step", "share of op time"],
+        [[t, f"{us:,.0f}", f"{us / summed:.1%}"] for t, us in by_type.most_common()],
+    )
+    print()
+    ranked = sorted(ops.items(), key=lambda item: -item[1])
+    _common.print_table(
+        ["op", "type", "us per step"],
+        [[op, op_type, f"{us:,.0f}"] for (op, op_type), us in ranked[:args.top]],
+    )
+    _common.write_json(args.out, {
+        "machine": info,
+        "command": " ".join(sys.argv),
+        "result": {
+            "dtype": args.dtype, "hidden": args.hidden, "batch": batch,
+            "step_ms": step_ms, "step_ms_all": times, "summed_op_us": summed,
+            "by_type_us": dict(by_type),
+            "ops_us": [{"op": op, "type": op_type, "us": us} for (op, op_type), us in ranked],
+        },
+    })
+
+
+if __name__ == "__main__":
+    main()
