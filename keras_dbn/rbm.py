@@ -325,9 +325,9 @@ class RBM(keras.Model):
             a fixed seed makes training reproducible on CPU.
         **kwargs: passed to `keras.Model` (``name``, ``dtype``, ...).
             ``dtype="mixed_bfloat16"`` keeps the weights and the optimizer
-            in float32 and runs the GEMMs in bfloat16 (1.3-2x faster
-            training on a CPU with AVX512-BF16, more for wider layers and
-            larger batches), while the
+            in float32 and runs the GEMMs in bfloat16 (1.4-1.7x faster
+            training at batch 1000 on a CPU with AVX512-BF16, where the
+            GEMMs dominate; at batch 100 no faster than float32), while the
             conditionals, the sampling and the CD statistics stay in
             float32 (the statistics are summed in the GEMM's float32
             accumulator; the data's column means and the monitors read
@@ -641,20 +641,22 @@ class RBM(keras.Model):
         n_pos = ops.cast(ops.shape(v0)[0], ew)
         n_neg = ops.cast(ops.shape(v)[0], ew)
         # The weight statistics <v h^T>_model - <v h^T>_data, scaled by
-        # reciprocals (a multiply is cheaper than a division). TensorFlow's
-        # graph runs them as one GEMM with an inner dimension of 2 * batch,
+        # reciprocals (a multiply is cheaper than a division). Under a mixed
+        # policy they are one GEMM with an inner dimension of 2 * batch,
         #   [v_k; v_0]^T [h_k / n_neg; -h_0 / n_pos],
-        # which is faster there than two GEMMs plus a subtraction, and sums
-        # the difference in the GEMM's accumulator (float32 also for
-        # bfloat16 inputs with oneDNN), rounding once instead of rounding
-        # two nearly equal sums and then subtracting them. XLA copies the
-        # concatenated operands instead of fusing them, so an XLA-compiled
-        # step without a mixed policy runs two GEMMs (3-5% faster at
-        # 784x500, batch 100); in float32 their separate rounding (~1e-7
-        # relative) is far below the sampling noise of the statistics.
+        # which sums the difference in the GEMM's float32 accumulator
+        # (oneDNN's, for bfloat16 inputs) and rounds it once to the
+        # GEMM's dtype, instead of rounding two nearly equal sums to
+        # bfloat16 and then subtracting them. In float32 that rounding
+        # (~1e-7 relative) is far below the sampling noise of the
+        # statistics, and two GEMMs plus an addition are faster than
+        # copying the operands together: 1.03-1.06x for the whole step at
+        # 784x500, batch 500 and 1000, in TensorFlow's graph
+        # (benchmarks/RESULTS.md, seventeenth session), and 3-5% under XLA
+        # at batch 100.
         h_scaled = ops.cast(h_mean * (1.0 / n_neg), dtype)
         h0_scaled = ops.cast(h0_mean * (-1.0 / n_pos), dtype)
-        if dtype == ew and self._jit_compile:  # not under a mixed policy
+        if dtype == ew:  # not under a mixed policy
             grad_w = ops.cast(
                 _matmul_transposed(v_low, h_scaled, transpose_a=True)
                 + _matmul_transposed(v0_low, h0_scaled, transpose_a=True),
