@@ -173,6 +173,16 @@ def _add_bias(x, bias):
     return x + bias
 
 
+def _column_means(x):
+    """Column means of a 16-bit matrix, in float32, as a GEMV with a row of ones.
+
+    oneDNN sums in float32 and rounds each sum once; a reduction would
+    first need a float32 copy of the whole matrix.
+    """
+    sums = ops.matmul(ops.ones((1, ops.shape(x)[0]), x.dtype), x)
+    return ops.cast(sums[0], "float32") * (1.0 / ops.cast(ops.shape(x)[0], "float32"))
+
+
 def visible_mean(data):
     """The mean visible vector of a dataset, in float64.
 
@@ -450,14 +460,14 @@ class RBM(keras.Model):
     # ------------------------------------------------------------------- math
 
     @property
-    def _elementwise_dtype(self):
-        """The dtype of the CD step's element-wise work.
+    def _statistics_dtype(self):
+        """The dtype of the training data and of the CD statistics.
 
-        Under a mixed policy only the GEMMs (and their fused bias adds) run
-        in the low-precision compute dtype; the conditionals, the sampling
-        and the statistics' scaling run in float32: on CPUs, bfloat16
-        element-wise kernels are slower than float32 ones, and float32
-        uniforms sample probabilities without bfloat16's 8-bit rounding.
+        Under a mixed policy the GEMMs, and the bias adds and conditional
+        means that oneDNN fuses into them, run in the low-precision compute
+        dtype; the data, the Bernoulli sampling (float32 uniforms), the
+        statistics' scaling and differences and the monitors run in
+        float32, which also keeps the data's column means unrounded.
         """
         dtype = self.compute_dtype
         return "float32" if dtype in ("bfloat16", "float16") else dtype
@@ -586,37 +596,35 @@ class RBM(keras.Model):
         visible, hidden = self.visible_units, self.hidden_units
         seed = self.seed_generator
         f32 = "float32"
-        dtype, ew = self.compute_dtype, self._elementwise_dtype
+        dtype = self.compute_dtype
+        mixed = dtype != self._statistics_dtype
 
-        # Each state is cast to the GEMMs' dtype once (`low`) and the cast
-        # reused by the statistics GEMM (no-ops without a mixed policy).
-        def low(states):
-            return ops.cast(states, dtype)
+        # Every state and conditional mean is in the compute dtype, the
+        # GEMMs' (16-bit means are sampled in float32, `Units.sample`). In
+        # TensorFlow's graph each conditional mean is then fused into its
+        # GEMM: a total input used only by the sigmoid is never written out.
+        def up(states):
+            return hidden.mean(self._hidden_pre(states, weights))
 
-        def up(states_low):  # total input of the hidden units, element-wise dtype
-            return ops.cast(self._hidden_pre(states_low, weights), ew)
-
-        def down(states_low):  # total input of the visible units
-            return ops.cast(self._visible_pre(states_low, weights), ew)
+        def down(states):
+            return visible.mean(self._visible_pre(states, weights))
 
         # Sample shapes from the input, not from the means: the random numbers
         # then need not wait for the GEMMs that compute the means.
         batch = ops.shape(v0)[0]
         h_shape, v_shape = (batch, self.units), (batch, ops.shape(v0)[1])
-        # In TensorFlow's graph the total input is used only by the sigmoid,
-        # which Grappler then fuses into the GEMM (see the monitor below).
-        v0_low = low(v0)
-        h0_pre = up(v0_low)
+        v0_low = ops.cast(v0, dtype)
+        h0_pre = self._hidden_pre(v0_low, weights)
         h0_mean = hidden.mean(h0_pre)
         h0_sample = hidden.sample(h0_mean, seed, h_shape)
         # One-step reconstruction of the data, Hinton's cheap monitor.
-        reconstruction = visible.mean(down(low(h0_sample)))
+        reconstruction = down(h0_sample)
 
         sample_last = self.persistent if self.sample_visible is None else self.sample_visible
         if self.persistent:
-            v = ops.cast(self.chains, ew)
+            v = ops.cast(self.chains, dtype)
             h_shape, v_shape = (self.num_chains, self.units), tuple(self.chains.shape)
-            h = hidden.sample(hidden.mean(up(low(v))), seed, h_shape)
+            h = hidden.sample(up(v), seed, h_shape)
             first_mean = None
         else:
             h = h0_sample
@@ -624,53 +632,57 @@ class RBM(keras.Model):
         chain_state = None
         for step in range(self.k):
             last = step == self.k - 1
-            v_mean = first_mean if step == 0 and first_mean is not None else (
-                visible.mean(down(low(h)))
-            )
+            v_mean = first_mean if step == 0 and first_mean is not None else down(h)
             if last and not sample_last:
                 v = v_mean
                 chain_state = visible.sample(v_mean, seed, v_shape) if self.persistent else v_mean
             else:
                 v = visible.sample(v_mean, seed, v_shape)
                 chain_state = v
-            v_low = low(v)
-            h_mean = hidden.mean(up(v_low))
+            h_mean = up(v)
             if not last:
                 h = hidden.sample(h_mean, seed, h_shape)
 
-        n_pos = ops.cast(ops.shape(v0)[0], ew)
-        n_neg = ops.cast(ops.shape(v)[0], ew)
-        # The weight statistics <v h^T>_model - <v h^T>_data, scaled by
-        # reciprocals (a multiply is cheaper than a division). Under a mixed
-        # policy they are one GEMM with an inner dimension of 2 * batch,
-        #   [v_k; v_0]^T [h_k / n_neg; -h_0 / n_pos],
-        # which sums the difference in the GEMM's float32 accumulator
-        # (oneDNN's, for bfloat16 inputs) and rounds it once to the
-        # GEMM's dtype, instead of rounding two nearly equal sums to
-        # bfloat16 and then subtracting them. In float32 that rounding
-        # (~1e-7 relative) is far below the sampling noise of the
-        # statistics, and two GEMMs plus an addition are faster than
-        # copying the operands together: 1.03-1.06x for the whole step at
-        # 784x500, batch 500 and 1000, in TensorFlow's graph
-        # (benchmarks/RESULTS.md, seventeenth session), and 3-5% under XLA
-        # at batch 100.
-        h_scaled = ops.cast(h_mean * (1.0 / n_neg), dtype)
-        h0_scaled = ops.cast(h0_mean * (-1.0 / n_pos), dtype)
-        if dtype == ew:  # not under a mixed policy
+        n_pos = ops.cast(ops.shape(v0)[0], self._statistics_dtype)
+        n_neg = ops.cast(ops.shape(v)[0], self._statistics_dtype)
+        # The statistics <v h^T>_model - <v h^T>_data, scaled by reciprocals
+        # (a multiply is cheaper than a division).
+        if mixed:
+            # Each sum is accumulated in the 16-bit GEMM's float32
+            # accumulator (oneDNN's), rounded once to the compute dtype and
+            # scaled and subtracted in float32; the bias statistics of the
+            # states are GEMVs, which read the 16-bit states as they are.
+            # Rounding the two sums before their difference adds an
+            # unbiased error of ~9% of the statistics' own sampling noise
+            # (rms, 784x500 at batch 1000 on MNIST): 0.7% more variance,
+            # for no copy of the operands into one GEMM with an inner
+            # dimension of 2 * batch. Together with the fused means this
+            # made mixed bfloat16 steps 1.1x faster at 784x500, batch 1000
+            # (benchmarks/RESULTS.md, eighteenth session).
+            grad_w = ops.cast(_matmul_transposed(v, h_mean, transpose_a=True), f32) * (
+                1.0 / n_neg
+            ) - ops.cast(_matmul_transposed(v0_low, h0_mean, transpose_a=True), f32) * (1.0 / n_pos)
+            v_model_mean = _column_means(v)
+            h_model_mean = _column_means(h_mean)
+            h0_batch_mean = _column_means(h0_mean)
+        else:
+            # Two GEMMs plus an addition are faster than copying the operands
+            # together for one GEMM: 1.03-1.06x for the whole step at
+            # 784x500, batch 500 and 1000, in TensorFlow's graph
+            # (benchmarks/RESULTS.md, seventeenth session), and 3-5% under
+            # XLA at batch 100.
             grad_w = ops.cast(
-                _matmul_transposed(v_low, h_scaled, transpose_a=True)
-                + _matmul_transposed(v0_low, h0_scaled, transpose_a=True),
+                _matmul_transposed(v, h_mean * (1.0 / n_neg), transpose_a=True)
+                + _matmul_transposed(v0_low, h0_mean * (-1.0 / n_pos), transpose_a=True),
                 f32,
             )
-        else:
-            v_both = ops.concatenate([v_low, v0_low], axis=0)
-            h_both = ops.concatenate([h_scaled, h0_scaled], axis=0)
-            grad_w = ops.cast(_matmul_transposed(v_both, h_both, transpose_a=True), f32)
-        v0_32, h0_32 = ops.cast(v0, f32), ops.cast(h0_mean, f32)
+            v_model_mean = ops.mean(ops.cast(v, f32), axis=0)
+            h_model_mean = ops.mean(ops.cast(h_mean, f32), axis=0)
+            h0_batch_mean = ops.mean(ops.cast(h0_mean, f32), axis=0)
+        v0_32 = ops.cast(v0, f32)
         v0_mean = ops.mean(v0_32, axis=0)
-        grad_b = ops.mean(ops.cast(v, f32), axis=0) - v0_mean
-        h0_batch_mean = ops.mean(h0_32, axis=0)
-        grad_c = ops.mean(ops.cast(h_mean, f32), axis=0) - h0_batch_mean
+        grad_b = v_model_mean - v0_mean
+        grad_c = h_model_mean - h0_batch_mean
         if self.sparsity_target is not None and self.sparsity_cost > 0:
             penalty = self.sparsity_cost * (h0_batch_mean - self.sparsity_target)
             grad_c = grad_c + penalty
@@ -690,18 +702,17 @@ class RBM(keras.Model):
         rows = slice(0, MONITOR_ROWS)
         visible_bias32 = ops.cast(self.visible_bias, f32)
         hidden_bias32 = ops.cast(self.hidden_bias, f32)
+        h0_rows = ops.cast(h0_mean[rows], f32)
         if self._jit_compile:
             hidden_term = ops.mean(
-                hidden.log_partition_given_mean(
-                    ops.cast(h0_pre[rows], f32), hidden_bias32, h0_32[rows]
-                )
+                hidden.log_partition_given_mean(ops.cast(h0_pre[rows], f32), hidden_bias32, h0_rows)
             )
         else:
             kernel32 = ops.cast(self.kernel, f32)
             hidden_term = hidden.mean_log_partition(
-                h0_32[rows],
+                h0_rows,
                 hidden_bias32,
-                lambda: ops.cast(up(v0_low[rows]), f32),
+                lambda: ops.cast(self._hidden_pre(v0_low[rows], weights), f32),
                 # sum_j (m W)_j as m . (row sums of W): 31 against 110 us
                 # for oneDNN's 1 x 784 x 500 GEMV.
                 lambda: ops.sum(v0_mean * ops.sum(kernel32, axis=1)) + ops.sum(hidden_bias32),
@@ -729,7 +740,7 @@ class RBM(keras.Model):
         self._ensure_built(x)
         # Under a mixed policy the data stay float32 for the statistics
         # and monitors, and only the GEMMs read them rounded.
-        stats = self.contrastive_divergence(self._flatten(x, self._elementwise_dtype))
+        stats = self.contrastive_divergence(self._flatten(x, self._statistics_dtype))
         self.optimizer.apply(
             stats["gradients"], [self.kernel, self.visible_bias, self.hidden_bias]
         )

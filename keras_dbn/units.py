@@ -26,6 +26,7 @@ from keras import ops
 from keras import random
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_LOW_PRECISION = ("float16", "bfloat16")
 
 
 def bernoulli_sample(mean, seed, shape=None):
@@ -58,7 +59,7 @@ def bernoulli_sample(mean, seed, shape=None):
     Returns:
         A tensor of 0.0 / 1.0 with the shape and dtype of ``mean``.
     """
-    if backend.standardize_dtype(mean.dtype) in ("float16", "bfloat16"):
+    if backend.standardize_dtype(mean.dtype) in _LOW_PRECISION:
         return ops.cast(bernoulli_sample(ops.cast(mean, "float32"), seed, shape), mean.dtype)
     if shape is None:
         shape = ops.shape(mean)
@@ -148,6 +149,9 @@ class Units:
 
     def sample(self, mean, seed, shape=None):
         """Draws states from the conditional distribution with this mean.
+
+        16-bit means are sampled in float32; the states come back in the
+        means' dtype.
 
         ``shape`` is ``mean``'s shape, when the caller can give it without
         reading ``mean`` (see `bernoulli_sample`).
@@ -292,6 +296,9 @@ class GaussianUnits(Units):
         return pre_activation
 
     def sample(self, mean, seed, shape=None):
+        if backend.standardize_dtype(mean.dtype) in _LOW_PRECISION:
+            # The noise is drawn and added in float32, as for Bernoulli units.
+            return ops.cast(self.sample(ops.cast(mean, "float32"), seed, shape), mean.dtype)
         shape = ops.shape(mean) if shape is None else shape
         if backend.backend() == "tensorflow" and isinstance(seed, random.SeedGenerator):
             import tensorflow as tf

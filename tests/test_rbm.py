@@ -115,12 +115,18 @@ def test_gaussian_hidden_free_energy_matches_quadrature():
     np.testing.assert_allclose(rbm.free_energy(v.astype("float32")), expected, rtol=1e-5, atol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("persistent", [False, True])
-def test_long_chain_statistics_approach_exact_gradient(persistent):
-    """CD-k with long chains (and PCD) estimates the exact likelihood gradient."""
+def test_long_chain_statistics_approach_exact_gradient(persistent, dtype):
+    """CD-k with long chains (and PCD) estimates the exact likelihood gradient.
+
+    Under a mixed policy too: its conditionals are rounded to bfloat16 and
+    its positive and negative sums rounded separately, which must leave the
+    estimate unbiased.
+    """
     rbm = make_rbm(
         6, 4, scale=0.5, k=30 if not persistent else 1, persistent=persistent,
-        num_chains=4000, sample_visible=True,
+        num_chains=4000, sample_visible=True, dtype=dtype,
     )
     data = all_states(6)[np.random.default_rng(3).choice(64, 40)].astype("float32")
     batch = np.tile(data, (100, 1))  # 4000 chains starting from the data
@@ -529,6 +535,19 @@ def test_samples_with_a_given_shape_equal_those_shaped_like_the_mean(unit_type):
 
         out = traced(mean, tf.zeros((37, 5)))
         np.testing.assert_array_equal(np.asarray(out), np.asarray(plain))
+
+
+def test_gaussian_samples_of_bfloat16_means_keep_dtype_and_distribution():
+    # A mixed-policy CD step hands the units bfloat16 means.
+    mean = keras.ops.cast(keras.ops.full((40_000, 3), 0.3), "bfloat16")
+    units = keras_dbn.units.get("gaussian")
+    samples = units.sample(mean, keras.random.SeedGenerator(4))
+    assert keras.backend.standardize_dtype(samples.dtype) == "bfloat16"
+    samples = np.asarray(keras.ops.cast(samples, "float32"), dtype="float64")
+    p = float(keras.ops.cast(mean[0, 0], "float32"))
+    # Mean and variance within five standard errors of 40,000 draws.
+    np.testing.assert_allclose(samples.mean(axis=0), p, atol=5 / np.sqrt(40_000))
+    np.testing.assert_allclose(samples.var(axis=0), 1.0, atol=5 * np.sqrt(2 / 40_000))
 
 
 def test_bernoulli_probabilities_round_to_sixteen_bits():
