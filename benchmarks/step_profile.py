@@ -8,10 +8,11 @@ by side, so the ops' durations add up to more than the step: the table
 shows where the work is, the step time what it costs.
 
 This is the profile behind the mixed-precision figures in
-``benchmarks/RESULTS.md``: under ``mixed_bfloat16`` the GEMMs run about
-twice as fast as in float32, while the element-wise work (sigmoids, the
-uniforms of the hidden sample, the monitors) stays float32 and the casts
-between the two dtypes are added to it.
+``benchmarks/RESULTS.md``: under ``mixed_bfloat16`` the GEMMs (with the
+sigmoids fused into them) run about twice as fast as in float32, while
+the rest of the step (the uniforms of the hidden sample, the statistics'
+scaling, the monitors, the optimizer) stays float32 and the casts between
+the two dtypes are added to it.
 
 Usage::
 

@@ -335,13 +335,14 @@ class RBM(keras.Model):
             a fixed seed makes training reproducible on CPU.
         **kwargs: passed to `keras.Model` (``name``, ``dtype``, ...).
             ``dtype="mixed_bfloat16"`` keeps the weights and the optimizer
-            in float32 and runs the GEMMs in bfloat16 (1.4-1.7x faster
-            training at batch 1000 on a CPU with AVX512-BF16, where the
-            GEMMs dominate; at batch 100 no faster than float32), while the
-            conditionals, the sampling and the CD statistics stay in
-            float32 (the statistics are summed in the GEMM's float32
-            accumulator; the data's column means and the monitors read
-            the data unrounded).
+            in float32 and runs the GEMMs, with the conditional means
+            fused into them, in bfloat16 (about 1.5x faster training at
+            batch 1000 on a CPU with AVX512-BF16, where the GEMMs
+            dominate; at batch 100 no faster than float32). The Bernoulli
+            draws compare float32 uniforms with the means, the CD
+            statistics are summed in the GEMM's float32 accumulator and
+            scaled and subtracted in float32, and the data's column
+            means and the monitors read the data unrounded.
 
     Example:
 
