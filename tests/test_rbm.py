@@ -462,6 +462,32 @@ def test_logged_training_free_energy_is_that_of_the_batch(visible, hidden, hidde
         np.testing.assert_allclose(float(stats["free_energy"]), expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
+def test_mixed_policy_statistics_match_float32_where_the_chain_is_deterministic(visible):
+    """With a zero kernel every conditional mean is the bias's, whatever
+    the samples, so CD-1's statistics and monitors are deterministic: the
+    mixed step (bfloat16 GEMMs and means, statistics subtracted in
+    float32) must give float32's up to bfloat16 rounding."""
+    rng = np.random.default_rng(1)
+    x = rng.random((300, 12)).astype("float32")
+    if visible == "gaussian":
+        x = rng.normal(size=(300, 12)).astype("float32")
+    stats = {}
+    for dtype in ("float32", "mixed_bfloat16"):
+        rbm = make_rbm(12, 5, visible=visible, dtype=dtype)
+        rbm.kernel.assign(np.zeros((12, 5)))
+        stats[dtype] = rbm.contrastive_divergence(keras.ops.convert_to_tensor(x))
+    exact, mixed = stats["float32"], stats["mixed_bfloat16"]
+    for e, m in zip(exact["gradients"], mixed["gradients"]):
+        e, m = np.asarray(e), np.asarray(m)
+        assert m.dtype == np.float32
+        # Relative to the largest entry: bfloat16 keeps 8 significant bits.
+        np.testing.assert_allclose(m, e, atol=2e-2 * np.abs(e).max())
+    assert np.abs(np.asarray(exact["gradients"][0])).max() > 0.05  # not trivially zero
+    for name in ("reconstruction_error", "free_energy"):
+        np.testing.assert_allclose(float(mixed[name]), float(exact[name]), rtol=1e-2)
+
+
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_training_monitors_of_large_batches_read_their_first_rows(jit_compile):
     """Above `MONITOR_ROWS` rows the monitors estimate; the update does not.
