@@ -658,7 +658,8 @@ class RBM(keras.Model):
             # (rms, 784x500 at batch 1000 on MNIST): 0.7% more variance,
             # for no copy of the operands into one GEMM with an inner
             # dimension of 2 * batch. Together with the fused means this
-            # made mixed bfloat16 steps 1.1x faster at 784x500, batch 1000
+            # made mixed bfloat16 `fit()` 1.06-1.17x faster at 784x500 and
+            # 784x2000, batch 1000, in five of six paired A/Bs
             # (benchmarks/RESULTS.md, eighteenth session).
             grad_w = ops.cast(_matmul_transposed(v, h_mean, transpose_a=True), f32) * (
                 1.0 / n_neg
