@@ -5,8 +5,9 @@ seed, data order and optimizer, one with the float32 policy and one with
 ``mixed_bfloat16`` (float32 weights and optimizer state; GEMMs and the
 conditional means fused into them in bfloat16, Bernoulli draws from
 float32 uniforms; the CD statistics summed in the GEMM's float32
-accumulator, subtracted in float32 and applied to the float32 weights). Both are then evaluated in
-float32 (the bf16 model's weights copied into a float32 RBM): test
+accumulator, subtracted in float32 and applied to the float32 weights).
+Both are then evaluated in float32 (the bf16 model's weights copied into
+a float32 RBM): test
 reconstruction error, mean test free energy and the AIS estimate of the
 average test log-likelihood (same chains, schedule and seed for both), plus
 the wall time of training.

@@ -471,7 +471,7 @@ class RBM(keras.Model):
         float32, which also keeps the data's column means unrounded.
         """
         dtype = self.compute_dtype
-        return "float32" if dtype in ("bfloat16", "float16") else dtype
+        return "float32" if dtype in units_lib._LOW_PRECISION else dtype
 
     def _flatten(self, v, dtype=None):
         """``v`` as ``(batch, num_visible)`` in ``dtype`` (the compute dtype)."""
@@ -597,8 +597,8 @@ class RBM(keras.Model):
         visible, hidden = self.visible_units, self.hidden_units
         seed = self.seed_generator
         f32 = "float32"
-        dtype = self.compute_dtype
-        mixed = dtype != self._statistics_dtype
+        dtype, statistics_dtype = self.compute_dtype, self._statistics_dtype
+        mixed = dtype != statistics_dtype
 
         # Every state and conditional mean is in the compute dtype, the
         # GEMMs' (16-bit means are sampled in float32, `Units.sample`). In
@@ -644,8 +644,8 @@ class RBM(keras.Model):
             if not last:
                 h = hidden.sample(h_mean, seed, h_shape)
 
-        n_pos = ops.cast(ops.shape(v0)[0], self._statistics_dtype)
-        n_neg = ops.cast(ops.shape(v)[0], self._statistics_dtype)
+        n_pos = ops.cast(ops.shape(v0)[0], statistics_dtype)
+        n_neg = ops.cast(ops.shape(v)[0], statistics_dtype)
         # The statistics <v h^T>_model - <v h^T>_data, scaled by reciprocals
         # (a multiply is cheaper than a division).
         if mixed:
