@@ -5,7 +5,11 @@ batches (no ``fit()``, no input pipeline), times it, then traces one loop
 with ``tf.profiler`` and sums each op's duration per step from the trace.
 The GEMMs run on both cores and the executor starts independent ops side
 by side, so the ops' durations add up to more than the step: the table
-shows where the work is, the step time what it costs.
+shows where the work is, the step time what it costs. With
+``--inter-op-threads 1`` the executor runs one op at a time, each op's
+duration is its own cost (no op slowed by another beside it), and the
+durations add up to about the step. Each op is listed with the dtypes and
+shapes it reads and writes, which tells the casts apart.
 
 This is the profile behind the mixed-precision figures in
 ``benchmarks/RESULTS.md``: under ``mixed_bfloat16`` the GEMMs (with the
@@ -18,6 +22,7 @@ Usage::
 
     python -m benchmarks.step_profile                          # mixed_bfloat16, 784x500, batch 1000
     python -m benchmarks.step_profile --dtype float32 --batch 100
+    python -m benchmarks.step_profile --inter-op-threads 1   # ops one at a time
 """
 
 import argparse
@@ -77,6 +82,40 @@ def op_durations(trace_dir, steps):
     return dict(totals)
 
 
+def loop_body_signatures(function):
+    """What each op of a traced ``tf.while_loop`` body reads and writes.
+
+    Args:
+        function: a `tf.function` whose graph holds one while loop.
+
+    Returns:
+        A dict ``{op name: "bfloat16[784,500] -> float32[784,500]"}`` for the
+        loop body's ops (``?`` for a dimension unknown at tracing), named as
+        `op_durations` names them; empty where the body cannot be found
+        (the lookup reads the graph's function library, which TensorFlow
+        does not document).
+    """
+    def describe(tensors):
+        parts = []
+        for t in tensors:
+            dims = "?" if t.shape.rank is None else ",".join(
+                "?" if d is None else str(d) for d in t.shape.as_list())
+            parts.append(f"{t.dtype.name}[{dims}]")
+        return ", ".join(parts)
+
+    try:
+        graph = function.get_concrete_function().graph
+        loop_op = next(op for op in graph.get_operations() if op.type in ("While", "StatelessWhile"))
+        body = graph._functions[loop_op.get_attr("body").name].graph
+    except (AttributeError, KeyError, StopIteration, ValueError):
+        return {}
+    return {
+        op.name.rsplit("while/", 1)[-1]: f"{describe(op.inputs)} -> {describe(op.outputs)}"
+        for op in body.get_operations()
+        if op.outputs
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hidden", type=int, default=500)
@@ -85,8 +124,14 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=30, help="steps per timed loop")
     parser.add_argument("--reps", type=int, default=7, help="timed loops (median reported)")
     parser.add_argument("--top", type=int, default=25, help="ops listed one by one")
+    parser.add_argument("--inter-op-threads", type=int, default=0,
+                        help="TensorFlow's inter-op threads (0: its default). With 1 the "
+                             "executor runs one op at a time, so each op's duration is "
+                             "its own cost and the durations add up to about the step")
     _common.add_io_arguments(parser, "step_profile")
     args = parser.parse_args(argv)
+    if args.inter_op_threads < 0:
+        parser.error("--inter-op-threads must be 0 (TensorFlow's default) or more.")
 
     import keras
     import numpy as np
@@ -94,6 +139,8 @@ def main(argv=None):
 
     import keras_dbn
 
+    if args.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     info = _common.machine()
     print(f"machine: {info}", flush=True)
     x, _ = _common.load_mnist("train", binarize="threshold", manual_dir=args.manual_dir,
@@ -144,18 +191,22 @@ def main(argv=None):
     )
     print()
     ranked = sorted(ops.items(), key=lambda item: -item[1])
+    signatures = loop_body_signatures(loop)
     _common.print_table(
-        ["op", "type", "us per step"],
-        [[op, op_type, f"{us:,.0f}"] for (op, op_type), us in ranked[:args.top]],
+        ["op", "type", "us per step", "reads -> writes"],
+        [[op, op_type, f"{us:,.0f}", signatures.get(op, "")]
+         for (op, op_type), us in ranked[:args.top]],
     )
     _common.write_json(args.out, {
         "machine": info,
         "command": " ".join(sys.argv),
         "result": {
             "dtype": args.dtype, "hidden": args.hidden, "batch": batch,
+            "inter_op_threads": args.inter_op_threads or None,
             "step_ms": step_ms, "step_ms_all": times, "summed_op_us": summed,
             "by_type_us": dict(by_type),
-            "ops_us": [{"op": op, "type": op_type, "us": us} for (op, op_type), us in ranked],
+            "ops_us": [{"op": op, "type": op_type, "us": us, "tensors": signatures.get(op)}
+                       for (op, op_type), us in ranked],
         },
     })
 
