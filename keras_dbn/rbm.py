@@ -74,6 +74,35 @@ def _default_steps_per_execution(model):
     return 1 if _is_multi_replica(model) else DEFAULT_STEPS_PER_EXECUTION
 
 
+def _steps_per_execution_for(compiled, step_counts):
+    """The steps per execution that run exactly the given numbers of steps.
+
+    Keras runs whole executions of ``steps_per_execution`` steps, so a
+    ``steps_per_epoch``, ``validation_steps`` or ``steps`` that is not a
+    multiple of it is rounded up to one (with 32 steps per execution,
+    ``fit(steps_per_epoch=5, epochs=2)`` made 60 updates and
+    ``predict(steps=3)`` returned 32 batches, as a plain Keras model does).
+
+    Args:
+        compiled: the ``steps_per_execution`` given to `RBM.compile`.
+        step_counts: the numbers of steps asked for; ``None`` entries (that
+            loop runs to the end of its data) and anything but a positive
+            integer (left for Keras to reject) are ignored.
+
+    Returns:
+        ``compiled`` where it divides every count, else the largest number
+        below it that does (1 at worst).
+    """
+    counts = [
+        int(c) for c in step_counts
+        if isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c > 0
+    ]
+    if compiled <= 1 or not counts:
+        return compiled
+    common = math.gcd(*counts)
+    return max(d for d in range(1, compiled + 1) if common % d == 0)
+
+
 def _xla_pays_off(model, batch_size, num_visible):
     """Whether `RBM.fit` should compile the CD step with XLA (``"auto"``).
 
@@ -785,7 +814,9 @@ class RBM(keras.Model):
                 removes most of the per-batch Python overhead (``fit()`` on
                 MNIST at batch 100 ran about 1.4x faster). Batch-level
                 callbacks are then called every 32 batches; pass
-                ``steps_per_execution=1`` to get every batch. Under a
+                ``steps_per_execution=1`` to get every batch. A
+                ``steps_per_epoch`` or ``steps`` that it does not divide
+                runs with the largest number that does (see `fit`). Under a
                 `tf.distribute` strategy with several replicas the default
                 is 1, since Keras cannot run several steps per call there.
                 ``jit_compile="auto"`` (the default) lets each `fit` call
@@ -806,6 +837,8 @@ class RBM(keras.Model):
         if getattr(optimizer, "weight_decay", None) and not optimizer.built:
             optimizer.exclude_from_weight_decay(var_names=["bias"])
         super().compile(optimizer=optimizer, **kwargs)
+        self._compiled_steps_per_execution = self.steps_per_execution
+        self._exact_steps_per_execution = self.steps_per_execution
         if self._jit_auto:  # saved as "auto", so a loaded RBM chooses again
             self._compile_config.config["jit_compile"] = "auto"
 
@@ -848,7 +881,11 @@ class RBM(keras.Model):
         view, done inside TensorFlow's graph step itself (the pipeline then
         sends only row indices, `array_input.indexed_batches`).
         ``shuffle``, ``validation_split`` and ``steps_per_epoch`` keep their
-        Keras meaning.
+        Keras meaning, and an epoch makes exactly ``steps_per_epoch``
+        updates: where it or ``validation_steps`` is not a multiple of
+        ``steps_per_execution``, the RBM runs the largest number of steps
+        per execution that divides them (Keras alone rounds each epoch up to
+        whole executions), which retraces the step once.
 
         Raises:
             ValueError: for NumPy data that is not finite, or outside [0, 1]
@@ -869,6 +906,7 @@ class RBM(keras.Model):
         if _is_dataset(x):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle one
         self._prepare_jit_compile(x, batch_size)
+        self._run_exact_steps(kwargs.get("steps_per_epoch"), kwargs.get("validation_steps"))
         if isinstance(x, np.ndarray) and array_input.fit_can_stream(kwargs):
             x, validation_data = self._array_inputs(
                 x, batch_size, validation_split, validation_data, kwargs
@@ -882,17 +920,21 @@ class RBM(keras.Model):
             batches = int(x.cardinality())
             if batches > 0:
                 kwargs["steps_per_epoch"] = batches
-        return super().fit(
-            x=x,
-            y=y,
-            batch_size=batch_size,
-            epochs=epochs,
-            verbose=verbose,
-            callbacks=callbacks,
-            validation_split=validation_split,
-            validation_data=validation_data,
-            **kwargs,
-        )
+        self._fitting = True  # validation runs through `evaluate`
+        try:
+            return super().fit(
+                x=x,
+                y=y,
+                batch_size=batch_size,
+                epochs=epochs,
+                verbose=verbose,
+                callbacks=callbacks,
+                validation_split=validation_split,
+                validation_data=validation_data,
+                **kwargs,
+            )
+        finally:
+            self._fitting = False
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, **kwargs):
@@ -901,9 +943,10 @@ class RBM(keras.Model):
         Args:
             x, y, batch_size, verbose, sample_weight, steps, callbacks,
                 **kwargs: as for `keras.Model.evaluate`; labels and sample
-                weights are accepted and ignored. With ``verbose`` the
-                progress bar counts no further than ``steps`` (Keras' own
-                overshoots with ``steps_per_execution`` > 1).
+                weights are accepted and ignored. ``steps`` batches are read
+                exactly, as in `fit`; with ``verbose`` the progress bar
+                counts no further than them (Keras' own overshoots with
+                ``steps_per_execution`` > 1).
 
         Returns:
             ``[reconstruction_error, free_energy]``, or a dict of them with
@@ -913,6 +956,8 @@ class RBM(keras.Model):
 
         >>> rbm.evaluate(x_test, verbose=0, return_dict=True)["reconstruction_error"]
         """
+        if not getattr(self, "_fitting", False):
+            self._run_exact_steps(steps)
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose,
                                 sample_weight=sample_weight, steps=steps,
                                 callbacks=_with_progbar(callbacks, verbose), **kwargs)
@@ -922,7 +967,8 @@ class RBM(keras.Model):
 
         Args:
             x, batch_size, verbose, steps, callbacks: as for
-                `keras.Model.predict`.
+                `keras.Model.predict`; ``steps`` batches are read exactly,
+                as in `fit`.
 
         Returns:
             A NumPy array of shape ``(examples, units)``.
@@ -931,6 +977,7 @@ class RBM(keras.Model):
 
         >>> features = rbm.predict(x_train, batch_size=1000, verbose=0)
         """
+        self._run_exact_steps(steps)
         return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
                                callbacks=_with_progbar(callbacks, verbose))
 
@@ -954,6 +1001,26 @@ class RBM(keras.Model):
                 self.build((None,) + tuple(shape[1:]))
             if not self.optimizer.built:
                 self.optimizer.build(self.trainable_variables)
+
+    def _run_exact_steps(self, *step_counts):
+        """Sets ``steps_per_execution`` so that each loop runs the steps asked for.
+
+        See `_steps_per_execution_for`. The traced functions are dropped
+        when the number changes (Keras reads it while tracing), also when
+        the caller set a new one on the model since the last call, which is
+        then taken as the compiled one.
+        """
+        compiled = getattr(self, "_compiled_steps_per_execution", None)
+        if compiled is None:
+            return
+        current = getattr(self, "_exact_steps_per_execution", compiled)
+        if self.steps_per_execution != current:
+            compiled = self._compiled_steps_per_execution = self.steps_per_execution
+        exact = _steps_per_execution_for(compiled, step_counts)
+        self._exact_steps_per_execution = exact
+        if exact != current:
+            self.steps_per_execution = exact
+            self.train_function = self.test_function = self.predict_function = None
 
     def _array_inputs(self, x, batch_size, validation_split, validation_data, kwargs):
         """``fit()``'s NumPy input as lean `array_input` datasets.

@@ -293,6 +293,68 @@ def test_progress_bar_counts_no_further_than_the_epoch(monkeypatch):
     assert len(shown) == 5 and own.progbar is not None and own.seen > 96
 
 
+@pytest.mark.parametrize(
+    "counts, expected",
+    [([5], 5), ([64], 32), ([100], 25), ([37], 1), ([None], 32), ([100, 30], 10), ([], 32),
+     ([np.int64(12)], 12), ([0], 32), ([2.5], 32), ([True], 32)],
+)
+def test_steps_per_execution_divides_the_steps_asked_for(counts, expected):
+    from keras_dbn.rbm import _steps_per_execution_for
+
+    assert _steps_per_execution_for(32, counts) == expected
+    assert _steps_per_execution_for(1, counts) == 1
+
+
+@pytest.mark.parametrize("source", ["array", "dataset"])
+def test_fit_makes_exactly_steps_per_epoch_updates(source):
+    # 64 batches of 100; Keras alone rounds each epoch up to whole executions
+    # of 32 steps (5 steps an epoch became 32, here 3 epochs 64 updates).
+    import tensorflow as tf
+
+    x = (np.random.default_rng(0).random((6400, 12)) < 0.3).astype("float32")
+    data = x if source == "array" else tf.data.Dataset.from_tensor_slices(x).batch(100).repeat()
+    rbm = keras_dbn.RBM(4, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.05))
+    batch_size = 100 if source == "array" else None
+    history = rbm.fit(data, batch_size=batch_size, steps_per_epoch=5, epochs=3, verbose=0)
+    assert int(rbm.optimizer.iterations.numpy()) == 15
+    assert len(history.history["free_energy"]) == 3
+    if source == "array":
+        rbm.fit(x, batch_size=100, epochs=1, verbose=0)  # whole epochs, 32 steps at a time again
+        assert int(rbm.optimizer.iterations.numpy()) == 15 + 64
+        assert rbm.steps_per_execution == 32
+    # A number of steps per execution the caller sets is kept where it divides.
+    rbm.steps_per_execution = 6
+    rbm.fit(data, batch_size=batch_size, steps_per_epoch=12, epochs=1, verbose=0)
+    assert rbm.steps_per_execution == 6
+    rbm.fit(data, batch_size=batch_size, steps_per_epoch=8, epochs=1, verbose=0)
+    assert rbm.steps_per_execution == 4
+    assert int(rbm.optimizer.iterations.numpy()) == 15 + (64 if source == "array" else 0) + 12 + 8
+
+
+def test_evaluate_predict_and_validation_read_exactly_the_steps_asked_for():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    # Rows grow denser down the array, so every batch has its own free energy.
+    x = (rng.random((6400, 12)) < np.linspace(0.05, 0.95, 6400)[:, None]).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(100)
+    rbm = keras_dbn.RBM(4, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.05))
+    history = rbm.fit(x, batch_size=100, epochs=1, verbose=0, validation_data=ds,
+                      validation_steps=3)
+
+    def free_energy(data, **kwargs):
+        return rbm.evaluate(data, verbose=0, return_dict=True, **kwargs)["free_energy"]
+
+    three = free_energy(ds.take(3))
+    assert three != pytest.approx(free_energy(ds.take(32)), rel=1e-3)
+    assert free_energy(ds, steps=3) == pytest.approx(three, rel=1e-6)
+    assert history.history["val_free_energy"][-1] == pytest.approx(three, rel=1e-6)
+    assert rbm.predict(ds, steps=3, verbose=0).shape == (300, 4)
+    assert rbm.predict(ds, verbose=0).shape == (6400, 4)
+
+
 def test_save_load_round_trip_and_continued_training(tmp_path):
     x = (np.random.default_rng(0).random((300, 12)) < 0.4).astype("float32")
     rbm = keras_dbn.RBM(6, k=2, persistent=True, num_chains=10, sparsity_target=0.1, sparsity_cost=0.1, seed=4)
