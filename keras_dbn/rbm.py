@@ -1,6 +1,7 @@
 """The Restricted Boltzmann Machine as a Keras model."""
 
 import math
+import types
 import warnings
 
 import keras
@@ -903,7 +904,7 @@ class RBM(keras.Model):
         callbacks = _with_progbar(callbacks, verbose)
         if validation_data is not None or validation_split:
             callbacks.insert(0, _FreeEnergyGap())
-        if _is_dataset(x):
+        if _is_dataset(x) or isinstance(x, types.GeneratorType):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle one
         self._prepare_jit_compile(x, batch_size)
         self._run_exact_steps(kwargs.get("steps_per_epoch"), kwargs.get("validation_steps"))

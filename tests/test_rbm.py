@@ -305,18 +305,35 @@ def test_steps_per_execution_divides_the_steps_asked_for(counts, expected):
     assert _steps_per_execution_for(1, counts) == 1
 
 
-@pytest.mark.parametrize("source", ["array", "dataset"])
+def _endless_batches(x, batch_size):
+    while True:
+        for first in range(0, len(x), batch_size):
+            yield (x[first:first + batch_size],)
+
+
+@pytest.mark.parametrize("source", ["array", "dataset", "generator"])
 def test_fit_makes_exactly_steps_per_epoch_updates(source):
     # 64 batches of 100; Keras alone rounds each epoch up to whole executions
     # of 32 steps (5 steps an epoch became 32, here 3 epochs 64 updates).
+    import warnings
+
     import tensorflow as tf
 
     x = (np.random.default_rng(0).random((6400, 12)) < 0.3).astype("float32")
-    data = x if source == "array" else tf.data.Dataset.from_tensor_slices(x).batch(100).repeat()
+    data = {
+        "array": lambda: x,
+        "dataset": lambda: tf.data.Dataset.from_tensor_slices(x).batch(100).repeat(),
+        "generator": lambda: _endless_batches(x, 100),
+    }[source]()
     rbm = keras_dbn.RBM(4, seed=0)
     rbm.compile(optimizer=keras.optimizers.SGD(0.05))
     batch_size = 100 if source == "array" else None
-    history = rbm.fit(data, batch_size=batch_size, steps_per_epoch=5, epochs=3, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = rbm.fit(data, batch_size=batch_size, steps_per_epoch=5, epochs=3, verbose=0)
+    # A generator or dataset cannot be shuffled; Keras warns where `shuffle`
+    # keeps its default.
+    assert not [w for w in caught if "shuffle" in str(w.message)]
     assert int(rbm.optimizer.iterations.numpy()) == 15
     assert len(history.history["free_energy"]) == 3
     if source == "array":
