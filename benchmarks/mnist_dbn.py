@@ -32,6 +32,9 @@ References:
     (``--batch-norm``).
     Kumar et al., "Fine-Tuning can Distort Pretrained Features and
     Underperform Out-of-Distribution", ICLR 2022 (``--probe-epochs``).
+    Izmailov, Podoprikhin, Garipov, Vetrov & Wilson, "Averaging Weights
+    Leads to Wider Optima and Better Generalization", UAI 2018
+    (``--swa-epochs``).
 """
 
 import argparse
@@ -174,10 +177,52 @@ def with_batch_norm(model, x, batch=1000):
     return new
 
 
+def weight_averaging(weights, first_epoch):
+    """A Keras callback for stochastic weight averaging (Izmailov et al. 2018).
+
+    At the end of every epoch from ``first_epoch`` (0-based) on it adds the
+    current values of ``weights`` to a running mean; at the end of training
+    it keeps the last values in ``final`` and assigns the mean.
+
+    Args:
+        weights: the variables to average (a model's trainable weights).
+        first_epoch: the first epoch whose end is averaged.
+
+    Returns:
+        The callback; its ``count`` says how many epochs were averaged.
+    """
+    import keras
+    import numpy as np
+
+    class WeightAveraging(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.count, self.mean, self.final = 0, None, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch < first_epoch:
+                return
+            values = [np.asarray(w.numpy(), dtype="float64") for w in weights]
+            self.count += 1
+            if self.mean is None:
+                self.mean = values
+            else:
+                self.mean = [m + (v - m) / self.count for m, v in zip(self.mean, values)]
+
+        def on_train_end(self, logs=None):
+            if self.mean is None:
+                return
+            self.final = [w.numpy() for w in weights]
+            for w, m in zip(weights, self.mean):
+                w.assign(m.astype(w.dtype))
+
+    return WeightAveraging()
+
+
 def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer="adam",
               momentum=0.9, seed=None, ema=None, label_smoothing=0.0, max_norm=None,
-              probe_epochs=0, adversarial=None, vat=None):
-    """Adam or SGD with momentum, cosine decay over all steps; returns (test error, seconds).
+              probe_epochs=0, adversarial=None, vat=None, swa_epochs=0, swa_lr=0.2):
+    """Adam or SGD with momentum, cosine decay over all steps; returns (test error, seconds, extra).
 
     With ``probe_epochs``, only the softmax layer is trained first, for that
     many epochs (Adam at ``lr``, the pretrained layers frozen), before the
@@ -196,6 +241,13 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
     amount (Szegedy et al. 2016, section 7). With ``max_norm`` every Dense
     kernel's incoming weight vectors are rescaled to at most that norm after
     each update (Srivastava et al. 2014, section 5.1).
+
+    With ``swa_epochs`` (stochastic weight averaging, Izmailov et al. 2018)
+    the cosine decay reaches ``swa_lr`` times ``lr`` after ``epochs -
+    swa_epochs`` epochs and the learning rate stays there; the weights at
+    the end of each of the last ``swa_epochs`` epochs are averaged, and the
+    average is the fine-tuned network. ``extra`` then holds the test error
+    of the last epoch's weights as ``final_weights_test_error``.
     """
     import keras
     import numpy as np
@@ -210,6 +262,11 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
     for option, epsilon in (("--adversarial", adversarial), ("--vat", vat)):
         if epsilon is not None and not epsilon > 0:
             raise ValueError(f"{option} needs a positive epsilon, got {epsilon}.")
+    if swa_epochs and not 0 < swa_epochs < epochs:
+        raise ValueError(f"--swa-epochs must be between 1 and --mlp-epochs - 1 ({epochs - 1}), "
+                         f"got {swa_epochs}.")
+    if swa_epochs and not 0 < swa_lr <= 1:
+        raise ValueError(f"--swa-lr is a fraction of --mlp-lr in (0, 1], got {swa_lr}.")
 
     if max_norm:
         for layer in model.layers:
@@ -236,8 +293,11 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
         model.fit(data, epochs=probe_epochs, verbose=verbose, shuffle=False)
         for layer in body:
             layer.trainable = True
-    steps = epochs * -(-len(x) // batch)
-    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.01)
+    decay_epochs = epochs - swa_epochs
+    steps = decay_epochs * -(-len(x) // batch)
+    # After `decay_steps` CosineDecay stays at `alpha * lr`: SWA's constant rate.
+    schedule = keras.optimizers.schedules.CosineDecay(
+        lr, decay_steps=max(1, steps), alpha=swa_lr if swa_epochs else 0.01)
     averaging = {"use_ema": True, "ema_momentum": ema} if ema else {}
     if optimizer == "sgd":
         optimizer = keras.optimizers.SGD(schedule, momentum=momentum, nesterov=True, **averaging)
@@ -252,10 +312,26 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
         trained = keras_dbn.VirtualAdversarial(model, epsilon=vat, seed=seed)
     if trained is not model:
         trained.compile(optimizer=optimizer, steps_per_execution=16)
-    trained.fit(data, epochs=epochs, verbose=verbose, shuffle=False)  # the dataset shuffles
+    callbacks = []
+    if swa_epochs:
+        callbacks.append(weight_averaging(model.trainable_weights, decay_epochs))
+    trained.fit(data, epochs=epochs, verbose=verbose, shuffle=False,  # the dataset shuffles
+                callbacks=callbacks)
     seconds = time.perf_counter() - start
-    accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
-    return 1.0 - float(accuracy), seconds
+
+    def test_error():
+        return 1.0 - float(model.evaluate(x_test, y_test, batch_size=1000, verbose=0,
+                                          return_dict=True)["accuracy"])
+
+    error, extra = test_error(), {}
+    if swa_epochs:
+        averaged = [w.numpy() for w in model.trainable_weights]
+        for w, value in zip(model.trainable_weights, callbacks[0].final):
+            w.assign(value)
+        extra = {"final_weights_test_error": test_error(), "averaged_epochs": callbacks[0].count}
+        for w, value in zip(model.trainable_weights, averaged):
+            w.assign(value)
+    return error, seconds, extra
 
 
 def main(argv=None):
@@ -291,6 +367,12 @@ def main(argv=None):
     parser.add_argument("--vat", type=float, default=None,
                         help="add virtual adversarial training of this L2 epsilon to the "
                              "fine-tuning loss (e.g. 2.0; Miyato et al. 2019)")
+    parser.add_argument("--swa-epochs", type=int, default=0,
+                        help="stochastic weight averaging: average the weights at the end of "
+                             "each of the last this many fine-tuning epochs, run at a constant "
+                             "learning rate (Izmailov et al. 2018)")
+    parser.add_argument("--swa-lr", type=float, default=0.2,
+                        help="that constant learning rate, as a fraction of --mlp-lr")
     parser.add_argument("--batch-norm", action="store_true",
                         help="fine-tune with batch normalisation before each hidden activation, "
                         "initialised to leave the pretrained network's function unchanged")
@@ -327,10 +409,11 @@ def main(argv=None):
     classifier = dbn.to_classifier(10, dropout=args.dropout, input_dropout=args.input_dropout)
     if args.batch_norm:
         classifier = with_batch_norm(classifier, x_train)
-    error, finetune_s = fine_tune(classifier, x_train, y_train, x_test, y_test, args.mlp_epochs,
-                                  args.mlp_batch, args.mlp_lr, args.verbose, args.mlp_optimizer,
-                                  args.momentum, args.seed, args.ema, args.label_smoothing,
-                                  args.max_norm, args.probe_epochs, args.adversarial, args.vat)
+    error, finetune_s, extra = fine_tune(
+        classifier, x_train, y_train, x_test, y_test, args.mlp_epochs, args.mlp_batch,
+        args.mlp_lr, args.verbose, args.mlp_optimizer, args.momentum, args.seed, args.ema,
+        args.label_smoothing, args.max_norm, args.probe_epochs, args.adversarial, args.vat,
+        args.swa_epochs, args.swa_lr)
     rss_peak = peak_rss_mib()
     result = {
         "architecture": "784-" + "-".join(map(str, layers)) + "-10",
@@ -343,6 +426,7 @@ def main(argv=None):
         "peak_rss_mib": round(rss_peak, 1),
         "load_average_at_end": _common.load_now(),
         "settings": vars(args),
+        **extra,
     }
     print()
     _common.print_table(
@@ -350,6 +434,9 @@ def main(argv=None):
         [[result["architecture"], f"{100 * error:.2f}%", result["pretrain_seconds"],
           result["finetune_seconds"], result["total_seconds"], result["peak_rss_mib"]]],
     )
+    if "final_weights_test_error" in extra:
+        print(f"the last epoch's weights, before averaging: "
+              f"{100 * extra['final_weights_test_error']:.2f}% test error")
     _common.write_json(args.out, {"machine": info, "command": " ".join(sys.argv), "result": result})
     return result
 
