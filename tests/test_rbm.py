@@ -314,7 +314,7 @@ def _endless_batches(x, batch_size):
 @pytest.mark.parametrize("source", ["array", "dataset", "generator"])
 def test_fit_makes_exactly_steps_per_epoch_updates(source):
     # 64 batches of 100; Keras alone rounds each epoch up to whole executions
-    # of 32 steps (5 steps an epoch became 32, here 3 epochs 64 updates).
+    # of 32 steps (5 steps an epoch became 32).
     import warnings
 
     import tensorflow as tf
