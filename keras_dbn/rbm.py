@@ -921,7 +921,7 @@ class RBM(keras.Model):
             batches = int(x.cardinality())
             if batches > 0:
                 kwargs["steps_per_epoch"] = batches
-        self._fitting = True  # validation runs through `evaluate`
+        self._fitting = True  # see `_run_exact_steps`
         try:
             return super().fit(
                 x=x,
@@ -957,8 +957,7 @@ class RBM(keras.Model):
 
         >>> rbm.evaluate(x_test, verbose=0, return_dict=True)["reconstruction_error"]
         """
-        if not getattr(self, "_fitting", False):
-            self._run_exact_steps(steps)
+        self._run_exact_steps(steps)
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose,
                                 sample_weight=sample_weight, steps=steps,
                                 callbacks=_with_progbar(callbacks, verbose), **kwargs)
@@ -1012,7 +1011,9 @@ class RBM(keras.Model):
         then taken as the compiled one.
         """
         compiled = getattr(self, "_compiled_steps_per_execution", None)
-        if compiled is None:
+        # Inside `fit` (its validation, or a callback's `predict`) the
+        # training loop's function must stay as `fit` set it up.
+        if compiled is None or getattr(self, "_fitting", False):
             return
         current = getattr(self, "_exact_steps_per_execution", compiled)
         if self.steps_per_execution != current:

@@ -370,6 +370,15 @@ def test_evaluate_predict_and_validation_read_exactly_the_steps_asked_for():
     assert history.history["val_free_energy"][-1] == pytest.approx(three, rel=1e-6)
     assert rbm.predict(ds, steps=3, verbose=0).shape == (300, 4)
     assert rbm.predict(ds, verbose=0).shape == (6400, 4)
+    # A callback's `predict` during a fit with its own steps leaves the
+    # training loop alone.
+    predicted = []
+    probe = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: predicted.append(rbm.predict(x[:200], verbose=0)))
+    iterations = int(rbm.optimizer.iterations.numpy())
+    rbm.fit(ds.repeat(), steps_per_epoch=5, epochs=2, verbose=0, callbacks=[probe])
+    assert len(predicted) == 2 and predicted[0].shape == (200, 4)
+    assert int(rbm.optimizer.iterations.numpy()) == iterations + 10
 
 
 def test_save_load_round_trip_and_continued_training(tmp_path):
