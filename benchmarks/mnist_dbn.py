@@ -181,8 +181,8 @@ def weight_averaging(weights, first_epoch):
     """A Keras callback for stochastic weight averaging (Izmailov et al. 2018).
 
     At the end of every epoch from ``first_epoch`` (0-based) on it adds the
-    current values of ``weights`` to a running mean; at the end of training
-    it keeps the last values in ``final`` and assigns the mean.
+    current values of ``weights`` to a running mean; ``assign_mean()``
+    then puts the mean into the weights.
 
     Args:
         weights: the variables to average (a model's trainable weights).
@@ -197,7 +197,7 @@ def weight_averaging(weights, first_epoch):
     class WeightAveraging(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.count, self.mean, self.final = 0, None, None
+            self.count, self.mean = 0, None
 
         def on_epoch_end(self, epoch, logs=None):
             if epoch < first_epoch:
@@ -209,10 +209,7 @@ def weight_averaging(weights, first_epoch):
             else:
                 self.mean = [m + (v - m) / self.count for m, v in zip(self.mean, values)]
 
-        def on_train_end(self, logs=None):
-            if self.mean is None:
-                return
-            self.final = [w.numpy() for w in weights]
+        def assign_mean(self):
             for w, m in zip(weights, self.mean):
                 w.assign(m.astype(w.dtype))
 
@@ -323,15 +320,11 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
         return 1.0 - float(model.evaluate(x_test, y_test, batch_size=1000, verbose=0,
                                           return_dict=True)["accuracy"])
 
-    error, extra = test_error(), {}
+    extra = {}
     if swa_epochs:
-        averaged = [w.numpy() for w in model.trainable_weights]
-        for w, value in zip(model.trainable_weights, callbacks[0].final):
-            w.assign(value)
         extra = {"final_weights_test_error": test_error(), "averaged_epochs": callbacks[0].count}
-        for w, value in zip(model.trainable_weights, averaged):
-            w.assign(value)
-    return error, seconds, extra
+        callbacks[0].assign_mean()
+    return test_error(), seconds, extra
 
 
 def main(argv=None):
