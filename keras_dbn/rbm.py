@@ -1015,7 +1015,7 @@ class RBM(keras.Model):
         # training loop's function must stay as `fit` set it up.
         if compiled is None or getattr(self, "_fitting", False):
             return
-        current = getattr(self, "_exact_steps_per_execution", compiled)
+        current = self._exact_steps_per_execution  # set with the compiled number
         if self.steps_per_execution != current:
             compiled = self._compiled_steps_per_execution = self.steps_per_execution
         exact = _steps_per_execution_for(compiled, step_counts)
