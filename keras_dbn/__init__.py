@@ -4,6 +4,7 @@ from keras_dbn import array_input
 from keras_dbn import callbacks
 from keras_dbn import datasets
 from keras_dbn import evaluation
+from keras_dbn import hardware
 from keras_dbn import semi_supervised
 from keras_dbn import tuning
 from keras_dbn import units
@@ -28,6 +29,7 @@ __all__ = [
     "datasets",
     "evaluation",
     "export_saved_model",
+    "hardware",
     "pseudo_label_dataset",
     "semi_supervised",
     "semi_supervised_dataset",

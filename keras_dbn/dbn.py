@@ -14,22 +14,43 @@ from keras_dbn.rbm import RBM
 _CACHE_LIMIT_BYTES = 2 * 1024**3
 
 
-def _predict32(rbm, data, batch_size=1000):
-    """``p(h | v)`` of ``rbm`` for NumPy data, as float32 whatever its policy.
+def _predicted(rbm, data, batch_size=1000, dtype="float32"):
+    """``p(h | v)`` of ``rbm`` for NumPy data, in ``dtype`` whatever its policy.
 
-    An RBM with a ``mixed_bfloat16`` policy predicts bfloat16 arrays; the
-    layer above (and NumPy code) gets float32. Batches are read from
-    ``data`` and written into one preallocated result: ``predict()`` on the
-    whole array would also hold Keras' copies of the input and a list of
-    per-batch outputs next to the concatenated result, which is 64-byte
-    aligned so that training the layer above gathers its batches from a
-    zero-copy view (`array_input.array_dataset`).
+    An RBM with a ``mixed_bfloat16`` policy predicts bfloat16 arrays; NumPy
+    code gets float32, and the layer above gets ``dtype`` (`_feature_dtype`).
+    Batches are read from ``data`` and written into one preallocated
+    result: ``predict()`` on the whole array would also hold Keras' copies
+    of the input and a list of per-batch outputs next to the concatenated
+    result, which is 64-byte aligned so that training the layer above
+    gathers its batches from a zero-copy view (`array_input.array_dataset`).
     """
-    out = array_input.aligned_empty((len(data), rbm.units), dtype="float32")
+    out = array_input.aligned_empty((len(data), rbm.units), dtype=dtype)
     for start in range(0, len(data), batch_size):
         stop = start + batch_size
-        out[start:stop] = np.asarray(rbm.predict_on_batch(data[start:stop]), dtype="float32")
+        out[start:stop] = np.asarray(rbm.predict_on_batch(data[start:stop])).astype(dtype)
     return out
+
+
+def _feature_dtype(below, above):
+    """The dtype in which ``below``'s activations are kept for ``above``.
+
+    bfloat16 where both compute in bfloat16: ``below`` predicts bfloat16
+    and ``above``'s GEMMs read bfloat16, so a float32 copy would hold the
+    same values in twice the memory, and ``above`` would round them again
+    in every step (`RBM.fit` reads bfloat16 data as they are).
+    """
+    if below.compute_dtype == above.compute_dtype == "bfloat16":
+        return "bfloat16"
+    return "float32"
+
+
+def _as_data_array(x):
+    """``x`` as a 2-D array: float32, or bfloat16 data kept as they are."""
+    x = np.asarray(x)
+    if not array_input.is_bfloat16(x.dtype):
+        x = x.astype("float32", copy=False)
+    return x.reshape(len(x), -1)
 
 
 def _per_layer(value, count, name):
@@ -67,7 +88,9 @@ class DBN(keras.Model):
         seed: integer seed; layer ``i`` gets ``seed + i``.
         rbm_kwargs: further `RBM` arguments for the layers built from sizes
             (``sparsity_target``, ``num_chains``, ...).
-        **kwargs: passed to `keras.Model`.
+        **kwargs: passed to `keras.Model`; a ``dtype`` (e.g.
+            ``"mixed_bfloat16"``) is also the policy of the RBMs built from
+            sizes, unless ``rbm_kwargs`` names one.
 
     Example:
 
@@ -105,6 +128,9 @@ class DBN(keras.Model):
         hiddens = _per_layer(hidden, count, "hidden")
         ks = _per_layer(k, count, "k")
         persistents = _per_layer(persistent, count, "persistent")
+        rbm_kwargs = dict(rbm_kwargs or {})
+        if kwargs.get("dtype") is not None:
+            rbm_kwargs.setdefault("dtype", kwargs["dtype"])
         rbms = []
         for i, layer in enumerate(layers):
             if isinstance(layer, dict):  # from get_config
@@ -118,7 +144,7 @@ class DBN(keras.Model):
                     persistent=persistents[i],
                     seed=None if seed is None else seed + i,
                     name=f"rbm_{i}",
-                    **(rbm_kwargs or {}),
+                    **rbm_kwargs,
                 )
             rbms.append(layer)
         for lower, upper in zip(rbms, rbms[1:]):
@@ -172,7 +198,7 @@ class DBN(keras.Model):
         num_layers = len(self.rbms) if num_layers is None else num_layers
         x = np.asarray(x, dtype="float32").reshape(len(x), -1)
         for rbm in self.rbms[:num_layers]:
-            x = _predict32(rbm, x, batch_size=batch_size)
+            x = _predicted(rbm, x, batch_size=batch_size)
         return x
 
     # -------------------------------------------------------------- training
@@ -239,13 +265,13 @@ class DBN(keras.Model):
         optimizers = _per_layer(optimizer, count, "optimizer")
         is_numpy = not isinstance(x, tf.data.Dataset)
         if is_numpy:
-            x = np.asarray(x, dtype="float32").reshape(len(x), -1)
+            x = _as_data_array(x)
             self.build(x.shape)
         else:
             self.build(self._dataset_feature_shape(x))
         val = validation_data[0] if isinstance(validation_data, (tuple, list)) else validation_data
         if val is not None:
-            val = np.asarray(val, dtype="float32").reshape(len(val), -1)
+            val = _as_data_array(val)
 
         histories = []
         layer_input, layer_val = x, val
@@ -258,12 +284,14 @@ class DBN(keras.Model):
                     flush=True,
                 )
             if i > 0:
+                below = self.rbms[i - 1]
+                dtype = _feature_dtype(below, rbm)
                 layer_input = self._propagate(
-                    layer_input, self.rbms[i - 1], sample, batch_sizes[i],
+                    layer_input, below, sample, batch_sizes[i], dtype,
                     shuffle=fit_kwargs.get("shuffle", True), cache_bytes=cache_bytes,
                 )
                 if layer_val is not None:
-                    layer_val = _predict32(self.rbms[i - 1], layer_val)
+                    layer_val = _predicted(below, layer_val, dtype=dtype)
             if not rbm.compiled or optimizers[i] is not None:
                 rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
             trained_before = int(rbm.optimizer.iterations.numpy()) > 0 if rbm.optimizer.built else False
@@ -301,20 +329,26 @@ class DBN(keras.Model):
         spec = spec[0] if isinstance(spec, (tuple, list)) else spec
         return (None, int(np.prod(spec.shape[1:])))
 
-    def _propagate(self, data, rbm, sample, batch_size, shuffle=True, cache_bytes=None):
-        """The input of the layer above ``rbm``: its hidden activations."""
+    def _propagate(self, data, rbm, sample, batch_size, dtype="float32", shuffle=True,
+                   cache_bytes=None):
+        """The input of the layer above ``rbm``: its hidden activations, in ``dtype``."""
         import tensorflow as tf
 
         def batches(array):
-            return array_input.array_dataset(array, batch_size=batch_size, shuffle=shuffle)
+            return array_input.array_dataset(
+                array, batch_size=batch_size, shuffle=shuffle, dtype=None
+            )
 
         def draw(p):  # a sample of the hidden units, for sample=True
-            return units_lib.bernoulli_from_uniform(p, tf.random.uniform(tf.shape(p)))
+            # float32 uniforms: a bfloat16 one has only 7 random bits.
+            p = tf.cast(p, "float32")
+            states = units_lib.bernoulli_from_uniform(p, tf.random.uniform(tf.shape(p)))
+            return tf.cast(states, dtype)
 
         if isinstance(data, np.ndarray):
-            nbytes = len(data) * rbm.units * 4
+            nbytes = len(data) * rbm.units * np.dtype(dtype).itemsize
             if nbytes <= (_CACHE_LIMIT_BYTES if cache_bytes is None else cache_bytes):
-                probs = _predict32(rbm, data)
+                probs = _predicted(rbm, data, dtype=dtype)
                 if not sample:
                     return probs
                 samples = batches(probs).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
@@ -323,9 +357,9 @@ class DBN(keras.Model):
 
         def up(*batch):
             x = batch[0]
-            x = tf.reshape(tf.cast(x, "float32"), (tf.shape(x)[0], -1))
-            p = tf.cast(rbm.hidden_given_visible(x), "float32")
-            return draw(p) if sample else p
+            x = tf.reshape(x, (tf.shape(x)[0], -1))
+            p = rbm.hidden_given_visible(x)
+            return draw(p) if sample else tf.cast(p, dtype)
 
         return data.map(up, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 

@@ -104,6 +104,40 @@ def test_sampled_upper_layer_input_is_binary_with_the_layer_probabilities(cache_
     np.testing.assert_array_less(np.abs(samples.mean(axis=0) - p.mean(axis=0)), tolerance)
 
 
+@pytest.mark.parametrize("cache_bytes", [None, 0])
+@pytest.mark.parametrize("sample", [False, True])
+def test_mixed_bfloat16_upper_layers_read_bfloat16_activations(monkeypatch, sample, cache_bytes):
+    """Under ``mixed_bfloat16`` the layer below predicts bfloat16 and the
+    layer above reads bfloat16: the activations are kept in bfloat16 (half
+    the memory, the same values), cached or streamed."""
+    x = (np.random.default_rng(0).random((600, 12)) < 0.3).astype("float32")
+    seen = []
+    original = keras_dbn.RBM.fit
+
+    def spy(self, data, *args, **kwargs):
+        if isinstance(data, np.ndarray):
+            seen.append((self.name, str(data.dtype), data))
+        else:
+            seen.append((self.name, data.element_spec.dtype.name, None))
+        return original(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(keras_dbn.RBM, "fit", spy)
+    dbn = keras_dbn.DBN([8, 4], seed=0, dtype="mixed_bfloat16")
+    assert [rbm.dtype_policy.name for rbm in dbn.rbms] == ["mixed_bfloat16"] * 2
+    dbn.pretrain(x, epochs=1, batch_size=100, verbose=0, sample=sample, cache_bytes=cache_bytes,
+                 validation_data=x[:100])
+    (first, first_dtype, _), (second, second_dtype, features) = seen
+    assert (first, first_dtype) == ("rbm_0", "float32")
+    assert (second, second_dtype) == ("rbm_1", "bfloat16")
+    if features is not None:  # cached probabilities: predict()'s own values
+        predicted = dbn.rbms[0].predict(x, verbose=0)
+        np.testing.assert_array_equal(features.astype("float32"), predicted.astype("float32"))
+    float32 = keras_dbn.DBN([8, 4], seed=0)
+    float32.pretrain(x, epochs=1, batch_size=100, verbose=0, sample=sample,
+                     cache_bytes=cache_bytes)
+    assert seen[-1][:2] == ("rbm_1", "float32")
+
+
 def test_pretrain_accepts_a_dataset_with_labels(mnist_small):
     import tensorflow as tf
 

@@ -1,5 +1,7 @@
 """RBM math against brute-force enumeration, learning, and Keras integration."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -712,3 +714,102 @@ def test_mixed_policy_statistics_use_the_unrounded_data():
     np.testing.assert_allclose(np.asarray(rbm.visible_bias), x.mean(0) - 0.5, atol=1e-6)
     expected_error = np.mean((0.5 - x) ** 2)
     np.testing.assert_allclose(history.history["reconstruction_error"][0], expected_error, rtol=1e-6)
+
+
+def bfloat16_copy(x):
+    return keras_dbn.as_aligned(x, dtype="bfloat16")
+
+
+def test_mixed_policy_reads_bfloat16_data_as_they_are():
+    """bfloat16 data under ``mixed_bfloat16``: the zero-kernel step of the
+    test above gives the data's column means and the reconstruction error
+    exactly. Grey levels in quarters over 16 rows have sums that bfloat16
+    holds exactly, whichever way the step rounds them."""
+    x = np.random.default_rng(0).integers(0, 5, (16, 6)).astype("float32") / 4
+    rbm = make_rbm(6, 4, scale=0.0, dtype="mixed_bfloat16")
+    rbm.visible_bias.assign(np.zeros(6))
+    rbm.compile(optimizer=keras.optimizers.SGD(1.0))
+    history = rbm.fit(bfloat16_copy(x), batch_size=16, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(np.asarray(rbm.visible_bias), x.mean(0) - 0.5, atol=1e-6)
+    expected_error = np.mean((0.5 - x) ** 2)
+    np.testing.assert_allclose(history.history["reconstruction_error"][0], expected_error, rtol=1e-6)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+@pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
+def test_mixed_policy_trains_alike_on_binary_data_in_float32_and_bfloat16(visible, persistent):
+    """Binary data are exact in bfloat16: the same batches, seeds and GEMM
+    inputs, so training follows the float32 data's (column means summed
+    in another order: equal to float32 rounding)."""
+    x = (np.random.default_rng(1).random((256, 12)) < 0.3).astype("float32")
+    results = []
+    for data in (keras_dbn.as_aligned(x), bfloat16_copy(x)):
+        rbm = make_rbm(12, 8, scale=0.1, dtype="mixed_bfloat16", visible=visible,
+                       persistent=persistent)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.05))
+        history = rbm.fit(data, batch_size=64, epochs=3, verbose=0)
+        results.append(([np.asarray(w) for w in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias)],
+                         history.history))
+    (weights32, logs32), (weights16, logs16) = results
+    for a, b in zip(weights32, weights16):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for name in ("reconstruction_error", "free_energy"):
+        np.testing.assert_allclose(logs32[name], logs16[name], rtol=1e-4)
+
+
+def test_bfloat16_data_are_checked_like_float32_data():
+    rbm = keras_dbn.RBM(3)
+    for bad, message in (([[0.0, 2.0]], r"in \[0, 1\]"), ([[0.0, -0.5]], r"in \[0, 1\]"),
+                         ([[0.0, np.nan]], "NaN"), ([[np.inf, 0.0]], "NaN")):
+        with pytest.raises(ValueError, match=message):
+            rbm.fit(bfloat16_copy(np.array(bad)), verbose=0)
+    gaussian = keras_dbn.RBM(3, visible="gaussian")
+    gaussian.fit(bfloat16_copy(np.random.default_rng(0).normal(size=(64, 2))), verbose=0)
+    assert gaussian.built
+
+
+@pytest.fixture
+def cpu_without_bfloat16(monkeypatch):
+    from keras_dbn import hardware
+
+    monkeypatch.setattr(hardware, "_warned", False)
+    monkeypatch.setattr(hardware, "native_bfloat16", lambda cpuinfo=None: False)
+    monkeypatch.setattr(hardware, "_has_accelerator", lambda: False)
+    return hardware
+
+
+def test_mixed_bfloat16_on_a_cpu_without_bfloat16_warns_once(cpu_without_bfloat16):
+    x = np.zeros((32, 4), "float32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keras_dbn.RBM(3).fit(x, verbose=0)  # float32: nothing to say
+        assert not caught
+        keras_dbn.RBM(3, dtype="mixed_bfloat16").fit(x, verbose=0)
+        keras_dbn.RBM(3, dtype="mixed_bfloat16").fit(x, verbose=0)
+    messages = [str(w.message) for w in caught if "bfloat16 instructions" in str(w.message)]
+    assert len(messages) == 1 and "dtype='float32'" in messages[0]
+
+
+def test_mixed_bfloat16_on_a_cpu_with_bfloat16_does_not_warn(cpu_without_bfloat16, monkeypatch):
+    monkeypatch.setattr(cpu_without_bfloat16, "native_bfloat16", lambda cpuinfo=None: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keras_dbn.RBM(3, dtype="mixed_bfloat16").fit(np.zeros((32, 4), "float32"), verbose=0)
+    assert not [w for w in caught if "bfloat16 instructions" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, native",
+    [
+        ("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n", False),
+        ("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n", True),
+        ("processor\t: 0\nflags\t\t: fpu amx_bf16 amx_tile\n", True),
+        ("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n", True),
+        ("processor\t: 0\nFeatures\t: fp asimd\n", False),
+        ("", None),
+    ],
+)
+def test_native_bfloat16_reads_the_cpu_flags(cpuinfo, native):
+    from keras_dbn import hardware
+
+    assert hardware.native_bfloat16(cpuinfo) is native
