@@ -19,7 +19,7 @@ _warned = False
 
 
 def cpu_flags(cpuinfo=None):
-    """The feature flags of the CPU, as Linux lists them in ``/proc/cpuinfo``.
+    r"""The feature flags of the CPU, as Linux lists them in ``/proc/cpuinfo``.
 
     Args:
         cpuinfo: the text of ``/proc/cpuinfo``; read from the file if None.
@@ -29,8 +29,8 @@ def cpu_flags(cpuinfo=None):
         None where the file is missing or lists none (not Linux).
 
     Example:
-        >>> cpu_flags("processor : 0\nflags : fpu avx2 avx512_bf16\n")
-        frozenset({'fpu', 'avx2', 'avx512_bf16'})
+        >>> sorted(cpu_flags("processor : 0\nflags : fpu avx2 avx512_bf16\n"))
+        ['avx2', 'avx512_bf16', 'fpu']
     """
     if cpuinfo is None:
         try:
