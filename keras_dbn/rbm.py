@@ -517,9 +517,9 @@ class RBM(keras.Model):
 
         Under a mixed policy the GEMMs, and the bias adds and conditional
         means that oneDNN fuses into them, run in the low-precision compute
-        dtype; the data, the Bernoulli sampling (float32 uniforms), the
+        dtype; float32 data, the Bernoulli sampling (float32 uniforms), the
         statistics' scaling and differences and the monitors run in
-        float32, which also keeps the data's column means unrounded.
+        float32, which also keeps float32 data's column means unrounded.
         """
         dtype = self.compute_dtype
         return "float32" if dtype in units_lib._LOW_PRECISION else dtype
@@ -631,9 +631,11 @@ class RBM(keras.Model):
         This is the single place where the learning statistics are computed.
 
         Args:
-            v0: a batch of visible data, shape ``(batch, num_visible)``;
-                under a mixed policy preferably in float32, which the
-                statistics of the data then use unrounded.
+            v0: a batch of visible data, shape ``(batch, num_visible)``.
+                Under a mixed policy float32 data are used unrounded by the
+                data's column means and the monitors; data in the compute
+                dtype are read as they are (their column sums are then
+                rounded once to it, like the model's statistics).
 
         Returns:
             A dict with ``gradients`` (the negated update for ``kernel``,
