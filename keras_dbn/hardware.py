@@ -10,6 +10,7 @@ AMD EPYC (Zen 3) without AVX-512, against 1.5x at batch 1000 on a 2-core
 EPYC with AVX512-BF16 (``benchmarks/RESULTS.md``, twentieth session).
 """
 
+import functools
 import warnings
 
 #: CPU flags (``/proc/cpuinfo``) of bfloat16 arithmetic that oneDNN uses.
@@ -59,8 +60,14 @@ def native_bfloat16(cpuinfo=None):
         >>> if native_bfloat16() is False:
         ...     rbm = keras_dbn.RBM(500, dtype="float32")  # bfloat16 would be slower
     """
-    flags = cpu_flags(cpuinfo)
+    flags = _this_cpus_flags() if cpuinfo is None else cpu_flags(cpuinfo)
     return None if flags is None else bool(flags & BFLOAT16_CPU_FLAGS)
+
+
+@functools.lru_cache(maxsize=None)
+def _this_cpus_flags():
+    """`cpu_flags` of this machine, read once (`RBM.fit` asks on every call)."""
+    return cpu_flags()
 
 
 def _has_accelerator():
