@@ -28,7 +28,7 @@ def _predicted(rbm, data, batch_size=1000, dtype="float32"):
     out = array_input.aligned_empty((len(data), rbm.units), dtype=dtype)
     for start in range(0, len(data), batch_size):
         stop = start + batch_size
-        out[start:stop] = np.asarray(rbm.predict_on_batch(data[start:stop])).astype(dtype)
+        out[start:stop] = np.asarray(rbm.predict_on_batch(data[start:stop]))  # converts to dtype
     return out
 
 
