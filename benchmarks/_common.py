@@ -79,7 +79,23 @@ def machine():
             info[name] = module.__version__
         except ImportError:
             info[name] = None
+    info["tensorflow_onednn_opts"] = _onednn_opts()
     return info
+
+
+def _onednn_opts():
+    """Whether TensorFlow runs its oneDNN ops (fused GEMM + bias + activation).
+
+    TensorFlow turns them on by default only on CPUs with AVX-512 neural
+    network instructions (``TF_ENABLE_ONEDNN_OPTS`` overrides); without
+    them a sigmoid is not fused into its GEMM and a bfloat16 GEMM runs in
+    TensorFlow's own kernel. None when this TensorFlow cannot say.
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def load_now():

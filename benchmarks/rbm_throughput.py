@@ -194,7 +194,7 @@ def main(argv=None):
     from keras_dbn import hardware
 
     info = _common.machine()
-    # Without bfloat16 instructions oneDNN emulates bfloat16 GEMMs, and the
+    # Without bfloat16 instructions TensorFlow emulates bfloat16 GEMMs, and the
     # mixed policy cannot beat float32 (keras_dbn.hardware).
     info["native_bfloat16"] = hardware.native_bfloat16()
     print(f"machine: {info}", flush=True)
