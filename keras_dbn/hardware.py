@@ -3,12 +3,13 @@
 A ``mixed_bfloat16`` policy pays off only where the bfloat16 GEMMs are
 faster than float32 ones. oneDNN, TensorFlow's CPU library, runs them with
 the CPU's bfloat16 instructions (x86 ``avx512_bf16`` or ``amx_bf16``, Arm
-``bf16``); on a CPU without them TensorFlow leaves its oneDNN ops off and
-computes bfloat16 through float32 in its own kernels, and the policy's
-casts make training slower than float32: 0.79-0.81x for
-``RBM.fit`` at 784x500, batch 1000, and 0.72x at batch 100, on a 2-core
-AMD EPYC (Zen 3) without AVX-512, against 1.5x at batch 1000 on a 2-core
-EPYC with AVX512-BF16 (``benchmarks/RESULTS.md``, twentieth session).
+``bf16``); on a CPU without them bfloat16 is computed through float32
+(on a CPU without AVX-512, in TensorFlow's own kernels: its oneDNN ops are
+off there), and the policy's casts make training slower than float32:
+0.79-0.81x for ``RBM.fit`` at 784x500, batch 1000, and 0.72x at batch
+100, on a 2-core AMD EPYC (Zen 3) without AVX-512, against 1.5x at batch
+1000 on a 2-core EPYC with AVX512-BF16 (``benchmarks/RESULTS.md``,
+twentieth and twenty-first sessions).
 """
 
 import functools
