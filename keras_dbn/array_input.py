@@ -20,6 +20,9 @@ each batch is one ``tf.gather`` of the batch's rows, with no NumPy or
 Python call per batch.
 """
 
+import sys
+import types
+
 import numpy as np
 
 #: About how many bytes one read from the arrays gathers: several batches at
@@ -114,6 +117,25 @@ def fit_can_stream(fit_kwargs):
     import tensorflow as tf
 
     return not tf.distribute.has_strategy()
+
+
+def is_stream(data):
+    """Whether ``data`` is a `tf.data.Dataset` or a generator.
+
+    Keras reads such input as it comes and cannot shuffle it: its ``fit``
+    warns when ``shuffle=True`` (its default) meets one, so keras_dbn's
+    ``fit`` methods default ``shuffle`` to False for them.
+
+    Args:
+        data: the ``x`` given to ``fit``.
+
+    Returns:
+        bool.
+    """
+    if isinstance(data, types.GeneratorType):
+        return True
+    tf = sys.modules.get("tensorflow")  # no Dataset exists unless it is imported
+    return tf is not None and isinstance(data, tf.data.Dataset)
 
 
 def is_bfloat16(dtype):

@@ -1,7 +1,6 @@
 """The Restricted Boltzmann Machine as a Keras model."""
 
 import math
-import types
 import warnings
 
 import keras
@@ -948,7 +947,7 @@ class RBM(keras.Model):
         callbacks = _with_progbar(callbacks, verbose)
         if validation_data is not None or validation_split:
             callbacks.insert(0, _FreeEnergyGap())
-        if _is_dataset(x) or isinstance(x, types.GeneratorType):
+        if array_input.is_stream(x):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle one
         self._prepare_jit_compile(x, batch_size)
         self._run_exact_steps(kwargs.get("steps_per_epoch"), kwargs.get("validation_steps"))

@@ -43,6 +43,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_dbn import array_input
+
 #: Final weight ``alpha_f`` of the unlabelled loss (Lee 2013, section 3.3).
 DEFAULT_ALPHA = 3.0
 #: Update count ``T1`` at which the unlabelled loss is switched on.
@@ -134,6 +136,22 @@ class ClassifierTrainer(keras.Model):
         ]
 
     # -------------------------------------------------------------- training
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, with ``shuffle=False`` the default for a stream.
+
+        A `tf.data.Dataset` or generator (such as `semi_supervised_dataset`,
+        which shuffles itself) cannot be shuffled by Keras, which warns when
+        asked to; for such data ``shuffle`` defaults to False here. Arrays
+        keep Keras' default. All arguments are those of `keras.Model.fit`.
+
+        Returns:
+            The `keras.callbacks.History` of the run.
+        """
+        shuffle_given = "shuffle" in kwargs or len(args) > 6  # 7th after x, y
+        if not shuffle_given and array_input.is_stream(x):
+            kwargs["shuffle"] = False
+        return super().fit(x, y, *args, **kwargs)
 
     def _unpack(self, data, plain=False):
         """``(x_labelled, y_labelled, x_unlabelled, sample_weight)`` of a batch.
@@ -296,9 +314,9 @@ class PseudoLabel(ClassifierTrainer):
     on the unlabelled batch (this matters only for activity regularisers).
     The total number of updates is ``steps_per_epoch * epochs`` only where
     ``steps_per_epoch`` is a multiple of the ``steps_per_execution`` given to
-    ``compile`` (Keras rounds it up otherwise). As the data is a
-    `tf.data.Dataset`, pass ``shuffle=False`` to ``fit`` to silence Keras'
-    warning that it does not shuffle it.
+    ``compile`` (Keras rounds it up otherwise). The stream shuffles itself;
+    ``fit`` does not ask Keras to shuffle a dataset or generator (Keras
+    would only warn that it cannot).
 
     Only the TensorFlow backend can train (``predict`` and ``evaluate`` work
     on any backend). The classifier's own compiled loss and metrics, if it

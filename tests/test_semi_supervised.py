@@ -57,6 +57,30 @@ def test_alpha_logged_during_fit_counts_updates():
     assert int(pseudo.optimizer.iterations) == 5
 
 
+@pytest.mark.parametrize("source", ["dataset", "generator"])
+def test_fit_on_a_stream_does_not_ask_keras_to_shuffle(source):
+    import warnings
+
+    x_l, y_l, x_u = batches()
+    data = pseudo_label_dataset(x_l, y_l, x_u, seed=0)
+    if source == "generator":
+        data = (batch for batch in data.as_numpy_iterator())
+    pseudo = PseudoLabel(tiny_classifier(), alpha=3.0, ramp_start=1, ramp_end=3)
+    pseudo.compile(optimizer=keras.optimizers.SGD(0.01))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pseudo.fit(data, steps_per_epoch=1, epochs=2, verbose=0)
+    assert not [w for w in caught if "shuffle" in str(w.message)]
+    assert int(pseudo.optimizer.iterations) == 2
+    if source == "dataset":
+        # A `shuffle` the caller gives reaches Keras unchanged, by name or by position.
+        with pytest.warns(UserWarning, match="shuffle"):
+            pseudo.fit(data, steps_per_epoch=1, epochs=1, verbose=0, shuffle=True)
+        with pytest.warns(UserWarning, match="shuffle"):
+            pseudo.fit(data, None, None, 1, 0, None, 0.0, None, True, steps_per_epoch=1)
+        assert int(pseudo.optimizer.iterations) == 4
+
+
 # ------------------------------------------------------------- exact update
 
 
