@@ -1,5 +1,6 @@
 """The Restricted Boltzmann Machine as a Keras model."""
 
+import functools
 import math
 import warnings
 
@@ -45,6 +46,30 @@ MONITOR_ROWS = 256
 #: has a larger standard deviation than this, over the first rows.
 _GAUSSIAN_MAX_STD = 3.0
 _SCALE_CHECK_ROWS = 10_000
+
+
+@functools.cache
+def _compiled_gibbs_chain():
+    """`RBM.gibbs`'s chain as one TensorFlow graph loop (TensorFlow backend).
+
+    Run step by step from Python, each Gibbs step of a 784x500 RBM on 64
+    chains took ~14 ms of op dispatch for well under 1 ms of arithmetic
+    (1,000 steps: ~14 s); the graph loop runs the same ops, drawing from
+    the same seed generator in the same order. One trace serves an RBM for
+    every number of steps; ``parallel_iterations=1`` keeps the generator's
+    reads and updates in step order.
+    """
+    import tensorflow as tf
+
+    def chain(rbm, v, weights, steps):
+        return tf.while_loop(
+            lambda i, v: i < steps,
+            lambda i, v: (i + 1, rbm._gibbs_step(v, weights)),
+            (tf.constant(0), v),
+            parallel_iterations=1,
+        )[1]
+
+    return tf.function(chain, autograph=False, reduce_retracing=True)
 
 
 def _replicas_in_sync():
@@ -1167,21 +1192,37 @@ class RBM(keras.Model):
         )
         return self
 
+    def _gibbs_step(self, v, weights):
+        """One step v -> h -> v of block Gibbs sampling, from sampled states."""
+        h = self.hidden_units.sample(self.hidden_units.mean(self._hidden_pre(v, weights)), self.seed_generator)
+        return self.visible_units.sample(self.visible_units.mean(self._visible_pre(h, weights)), self.seed_generator)
+
     def gibbs(self, v, steps=1):
         """Runs ``steps`` full steps of block Gibbs sampling v -> h -> v.
 
+        With the TensorFlow backend the chain runs as one compiled graph
+        loop (traced once per RBM; the first call pays a second or so), with
+        the same random numbers as steps run one by one.
+
         Args:
             v: starting visible states, shape ``(batch, num_visible)``.
-            steps: number of Gibbs steps.
+            steps: number of Gibbs steps, ``>= 0``.
 
         Returns:
             The visible sample after the last step.
+
+        Raises:
+            ValueError: on a negative number of steps.
         """
+        steps = int(steps)
+        if steps < 0:
+            raise ValueError(f"`steps` must be >= 0, got {steps}.")
         weights = self._weights()
         v = self._flatten(v)
-        for _ in range(int(steps)):
-            h = self.hidden_units.sample(self.hidden_units.mean(self._hidden_pre(v, weights)), self.seed_generator)
-            v = self.visible_units.sample(self.visible_units.mean(self._visible_pre(h, weights)), self.seed_generator)
+        if steps and keras.backend.backend() == "tensorflow":
+            return _compiled_gibbs_chain()(self, v, weights, ops.convert_to_tensor(steps, "int32"))
+        for _ in range(steps):
+            v = self._gibbs_step(v, weights)
         return v
 
     def reconstruct(self, v):

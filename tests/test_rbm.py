@@ -432,6 +432,51 @@ def test_same_seed_reproduces_training_and_other_seed_differs():
     assert not np.allclose(k1, k3)
 
 
+@pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
+def test_compiled_gibbs_chain_draws_what_single_steps_draw(visible):
+    # `gibbs` runs its chain as one graph loop; its states must be those of
+    # the same steps taken one by one through the public conditionals, from
+    # the same seed.
+    a, b = (make_rbm(9, 4, bias_scale=1.0, seed=3, visible=visible) for _ in range(2))
+    v = all_states(9)[::37].astype("float32")
+    chained = np.asarray(a.gibbs(v, steps=6))
+    stepped = v
+    for _ in range(6):
+        h = b.hidden_given_visible(stepped, sample=True)
+        stepped = b.visible_given_hidden(h, sample=True)
+    if visible == "bernoulli":
+        np.testing.assert_array_equal(chained, np.asarray(stepped))
+    else:
+        np.testing.assert_allclose(chained, np.asarray(stepped), rtol=1e-5, atol=1e-5)
+    # The generators advanced alike, so the next draws agree as well.
+    np.testing.assert_array_equal(np.asarray(a.seed_generator.state), np.asarray(b.seed_generator.state))
+    assert not np.array_equal(np.asarray(a.gibbs(v, steps=6)), chained)
+
+
+def test_rbm_samples_follow_the_exact_distribution():
+    rbm = make_rbm(4, 3, scale=1.5, bias_scale=1.0, seed=5)
+    w, b, c = params(rbm)
+    v = all_states(4)
+    free_energy = -v @ b - np.sum(np.logaddexp(0.0, v @ w + c), axis=1)
+    p_v = np.exp(-free_energy) / np.exp(-free_energy).sum()
+    samples = rbm.sample(20000, gibbs_steps=30, return_mean=False)
+    assert set(np.unique(samples)) <= {0.0, 1.0}
+    index = (samples @ (2 ** np.arange(3, -1, -1))).astype(int)
+    empirical = np.bincount(index, minlength=16) / len(samples)
+    assert np.array_equal(v[index[:50]], samples[:50])  # the index order is all_states'
+    # Total variation of 20,000 samples over 16 states is ~0.01 by chance.
+    assert 0.5 * np.abs(empirical - p_v).sum() < 0.03
+    assert 0.5 * np.abs(np.full(16, 1 / 16) - p_v).sum() > 0.1  # the check has power
+
+
+def test_gibbs_rejects_negative_steps_and_returns_the_start_for_zero():
+    rbm = make_rbm(9, 4)
+    v = all_states(9)[:3].astype("float32")
+    np.testing.assert_array_equal(np.asarray(rbm.gibbs(v, steps=0)), v)
+    with pytest.raises(ValueError, match="steps"):
+        rbm.gibbs(v, steps=-1)
+
+
 def test_sampling_api_shapes_and_values():
     rbm = make_rbm(9, 4, bias_scale=1.0)
     v = all_states(9)[:5].astype("float32")
