@@ -14,6 +14,15 @@ from keras_dbn.argtypes import layer_sizes, positive_float, positive_int, rate
 # benchmarks/RESULTS.md (section 3).
 SEMI_SUPERVISED_STEPS_PER_EPOCH = 150
 
+# Fine-tuning updates per call of Keras' compiled training function: fewer
+# round trips through Python per update (784-500-500-2000-10 at batch 100
+# on 2 cores: an epoch 1.13x and 1.16x faster with 16 than with 1 in two
+# paired runs; virtual adversarial training 1.09x with 10). Semi-supervised
+# epochs use 10, which divides their 150 updates (Keras would round an
+# epoch up to whole executions).
+FINE_TUNE_STEPS_PER_EXECUTION = 16
+SEMI_SUPERVISED_STEPS_PER_EXECUTION = 10
+
 USAGE_EXAMPLES = """examples:
   keras-dbn train                                  # MNIST, 784-500-500-2000-10
   keras-dbn train --layers 1000,500 --k 20 --batch 200 --dbn-epochs 10
@@ -141,7 +150,7 @@ def _log(message):
 
 
 def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
-    """Fine-tunes ``model`` (in place); returns (test accuracy, seconds).
+    """Fine-tunes ``model`` (in place); returns (test accuracy, seconds, updates).
 
     With ``x_unlabelled`` the training is semi-supervised, by pseudo-labels
     or, with ``--vat``, by virtual adversarial training; without, supervised
@@ -154,16 +163,18 @@ def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
     validation = (x_test, y_test) if args.verbose else None
     start = time.perf_counter()
     optimizer = keras.optimizers.Adam(args.mlp_lr)
+    per_execution = (FINE_TUNE_STEPS_PER_EXECUTION if x_unlabelled is None
+                     else SEMI_SUPERVISED_STEPS_PER_EXECUTION)
     if args.vat:
         trained = keras_dbn.VirtualAdversarial(model, epsilon=args.vat, seed=args.seed)
-        trained.compile(optimizer=optimizer)
+        trained.compile(optimizer=optimizer, steps_per_execution=per_execution)
     elif x_unlabelled is not None:
         trained = keras_dbn.PseudoLabel(model)
-        trained.compile(optimizer=optimizer)
+        trained.compile(optimizer=optimizer, steps_per_execution=per_execution)
     else:
         trained = model
         trained.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                        metrics=["accuracy"])
+                        metrics=["accuracy"], steps_per_execution=per_execution)
     if x_unlabelled is None:
         # Read batch by batch from the arrays on one thread: ~1.15x faster
         # than Keras' own array pipeline on 2 cores.
@@ -179,7 +190,7 @@ def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
     seconds = time.perf_counter() - start
     accuracy = trained.evaluate(x_test, y_test, batch_size=1000, verbose=0,
                                 return_dict=True)["accuracy"]
-    return float(accuracy), seconds
+    return float(accuracy), seconds, int(trained.optimizer.iterations)
 
 
 def train(args):
@@ -241,8 +252,8 @@ def train(args):
     classifier = dbn.to_classifier(num_classes, dropout=args.dropout,
                                    input_dropout=args.input_dropout)
     _log(f"fine-tuning {len(classifier.layers)}-layer classifier for {args.mlp_epochs} epochs")
-    accuracy, finetune_seconds = _fine_tune(classifier, x_fit, y_fit, args, x_test, y_test,
-                                            unlabelled)
+    accuracy, finetune_seconds, updates = _fine_tune(classifier, x_fit, y_fit, args, x_test,
+                                                     y_test, unlabelled)
     _log(f"test accuracy {accuracy:.4f} (fine-tuning took {finetune_seconds:.0f} s)")
     results = {
         "dataset": args.dataset,
@@ -253,11 +264,13 @@ def train(args):
         "test_accuracy": accuracy,
         "pretrain_seconds": round(pretrain_seconds, 1),
         "finetune_seconds": round(finetune_seconds, 1),
+        "finetune_updates": updates,
     }
     if args.baseline:
         keras.utils.set_random_seed(args.seed)
         baseline = keras.models.clone_model(classifier)  # same shape, fresh random weights
-        base_accuracy, _ = _fine_tune(baseline, x_fit, y_fit, args, x_test, y_test, unlabelled)
+        base_accuracy, _, _ = _fine_tune(baseline, x_fit, y_fit, args, x_test, y_test,
+                                         unlabelled)
         results["baseline_test_accuracy"] = base_accuracy
         _log(f"randomly initialised baseline: test accuracy {base_accuracy:.4f}")
 

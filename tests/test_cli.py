@@ -69,6 +69,8 @@ def test_train_then_sample_end_to_end(mnist_manual_dir, tfds_data_dir, tmp_path)
     assert "test accuracy" in out.stdout
     results = json.loads((out_dir / "results.json").read_text())
     assert results["test_accuracy"] > 0.7  # 3,000 images, five epochs: far above chance
+    # 60 batches an epoch, in executions of 16 updates: the last of each epoch is partial.
+    assert results["finetune_updates"] == 5 * 60
     for name in ("dbn.keras", "classifier.keras", "samples.png", "filters.png"):
         assert (out_dir / name).exists(), name
     assert (out_dir / "saved_model" / "1" / "saved_model.pb").exists()
@@ -110,6 +112,7 @@ def test_train_with_few_labels_and_pseudo_labels(mnist_manual_dir, tfds_data_dir
         "--gibbs-steps", "2", "--verbose", "0",
     ]))
     assert results["labels"] == 100 and results["pseudo_label"]
+    assert results["finetune_updates"] == 2 * cli.SEMI_SUPERVISED_STEPS_PER_EPOCH
     # 100 labels, 300 pseudo-label updates: far above chance (10%) for both.
     assert results["test_accuracy"] > 0.5 and results["baseline_test_accuracy"] > 0.4
     assert (out_dir / "saved_model" / "1" / "saved_model.pb").exists()
@@ -140,3 +143,4 @@ def test_train_with_few_labels_and_virtual_adversarial_training(mnist_manual_dir
     # Without --labels: supervised, the smoothness term on the labelled batches.
     results = cli.train(cli.build_parser().parse_args(common + ["--out", str(tmp_path / "all")]))
     assert results["labels"] == 3000 and results["test_accuracy"] > 0.8
+    assert results["finetune_updates"] == 2 * 30  # 30 batches of 100 an epoch
