@@ -143,6 +143,23 @@ def is_bfloat16(dtype):
     return getattr(dtype, "name", None) == "bfloat16"
 
 
+def check_rank(shape):
+    """Raises a clear error for data without an example axis and a feature axis.
+
+    Args:
+        shape: the data's shape (a tuple or a `TensorShape`).
+
+    Raises:
+        ValueError: when ``shape`` has fewer than two axes.
+    """
+    if len(shape) < 2:
+        raise ValueError(
+            "Data must hold one example per row, shape (examples, features) "
+            f"or (examples, height, width, ...); got shape {tuple(shape)}. For a "
+            "single example use x[None]; batch a tf.data.Dataset with .batch(n)."
+        )
+
+
 def is_numeric(dtype):
     """Whether arrays of ``dtype`` hold numbers: bool, integer, float or bfloat16."""
     dtype = np.dtype(dtype)

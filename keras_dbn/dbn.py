@@ -48,6 +48,7 @@ def _feature_dtype(below, above):
 def _as_data_array(x):
     """``x`` as a 2-D array: float32, or bfloat16 data kept as they are."""
     x = np.asarray(x)
+    array_input.check_rank(x.shape)
     if not array_input.is_bfloat16(x.dtype):
         x = x.astype("float32", copy=False)
     return x.reshape(len(x), -1)
@@ -327,6 +328,7 @@ class DBN(keras.Model):
     def _dataset_feature_shape(dataset):
         spec = dataset.element_spec
         spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+        array_input.check_rank(spec.shape)
         return (None, int(np.prod(spec.shape[1:])))
 
     def _propagate(self, data, rbm, sample, batch_size, dtype="float32", shuffle=True,

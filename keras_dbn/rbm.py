@@ -492,6 +492,7 @@ class RBM(keras.Model):
     # ------------------------------------------------------------------ build
 
     def build(self, input_shape):
+        array_input.check_rank(input_shape)
         num_visible = int(math.prod(input_shape[1:]))
         self.kernel = self.add_weight(
             shape=(num_visible, self.units),
@@ -551,6 +552,7 @@ class RBM(keras.Model):
     def _flatten(self, v, dtype=None):
         """``v`` as ``(batch, num_visible)`` in ``dtype`` (the compute dtype)."""
         v = ops.cast(v, self.compute_dtype if dtype is None else dtype)
+        array_input.check_rank(v.shape)
         if len(v.shape) > 2:
             v = ops.reshape(v, (-1, int(math.prod(v.shape[1:]))))
         width = v.shape[-1]
@@ -1141,6 +1143,7 @@ class RBM(keras.Model):
     def _check_data(self, x):
         if not array_input.is_numeric(x.dtype):
             raise ValueError(f"RBM data must be numeric, got dtype {x.dtype}.")
+        array_input.check_rank(x.shape)
         width = math.prod(x.shape[1:])
         if self.built and x.ndim > 1 and width != self.num_visible:
             raise self._width_error(width)

@@ -534,6 +534,24 @@ def test_data_of_the_wrong_width_raise_clear_errors():
     assert rbm.predict(np.zeros((5, 2, 2), dtype="float32"), verbose=0).shape == (5, 3)
 
 
+def test_data_without_an_example_axis_raise_clear_errors():
+    import tensorflow as tf
+
+    row = np.zeros(4, dtype="float32")  # one example without its batch axis
+    unbatched = tf.data.Dataset.from_tensor_slices(np.zeros((10, 4), dtype="float32"))
+    calls = (
+        lambda: keras_dbn.RBM(3).fit(row, verbose=0),
+        lambda: keras_dbn.RBM(3).fit(unbatched, verbose=0),
+        lambda: keras_dbn.RBM(3).predict(row, verbose=0),
+        lambda: keras_dbn.RBM(3)(row),
+        lambda: keras_dbn.DBN([3, 2]).pretrain(row, verbose=0),
+        lambda: keras_dbn.DBN([3, 2]).pretrain(unbatched, verbose=0),
+    )
+    for call in calls:
+        with pytest.raises(ValueError, match=r"one example per row.*got shape \(4,\)"):
+            call()
+
+
 def test_gaussian_units_warn_about_unstandardised_data():
     import warnings
 
