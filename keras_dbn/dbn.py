@@ -6,7 +6,7 @@ from keras import ops
 
 from keras_dbn import array_input
 from keras_dbn import units as units_lib
-from keras_dbn.rbm import RBM
+from keras_dbn.rbm import RBM, checked_count
 
 # Activations of one layer for the whole dataset are kept in memory below
 # this many bytes (faster than recomputing them every epoch); above it the
@@ -195,9 +195,18 @@ class DBN(keras.Model):
 
         Returns:
             NumPy array of shape ``(n, units of layer num_layers)``.
+
+        Raises:
+            ValueError: for a ``num_layers`` outside ``0 .. len(rbms)``.
         """
         num_layers = len(self.rbms) if num_layers is None else num_layers
-        x = np.asarray(x, dtype="float32").reshape(len(x), -1)
+        if checked_count(num_layers, "`num_layers`") > len(self.rbms):
+            raise ValueError(
+                f"`num_layers` is {num_layers}, but the DBN has {len(self.rbms)} RBMs."
+            )
+        x = np.asarray(x, dtype="float32")
+        array_input.check_rank(x.shape)
+        x = x.reshape(len(x), -1)
         for rbm in self.rbms[:num_layers]:
             x = _predicted(rbm, x, batch_size=batch_size)
         return x
@@ -441,7 +450,9 @@ class DBN(keras.Model):
         top = self.rbms[-1]
         start = None
         if initial is not None:
-            start = np.asarray(initial, dtype="float32").reshape(len(initial), -1)
+            start = np.asarray(initial, dtype="float32")
+            array_input.check_rank(start.shape)
+            start = start.reshape(len(start), -1)
             for rbm in self.rbms[:-1]:
                 start = rbm.hidden_given_visible(start, sample=True)
         if len(self.rbms) == 1:

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_dbn import array_input
 from keras_dbn.rbm import visible_mean
 
 _F64 = "float64"
@@ -49,9 +50,14 @@ def _weights(rbm, dtype=_F64):
     )
 
 
-def _as_matrix(x, num_visible):
+def _as_matrix(x, rbm):
+    """``x`` as float64 rows of the RBM's visible width; clear errors otherwise."""
     x = np.asarray(x, dtype=np.float64)
-    return x.reshape(x.shape[0], num_visible) if x.ndim != 2 else x
+    array_input.check_rank(x.shape)
+    width = math.prod(x.shape[1:])
+    if width != rbm.num_visible:
+        raise rbm._width_error(width)
+    return x.reshape(x.shape[0], width)
 
 
 def _free_energy64(rbm, v, weights, batch_size=4096):
@@ -464,7 +470,7 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
     _check_built(rbm)
     if log_z is None:
         log_z = ais_log_partition(rbm, **ais_kwargs).log_z
-    v = _as_matrix(x, rbm.num_visible)
+    v = _as_matrix(x, rbm)
     return float(-np.mean(_free_energy64(rbm, v, _weights(rbm))) - log_z)
 
 
@@ -543,7 +549,7 @@ def dbn_log_likelihood_bound(
     top = rbms[-1]
     if log_z is None:
         log_z = ais_log_partition(top, **ais_kwargs).log_z
-    v = _as_matrix(x, rbms[0].num_visible)
+    v = _as_matrix(x, rbms[0])
     rows = np.repeat(v, int(samples), axis=0)
     weights = [_weights(rbm) for rbm in rbms]
     seed_generator = keras.random.SeedGenerator(seed)
@@ -606,7 +612,7 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
             "pseudo_likelihood needs Bernoulli visible units (got "
             f"{rbm.visible_units.name}): flipping a bit is meaningless otherwise."
         )
-    v = _as_matrix(x, rbm.num_visible)
+    v = _as_matrix(x, rbm)
     n, num_visible = v.shape
     weights = _weights(rbm)
     free_energy = _free_energy64(rbm, v, weights)

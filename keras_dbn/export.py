@@ -35,6 +35,9 @@ import tensorflow as tf
 
 import keras
 
+from keras_dbn.dbn import DBN
+from keras_dbn.rbm import RBM
+
 __all__ = ["export_saved_model", "next_version", "serving_request"]
 
 INPUT_NAME = "inputs"
@@ -168,6 +171,12 @@ def serving_request(instances):
 
 def _input_features(model):
     """The ``features`` of a model whose only input has shape ``(None, features)``."""
+    if isinstance(model, (RBM, DBN)):
+        raise ValueError(
+            f"export_saved_model serves classifiers, not a {type(model).__name__}: "
+            "export the classifier from DBN.to_classifier(num_classes) after "
+            "fine-tuning it."
+        )
     try:
         inputs = model.inputs
     except (AttributeError, ValueError):

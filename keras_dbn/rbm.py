@@ -238,6 +238,25 @@ def _column_means(x):
     return ops.cast(sums[0], "float32") * (1.0 / ops.cast(ops.shape(x)[0], "float32"))
 
 
+def checked_count(value, name, minimum=0):
+    """``value`` as an int, or a clear error when it is no integer >= ``minimum``.
+
+    Args:
+        value: the caller's argument.
+        name: how the error names it.
+        minimum: the smallest allowed value.
+
+    Returns:
+        ``value`` as a Python int.
+
+    Raises:
+        ValueError: for a bool, a non-integer or a value below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
 def visible_mean(data):
     """The mean visible vector of a dataset, in float64.
 
@@ -254,6 +273,7 @@ def visible_mean(data):
     """
     if not (hasattr(data, "__next__") or _is_dataset(data)):
         data = np.asarray(data)
+        array_input.check_rank(data.shape)
         if not len(data):
             raise ValueError("The data holds no examples.")
         data = data.reshape(len(data), -1)
@@ -454,12 +474,9 @@ class RBM(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"`units` must be a positive integer, got {units!r}.")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"`k` (Gibbs steps per update) must be an integer >= 1, got {k!r}.")
-        if isinstance(num_chains, bool) or not isinstance(num_chains, (int, np.integer)) or num_chains < 1:
-            raise ValueError(f"`num_chains` must be a positive integer, got {num_chains!r}.")
+        checked_count(units, "`units`", 1)
+        checked_count(k, "`k` (Gibbs steps per update)", 1)
+        checked_count(num_chains, "`num_chains`", 1)
         if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
             raise ValueError(f"`sparsity_target` must lie in (0, 1), got {sparsity_target!r}.")
         if sparsity_cost < 0:
@@ -1217,9 +1234,7 @@ class RBM(keras.Model):
         Raises:
             ValueError: on a negative number of steps.
         """
-        steps = int(steps)
-        if steps < 0:
-            raise ValueError(f"`steps` must be >= 0, got {steps}.")
+        steps = checked_count(steps, "`steps`")
         weights = self._weights()
         v = self._flatten(v)
         if steps and keras.backend.backend() == "tensorflow":
@@ -1254,11 +1269,17 @@ class RBM(keras.Model):
 
         Returns:
             NumPy array of shape ``(n, num_visible)``.
+
+        Raises:
+            ValueError: before the RBM is built, or for a negative ``n`` or
+                ``gibbs_steps``.
         """
         if not self.built:
             raise ValueError("The RBM has no weights yet: build or fit it first.")
+        gibbs_steps = checked_count(gibbs_steps, "`gibbs_steps`")
         weights = self._weights()
         if initial is None:
+            n = checked_count(n, "`n` (number of samples)")
             start_mean = self.visible_units.mean(
                 ops.zeros((int(n), self.num_visible), self.compute_dtype) + weights[1]
             )

@@ -232,6 +232,24 @@ def test_fit_points_to_pretrain():
         keras_dbn.DBN([4]).fit(np.zeros((2, 3)))
 
 
+def test_transform_and_generate_refuse_bad_counts():
+    dbn = keras_dbn.DBN([3, 2])
+    dbn.build((None, 4))
+    x = np.zeros((5, 4), dtype="float32")
+    assert dbn.transform(x, num_layers=0).shape == (5, 4)
+    assert dbn.transform(x, num_layers=1).shape == (5, 3)
+    with pytest.raises(ValueError, match="`num_layers` is 3, but the DBN has 2 RBMs"):
+        dbn.transform(x, num_layers=3)
+    with pytest.raises(ValueError, match="must be an integer >= 0"):
+        dbn.transform(x, num_layers=-1)
+    with pytest.raises(ValueError, match="one example per row"):
+        dbn.transform(x[0])
+    with pytest.raises(ValueError, match="must be an integer >= 0"):
+        dbn.generate(-1, gibbs_steps=2)
+    with pytest.raises(ValueError, match="one example per row"):
+        dbn.generate(1, gibbs_steps=2, initial=x[0])
+
+
 def test_classifier_before_pretraining_raises():
     with pytest.raises(ValueError, match="Pretrain"):
         keras_dbn.DBN([4]).to_classifier(3)

@@ -184,6 +184,19 @@ def test_image_shaped_input_is_rejected(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_rbm_or_dbn_is_pointed_to_its_classifier(tmp_path):
+    import keras_dbn
+
+    rbm = keras_dbn.RBM(3)
+    rbm.build((None, 4))
+    dbn = keras_dbn.DBN([3])
+    dbn.build((None, 4))
+    for model in (rbm, dbn):
+        with pytest.raises(ValueError, match="serves classifiers.*to_classifier"):
+            export_saved_model(model, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_serving_request_body():
     x = np.array([[0.0, 0.5], [1.0, 0.25]])
     assert json.loads(serving_request(x)) == {"instances": [[0.0, 0.5], [1.0, 0.25]]}

@@ -552,6 +552,41 @@ def test_data_without_an_example_axis_raise_clear_errors():
             call()
 
 
+def test_evaluation_refuses_data_of_the_wrong_shape():
+    from keras_dbn import evaluation
+
+    rbm = keras_dbn.RBM(3)
+    rbm.build((None, 4))
+    calls = (
+        lambda x: evaluation.log_likelihood(rbm, x, log_z=0.0),
+        lambda x: evaluation.pseudo_likelihood(rbm, x, seed=0),
+        lambda x: evaluation.ais_log_partition(rbm, num_chains=2, betas=[0.0, 1.0], data=x),
+    )
+    for call in calls:
+        with pytest.raises(ValueError, match="one example per row"):
+            call(np.zeros(4, dtype="float32"))
+    for call in calls[:2]:
+        with pytest.raises(ValueError, match="4 visible units, but the data has 6 values"):
+            call(np.zeros((5, 6), dtype="float32"))
+        assert np.all(np.isfinite(call(np.zeros((5, 2, 2), dtype="float32"))))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda rbm: rbm.sample(-1),
+        lambda rbm: rbm.sample(2.5),
+        lambda rbm: rbm.sample(2, gibbs_steps=-1),
+        lambda rbm: rbm.gibbs(np.zeros((2, 4), "float32"), -1),
+    ],
+)
+def test_sampling_refuses_negative_counts(call):
+    rbm = keras_dbn.RBM(3)
+    rbm.build((None, 4))
+    with pytest.raises(ValueError, match="must be an integer >= 0"):
+        call(rbm)
+
+
 def test_gaussian_units_warn_about_unstandardised_data():
     import warnings
 
