@@ -5,34 +5,61 @@
 Writes ``samples.png`` (DBN fantasies: Gibbs sampling in the top RBM, then an
 ancestral pass down), and, through `ImageGridCallback`, first-layer filters
 and RBM samples every epoch into ``generate_logs/`` (PNG and TensorBoard:
-``tensorboard --logdir generate_logs``).
+``tensorboard --logdir generate_logs``). A classifier fine-tuned from the
+DBN for one epoch then reads the samples, to show how varied they are.
+
+The top RBM, the DBN's generative model, is trained by persistent CD with a
+learning rate that falls linearly to zero: its chains then settle into the
+final model. With a constant rate (``--constant-rate``) the samples tend to
+fall into a few digit classes.
 """
 
 import argparse
+import math
+
+import keras
 
 import keras_dbn
-from keras_dbn import callbacks, datasets
+from keras_dbn import callbacks, datasets, evaluation
+from keras_dbn.argtypes import positive_int
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manual-dir", default=None)
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--gibbs-steps", type=int, default=1000)
+    parser.add_argument("--epochs", type=positive_int, default=10)
+    parser.add_argument("--gibbs-steps", type=positive_int, default=1000)
+    parser.add_argument("--constant-rate", action="store_true",
+                        help="train the top RBM at a constant learning rate")
     parser.add_argument("--out", default="samples.png")
     args = parser.parse_args()
+    keras.utils.set_random_seed(0)
 
-    x, _ = datasets.load_numpy("mnist", split="train", data_dir=args.data_dir,
-                               manual_dir=args.manual_dir)
-    dbn = keras_dbn.DBN([500, 500], seed=0)
+    load = dict(data_dir=args.data_dir, manual_dir=args.manual_dir)
+    x, y = datasets.load_numpy("mnist", split="train", **load)
+    dbn = keras_dbn.DBN([500, 2000], persistent=[False, True], seed=0)
+    updates = args.epochs * math.ceil(len(x) / 100)
+    top_rate = 0.01 if args.constant_rate else keras.optimizers.schedules.PolynomialDecay(
+        0.01, decay_steps=updates, end_learning_rate=0.0)
     # The callback watches the first RBM while it trains.
     watch = callbacks.ImageGridCallback("generate_logs", rbm=dbn.rbms[0], num_samples=64,
                                         gibbs_steps=200, every_n_epochs=1)
-    dbn.pretrain(x, epochs=args.epochs, batch_size=100, callbacks=[watch], verbose=2)
+    dbn.pretrain(x, epochs=args.epochs, batch_size=100, callbacks=[watch], verbose=2,
+                 optimizer=[keras.optimizers.SGD(0.05, momentum=0.9),
+                            keras.optimizers.SGD(top_rate, momentum=0.9)])
 
     images = dbn.generate(100, gibbs_steps=args.gibbs_steps)
     print("wrote", callbacks.save_image_grid(images, args.out))
+
+    reader = dbn.to_classifier(num_classes=10)
+    reader.compile("adam", "sparse_categorical_crossentropy")
+    reader.fit(keras_dbn.array_dataset(x, y, batch_size=100, seed=0), epochs=1, shuffle=False,
+               verbose=0)
+    mix = evaluation.sample_class_mix(reader, images)
+    shares = ", ".join(f"{digit}: {share:.0%}" for digit, share in enumerate(mix.frequencies))
+    print(f"the samples as a classifier reads them: {shares}; "
+          f"{mix.effective_classes:.1f} of 10 digits effectively")
 
 
 if __name__ == "__main__":

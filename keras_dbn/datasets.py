@@ -375,7 +375,7 @@ def _load(name, split, data_dir, manual_dir, **load_kwargs):
             f"Dataset {name!r} is not prepared in {builder.data_dir!s} and could "
             f"not be downloaded ({type(error).__name__}). Without a network, pass "
             "manual_dir=<folder holding its original source files> "
-            f"(manual_dir was {manual_dir!r})."
+            f"(`--manual-dir` of keras-dbn; manual_dir was {manual_dir!r})."
         ) from error
 
 

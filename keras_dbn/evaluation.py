@@ -6,7 +6,8 @@ partition function ``Z``, a sum over every joint state. This module computes
 Annealed Importance Sampling for real ones (`ais_log_partition`), turns either
 into an average test log-likelihood (`log_likelihood`), bounds a DBN's
 log-likelihood from below (`dbn_log_likelihood_bound`), and provides the
-partition-function-free pseudo-likelihood (`pseudo_likelihood`).
+partition-function-free pseudo-likelihood (`pseudo_likelihood`) and a check
+of how varied a model's samples are (`sample_class_mix`).
 
 Every energy term comes from the RBM's unit types (``energy`` and
 ``log_partition``) and its free energy, evaluated in float64 where accuracy
@@ -640,3 +641,66 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
         gap = flipped_energy.reshape(b, num_visible) - free_energy[start : start + b, None]
         totals.append(-np.logaddexp(0.0, -gap).sum(axis=1))
     return np.concatenate(totals)
+
+
+@dataclasses.dataclass
+class ClassMix:
+    """How generated samples spread over the classes a classifier sees in them.
+
+    Attributes:
+        frequencies: NumPy array ``(num_classes,)``, the fraction of samples
+            predicted as each class (sums to 1).
+        entropy: entropy of ``frequencies`` in nats; ``log(num_classes)`` when
+            every class is equally frequent, 0 when all samples share one.
+        effective_classes: ``exp(entropy)``, the number of equally frequent
+            classes with the same entropy (between 1 and ``num_classes``).
+        confidence: the classifier's mean top probability on the samples (low
+            values flag samples it cannot read as any class).
+    """
+
+    frequencies: np.ndarray
+    entropy: float
+    effective_classes: float
+    confidence: float
+
+
+def sample_class_mix(classifier, samples, batch_size=1000):
+    """Measures how varied a generative model's samples are, through a classifier.
+
+    A model whose Gibbs chains fall into a few modes draws samples of a few
+    classes only, however sharp each sample looks. Reading the samples with
+    a classifier trained on labelled data (e.g. the fine-tuned
+    ``DBN.to_classifier()``) turns that into numbers: the class frequencies
+    and their entropy. For MNIST, a model that draws every digit equally
+    often has ``effective_classes`` 10; one that draws only 1s has 1.
+
+    Args:
+        classifier: a Keras model mapping samples to class probabilities.
+        samples: NumPy array of samples, e.g. from `DBN.generate`.
+        batch_size: rows per forward pass.
+
+    Returns:
+        A `ClassMix`.
+
+    Raises:
+        ValueError: when ``samples`` holds no examples.
+
+    Example:
+    >>> mix = evaluation.sample_class_mix(classifier, dbn.generate(1000))
+    >>> mix.frequencies, mix.effective_classes
+    """
+    samples = np.asarray(samples)
+    array_input.check_rank(samples.shape)
+    if not len(samples):
+        raise ValueError("`samples` holds no examples.")
+    probabilities = np.asarray(classifier.predict(samples, batch_size=batch_size, verbose=0))
+    counts = np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1])
+    frequencies = counts / counts.sum()
+    present = frequencies[frequencies > 0]
+    entropy = float(-np.sum(present * np.log(present)))
+    return ClassMix(
+        frequencies=frequencies,
+        entropy=entropy,
+        effective_classes=float(np.exp(entropy)),
+        confidence=float(probabilities.max(axis=1).mean()),
+    )

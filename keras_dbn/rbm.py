@@ -412,7 +412,14 @@ class RBM(keras.Model):
         hidden: hidden unit type, ``"bernoulli"`` (default) or ``"gaussian"``
             (linear units with unit-variance noise).
         k: number of Gibbs steps per update (CD-k).
-        persistent: use persistent contrastive divergence.
+        persistent: use persistent contrastive divergence. Its chains explore
+            the model quickly only while the weights move under them
+            (Tieleman & Hinton 2009), so for a model to sample from, let the
+            learning rate fall to zero by the end of training (e.g.
+            ``keras.optimizers.schedules.PolynomialDecay(0.01, updates,
+            end_learning_rate=0.0)``): at a constant rate the MNIST DBN's
+            samples fell into 1.4-3.8 digit classes effectively, with the
+            rate annealed 6.4-8.4 (``benchmarks/RESULTS.md``, section 7).
         num_chains: number of persistent chains (PCD only); fixed so that the
             chains do not depend on the size of the last batch.
         sample_visible: whether the last visible state of the negative phase

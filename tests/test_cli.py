@@ -35,6 +35,36 @@ def test_original_example_option_spellings_parse():
 
 
 @pytest.mark.parametrize(
+    "options, top_schedule",
+    [([], "linear"), (["--pcd-decay", "none"], "constant"), (["--top", "cd"], "constant"),
+     (["--persistent"], "linear")],
+)
+def test_pretraining_rates_of_pcd_layers_fall_to_zero(options, top_schedule):
+    import math
+
+    args = cli.build_parser().parse_args(
+        ["train", "--layers", "8,4", "--batch", "30", "--dbn-epochs", "2", "--dbn-lr", "0.05",
+         "--top-lr", "0.02", *options]
+    )
+    persistent = [args.persistent, args.top == "pcd"]
+    lower, top = cli._pretrain_optimizers(args, persistent, num_examples=100)
+    updates = 2 * math.ceil(100 / 30)
+    assert lower.momentum == top.momentum == 0.9
+
+    def rate(optimizer, step):
+        schedule = optimizer._learning_rate
+        return float(schedule(step)) if callable(schedule) else float(optimizer.learning_rate)
+
+    assert rate(top, 0) == pytest.approx(0.02) and rate(lower, 0) == pytest.approx(0.05)
+    if top_schedule == "linear":
+        assert rate(top, updates // 2) == pytest.approx(0.01)
+        assert rate(top, updates) == 0.0
+    else:
+        assert rate(top, updates) == pytest.approx(0.02)
+    assert rate(lower, updates) == (0.0 if args.persistent else pytest.approx(0.05))
+
+
+@pytest.mark.parametrize(
     "args, message",
     [(["train", "--layers", "500,abc"], "500,500,2000"),
      (["train", "--batch", "0"], "positive integer"),
@@ -71,6 +101,11 @@ def test_train_then_sample_end_to_end(mnist_manual_dir, tfds_data_dir, tmp_path)
     assert results["test_accuracy"] > 0.7  # 3,000 images, five epochs: far above chance
     # 60 batches an epoch, in executions of 16 updates: the last of each epoch is partial.
     assert results["finetune_updates"] == 5 * 60
+    # The fine-tuned classifier's reading of the 16 samples.
+    assert len(results["sample_class_frequencies"]) == 10
+    assert sum(results["sample_class_frequencies"]) == pytest.approx(1.0, abs=1e-3)
+    assert 1.0 <= results["sample_effective_classes"] <= 10.0
+    assert "classes effectively" in out.stdout
     for name in ("dbn.keras", "classifier.keras", "samples.png", "filters.png"):
         assert (out_dir / name).exists(), name
     assert (out_dir / "saved_model" / "1" / "saved_model.pb").exists()

@@ -472,3 +472,25 @@ def test_dbn_bound_is_exact_when_the_top_rbm_is_the_first_transposed():
         assert evaluation.dbn_log_likelihood_bound(
             dbn, row[None], log_z=log_z, samples=5, seed=0
         ) == pytest.approx(evaluation.log_likelihood(rbm, row[None], log_z=log_z), abs=1e-6)
+
+
+def test_sample_class_mix_counts_the_classes_a_classifier_reads():
+    import keras
+
+    # A classifier that reads the class off the position of the largest value.
+    classifier = keras.Sequential([keras.Input((4,)), keras.layers.Softmax()])
+    samples = np.zeros((8, 4), dtype="float32")
+    for row, label in enumerate([0, 0, 0, 0, 1, 1, 2, 3]):
+        samples[row, label] = 5.0
+    mix = evaluation.sample_class_mix(classifier, samples, batch_size=3)
+    np.testing.assert_allclose(mix.frequencies, [0.5, 0.25, 0.125, 0.125])
+    entropy = -(0.5 * math.log(0.5) + 0.25 * math.log(0.25) + 2 * 0.125 * math.log(0.125))
+    assert mix.entropy == pytest.approx(entropy)
+    assert mix.effective_classes == pytest.approx(math.exp(entropy))
+    top = math.exp(5.0) / (math.exp(5.0) + 3.0)
+    assert mix.confidence == pytest.approx(top, rel=1e-6)
+
+    one_class = evaluation.sample_class_mix(classifier, samples[:4])
+    assert one_class.entropy == 0.0 and one_class.effective_classes == 1.0
+    with pytest.raises(ValueError, match="no examples"):
+        evaluation.sample_class_mix(classifier, samples[:0])
