@@ -30,7 +30,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_dbn import array_input
-from keras_dbn.rbm import visible_mean
+from keras_dbn.rbm import checked_count, visible_mean
 
 _F64 = "float64"
 
@@ -368,9 +368,7 @@ def ais_log_partition(
     betas = paper_betas() if betas is None else np.asarray(betas, dtype=np.float64)
     if betas.ndim != 1 or betas.shape[0] < 2 or betas[0] != 0.0 or betas[-1] != 1.0 or np.any(np.diff(betas) < 0):
         raise ValueError("`betas` must rise monotonically from 0.0 to 1.0 (at least two values).")
-    if isinstance(num_chains, bool) or int(num_chains) < 1:
-        raise ValueError(f"`num_chains` must be a positive integer, got {num_chains!r}.")
-    num_chains = int(num_chains)
+    num_chains = checked_count(num_chains, "`num_chains`", 1)
     num_visible = rbm.num_visible
     if base_rate is not None:
         base_mean = np.broadcast_to(np.asarray(base_rate, np.float64), (num_visible,))
@@ -545,13 +543,12 @@ def dbn_log_likelihood_bound(
     rbms = list(dbn.rbms)
     for rbm in rbms:
         _check_built(rbm)
-    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}.")
+    samples = checked_count(samples, "`samples`", 1)
     top = rbms[-1]
     if log_z is None:
         log_z = ais_log_partition(top, **ais_kwargs).log_z
     v = _as_matrix(x, rbms[0])
-    rows = np.repeat(v, int(samples), axis=0)
+    rows = np.repeat(v, samples, axis=0)
     weights = [_weights(rbm) for rbm in rbms]
     seed_generator = keras.random.SeedGenerator(seed)
     bounds = []
@@ -569,7 +566,7 @@ def dbn_log_likelihood_bound(
         top_pre = top._hidden_pre(below, weights[-1])
         total -= top._free_energy(below, top_pre, weights[-1])
         bounds.append(ops.convert_to_numpy(total))
-    per_row = np.concatenate(bounds).reshape(v.shape[0], int(samples))
+    per_row = np.concatenate(bounds).reshape(v.shape[0], samples)
     return float(np.mean(per_row) - log_z)
 
 

@@ -1169,7 +1169,7 @@ class RBM(keras.Model):
             raise ValueError(f"RBM data must be numeric, got dtype {x.dtype}.")
         array_input.check_rank(x.shape)
         width = math.prod(x.shape[1:])
-        if self.built and x.ndim > 1 and width != self.num_visible:
+        if self.built and width != self.num_visible:
             raise self._width_error(width)
         if not x.size:
             return
