@@ -204,9 +204,7 @@ class DBN(keras.Model):
             raise ValueError(
                 f"`num_layers` is {num_layers}, but the DBN has {len(self.rbms)} RBMs."
             )
-        x = np.asarray(x, dtype="float32")
-        array_input.check_rank(x.shape)
-        x = x.reshape(len(x), -1)
+        x = _as_data_array(x).astype("float32", copy=False)
         for rbm in self.rbms[:num_layers]:
             x = _predicted(rbm, x, batch_size=batch_size)
         return x
@@ -450,9 +448,7 @@ class DBN(keras.Model):
         top = self.rbms[-1]
         start = None
         if initial is not None:
-            start = np.asarray(initial, dtype="float32")
-            array_input.check_rank(start.shape)
-            start = start.reshape(len(start), -1)
+            start = _as_data_array(initial).astype("float32", copy=False)
             for rbm in self.rbms[:-1]:
                 start = rbm.hidden_given_visible(start, sample=True)
         if len(self.rbms) == 1:
