@@ -1,4 +1,4 @@
-"""Where a CD-1 training step's time goes: TensorFlow's op profile of ``RBM.train_step``.
+"""Where a CD-k training step's time goes: TensorFlow's op profile of ``RBM.train_step``.
 
 Runs ``RBM.train_step`` in a bare ``tf.function`` loop over binarised MNIST
 batches (no ``fit()``, no input pipeline), times it, then traces one loop
@@ -23,6 +23,7 @@ Usage::
     python -m benchmarks.step_profile                          # mixed_bfloat16, 784x500, batch 1000
     python -m benchmarks.step_profile --dtype float32 --batch 100
     python -m benchmarks.step_profile --inter-op-threads 1   # ops one at a time
+    python -m benchmarks.step_profile --dtype float32 --hidden 1000 --batch 200 --k 20
 """
 
 import argparse
@@ -120,6 +121,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hidden", type=int, default=500)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--k", type=int, default=1, help="Gibbs steps per update (CD-k)")
     parser.add_argument("--dtype", default="mixed_bfloat16", choices=["float32", "mixed_bfloat16"])
     parser.add_argument("--steps", type=int, default=30, help="steps per timed loop")
     parser.add_argument("--reps", type=int, default=7, help="timed loops (median reported)")
@@ -148,7 +150,7 @@ def main(argv=None):
     if len(x) < _BATCHES * args.batch:
         parser.error(f"--batch {args.batch} needs {_BATCHES * args.batch} training images.")
     data = tf.constant(np.asarray(x, dtype="float32").reshape(len(x), -1))
-    rbm = keras_dbn.RBM(args.hidden, dtype=args.dtype, seed=0)
+    rbm = keras_dbn.RBM(args.hidden, k=args.k, dtype=args.dtype, seed=0)
     rbm.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
     rbm.build((None, data.shape[1]))
     rbm.optimizer.build(rbm.trainable_variables)
@@ -181,27 +183,31 @@ def main(argv=None):
     by_type = collections.Counter()
     for (_, op_type), us in ops.items():
         by_type["GEMM" if op_type in _GEMM_TYPES else op_type] += us
-    print(f"\n{args.dtype}, 784x{args.hidden}, batch {batch}: {step_ms:.2f} ms per step "
+    gflops = (4 * args.k + 6) * batch * data.shape[1] * args.hidden / step_ms / 1e6
+    print(f"\n{args.dtype}, CD-{args.k}, 784x{args.hidden}, batch {batch}: {step_ms:.2f} ms per step "
           f"(median of {args.reps} loops of {steps}; "
-          f"{', '.join(f'{t:.2f}' for t in times)}), {batch / step_ms * 1e3:,.0f} samples/s; "
+          f"{', '.join(f'{t:.2f}' for t in times)}), {batch / step_ms * 1e3:,.0f} samples/s, "
+          f"{gflops:.0f} GFLOP/s; "
           f"ops' durations sum to {summed / 1e3:.2f} ms per step\n")
     _common.print_table(
         ["op type", "us per step", "share of op time"],
         [[t, f"{us:,.0f}", f"{us / summed:.1%}"] for t, us in by_type.most_common()],
     )
-    print()
     ranked = sorted(ops.items(), key=lambda item: -item[1])
     signatures = loop_body_signatures(loop)
-    _common.print_table(
-        ["op", "type", "us per step", "reads -> writes"],
-        [[op, op_type, f"{us:,.0f}", signatures.get(op, "")]
-         for (op, op_type), us in ranked[:args.top]],
-    )
+    if args.top > 0:
+        print()
+        _common.print_table(
+            ["op", "type", "us per step", "reads -> writes"],
+            [[op, op_type, f"{us:,.0f}", signatures.get(op, "")]
+             for (op, op_type), us in ranked[:args.top]],
+        )
     _common.write_json(args.out, {
         "machine": info,
         "command": " ".join(sys.argv),
         "result": {
-            "dtype": args.dtype, "hidden": args.hidden, "batch": batch,
+            "dtype": args.dtype, "hidden": args.hidden, "batch": batch, "k": args.k,
+            "gflops": gflops,
             "inter_op_threads": args.inter_op_threads or None,
             "step_ms": step_ms, "step_ms_all": times, "summed_op_us": summed,
             "by_type_us": dict(by_type),
