@@ -1,4 +1,4 @@
-"""CD-1 training throughput: keras_dbn ``RBM.fit`` vs scikit-learn vs bare GEMMs.
+"""CD-1 (or PCD-1) training throughput: keras_dbn ``RBM.fit`` vs scikit-learn vs bare GEMMs.
 
 For every (batch size, hidden units) of the grid, one process measures, in
 alternation and ``--reps`` times each, on the same data (binarised MNIST
@@ -6,7 +6,9 @@ training images, 784 visible units):
 
 * ``keras_dbn``: ``RBM(hidden, k=1).fit(x, batch_size=B, epochs=E)`` with
   plain ``SGD(learning_rate)``, float32 and ``dtype="mixed_bfloat16"``,
-  shuffling every epoch (Keras' default); and float32 with
+  shuffling every epoch (Keras' default), or with ``--persistent``
+  ``RBM(hidden, k=1, persistent=True, num_chains=B)``, scikit-learn's
+  algorithm; and float32 with
   ``shuffle=False`` ("no shuffle"), which is what scikit-learn does (it
   cuts the same contiguous batches every epoch), so that row compares like
   with like. ``x`` comes from ``keras_dbn.datasets.load_numpy``, whose
@@ -47,6 +49,7 @@ Usage::
     python -m benchmarks.rbm_throughput                   # full grid
     python benchmarks/rbm_throughput.py --quick           # 784x500 only
     python -m benchmarks.rbm_throughput --batch 100 --hidden 500 --dtypes float32
+    python -m benchmarks.rbm_throughput --persistent      # PCD-1, as scikit-learn
 """
 
 import argparse
@@ -78,12 +81,13 @@ def samples_for(hidden, seconds_at_100_gflops, cap):
     return max(2000, min(cap, n))
 
 
-def make_keras(hidden, batch, dtype, lr, x, epochs, shuffle=True):
+def make_keras(hidden, batch, dtype, lr, x, epochs, shuffle=True, persistent=False):
     import keras
 
     import keras_dbn
 
-    rbm = keras_dbn.RBM(hidden, k=1, seed=0, dtype=dtype)
+    chains = {"persistent": True, "num_chains": batch} if persistent else {}
+    rbm = keras_dbn.RBM(hidden, k=1, seed=0, dtype=dtype, **chains)
     rbm.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
     rbm.fit(x[: batch * 3], batch_size=batch, epochs=1, verbose=0)  # trace once
     epoch_seconds = []
@@ -184,6 +188,9 @@ def main(argv=None):
                         help="skip the float32 row on an unaligned copy (NumPy input path)")
     parser.add_argument("--no-bf16-data", action="store_true",
                         help="skip the mixed bfloat16 row on a bfloat16 copy of the data")
+    parser.add_argument("--persistent", action="store_true",
+                        help="keras_dbn trains by PCD-1 with one chain per example of the "
+                             "batch, scikit-learn's algorithm, instead of CD-1")
     parser.add_argument("--quick", action="store_true",
                         help="784x500 only, 2 repetitions, shorter runs")
     _common.add_io_arguments(parser, "rbm_throughput")
@@ -216,20 +223,24 @@ def main(argv=None):
             flops_per_sample = step_flops(1, VISIBLE, hidden)
             competitors = {}
             for dtype in args.dtypes:
+                pcd = {"persistent": args.persistent}
                 competitors[f"keras_dbn {dtype}"] = (
-                    make_keras(hidden, batch, dtype, args.lr, xs, args.epochs), n * args.epochs)
+                    make_keras(hidden, batch, dtype, args.lr, xs, args.epochs, **pcd),
+                    n * args.epochs)
                 if dtype == "float32" and not args.no_unshuffled:
                     competitors["keras_dbn float32 no shuffle"] = (
-                        make_keras(hidden, batch, dtype, args.lr, xs, args.epochs, shuffle=False),
+                        make_keras(hidden, batch, dtype, args.lr, xs, args.epochs, shuffle=False,
+                                   **pcd),
                         n * args.epochs)
                 if dtype == "float32" and not args.no_unaligned:
                     competitors["keras_dbn float32 unaligned"] = (
-                        make_keras(hidden, batch, dtype, args.lr, unaligned(xs), args.epochs),
+                        make_keras(hidden, batch, dtype, args.lr, unaligned(xs), args.epochs,
+                                   **pcd),
                         n * args.epochs)
                 if dtype == "mixed_bfloat16" and not args.no_bf16_data:
                     xs16 = array_input.as_aligned(xs, dtype="bfloat16")
                     competitors["keras_dbn mixed_bfloat16 bf16 data"] = (
-                        make_keras(hidden, batch, dtype, args.lr, xs16, args.epochs),
+                        make_keras(hidden, batch, dtype, args.lr, xs16, args.epochs, **pcd),
                         n * args.epochs)
             if not args.no_sklearn:
                 # OpenBLAS with all cores collapses (busy-waiting threads) when
@@ -310,7 +321,8 @@ def main(argv=None):
             sys.stdout.flush()
 
     _common.write_json(args.out, {"machine": info, "command": " ".join(sys.argv),
-                                  "lr": args.lr, "reps": args.reps, "results": results})
+                                  "lr": args.lr, "reps": args.reps,
+                                  "persistent": args.persistent, "results": results})
     return results
 
 

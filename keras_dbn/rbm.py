@@ -17,7 +17,7 @@ from keras_dbn import units as units_lib
 DEFAULT_STEPS_PER_EXECUTION = 32
 
 #: `RBM.fit` compiles the CD step with XLA (on a CPU-only TensorFlow, float32,
-#: unless the caller chose ``jit_compile``) when one GEMM of the step,
+#: not PCD, unless the caller chose ``jit_compile``) when one GEMM of the step,
 #: ``batch x visible x hidden`` multiply-adds, is at most this large.
 #
 # XLA fuses the step's element-wise work into a few loops, which pays where
@@ -138,11 +138,17 @@ def _xla_pays_off(model, batch_size, num_visible):
         num_visible: visible units of the data.
 
     Returns:
-        ``True`` for a float32 step whose GEMMs are at most
+        ``True`` for a float32 CD step (not PCD) whose GEMMs are at most
         `XLA_MAX_GEMM_SIZE`, on TensorFlow without an accelerator (where
         Keras' own ``"auto"`` turns XLA off) and outside `tf.distribute`.
     """
-    if keras.backend.backend() != "tensorflow" or batch_size is None or model.run_eagerly:
+    # A PCD-1 step draws three layers of random numbers where CD-1 draws
+    # one, and XLA's Philox runs on one thread at ~2.5x TensorFlow's cost
+    # per word: PCD-1 trained 0.69x as fast with XLA at 784x100, batch 100,
+    # 0.86x at 784x500 and 0.96x at 500x2000 (benchmarks/RESULTS.md,
+    # twenty-fifth session).
+    if (keras.backend.backend() != "tensorflow" or batch_size is None or model.run_eagerly
+            or model.persistent):
         return False
     import tensorflow as tf
 
@@ -390,8 +396,8 @@ class RBM(keras.Model):
     log-likelihood approximated by CD-k (Hinton 2002): the positive statistics
     ``<v h^T>`` are taken with ``h`` given the data, the negative ones after
     ``k`` steps of block Gibbs sampling started at the data, or, with
-    ``persistent=True``, at the state of ``num_chains`` persistent chains
-    that carry over between updates (PCD, Tieleman 2008). The update
+    ``persistent=True``, at the hidden states of ``num_chains`` persistent
+    chains that carry over between updates (PCD, Tieleman 2008). The update
     ``-(positive - negative)`` is handed to the compiled optimizer as the
     gradient, so every Keras optimizer, learning-rate schedule, momentum,
     weight decay and clipping option applies unchanged.
@@ -531,7 +537,7 @@ class RBM(keras.Model):
         )
         if self.persistent:
             self.chains = self.add_weight(
-                shape=(self.num_chains, num_visible),
+                shape=(self.num_chains, self.units),
                 initializer=self._initial_chains,
                 trainable=False,
                 name="persistent_chains",
@@ -539,9 +545,34 @@ class RBM(keras.Model):
         self.built = True
 
     def _initial_chains(self, shape, dtype=None):
-        # Chains start at random states of an RBM with zero weights.
-        mean = self.visible_units.mean(ops.zeros(shape, dtype=dtype))
-        return self.visible_units.sample(mean, keras.random.SeedGenerator(self.seed))
+        # The chains' hidden states start at random states of an RBM with
+        # zero weights.
+        mean = self.hidden_units.mean(ops.zeros(shape, dtype=dtype))
+        return self.hidden_units.sample(mean, keras.random.SeedGenerator(self.seed))
+
+    def load_own_variables(self, store):
+        """Loads the weights, and chains saved as visible states.
+
+        Persistent RBMs saved before the chains carried hidden states hold
+        the chains' visible states, shape ``(num_chains, num_visible)``;
+        the chains then go on from hidden states drawn from ``p(h | v)``
+        with the loaded weights, the next half of the same Gibbs sweep.
+
+        Args:
+            store: the saved variables, keyed by position (Keras' format).
+        """
+        if self.persistent:
+            variables = self._trainable_variables + self._non_trainable_variables
+            key = str(next(i for i, v in enumerate(variables) if v is self.chains))
+            saved_shape = tuple(store[key].shape) if key in store.keys() else None
+            if saved_shape == (self.num_chains, self.num_visible) != tuple(self.chains.shape):
+                values = {k: np.asarray(store[k]) for k in store.keys()}
+                visible_chains = values[key]
+                values[key] = keras.ops.convert_to_numpy(self.chains)
+                super().load_own_variables(values)
+                self.chains.assign(self.hidden_given_visible(visible_chains, sample=True))
+                return
+        super().load_own_variables(store)
 
     def _ensure_built(self, x):
         # train_step and test_step do not go through __call__, which is
@@ -690,7 +721,8 @@ class RBM(keras.Model):
         Returns:
             A dict with ``gradients`` (the negated update for ``kernel``,
             ``visible_bias`` and ``hidden_bias``, in float32),
-            ``chain_state`` (the final sampled visible state),
+            ``chain_state`` (PCD only, else ``None``: the chains' next
+            hidden states, drawn from the last visible sample),
             ``reconstruction_error`` (mean squared error of the one-step
             reconstruction of ``v0``) and ``free_energy`` (mean ``F(v0)``);
             these two monitors are estimated from the first `MONITOR_ROWS`
@@ -724,32 +756,45 @@ class RBM(keras.Model):
         v0_low = ops.cast(v0, dtype)
         h0_pre = self._hidden_pre(v0_low, weights)
         h0_mean = hidden.mean(h0_pre)
-        h0_sample = hidden.sample(h0_mean, seed, h_shape)
-        # One-step reconstruction of the data, Hinton's cheap monitor.
+        # One-step reconstruction of the data, Hinton's cheap monitor. PCD's
+        # chains do not start from it, so there it covers only the rows the
+        # monitors read.
+        if self.persistent:
+            rows_shape = (ops.shape(v0[:MONITOR_ROWS])[0], self.units)
+            h0_sample = hidden.sample(h0_mean[:MONITOR_ROWS], seed, rows_shape)
+        else:
+            h0_sample = hidden.sample(h0_mean, seed, h_shape)
         reconstruction = down(h0_sample)
 
         sample_last = self.persistent if self.sample_visible is None else self.sample_visible
         if self.persistent:
-            v = ops.cast(self.chains, dtype)
-            h_shape, v_shape = (self.num_chains, self.units), tuple(self.chains.shape)
-            h = hidden.sample(up(v), seed, h_shape)
+            # The chains carry their hidden states, drawn at the end of the
+            # previous update, so each update's chain starts with a visible
+            # draw: one GEMM fewer than re-drawing h from stored visible
+            # states, as scikit-learn's BernoulliRBM also does. Either half
+            # of a block Gibbs sweep leaves the current model's distribution
+            # invariant, so both are PCD (Tieleman 2008). PCD-1 at
+            # 500x2000, batch 100, trained 1.15-1.4x faster
+            # (benchmarks/RESULTS.md, twenty-fifth session).
+            h = ops.cast(self.chains, dtype)
+            h_shape, v_shape = tuple(self.chains.shape), (self.num_chains, ops.shape(v0)[1])
             first_mean = None
         else:
             h = h0_sample
             first_mean = reconstruction  # step 1 reuses the reconstruction
-        chain_state = None
         for step in range(self.k):
             last = step == self.k - 1
             v_mean = first_mean if step == 0 and first_mean is not None else down(h)
-            if last and not sample_last:
-                v = v_mean
-                chain_state = visible.sample(v_mean, seed, v_shape) if self.persistent else v_mean
-            else:
-                v = visible.sample(v_mean, seed, v_shape)
-                chain_state = v
+            v = v_mean if last and not sample_last else visible.sample(v_mean, seed, v_shape)
             h_mean = up(v)
             if not last:
                 h = hidden.sample(h_mean, seed, h_shape)
+        chain_state = None
+        if self.persistent:
+            # The chains go on from a visible sample even where the
+            # statistics read the visible means (``sample_visible=False``).
+            h_next = h_mean if sample_last else up(visible.sample(v_mean, seed, v_shape))
+            chain_state = hidden.sample(h_next, seed, h_shape)
 
         n_pos = ops.cast(ops.shape(v0)[0], statistics_dtype)
         n_neg = ops.cast(ops.shape(v)[0], statistics_dtype)
@@ -909,7 +954,8 @@ class RBM(keras.Model):
                 RBM whose step has small GEMMs (batch x visible x hidden at
                 most `XLA_MAX_GEMM_SIZE`, e.g. 784x500 at batch 100) is
                 compiled with XLA, which fuses the step's element-wise work
-                (6-10% faster there); larger steps, bfloat16 and inputs of
+                (6-10% faster there); larger steps, bfloat16, PCD (whose
+                extra random draws are slower in XLA) and inputs of
                 unknown batch size keep TensorFlow's graph, whose oneDNN
                 GEMMs are faster at those sizes. ``True`` or ``False``
                 fixes the choice.

@@ -150,6 +150,31 @@ def test_long_chain_statistics_approach_exact_gradient(persistent, dtype):
     assert max(np.abs(g).max() for g in exact) > 0.1
 
 
+@pytest.mark.parametrize("sample_visible", [True, False])
+def test_persistent_chains_hold_hidden_states_drawn_from_the_model(sample_visible):
+    """PCD's chains carry hidden states whose distribution is the model's p(h).
+
+    With the weights fixed, the chains' states after burn-in are compared
+    state by state with p(h) by enumeration, also where the statistics read
+    the visible means (the chains must still go on from visible samples).
+    """
+    rbm = make_rbm(6, 4, scale=1.0, bias_scale=1.0, k=1, persistent=True, num_chains=4000,
+                   sample_visible=sample_visible, seed=5)
+    assert tuple(rbm.chains.shape) == (4000, 4)
+    lw = joint_log_weights(rbm, all_states(6), all_states(4))
+    exact = np.exp(np.logaddexp.reduce(lw, axis=0) - np.logaddexp.reduce(lw.ravel()))
+    data = keras.ops.convert_to_tensor(all_states(6)[:40].astype("float32"))
+    counts = np.zeros(16)
+    for step in range(30):
+        rbm.chains.assign(rbm.contrastive_divergence(data)["chain_state"])
+        if step >= 10:
+            states = np.asarray(rbm.chains, dtype="int64")
+            np.add.at(counts, states @ (2 ** np.arange(3, -1, -1)), 1)
+    np.testing.assert_allclose(counts / counts.sum(), exact, atol=0.01)
+    # p(h) is far from uniform, so the check has power.
+    assert np.abs(exact - 1 / 16).max() > 0.05
+
+
 def test_sparsity_penalty_moves_hidden_activity_towards_target():
     rng = np.random.default_rng(0)
     x = (rng.random((1000, 20)) < 0.5).astype("float32")
@@ -400,6 +425,22 @@ def test_save_load_round_trip_and_continued_training(tmp_path):
     kernel = np.array(loaded.kernel)
     loaded.fit(x, epochs=1, batch_size=30, verbose=0)
     assert not np.allclose(kernel, np.array(loaded.kernel))
+
+
+def test_chains_saved_as_visible_states_load_as_hidden_draws():
+    """Persistent RBMs saved while the chains held visible states still load."""
+    rbm = keras_dbn.RBM(3, persistent=True, num_chains=8, seed=0)
+    rbm.build((None, 5))
+    rng = np.random.default_rng(1)
+    kernel = rng.choice([-20.0, 20.0], (5, 3)).astype("float32")  # p(h | v) is 0 or 1
+    hidden_bias = np.array([-10.0, 10.0, 30.0], "float32")  # |total input| >= 10
+    visible_chains = (rng.random((8, 5)) < 0.5).astype("float32")
+    rbm.load_own_variables({"0": kernel, "1": np.zeros(5, "float32"), "2": hidden_bias,
+                            "3": visible_chains})
+    np.testing.assert_array_equal(np.array(rbm.kernel), kernel)
+    np.testing.assert_array_equal(np.array(rbm.hidden_bias), hidden_bias)
+    expected = (visible_chains @ kernel + hidden_bias > 0).astype("float32")
+    np.testing.assert_array_equal(np.array(rbm.chains), expected)
 
 
 def test_rbm_as_a_layer_in_sequential(tmp_path):

@@ -48,6 +48,13 @@ def test_auto_keeps_tensorflow_graph_for_unknown_batch_size_and_bfloat16():
     assert mixed.jit_compile is False
 
 
+def test_auto_keeps_tensorflow_graph_for_persistent_chains():
+    rbm = keras_dbn.RBM(6, persistent=True, num_chains=20, seed=0)
+    rbm.compile()
+    rbm.fit(_data(), batch_size=20, epochs=1, verbose=0)
+    assert rbm.jit_compile is False  # the same step size as above, by PCD
+
+
 @pytest.mark.parametrize("jit", [False, True])
 def test_an_explicit_choice_is_kept(jit):
     rbm = keras_dbn.RBM(6, seed=0)
