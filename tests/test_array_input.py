@@ -256,11 +256,15 @@ def test_rbm_fit_on_a_viewed_array_holds_no_copy_of_it():
     rbm = keras_dbn.RBM(2, seed=0)
     # TensorFlow's graph, not XLA (which `fit` would choose at this size):
     # the input pipeline under test is the same for both, but XLA's step
-    # buffers for 4096 x 1024 batches (16 MiB each) settle later than the
-    # graph's, and in a long test process they added ~67 MiB in the
-    # measured fit, which would blur a bound meant to catch a 256 MiB copy.
+    # buffers settle later than the graph's, and in a long test process
+    # they added ~67 MiB in the measured fit, which would blur a bound
+    # meant to catch a 256 MiB copy. Batches of 4 MiB for the same reason:
+    # a few batch-sized buffers of the pipeline and the allocator are
+    # still resident when the epoch ends, which with 16 MiB batches added
+    # 7-55 MiB alone and 84 MiB once in a full run; with 4 MiB ones -9 to
+    # 24 MiB.
     rbm.compile(jit_compile=False)
-    rbm.fit(x[:8192], batch_size=4096, verbose=0)  # built and traced
+    rbm.fit(x[:8192], batch_size=1024, verbose=0)  # built and traced
     during = []
 
     class Resident(keras.callbacks.Callback):
@@ -268,7 +272,7 @@ def test_rbm_fit_on_a_viewed_array_holds_no_copy_of_it():
             during.append(resident_mib())
 
     before = resident_mib()
-    rbm.fit(x, batch_size=4096, epochs=1, verbose=0, callbacks=[Resident()])
+    rbm.fit(x, batch_size=1024, epochs=1, verbose=0, callbacks=[Resident()])
     assert during[0] - before < 64, (before, during)
 
 
