@@ -756,18 +756,14 @@ class RBM(keras.Model):
         v0_low = ops.cast(v0, dtype)
         h0_pre = self._hidden_pre(v0_low, weights)
         h0_mean = hidden.mean(h0_pre)
-        # One-step reconstruction of the data, Hinton's cheap monitor. PCD's
-        # chains do not start from it, so there it covers only the rows the
-        # monitors read.
-        if self.persistent:
-            rows_shape = (ops.shape(v0[:MONITOR_ROWS])[0], self.units)
-            h0_sample = hidden.sample(h0_mean[:MONITOR_ROWS], seed, rows_shape)
-        else:
-            h0_sample = hidden.sample(h0_mean, seed, h_shape)
-        reconstruction = down(h0_sample)
-
         sample_last = self.persistent if self.sample_visible is None else self.sample_visible
+        # `reconstruction`: the one-step reconstruction of the data, Hinton's
+        # cheap monitor.
         if self.persistent:
+            # PCD's chains do not start from the reconstruction, so it covers
+            # only the rows the monitors read.
+            rows_shape = (ops.shape(v0[:MONITOR_ROWS])[0], self.units)
+            reconstruction = down(hidden.sample(h0_mean[:MONITOR_ROWS], seed, rows_shape))
             # The chains carry their hidden states, drawn at the end of the
             # previous update, so each update's chain starts with a visible
             # draw: one GEMM fewer than re-drawing h from stored visible
@@ -778,13 +774,12 @@ class RBM(keras.Model):
             # (benchmarks/RESULTS.md, twenty-fifth session).
             h = ops.cast(self.chains, dtype)
             h_shape, v_shape = tuple(self.chains.shape), (self.num_chains, ops.shape(v0)[1])
-            first_mean = None
         else:
-            h = h0_sample
-            first_mean = reconstruction  # step 1 reuses the reconstruction
+            h = hidden.sample(h0_mean, seed, h_shape)
+            reconstruction = down(h)  # also the chain's first visible means
         for step in range(self.k):
             last = step == self.k - 1
-            v_mean = first_mean if step == 0 and first_mean is not None else down(h)
+            v_mean = reconstruction if step == 0 and not self.persistent else down(h)
             v = v_mean if last and not sample_last else visible.sample(v_mean, seed, v_shape)
             h_mean = up(v)
             if not last:
