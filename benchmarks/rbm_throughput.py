@@ -19,6 +19,10 @@ training images, 784 visible units):
   through NumPy; and mixed bfloat16 on a bfloat16 copy of the same array
   ("bf16 data", exact for binarised images), which ``fit`` reads without
   widening each batch to float32 (half the bytes gathered, no cast);
+  and float32 on the same images streamed by
+  ``keras_dbn.datasets.load_dataset(..., binarize="threshold")`` ("streamed",
+  TFDS's pipeline, shuffled by it, with the decoded images cached after
+  the warm-up epoch), the input path of data that do not fit in memory;
 * ``sklearn``: ``BernoulliRBM(hidden, learning_rate, batch_size=B, n_iter=E)``
   fitted on the same float32 array (its update is ``lr * mean gradient``,
   i.e. plain SGD at the same rate; it runs PCD-1 with one chain per example
@@ -89,7 +93,12 @@ def make_keras(hidden, batch, dtype, lr, x, epochs, shuffle=True, persistent=Fal
     chains = {"persistent": True, "num_chains": batch} if persistent else {}
     rbm = keras_dbn.RBM(hidden, k=1, seed=0, dtype=dtype, **chains)
     rbm.compile(optimizer=keras.optimizers.SGD(learning_rate=lr))
-    rbm.fit(x[: batch * 3], batch_size=batch, epochs=1, verbose=0)  # trace once
+    streamed = not isinstance(x, np.ndarray)
+    if streamed:  # trace once, and fill the pipeline's cache of decoded images
+        rbm.fit(x, epochs=1, verbose=0)
+    else:  # trace once
+        rbm.fit(x[: batch * 3], batch_size=batch, epochs=1, verbose=0)
+    arrays = {} if streamed else {"batch_size": batch, "shuffle": shuffle}
     epoch_seconds = []
 
     class EpochTimer(keras.callbacks.Callback):
@@ -101,8 +110,7 @@ def make_keras(hidden, batch, dtype, lr, x, epochs, shuffle=True, persistent=Fal
 
     def run():
         start = time.perf_counter()
-        rbm.fit(x, batch_size=batch, epochs=epochs, verbose=0, shuffle=shuffle,
-                callbacks=[EpochTimer()])
+        rbm.fit(x, epochs=epochs, verbose=0, callbacks=[EpochTimer()], **arrays)
         return time.perf_counter() - start
 
     run.epoch_seconds = epoch_seconds
@@ -118,6 +126,17 @@ def unaligned(x):
     out[...] = x
     assert not array_input.is_aligned(out)
     return out
+
+
+def streamed_mnist(n, batch, args):
+    """The first ``n`` MNIST training images, threshold-binarised like the
+    arrays, as `keras_dbn.datasets.load_dataset` streams them."""
+    from keras_dbn import datasets
+
+    return datasets.load_dataset(
+        "mnist", f"train[:{n}]", batch_size=batch, seed=0, binarize="threshold", labels=False,
+        data_dir=args.data_dir, manual_dir=args.manual_dir,
+    )
 
 
 def make_sklearn(hidden, batch, lr, x, epochs, blas_threads=None):
@@ -186,6 +205,9 @@ def main(argv=None):
                         help="skip the float32 shuffle=False row")
     parser.add_argument("--no-unaligned", action="store_true",
                         help="skip the float32 row on an unaligned copy (NumPy input path)")
+    parser.add_argument("--no-stream", action="store_true",
+                        help="skip the float32 row on the images streamed by "
+                             "datasets.load_dataset")
     parser.add_argument("--no-bf16-data", action="store_true",
                         help="skip the mixed bfloat16 row on a bfloat16 copy of the data")
     parser.add_argument("--persistent", action="store_true",
@@ -236,6 +258,11 @@ def main(argv=None):
                     competitors["keras_dbn float32 unaligned"] = (
                         make_keras(hidden, batch, dtype, args.lr, unaligned(xs), args.epochs,
                                    **pcd),
+                        n * args.epochs)
+                if dtype == "float32" and not args.no_stream:
+                    competitors["keras_dbn float32 streamed"] = (
+                        make_keras(hidden, batch, dtype, args.lr, streamed_mnist(n, batch, args),
+                                   args.epochs, **pcd),
                         n * args.epochs)
                 if dtype == "mixed_bfloat16" and not args.no_bf16_data:
                     xs16 = array_input.as_aligned(xs, dtype="bfloat16")
@@ -290,13 +317,15 @@ def main(argv=None):
                     entry["float32_epochs_vs_sklearn"] = f32["epoch_samples_per_s"] / max(sk)
                 entry["float32_epochs_fraction_of_gemm"] = (
                     f32["epoch_samples_per_s"] / rows["gemm float32"]["samples_per_s"])
-                for variant in ("no_shuffle", "unaligned"):  # the other float32 rows
+                for variant in ("no_shuffle", "unaligned", "streamed"):  # the other float32 rows
                     row = rows.get("keras_dbn float32 " + variant.replace("_", " "))
                     if row and sk:
                         entry[f"float32_{variant}_vs_sklearn"] = row["samples_per_s"] / max(sk)
                     if row:
                         entry[f"float32_{variant}_fraction_of_gemm"] = (
                             row["samples_per_s"] / rows["gemm float32"]["samples_per_s"])
+                        entry[f"float32_{variant}_vs_float32"] = (
+                            row["samples_per_s"] / f32["samples_per_s"])
                 for name, key in (("keras_dbn mixed_bfloat16", "bf16_vs_float32"),
                                   ("keras_dbn mixed_bfloat16 bf16 data", "bf16_data_vs_float32")):
                     if name in rows:
@@ -315,7 +344,8 @@ def main(argv=None):
                         "bf16_data_vs_float32",
                         "float32_epochs_vs_sklearn", "float32_epochs_fraction_of_gemm",
                         "float32_no_shuffle_vs_sklearn", "float32_no_shuffle_fraction_of_gemm",
-                        "float32_unaligned_vs_sklearn", "float32_unaligned_fraction_of_gemm"):
+                        "float32_unaligned_vs_sklearn", "float32_unaligned_fraction_of_gemm",
+                        "float32_streamed_vs_sklearn", "float32_streamed_vs_float32"):
                 if key in entry:
                     print(f"  {key}: {entry[key]:.2f}")
             sys.stdout.flush()

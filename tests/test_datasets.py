@@ -133,6 +133,23 @@ def test_load_dataset_without_shuffle_matches_load_numpy(load, mnist_test):
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), mnist_test[1])
 
 
+def test_load_dataset_runs_on_one_thread_unless_the_caller_widens_it(load):
+    import tensorflow as tf
+
+    ds = load.dataset(batch_size=500, shuffle=False, labels=False)
+    threading = ds.options().threading
+    assert threading.private_threadpool_size == 1
+    assert threading.max_intra_op_parallelism == 1
+    assert ds.options().autotune.enabled is False
+    wider = tf.data.Options()
+    wider.threading.private_threadpool_size = 4
+    wider.autotune.enabled = True
+    widened = ds.with_options(wider)
+    assert widened.options().threading.private_threadpool_size == 4
+    assert widened.options().autotune.enabled is True
+    np.testing.assert_array_equal(next(iter(widened)).numpy(), next(iter(ds)).numpy())
+
+
 def test_load_dataset_shuffles_each_epoch_reproducibly(load):
     ds = load.dataset(batch_size=500, seed=7)
     epoch1, epoch2 = _batches(ds), _batches(ds)
