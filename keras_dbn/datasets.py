@@ -171,14 +171,17 @@ def load_dataset(
         labels: If True the dataset yields ``(x, y)``, otherwise ``x`` alone
             (what an unsupervised ``RBM.fit`` needs).
         cache: Keep the decoded images in memory after the first epoch (as
-            uint8, a quarter of the float32 size).
+            uint8, a quarter of the float32 size). Turn it off for datasets
+            that do not fit in memory.
 
     Returns:
         A prefetched ``tf.data.Dataset`` of float32 batches of shape
         ``(batch, features)``, paired with int64 labels when ``labels=True``.
-        The pipeline runs on one thread (`array_input.lean_options`), which
-        leaves the cores to the training step; a caller who adds heavy
-        stages of their own can give it more with ``ds.with_options``.
+        With ``cache=True`` the pipeline runs on one thread
+        (`array_input.lean_options`), which leaves the cores to the
+        training step; a caller who adds heavy stages of their own can give
+        it more with ``ds.with_options``. With ``cache=False`` it keeps
+        tf.data's default threading, for the images it decodes every epoch.
 
     Raises:
         ValueError: For an unknown dataset or a bad argument.
@@ -227,14 +230,19 @@ def load_dataset(
         )
     if not labels:
         ds = ds.map(lambda x, y: x)
-    # On a machine with few cores tf.data's own thread pool and autotuning
-    # take cores from the training step's GEMMs; one thread keeps up with
-    # these light stages (the images are cached, each batch is a reshape and
-    # a cast). `RBM.fit` on MNIST, 784x500, CD-1, 2 cores: 1.40x faster at
-    # batch 1000 (0.94 of NumPy input instead of 0.68), 1.04x at batch 100;
-    # a streamed DBN pretraining 1.26x, fine-tuning 1.22x
-    # (benchmarks/RESULTS.md, section 1, twenty-sixth session).
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(array_input.lean_options())
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    if cache:
+        # On a machine with few cores tf.data's own thread pool and
+        # autotuning take cores from the training step's GEMMs; one thread
+        # keeps up with the stages left once the images are cached (a
+        # reshape and a cast per batch). `RBM.fit` on MNIST, 784x500, CD-1,
+        # 2 cores: 1.40x faster at batch 1000 (0.94 of NumPy input instead
+        # of 0.68), 1.04x at batch 100; a streamed DBN pretraining 1.26x,
+        # fine-tuning 1.22x (benchmarks/RESULTS.md, section 1, twenty-sixth
+        # session). Without the cache every epoch decodes the images again,
+        # work that tf.data's threads share out as it sees fit.
+        ds = ds.with_options(array_input.lean_options())
+    return ds
 
 
 def stratified_subset(x, y, num_labels, seed=None):

@@ -133,7 +133,7 @@ def test_load_dataset_without_shuffle_matches_load_numpy(load, mnist_test):
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), mnist_test[1])
 
 
-def test_load_dataset_runs_on_one_thread_unless_the_caller_widens_it(load):
+def test_cached_load_dataset_runs_on_one_thread_unless_the_caller_widens_it(load):
     import tensorflow as tf
 
     ds = load.dataset(batch_size=500, shuffle=False, labels=False)
@@ -148,6 +148,10 @@ def test_load_dataset_runs_on_one_thread_unless_the_caller_widens_it(load):
     assert widened.options().threading.private_threadpool_size == 4
     assert widened.options().autotune.enabled is True
     np.testing.assert_array_equal(next(iter(widened)).numpy(), next(iter(ds)).numpy())
+    # Without the cache every epoch decodes the images: tf.data's own threading.
+    uncached = load.dataset(batch_size=500, shuffle=False, labels=False, cache=False).options()
+    assert uncached.threading.private_threadpool_size is None
+    assert uncached.autotune.enabled is None
 
 
 def test_load_dataset_shuffles_each_epoch_reproducibly(load):
