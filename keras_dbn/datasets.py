@@ -181,7 +181,9 @@ def load_dataset(
         (`array_input.lean_options`), which leaves the cores to the
         training step; a caller who adds heavy stages of their own can give
         it more with ``ds.with_options``. With ``cache=False`` it keeps
-        tf.data's default threading, for the images it decodes every epoch.
+        tf.data's default threading: the images are then decoded again
+        every epoch, unless TFDS caches the dataset itself (it does so for
+        small ones).
 
     Raises:
         ValueError: For an unknown dataset or a bad argument.
@@ -239,8 +241,8 @@ def load_dataset(
         # 2 cores: 1.40x faster at batch 1000 (0.94 of NumPy input instead
         # of 0.68), 1.04x at batch 100; a streamed DBN pretraining 1.26x,
         # fine-tuning 1.22x (benchmarks/RESULTS.md, section 1, twenty-sixth
-        # session). Without the cache every epoch decodes the images again,
-        # work that tf.data's threads share out as it sees fit.
+        # session). Without our cache every epoch may decode the images
+        # again, work that tf.data's threads share out as it sees fit.
         ds = ds.with_options(array_input.lean_options())
     return ds
 
