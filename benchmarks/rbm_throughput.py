@@ -236,6 +236,7 @@ def main(argv=None):
     print(f"training array 64-byte aligned (zero-copy input path): {info['input_aligned']}",
           flush=True)
 
+    pcd = {"persistent": args.persistent}
     results = []
     for batch in args.batch:
         for hidden in args.hidden:
@@ -245,7 +246,6 @@ def main(argv=None):
             flops_per_sample = step_flops(1, VISIBLE, hidden)
             competitors = {}
             for dtype in args.dtypes:
-                pcd = {"persistent": args.persistent}
                 competitors[f"keras_dbn {dtype}"] = (
                     make_keras(hidden, batch, dtype, args.lr, xs, args.epochs, **pcd),
                     n * args.epochs)

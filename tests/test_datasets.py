@@ -148,7 +148,7 @@ def test_cached_load_dataset_runs_on_one_thread_unless_the_caller_widens_it(load
     assert widened.options().threading.private_threadpool_size == 4
     assert widened.options().autotune.enabled is True
     np.testing.assert_array_equal(next(iter(widened)).numpy(), next(iter(ds)).numpy())
-    # Without the cache every epoch decodes the images: tf.data's own threading.
+    # Without our cache an epoch may decode the images again: tf.data's own threading.
     uncached = load.dataset(batch_size=500, shuffle=False, labels=False, cache=False).options()
     assert uncached.threading.private_threadpool_size is None
     assert uncached.autotune.enabled is None
