@@ -31,6 +31,23 @@ DEFAULT_STEPS_PER_EXECUTION = 32
 # float32 result on the CPU).
 XLA_MAX_GEMM_SIZE = 10**8
 
+#: `RBM.fit` runs the Gibbs chain of a float32 CD-k (k >= 2) or PCD step
+#: between Bernoulli layers in XLA, with TensorFlow drawing its random
+#: numbers (`units.DrawnUniforms`), when one GEMM of the step, ``batch x
+#: visible x hidden`` multiply-adds, lies within these bounds.
+#
+# XLA's own Philox runs on one thread at ~2.5x TensorFlow's cost per word,
+# so a step that draws many layers of random numbers lost in XLA (PCD-1
+# 0.69-0.96x, benchmarks/RESULTS.md, twenty-fifth session; CD-2 at 784x100,
+# batch 100, 0.84-0.90x, twenty-seventh session); with TensorFlow drawing
+# them, XLA's fused sigmoids and draws and its GEMMs at 100-200 rows made
+# CD-2 to CD-20 and PCD 1.03-1.64x faster than TensorFlow's graph within
+# these bounds, from 784x200 at batch 100 to 784x500 at batch 500
+# (twenty-seventh session, Zen 3). At 784x100, batch 100 (7.8e6) it was 0.89-1.00x, and at batch
+# 1000 (784x500, 3.9e8) 0.87-0.91x for CD-2 and PCD-1. Outside these
+# bounds CD-k and PCD run in TensorFlow's graph.
+XLA_CHAIN_GEMM_SIZES = (10**7, 2 * 10**8)
+
 _MEAN_BLOCK_ROWS = 8192
 
 #: The training step's monitors (reconstruction error, free energy) read at
@@ -129,34 +146,48 @@ def _steps_per_execution_for(compiled, step_counts):
     return max(d for d in range(1, compiled + 1) if common % d == 0)
 
 
-def _xla_pays_off(model, batch_size, num_visible):
-    """Whether `RBM.fit` should compile the CD step with XLA (``"auto"``).
+def _step_route(model, batch_size, num_visible, every_batch_full=True):
+    """How `RBM.fit` runs the CD step under ``jit_compile="auto"``.
 
     Args:
         model: a compiled `RBM`.
         batch_size: rows per training batch, or ``None`` where unknown.
         num_visible: visible units of the data.
+        every_batch_full: whether every batch has ``batch_size`` rows (an
+            array's last batch may have fewer).
 
     Returns:
-        ``True`` for a float32 CD step (not PCD) whose GEMMs are at most
-        `XLA_MAX_GEMM_SIZE`, on TensorFlow without an accelerator (where
-        Keras' own ``"auto"`` turns XLA off) and outside `tf.distribute`.
+        ``"xla_chain"``: the Gibbs chain and the statistics compiled with
+        XLA and their uniforms drawn by TensorFlow (`units.DrawnUniforms`),
+        for float32 CD-k with k >= 2 and PCD between Bernoulli layers whose
+        GEMMs lie within `XLA_CHAIN_GEMM_SIZES`, when every batch is full;
+        ``"xla"``: the whole step compiled with XLA, for a float32 CD-1
+        step whose GEMMs are at most `XLA_MAX_GEMM_SIZE`;
+        ``"graph"``: TensorFlow's graph, otherwise. Both XLA routes need
+        TensorFlow without an accelerator (where Keras' own ``"auto"`` turns
+        XLA off), a known batch size and no `tf.distribute` replicas.
     """
-    # A PCD-1 step draws three layers of random numbers where CD-1 draws
-    # one, and XLA's Philox runs on one thread at ~2.5x TensorFlow's cost
-    # per word: PCD-1 trained 0.69x as fast with XLA at 784x100, batch 100,
-    # 0.86x at 784x500 and 0.96x at 500x2000 (benchmarks/RESULTS.md,
-    # twenty-fifth session).
     if (keras.backend.backend() != "tensorflow" or batch_size is None or model.run_eagerly
-            or model.persistent):
-        return False
+            or model.compute_dtype != "float32"):
+        return "graph"
     import tensorflow as tf
 
     if any(d.device_type != "CPU" for d in tf.config.list_physical_devices()):
-        return False
-    if _is_multi_replica(model) or model.compute_dtype != "float32":
-        return False
-    return batch_size * num_visible * model.units <= XLA_MAX_GEMM_SIZE
+        return "graph"
+    if _is_multi_replica(model):
+        return "graph"
+    size = batch_size * num_visible * model.units
+    bernoulli = units_lib.BernoulliUnits.name
+    # The chain route's XLA function has a static number of random draws,
+    # and the step traced for batches of several sizes has no static batch.
+    if model.k > 1 or model.persistent:
+        if (every_batch_full and XLA_CHAIN_GEMM_SIZES[0] <= size <= XLA_CHAIN_GEMM_SIZES[1]
+                and model.visible_units.name == bernoulli
+                and model.hidden_units.name == bernoulli):
+            return "xla_chain"
+        # Their many draws by XLA's Philox cost more than XLA's fusion saves.
+        return "graph"
+    return "xla" if size <= XLA_MAX_GEMM_SIZE else "graph"
 
 
 def _batch_shape(x, batch_size):
@@ -516,6 +547,10 @@ class RBM(keras.Model):
         )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        # `fit`'s choice of the "xla_chain" route (`_step_route`), and
+        # whether that route's XLA function is being traced.
+        self._xla_chain = False
+        self._tracing_xla_chain = False
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
         self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
 
@@ -706,7 +741,7 @@ class RBM(keras.Model):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units)
 
-    def contrastive_divergence(self, v0):
+    def contrastive_divergence(self, v0, seed=None):
         """One CD-k (or PCD) estimate of the log-likelihood gradient.
 
         This is the single place where the learning statistics are computed.
@@ -717,6 +752,8 @@ class RBM(keras.Model):
                 data's column means and the monitors; data in the compute
                 dtype are read as they are (their column sums are then
                 rounded once to it, like the model's statistics).
+            seed: where the random draws come from: the RBM's
+                ``seed_generator`` by default, or a `units.DrawnUniforms`.
 
         Returns:
             A dict with ``gradients`` (the negated update for ``kernel``,
@@ -730,7 +767,7 @@ class RBM(keras.Model):
         """
         weights = self._weights()
         visible, hidden = self.visible_units, self.hidden_units
-        seed = self.seed_generator
+        seed = self.seed_generator if seed is None else seed
         f32 = "float32"
         dtype, statistics_dtype = self.compute_dtype, self._statistics_dtype
         mixed = dtype != statistics_dtype
@@ -855,7 +892,7 @@ class RBM(keras.Model):
         visible_bias32 = ops.cast(self.visible_bias, f32)
         hidden_bias32 = ops.cast(self.hidden_bias, f32)
         h0_rows = ops.cast(h0_mean[rows], f32)
-        if self._jit_compile:
+        if self._jit_compile or self._tracing_xla_chain:
             hidden_term = ops.mean(
                 hidden.log_partition_given_mean(ops.cast(h0_pre[rows], f32), hidden_bias32, h0_rows)
             )
@@ -896,7 +933,7 @@ class RBM(keras.Model):
         dtype = self._statistics_dtype
         if keras.backend.standardize_dtype(x.dtype) == self.compute_dtype:
             dtype = self.compute_dtype
-        stats = self.contrastive_divergence(self._flatten(x, dtype))
+        stats = self._training_statistics(self._flatten(x, dtype))
         self.optimizer.apply(
             stats["gradients"], [self.kernel, self.visible_bias, self.hidden_bias]
         )
@@ -905,6 +942,48 @@ class RBM(keras.Model):
         self.reconstruction_tracker.update_state(stats["reconstruction_error"])
         self.free_energy_tracker.update_state(stats["free_energy"])
         return {m.name: m.result() for m in self.metrics}
+
+    def _training_statistics(self, v0):
+        """`contrastive_divergence` of a batch, by the route `fit` chose."""
+        # XLA needs a static number of random draws: a traced batch of no
+        # static size (`_step_route` avoids them) takes TensorFlow's graph.
+        if self._xla_chain and not self.jit_compile and None not in v0.shape:
+            return self._contrastive_divergence_in_xla(v0)
+        return self.contrastive_divergence(v0)
+
+    def _contrastive_divergence_in_xla(self, v0):
+        """`contrastive_divergence` compiled with XLA, its uniforms drawn outside.
+
+        The route ``"xla_chain"`` of `_step_route`. Tracing the XLA function
+        records the size of every Bernoulli draw (`units.DrawnUniforms`);
+        TensorFlow's Philox kernel then draws them in the traced step, each
+        with the seed that `units.bernoulli_sample` would have taken, so the
+        step samples exactly the states of TensorFlow's graph route, and XLA
+        fuses the chain's sigmoids and draws around its GEMMs.
+
+        Args:
+            v0: a batch of visible data of static shape.
+
+        Returns:
+            `contrastive_divergence`'s dict.
+        """
+        import tensorflow as tf
+
+        drawn = []
+
+        def statistics(v0, halves):
+            drawn.append(units_lib.DrawnUniforms(halves))
+            self._tracing_xla_chain = True
+            try:
+                return self.contrastive_divergence(v0, seed=drawn[-1])
+            finally:
+                self._tracing_xla_chain = False
+
+        compiled = tf.function(statistics, jit_compile=True, autograph=False)
+        compiled = compiled.get_concrete_function(
+            tf.TensorSpec(v0.shape, v0.dtype), tf.TensorSpec([None], "uint16")
+        )
+        return compiled(v0, units_lib.DrawnUniforms.draw(drawn[-1].sizes, self.seed_generator))
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -946,17 +1025,23 @@ class RBM(keras.Model):
                 is 1, since Keras cannot run several steps per call there.
                 ``jit_compile="auto"`` (the default) lets each `fit` call
                 choose: on a TensorFlow without an accelerator, a float32
-                RBM whose step has small GEMMs (batch x visible x hidden at
+                CD-1 step with small GEMMs (batch x visible x hidden at
                 most `XLA_MAX_GEMM_SIZE`, e.g. 784x500 at batch 100) is
                 compiled with XLA, which fuses the step's element-wise work
-                (6-10% faster there); larger steps, bfloat16, PCD (whose
-                extra random draws are slower in XLA) and inputs of
-                unknown batch size keep TensorFlow's graph, whose oneDNN
-                GEMMs are faster at those sizes. ``True`` or ``False``
-                fixes the choice.
+                (6-10% faster there); for float32 CD-k with k >= 2 and PCD
+                between Bernoulli layers (GEMMs within
+                `XLA_CHAIN_GEMM_SIZES`, e.g. 784x1000 at batch 200, and
+                every batch full), XLA compiles the Gibbs chain and the
+                statistics while TensorFlow's faster Philox kernel draws
+                their random numbers (the same numbers; 1.03-1.64x
+                faster); other CD-k and PCD steps, larger CD-1 steps,
+                bfloat16 and inputs of unknown batch size keep TensorFlow's
+                graph. ``True`` (the whole step in XLA) or
+                ``False`` (no XLA) fixes the choice.
         """
         kwargs.setdefault("steps_per_execution", _default_steps_per_execution(self))
         self._jit_auto = kwargs.get("jit_compile", "auto") == "auto"
+        self._xla_chain = False  # an "auto" `fit` chooses it
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.5)
         optimizer = keras.optimizers.get(optimizer)
@@ -1041,7 +1126,7 @@ class RBM(keras.Model):
             callbacks.insert(0, _FreeEnergyGap())
         if array_input.is_stream(x):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle one
-        self._prepare_jit_compile(x, batch_size)
+        self._prepare_jit_compile(x, batch_size, validation_split, validation_data)
         self._run_exact_steps(kwargs.get("steps_per_epoch"), kwargs.get("validation_steps"))
         if isinstance(x, np.ndarray) and array_input.fit_can_stream(kwargs):
             x, validation_data = self._array_inputs(
@@ -1116,19 +1201,26 @@ class RBM(keras.Model):
         return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
                                callbacks=_with_progbar(callbacks, verbose))
 
-    def _prepare_jit_compile(self, x, batch_size):
+    def _prepare_jit_compile(self, x, batch_size, validation_split=0.0, validation_data=None):
         """Chooses ``jit_compile`` for this `fit` call and readies XLA.
 
         With ``jit_compile="auto"`` (see `compile`) the choice follows
-        `_xla_pays_off`. An XLA-compiled step cannot create variables, so
+        `_step_route`. An XLA-compiled step cannot create variables, so
         for XLA the RBM (weights, persistent chains) and its optimizer (slot
         variables) are built here, before the first step.
         """
         shape = _batch_shape(x, batch_size)
         if getattr(self, "_jit_auto", False):
-            jit = shape is not None and _xla_pays_off(self, shape[0], int(np.prod(shape[1:])))
-            if jit != self.jit_compile:
-                self.jit_compile = jit
+            route = "graph"
+            if shape is not None:
+                # A dataset of static batch size has only full batches.
+                full = not isinstance(x, np.ndarray) or (
+                    _training_rows(len(x), validation_split, validation_data) % shape[0] == 0
+                )
+                route = _step_route(self, shape[0], int(np.prod(shape[1:])), full)
+            jit, chain = route == "xla", route == "xla_chain"
+            if jit != self.jit_compile or chain != self._xla_chain:
+                self.jit_compile, self._xla_chain = jit, chain
                 # Keras keeps the traced functions: trace them again.
                 self.train_function = self.test_function = self.predict_function = None
         if self.jit_compile and shape is not None:

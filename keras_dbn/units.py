@@ -63,7 +63,9 @@ def bernoulli_sample(mean, seed, shape=None):
         return ops.cast(bernoulli_sample(ops.cast(mean, "float32"), seed, shape), mean.dtype)
     if shape is None:
         shape = ops.shape(mean)
-    if backend.backend() == "tensorflow" and isinstance(seed, random.SeedGenerator):
+    if isinstance(seed, DrawnUniforms):
+        noise = seed.uniform(shape, mean.dtype)
+    elif backend.backend() == "tensorflow" and isinstance(seed, random.SeedGenerator):
         noise = _uniform16_tensorflow(shape, mean.dtype, seed)
     else:
         noise = random.uniform(shape, dtype=mean.dtype, seed=seed)
@@ -101,7 +103,14 @@ def _uniform16_tensorflow(shape, dtype, seed_generator):
     import tensorflow as tf
 
     shape = tf.cast(tf.stack(shape) if isinstance(shape, (tuple, list)) else shape, "int32")
-    size = tf.reduce_prod(shape)
+    return _uniform16_from_halves(_philox_halves(tf.reduce_prod(shape), seed_generator), shape, dtype)
+
+
+def _philox_halves(size, seed_generator):
+    """``size`` 16-bit random integers from TensorFlow's Philox kernel, two per
+    32-bit word, drawn with the generator's next seed."""
+    import tensorflow as tf
+
     words = tf.random.stateless_uniform(
         [(size + 1) // 2],
         seed=tensorflow_seed(seed_generator),
@@ -109,9 +118,62 @@ def _uniform16_tensorflow(shape, dtype, seed_generator):
         maxval=None,
         dtype=tf.uint32,
     )
-    halves = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
+    return tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
+
+
+def _uniform16_from_halves(halves, shape, dtype):
+    """The uniforms ``(k + 1/2) / 2^16`` of 16-bit integers ``k``, in ``shape``."""
+    import tensorflow as tf
+
     scale = 1.0 / 65536.0
     return tf.reshape(tf.cast(halves, dtype) * scale + 0.5 * scale, shape)
+
+
+class DrawnUniforms:
+    """Bernoulli draws' uniforms made ahead by TensorFlow, handed out in order.
+
+    Stands in for the `keras.random.SeedGenerator` given to `Units.sample`
+    inside a computation compiled with XLA, whose own Philox runs on one
+    thread at ~2.5x TensorFlow's cost per word (benchmarks/RESULTS.md,
+    twenty-fifth session). Tracing the computation with a ``DrawnUniforms``
+    records the size of each draw (`sizes`, which must be static); `draw`
+    then makes exactly those uniforms outside the compiled computation, with
+    TensorFlow's Philox kernel and one seed of the generator per draw, as
+    `bernoulli_sample` would have: each draw gets the same numbers either way.
+
+    Args:
+        halves: the flat uint16 tensor from `draw` (during tracing, a
+            placeholder of any length).
+    """
+
+    def __init__(self, halves):
+        self.halves = halves
+        self.sizes = []
+
+    def uniform(self, shape, dtype):
+        """The next ``prod(shape)`` uniforms, of this static shape."""
+        if not all(isinstance(d, (int, np.integer)) for d in shape):
+            raise ValueError(f"DrawnUniforms needs static shapes, got {shape}.")
+        size = math.prod(shape)
+        offset = sum(self.sizes)
+        self.sizes.append(size)
+        return _uniform16_from_halves(self.halves[offset : offset + size], shape, dtype)
+
+    @staticmethod
+    def draw(sizes, seed_generator):
+        """The 16-bit integers for draws of these sizes, concatenated.
+
+        Args:
+            sizes: the `sizes` a traced ``DrawnUniforms`` recorded.
+            seed_generator: the `keras.random.SeedGenerator` that
+                `bernoulli_sample` would have used.
+
+        Returns:
+            A flat uint16 tensor of ``sum(sizes)`` values.
+        """
+        import tensorflow as tf
+
+        return tf.concat([_philox_halves(size, seed_generator) for size in sizes], axis=0)
 
 
 def bernoulli_from_uniform(mean, noise):

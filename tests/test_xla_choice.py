@@ -108,3 +108,139 @@ def test_a_loaded_rbm_chooses_again(tmp_path):
     assert loaded.get_compile_config()["jit_compile"] == "auto"
     loaded.fit(_data(seed=1), batch_size=20, epochs=1, verbose=0)
     assert loaded.jit_compile is True
+
+
+# ------------------------------------------------- the "xla_chain" route
+
+
+def test_drawn_uniforms_give_the_draws_of_the_seed_generator():
+    """`DrawnUniforms` hands out, draw by draw, exactly the uniforms that
+    `bernoulli_sample` takes from a seed generator in the same state,
+    also for a draw of odd size (whose last Philox word is half used)."""
+    from keras_dbn import units
+
+    rng = np.random.default_rng(0)
+    means = [rng.random(shape).astype("float32") for shape in [(4, 7), (3, 5), (2, 9)]]
+    generator = keras.random.SeedGenerator(5)
+    expected = [np.asarray(units.bernoulli_sample(m, generator)) for m in means]
+    halves = units.DrawnUniforms.draw([m.size for m in means], keras.random.SeedGenerator(5))
+    assert halves.dtype == tf.uint16 and halves.shape == (sum(m.size for m in means),)
+    drawn = units.DrawnUniforms(halves)
+    got = [np.asarray(units.bernoulli_sample(m, drawn, m.shape)) for m in means]
+    assert drawn.sizes == [28, 15, 18]
+    for a, b in zip(expected, got):
+        np.testing.assert_array_equal(a, b)
+    # Different seeds, different draws: the comparison above can fail.
+    other = units.DrawnUniforms(units.DrawnUniforms.draw([28], keras.random.SeedGenerator(6)))
+    assert not np.array_equal(np.asarray(units.bernoulli_sample(means[0], other, (4, 7))),
+                              expected[0])
+
+
+def test_drawn_uniforms_need_static_shapes():
+    from keras_dbn import units
+
+    drawn = units.DrawnUniforms(tf.zeros([10], tf.uint16))
+    with pytest.raises(ValueError, match="static shapes"):
+        drawn.uniform((tf.constant(2), 5), "float32")
+
+
+def _chain_window(monkeypatch, low=0, high=10**9):
+    monkeypatch.setattr(rbm_module, "XLA_CHAIN_GEMM_SIZES", (low, high))
+
+
+def test_auto_runs_chains_in_xla_within_the_window_only(monkeypatch):
+    x = _data()
+    _chain_window(monkeypatch)
+    cd3 = keras_dbn.RBM(6, k=3, seed=0)
+    cd3.compile()
+    cd3.fit(x, batch_size=20, epochs=1, verbose=0)
+    assert cd3._xla_chain is True and cd3.jit_compile is False
+    pcd = keras_dbn.RBM(6, persistent=True, num_chains=20, seed=0)
+    pcd.compile()
+    pcd.fit(x, batch_size=20, epochs=1, verbose=0)
+    assert pcd._xla_chain is True and pcd.jit_compile is False
+    cd1 = keras_dbn.RBM(6, seed=0)  # one layer of draws: the whole step in XLA
+    cd1.compile()
+    cd1.fit(x, batch_size=20, epochs=1, verbose=0)
+    assert cd1._xla_chain is False and cd1.jit_compile is True
+    # Outside the window CD-k and PCD run in TensorFlow's graph.
+    _chain_window(monkeypatch, 20 * 12 * 6 + 1)
+    cd3.fit(x, batch_size=20, epochs=1, verbose=0)
+    assert cd3._xla_chain is False and cd3.jit_compile is False
+    pcd.fit(x, batch_size=20, epochs=1, verbose=0)
+    assert pcd._xla_chain is False and pcd.jit_compile is False
+
+
+def test_auto_keeps_chains_out_of_xla_where_a_batch_is_smaller(monkeypatch):
+    """130 rows at batch 20 end with a batch of 10, and the step traced for
+    both sizes has no static batch size: no static number of draws."""
+    _chain_window(monkeypatch)
+    rbm = keras_dbn.RBM(6, k=3, persistent=True, num_chains=20, seed=0)
+    rbm.compile()
+    rbm.fit(_data(130), batch_size=20, epochs=1, verbose=0)
+    assert rbm._xla_chain is False and rbm.jit_compile is False
+    rbm.fit(_data(120), batch_size=20, epochs=1, verbose=0)
+    assert rbm._xla_chain is True
+    # 150 rows with the last fifth held out for validation: 120 to train.
+    rbm.fit(_data(150), batch_size=20, epochs=1, validation_split=0.2, verbose=0)
+    assert rbm._xla_chain is True
+    rbm.fit(tf.data.Dataset.from_tensor_slices(_data(130)).batch(20), epochs=1, verbose=0)
+    assert rbm._xla_chain is False
+    rbm.fit(tf.data.Dataset.from_tensor_slices(_data(130)).batch(20, drop_remainder=True),
+            epochs=1, verbose=0)
+    assert rbm._xla_chain is True
+
+
+def test_auto_keeps_chains_of_gaussian_units_and_explicit_choices_out_of_xla(monkeypatch):
+    x = _data()
+    _chain_window(monkeypatch)
+    gaussian = keras_dbn.RBM(6, k=3, visible="gaussian", seed=0)
+    gaussian.compile()
+    gaussian.fit(x, batch_size=20, epochs=1, verbose=0)
+    assert gaussian._xla_chain is False
+    for jit in (False, True):
+        rbm = keras_dbn.RBM(6, k=3, seed=0)
+        rbm.compile(jit_compile=jit)
+        rbm.fit(x, batch_size=20, epochs=1, verbose=0)
+        assert rbm._xla_chain is False and rbm.jit_compile is jit
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_chains_in_xla_train_as_the_graph_does(monkeypatch, persistent):
+    """Same seed, same draws: the route changes only the rounding.
+
+    Adam and a sparsity target as in the test above.
+    """
+    x = _data(120, 16)
+    kwargs = dict(k=3, sparsity_target=0.1, sparsity_cost=0.1, seed=3)
+    if persistent:
+        kwargs.update(persistent=True, num_chains=20)
+    twin = keras_dbn.RBM(8, **kwargs)
+    twin.build((None, 16))
+    initial = np.array(twin.kernel)
+    traced = []
+    in_xla = rbm_module.RBM._contrastive_divergence_in_xla
+
+    def counted(self, v0):
+        traced.append(tuple(v0.shape))
+        return in_xla(self, v0)
+
+    monkeypatch.setattr(rbm_module.RBM, "_contrastive_divergence_in_xla", counted)
+    _chain_window(monkeypatch)
+
+    def train(jit):
+        rbm = keras_dbn.RBM(8, **kwargs)
+        rbm.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit)
+        history = rbm.fit(x, batch_size=20, epochs=3, shuffle=False, verbose=0)
+        assert np.abs(np.array(rbm.kernel) - initial).max() > 0.05  # it learned
+        return rbm, history.history
+
+    graph, graph_logs = train(False)
+    assert not traced and graph._xla_chain is False
+    chain, chain_logs = train("auto")
+    assert chain._xla_chain is True and chain.jit_compile is False
+    assert (20, 16) in traced  # the full batches ran the XLA route
+    for a, b in zip(graph.weights, chain.weights):
+        np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-4)
+    for name in graph_logs:
+        np.testing.assert_allclose(graph_logs[name], chain_logs[name], rtol=1e-4, atol=1e-5)

@@ -1,0 +1,147 @@
+"""How `RBM.fit` runs a CD step: TensorFlow's graph, XLA, or the chain in XLA.
+
+``jit_compile="auto"`` (`RBM.compile`) chooses, for each `fit` call, one of
+three ways to run the training step (`keras_dbn.rbm._step_route`):
+
+* ``graph``: TensorFlow's graph (``jit_compile=False``);
+* ``xla``: the whole step compiled with XLA (``jit_compile=True``), whose
+  own Philox draws the random numbers;
+* ``xla_chain``: the Gibbs chain and the statistics compiled with XLA, their
+  uniforms drawn by TensorFlow's Philox kernel beside it
+  (`keras_dbn.units.DrawnUniforms`); the same random numbers as ``graph``.
+
+For each configuration ``VxH:batch:k[:pcd]`` one process trains three
+RBMs of the same seed, one per route (``xla_chain`` forced on an RBM
+compiled with ``jit_compile=False``), on binarised MNIST (784 visible units)
+or random binary data of the given width, and times one-epoch `fit()`
+calls in alternation, ``--reps`` times each, after a first call that traces
+and compiles. Figures are samples per second, medians of the repetitions;
+ratios are taken between medians of the same run. The ``auto`` column says
+which route ``jit_compile="auto"`` takes for that configuration.
+
+Usage::
+
+    python -m benchmarks.step_routes
+    python -m benchmarks.step_routes --configs 784x1000:200:20 1000x500:200:20:pcd --reps 5
+"""
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __package__ in (None, ""):  # run as a script: make keras_dbn importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from benchmarks import _common  # noqa: E402
+
+ROUTES = ("graph", "xla", "xla_chain")
+
+DEFAULT_CONFIGS = [
+    "784x500:100:1", "784x100:100:2", "784x500:100:5", "784x1000:200:20",
+    "1000x500:200:20:pcd", "500x2000:100:1:pcd", "784x500:1000:2",
+]
+
+
+def parse_config(text):
+    """``"784x1000:200:20:pcd"`` -> ``(784, 1000, 200, 20, True)``."""
+    parts = text.split(":")
+    if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] != "pcd"):
+        raise argparse.ArgumentTypeError(f"expected VxH:batch:k[:pcd], got {text!r}")
+    visible, hidden = (int(n) for n in parts[0].split("x"))
+    return visible, hidden, int(parts[1]), int(parts[2]), len(parts) == 4
+
+
+def rows_for(visible, hidden, batch, k, budget_gflop, limit=60000):
+    """Rows per timed epoch: ~``budget_gflop`` of CD-k work ((4k+6) B V H FLOPs
+    per step), a whole number of batches, 10 batches at least."""
+    per_row = (4 * k + 6) * visible * hidden
+    rows = int(budget_gflop * 1e9 // per_row) // batch * batch
+    return max(10 * batch, min(rows, limit // batch * batch))
+
+
+def new_rbm(route, hidden, k, persistent):
+    """A compiled `RBM` (PCD with its default 100 chains) that runs its step
+    by ``route``."""
+    import keras
+
+    import keras_dbn
+
+    rbm = keras_dbn.RBM(hidden, k=k, persistent=persistent, seed=1)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.5),
+                jit_compile=route == "xla")
+    # Forced for the comparison; `fit` itself takes this route only under
+    # jit_compile="auto" (see keras_dbn.rbm._step_route).
+    rbm._xla_chain = route == "xla_chain"
+    return rbm
+
+
+def measure(config, x, reps):
+    """Median samples/s of each route, the raw times and ``auto``'s route."""
+    from keras_dbn import rbm as rbm_module
+
+    visible, hidden, batch, k, persistent = config
+    models = {route: new_rbm(route, hidden, k, persistent) for route in ROUTES}
+    for model in models.values():
+        model.fit(x, batch_size=batch, epochs=1, verbose=0)  # trace and compile
+    times = {route: [] for route in ROUTES}
+    for _ in range(reps):
+        for route, model in models.items():
+            start = time.perf_counter()
+            model.fit(x, batch_size=batch, epochs=1, verbose=0)
+            times[route].append(time.perf_counter() - start)
+    auto = rbm_module._step_route(models["graph"], batch, visible)
+    return {
+        "samples_per_s": {r: len(x) / _common.median(t) for r, t in times.items()},
+        "seconds": times,
+        "auto": auto,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--configs", nargs="+", type=parse_config,
+                        default=[parse_config(c) for c in DEFAULT_CONFIGS],
+                        help="VxH:batch:k[:pcd] (default: %s)" % " ".join(DEFAULT_CONFIGS))
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--budget", type=float, default=300.0,
+                        help="GFLOP of CD work per timed epoch (sets its rows; default 300)")
+    _common.add_io_arguments(parser, "step_routes")
+    args = parser.parse_args(argv)
+
+    mnist, _ = _common.load_mnist("train", binarize="threshold", manual_dir=args.manual_dir,
+                                  data_dir=args.data_dir)
+    results, rows = [], []
+    for config in args.configs:
+        visible, hidden, batch, k, persistent = config
+        n = rows_for(visible, hidden, batch, k, args.budget)
+        if visible == mnist.shape[1]:
+            x = mnist[:n]
+        else:
+            x = (np.random.default_rng(0).random((n, visible)) < 0.2).astype("float32")
+        load = _common.load_now()
+        result = measure(config, x, args.reps)
+        rate = result["samples_per_s"]
+        name = f"{visible}x{hidden} b{batch} {'PCD' if persistent else 'CD'}-{k}"
+        rows.append([name, len(x)] + [f"{rate[r]:,.0f}" for r in ROUTES] + [
+            f"{rate['xla_chain'] / rate['graph']:.3f}", f"{rate['xla_chain'] / rate['xla']:.3f}",
+            result["auto"],
+        ])
+        results.append(dict(visible=visible, hidden=hidden, batch=batch, k=k,
+                            persistent=persistent, rows=len(x), load_at_start=load, **result))
+        print(f"{name}: " + ", ".join(f"{r} {rate[r]:,.0f}/s" for r in ROUTES), flush=True)
+    _common.print_table(
+        ["step", "rows", "graph /s", "xla /s", "xla_chain /s", "chain/graph", "chain/xla", "auto"],
+        rows,
+    )
+    _common.write_json(args.out, {"machine": _common.machine(), "reps": args.reps,
+                                  "budget_gflop": args.budget, "results": results})
+
+
+if __name__ == "__main__":
+    main()
