@@ -144,6 +144,13 @@ class DrawnUniforms:
     Args:
         halves: the flat uint16 tensor from `draw` (during tracing, a
             placeholder of any length).
+
+    Example:
+        >>> generator = keras.random.SeedGenerator(0)
+        >>> drawn = DrawnUniforms(DrawnUniforms.draw([6], generator))
+        >>> states = bernoulli_sample(keras.ops.full((2, 3), 0.5), drawn, (2, 3))
+        >>> drawn.sizes
+        [6]
     """
 
     def __init__(self, halves):
@@ -362,6 +369,8 @@ class GaussianUnits(Units):
             # The noise is drawn and added in float32, as for Bernoulli units.
             return ops.cast(self.sample(ops.cast(mean, "float32"), seed, shape), mean.dtype)
         shape = ops.shape(mean) if shape is None else shape
+        if isinstance(seed, DrawnUniforms):
+            raise TypeError("Gaussian units draw normal noise; DrawnUniforms holds uniforms.")
         if backend.backend() == "tensorflow" and isinstance(seed, random.SeedGenerator):
             import tensorflow as tf
 

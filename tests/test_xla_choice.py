@@ -136,12 +136,14 @@ def test_drawn_uniforms_give_the_draws_of_the_seed_generator():
                               expected[0])
 
 
-def test_drawn_uniforms_need_static_shapes():
+def test_drawn_uniforms_need_static_shapes_and_bernoulli_units():
     from keras_dbn import units
 
     drawn = units.DrawnUniforms(tf.zeros([10], tf.uint16))
     with pytest.raises(ValueError, match="static shapes"):
         drawn.uniform((tf.constant(2), 5), "float32")
+    with pytest.raises(TypeError, match="normal noise"):
+        units.get("gaussian").sample(np.zeros((2, 5), "float32"), drawn)
 
 
 def _chain_window(monkeypatch, low=0, high=10**9):
