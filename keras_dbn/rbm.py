@@ -547,10 +547,7 @@ class RBM(keras.Model):
         )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
-        # `fit`'s choice of the "xla_chain" route (`_step_route`), and
-        # whether that route's XLA function is being traced.
-        self._xla_chain = False
-        self._tracing_xla_chain = False
+        self._xla_chain = False  # `fit`'s choice of the "xla_chain" route (`_step_route`)
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
         self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
 
@@ -768,6 +765,8 @@ class RBM(keras.Model):
         weights = self._weights()
         visible, hidden = self.visible_units, self.hidden_units
         seed = self.seed_generator if seed is None else seed
+        # `_contrastive_divergence_in_xla` traces this into XLA with drawn uniforms.
+        in_xla = self._jit_compile or isinstance(seed, units_lib.DrawnUniforms)
         f32 = "float32"
         dtype, statistics_dtype = self.compute_dtype, self._statistics_dtype
         mixed = dtype != statistics_dtype
@@ -892,7 +891,7 @@ class RBM(keras.Model):
         visible_bias32 = ops.cast(self.visible_bias, f32)
         hidden_bias32 = ops.cast(self.hidden_bias, f32)
         h0_rows = ops.cast(h0_mean[rows], f32)
-        if self._jit_compile or self._tracing_xla_chain:
+        if in_xla:
             hidden_term = ops.mean(
                 hidden.log_partition_given_mean(ops.cast(h0_pre[rows], f32), hidden_bias32, h0_rows)
             )
@@ -973,11 +972,7 @@ class RBM(keras.Model):
 
         def statistics(v0, halves):
             drawn.append(units_lib.DrawnUniforms(halves))
-            self._tracing_xla_chain = True
-            try:
-                return self.contrastive_divergence(v0, seed=drawn[-1])
-            finally:
-                self._tracing_xla_chain = False
+            return self.contrastive_divergence(v0, seed=drawn[-1])
 
         compiled = tf.function(statistics, jit_compile=True, autograph=False)
         compiled = compiled.get_concrete_function(
