@@ -23,6 +23,7 @@ Usage::
 
     python -m benchmarks.step_routes
     python -m benchmarks.step_routes --configs 784x1000:200:20 1000x500:200:20:pcd --reps 5
+    python -m benchmarks.step_routes --configs 784x500:128:5 --rows 60000  # a last batch of 96
 """
 
 import argparse
@@ -65,7 +66,7 @@ def rows_for(visible, hidden, batch, k, budget_gflop, limit=60000):
     return max(10 * batch, min(rows, limit // batch * batch))
 
 
-def new_rbm(route, hidden, k, persistent):
+def new_rbm(route, hidden, k, persistent, batch):
     """A compiled `RBM` (PCD with its default 100 chains) that runs its step
     by ``route``."""
     import keras
@@ -77,7 +78,7 @@ def new_rbm(route, hidden, k, persistent):
                 jit_compile=route == "xla")
     # Forced for the comparison; `fit` itself takes this route only under
     # jit_compile="auto" (see keras_dbn.rbm._step_route).
-    rbm._xla_chain = route == "xla_chain"
+    rbm._xla_chain = batch if route == "xla_chain" else 0
     return rbm
 
 
@@ -86,7 +87,7 @@ def measure(config, x, reps):
     from keras_dbn import rbm as rbm_module
 
     visible, hidden, batch, k, persistent = config
-    models = {route: new_rbm(route, hidden, k, persistent) for route in ROUTES}
+    models = {route: new_rbm(route, hidden, k, persistent, batch) for route in ROUTES}
     for model in models.values():
         model.fit(x, batch_size=batch, epochs=1, verbose=0)  # trace and compile
     times = {route: [] for route in ROUTES}
@@ -111,6 +112,10 @@ def main(argv=None):
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--budget", type=float, default=300.0,
                         help="GFLOP of CD work per timed epoch (sets its rows; default 300)")
+    parser.add_argument("--rows", type=int, default=None,
+                        help="rows per timed epoch for every configuration instead of "
+                        "--budget's whole batches; where the batch size does not divide "
+                        "it, each epoch ends with a smaller batch, which the chain route pads")
     _common.add_io_arguments(parser, "step_routes")
     args = parser.parse_args(argv)
 
@@ -119,7 +124,7 @@ def main(argv=None):
     results, rows = [], []
     for config in args.configs:
         visible, hidden, batch, k, persistent = config
-        n = rows_for(visible, hidden, batch, k, args.budget)
+        n = args.rows or rows_for(visible, hidden, batch, k, args.budget)
         if visible == mnist.shape[1]:
             x = mnist[:n]
         else:
@@ -140,7 +145,8 @@ def main(argv=None):
         rows,
     )
     _common.write_json(args.out, {"machine": _common.machine(), "reps": args.reps,
-                                  "budget_gflop": args.budget, "results": results})
+                                  "budget_gflop": args.budget, "rows": args.rows,
+                                  "results": results})
 
 
 if __name__ == "__main__":

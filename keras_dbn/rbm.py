@@ -146,21 +146,20 @@ def _steps_per_execution_for(compiled, step_counts):
     return max(d for d in range(1, compiled + 1) if common % d == 0)
 
 
-def _step_route(model, batch_size, num_visible, every_batch_full=True):
+def _step_route(model, batch_size, num_visible):
     """How `RBM.fit` runs the CD step under ``jit_compile="auto"``.
 
     Args:
         model: a compiled `RBM`.
         batch_size: rows per training batch, or ``None`` where unknown.
         num_visible: visible units of the data.
-        every_batch_full: whether every batch has ``batch_size`` rows (an
-            array's last batch may have fewer).
 
     Returns:
         ``"xla_chain"``: the Gibbs chain and the statistics compiled with
         XLA and their uniforms drawn by TensorFlow (`units.DrawnUniforms`),
         for float32 CD-k with k >= 2 and PCD between Bernoulli layers whose
-        GEMMs lie within `XLA_CHAIN_GEMM_SIZES`, when every batch is full;
+        GEMMs lie within `XLA_CHAIN_GEMM_SIZES` (a smaller last batch is
+        padded, `RBM._training_statistics`);
         ``"xla"``: the whole step compiled with XLA, for a float32 CD-1
         step whose GEMMs are at most `XLA_MAX_GEMM_SIZE`;
         ``"graph"``: TensorFlow's graph, otherwise. Both XLA routes need
@@ -178,10 +177,8 @@ def _step_route(model, batch_size, num_visible, every_batch_full=True):
         return "graph"
     size = batch_size * num_visible * model.units
     bernoulli = units_lib.BernoulliUnits.name
-    # The chain route's XLA function has a static number of random draws,
-    # and the step traced for batches of several sizes has no static batch.
     if model.k > 1 or model.persistent:
-        if (every_batch_full and XLA_CHAIN_GEMM_SIZES[0] <= size <= XLA_CHAIN_GEMM_SIZES[1]
+        if (XLA_CHAIN_GEMM_SIZES[0] <= size <= XLA_CHAIN_GEMM_SIZES[1]
                 and model.visible_units.name == bernoulli
                 and model.hidden_units.name == bernoulli):
             return "xla_chain"
@@ -547,7 +544,8 @@ class RBM(keras.Model):
         )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
-        self._xla_chain = False  # `fit`'s choice of the "xla_chain" route (`_step_route`)
+        # Rows per batch where `fit` chose the "xla_chain" route (`_step_route`), else 0.
+        self._xla_chain = 0
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
         self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
 
@@ -738,7 +736,7 @@ class RBM(keras.Model):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units)
 
-    def contrastive_divergence(self, v0, seed=None):
+    def contrastive_divergence(self, v0, seed=None, data_rows=None):
         """One CD-k (or PCD) estimate of the log-likelihood gradient.
 
         This is the single place where the learning statistics are computed.
@@ -751,6 +749,12 @@ class RBM(keras.Model):
                 rounded once to it, like the model's statistics).
             seed: where the random draws come from: the RBM's
                 ``seed_generator`` by default, or a `units.DrawnUniforms`.
+            data_rows: ``None`` where every row of ``v0`` is data; else a
+                scalar tensor ``n``: only the first ``n`` rows are, and the
+                rest pad the batch to a static size (the last, smaller batch
+                of an epoch on `fit`'s ``"xla_chain"`` route). Padding rows
+                run through the chain like data but are left out of the
+                statistics and the monitors.
 
         Returns:
             A dict with ``gradients`` (the negated update for ``kernel``,
@@ -785,6 +789,15 @@ class RBM(keras.Model):
         # then need not wait for the GEMMs that compute the means.
         batch = ops.shape(v0)[0]
         h_shape, v_shape = (batch, self.units), (batch, ops.shape(v0)[1])
+        if data_rows is None:
+            row_weights = None
+        else:
+            # 1 for a data row, 0 for padding.
+            row_weights = ops.expand_dims(ops.cast(ops.arange(batch) < data_rows, f32), 1)
+
+        def data_only(x):
+            """``x`` (a state or mean per row of the batch) with padding rows zeroed."""
+            return x if row_weights is None else x * ops.cast(row_weights, x.dtype)
         # 16-bit data (a mixed policy's compute dtype) are read as they
         # are: their column means are a GEMV and only the monitors' rows
         # are widened, so the step makes no float32 copy of the batch.
@@ -827,8 +840,23 @@ class RBM(keras.Model):
             h_next = h_mean if sample_last else up(visible.sample(v_mean, seed, v_shape))
             chain_state = hidden.sample(h_next, seed, h_shape)
 
-        n_pos = ops.cast(ops.shape(v0)[0], statistics_dtype)
+        n_pos = ops.cast(ops.shape(v0)[0] if data_rows is None else data_rows, statistics_dtype)
         n_neg = ops.cast(ops.shape(v)[0], statistics_dtype)
+        # A padded batch's means over all its rows, padding zeroed, times
+        # `pos_scale` (rows / data rows) are the means over its data rows.
+        pos_scale = neg_scale = None
+        if data_rows is not None:
+            pos_scale = ops.cast(batch, f32) / ops.cast(n_pos, f32)
+            if not self.persistent:
+                # CD's chains start from the data rows: padding rows' chains
+                # are padding too.
+                n_neg, neg_scale = n_pos, pos_scale
+                v, h_mean = data_only(v), data_only(h_mean)
+
+        h0_data = data_only(h0_mean)
+
+        def rescaled(means, scale):
+            return means if scale is None else means * scale
         # The statistics <v h^T>_model - <v h^T>_data, scaled by reciprocals
         # (a multiply is cheaper than a division).
         if mixed:
@@ -846,10 +874,10 @@ class RBM(keras.Model):
             # (benchmarks/RESULTS.md, eighteenth session).
             grad_w = ops.cast(_matmul_transposed(v, h_mean, transpose_a=True), f32) * (
                 1.0 / n_neg
-            ) - ops.cast(_matmul_transposed(v0_low, h0_mean, transpose_a=True), f32) * (1.0 / n_pos)
-            v_model_mean = _column_means(v)
-            h_model_mean = _column_means(h_mean)
-            h0_batch_mean = _column_means(h0_mean)
+            ) - ops.cast(_matmul_transposed(v0_low, h0_data, transpose_a=True), f32) * (1.0 / n_pos)
+            v_model_mean = rescaled(_column_means(v), neg_scale)
+            h_model_mean = rescaled(_column_means(h_mean), neg_scale)
+            h0_batch_mean = rescaled(_column_means(h0_data), pos_scale)
         else:
             # Two GEMMs plus an addition are faster than copying the operands
             # together for one GEMM: 1.03-1.06x for the whole step at
@@ -858,16 +886,19 @@ class RBM(keras.Model):
             # XLA at batch 100.
             grad_w = ops.cast(
                 _matmul_transposed(v, h_mean * (1.0 / n_neg), transpose_a=True)
-                + _matmul_transposed(v0_low, h0_mean * (-1.0 / n_pos), transpose_a=True),
+                + _matmul_transposed(v0_low, h0_data * (-1.0 / n_pos), transpose_a=True),
                 f32,
             )
-            v_model_mean = ops.mean(ops.cast(v, f32), axis=0)
-            h_model_mean = ops.mean(ops.cast(h_mean, f32), axis=0)
-            h0_batch_mean = ops.mean(ops.cast(h0_mean, f32), axis=0)
+            v_model_mean = rescaled(ops.mean(ops.cast(v, f32), axis=0), neg_scale)
+            h_model_mean = rescaled(ops.mean(ops.cast(h_mean, f32), axis=0), neg_scale)
+            h0_batch_mean = rescaled(ops.mean(ops.cast(h0_data, f32), axis=0), pos_scale)
         # Units whose energy is linear in the states read only `v0_mean`;
         # TensorFlow's graph then drops the unused float32 copy of 16-bit data.
         v0_32 = ops.cast(v0, f32)
-        v0_mean = _column_means(v0_low) if low_data else ops.mean(v0_32, axis=0)
+        v0_mean = rescaled(
+            _column_means(data_only(v0_low)) if low_data else ops.mean(data_only(v0_32), axis=0),
+            pos_scale,
+        )
         grad_b = v_model_mean - v0_mean
         grad_c = h_model_mean - h0_batch_mean
         if self.sparsity_target is not None and self.sparsity_cost > 0:
@@ -891,8 +922,21 @@ class RBM(keras.Model):
         visible_bias32 = ops.cast(self.visible_bias, f32)
         hidden_bias32 = ops.cast(self.hidden_bias, f32)
         h0_rows = ops.cast(h0_mean[rows], f32)
-        if in_xla:
-            hidden_term = ops.mean(
+
+        def rows_mean(values, per_row_axis=None):
+            """The mean of a monitor's values for `rows` over their data rows.
+
+            ``per_row_axis``: an axis of values per row, averaged first.
+            """
+            if row_weights is None:
+                return ops.mean(values)
+            if per_row_axis is not None:
+                values = ops.mean(values, axis=per_row_axis)
+            weights = row_weights[rows][:, 0]
+            return ops.sum(values * weights) / ops.sum(weights)
+
+        if in_xla or row_weights is not None:
+            hidden_term = rows_mean(
                 hidden.log_partition_given_mean(ops.cast(h0_pre[rows], f32), hidden_bias32, h0_rows)
             )
         else:
@@ -905,7 +949,13 @@ class RBM(keras.Model):
                 # for oneDNN's 1 x 784 x 500 GEMV.
                 lambda: ops.sum(v0_mean * ops.sum(kernel32, axis=1)) + ops.sum(hidden_bias32),
             )
-        free_energy = visible.mean_energy(v0_32, visible_bias32, v0_mean) - hidden_term
+        if row_weights is None:
+            visible_term = visible.mean_energy(v0_32, visible_bias32, v0_mean)
+        else:
+            visible_term = ops.sum(visible.energy(v0_32, visible_bias32) * row_weights[:, 0]) / (
+                ops.cast(n_pos, f32)
+            )
+        free_energy = visible_term - hidden_term
 
         replicas = _replicas_in_sync()
         gradients = [grad_w, grad_b, grad_c]
@@ -914,8 +964,8 @@ class RBM(keras.Model):
         return {
             "gradients": gradients,
             "chain_state": chain_state,
-            "reconstruction_error": ops.mean(
-                ops.square(ops.cast(reconstruction[rows], f32) - v0_rows)
+            "reconstruction_error": rows_mean(
+                ops.square(ops.cast(reconstruction[rows], f32) - v0_rows), per_row_axis=-1
             ),
             "free_energy": free_energy,
         }
@@ -944,13 +994,23 @@ class RBM(keras.Model):
 
     def _training_statistics(self, v0):
         """`contrastive_divergence` of a batch, by the route `fit` chose."""
-        # XLA needs a static number of random draws: a traced batch of no
-        # static size (`_step_route` avoids them) takes TensorFlow's graph.
-        if self._xla_chain and not self.jit_compile and None not in v0.shape:
+        if not self._xla_chain or self.jit_compile:
+            return self.contrastive_divergence(v0)
+        if None not in v0.shape:
             return self._contrastive_divergence_in_xla(v0)
-        return self.contrastive_divergence(v0)
+        # XLA needs a static number of random draws. A step traced for
+        # batches of several sizes (an array's last batch is smaller) pads
+        # each batch to the full size; a `tf.cond` on the size did not work,
+        # as TensorFlow ran the XLA branch's shape check for the other
+        # batches too.
+        import tensorflow as tf
 
-    def _contrastive_divergence_in_xla(self, v0):
+        rows = tf.shape(v0)[0]
+        padded = tf.pad(v0, [[0, self._xla_chain - rows], [0, 0]])
+        padded = tf.ensure_shape(padded, (self._xla_chain, v0.shape[1]))
+        return self._contrastive_divergence_in_xla(padded, data_rows=rows)
+
+    def _contrastive_divergence_in_xla(self, v0, data_rows=None):
         """`contrastive_divergence` compiled with XLA, its uniforms drawn outside.
 
         The route ``"xla_chain"`` of `_step_route`. Tracing the XLA function
@@ -962,6 +1022,7 @@ class RBM(keras.Model):
 
         Args:
             v0: a batch of visible data of static shape.
+            data_rows: as for `contrastive_divergence` (a padded batch).
 
         Returns:
             `contrastive_divergence`'s dict.
@@ -969,16 +1030,20 @@ class RBM(keras.Model):
         import tensorflow as tf
 
         drawn = []
+        rows = () if data_rows is None else (data_rows,)  # an argument only if given
 
-        def statistics(v0, halves):
+        def statistics(v0, halves, *rows):
             drawn.append(units_lib.DrawnUniforms(halves))
-            return self.contrastive_divergence(v0, seed=drawn[-1])
+            return self.contrastive_divergence(v0, seed=drawn[-1], data_rows=(rows or [None])[0])
 
         compiled = tf.function(statistics, jit_compile=True, autograph=False)
         compiled = compiled.get_concrete_function(
-            tf.TensorSpec(v0.shape, v0.dtype), tf.TensorSpec([None], "uint16")
+            tf.TensorSpec(v0.shape, v0.dtype),
+            tf.TensorSpec([None], "uint16"),
+            *[tf.TensorSpec([], n.dtype) for n in rows],
         )
-        return compiled(v0, units_lib.DrawnUniforms.draw(drawn[-1].sizes, self.seed_generator))
+        halves = units_lib.DrawnUniforms.draw(drawn[-1].sizes, self.seed_generator)
+        return compiled(v0, halves, *rows)
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -1025,18 +1090,18 @@ class RBM(keras.Model):
                 compiled with XLA, which fuses the step's element-wise work
                 (6-10% faster there); for float32 CD-k with k >= 2 and PCD
                 between Bernoulli layers (GEMMs within
-                `XLA_CHAIN_GEMM_SIZES`, e.g. 784x1000 at batch 200, and
-                every batch full), XLA compiles the Gibbs chain and the
-                statistics while TensorFlow's faster Philox kernel draws
-                their random numbers (the same numbers; 1.03-1.64x
-                faster); other CD-k and PCD steps, larger CD-1 steps,
+                `XLA_CHAIN_GEMM_SIZES`, e.g. 784x1000 at batch 200; an
+                array's smaller last batch padded), XLA compiles the Gibbs
+                chain and the statistics while TensorFlow's faster Philox
+                kernel draws their random numbers (the same numbers;
+                1.03-1.64x faster); other CD-k and PCD steps, larger CD-1 steps,
                 bfloat16 and inputs of unknown batch size keep TensorFlow's
                 graph. ``True`` (the whole step in XLA) or
                 ``False`` (no XLA) fixes the choice.
         """
         kwargs.setdefault("steps_per_execution", _default_steps_per_execution(self))
         self._jit_auto = kwargs.get("jit_compile", "auto") == "auto"
-        self._xla_chain = False  # an "auto" `fit` chooses it
+        self._xla_chain = 0  # an "auto" `fit` chooses it
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.5)
         optimizer = keras.optimizers.get(optimizer)
@@ -1208,12 +1273,12 @@ class RBM(keras.Model):
         if getattr(self, "_jit_auto", False):
             route = "graph"
             if shape is not None:
-                # A dataset of static batch size has only full batches.
-                full = not isinstance(x, np.ndarray) or (
-                    _training_rows(len(x), validation_split, validation_data) % shape[0] == 0
-                )
-                route = _step_route(self, shape[0], int(np.prod(shape[1:])), full)
-            jit, chain = route == "xla", route == "xla_chain"
+                if isinstance(x, np.ndarray):  # its one batch may be smaller
+                    rows = _training_rows(len(x), validation_split, validation_data)
+                    shape = (max(1, min(shape[0], rows)),) + tuple(shape[1:])
+                route = _step_route(self, shape[0], int(np.prod(shape[1:])))
+            jit = route == "xla"
+            chain = shape[0] if route == "xla_chain" else 0
             if jit != self.jit_compile or chain != self._xla_chain:
                 self.jit_compile, self._xla_chain = jit, chain
                 # Keras keeps the traced functions: trace them again.

@@ -20,15 +20,21 @@ def test_configs_parse_and_epochs_hold_whole_batches():
     assert step_routes.rows_for(784, 1000, 200, 20, budget_gflop=1) == 2000  # 10 batches at least
 
 
-def test_each_route_runs_its_own_way(monkeypatch):
-    x = (np.random.default_rng(0).random((60, 12)) < 0.4).astype("float32")
+@pytest.mark.parametrize("rows", [60, 50])
+def test_each_route_runs_its_own_way(monkeypatch, rows):
+    x = (np.random.default_rng(0).random((rows, 12)) < 0.4).astype("float32")
     traced = []
     in_xla = rbm_module.RBM._contrastive_divergence_in_xla
-    monkeypatch.setattr(rbm_module.RBM, "_contrastive_divergence_in_xla",
-                        lambda self, v0: traced.append(self.jit_compile) or in_xla(self, v0))
+
+    def counted(self, v0, data_rows=None):
+        traced.append((self.jit_compile, tuple(v0.shape), data_rows is not None))
+        return in_xla(self, v0, data_rows)
+
+    monkeypatch.setattr(rbm_module.RBM, "_contrastive_divergence_in_xla", counted)
     result = step_routes.measure((12, 6, 20, 2, False), x, reps=1)
     assert set(result["samples_per_s"]) == set(step_routes.ROUTES)
     assert all(len(t) == 1 and t[0] > 0 for t in result["seconds"].values())
-    # Traced by the forced "xla_chain" RBM only, inside TensorFlow's graph.
-    assert traced and not any(traced)
+    # Traced by the forced "xla_chain" RBM only, inside TensorFlow's graph,
+    # for full batches; 50 rows end with a batch of 10, padded to 20.
+    assert set(traced) == {(False, (20, 12), rows % 20 != 0)}
     assert result["auto"] == "graph"  # CD-2 at 20 x 12 x 6, below the chain route's window

@@ -156,41 +156,52 @@ def test_auto_runs_chains_in_xla_within_the_window_only(monkeypatch):
     cd3 = keras_dbn.RBM(6, k=3, seed=0)
     cd3.compile()
     cd3.fit(x, batch_size=20, epochs=1, verbose=0)
-    assert cd3._xla_chain is True and cd3.jit_compile is False
+    assert cd3._xla_chain == 20 and cd3.jit_compile is False
     pcd = keras_dbn.RBM(6, persistent=True, num_chains=20, seed=0)
     pcd.compile()
     pcd.fit(x, batch_size=20, epochs=1, verbose=0)
-    assert pcd._xla_chain is True and pcd.jit_compile is False
+    assert pcd._xla_chain == 20 and pcd.jit_compile is False
     cd1 = keras_dbn.RBM(6, seed=0)  # one layer of draws: the whole step in XLA
     cd1.compile()
     cd1.fit(x, batch_size=20, epochs=1, verbose=0)
-    assert cd1._xla_chain is False and cd1.jit_compile is True
+    assert cd1._xla_chain == 0 and cd1.jit_compile is True
     # Outside the window CD-k and PCD run in TensorFlow's graph.
     _chain_window(monkeypatch, 20 * 12 * 6 + 1)
     cd3.fit(x, batch_size=20, epochs=1, verbose=0)
-    assert cd3._xla_chain is False and cd3.jit_compile is False
+    assert cd3._xla_chain == 0 and cd3.jit_compile is False
     pcd.fit(x, batch_size=20, epochs=1, verbose=0)
-    assert pcd._xla_chain is False and pcd.jit_compile is False
+    assert pcd._xla_chain == 0 and pcd.jit_compile is False
 
 
-def test_auto_keeps_chains_out_of_xla_where_a_batch_is_smaller(monkeypatch):
-    """130 rows at batch 20 end with a batch of 10, and the step traced for
-    both sizes has no static batch size: no static number of draws."""
+def test_auto_runs_chains_in_xla_for_every_batch_size_of_an_array(monkeypatch):
+    """An array's smaller last batch is padded to the full size; a dataset
+    whose batches have no static size keeps TensorFlow's graph."""
     _chain_window(monkeypatch)
+    traced = []
+    in_xla = rbm_module.RBM._contrastive_divergence_in_xla
+
+    def counted(self, v0, data_rows=None):
+        traced.append((tuple(v0.shape), data_rows is not None))
+        return in_xla(self, v0, data_rows)
+
+    monkeypatch.setattr(rbm_module.RBM, "_contrastive_divergence_in_xla", counted)
     rbm = keras_dbn.RBM(6, k=3, persistent=True, num_chains=20, seed=0)
     rbm.compile()
-    rbm.fit(_data(130), batch_size=20, epochs=1, verbose=0)
-    assert rbm._xla_chain is False and rbm.jit_compile is False
-    rbm.fit(_data(120), batch_size=20, epochs=1, verbose=0)
-    assert rbm._xla_chain is True
+    rbm.fit(_data(130), batch_size=20, epochs=1, verbose=0)  # a last batch of 10
+    assert rbm._xla_chain == 20 and rbm.jit_compile is False
+    assert set(traced) == {((20, 12), True)}  # every batch, padded where needed
+    assert int(rbm.optimizer.iterations) == 7
+    # Fewer rows than the batch size: one batch of all of them.
+    rbm.fit(_data(15), batch_size=20, epochs=1, verbose=0)
+    assert rbm._xla_chain == 15
     # 150 rows with the last fifth held out for validation: 120 to train.
     rbm.fit(_data(150), batch_size=20, epochs=1, validation_split=0.2, verbose=0)
-    assert rbm._xla_chain is True
+    assert rbm._xla_chain == 20
     rbm.fit(tf.data.Dataset.from_tensor_slices(_data(130)).batch(20), epochs=1, verbose=0)
-    assert rbm._xla_chain is False
+    assert rbm._xla_chain == 0
     rbm.fit(tf.data.Dataset.from_tensor_slices(_data(130)).batch(20, drop_remainder=True),
             epochs=1, verbose=0)
-    assert rbm._xla_chain is True
+    assert rbm._xla_chain == 20
 
 
 def test_auto_keeps_chains_of_gaussian_units_and_explicit_choices_out_of_xla(monkeypatch):
@@ -199,12 +210,12 @@ def test_auto_keeps_chains_of_gaussian_units_and_explicit_choices_out_of_xla(mon
     gaussian = keras_dbn.RBM(6, k=3, visible="gaussian", seed=0)
     gaussian.compile()
     gaussian.fit(x, batch_size=20, epochs=1, verbose=0)
-    assert gaussian._xla_chain is False
+    assert gaussian._xla_chain == 0
     for jit in (False, True):
         rbm = keras_dbn.RBM(6, k=3, seed=0)
         rbm.compile(jit_compile=jit)
         rbm.fit(x, batch_size=20, epochs=1, verbose=0)
-        assert rbm._xla_chain is False and rbm.jit_compile is jit
+        assert rbm._xla_chain == 0 and rbm.jit_compile is jit
 
 
 @pytest.mark.parametrize("persistent", [False, True])
@@ -223,9 +234,9 @@ def test_chains_in_xla_train_as_the_graph_does(monkeypatch, persistent):
     traced = []
     in_xla = rbm_module.RBM._contrastive_divergence_in_xla
 
-    def counted(self, v0):
+    def counted(self, v0, data_rows=None):
         traced.append(tuple(v0.shape))
-        return in_xla(self, v0)
+        return in_xla(self, v0, data_rows)
 
     monkeypatch.setattr(rbm_module.RBM, "_contrastive_divergence_in_xla", counted)
     _chain_window(monkeypatch)
@@ -238,11 +249,74 @@ def test_chains_in_xla_train_as_the_graph_does(monkeypatch, persistent):
         return rbm, history.history
 
     graph, graph_logs = train(False)
-    assert not traced and graph._xla_chain is False
+    assert not traced and graph._xla_chain == 0
     chain, chain_logs = train("auto")
-    assert chain._xla_chain is True and chain.jit_compile is False
+    assert chain._xla_chain == 20 and chain.jit_compile is False
     assert (20, 16) in traced  # the full batches ran the XLA route
     for a, b in zip(graph.weights, chain.weights):
         np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-4)
     for name in graph_logs:
         np.testing.assert_allclose(graph_logs[name], chain_logs[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_padding_rows_leave_the_statistics_and_monitors_unchanged(persistent):
+    """13 rows of data padded to 20 give the statistics of the 13 rows alone.
+
+    Each draw of the padded batch gets the 13-row run's uniforms in its data
+    rows (PCD's chains, 7 rows in either run, get the same ones), so both
+    runs sample the same states; the padding rows draw other numbers, and
+    their states must not count.
+    """
+    from keras_dbn import units
+
+    n, full, width = 13, 20, 16
+    x = _data(n, width, seed=4)
+    padded = np.concatenate([x, _data(full - n, width, seed=5)])
+    kwargs = dict(k=3, sparsity_target=0.1, sparsity_cost=0.1, seed=3)
+    if persistent:
+        kwargs.update(persistent=True, num_chains=7)
+    rbm = keras_dbn.RBM(8, **kwargs)
+    rbm.build((None, width))
+    rbm.hidden_bias.assign(np.linspace(-1, 1, 8).astype("float32"))
+    if persistent:
+        rbm.chains.assign((np.random.default_rng(6).random((7, 8)) < 0.5).astype("float32"))
+
+    def sizes(rows):
+        drawn = units.DrawnUniforms(tf.zeros([10**5], tf.uint16))
+        rbm.contrastive_divergence(tf.constant(padded[:rows]), seed=drawn)
+        return drawn.sizes
+
+    rng = np.random.default_rng(7)
+    short, long = [], []
+    for size_n, size_full in zip(sizes(n), sizes(full)):
+        draw = rng.integers(0, 2**16, size_n).astype("uint16")
+        short.append(draw)
+        if size_n == size_full:  # PCD's chains
+            long.append(draw)
+        else:
+            columns = size_n // n
+            assert size_full == full * columns
+            extra = rng.integers(0, 2**16, (full - n) * columns).astype("uint16")
+            long.append(np.concatenate([draw, extra]))
+    alone = rbm.contrastive_divergence(
+        tf.constant(x), seed=units.DrawnUniforms(tf.constant(np.concatenate(short)))
+    )
+    with_padding = rbm.contrastive_divergence(
+        tf.constant(padded),
+        seed=units.DrawnUniforms(tf.constant(np.concatenate(long))),
+        data_rows=tf.constant(n),
+    )
+    for a, b in zip(alone["gradients"], with_padding["gradients"]):
+        assert np.abs(np.array(a)).max() > 1e-3
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
+    for name in ("reconstruction_error", "free_energy"):
+        np.testing.assert_allclose(float(alone[name]), float(with_padding[name]), rtol=1e-5)
+    if persistent:
+        np.testing.assert_array_equal(alone["chain_state"], with_padding["chain_state"])
+    # Counted as data, the padding rows change the statistics: the check
+    # above can fail.
+    unmasked = rbm.contrastive_divergence(
+        tf.constant(padded), seed=units.DrawnUniforms(tf.constant(np.concatenate(long)))
+    )
+    assert np.abs(np.array(unmasked["gradients"][1]) - np.array(alone["gradients"][1])).max() > 1e-2
