@@ -1000,15 +1000,18 @@ class RBM(keras.Model):
             return self._contrastive_divergence_in_xla(v0)
         # XLA needs a static number of random draws. A step traced for
         # batches of several sizes (an array's last batch is smaller) pads
-        # each batch to the full size; a `tf.cond` on the size did not work,
-        # as TensorFlow ran the XLA branch's shape check for the other
-        # batches too.
+        # each batch to `fit`'s batch size.
         import tensorflow as tf
 
-        rows = tf.shape(v0)[0]
-        padded = tf.pad(v0, [[0, self._xla_chain - rows], [0, 0]])
-        padded = tf.ensure_shape(padded, (self._xla_chain, v0.shape[1]))
-        return self._contrastive_divergence_in_xla(padded, data_rows=rows)
+        rows, full = tf.shape(v0)[0], self._xla_chain
+
+        def padded():
+            batch = tf.pad(v0, [[0, full - rows], [0, 0]])
+            batch = tf.ensure_shape(batch, (full, v0.shape[1]))
+            return self._contrastive_divergence_in_xla(batch, data_rows=rows)
+
+        # A larger batch (`train_on_batch` after `fit`) takes the graph route.
+        return tf.cond(rows <= full, padded, lambda: self.contrastive_divergence(v0))
 
     def _contrastive_divergence_in_xla(self, v0, data_rows=None):
         """`contrastive_divergence` compiled with XLA, its uniforms drawn outside.

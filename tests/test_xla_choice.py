@@ -191,6 +191,14 @@ def test_auto_runs_chains_in_xla_for_every_batch_size_of_an_array(monkeypatch):
     assert rbm._xla_chain == 20 and rbm.jit_compile is False
     assert set(traced) == {((20, 12), True)}  # every batch, padded where needed
     assert int(rbm.optimizer.iterations) == 7
+    # `train_on_batch` reuses fit's step; retraced for several sizes, it
+    # pads smaller batches and leaves larger ones to the graph route.
+    before = np.array(rbm.kernel)
+    for rows in (50, 10, 70):
+        logs = rbm.train_on_batch(_data(rows, seed=rows), return_dict=True)
+        assert all(np.isfinite(value) for value in logs.values())
+    assert int(rbm.optimizer.iterations) == 10
+    assert np.abs(np.array(rbm.kernel) - before).max() > 0
     # Fewer rows than the batch size: one batch of all of them.
     rbm.fit(_data(15), batch_size=20, epochs=1, verbose=0)
     assert rbm._xla_chain == 15
