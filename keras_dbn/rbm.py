@@ -43,9 +43,9 @@ XLA_MAX_GEMM_SIZE = 10**8
 # them, XLA's fused sigmoids and draws and its GEMMs at 100-200 rows made
 # CD-2 to CD-20 and PCD 1.03-1.64x faster than TensorFlow's graph within
 # these bounds, from 784x200 at batch 100 to 784x500 at batch 500
-# (twenty-seventh session, Zen 3). At 784x100, batch 100 (7.8e6) it was 0.89-1.00x, and at batch
-# 1000 (784x500, 3.9e8) 0.87-0.91x for CD-2 and PCD-1. Outside these
-# bounds CD-k and PCD run in TensorFlow's graph.
+# (twenty-seventh session, Zen 3). At 784x100, batch 100 (7.8e6) it was
+# 0.89-1.00x, and at batch 1000 (784x500, 3.9e8) 0.87-0.91x for CD-2 and
+# PCD-1. Outside these bounds CD-k and PCD run in TensorFlow's graph.
 XLA_CHAIN_GEMM_SIZES = (10**7, 2 * 10**8)
 
 _MEAN_BLOCK_ROWS = 8192

@@ -146,6 +146,19 @@ def test_drawn_uniforms_need_static_shapes_and_bernoulli_units():
         units.get("gaussian").sample(np.zeros((2, 5), "float32"), drawn)
 
 
+def _record_chain_traces(monkeypatch):
+    """A list that gets ``(batch shape, padded)`` each time the XLA chain is traced."""
+    traced = []
+    in_xla = rbm_module.RBM._contrastive_divergence_in_xla
+
+    def recorded(self, v0, data_rows=None):
+        traced.append((tuple(v0.shape), data_rows is not None))
+        return in_xla(self, v0, data_rows)
+
+    monkeypatch.setattr(rbm_module.RBM, "_contrastive_divergence_in_xla", recorded)
+    return traced
+
+
 def _chain_window(monkeypatch, low=0, high=10**9):
     monkeypatch.setattr(rbm_module, "XLA_CHAIN_GEMM_SIZES", (low, high))
 
@@ -177,14 +190,7 @@ def test_auto_runs_chains_in_xla_for_every_batch_size_of_an_array(monkeypatch):
     """An array's smaller last batch is padded to the full size; a dataset
     whose batches have no static size keeps TensorFlow's graph."""
     _chain_window(monkeypatch)
-    traced = []
-    in_xla = rbm_module.RBM._contrastive_divergence_in_xla
-
-    def counted(self, v0, data_rows=None):
-        traced.append((tuple(v0.shape), data_rows is not None))
-        return in_xla(self, v0, data_rows)
-
-    monkeypatch.setattr(rbm_module.RBM, "_contrastive_divergence_in_xla", counted)
+    traced = _record_chain_traces(monkeypatch)
     rbm = keras_dbn.RBM(6, k=3, persistent=True, num_chains=20, seed=0)
     rbm.compile()
     rbm.fit(_data(130), batch_size=20, epochs=1, verbose=0)  # a last batch of 10
@@ -239,14 +245,7 @@ def test_chains_in_xla_train_as_the_graph_does(monkeypatch, persistent):
     twin = keras_dbn.RBM(8, **kwargs)
     twin.build((None, 16))
     initial = np.array(twin.kernel)
-    traced = []
-    in_xla = rbm_module.RBM._contrastive_divergence_in_xla
-
-    def counted(self, v0, data_rows=None):
-        traced.append(tuple(v0.shape))
-        return in_xla(self, v0, data_rows)
-
-    monkeypatch.setattr(rbm_module.RBM, "_contrastive_divergence_in_xla", counted)
+    traced = _record_chain_traces(monkeypatch)
     _chain_window(monkeypatch)
 
     def train(jit):
@@ -260,7 +259,7 @@ def test_chains_in_xla_train_as_the_graph_does(monkeypatch, persistent):
     assert not traced and graph._xla_chain == 0
     chain, chain_logs = train("auto")
     assert chain._xla_chain == 20 and chain.jit_compile is False
-    assert (20, 16) in traced  # the full batches ran the XLA route
+    assert ((20, 16), False) in traced  # the full batches ran the XLA route
     for a, b in zip(graph.weights, chain.weights):
         np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-4)
     for name in graph_logs:
