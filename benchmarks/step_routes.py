@@ -24,6 +24,12 @@ Usage::
     python -m benchmarks.step_routes
     python -m benchmarks.step_routes --configs 784x1000:200:20 1000x500:200:20:pcd --reps 5
     python -m benchmarks.step_routes --configs 784x500:128:5 --rows 60000  # a last batch of 96
+    python -m benchmarks.step_routes --configs 784x500:128:5 --rows 60000 --input dataset
+
+``--input dataset`` feeds ``fit`` a ``tf.data`` pipeline of the rows,
+``from_tensor_slices(x).shuffle(rows).batch(batch)`` on one thread
+(`keras_dbn.array_input.lean_options`), whose batches have no static size
+(the last may be smaller), instead of the NumPy array.
 """
 
 import argparse
@@ -82,21 +88,33 @@ def new_rbm(route, hidden, k, persistent, batch):
     return rbm
 
 
-def measure(config, x, reps):
+def pipeline(x, batch):
+    """``x`` as a shuffled ``tf.data`` pipeline of ``batch``-row batches."""
+    import tensorflow as tf
+
+    from keras_dbn import array_input
+
+    ds = tf.data.Dataset.from_tensor_slices(x).shuffle(len(x), seed=0).batch(batch)
+    return ds.with_options(array_input.lean_options())
+
+
+def measure(config, x, reps, input_kind="array"):
     """Median samples/s of each route, the raw times and ``auto``'s route."""
     from keras_dbn import rbm as rbm_module
 
     visible, hidden, batch, k, persistent = config
+    data = pipeline(x, batch) if input_kind == "dataset" else x
+    kwargs = {} if input_kind == "dataset" else {"batch_size": batch}
     models = {route: new_rbm(route, hidden, k, persistent, batch) for route in ROUTES}
     for model in models.values():
-        model.fit(x, batch_size=batch, epochs=1, verbose=0)  # trace and compile
+        model.fit(data, epochs=1, verbose=0, **kwargs)  # trace and compile
     times = {route: [] for route in ROUTES}
     for _ in range(reps):
         for route, model in models.items():
             start = time.perf_counter()
-            model.fit(x, batch_size=batch, epochs=1, verbose=0)
+            model.fit(data, epochs=1, verbose=0, **kwargs)
             times[route].append(time.perf_counter() - start)
-    auto = rbm_module._step_route(models["graph"], batch, visible)
+    auto, _ = rbm_module._input_route(models["graph"], data, kwargs.get("batch_size"))
     return {
         "samples_per_s": {r: len(x) / _common.median(t) for r, t in times.items()},
         "seconds": times,
@@ -116,6 +134,9 @@ def main(argv=None):
                         help="rows per timed epoch for every configuration instead of "
                         "--budget's whole batches; where the batch size does not divide "
                         "it, each epoch ends with a smaller batch, which the chain route pads")
+    parser.add_argument("--input", choices=("array", "dataset"), default="array",
+                        help="feed fit() the NumPy array (default) or a tf.data pipeline "
+                        "whose batches have no static size")
     _common.add_io_arguments(parser, "step_routes")
     args = parser.parse_args(argv)
 
@@ -130,7 +151,7 @@ def main(argv=None):
         else:
             x = (np.random.default_rng(0).random((n, visible)) < 0.2).astype("float32")
         load = _common.load_now()
-        result = measure(config, x, args.reps)
+        result = measure(config, x, args.reps, args.input)
         rate = result["samples_per_s"]
         name = f"{visible}x{hidden} b{batch} {'PCD' if persistent else 'CD'}-{k}"
         rows.append([name, len(x)] + [f"{rate[r]:,.0f}" for r in ROUTES] + [
@@ -146,6 +167,7 @@ def main(argv=None):
     )
     _common.write_json(args.out, {"machine": _common.machine(), "reps": args.reps,
                                   "budget_gflop": args.budget, "rows": args.rows,
+                                  "input": args.input,
                                   "results": results})
 
 

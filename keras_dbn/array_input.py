@@ -277,7 +277,7 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     full_batches, tail_rows = divmod(n, batch_size)
     views = [_tensor_view(array) for array, _ in columns]
     if all(view is not None for view in views):
-        return _gathered(views, columns, n, batch_size, shuffle, seed)
+        return _marked(_gathered(views, columns, n, batch_size, shuffle, seed), batch_size)
     row_bytes = sum(kind.itemsize * int(np.prod(array.shape[1:])) for array, kind in columns)
     per_read = max(1, _READ_BYTES // max(1, batch_size * row_bytes))
     cached = {}  # the order of the last seed seen: one permutation per epoch
@@ -344,7 +344,7 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
             batches = tail if batches is None else batches.concatenate(tail)
         return batches
 
-    return _per_epoch(epoch, seed, full_batches + bool(tail_rows))
+    return _marked(_per_epoch(epoch, seed, full_batches + bool(tail_rows)), batch_size)
 
 
 def _gathered(views, columns, n, batch_size, shuffle, seed):
@@ -480,6 +480,77 @@ def _per_epoch(epoch, seed, cardinality, prefetch=True):
     ds = ds.apply(tf.data.experimental.assert_cardinality(cardinality))
     ds = ds.prefetch(2) if prefetch else ds
     return ds.with_options(lean_options())
+
+
+#: The attribute that holds the rows per batch of an `array_dataset`.
+_BATCH_ROWS_ATTRIBUTE = "_keras_dbn_batch_rows"
+
+#: tf.data transformations whose elements are their input's elements, or a
+#: function of one element (map), so that their batches are the input's.
+_BATCH_KEEPING = frozenset({
+    "_AssertCardinalityDataset", "CacheDataset", "_FilterDataset", "_IgnoreErrorsDataset",
+    "_MapDataset", "_MemoryCacheDataset", "_OptionsDataset", "_ParallelMapDataset",
+    "_PrefetchDataset", "_RepeatDataset", "_ShuffleDataset", "_SkipDataset", "_TakeDataset",
+})
+
+#: tf.data's batching transformations, which hold their ``_batch_size``.
+_BATCHING = frozenset({"_BatchDataset", "_PaddedBatchDataset", "_ParallelBatchDataset"})
+
+
+def _marked(dataset, batch_size):
+    setattr(dataset, _BATCH_ROWS_ATTRIBUTE, batch_size)
+    return dataset
+
+
+def batch_rows(dataset):
+    """The most rows a batch of ``dataset`` holds, where its pipeline shows it.
+
+    A dataset batched by ``Dataset.batch(n)`` without ``drop_remainder``
+    has batches of unknown size in its ``element_spec`` (the last may be
+    smaller), although every other batch has ``n`` rows. This follows the
+    pipeline back from its last transformation to that ``batch`` (or
+    ``padded_batch``, or an `array_dataset`) through the transformations
+    that keep batches whole: ``map``, ``prefetch``, ``shuffle``, ``cache``,
+    ``repeat``, ``take``, ``skip``, ``filter``, ``with_options`` and
+    ``zip`` (whose batched parts must agree). It reads tf.data's private
+    attributes (``_input_dataset``, ``_batch_size``); a pipeline it cannot
+    read, including one built by another version of TensorFlow, gives
+    ``None``. A ``map`` is taken to keep the rows of its batches: the
+    result is a hint for speed (`RBM.fit`'s XLA routes), not a promise.
+
+    Args:
+        dataset: a `tf.data.Dataset`.
+
+    Returns:
+        The rows of a full batch as an int, or ``None`` where unknown.
+
+    Example:
+        >>> ds = tf.data.Dataset.from_tensor_slices(x_small).batch(100).prefetch(2)
+        >>> batch_rows(ds)
+        100
+    """
+    import tensorflow as tf
+
+    found = set()
+    pending = [dataset]
+    while pending and len(found) <= 1:
+        ds = pending.pop()
+        kind = type(ds).__name__
+        marked = getattr(ds, _BATCH_ROWS_ATTRIBUTE, None)
+        if marked is not None:
+            found.add(int(marked))
+        elif kind in _BATCHING:
+            rows = tf.get_static_value(getattr(ds, "_batch_size", None))
+            if rows is None or rows < 1:
+                return None
+            found.add(int(rows))
+        elif kind == "_ZipDataset":
+            pending.extend(tf.nest.flatten(getattr(ds, "_datasets", ())))
+        elif kind in _BATCH_KEEPING and hasattr(ds, "_input_dataset"):
+            pending.append(ds._input_dataset)
+        elif kind != "_RandomDataset":  # zipped random seeds have no batches
+            return None
+    return found.pop() if len(found) == 1 else None
 
 
 def lean_options():

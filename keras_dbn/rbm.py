@@ -164,7 +164,8 @@ def _step_route(model, batch_size, num_visible):
         step whose GEMMs are at most `XLA_MAX_GEMM_SIZE`;
         ``"graph"``: TensorFlow's graph, otherwise. Both XLA routes need
         TensorFlow without an accelerator (where Keras' own ``"auto"`` turns
-        XLA off), a known batch size and no `tf.distribute` replicas.
+        XLA off), a known batch size and no `tf.distribute` replicas
+        (`_input_route` says which batch size `fit`'s input has).
     """
     if (keras.backend.backend() != "tensorflow" or batch_size is None or model.run_eagerly
             or model.compute_dtype != "float32"):
@@ -185,6 +186,35 @@ def _step_route(model, batch_size, num_visible):
         # Their many draws by XLA's Philox cost more than XLA's fusion saves.
         return "graph"
     return "xla" if size <= XLA_MAX_GEMM_SIZE else "graph"
+
+
+def _input_route(model, x, batch_size, validation_split=0.0, validation_data=None):
+    """`_step_route` for `fit`'s input, and the rows of its full batches.
+
+    Args:
+        model: a compiled `RBM`.
+        x, batch_size, validation_split, validation_data: `fit`'s arguments.
+
+    Returns:
+        ``(route, rows)``: the route, and the rows of a full batch (``None``
+        where unknown). A dataset whose batches have no static size takes
+        its batch size from its pipeline (`array_input.batch_rows`), for
+        the chain route only, which pads smaller batches.
+    """
+    shape = _batch_shape(x, batch_size)
+    if shape is None:
+        return "graph", None
+    rows = shape[0]
+    if isinstance(x, np.ndarray):  # its one batch may be smaller
+        rows = max(1, min(rows, _training_rows(len(x), validation_split, validation_data)))
+    elif rows is None:
+        rows = array_input.batch_rows(x)
+    route = _step_route(model, rows, int(np.prod(shape[1:])))
+    if route == "xla" and shape[0] is None:
+        # Compiled whole, the step would be compiled again for every batch
+        # size the pipeline makes.
+        route = "graph"
+    return route, rows
 
 
 def _batch_shape(x, batch_size):
@@ -999,8 +1029,8 @@ class RBM(keras.Model):
         if None not in v0.shape:
             return self._contrastive_divergence_in_xla(v0)
         # XLA needs a static number of random draws. A step traced for
-        # batches of several sizes (an array's last batch is smaller) pads
-        # each batch to `fit`'s batch size.
+        # batches of several sizes (the last batch of an array or a
+        # dataset is smaller) pads each batch to `fit`'s batch size.
         import tensorflow as tf
 
         rows, full = tf.shape(v0)[0], self._xla_chain
@@ -1010,8 +1040,12 @@ class RBM(keras.Model):
             batch = tf.ensure_shape(batch, (full, v0.shape[1]))
             return self._contrastive_divergence_in_xla(batch, data_rows=rows)
 
-        # A larger batch (`train_on_batch` after `fit`) takes the graph route.
-        return tf.cond(rows <= full, padded, lambda: self.contrastive_divergence(v0))
+        # A larger batch (`train_on_batch` after `fit`) takes the graph
+        # route, and so does one of less than half the size, where padding
+        # would cost more than XLA saves (a dataset whose `map` shrinks the
+        # batches that `array_input.batch_rows` read from its pipeline).
+        fits = tf.logical_and(rows <= full, 2 * rows >= full)
+        return tf.cond(fits, padded, lambda: self.contrastive_divergence(v0))
 
     def _contrastive_divergence_in_xla(self, v0, data_rows=None):
         """`contrastive_divergence` compiled with XLA, its uniforms drawn outside.
@@ -1093,13 +1127,16 @@ class RBM(keras.Model):
                 compiled with XLA, which fuses the step's element-wise work
                 (6-10% faster there); for float32 CD-k with k >= 2 and PCD
                 between Bernoulli layers (GEMMs within
-                `XLA_CHAIN_GEMM_SIZES`, e.g. 784x1000 at batch 200; an
-                array's smaller last batch padded), XLA compiles the Gibbs
+                `XLA_CHAIN_GEMM_SIZES`, e.g. 784x1000 at batch 200; a
+                smaller last batch padded), XLA compiles the Gibbs
                 chain and the statistics while TensorFlow's faster Philox
                 kernel draws their random numbers (the same numbers;
                 1.03-1.64x faster); other CD-k and PCD steps, larger CD-1 steps,
                 bfloat16 and inputs of unknown batch size keep TensorFlow's
-                graph. ``True`` (the whole step in XLA) or
+                graph. A `tf.data` pipeline whose batches have no static
+                size (``batch`` without ``drop_remainder``) has the batch
+                size its pipeline shows (`array_input.batch_rows`), for the
+                chain route only. ``True`` (the whole step in XLA) or
                 ``False`` (no XLA) fixes the choice.
         """
         kwargs.setdefault("steps_per_execution", _default_steps_per_execution(self))
@@ -1274,14 +1311,9 @@ class RBM(keras.Model):
         """
         shape = _batch_shape(x, batch_size)
         if getattr(self, "_jit_auto", False):
-            route = "graph"
-            if shape is not None:
-                if isinstance(x, np.ndarray):  # its one batch may be smaller
-                    rows = _training_rows(len(x), validation_split, validation_data)
-                    shape = (max(1, min(shape[0], rows)),) + tuple(shape[1:])
-                route = _step_route(self, shape[0], int(np.prod(shape[1:])))
+            route, rows = _input_route(self, x, batch_size, validation_split, validation_data)
             jit = route == "xla"
-            chain = shape[0] if route == "xla_chain" else 0
+            chain = rows if route == "xla_chain" else 0
             if jit != self.jit_compile or chain != self._xla_chain:
                 self.jit_compile, self._xla_chain = jit, chain
                 # Keras keeps the traced functions: trace them again.

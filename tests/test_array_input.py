@@ -438,3 +438,28 @@ def test_rbm_evaluates_and_fits_on_indexed_batches_passed_directly():
         weights.append(rbm.kernel.numpy())
     np.testing.assert_array_equal(weights[0], weights[1])
     assert logs[0] == pytest.approx(logs[1], rel=1e-6)
+
+
+def test_batch_rows_reads_the_batch_size_of_a_pipeline():
+    x = np.zeros((130, 4), "float32")
+    slices = tf.data.Dataset.from_tensor_slices(x)
+    rows = array_input.batch_rows
+    assert slices.batch(20).element_spec.shape[0] is None  # the last has 10 rows
+    # Through transformations that keep batches whole.
+    kept = (slices.shuffle(10).batch(20).map(lambda v: v * 2).filter(lambda v: True)
+            .prefetch(1).cache().repeat().skip(1).take(5).with_options(tf.data.Options()))
+    assert rows(kept) == 20
+    assert rows(slices.padded_batch(9)) == rows(slices.batch(9, num_parallel_calls=2)) == 9
+    assert rows(slices.batch(20).unbatch().batch(7)) == 7  # the last batching counts
+    for dtype in ("float32", "float64"):  # gathered from a view, or read by NumPy
+        ds = array_dataset(x.astype(dtype), batch_size=30)
+        assert rows(ds) == rows(ds.map(lambda v: v)) == 30
+    seeds = tf.data.Dataset.random(seed=0)
+    assert rows(tf.data.Dataset.zip((slices.batch(20), seeds))) == 20
+    # Unknown: no batching, batches remade, zipped parts that disagree.
+    assert rows(slices) is None
+    assert rows(slices.batch(20).unbatch()) is None
+    assert rows(slices.batch(20).rebatch(10)) is None
+    assert rows(slices.batch(20).flat_map(tf.data.Dataset.from_tensors)) is None
+    assert rows(tf.data.Dataset.zip((slices.batch(20), slices.batch(10)))) is None
+    assert rows(tf.data.Dataset.from_generator(lambda: iter([x]), output_signature=tf.TensorSpec((None, 4)))) is None

@@ -186,6 +186,22 @@ def test_load_dataset_threshold(load, mnist_test):
     np.testing.assert_array_equal(x.numpy(), (mnist_test[0][:300] > 0.2).astype(np.float32))
 
 
+@pytest.mark.parametrize("binarize", [None, "threshold", "stochastic"])
+@pytest.mark.parametrize("labels", [True, False])
+def test_load_dataset_shows_its_batch_size_to_rbm_fit(load, binarize, labels):
+    from keras_dbn import RBM, array_input
+    from keras_dbn import rbm as rbm_module
+
+    ds = load.dataset(batch_size=128, binarize=binarize, labels=labels, seed=0)
+    spec = ds.element_spec[0] if labels else ds.element_spec
+    assert spec.shape.as_list() == [None, 784]  # 10,000 rows: a last batch of 16
+    assert array_input.batch_rows(ds) == 128
+    rbm = RBM(500, k=10)
+    rbm.compile()
+    # CD-10 at 128 x 784 x 500 lies in the chain route's window.
+    assert rbm_module._input_route(rbm, ds, None) == ("xla_chain", 128)
+
+
 # ----------------------------------------------------------------------------
 # Other datasets, through mocked TFDS
 

@@ -31,7 +31,9 @@ def test_auto_keeps_tensorflow_graph_for_unknown_batch_size_and_bfloat16():
     rbm = keras_dbn.RBM(6, seed=0)
     rbm.compile()
     rbm.fit(tf.data.Dataset.from_tensor_slices(x).batch(50), epochs=1, verbose=0)
-    assert rbm.jit_compile is False  # the last batch is smaller: no static size
+    # The last batch is smaller, so the batches have no static size: the
+    # whole step in XLA would be compiled again for each size.
+    assert rbm.jit_compile is False
     rbm.fit(tf.data.Dataset.from_tensor_slices(x).batch(40, drop_remainder=True),
             epochs=1, verbose=0)
     assert rbm.jit_compile is True
@@ -187,8 +189,7 @@ def test_auto_runs_chains_in_xla_within_the_window_only(monkeypatch):
 
 
 def test_auto_runs_chains_in_xla_for_every_batch_size_of_an_array(monkeypatch):
-    """An array's smaller last batch is padded to the full size; a dataset
-    whose batches have no static size keeps TensorFlow's graph."""
+    """An array's smaller last batch is padded to the full size."""
     _chain_window(monkeypatch)
     traced = _record_chain_traces(monkeypatch)
     rbm = keras_dbn.RBM(6, k=3, persistent=True, num_chains=20, seed=0)
@@ -211,11 +212,52 @@ def test_auto_runs_chains_in_xla_for_every_batch_size_of_an_array(monkeypatch):
     # 150 rows with the last fifth held out for validation: 120 to train.
     rbm.fit(_data(150), batch_size=20, epochs=1, validation_split=0.2, verbose=0)
     assert rbm._xla_chain == 20
-    rbm.fit(tf.data.Dataset.from_tensor_slices(_data(130)).batch(20), epochs=1, verbose=0)
-    assert rbm._xla_chain == 0
     rbm.fit(tf.data.Dataset.from_tensor_slices(_data(130)).batch(20, drop_remainder=True),
             epochs=1, verbose=0)
     assert rbm._xla_chain == 20
+
+
+def test_auto_runs_chains_in_xla_for_pipelines_that_show_their_batch_size(monkeypatch):
+    """A dataset whose batches have no static size (the last may be smaller)
+    takes the chain route, padded, at the batch size its pipeline shows
+    (`array_input.batch_rows`), and trains as its array does."""
+    _chain_window(monkeypatch)
+    traced = _record_chain_traces(monkeypatch)
+    x = _data(130, 16)
+    kwargs = dict(k=3, seed=3)
+    twin = keras_dbn.RBM(8, **kwargs)
+    twin.build((None, 16))
+
+    def trained(data, **fit_kwargs):
+        rbm = keras_dbn.RBM(8, **kwargs)
+        rbm.compile(optimizer=keras.optimizers.Adam(1e-2))
+        rbm.fit(data, epochs=2, verbose=0, **fit_kwargs)
+        assert rbm._xla_chain == 20 and rbm.jit_compile is False
+        assert int(rbm.optimizer.iterations) == 14
+        return rbm
+
+    from_array = trained(x, batch_size=20, shuffle=False)
+    pipeline = tf.data.Dataset.from_tensor_slices(x).batch(20).map(lambda v: v).prefetch(2)
+    assert pipeline.element_spec.shape[0] is None
+    traced.clear()
+    from_pipeline = trained(pipeline)
+    assert set(traced) == {((20, 16), True)}  # one trace for every batch size
+    assert np.abs(np.array(from_pipeline.kernel) - np.array(twin.kernel)).max() > 0.05
+    for a, b in zip(from_array.weights, from_pipeline.weights):
+        np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-5)
+    # Batches of less than half the size shown take the graph route.
+    shrunk = tf.data.Dataset.from_tensor_slices(x).batch(20).map(lambda v: v[:9])
+    traced.clear()
+    rbm = keras_dbn.RBM(8, **kwargs)
+    rbm.compile()
+    rbm.fit(shrunk, epochs=1, verbose=0)
+    assert rbm._xla_chain == 20 and int(rbm.optimizer.iterations) == 7
+    assert all(np.isfinite(np.array(w)).all() for w in rbm.weights)
+    # A pipeline that does not show its batch size keeps TensorFlow's graph.
+    rebatched = tf.data.Dataset.from_tensor_slices(x).batch(20).rebatch(10).apply(
+        tf.data.experimental.assert_cardinality(13))
+    rbm.fit(rebatched, epochs=1, verbose=0)
+    assert rbm._xla_chain == 0
 
 
 def test_auto_keeps_chains_of_gaussian_units_and_explicit_choices_out_of_xla(monkeypatch):
