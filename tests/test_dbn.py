@@ -148,6 +148,35 @@ def test_pretrain_accepts_a_dataset_with_labels(mnist_small):
     assert len(histories) == 2 and dbn.num_visible == 784
 
 
+@pytest.mark.parametrize("source", ["dataset", "streamed", "sampled"])
+def test_every_layer_of_a_pipeline_runs_its_chain_in_xla(monkeypatch, source):
+    """Streamed upper layers and dataset input, whose batches have no
+    static size, keep the batch size for `RBM.fit`'s XLA chain route."""
+    import tensorflow as tf
+
+    from keras_dbn import rbm as rbm_module
+
+    monkeypatch.setattr(rbm_module, "XLA_CHAIN_GEMM_SIZES", (0, 10**9))
+    routes = []
+    original = keras_dbn.RBM.fit
+
+    def spy(self, *args, **kwargs):
+        history = original(self, *args, **kwargs)
+        routes.append((self._xla_chain, self.jit_compile))
+        return history
+
+    monkeypatch.setattr(keras_dbn.RBM, "fit", spy)
+    x = (np.random.default_rng(0).random((130, 12)) < 0.3).astype("float32")
+    dbn = keras_dbn.DBN([8, 4], k=3, seed=0)
+    if source == "dataset":
+        dbn.pretrain(tf.data.Dataset.from_tensor_slices(x).batch(20), epochs=1, verbose=0)
+    else:
+        dbn.pretrain(x, epochs=1, batch_size=20, verbose=0, cache_bytes=0,
+                     sample=source == "sampled")
+    assert routes == [(20, False), (20, False)]
+    assert all(int(rbm.optimizer.iterations) == 7 for rbm in dbn.rbms)
+
+
 def test_classifier_is_plain_keras_initialised_from_rbms(mnist_small, tmp_path):
     x, y = mnist_small
     dbn = keras_dbn.DBN([64, 32], seed=0)
