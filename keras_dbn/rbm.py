@@ -1041,10 +1041,12 @@ class RBM(keras.Model):
             return self._contrastive_divergence_in_xla(batch, data_rows=rows)
 
         # A larger batch (`train_on_batch` after `fit`) takes the graph
-        # route, and so does one of less than half the size, where padding
-        # would cost more than XLA saves (a dataset whose `map` shrinks the
-        # batches that `array_input.batch_rows` read from its pipeline).
-        fits = tf.logical_and(rows <= full, 2 * rows >= full)
+        # route, and so does one under four fifths of the full size: the
+        # chain route runs full batches 1.1-1.24x faster than the graph
+        # (benchmarks/RESULTS.md), so padding pays only for batches nearly
+        # full (e.g. a dataset whose `map` shrinks the batches that
+        # `array_input.batch_rows` read from its pipeline would not).
+        fits = tf.logical_and(rows <= full, 5 * rows >= 4 * full)
         return tf.cond(fits, padded, lambda: self.contrastive_divergence(v0))
 
     def _contrastive_divergence_in_xla(self, v0, data_rows=None):
