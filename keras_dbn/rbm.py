@@ -1030,7 +1030,7 @@ class RBM(keras.Model):
             return self._contrastive_divergence_in_xla(v0)
         # XLA needs a static number of random draws. A step traced for
         # batches of several sizes (the last batch of an array or a
-        # dataset is smaller) pads each batch to `fit`'s batch size.
+        # dataset is smaller) pads a smaller batch to `fit`'s batch size.
         import tensorflow as tf
 
         rows, full = tf.shape(v0)[0], self._xla_chain
@@ -1130,7 +1130,8 @@ class RBM(keras.Model):
                 (6-10% faster there); for float32 CD-k with k >= 2 and PCD
                 between Bernoulli layers (GEMMs within
                 `XLA_CHAIN_GEMM_SIZES`, e.g. 784x1000 at batch 200; a
-                smaller last batch padded), XLA compiles the Gibbs
+                last batch of at least four fifths of the size padded, a
+                smaller one run in the graph), XLA compiles the Gibbs
                 chain and the statistics while TensorFlow's faster Philox
                 kernel draws their random numbers (the same numbers;
                 1.03-1.64x faster); other CD-k and PCD steps, larger CD-1 steps,
