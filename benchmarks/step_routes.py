@@ -7,8 +7,8 @@ three ways to run the training step (`keras_dbn.rbm._step_route`):
 * ``xla``: the whole step compiled with XLA (``jit_compile=True``), whose
   own Philox draws the random numbers;
 * ``xla_chain``: the Gibbs chain and the statistics compiled with XLA, their
-  uniforms drawn by TensorFlow's Philox kernel beside it
-  (`keras_dbn.units.DrawnUniforms`); the same random numbers as ``graph``.
+  random numbers drawn by TensorFlow's Philox kernels beside it
+  (`keras_dbn.units.DrawnNoise`); the same random numbers as ``graph``.
 
 For each configuration ``VxH:batch:k[:pcd]`` one process trains three
 RBMs of the same seed, one per route (``xla_chain`` forced on an RBM
@@ -25,11 +25,15 @@ Usage::
     python -m benchmarks.step_routes --configs 784x1000:200:20 1000x500:200:20:pcd --reps 5
     python -m benchmarks.step_routes --configs 784x500:128:5 --rows 60000  # a last batch of 96
     python -m benchmarks.step_routes --configs 784x500:128:5 --rows 60000 --input dataset
+    python -m benchmarks.step_routes --configs 784x500:100:5 --visible gaussian
 
 ``--input dataset`` feeds ``fit`` a ``tf.data`` pipeline of the rows,
 ``from_tensor_slices(x).shuffle(rows).batch(batch)`` on one thread
 (`keras_dbn.array_input.lean_options`), whose batches have no static size
-(the last may be smaller), instead of the NumPy array.
+(the last may be smaller), instead of the NumPy array. ``--visible
+gaussian`` trains Gaussian visible units on MNIST's grey levels
+standardised per pixel (`standardised`; random normal data for other
+widths), ``--hidden gaussian`` Gaussian hidden units.
 """
 
 import argparse
@@ -72,20 +76,29 @@ def rows_for(visible, hidden, batch, k, budget_gflop, limit=60000):
     return max(10 * batch, min(rows, limit // batch * batch))
 
 
-def new_rbm(route, hidden, k, persistent, batch):
+def new_rbm(route, hidden, k, persistent, batch, units=("bernoulli", "bernoulli")):
     """A compiled `RBM` (PCD with its default 100 chains) that runs its step
-    by ``route``."""
+    by ``route``; ``units``: its visible and hidden unit types."""
     import keras
 
     import keras_dbn
 
-    rbm = keras_dbn.RBM(hidden, k=k, persistent=persistent, seed=1)
+    rbm = keras_dbn.RBM(hidden, k=k, persistent=persistent, seed=1, visible=units[0],
+                        hidden=units[1])
     rbm.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.5),
                 jit_compile=route == "xla")
     # Forced for the comparison; `fit` itself takes this route only under
     # jit_compile="auto" (see keras_dbn.rbm._step_route).
     rbm._xla_chain = batch if route == "xla_chain" else 0
     return rbm
+
+
+def standardised(x, min_std=0.1):
+    """Each column of ``x`` at zero mean and unit variance, as Gaussian visible
+    units expect (Hinton's practical guide, section 13.2); deviations under
+    ``min_std`` (MNIST's border pixels, nearly always 0) are taken as
+    ``min_std``, so that no rare grey level becomes a value in the hundreds."""
+    return ((x - x.mean(axis=0)) / np.maximum(x.std(axis=0), min_std)).astype("float32")
 
 
 def pipeline(x, batch):
@@ -98,14 +111,14 @@ def pipeline(x, batch):
     return ds.with_options(array_input.lean_options())
 
 
-def measure(config, x, reps, input_kind="array"):
+def measure(config, x, reps, input_kind="array", units=("bernoulli", "bernoulli")):
     """Median samples/s of each route, the raw times and ``auto``'s route."""
     from keras_dbn import rbm as rbm_module
 
     visible, hidden, batch, k, persistent = config
     data = pipeline(x, batch) if input_kind == "dataset" else x
     kwargs = {} if input_kind == "dataset" else {"batch_size": batch}
-    models = {route: new_rbm(route, hidden, k, persistent, batch) for route in ROUTES}
+    models = {route: new_rbm(route, hidden, k, persistent, batch, units) for route in ROUTES}
     for model in models.values():
         model.fit(data, epochs=1, verbose=0, **kwargs)  # trace and compile
     times = {route: [] for route in ROUTES}
@@ -137,29 +150,43 @@ def main(argv=None):
     parser.add_argument("--input", choices=("array", "dataset"), default="array",
                         help="feed fit() the NumPy array (default) or a tf.data pipeline "
                         "whose batches have no static size")
+    parser.add_argument("--visible", choices=("bernoulli", "gaussian"), default="bernoulli",
+                        help="visible units (gaussian: standardised grey levels)")
+    parser.add_argument("--hidden", choices=("bernoulli", "gaussian"), default="bernoulli",
+                        help="hidden units")
     _common.add_io_arguments(parser, "step_routes")
     args = parser.parse_args(argv)
 
-    mnist, _ = _common.load_mnist("train", binarize="threshold", manual_dir=args.manual_dir,
-                                  data_dir=args.data_dir)
+    if args.visible == args.hidden == "gaussian":
+        parser.error("an RBM cannot have Gaussian units in both layers")
+    units = (args.visible, args.hidden)
+    gaussian = args.visible == "gaussian"
+    mnist, _ = _common.load_mnist("train", binarize=None if gaussian else "threshold",
+                                  manual_dir=args.manual_dir, data_dir=args.data_dir)
+    if gaussian:
+        mnist = standardised(mnist)
     results, rows = [], []
     for config in args.configs:
         visible, hidden, batch, k, persistent = config
         n = args.rows or rows_for(visible, hidden, batch, k, args.budget)
         if visible == mnist.shape[1]:
             x = mnist[:n]
+        elif gaussian:
+            x = np.random.default_rng(0).standard_normal((n, visible)).astype("float32")
         else:
             x = (np.random.default_rng(0).random((n, visible)) < 0.2).astype("float32")
         load = _common.load_now()
-        result = measure(config, x, args.reps, args.input)
+        result = measure(config, x, args.reps, args.input, units)
         rate = result["samples_per_s"]
         name = f"{visible}x{hidden} b{batch} {'PCD' if persistent else 'CD'}-{k}"
+        if units != ("bernoulli", "bernoulli"):
+            name += f" {units[0][0].upper()}{units[1][0].upper()}"
         rows.append([name, len(x)] + [f"{rate[r]:,.0f}" for r in ROUTES] + [
             f"{rate['xla_chain'] / rate['graph']:.3f}", f"{rate['xla_chain'] / rate['xla']:.3f}",
             result["auto"],
         ])
         results.append(dict(visible=visible, hidden=hidden, batch=batch, k=k,
-                            persistent=persistent, rows=len(x), load_at_start=load, **result))
+                            persistent=persistent, units=list(units), rows=len(x), load_at_start=load, **result))
         print(f"{name}: " + ", ".join(f"{r} {rate[r]:,.0f}/s" for r in ROUTES), flush=True)
     _common.print_table(
         ["step", "rows", "graph /s", "xla /s", "xla_chain /s", "chain/graph", "chain/xla", "auto"],

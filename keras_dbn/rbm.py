@@ -32,8 +32,8 @@ DEFAULT_STEPS_PER_EXECUTION = 32
 XLA_MAX_GEMM_SIZE = 10**8
 
 #: `RBM.fit` runs the Gibbs chain of a float32 CD-k (k >= 2) or PCD step
-#: between Bernoulli layers in XLA, with TensorFlow drawing its random
-#: numbers (`units.DrawnUniforms`), when one GEMM of the step, ``batch x
+#: between Bernoulli or Gaussian layers in XLA, with TensorFlow drawing its
+#: random numbers (`units.DrawnNoise`), when one GEMM of the step, ``batch x
 #: visible x hidden`` multiply-adds, lies within these bounds.
 #
 # XLA's own Philox runs on one thread at ~2.5x TensorFlow's cost per word,
@@ -47,6 +47,10 @@ XLA_MAX_GEMM_SIZE = 10**8
 # 0.89-1.00x, and at batch 1000 (784x500, 3.9e8) 0.87-0.91x for CD-2 and
 # PCD-1. Outside these bounds CD-k and PCD run in TensorFlow's graph.
 XLA_CHAIN_GEMM_SIZES = (10**7, 2 * 10**8)
+
+# The unit types whose samplers take their numbers from a `units.DrawnNoise`
+# (not their subclasses, which may sample otherwise).
+_DRAWN_NOISE_UNITS = (units_lib.BernoulliUnits, units_lib.GaussianUnits)
 
 _MEAN_BLOCK_ROWS = 8192
 
@@ -156,12 +160,14 @@ def _step_route(model, batch_size, num_visible):
 
     Returns:
         ``"xla_chain"``: the Gibbs chain and the statistics compiled with
-        XLA and their uniforms drawn by TensorFlow (`units.DrawnUniforms`),
-        for float32 CD-k with k >= 2 and PCD between Bernoulli layers whose
-        GEMMs lie within `XLA_CHAIN_GEMM_SIZES` (a smaller last batch is
-        padded, `RBM._training_statistics`);
+        XLA and their random numbers drawn by TensorFlow
+        (`units.DrawnNoise`), for float32 CD-k with k >= 2 and PCD between
+        Bernoulli or Gaussian layers whose GEMMs lie within
+        `XLA_CHAIN_GEMM_SIZES` (a smaller last batch is padded,
+        `RBM._training_statistics`);
         ``"xla"``: the whole step compiled with XLA, for a float32 CD-1
-        step whose GEMMs are at most `XLA_MAX_GEMM_SIZE`;
+        step whose GEMMs are at most `XLA_MAX_GEMM_SIZE` and that samples
+        no Gaussian units (`_draws_normals`);
         ``"graph"``: TensorFlow's graph, otherwise. Both XLA routes need
         TensorFlow without an accelerator (where Keras' own ``"auto"`` turns
         XLA off), a known batch size and no `tf.distribute` replicas
@@ -177,15 +183,29 @@ def _step_route(model, batch_size, num_visible):
     if _is_multi_replica(model):
         return "graph"
     size = batch_size * num_visible * model.units
-    bernoulli = units_lib.BernoulliUnits.name
     if model.k > 1 or model.persistent:
         if (XLA_CHAIN_GEMM_SIZES[0] <= size <= XLA_CHAIN_GEMM_SIZES[1]
-                and model.visible_units.name == bernoulli
-                and model.hidden_units.name == bernoulli):
+                and type(model.visible_units) in _DRAWN_NOISE_UNITS
+                and type(model.hidden_units) in _DRAWN_NOISE_UNITS):
             return "xla_chain"
         # Their many draws by XLA's Philox cost more than XLA's fusion saves.
         return "graph"
+    if _draws_normals(model):
+        # XLA's own normal draws are slow: CD-1 with Gaussian hidden units
+        # at 784x500 and 784x200, batch 100, ran at 0.22-0.30x the speed of
+        # TensorFlow's graph (the chain route 0.92-1.03x, no gain worth its
+        # compilation; benchmarks/RESULTS.md, thirtieth session).
+        return "graph"
     return "xla" if size <= XLA_MAX_GEMM_SIZE else "graph"
+
+
+def _draws_normals(model):
+    """Whether a CD-1 step of ``model`` samples Gaussian units: its hidden
+    states, or its visible ones where ``sample_visible`` is set."""
+    gaussian = units_lib.GaussianUnits
+    return isinstance(model.hidden_units, gaussian) or (
+        isinstance(model.visible_units, gaussian) and bool(model.sample_visible)
+    )
 
 
 def _input_route(model, x, batch_size, validation_split=0.0, validation_data=None):
@@ -778,7 +798,7 @@ class RBM(keras.Model):
                 dtype are read as they are (their column sums are then
                 rounded once to it, like the model's statistics).
             seed: where the random draws come from: the RBM's
-                ``seed_generator`` by default, or a `units.DrawnUniforms`.
+                ``seed_generator`` by default, or a `units.DrawnNoise`.
             data_rows: ``None`` where every row of ``v0`` is data; else a
                 scalar tensor ``n``: only the first ``n`` rows are, and the
                 rest pad the batch to a static size (the last, smaller batch
@@ -799,8 +819,8 @@ class RBM(keras.Model):
         weights = self._weights()
         visible, hidden = self.visible_units, self.hidden_units
         seed = self.seed_generator if seed is None else seed
-        # `_contrastive_divergence_in_xla` traces this into XLA with drawn uniforms.
-        in_xla = self._jit_compile or isinstance(seed, units_lib.DrawnUniforms)
+        # `_contrastive_divergence_in_xla` traces this into XLA with drawn noise.
+        in_xla = self._jit_compile or isinstance(seed, units_lib.DrawnNoise)
         f32 = "float32"
         dtype, statistics_dtype = self.compute_dtype, self._statistics_dtype
         mixed = dtype != statistics_dtype
@@ -1050,14 +1070,15 @@ class RBM(keras.Model):
         return tf.cond(fits, padded, lambda: self.contrastive_divergence(v0))
 
     def _contrastive_divergence_in_xla(self, v0, data_rows=None):
-        """`contrastive_divergence` compiled with XLA, its uniforms drawn outside.
+        """`contrastive_divergence` compiled with XLA, its random numbers drawn outside.
 
         The route ``"xla_chain"`` of `_step_route`. Tracing the XLA function
-        records the size of every Bernoulli draw (`units.DrawnUniforms`);
-        TensorFlow's Philox kernel then draws them in the traced step, each
-        with the seed that `units.bernoulli_sample` would have taken, so the
-        step samples exactly the states of TensorFlow's graph route, and XLA
-        fuses the chain's sigmoids and draws around its GEMMs.
+        records the kind and size of every draw (`units.DrawnNoise`: the
+        uniforms of Bernoulli units, the normals of Gaussian ones);
+        TensorFlow's Philox kernels then draw them in the traced step, each
+        with the seed that the unit's sampler would have taken, so the step
+        samples exactly the states of TensorFlow's graph route, and XLA
+        fuses the chain's conditionals and draws around its GEMMs.
 
         Args:
             v0: a batch of visible data of static shape.
@@ -1071,18 +1092,19 @@ class RBM(keras.Model):
         drawn = []
         rows = () if data_rows is None else (data_rows,)  # an argument only if given
 
-        def statistics(v0, halves, *rows):
-            drawn.append(units_lib.DrawnUniforms(halves))
+        def statistics(v0, halves, normals, *rows):
+            drawn.append(units_lib.DrawnNoise(halves, normals))
             return self.contrastive_divergence(v0, seed=drawn[-1], data_rows=(rows or [None])[0])
 
         compiled = tf.function(statistics, jit_compile=True, autograph=False)
         compiled = compiled.get_concrete_function(
             tf.TensorSpec(v0.shape, v0.dtype),
             tf.TensorSpec([None], "uint16"),
+            tf.TensorSpec([None], "float32"),
             *[tf.TensorSpec([], n.dtype) for n in rows],
         )
-        halves = units_lib.DrawnUniforms.draw(drawn[-1].sizes, self.seed_generator)
-        return compiled(v0, halves, *rows)
+        halves, normals = units_lib.DrawnNoise.draw(drawn[-1].draws, self.seed_generator)
+        return compiled(v0, halves, normals, *rows)
 
     def test_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -63,7 +63,7 @@ def bernoulli_sample(mean, seed, shape=None):
         return ops.cast(bernoulli_sample(ops.cast(mean, "float32"), seed, shape), mean.dtype)
     if shape is None:
         shape = ops.shape(mean)
-    if isinstance(seed, DrawnUniforms):
+    if isinstance(seed, DrawnNoise):
         noise = seed.uniform(shape, mean.dtype)
     elif backend.backend() == "tensorflow" and isinstance(seed, random.SeedGenerator):
         noise = _uniform16_tensorflow(shape, mean.dtype, seed)
@@ -121,6 +121,15 @@ def _philox_halves(size, seed_generator):
     return tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
 
 
+def _normal_tensorflow(shape, dtype, seed_generator):
+    """Standard normals of this shape from TensorFlow's Philox kernel, drawn
+    with the generator's next seed (the same numbers for any shape of the
+    same size: they fill it in row-major order)."""
+    import tensorflow as tf
+
+    return tf.random.stateless_normal(shape, seed=tensorflow_seed(seed_generator), dtype=dtype)
+
+
 def _uniform16_from_halves(halves, shape, dtype):
     """The uniforms ``(k + 1/2) / 2^16`` of 16-bit integers ``k``, in ``shape``."""
     import tensorflow as tf
@@ -129,58 +138,93 @@ def _uniform16_from_halves(halves, shape, dtype):
     return tf.reshape(tf.cast(halves, dtype) * scale + 0.5 * scale, shape)
 
 
-class DrawnUniforms:
-    """Bernoulli draws' uniforms made ahead by TensorFlow, handed out in order.
+class DrawnNoise:
+    """A compiled step's random numbers, made ahead by TensorFlow and handed out in order.
 
     Stands in for the `keras.random.SeedGenerator` given to `Units.sample`
     inside a computation compiled with XLA, whose own Philox runs on one
     thread at ~2.5x TensorFlow's cost per word (benchmarks/RESULTS.md,
-    twenty-fifth session). Tracing the computation with a ``DrawnUniforms``
-    records the size of each draw (`sizes`, which must be static); `draw`
-    then makes exactly those uniforms outside the compiled computation, with
-    TensorFlow's Philox kernel and one seed of the generator per draw, as
-    `bernoulli_sample` would have: each draw gets the same numbers either way.
+    twenty-fifth session). Tracing the computation with a ``DrawnNoise``
+    records the kind and size of each draw (`draws`; the shapes must be
+    static): the uniforms of a Bernoulli draw, the standard normals of a
+    Gaussian one. `draw` then makes exactly those numbers outside the
+    compiled computation, with TensorFlow's Philox kernels and one seed of
+    the generator per draw in the traced order, as `bernoulli_sample` and
+    `GaussianUnits.sample` would have: each draw gets the same numbers
+    either way.
 
     Args:
-        halves: the flat uint16 tensor from `draw` (during tracing, a
-            placeholder of any length).
+        halves: the flat uint16 tensor of 16-bit integers from `draw`, for
+            the uniforms (during tracing, a placeholder of any length).
+        normals: the flat float32 tensor of standard normals from `draw`
+            (``None`` where the computation draws none).
 
     Example:
         >>> generator = keras.random.SeedGenerator(0)
-        >>> drawn = DrawnUniforms(DrawnUniforms.draw([6], generator))
+        >>> drawn = DrawnNoise(*DrawnNoise.draw([("uniform", 6)], generator))
         >>> states = bernoulli_sample(keras.ops.full((2, 3), 0.5), drawn, (2, 3))
-        >>> drawn.sizes
-        [6]
+        >>> drawn.draws
+        [('uniform', 6)]
     """
 
-    def __init__(self, halves):
+    UNIFORM, NORMAL = "uniform", "normal"
+
+    def __init__(self, halves, normals=None):
         self.halves = halves
-        self.sizes = []
+        self.normals = normals
+        self.draws = []
+
+    def _next(self, kind, shape):
+        """The offset of the next draw of ``kind`` and ``prod(shape)`` numbers."""
+        if not all(isinstance(d, (int, np.integer)) for d in shape):
+            raise ValueError(f"DrawnNoise needs static shapes, got {shape}.")
+        size = math.prod(shape)
+        offset = sum(n for k, n in self.draws if k == kind)
+        self.draws.append((kind, size))
+        return offset, size
 
     def uniform(self, shape, dtype):
-        """The next ``prod(shape)`` uniforms, of this static shape."""
-        if not all(isinstance(d, (int, np.integer)) for d in shape):
-            raise ValueError(f"DrawnUniforms needs static shapes, got {shape}.")
-        size = math.prod(shape)
-        offset = sum(self.sizes)
-        self.sizes.append(size)
+        """The next ``prod(shape)`` uniforms ``(k + 1/2) / 2^16``, of this static shape."""
+        offset, size = self._next(self.UNIFORM, shape)
         return _uniform16_from_halves(self.halves[offset : offset + size], shape, dtype)
 
-    @staticmethod
-    def draw(sizes, seed_generator):
-        """The 16-bit integers for draws of these sizes, concatenated.
+    def normal(self, shape, dtype):
+        """The next ``prod(shape)`` standard normals, of this static shape."""
+        if self.normals is None:
+            raise ValueError("This DrawnNoise holds no normals (`draw` made none).")
+        offset, size = self._next(self.NORMAL, shape)
+        return ops.cast(ops.reshape(self.normals[offset : offset + size], shape), dtype)
+
+    @classmethod
+    def draw(cls, draws, seed_generator):
+        """The numbers for these draws: the 16-bit integers and the normals.
 
         Args:
-            sizes: the `sizes` a traced ``DrawnUniforms`` recorded.
-            seed_generator: the `keras.random.SeedGenerator` that
-                `bernoulli_sample` would have used.
+            draws: the `draws` a traced ``DrawnNoise`` recorded, ``(kind,
+                size)`` pairs in the order of the draws.
+            seed_generator: the `keras.random.SeedGenerator` that the
+                samplers would have used; one seed per draw, in order.
 
         Returns:
-            A flat uint16 tensor of ``sum(sizes)`` values.
+            ``(halves, normals)``: a flat uint16 tensor of all the uniform
+            draws' sizes together, and a flat float32 tensor of all the
+            normal ones' (empty where there are none).
         """
         import tensorflow as tf
 
-        return tf.concat([_philox_halves(size, seed_generator) for size in sizes], axis=0)
+        halves, normals = [], []
+        for kind, size in draws:
+            if kind == cls.UNIFORM:
+                halves.append(_philox_halves(size, seed_generator))
+            elif kind == cls.NORMAL:
+                normals.append(_normal_tensorflow([size], "float32", seed_generator))
+            else:
+                raise ValueError(f"Unknown kind of draw {kind!r}.")
+
+        def joined(parts, dtype):
+            return tf.concat(parts, axis=0) if parts else tf.zeros([0], dtype)
+
+        return joined(halves, tf.uint16), joined(normals, tf.float32)
 
 
 def bernoulli_from_uniform(mean, noise):
@@ -369,12 +413,10 @@ class GaussianUnits(Units):
             # The noise is drawn and added in float32, as for Bernoulli units.
             return ops.cast(self.sample(ops.cast(mean, "float32"), seed, shape), mean.dtype)
         shape = ops.shape(mean) if shape is None else shape
-        if isinstance(seed, DrawnUniforms):
-            raise TypeError("Gaussian units draw normal noise; DrawnUniforms holds uniforms.")
-        if backend.backend() == "tensorflow" and isinstance(seed, random.SeedGenerator):
-            import tensorflow as tf
-
-            noise = tf.random.stateless_normal(shape, seed=tensorflow_seed(seed), dtype=mean.dtype)
+        if isinstance(seed, DrawnNoise):
+            noise = seed.normal(shape, mean.dtype)
+        elif backend.backend() == "tensorflow" and isinstance(seed, random.SeedGenerator):
+            noise = _normal_tensorflow(shape, mean.dtype, seed)
         else:
             noise = random.normal(shape, dtype=mean.dtype, seed=seed)
         return mean + noise

@@ -41,3 +41,18 @@ def test_each_route_runs_its_own_way(monkeypatch, rows, input_kind):
     padded = rows % 20 != 0 or input_kind == "dataset"
     assert set(traced) == {(False, (20, 12), padded)}
     assert result["auto"] == "graph"  # CD-2 at 20 x 12 x 6, below the chain route's window
+
+
+def test_gaussian_units_get_their_rbms_and_standardised_data():
+    x = np.random.default_rng(0).random((200, 12)).astype("float32")
+    x[:, 0] = 0.0  # a constant pixel
+    x[:, 1] = 0.0
+    x[0, 1] = 1.0  # a rare grey level: deviation 0.07, taken as 0.1
+    z = step_routes.standardised(x)
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z.std(axis=0)[2:], 1.0, rtol=1e-4)
+    assert np.all(z[:, 0] == 0.0) and 9.9 < z[0, 1] < 10.0
+    rbm = step_routes.new_rbm("xla_chain", 6, 2, False, 20, units=("gaussian", "bernoulli"))
+    assert (rbm.visible, rbm.hidden, rbm._xla_chain) == ("gaussian", "bernoulli", 20)
+    with pytest.raises(SystemExit):
+        step_routes.main(["--visible", "gaussian", "--hidden", "gaussian"])

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import keras_dbn
 from keras_dbn import rbm as rbm_module
+from keras_dbn import units
 
 
 def _data(n=120, d=12, seed=0):
@@ -115,37 +116,47 @@ def test_a_loaded_rbm_chooses_again(tmp_path):
 # ------------------------------------------------- the "xla_chain" route
 
 
-def test_drawn_uniforms_give_the_draws_of_the_seed_generator():
-    """`DrawnUniforms` hands out, draw by draw, exactly the uniforms that
-    `bernoulli_sample` takes from a seed generator in the same state,
-    also for a draw of odd size (whose last Philox word is half used)."""
-    from keras_dbn import units
+def test_drawn_noise_gives_the_draws_of_the_seed_generator():
+    """`DrawnNoise` hands out, draw by draw, exactly the numbers that the
+    samplers take from a seed generator in the same state: uniforms for
+    Bernoulli units (also for a draw of odd size, whose last Philox word is
+    half used) and normals for Gaussian ones, interleaved."""
 
     rng = np.random.default_rng(0)
-    means = [rng.random(shape).astype("float32") for shape in [(4, 7), (3, 5), (2, 9)]]
+    shapes = [(4, 7), (3, 5), (2, 9), (3, 3)]
+    kinds = ["bernoulli", "gaussian", "bernoulli", "gaussian"]
+    means = [rng.random(shape).astype("float32") for shape in shapes]
     generator = keras.random.SeedGenerator(5)
-    expected = [np.asarray(units.bernoulli_sample(m, generator)) for m in means]
-    halves = units.DrawnUniforms.draw([m.size for m in means], keras.random.SeedGenerator(5))
-    assert halves.dtype == tf.uint16 and halves.shape == (sum(m.size for m in means),)
-    drawn = units.DrawnUniforms(halves)
-    got = [np.asarray(units.bernoulli_sample(m, drawn, m.shape)) for m in means]
-    assert drawn.sizes == [28, 15, 18]
+    expected = [np.asarray(units.get(k).sample(m, generator)) for k, m in zip(kinds, means)]
+    draws = [("uniform", 28), ("normal", 15), ("uniform", 18), ("normal", 9)]
+    halves, normals = units.DrawnNoise.draw(draws, keras.random.SeedGenerator(5))
+    assert halves.dtype == tf.uint16 and halves.shape == (46,)
+    assert normals.dtype == tf.float32 and normals.shape == (24,)
+    drawn = units.DrawnNoise(halves, normals)
+    got = [np.asarray(units.get(k).sample(m, drawn, m.shape)) for k, m in zip(kinds, means)]
+    assert drawn.draws == draws
     for a, b in zip(expected, got):
         np.testing.assert_array_equal(a, b)
-    # Different seeds, different draws: the comparison above can fail.
-    other = units.DrawnUniforms(units.DrawnUniforms.draw([28], keras.random.SeedGenerator(6)))
+    # The Gaussian draws are real normals around their means.
+    assert 0.3 < np.std(np.concatenate([(g - m).ravel() for g, m in zip(got[1::2], means[1::2])]))
+    # Different seeds, different draws: the comparisons above can fail.
+    other = units.DrawnNoise(*units.DrawnNoise.draw(draws[:2], keras.random.SeedGenerator(6)))
     assert not np.array_equal(np.asarray(units.bernoulli_sample(means[0], other, (4, 7))),
                               expected[0])
+    assert not np.array_equal(np.asarray(units.get("gaussian").sample(means[1], other, (3, 5))),
+                              expected[1])
 
 
-def test_drawn_uniforms_need_static_shapes_and_bernoulli_units():
-    from keras_dbn import units
-
-    drawn = units.DrawnUniforms(tf.zeros([10], tf.uint16))
+def test_drawn_noise_needs_static_shapes_and_its_kinds_of_numbers():
+    drawn = units.DrawnNoise(tf.zeros([10], tf.uint16))
     with pytest.raises(ValueError, match="static shapes"):
         drawn.uniform((tf.constant(2), 5), "float32")
-    with pytest.raises(TypeError, match="normal noise"):
-        units.get("gaussian").sample(np.zeros((2, 5), "float32"), drawn)
+    with pytest.raises(ValueError, match="no normals"):
+        units.get("gaussian").sample(np.zeros((2, 5), "float32"), drawn, (2, 5))
+    with pytest.raises(ValueError, match="kind of draw"):
+        units.DrawnNoise.draw([("poisson", 3)], keras.random.SeedGenerator(0))
+    halves, normals = units.DrawnNoise.draw([("uniform", 3)], keras.random.SeedGenerator(0))
+    assert halves.shape == (3,) and normals.shape == (0,)
 
 
 def _record_chain_traces(monkeypatch):
@@ -261,13 +272,22 @@ def test_auto_runs_chains_in_xla_for_pipelines_that_show_their_batch_size(monkey
     assert rbm._xla_chain == 0
 
 
-def test_auto_keeps_chains_of_gaussian_units_and_explicit_choices_out_of_xla(monkeypatch):
+def test_auto_runs_chains_of_gaussian_units_in_xla_but_not_explicit_choices(monkeypatch):
     x = _data()
     _chain_window(monkeypatch)
-    gaussian = keras_dbn.RBM(6, k=3, visible="gaussian", seed=0)
-    gaussian.compile()
-    gaussian.fit(x, batch_size=20, epochs=1, verbose=0)
-    assert gaussian._xla_chain == 0
+    for visible, hidden in (("gaussian", "bernoulli"), ("bernoulli", "gaussian")):
+        rbm = keras_dbn.RBM(6, k=3, visible=visible, hidden=hidden, seed=0)
+        rbm.compile()
+        rbm.fit(x, batch_size=20, epochs=1, verbose=0)
+        assert rbm._xla_chain == 20 and rbm.jit_compile is False
+
+    class Other(units.BernoulliUnits):  # a unit type whose sampler may not take DrawnNoise
+        name = "other"
+
+    rbm = keras_dbn.RBM(6, k=3, visible=Other(), seed=0)
+    rbm.compile()
+    rbm.fit(x, batch_size=20, epochs=1, verbose=0)
+    assert rbm._xla_chain == 0
     for jit in (False, True):
         rbm = keras_dbn.RBM(6, k=3, seed=0)
         rbm.compile(jit_compile=jit)
@@ -275,14 +295,42 @@ def test_auto_keeps_chains_of_gaussian_units_and_explicit_choices_out_of_xla(mon
         assert rbm._xla_chain == 0 and rbm.jit_compile is jit
 
 
-@pytest.mark.parametrize("persistent", [False, True])
-def test_chains_in_xla_train_as_the_graph_does(monkeypatch, persistent):
+@pytest.mark.parametrize("visible,hidden,sample_visible,jit", [
+    ("gaussian", "bernoulli", None, True),  # only the hidden units are sampled
+    ("gaussian", "bernoulli", True, False),
+    ("bernoulli", "gaussian", None, False),
+])
+def test_auto_keeps_cd1_steps_that_sample_gaussian_units_out_of_xla(visible, hidden,
+                                                                      sample_visible, jit):
+    """XLA's own normal draws made such a CD-1 step 3-4x slower than the graph."""
+    rbm = keras_dbn.RBM(6, visible=visible, hidden=hidden, sample_visible=sample_visible, seed=0)
+    rbm.compile()
+    rbm.fit(_data(), batch_size=20, epochs=1, verbose=0)
+    assert rbm.jit_compile is jit and rbm._xla_chain == 0
+
+
+@pytest.mark.parametrize("persistent,visible,hidden", [
+    (False, "bernoulli", "bernoulli"), (True, "bernoulli", "bernoulli"),
+    (False, "gaussian", "bernoulli"), (True, "gaussian", "bernoulli"),
+    (False, "bernoulli", "gaussian"),
+])
+def test_chains_in_xla_train_as_the_graph_does(monkeypatch, persistent, visible, hidden):
     """Same seed, same draws: the route changes only the rounding.
 
-    Adam and a sparsity target as in the test above.
+    Adam, and a sparsity target for Bernoulli hidden units. Gaussian
+    visible units learn correlated real-valued data of unit variance and
+    sample each visible state of the chain (normal draws), Gaussian hidden
+    ones each hidden state.
     """
-    x = _data(120, 16)
-    kwargs = dict(k=3, sparsity_target=0.1, sparsity_cost=0.1, seed=3)
+    if visible == "gaussian":
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((120, 3)) @ rng.standard_normal((3, 16))
+        x = ((x - x.mean(0)) / x.std(0)).astype("float32")
+    else:
+        x = _data(120, 16)
+    kwargs = dict(k=3, seed=3, visible=visible, hidden=hidden)
+    if hidden == "bernoulli":
+        kwargs.update(sparsity_target=0.1, sparsity_cost=0.1)
     if persistent:
         kwargs.update(persistent=True, num_chains=20)
     twin = keras_dbn.RBM(8, **kwargs)
@@ -295,7 +343,7 @@ def test_chains_in_xla_train_as_the_graph_does(monkeypatch, persistent):
         rbm = keras_dbn.RBM(8, **kwargs)
         rbm.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit)
         history = rbm.fit(x, batch_size=20, epochs=3, shuffle=False, verbose=0)
-        assert np.abs(np.array(rbm.kernel) - initial).max() > 0.05  # it learned
+        assert np.abs(np.array(rbm.kernel) - initial).max() > 0.02  # it learned (200x atol)
         return rbm, history.history
 
     graph, graph_logs = train(False)
@@ -318,8 +366,6 @@ def test_padding_rows_leave_the_statistics_and_monitors_unchanged(persistent):
     runs sample the same states; the padding rows draw other numbers, and
     their states must not count.
     """
-    from keras_dbn import units
-
     n, full, width = 13, 20, 16
     x = _data(n, width, seed=4)
     padded = np.concatenate([x, _data(full - n, width, seed=5)])
@@ -333,9 +379,10 @@ def test_padding_rows_leave_the_statistics_and_monitors_unchanged(persistent):
         rbm.chains.assign((np.random.default_rng(6).random((7, 8)) < 0.5).astype("float32"))
 
     def sizes(rows):
-        drawn = units.DrawnUniforms(tf.zeros([10**5], tf.uint16))
+        drawn = units.DrawnNoise(tf.zeros([10**5], tf.uint16))
         rbm.contrastive_divergence(tf.constant(padded[:rows]), seed=drawn)
-        return drawn.sizes
+        assert {kind for kind, _ in drawn.draws} == {"uniform"}
+        return [size for _, size in drawn.draws]
 
     rng = np.random.default_rng(7)
     short, long = [], []
@@ -350,11 +397,11 @@ def test_padding_rows_leave_the_statistics_and_monitors_unchanged(persistent):
             extra = rng.integers(0, 2**16, (full - n) * columns).astype("uint16")
             long.append(np.concatenate([draw, extra]))
     alone = rbm.contrastive_divergence(
-        tf.constant(x), seed=units.DrawnUniforms(tf.constant(np.concatenate(short)))
+        tf.constant(x), seed=units.DrawnNoise(tf.constant(np.concatenate(short)))
     )
     with_padding = rbm.contrastive_divergence(
         tf.constant(padded),
-        seed=units.DrawnUniforms(tf.constant(np.concatenate(long))),
+        seed=units.DrawnNoise(tf.constant(np.concatenate(long))),
         data_rows=tf.constant(n),
     )
     for a, b in zip(alone["gradients"], with_padding["gradients"]):
@@ -367,6 +414,6 @@ def test_padding_rows_leave_the_statistics_and_monitors_unchanged(persistent):
     # Counted as data, the padding rows change the statistics: the check
     # above can fail.
     unmasked = rbm.contrastive_divergence(
-        tf.constant(padded), seed=units.DrawnUniforms(tf.constant(np.concatenate(long)))
+        tf.constant(padded), seed=units.DrawnNoise(tf.constant(np.concatenate(long)))
     )
     assert np.abs(np.array(unmasked["gradients"][1]) - np.array(alone["gradients"][1])).max() > 1e-2
