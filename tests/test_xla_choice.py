@@ -312,7 +312,7 @@ def test_auto_keeps_cd1_steps_that_sample_gaussian_units_out_of_xla(visible, hid
 @pytest.mark.parametrize("persistent,visible,hidden", [
     (False, "bernoulli", "bernoulli"), (True, "bernoulli", "bernoulli"),
     (False, "gaussian", "bernoulli"), (True, "gaussian", "bernoulli"),
-    (False, "bernoulli", "gaussian"),
+    (False, "bernoulli", "gaussian"), (True, "bernoulli", "gaussian"),
 ])
 def test_chains_in_xla_train_as_the_graph_does(monkeypatch, persistent, visible, hidden):
     """Same seed, same draws: the route changes only the rounding.
