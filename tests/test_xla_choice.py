@@ -357,19 +357,25 @@ def test_chains_in_xla_train_as_the_graph_does(monkeypatch, persistent, visible,
         np.testing.assert_allclose(graph_logs[name], chain_logs[name], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("visible", ["bernoulli", "gaussian"])
 @pytest.mark.parametrize("persistent", [False, True])
-def test_padding_rows_leave_the_statistics_and_monitors_unchanged(persistent):
+def test_padding_rows_leave_the_statistics_and_monitors_unchanged(persistent, visible):
     """13 rows of data padded to 20 give the statistics of the 13 rows alone.
 
-    Each draw of the padded batch gets the 13-row run's uniforms in its data
-    rows (PCD's chains, 7 rows in either run, get the same ones), so both
-    runs sample the same states; the padding rows draw other numbers, and
-    their states must not count.
+    Each draw of the padded batch gets the 13-row run's numbers (uniforms,
+    and normals for Gaussian visible units) in its data rows (PCD's chains,
+    7 rows in either run, get the same ones), so both runs sample the same
+    states; the padding rows draw other numbers, and their states must not
+    count.
     """
     n, full, width = 13, 20, 16
-    x = _data(n, width, seed=4)
-    padded = np.concatenate([x, _data(full - n, width, seed=5)])
-    kwargs = dict(k=3, sparsity_target=0.1, sparsity_cost=0.1, seed=3)
+    if visible == "gaussian":
+        data = np.random.default_rng(4).standard_normal((full, width)).astype("float32")
+        x, padded = data[:n], data
+    else:
+        x = _data(n, width, seed=4)
+        padded = np.concatenate([x, _data(full - n, width, seed=5)])
+    kwargs = dict(k=3, sparsity_target=0.1, sparsity_cost=0.1, seed=3, visible=visible)
     if persistent:
         kwargs.update(persistent=True, num_chains=7)
     rbm = keras_dbn.RBM(8, **kwargs)
@@ -378,31 +384,43 @@ def test_padding_rows_leave_the_statistics_and_monitors_unchanged(persistent):
     if persistent:
         rbm.chains.assign((np.random.default_rng(6).random((7, 8)) < 0.5).astype("float32"))
 
-    def sizes(rows):
-        drawn = units.DrawnNoise(tf.zeros([10**5], tf.uint16))
+    def draws(rows):
+        drawn = units.DrawnNoise(tf.zeros([10**5], tf.uint16), tf.zeros([10**5]))
         rbm.contrastive_divergence(tf.constant(padded[:rows]), seed=drawn)
-        assert {kind for kind, _ in drawn.draws} == {"uniform"}
-        return [size for _, size in drawn.draws]
+        return drawn.draws
 
     rng = np.random.default_rng(7)
-    short, long = [], []
-    for size_n, size_full in zip(sizes(n), sizes(full)):
-        draw = rng.integers(0, 2**16, size_n).astype("uint16")
-        short.append(draw)
+
+    def numbers(kind, size):
+        if kind == "uniform":
+            return rng.integers(0, 2**16, size).astype("uint16")
+        return rng.standard_normal(size).astype("float32")
+
+    short = {"uniform": [], "normal": []}
+    long = {"uniform": [], "normal": []}
+    kinds = set()
+    for (kind, size_n), (kind_full, size_full) in zip(draws(n), draws(full)):
+        assert kind == kind_full
+        kinds.add(kind)
+        draw = numbers(kind, size_n)
+        short[kind].append(draw)
         if size_n == size_full:  # PCD's chains
-            long.append(draw)
+            long[kind].append(draw)
         else:
             columns = size_n // n
             assert size_full == full * columns
-            extra = rng.integers(0, 2**16, (full - n) * columns).astype("uint16")
-            long.append(np.concatenate([draw, extra]))
-    alone = rbm.contrastive_divergence(
-        tf.constant(x), seed=units.DrawnNoise(tf.constant(np.concatenate(short)))
-    )
+            long[kind].append(np.concatenate([draw, numbers(kind, (full - n) * columns)]))
+    assert kinds == ({"uniform", "normal"} if visible == "gaussian" else {"uniform"})
+
+    def noise(parts):
+        return units.DrawnNoise(
+            tf.constant(np.concatenate(parts["uniform"])),
+            tf.constant(np.concatenate(parts["normal"] or [np.zeros(0, "float32")])),
+        )
+
+    alone = rbm.contrastive_divergence(tf.constant(x), seed=noise(short))
     with_padding = rbm.contrastive_divergence(
-        tf.constant(padded),
-        seed=units.DrawnNoise(tf.constant(np.concatenate(long))),
-        data_rows=tf.constant(n),
+        tf.constant(padded), seed=noise(long), data_rows=tf.constant(n)
     )
     for a, b in zip(alone["gradients"], with_padding["gradients"]):
         assert np.abs(np.array(a)).max() > 1e-3
@@ -413,7 +431,5 @@ def test_padding_rows_leave_the_statistics_and_monitors_unchanged(persistent):
         np.testing.assert_array_equal(alone["chain_state"], with_padding["chain_state"])
     # Counted as data, the padding rows change the statistics: the check
     # above can fail.
-    unmasked = rbm.contrastive_divergence(
-        tf.constant(padded), seed=units.DrawnNoise(tf.constant(np.concatenate(long)))
-    )
+    unmasked = rbm.contrastive_divergence(tf.constant(padded), seed=noise(long))
     assert np.abs(np.array(unmasked["gradients"][1]) - np.array(alone["gradients"][1])).max() > 1e-2
