@@ -1147,16 +1147,17 @@ class RBM(keras.Model):
                 ``jit_compile="auto"`` (the default) lets each `fit` call
                 choose: on a TensorFlow without an accelerator, a float32
                 CD-1 step with small GEMMs (batch x visible x hidden at
-                most `XLA_MAX_GEMM_SIZE`, e.g. 784x500 at batch 100) is
-                compiled with XLA, which fuses the step's element-wise work
-                (6-10% faster there); for float32 CD-k with k >= 2 and PCD
-                between Bernoulli layers (GEMMs within
+                most `XLA_MAX_GEMM_SIZE`, e.g. 784x500 at batch 100) that
+                samples no Gaussian units is compiled with XLA, which
+                fuses the step's element-wise work (6-10% faster there);
+                for float32 CD-k with k >= 2 and PCD between Bernoulli or
+                Gaussian layers (GEMMs within
                 `XLA_CHAIN_GEMM_SIZES`, e.g. 784x1000 at batch 200; a
                 last batch of at least four fifths of the size padded, a
                 smaller one run in the graph), XLA compiles the Gibbs
                 chain and the statistics while TensorFlow's faster Philox
-                kernel draws their random numbers (the same numbers;
-                1.03-1.64x faster); other CD-k and PCD steps, larger CD-1 steps,
+                kernels draw their random numbers (the same numbers;
+                1.03-1.64x faster); other CD-k and PCD steps, other CD-1 steps,
                 bfloat16 and inputs of unknown batch size keep TensorFlow's
                 graph. A `tf.data` pipeline whose batches have no static
                 size (``batch`` without ``drop_remainder``) has the batch
