@@ -33,7 +33,8 @@ def fine_tune(model, x, y, x_test, y_test, epochs):
     # Small subsets get more epochs, so every model makes at least 1,000 updates.
     epochs = max(epochs, -(-1000 * 50 // len(x)))
     model.fit(x, y, batch_size=50, epochs=epochs, verbose=0)
-    return model.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    test = keras_dbn.array_dataset(x_test, y_test, batch_size=1000, shuffle=False)
+    return model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
 
 
 def fine_tune_semi_supervised(trainer, x, y, x_unlabelled, x_test, y_test, seed, epochs):

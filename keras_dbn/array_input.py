@@ -4,8 +4,9 @@ Keras turns a NumPy array passed to ``fit()`` or ``predict()`` into tensors
 and a ``tf.data`` pipeline that captures them: measured on MNIST-sized and
 larger arrays, that holds about three copies of the data at its peak, and on
 a 2-core machine its autotuned parallel map competes with the training step
-for the cores (one epoch in three ran ~1.7x slower). `array_dataset` instead
-reads batches straight from the caller's array (one NumPy gather of about
+for the cores, and its autotuning thread may stall the end of an epoch
+(`untuned_options`): one epoch in three ran ~1.7x slower. `array_dataset`
+instead reads batches straight from the caller's array (one NumPy gather of about
 8 MiB, several batches, per ``tf.numpy_function`` call), so the only
 full-size copy is the caller's own, and the input pipeline stays on one
 thread (`lean_options`). Fine-tuning a classifier on arrays gains from it
@@ -200,6 +201,80 @@ def _checked_batch_size(batch_size):
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     return int(batch_size)
+
+
+def _is_array_pair(x, y):
+    return isinstance(x, np.ndarray) and (
+        y is None or (isinstance(y, np.ndarray) and len(y) == len(x))
+    ) and len(x) > 0
+
+
+def evaluation_input(x, y=None, batch_size=None):
+    """Input of ``evaluate()`` or ``predict()`` without tf.data's autotuning.
+
+    Keras reads NumPy arrays through a ``tf.data`` pipeline with
+    TensorFlow's default options, autotuning on. Each such iterator runs a
+    model thread that wakes 10, 30, 70, ... ms after the iterator starts,
+    and its destruction (at the end of every ``evaluate``, ``predict`` and
+    epoch) often waits for that thread's next wake: up to as long again as
+    the iterator lived. NumPy arrays become an unshuffled `array_dataset`,
+    which runs without autotuning (`lean_options`), and a `tf.data.Dataset`
+    goes through `without_autotuning`; ``benchmarks/input_pipelines.py``
+    measures the difference.
+
+    Args:
+        x: the ``x`` argument; converted when a non-empty NumPy array or a
+            `tf.data.Dataset`.
+        y: ``None`` or a NumPy array of labels of the same length; otherwise
+            arrays are not converted.
+        batch_size: rows per batch of arrays (Keras' default 32 when ``None``).
+
+    Returns:
+        ``(x, y, batch_size)`` to pass on to Keras: for arrays an
+        `array_dataset` with ``y`` and ``batch_size`` ``None``; otherwise
+        the arguments, a dataset without autotuning in place of ``x``.
+
+    Example:
+        >>> data, y, batch_size = evaluation_input(x_test, y_test, batch_size=1000)
+        >>> classifier.evaluate(data, y, batch_size=batch_size)
+    """
+    if not _is_array_pair(x, y):
+        return without_autotuning(x), y, batch_size
+    # Floats become float32, as Keras makes them; integers (token ids) stay.
+    dtype = "float32" if np.issubdtype(x.dtype, np.floating) else None
+    data = array_dataset(x, y, batch_size=32 if batch_size is None else batch_size,
+                         shuffle=False, dtype=dtype)
+    return data, None, None
+
+
+def validation_input(validation_data, batch_size=None):
+    """``fit(validation_data=...)`` without tf.data's autotuning.
+
+    Keras evaluates NumPy validation data every epoch through a fresh
+    default-option pipeline, whose destruction may stall as described in
+    `evaluation_input`.
+
+    Args:
+        validation_data: ``(x, y)`` or ``x`` alone; NumPy arrays become an
+            unshuffled `array_dataset`, a `tf.data.Dataset` goes through
+            `without_autotuning`. Anything else (``(x, y,
+            sample_weight)``, tensors) is returned unchanged.
+        batch_size: rows per validation batch (32 when ``None``, as Keras).
+
+    Returns:
+        The validation data to pass to ``fit``.
+
+    Example:
+        >>> classifier.fit(train, validation_data=validation_input((x_val, y_val), 1000))
+    """
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+        x, y = validation_data
+    elif isinstance(validation_data, np.ndarray):
+        x, y = validation_data, None
+    else:
+        return without_autotuning(validation_data)
+    data, _, _ = evaluation_input(x, y, batch_size)
+    return validation_data if data is x else data
 
 
 def _epoch_order(n, batch_size, epoch_seed):
@@ -578,3 +653,54 @@ def lean_options():
     options.threading.max_intra_op_parallelism = 1
     options.autotune.enabled = False
     return options
+
+
+def untuned_options():
+    """`tf.data.Options` that turn tf.data's autotuning off, threads unchanged.
+
+    An autotuned pipeline (TensorFlow's default) runs a model thread that
+    wakes 10, 30, 70, ..., 10 * (2**n - 1) ms after its iterator starts;
+    the iterator's destruction, at the end of every Keras epoch and of
+    every ``fit``, ``evaluate`` and ``predict`` call, often waits for that
+    thread's next wake, up to as long again as the iterator lived.
+    Measured on 2 cores (``benchmarks/input_pipelines.py``): 3 of 16
+    two-epoch fine-tuning calls with autotuning took 1.5-2x as long as the
+    others, none of 16 without. Parallel stages keep their
+    parallelism (``AUTOTUNE`` then means one call per core); only the
+    tuning of buffer sizes and parallelism while running is lost.
+
+    Returns:
+        A `tf.data.Options` to pass to ``dataset.with_options``.
+
+    Example:
+        >>> ds = ds.with_options(untuned_options())
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
+
+
+def without_autotuning(dataset):
+    """``dataset`` with tf.data's autotuning off, unless its options set it.
+
+    What `keras_dbn` does to the datasets it iterates (`untuned_options`
+    says why); a pipeline whose ``options().autotune.enabled`` is set
+    either way is returned as it is. Anything that is not a
+    `tf.data.Dataset` is returned unchanged.
+
+    Args:
+        dataset: a `tf.data.Dataset`, or any other ``fit`` input.
+
+    Returns:
+        The dataset to iterate.
+
+    Example:
+        >>> rbm.fit(without_autotuning(ds), epochs=10)  # what RBM.fit does itself
+    """
+    import tensorflow as tf
+
+    if not isinstance(dataset, tf.data.Dataset) or dataset.options().autotune.enabled is not None:
+        return dataset
+    return dataset.with_options(untuned_options())

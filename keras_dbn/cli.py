@@ -206,7 +206,10 @@ def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
 
     import keras_dbn
 
-    validation = (x_test, y_test) if args.verbose else None
+    # The test images in order, on one thread: Keras' own array pipeline may
+    # stall at the end of each pass (array_input.evaluation_input).
+    test = keras_dbn.array_dataset(x_test, y_test, batch_size=1000, shuffle=False)
+    validation = test if args.verbose else None
     start = time.perf_counter()
     optimizer = keras.optimizers.Adam(args.mlp_lr)
     per_execution = (FINE_TUNE_STEPS_PER_EXECUTION if x_unlabelled is None
@@ -234,8 +237,7 @@ def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
                     epochs=args.mlp_epochs, verbose=args.verbose, validation_data=validation,
                     shuffle=False)
     seconds = time.perf_counter() - start
-    accuracy = trained.evaluate(x_test, y_test, batch_size=1000, verbose=0,
-                                return_dict=True)["accuracy"]
+    accuracy = trained.evaluate(test, verbose=0, return_dict=True)["accuracy"]
     return float(accuracy), seconds, int(trained.optimizer.iterations)
 
 

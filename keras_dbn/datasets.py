@@ -181,7 +181,8 @@ def load_dataset(
         (`array_input.lean_options`), which leaves the cores to the
         training step; a caller who adds heavy stages of their own can give
         it more with ``ds.with_options``. With ``cache=False`` it keeps
-        tf.data's default threading: the images are then decoded again
+        tf.data's default threading, without its autotuning
+        (`array_input.untuned_options`): the images are then decoded again
         every epoch, unless TFDS caches the dataset itself (it does so for
         small ones).
 
@@ -244,6 +245,10 @@ def load_dataset(
         # session). Without our cache every epoch may decode the images
         # again, work that tf.data's threads share out as it sees fit.
         ds = ds.with_options(array_input.lean_options())
+    else:
+        # tf.data's threads for the decoding, but not its autotuning thread,
+        # which may stall the end of every epoch (array_input.untuned_options).
+        ds = ds.with_options(array_input.untuned_options())
     return ds
 
 

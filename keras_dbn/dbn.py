@@ -100,7 +100,10 @@ class DBN(keras.Model):
     dbn.pretrain(x_train, epochs=10, batch_size=100)
     clf = dbn.to_classifier(num_classes=10, dropout=0.1)
     clf.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    clf.fit(x_train, y_train, epochs=10)
+    # array_dataset: the arrays read in place, without the stall that
+    # Keras' own array pipeline may add at each epoch's end.
+    clf.fit(keras_dbn.array_dataset(x_train, y_train, batch_size=100), epochs=10,
+            shuffle=False)
     digits = dbn.generate(16, gibbs_steps=1000)
     ```
 

@@ -690,7 +690,8 @@ def sample_class_mix(classifier, samples, batch_size=1000):
     array_input.check_rank(samples.shape)
     if not len(samples):
         raise ValueError("`samples` holds no examples.")
-    probabilities = np.asarray(classifier.predict(samples, batch_size=batch_size, verbose=0))
+    data, _, batch = array_input.evaluation_input(samples, None, batch_size)
+    probabilities = np.asarray(classifier.predict(data, batch_size=batch, verbose=0))
     counts = np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1])
     frequencies = counts / counts.sum()
     present = frequencies[frequencies > 0]

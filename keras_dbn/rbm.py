@@ -1208,6 +1208,10 @@ class RBM(keras.Model):
         `MONITOR_ROWS` (256) come from their first 256 rows, a random sample
         when the data are shuffled; validation reads every row.
 
+        A `tf.data.Dataset` is iterated with tf.data's autotuning off,
+        unless its options set it (`array_input.without_autotuning`: the
+        autotuning thread may stall the end of every epoch).
+
         NumPy input (with the TensorFlow backend) is read batch by batch from
         the caller's array by `array_input.array_dataset` instead of Keras'
         array pipeline, which copies it: training holds no second copy of
@@ -1259,6 +1263,12 @@ class RBM(keras.Model):
                 x, batch_size, validation_split, validation_data, kwargs
             )
             y, batch_size, validation_split = None, None, 0.0
+        if _is_dataset(x):
+            # tf.data's autotuning thread may stall the end of every epoch
+            # (array_input.untuned_options); a pipeline that sets it keeps it.
+            x = array_input.without_autotuning(x)
+        if _is_dataset(validation_data):
+            validation_data = array_input.without_autotuning(validation_data)
         if _is_dataset(x) and not kwargs.get("steps_per_epoch"):
             # Keras then makes one iterator per epoch instead of two (one at
             # each epoch's start, one at its end that is never read), for the
@@ -1304,6 +1314,9 @@ class RBM(keras.Model):
         >>> rbm.evaluate(x_test, verbose=0, return_dict=True)["reconstruction_error"]
         """
         self._run_exact_steps(steps)
+        x, batch_size, converted = self._evaluation_input(x, batch_size)
+        if converted:
+            y = sample_weight = None  # ignored by an RBM; Keras rejects them beside a dataset
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose,
                                 sample_weight=sample_weight, steps=steps,
                                 callbacks=_with_progbar(callbacks, verbose), **kwargs)
@@ -1324,8 +1337,24 @@ class RBM(keras.Model):
         >>> features = rbm.predict(x_train, batch_size=1000, verbose=0)
         """
         self._run_exact_steps(steps)
+        x, batch_size, _ = self._evaluation_input(x, batch_size)
         return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
                                callbacks=_with_progbar(callbacks, verbose))
+
+    def _evaluation_input(self, x, batch_size):
+        """NumPy ``x`` of `evaluate` or `predict` as an unshuffled `array_dataset`,
+        and a `tf.data.Dataset` without autotuning unless it sets it.
+
+        Returns ``(x, batch_size, converted)``; see
+        `array_input.evaluation_input` for why (a stall at the end of each
+        call of an autotuned pipeline, such as Keras' own for arrays).
+        """
+        if keras.backend.backend() != "tensorflow":
+            return x, batch_size, False
+        if isinstance(x, np.ndarray) and len(x):
+            self._check_data(x)
+        data, _, batch_size = array_input.evaluation_input(x, None, batch_size)
+        return data, batch_size, data is not x and isinstance(x, np.ndarray)
 
     def _prepare_jit_compile(self, x, batch_size, validation_split=0.0, validation_data=None):
         """Chooses ``jit_compile`` for this `fit` call and readies XLA.

@@ -151,7 +151,41 @@ class ClassifierTrainer(keras.Model):
         shuffle_given = "shuffle" in kwargs or len(args) > 6  # 7th after x, y
         if not shuffle_given and array_input.is_stream(x):
             kwargs["shuffle"] = False
+        # tf.data's autotuning thread may stall the end of each epoch and of
+        # the call (array_input.untuned_options); a pipeline that sets it keeps it.
+        x = array_input.without_autotuning(x)
+        if kwargs.get("validation_data") is not None:
+            validation = array_input.validation_input(
+                kwargs["validation_data"],
+                kwargs.get("validation_batch_size") or kwargs.get("batch_size"))
+            if validation is not kwargs["validation_data"]:
+                kwargs["validation_data"] = validation
+                kwargs.pop("validation_batch_size", None)  # now the dataset's
         return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, *args, **kwargs):
+        """`keras.Model.evaluate` of the classifier; NumPy arrays and datasets
+        are read by `array_input.evaluation_input` (no stall at the end of
+        the call).
+
+        Returns:
+            The loss and metrics, as `keras.Model.evaluate` returns them.
+        """
+        if args or kwargs.get("sample_weight") is not None:
+            x = array_input.without_autotuning(x)  # arrays stay beside the weights
+        else:
+            x, y, batch_size = array_input.evaluation_input(x, y, batch_size)
+        return super().evaluate(x, y, batch_size, *args, **kwargs)
+
+    def predict(self, x, batch_size=None, *args, **kwargs):
+        """`keras.Model.predict`: the classifier's class probabilities; NumPy
+        arrays and datasets are read by `array_input.evaluation_input`.
+
+        Returns:
+            A NumPy array of shape ``(examples, classes)``.
+        """
+        x, _, batch_size = array_input.evaluation_input(x, None, batch_size)
+        return super().predict(x, batch_size, *args, **kwargs)
 
     def _unpack(self, data, plain=False):
         """``(x_labelled, y_labelled, x_unlabelled, sample_weight)`` of a batch.

@@ -43,7 +43,7 @@ import keras_tuner as kt
 import numpy as np
 
 from keras_dbn.argtypes import layer_sizes, positive_int
-from keras_dbn.array_input import array_dataset, fit_can_stream
+from keras_dbn.array_input import array_dataset, evaluation_input, fit_can_stream, validation_input
 from keras_dbn.dbn import DBN
 
 __all__ = [
@@ -434,8 +434,12 @@ class DBNHyperModel(kt.HyperModel):
             # Batches read from the arrays on one thread: ~1.15x faster
             # fine-tuning than Keras' own array pipeline on 2 cores.
             x = array_dataset(x, y, batch_size=batch_size, shuffle=kwargs.pop("shuffle", True))
-            y = batch_size = None
             kwargs["shuffle"] = False  # the dataset shuffles; Keras would warn that it cannot
+            # Validation arrays too: Keras' own pipeline for them may stall
+            # at the end of every epoch's pass (array_input.evaluation_input).
+            validation_data = validation_input(
+                validation_data, kwargs.pop("validation_batch_size", None) or batch_size)
+            y = batch_size = None
         return model.fit(
             x,
             y,
@@ -546,6 +550,12 @@ def make_tuner(hypermodel, tuner="hyperband", max_trials=10, max_epochs=10, exec
         raise ValueError(f"`tuner` must be one of {TUNERS}, got {tuner!r}.")
     budget = {"max_epochs": max_epochs, "factor": 3} if tuner == "hyperband" else {"max_trials": max_trials}
     return _TUNER_CLASSES[tuner](hypermodel, **budget, **common)
+
+
+def _accuracy(model, x, y):
+    """Test accuracy of a compiled classifier on NumPy arrays, read in order."""
+    data, y, batch_size = evaluation_input(x, y, batch_size=1000)
+    return model.evaluate(data, y, batch_size=batch_size, verbose=0, return_dict=True)["accuracy"]
 
 
 def trials_table(tuner, num_trials=10):
@@ -690,8 +700,8 @@ def run_search(args=None, **kwargs):
         # The checkpoint holds Adam's state, the rebuilt model's Adam none yet.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         best = tuner.get_best_models(1)[0]
-    val_accuracy = best.evaluate(x_val, y_val, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
-    test_accuracy = best.evaluate(x_test, y_test, batch_size=1000, verbose=0, return_dict=True)["accuracy"]
+    val_accuracy = _accuracy(best, x_val, y_val)
+    test_accuracy = _accuracy(best, x_test, y_test)
     output.mkdir(parents=True, exist_ok=True)
     model_path = output / "best_model.keras"
     # Saved with a built (fresh) optimizer, so that loading the file finds

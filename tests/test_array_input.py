@@ -463,3 +463,117 @@ def test_batch_rows_reads_the_batch_size_of_a_pipeline():
     assert rows(slices.batch(20).flat_map(tf.data.Dataset.from_tensors)) is None
     assert rows(tf.data.Dataset.zip((slices.batch(20), slices.batch(10)))) is None
     assert rows(tf.data.Dataset.from_generator(lambda: iter([x]), output_signature=tf.TensorSpec((None, 4)))) is None
+
+
+def test_evaluation_input_reads_arrays_in_order_without_autotuning():
+    """NumPy input of evaluate/predict becomes an unshuffled `array_dataset`
+    with tf.data's autotuning off (whose model thread can stall the end of
+    every Keras call), a dataset loses its autotuning; floats become
+    float32, integers keep their type, and anything else passes through
+    untouched."""
+    x = np.arange(23 * 3, dtype="float64").reshape(23, 3)
+    y = np.arange(23, dtype="int64") % 4
+    data, no_y, no_batch = array_input.evaluation_input(x, y, batch_size=10)
+    assert no_y is None and no_batch is None
+    assert data.options().autotune.enabled is False
+    batches = list(data)
+    assert [len(b[0]) for b in batches] == [10, 10, 3]
+    assert batches[0][0].dtype == tf.float32 and batches[0][1].dtype == tf.int64
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+    tokens = np.arange(40, dtype="int32").reshape(10, 4)
+    data, _, _ = array_input.evaluation_input(tokens)  # Keras' default batch of 32
+    np.testing.assert_array_equal(rows_of(data), tokens)
+    assert next(iter(data)).dtype == tf.int32
+    stream = tf.data.Dataset.from_tensor_slices(x).batch(5)
+    untuned, same_y, same_batch = array_input.evaluation_input(stream, y, 5)
+    assert untuned.options().autotune.enabled is False and same_y is y and same_batch == 5
+    np.testing.assert_array_equal(rows_of(untuned), x)
+    for args in ((x.tolist(), None, 5), (x, y[:4], 5), (x[:0], None, None)):
+        passed = array_input.evaluation_input(*args)
+        assert all(a is b for a, b in zip(passed, args))
+
+
+def test_validation_input_converts_arrays_and_datasets_and_keeps_the_rest():
+    x, y = binary_data(50), np.arange(50) % 3
+    pair = array_input.validation_input((x, y), 20)
+    assert pair.options().autotune.enabled is False
+    assert [len(b[0]) for b in pair] == [20, 20, 10]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in pair]), y)
+    alone = array_input.validation_input(x)
+    np.testing.assert_array_equal(rows_of(alone), x)
+    stream = tf.data.Dataset.from_tensor_slices((x, y)).batch(10)
+    assert array_input.validation_input(stream).options().autotune.enabled is False
+    weighted = (x, y, np.ones(50))
+    for kept in (weighted, None, (x, y[:3])):
+        assert array_input.validation_input(kept, 20) is kept
+
+
+def autotuned_iterations(monkeypatch):
+    """A list that records, for each tf.data iterator made from now on,
+    whether its pipeline has autotuning on."""
+    seen = []
+    real = tf.data.Dataset.__iter__
+
+    def spy(ds):
+        seen.append(ds.options().autotune.enabled is not False)
+        return real(ds)
+
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", spy)
+    return seen
+
+
+def test_rbm_evaluates_and_predicts_arrays_as_the_same_batches_in_order(monkeypatch):
+    """`RBM.evaluate` and `RBM.predict` on NumPy arrays give what they give
+    on a pipeline of the same batches, read by iterators without tf.data's
+    autotuning; labels and sample weights passed with arrays are still
+    ignored; a last smaller batch keeps every row."""
+    x = binary_data(95)
+    trained = keras_dbn.RBM(4, seed=2)
+    trained.fit(x, epochs=1, batch_size=20, verbose=0)
+    twins = []  # same weights, same fresh random state (reconstructions sample)
+    for _ in range(2):
+        twins.append(keras_dbn.RBM(4, seed=7))
+        twins[-1].build((None, 12))
+        twins[-1].set_weights(trained.get_weights())
+        twins[-1].compile()
+    batches = tf.data.Dataset.from_tensor_slices(x).batch(20)
+    expected = twins[0].evaluate(batches, verbose=0, return_dict=True)
+    autotuned = autotuned_iterations(monkeypatch)
+    got = twins[1].evaluate(x, np.zeros(95), batch_size=20, sample_weight=np.ones(95),
+                            verbose=0, return_dict=True)
+    assert got == pytest.approx(expected, rel=1e-6)
+    rbm = trained
+    predicted = rbm.predict(x, batch_size=20, verbose=0)
+    assert autotuned and not any(autotuned)
+    assert predicted.shape == (95, 4)
+    np.testing.assert_allclose(predicted, np.asarray(rbm.hidden_given_visible(x)), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        rbm.predict(x * 3, verbose=0)
+
+
+def test_rbm_iterates_datasets_without_autotuning_unless_they_set_it(monkeypatch):
+    """`RBM.fit`, `evaluate` and `predict` turn tf.data's autotuning off in
+    a pipeline that leaves it at TensorFlow's default (its thread may stall
+    the end of each epoch), train on the same batches, and keep a
+    pipeline's own explicit choice."""
+    x = binary_data(60)
+    plain = tf.data.Dataset.from_tensor_slices(x).batch(20).prefetch(tf.data.AUTOTUNE)
+    tuned_options = tf.data.Options()
+    tuned_options.autotune.enabled = True
+    tuned = plain.with_options(tuned_options)
+    assert array_input.without_autotuning(tuned) is tuned
+    assert array_input.without_autotuning(x) is x
+    assert array_input.without_autotuning(plain).options().autotune.enabled is False
+    weights = []
+    for data, expect_autotuned in ((plain, False), (tuned, True)):
+        rbm = keras_dbn.RBM(4, seed=3)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+        autotuned = autotuned_iterations(monkeypatch)
+        rbm.fit(data, epochs=2, verbose=0, validation_data=data)
+        rbm.evaluate(data, verbose=0)
+        rbm.predict(data, verbose=0)
+        assert autotuned and set(autotuned) == {expect_autotuned}
+        monkeypatch.undo()
+        weights.append(rbm.kernel.numpy())
+    np.testing.assert_array_equal(weights[0], weights[1])

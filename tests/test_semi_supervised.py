@@ -258,3 +258,33 @@ def test_pseudo_labels_move_the_boundary_into_the_gap():
     assert accuracy[0.0] < 0.93
     assert accuracy[3.0] > 0.97
     assert accuracy[3.0] > accuracy[0.0] + 0.05
+
+
+def test_evaluate_and_validation_read_arrays_in_order_with_any_batch_size(monkeypatch):
+    """Arrays handed to `evaluate` and as ``validation_data`` are read as
+    unshuffled batches without tf.data's autotuning
+    (`array_input.evaluation_input`), as is the training stream: the same
+    figures as one whole batch, and a validation pass that reports them."""
+    import tensorflow as tf
+
+    autotuned = []
+    real = tf.data.Dataset.__iter__
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", lambda ds: autotuned.append(
+        ds.options().autotune.enabled is not False) or real(ds))
+    x_l, y_l, _ = batches()
+    pseudo = PseudoLabel(tiny_classifier())
+    pseudo.compile(optimizer="sgd")
+    whole = pseudo.evaluate(x_l, y_l, batch_size=len(x_l), verbose=0, return_dict=True)
+    assert autotuned and not any(autotuned)
+    split = pseudo.evaluate(x_l, y_l, batch_size=2, verbose=0, return_dict=True)
+    assert split == pytest.approx(whole, rel=1e-5)
+    np.testing.assert_allclose(pseudo.predict(x_l, batch_size=2, verbose=0),
+                               softmax(x_l @ W0 + B0), rtol=1e-5)
+    pseudo = PseudoLabel(tiny_classifier(), alpha=0.0)
+    pseudo.compile(optimizer=keras.optimizers.SGD(0.0))  # weights stay W0, B0
+    data = pseudo_label_dataset(x_l, y_l, x_l, labelled_batch_size=5, unlabelled_batch_size=5)
+    history = pseudo.fit(data, steps_per_epoch=1, epochs=1, verbose=0,
+                         validation_data=(x_l, y_l), validation_batch_size=2)
+    assert history.history["val_accuracy"][0] == pytest.approx(whole["accuracy"])
+    assert history.history["val_loss"][0] == pytest.approx(whole["loss"], rel=1e-5)
+    assert not any(autotuned)  # nor the training stream
