@@ -6,6 +6,7 @@ from keras_dbn import datasets
 from keras_dbn import evaluation
 from keras_dbn import hardware
 from keras_dbn import semi_supervised
+from keras_dbn import supervised
 from keras_dbn import tuning
 from keras_dbn import units
 from keras_dbn import virtual_adversarial
@@ -14,6 +15,7 @@ from keras_dbn.dbn import DBN
 from keras_dbn.export import export_saved_model
 from keras_dbn.rbm import RBM
 from keras_dbn.semi_supervised import PseudoLabel, pseudo_label_dataset, semi_supervised_dataset
+from keras_dbn.supervised import SupervisedTrainer
 from keras_dbn.virtual_adversarial import VirtualAdversarial
 
 __version__ = "0.1.0"
@@ -33,6 +35,8 @@ __all__ = [
     "pseudo_label_dataset",
     "semi_supervised",
     "semi_supervised_dataset",
+    "supervised",
+    "SupervisedTrainer",
     "tuning",
     "units",
     "virtual_adversarial",

@@ -1,0 +1,204 @@
+"""Supervised fine-tuning with the step in XLA and dropout drawn beside it.
+
+Fine-tuning a DBN's classifier (`keras_dbn.DBN.to_classifier`: Dense layers
+with dropout) with Keras' own ``fit()`` runs the step in TensorFlow's graph,
+where each Dense layer's GEMM, bias, activation and their gradients are
+separate ops, and Adam a dozen element-wise passes per weight. XLA fuses
+those; but compiled whole (``jit_compile=True``), the Dropout layers draw
+their random numbers with XLA's own generator, which on CPUs is slow (a
+step 7x slower, ``benchmarks/RESULTS.md``). `SupervisedTrainer` draws each
+Dropout layer's keep mask with TensorFlow's Philox kernel in the graph and
+runs the rest of the step, forward and backward passes, the optimizer's
+update and the metrics, as one XLA function of those masks: the technique
+`keras_dbn.units.DrawnNoise` applies to the RBM's Gibbs chain.
+
+Example:
+
+```python
+clf = dbn.to_classifier(10, dropout=0.2)
+trainer = keras_dbn.SupervisedTrainer(clf, seed=0)
+trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+trainer.fit(keras_dbn.array_dataset(x_train, y_train, batch_size=100), epochs=20,
+            shuffle=False)
+trainer.evaluate(x_test, y_test)       # {"accuracy": ..., "loss": ...}
+keras_dbn.export_saved_model(clf, "models/dbn", version=1)   # the plain classifier
+```
+
+Reference:
+    Nitish Srivastava, Geoffrey Hinton, Alex Krizhevsky, Ilya Sutskever and
+    Ruslan Salakhutdinov, "Dropout: A Simple Way to Prevent Neural Networks
+    from Overfitting", JMLR 15, 2014, section 4 (each unit kept
+    independently with probability ``1 - rate``; Keras, and this trainer,
+    scale the kept ones by ``1 / (1 - rate)`` while training instead of
+    scaling the weights at test time).
+"""
+
+import keras
+from keras import ops
+
+from keras_dbn.semi_supervised import ClassifierTrainer, _is_integer
+
+
+def _drawn_dropouts(classifier):
+    """The Dropout layers of ``classifier`` whose masks can be drawn outside,
+    or None when the classifier is not a `keras.Sequential` or has a
+    Dropout with a ``noise_shape`` (which then keeps Keras' own call)."""
+    if not isinstance(classifier, keras.Sequential):
+        return None
+    dropouts = [layer for layer in classifier.layers if isinstance(layer, keras.layers.Dropout)]
+    if any(layer.noise_shape is not None for layer in dropouts):
+        return None
+    return dropouts
+
+
+@keras.saving.register_keras_serializable(package="keras_dbn")
+class SupervisedTrainer(ClassifierTrainer):
+    """Fine-tunes a classifier on labelled batches by its cross-entropy.
+
+    The same loss and updates as ``classifier.compile(optimizer,
+    "sparse_categorical_crossentropy", metrics=["accuracy"])`` then
+    ``classifier.fit(...)``, with a faster step: for a `keras.Sequential`
+    (such as `DBN.to_classifier`'s), the keep masks of its Dropout layers
+    are drawn in TensorFlow's graph (uniforms from a seeded
+    `keras.random.SeedGenerator`, a unit kept where its uniform is at least
+    the rate, as Keras' Dropout does, and scaled by ``1 / (1 - rate)``),
+    and with ``jit_compile`` the rest of the step runs as one XLA function
+    of them. Other classifiers are called as they are, in the graph.
+
+    Logs ``loss`` (with the classifier's regularisation losses),
+    ``labelled_crossentropy`` and ``labelled_accuracy`` (on the training
+    batches, dropout active); ``evaluate`` gives ``loss`` and ``accuracy``.
+    Batches are ``(x, y)`` or ``(x, y, sample_weight)``.
+
+    Args:
+        classifier: a Keras model mapping inputs to class probabilities
+            (a softmax output), e.g. ``DBN.to_classifier(num_classes)``.
+        seed: an int for reproducible dropout masks, or None.
+        **kwargs: passed to `keras.Model` (``name``, ...).
+
+    Raises:
+        ValueError: on a ``classifier`` that is not a Keras model or layer,
+            or a ``seed`` that is not an integer.
+
+    Example:
+        >>> trainer = SupervisedTrainer(dbn.to_classifier(10, dropout=0.2), seed=0)
+        >>> trainer.compile(optimizer="adam")
+        >>> trainer.fit(array_dataset(x_train, y_train, batch_size=100), epochs=20)
+    """
+
+    def __init__(self, classifier, seed=None, **kwargs):
+        super().__init__(classifier, **kwargs)
+        if seed is not None and not _is_integer(seed):
+            raise ValueError(f"`seed` must be an integer or None, got {seed!r}.")
+        self.seed = None if seed is None else int(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self._xla_step = None
+
+    def compile(self, optimizer="rmsprop", jit_compile="auto", **kwargs):
+        """Configures the trainer; the arguments are `keras.Model.compile`'s.
+
+        Args:
+            optimizer: the optimizer of the classifier's weights.
+            jit_compile: ``"auto"`` or True: the step after the masks are
+                drawn runs as one XLA function (TensorFlow backend); False:
+                all of it in TensorFlow's graph. Keras itself never compiles
+                the whole step, whose draws XLA would make.
+            **kwargs: further `keras.Model.compile` arguments, e.g.
+                ``steps_per_execution``; a ``loss`` or ``metrics`` is
+                refused: the trainer's are fixed.
+        """
+        for given in ("loss", "metrics"):
+            if kwargs.get(given) is not None:
+                raise ValueError(
+                    f"SupervisedTrainer minimises the sparse categorical cross-entropy "
+                    f"and logs its own metrics; do not pass `{given}`."
+                )
+        if jit_compile not in (True, False, "auto"):
+            raise ValueError(f"`jit_compile` must be True, False or 'auto', got {jit_compile!r}.")
+        self._xla_step = None
+        if jit_compile is not False and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            self._xla_step = tf.function(self._masked_minimize, jit_compile=True)
+        super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
+        self._compile_config.config["jit_compile"] = jit_compile  # ours, when saved
+
+    def compile_from_config(self, config):
+        """Restores the optimizer of a loaded trainer so that training continues."""
+        config = keras.saving.deserialize_keras_object(config)
+        config = {key: value for key, value in config.items()
+                  if key not in ("loss", "metrics", "loss_weights", "weighted_metrics")
+                  or value is not None}
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def dropout_keeps(self, x):
+        """The scaled keep masks of a training step on the batch ``x``.
+
+        Args:
+            x: the batch.
+
+        Returns:
+            A list with one float tensor per Dropout layer of a Sequential
+            classifier, shaped like that layer's input: ``1 / (1 - rate)``
+            where a unit is kept, 0 where it is dropped. None for a
+            classifier whose Dropout layers run themselves.
+        """
+        dropouts = _drawn_dropouts(self.classifier)
+        if dropouts is None:
+            return None
+        rows = ops.shape(x)[0]
+        keeps = []
+        for layer in dropouts:
+            width = layer.input.shape[1:]
+            if layer.rate == 0:
+                keeps.append(None)
+                continue
+            uniforms = keras.random.uniform((rows, *width), seed=self.seed_generator)
+            keep = ops.cast(uniforms >= layer.rate, "float32") * (1.0 / (1.0 - layer.rate))
+            keeps.append(keep)
+        return keeps
+
+    def _forward(self, x, keeps):
+        """The classifier's training-mode output, its Dropout layers applying
+        ``keeps`` (`dropout_keeps`) instead of drawing."""
+        if keeps is None:
+            return self.classifier(x, training=True)
+        masks = iter(keeps)
+        for layer in self.classifier.layers:
+            if isinstance(layer, keras.layers.Dropout):
+                keep = next(masks)
+                if keep is not None:
+                    x = x * ops.cast(keep, x.dtype)
+            else:
+                x = layer(x, training=True)
+        return x
+
+    def _masked_minimize(self, x, y, sample_weight, keeps):
+        def loss_terms():
+            probabilities = self._forward(x, keeps)
+            crossentropy = self._crossentropy(y, probabilities)
+            if sample_weight is not None:
+                weights = ops.reshape(ops.cast(sample_weight, "float32"), ops.shape(crossentropy))
+                crossentropy = crossentropy * weights
+            labelled_ce = ops.mean(crossentropy)
+            return labelled_ce, labelled_ce, (), probabilities
+
+        return self._minimize(loss_terms, y)
+
+    def train_step(self, data):
+        self._require_tensorflow()
+        x, y, x_unlabelled, sample_weight = self._unpack(data, plain=True)
+        if x_unlabelled is not None:
+            raise ValueError(
+                "SupervisedTrainer.fit expects labelled batches `(x, y)`; for batches "
+                "with unlabelled images use PseudoLabel or VirtualAdversarial."
+            )
+        keeps = self.dropout_keeps(x)
+        if self._xla_step is not None and keeps is not None:
+            return self._xla_step(x, y, sample_weight, keeps)
+        return self._masked_minimize(x, y, sample_weight, keeps)
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}

@@ -1,0 +1,169 @@
+"""`SupervisedTrainer`: Keras' fine-tuning with dropout masks drawn outside XLA."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import keras_dbn
+from classifier_toys import B0, W0, batches, softmax, tiny_classifier
+from keras_dbn import SupervisedTrainer
+
+
+def dropout_classifier(rate=0.5, seed=0):
+    """4 -> Dense(6, sigmoid) -> Dropout -> Dense(3, softmax), fixed weights."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input((4,)),
+        keras.layers.Dense(6, activation="sigmoid"),
+        keras.layers.Dropout(rate),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    return model
+
+
+def labelled(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 4)).astype("float32"), rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("jit_compile", ["auto", False])
+def test_one_sgd_step_without_dropout_is_keras_own(jit_compile):
+    """No dropout: the update and logs of Keras' compile/fit with the
+    sparse cross-entropy, checked against the closed-form gradient."""
+    x, y, _ = batches()
+    lr = 0.1
+    classifier = tiny_classifier()
+    trainer = SupervisedTrainer(classifier)
+    trainer.compile(optimizer=keras.optimizers.SGD(lr), jit_compile=jit_compile)
+    logs = trainer.train_on_batch(x, y, return_dict=True)
+    p = softmax(x.astype("float64") @ W0 + B0)
+    onehot = np.eye(3)[y]
+    d = (p - onehot) / len(x)
+    w, b = classifier.get_weights()
+    np.testing.assert_allclose(w, W0 - lr * x.T @ d, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b, B0 - lr * d.sum(axis=0), rtol=1e-5, atol=1e-6)
+    ce = -np.mean(np.log(p[np.arange(len(y)), y]))
+    assert logs["loss"] == pytest.approx(ce, rel=1e-5)
+    assert logs["labelled_crossentropy"] == pytest.approx(ce, rel=1e-5)
+    assert logs["labelled_accuracy"] == pytest.approx(np.mean(p.argmax(axis=1) == y))
+
+
+def test_drawn_masks_keep_units_at_one_minus_the_rate_and_scale_them():
+    trainer = SupervisedTrainer(dropout_classifier(rate=0.3), seed=4)
+    trainer.build((None, 4))
+    keeps = trainer.dropout_keeps(np.zeros((2000, 4), "float32"))
+    assert len(keeps) == 1 and tuple(keeps[0].shape) == (2000, 6)
+    keep = np.asarray(keeps[0])
+    values = np.unique(keep)
+    assert len(values) == 2 and values[0] == 0 and values[1] == pytest.approx(1 / 0.7)
+    kept = np.mean(keep > 0)
+    assert abs(kept - 0.7) < 4 * np.sqrt(0.7 * 0.3 / keep.size)  # 4 standard errors
+    again = SupervisedTrainer(dropout_classifier(rate=0.3), seed=4)
+    again.build((None, 4))
+    np.testing.assert_array_equal(np.asarray(again.dropout_keeps(np.zeros((2000, 4))))[0], keep)
+    assert not np.array_equal(np.asarray(trainer.dropout_keeps(np.zeros((2000, 4))))[0], keep)
+
+
+def test_a_step_applies_its_masks_exactly():
+    """The masked forward pass, loss and SGD update of one step equal a
+    float64 computation with the masks the step drew (same seed)."""
+    x, y = labelled(8)
+    lr = 0.5
+    classifier = dropout_classifier(rate=0.5)
+    w1, b1, w2, b2 = [w.astype("float64") for w in classifier.get_weights()]
+    trainer = SupervisedTrainer(classifier, seed=11)
+    trainer.compile(optimizer=keras.optimizers.SGD(lr))
+    twin = SupervisedTrainer(dropout_classifier(rate=0.5), seed=11)
+    twin.build((None, 4))
+    keep = np.asarray(twin.dropout_keeps(x)[0], "float64")  # the masks of the first step
+    assert 0 < np.mean(keep > 0) < 1
+    logs = trainer.train_on_batch(x, y, return_dict=True)
+
+    hidden = 1 / (1 + np.exp(-(x @ w1 + b1)))
+    dropped = hidden * keep
+    p = softmax(dropped @ w2 + b2)
+    ce = -np.mean(np.log(p[np.arange(len(y)), y]))
+    d2 = (p - np.eye(3)[y]) / len(x)
+    d1 = (d2 @ w2.T) * keep * hidden * (1 - hidden)
+    expected = [w1 - lr * x.T @ d1, b1 - lr * d1.sum(0), w2 - lr * dropped.T @ d2,
+                b2 - lr * d2.sum(0)]
+    assert logs["loss"] == pytest.approx(ce, rel=1e-5)
+    for got, want in zip(classifier.get_weights(), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_xla_and_graph_steps_train_identically_and_match_keras_in_quality():
+    """Same seed: the XLA step and the graph step give the same weights over
+    several Adam epochs with dropout; both learn a separable problem as
+    well as Keras' own fit does."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 4)).astype("float32")
+    y = (x @ rng.normal(size=(4, 3))).argmax(axis=1)  # linearly separable
+    weights, accuracies = [], []
+    for jit_compile in ("auto", False):
+        classifier = dropout_classifier(rate=0.2)
+        trainer = SupervisedTrainer(classifier, seed=3)
+        trainer.compile(optimizer=keras.optimizers.Adam(0.05), jit_compile=jit_compile,
+                        steps_per_execution=4)
+        trainer.fit(keras_dbn.array_dataset(x, y, batch_size=50, seed=1), epochs=5,
+                    verbose=0, shuffle=False)
+        weights.append(classifier.get_weights())
+        accuracies.append(trainer.evaluate(x, y, verbose=0, return_dict=True)["accuracy"])
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    reference = dropout_classifier(rate=0.2)
+    reference.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    reference.fit(x, y, batch_size=50, epochs=5, verbose=0)
+    keras_accuracy = reference.evaluate(x, y, verbose=0, return_dict=True)["accuracy"]
+    assert keras_accuracy > 0.85
+    assert accuracies[0] == pytest.approx(accuracies[1]) and accuracies[0] > keras_accuracy - 0.05
+
+
+def test_other_classifiers_run_their_own_layers():
+    """A functional model, and a Dropout with a noise_shape, are called as
+    they are (no drawn masks), and still train."""
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(3, activation="softmax")(
+        keras.layers.Dropout(0.2)(keras.layers.Dense(6, activation="sigmoid")(inputs)))
+    functional = keras.Model(inputs, outputs)
+    shaped = dropout_classifier()
+    shaped.layers[1].noise_shape = (None, 1)
+    x, y = labelled(60)
+    for classifier in (functional, shaped):
+        trainer = SupervisedTrainer(classifier, seed=0)
+        trainer.compile(optimizer=keras.optimizers.Adam(0.05))
+        assert trainer.dropout_keeps(x) is None
+        history = trainer.fit(x, y, batch_size=20, epochs=8, verbose=0)
+        assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_bad_arguments_and_batches_raise():
+    with pytest.raises(ValueError, match="seed"):
+        SupervisedTrainer(tiny_classifier(), seed=1.5)
+    trainer = SupervisedTrainer(tiny_classifier())
+    for given in ({"loss": "mse"}, {"metrics": ["accuracy"]}, {"jit_compile": "xla"}):
+        with pytest.raises(ValueError, match="loss|metrics|jit_compile"):
+            trainer.compile(optimizer="sgd", **given)
+    trainer.compile(optimizer="sgd")
+    x_l, y_l, x_u = batches()
+    with pytest.raises(ValueError, match="labelled batches"):
+        trainer.train_on_batch(((x_l, y_l), x_u))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    x, y = labelled(20)
+    trainer = SupervisedTrainer(dropout_classifier(), seed=5)
+    trainer.compile(optimizer=keras.optimizers.Adam(0.01))
+    trainer.train_on_batch(x, y)
+    path = str(tmp_path / "trainer.keras")
+    trainer.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is SupervisedTrainer and loaded.seed == 5
+    assert json.dumps(loaded.get_config()) == json.dumps(trainer.get_config())
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), trainer.predict(x, verbose=0),
+                               rtol=1e-6)
+    assert int(loaded.optimizer.iterations) == 1
+    assert isinstance(loaded.classifier, keras.Sequential)
