@@ -130,3 +130,18 @@ def print_table(headers, rows):
     print("-" * len(line))
     for row in rows:
         print("  ".join(str(c).rjust(w) for c, w in zip(row, widths)))
+
+
+def dropout_classifier(hidden, seed=0):
+    """A randomly initialised 784-input classifier shaped as
+    ``DBN.to_classifier(10, dropout=0.2)``: a sigmoid Dense layer per entry
+    of ``hidden``, each followed by dropout 0.2, then a 10-way softmax."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((784,))])
+    for units in hidden:
+        model.add(keras.layers.Dense(units, activation="sigmoid"))
+        model.add(keras.layers.Dropout(0.2))
+    model.add(keras.layers.Dense(10, activation="softmax"))
+    return model

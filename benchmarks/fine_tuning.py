@@ -57,25 +57,13 @@ def parse_config(text):
         raise argparse.ArgumentTypeError(f"expected 784-H1-...:batch, got {text!r}") from None
 
 
-def classifier(hidden, seed=0):
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((784,))])
-    for units in hidden:
-        model.add(keras.layers.Dense(units, activation="sigmoid"))
-        model.add(keras.layers.Dropout(0.2))
-    model.add(keras.layers.Dense(10, activation="softmax"))
-    return model
-
-
 def trained_model(name, hidden):
     """``(model that fit() trains, the classifier inside it)``."""
     import keras
 
     import keras_dbn
 
-    clf = classifier(hidden)
+    clf = _common.dropout_classifier(hidden)
     if name == "keras_fit":
         clf.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
                     metrics=["accuracy"], steps_per_execution=16)
@@ -115,10 +103,13 @@ def main(argv=None):
                         default=[parse_config(c) for c in DEFAULT_CONFIGS],
                         help="784-H1-...:batch (default: %s)" % " ".join(DEFAULT_CONFIGS))
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None,
+                        help="training rows (default all 60,000; fewer for quick trials)")
     _common.add_io_arguments(parser, "fine_tuning")
     args = parser.parse_args(argv)
 
-    x, y = _common.load_mnist("train", manual_dir=args.manual_dir, data_dir=args.data_dir)
+    x, y = _common.load_mnist("train", manual_dir=args.manual_dir, data_dir=args.data_dir,
+                              limit=args.limit)
     x_test, y_test = _common.load_mnist("test", manual_dir=args.manual_dir,
                                         data_dir=args.data_dir)
     results, rows = [], []

@@ -74,15 +74,10 @@ LAYERS = (500, 500, 2000)
 
 
 def classifier(seed=0):
-    """The MNIST DBN's classifier shape, compiled as ``keras-dbn train`` does."""
+    """The MNIST DBN's classifier shape, compiled for Keras' own ``fit``."""
     import keras
 
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((784,))])
-    for units in LAYERS:
-        model.add(keras.layers.Dense(units, activation="sigmoid"))
-        model.add(keras.layers.Dropout(0.2))
-    model.add(keras.layers.Dense(10, activation="softmax"))
+    model = _common.dropout_classifier(LAYERS, seed)
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
                   metrics=["accuracy"], steps_per_execution=16)
     return model
