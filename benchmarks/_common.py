@@ -34,6 +34,15 @@ def load_mnist(split, binarize=None, manual_dir=DEFAULT_MANUAL_DIR, data_dir=Non
     )
 
 
+def load_train_test(args, limit=None):
+    """``(x_train, y_train, x_test, y_test)`` of MNIST's grey levels, from
+    the ``--manual-dir`` and ``--data-dir`` of `add_io_arguments`; ``limit``
+    keeps the first training images only."""
+    x, y = load_mnist("train", manual_dir=args.manual_dir, data_dir=args.data_dir, limit=limit)
+    x_test, y_test = load_mnist("test", manual_dir=args.manual_dir, data_dir=args.data_dir)
+    return x, y, x_test, y_test
+
+
 def machine():
     """Cores, CPU model, memory, load, package versions and date, as a dict."""
     info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}

@@ -108,10 +108,7 @@ def main(argv=None):
     _common.add_io_arguments(parser, "fine_tuning")
     args = parser.parse_args(argv)
 
-    x, y = _common.load_mnist("train", manual_dir=args.manual_dir, data_dir=args.data_dir,
-                              limit=args.limit)
-    x_test, y_test = _common.load_mnist("test", manual_dir=args.manual_dir,
-                                        data_dir=args.data_dir)
+    x, y, x_test, y_test = _common.load_train_test(args, limit=args.limit)
     results, rows = [], []
     for hidden, batch in args.configs:
         name = "784-" + "-".join(map(str, hidden)) + f"-10 b{batch}"

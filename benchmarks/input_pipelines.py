@@ -154,10 +154,7 @@ def main(argv=None):
     _common.add_io_arguments(parser, "input_pipelines")
     args = parser.parse_args(argv)
 
-    x, y = _common.load_mnist("train", manual_dir=args.manual_dir, data_dir=args.data_dir,
-                              limit=args.limit)
-    x_test, y_test = _common.load_mnist("test", manual_dir=args.manual_dir,
-                                        data_dir=args.data_dir)
+    x, y, x_test, y_test = _common.load_train_test(args, limit=args.limit)
     if args.lifetimes:
         waits = teardown_waits(x, args.lifetimes)
         print(f"\niterator deletion after {len(args.lifetimes)} lifetimes of "
