@@ -57,6 +57,13 @@ def _is_integer(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def _checked_seed(seed):
+    """``seed`` as an int, or None; a ValueError for anything else."""
+    if seed is not None and not _is_integer(seed):
+        raise ValueError(f"`seed` must be an integer or None, got {seed!r}.")
+    return None if seed is None else int(seed)
+
+
 def _positive_number(name, value, allow_zero=False):
     """``value`` as a float after checking it is a finite number > 0 (>= 0
     with ``allow_zero``); a ValueError naming ``name`` otherwise."""
@@ -223,6 +230,15 @@ class ClassifierTrainer(keras.Model):
         if probabilities.dtype != "float32":
             probabilities = ops.cast(probabilities, "float32")
         return ops.sparse_categorical_crossentropy(labels, probabilities)
+
+    def _mean_crossentropy(self, labels, probabilities, sample_weight=None):
+        """The batch mean of `_crossentropy`, each example's weighted by
+        ``sample_weight`` where given."""
+        crossentropy = self._crossentropy(labels, probabilities)
+        if sample_weight is not None:
+            weights = ops.reshape(ops.cast(sample_weight, "float32"), ops.shape(crossentropy))
+            crossentropy = crossentropy * weights
+        return ops.mean(crossentropy)
 
     def _regularization_loss(self):
         losses = self.classifier.losses
@@ -535,8 +551,7 @@ def semi_supervised_dataset(
     ):
         if not _is_integer(size) or size < 1:
             raise ValueError(f"`{name}` must be a positive integer, got {size!r}.")
-    if seed is not None and not _is_integer(seed):
-        raise ValueError(f"`seed` must be an integer or None, got {seed!r}.")
+    _checked_seed(seed)
     if x_labelled.ndim < 1 or not len(x_labelled):
         raise ValueError("`x_labelled` holds no examples.")
     if x_unlabelled.ndim < 1 or not len(x_unlabelled):

@@ -36,7 +36,7 @@ Reference:
 import keras
 from keras import ops
 
-from keras_dbn.semi_supervised import ClassifierTrainer, _is_integer
+from keras_dbn.semi_supervised import ClassifierTrainer, _checked_seed
 
 
 def _drawn_dropouts(classifier):
@@ -88,9 +88,7 @@ class SupervisedTrainer(ClassifierTrainer):
 
     def __init__(self, classifier, seed=None, **kwargs):
         super().__init__(classifier, **kwargs)
-        if seed is not None and not _is_integer(seed):
-            raise ValueError(f"`seed` must be an integer or None, got {seed!r}.")
-        self.seed = None if seed is None else int(seed)
+        self.seed = _checked_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self._xla_step = None
 
@@ -125,11 +123,7 @@ class SupervisedTrainer(ClassifierTrainer):
 
     def compile_from_config(self, config):
         """Restores the optimizer of a loaded trainer so that training continues."""
-        config = keras.saving.deserialize_keras_object(config)
-        config = {key: value for key, value in config.items()
-                  if key not in ("loss", "metrics", "loss_weights", "weighted_metrics")
-                  or value is not None}
-        self.compile(**config)
+        self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
@@ -178,11 +172,7 @@ class SupervisedTrainer(ClassifierTrainer):
     def _masked_minimize(self, x, y, sample_weight, keeps):
         def loss_terms():
             probabilities = self._forward(x, keeps)
-            crossentropy = self._crossentropy(y, probabilities)
-            if sample_weight is not None:
-                weights = ops.reshape(ops.cast(sample_weight, "float32"), ops.shape(crossentropy))
-                crossentropy = crossentropy * weights
-            labelled_ce = ops.mean(crossentropy)
+            labelled_ce = self._mean_crossentropy(y, probabilities, sample_weight)
             return labelled_ce, labelled_ce, (), probabilities
 
         return self._minimize(loss_terms, y)

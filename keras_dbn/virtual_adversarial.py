@@ -31,7 +31,7 @@ import keras
 from keras import ops
 
 from keras_dbn.semi_supervised import ClassifierTrainer
-from keras_dbn.semi_supervised import _is_integer
+from keras_dbn.semi_supervised import _checked_seed, _is_integer
 from keras_dbn.semi_supervised import _positive_number
 
 #: L2 norm of the perturbation; Miyato et al. used 2.0 for MNIST with all labels.
@@ -177,10 +177,8 @@ class VirtualAdversarial(ClassifierTrainer):
             raise ValueError(
                 f"`power_iterations` must be an integer >= 1, got {power_iterations!r}."
             )
-        if seed is not None and not _is_integer(seed):
-            raise ValueError(f"`seed` must be an integer or None, got {seed!r}.")
         self.power_iterations = int(power_iterations)
-        self.seed = None if seed is None else int(seed)
+        self.seed = _checked_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def virtual_adversarial_perturbation(self, x, probabilities=None):
@@ -227,11 +225,7 @@ class VirtualAdversarial(ClassifierTrainer):
 
         def loss_terms():
             probabilities_l = self.classifier(x_labelled, training=True)
-            crossentropy = self._crossentropy(y_labelled, probabilities_l)
-            if sample_weight is not None:
-                weights = ops.reshape(ops.cast(sample_weight, "float32"), ops.shape(crossentropy))
-                crossentropy = crossentropy * weights
-            labelled_ce = ops.mean(crossentropy)
+            labelled_ce = self._mean_crossentropy(y_labelled, probabilities_l, sample_weight)
             lds = kl_divergence(
                 probabilities_u, self.classifier(x_smooth + r_adv, training=False)
             )
