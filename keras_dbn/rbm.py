@@ -522,8 +522,8 @@ class RBM(keras.Model):
         **kwargs: passed to `keras.Model` (``name``, ``dtype``, ...).
             ``dtype="mixed_bfloat16"`` keeps the weights and the optimizer
             in float32 and runs the GEMMs, with the conditional means
-            fused into them, in bfloat16 (about 1.5x faster training at
-            batch 1000 on a CPU with AVX512-BF16, where the GEMMs
+            fused into them, in bfloat16 (about 1.5-1.6x faster training
+            at batch 1000 on a CPU with AVX512-BF16, where the GEMMs
             dominate; at batch 100 no faster than float32). The Bernoulli
             draws compare float32 uniforms with the means, the CD
             statistics are summed in the GEMM's float32 accumulator and
