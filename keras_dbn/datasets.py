@@ -62,6 +62,7 @@ def load_numpy(
     threshold=0.5,
     seed=None,
     limit=None,
+    dtype="float32",
 ):
     """Loads a TFDS image dataset split into memory as numpy arrays.
 
@@ -80,10 +81,18 @@ def load_numpy(
         threshold: The cut-off for ``binarize="threshold"``, in ``[0, 1]``.
         seed: Seed of the numpy generator used by ``binarize="stochastic"``.
         limit: If set, keep only the first ``limit`` examples of the split.
+        dtype: ``"float32"``, or ``"bfloat16"`` for half the memory: the
+            input an RBM or DBN with a ``mixed_bfloat16`` policy reads as it
+            is, without a cast per batch (1.61x float32's CD-1 throughput
+            against 1.59x from float32 data at 784x500, batch 1000, on a
+            2-core CPU with AVX512-BF16; ``benchmarks/RESULTS.md``).
+            Binarised images are exact in bfloat16; grey levels ``k / 255``
+            are rounded to its 8 significant bits (by at most 0.2%).
 
     Returns:
-        A tuple ``(x, y)``: ``x`` float32 of shape ``(N, features)`` with values
-        in ``[0, 1]`` (in ``{0, 1}`` when binarised), ``y`` int64 of shape
+        A tuple ``(x, y)``: ``x`` of shape ``(N, features)`` in ``dtype``, with
+        values in ``[0, 1]`` (in ``{0, 1}`` when binarised) and its data on a
+        64-byte boundary (`array_input.as_aligned`), ``y`` int64 of shape
         ``(N,)``.
 
     Raises:
@@ -97,8 +106,17 @@ def load_numpy(
     >>> x, y = load_numpy("mnist", "test", manual_dir="data/mnist", limit=500)
     >>> x.shape, x.dtype, y.dtype
     ((500, 784), dtype('float32'), dtype('int64'))
+    >>> x16, _ = load_numpy("mnist", "train", binarize="threshold", dtype="bfloat16",
+    ...                     manual_dir="data/mnist")
+    >>> keras_dbn.RBM(500, dtype="mixed_bfloat16").fit(x16, batch_size=1000, epochs=10)
     """
     _check_binarize(binarize, threshold)
+    try:
+        chosen = np.dtype(dtype)
+    except TypeError:  # a name NumPy does not know
+        chosen = None
+    if chosen is None or (chosen != np.float32 and not array_input.is_bfloat16(chosen)):
+        raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}.")
     if limit is not None:
         _check_positive_int(limit, "limit")
         if _is_plain_split(split):
@@ -117,21 +135,20 @@ def load_numpy(
     labels = np.concatenate([labels for _, labels in chunks])
     count = len(labels) if limit is None else min(limit, len(labels))
     # 64-byte aligned: array_input gathers its batches from a zero-copy view.
-    x = array_input.aligned_empty((count,) + images[0].shape[1:], dtype=np.float32)
+    x = array_input.aligned_empty((count,) + images[0].shape[1:], dtype=chosen)
     rng = np.random.default_rng(seed) if binarize == "stochastic" else None
     start = 0
     for chunk in images:
         chunk = chunk[: count - start]
         stop = start + len(chunk)
         if binarize == "threshold":
-            np.greater(chunk, threshold, out=x[start:stop], casting="unsafe")
+            x[start:stop] = chunk > threshold
         elif binarize == "stochastic":
             # Drawn chunk by chunk from one generator: the same numbers as
             # one draw for the whole array.
-            uniform = rng.random(chunk.shape, dtype=np.float32)
-            np.less(uniform, chunk, out=x[start:stop], casting="unsafe")
+            x[start:stop] = rng.random(chunk.shape, dtype=np.float32) < chunk
         else:
-            x[start:stop] = chunk
+            x[start:stop] = chunk  # rounded to nearest for bfloat16
         start = stop
     return x, labels[:count].astype(np.int64, copy=False)
 

@@ -9,6 +9,7 @@ import pytest
 import requests
 import tensorflow_datasets as tfds
 
+from keras_dbn import array_input
 from keras_dbn import datasets
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -116,6 +117,22 @@ def test_stochastic_binarisation_is_seeded_and_unbiased(load, mnist_test):
     # Pixels that are 0 or 1 in grey level are never flipped.
     np.testing.assert_array_equal(a[x_grey == 0.0], 0.0)
     np.testing.assert_array_equal(a[x_grey == 1.0], 1.0)
+
+
+def test_bfloat16_images_are_the_float32_ones_rounded(load, mnist_test):
+    x_grey = mnist_test[0][:500]
+    x16, y16 = load.numpy(limit=500, dtype="bfloat16")
+    assert array_input.is_bfloat16(x16.dtype) and array_input.is_aligned(x16)
+    np.testing.assert_array_equal(y16, mnist_test[1][:500])
+    # Grey levels k / 255 rounded to nearest: within half a bfloat16 step.
+    np.testing.assert_array_equal(x16, x_grey.astype(x16.dtype))
+    error = np.abs(x16.astype(np.float32) - x_grey)
+    assert 0 < error.max() <= 2.0**-9
+    # Binarised images are exact, both ways of binarising.
+    for kwargs in (dict(binarize="threshold"), dict(binarize="stochastic", seed=3)):
+        x16, _ = load.numpy(limit=500, dtype="bfloat16", **kwargs)
+        x32, _ = load.numpy(limit=500, **kwargs)
+        np.testing.assert_array_equal(x16.astype(np.float32), x32)
 
 
 # ----------------------------------------------------------------------------
@@ -239,6 +256,8 @@ def test_non_image_dataset_raises(tmp_path):
         (dict(binarize=True), "binarize must be one of"),
         (dict(binarize="threshold", threshold=1.5), "threshold must be"),
         (dict(limit=0), "limit must be a positive int"),
+        (dict(dtype="float16"), "dtype must be 'float32' or 'bfloat16'"),
+        (dict(dtype="bf16"), "dtype must be 'float32' or 'bfloat16', got 'bf16'"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match, tmp_path):
