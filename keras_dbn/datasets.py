@@ -142,11 +142,12 @@ def load_numpy(
         chunk = chunk[: count - start]
         stop = start + len(chunk)
         if binarize == "threshold":
-            x[start:stop] = chunk > threshold
+            np.greater(chunk, threshold, out=x[start:stop], casting="unsafe")
         elif binarize == "stochastic":
             # Drawn chunk by chunk from one generator: the same numbers as
             # one draw for the whole array.
-            x[start:stop] = rng.random(chunk.shape, dtype=np.float32) < chunk
+            uniform = rng.random(chunk.shape, dtype=np.float32)
+            np.less(uniform, chunk, out=x[start:stop], casting="unsafe")
         else:
             x[start:stop] = chunk  # rounded to nearest for bfloat16
         start = stop
