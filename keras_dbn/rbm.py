@@ -446,6 +446,25 @@ class _StepProgbarLogger(keras.callbacks.ProgbarLogger):
         super().on_predict_batch_end(self._clamped(batch), logs)
 
 
+def _require_stateful_trainer(method):
+    """Raises where Keras' trainer would call a `train_step` the RBM lacks.
+
+    The RBM's `train_step` and `test_step` update its variables in place,
+    as the TensorFlow trainer expects. The JAX trainer calls stateless
+    ``train_step(state, data)`` instead, and would otherwise fail with a
+    bare ``TypeError`` about the number of arguments.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        raise NotImplementedError(
+            f"RBM.{method} trains and evaluates with the TensorFlow backend; the "
+            f"{backend} backend's trainer needs a stateless train_step and test_step, "
+            "which keras_dbn does not have yet. Set KERAS_BACKEND=tensorflow. An RBM "
+            "built or loaded under this backend still computes its conditionals, "
+            "free energy and samples."
+        )
+
+
 def _with_progbar(callbacks, verbose):
     """``callbacks`` as a list, with `_StepProgbarLogger` where Keras would add its bar.
 
@@ -486,7 +505,11 @@ class RBM(keras.Model):
     ``sample_visible``).
 
     ``call(v)`` returns ``p(h = 1 | v)`` (the hidden means), so an RBM is also
-    a feature extractor inside other Keras models.
+    a feature extractor inside other Keras models. Like a Keras layer, the
+    RBM takes its number of visible units from the first data it sees: from
+    ``fit``, a call, or any method given visible data (``free_energy``,
+    ``hidden_given_visible``, ``gibbs``, ...); ``build((None, num_visible))``
+    sets it beforehand. Training and evaluation need the TensorFlow backend.
 
     Args:
         units: number of hidden units.
@@ -663,6 +686,7 @@ class RBM(keras.Model):
     @property
     def num_visible(self):
         """Number of visible units (known once the model is built)."""
+        self._require_built()
         return int(self.kernel.shape[0])
 
     @property
@@ -685,9 +709,15 @@ class RBM(keras.Model):
         return "float32" if dtype in units_lib._LOW_PRECISION else dtype
 
     def _flatten(self, v, dtype=None):
-        """``v`` as ``(batch, num_visible)`` in ``dtype`` (the compute dtype)."""
+        """``v`` as ``(batch, num_visible)`` in ``dtype`` (the compute dtype).
+
+        An RBM not built yet is built for ``v``'s width here, as a Keras
+        layer is on its first call.
+        """
         v = ops.cast(v, self.compute_dtype if dtype is None else dtype)
         array_input.check_rank(v.shape)
+        if not self.built:
+            self.build(tuple(v.shape))
         if len(v.shape) > 2:
             v = ops.reshape(v, (-1, int(math.prod(v.shape[1:]))))
         width = v.shape[-1]
@@ -701,7 +731,15 @@ class RBM(keras.Model):
             f"{width} values per example."
         )
 
+    def _require_built(self):
+        if not self.built:
+            raise ValueError(
+                "The RBM has no weights yet: fit it, call it on data, or build "
+                "it with `build((None, num_visible))` first."
+            )
+
     def _weights(self):
+        self._require_built()
         dtype = self.compute_dtype
         return (
             ops.cast(self.kernel, dtype),
@@ -747,8 +785,8 @@ class RBM(keras.Model):
 
     def energy(self, v, h):
         """The joint energy ``E(v, h)``, shape ``(batch,)``."""
-        kernel, visible_bias, hidden_bias = self._weights()
         v = self._flatten(v)
+        kernel, visible_bias, hidden_bias = self._weights()
         h = ops.cast(h, self.compute_dtype)
         interaction = ops.sum(ops.matmul(v, kernel) * h, axis=-1)
         return (
@@ -775,8 +813,8 @@ class RBM(keras.Model):
         Returns:
             Tensor of shape ``(batch,)``.
         """
-        weights = self._weights()
         v = self._flatten(v)
+        weights = self._weights()
         return self._free_energy(v, self._hidden_pre(v, weights), weights)
 
     def call(self, inputs):
@@ -1241,7 +1279,10 @@ class RBM(keras.Model):
             ValueError: for NumPy data that is not finite, or outside [0, 1]
                 for Bernoulli visible units, and for a ``steps_per_epoch``
                 that is not a positive integer.
+            NotImplementedError: with the JAX backend, whose trainer needs
+                a stateless ``train_step`` (`_require_stateful_trainer`).
         """
+        _require_stateful_trainer("fit")
         hardware.warn_if_emulated(self.dtype_policy)
         if isinstance(x, np.ndarray):
             self._check_data(x)
@@ -1303,16 +1344,24 @@ class RBM(keras.Model):
                 weights are accepted and ignored. ``steps`` batches are read
                 exactly, as in `fit`; with ``verbose`` the progress bar
                 counts no further than them (Keras' own overshoots with
-                ``steps_per_execution`` > 1).
+                ``steps_per_execution`` > 1). An RBM that was not compiled
+                is compiled with the default optimizer, as by `fit`.
 
         Returns:
             ``[reconstruction_error, free_energy]``, or a dict of them with
             ``return_dict=True``.
 
+        Raises:
+            NotImplementedError: with the JAX backend (`fit` likewise),
+                whose trainer needs a stateless ``test_step``.
+
         Example:
 
         >>> rbm.evaluate(x_test, verbose=0, return_dict=True)["reconstruction_error"]
         """
+        _require_stateful_trainer("evaluate")
+        if not self.compiled:
+            self.compile()
         self._run_exact_steps(steps)
         x, batch_size, converted = self._evaluation_input(x, batch_size)
         if converted:
@@ -1525,8 +1574,8 @@ class RBM(keras.Model):
             ValueError: on a negative number of steps.
         """
         steps = checked_count(steps, "`steps`")
-        weights = self._weights()
         v = self._flatten(v)
+        weights = self._weights()
         if steps and keras.backend.backend() == "tensorflow":
             return _compiled_gibbs_chain()(self, v, weights, ops.convert_to_tensor(steps, "int32"))
         for _ in range(steps):
@@ -1564,8 +1613,6 @@ class RBM(keras.Model):
             ValueError: before the RBM is built, or for a negative ``n`` or
                 ``gibbs_steps``.
         """
-        if not self.built:
-            raise ValueError("The RBM has no weights yet: build or fit it first.")
         gibbs_steps = checked_count(gibbs_steps, "`gibbs_steps`")
         weights = self._weights()
         if initial is None:

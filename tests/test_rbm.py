@@ -628,6 +628,61 @@ def test_sampling_refuses_negative_counts(call):
         call(rbm)
 
 
+@pytest.mark.parametrize(
+    "method",
+    [
+        lambda rbm, v: rbm.free_energy(v),
+        lambda rbm, v: rbm.hidden_given_visible(v),
+        lambda rbm, v: rbm.energy(v, np.ones((len(v), 3), "float32")),
+        lambda rbm, v: rbm.reconstruct(v),
+        lambda rbm, v: rbm.gibbs(v, steps=2),
+    ],
+)
+def test_methods_given_visible_data_build_the_rbm_from_it(method):
+    v = all_states(6)[::7].astype("float32").reshape(-1, 2, 3)  # images are flattened
+    fresh = keras_dbn.RBM(3, seed=4)
+    built = keras_dbn.RBM(3, seed=4)
+    built.build((None, 6))
+    result = np.asarray(method(fresh, v))
+    assert fresh.built and fresh.num_visible == 6
+    np.testing.assert_array_equal(fresh.kernel, built.kernel)
+    np.testing.assert_array_equal(result, np.asarray(method(built, v)))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda rbm: rbm.visible_given_hidden(np.ones((2, 3), "float32")),
+        lambda rbm: rbm.sample(2),
+        lambda rbm: rbm.num_visible,
+    ],
+)
+def test_calls_without_visible_data_need_a_built_rbm(call):
+    rbm = keras_dbn.RBM(3)
+    with pytest.raises(ValueError, match=r"no weights yet: fit it, call it on data, or build"):
+        call(rbm)
+    assert not rbm.built
+
+
+def test_evaluate_compiles_an_uncompiled_rbm_as_fit_does():
+    x = all_states(6).astype("float32")
+    rbm = keras_dbn.RBM(3, seed=0)
+    logs = rbm.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+    assert rbm.compiled and rbm.built
+    assert set(logs) == {"reconstruction_error", "free_energy"}
+    np.testing.assert_allclose(logs["free_energy"], np.mean(rbm.free_energy(x)), rtol=1e-5)
+
+
+def test_training_under_the_jax_backend_raises_a_clear_error(monkeypatch):
+    x = all_states(4).astype("float32")
+    rbm = keras_dbn.RBM(3, seed=0)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    for train in (rbm.fit, rbm.evaluate, keras_dbn.DBN([3], seed=0).pretrain):
+        with pytest.raises(NotImplementedError, match="KERAS_BACKEND=tensorflow"):
+            train(x, verbose=0)
+    assert not rbm.built and not rbm.compiled
+
+
 def test_gaussian_units_warn_about_unstandardised_data():
     import warnings
 
