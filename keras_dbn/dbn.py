@@ -1,5 +1,7 @@
 """The Deep Belief Network: a stack of RBMs trained greedily."""
 
+import math
+
 import keras
 import numpy as np
 from keras import ops
@@ -51,7 +53,7 @@ def _as_data_array(x):
     array_input.check_rank(x.shape)
     if not array_input.is_bfloat16(x.dtype):
         x = x.astype("float32", copy=False)
-    return x.reshape(len(x), -1)
+    return x.reshape(len(x), math.prod(x.shape[1:]))  # -1 fails for no rows
 
 
 def _per_layer(value, count, name):
@@ -200,7 +202,8 @@ class DBN(keras.Model):
             NumPy array of shape ``(n, units of layer num_layers)``.
 
         Raises:
-            ValueError: for a ``num_layers`` outside ``0 .. len(rbms)``.
+            ValueError: for a ``num_layers`` outside ``0 .. len(rbms)``, and
+                for data whose width is not the DBN's number of visible units.
         """
         num_layers = len(self.rbms) if num_layers is None else num_layers
         if checked_count(num_layers, "`num_layers`") > len(self.rbms):
@@ -208,6 +211,11 @@ class DBN(keras.Model):
                 f"`num_layers` is {num_layers}, but the DBN has {len(self.rbms)} RBMs."
             )
         x = _as_data_array(x).astype("float32", copy=False)
+        first = self.rbms[0]
+        if num_layers and first.built and x.shape[1] != first.num_visible:
+            # Keras' batch predictions trace with the width unknown, so
+            # the RBM's own check cannot see it.
+            raise first._width_error(x.shape[1])
         for rbm in self.rbms[:num_layers]:
             x = _predicted(rbm, x, batch_size=batch_size)
         return x

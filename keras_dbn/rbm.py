@@ -1352,6 +1352,8 @@ class RBM(keras.Model):
             ``return_dict=True``.
 
         Raises:
+            ValueError: for an array that holds no examples, or whose
+                width is not the RBM's number of visible units.
             NotImplementedError: with the JAX backend (`fit` likewise),
                 whose trainer needs a stateless ``test_step``.
 
@@ -1381,6 +1383,10 @@ class RBM(keras.Model):
         Returns:
             A NumPy array of shape ``(examples, units)``.
 
+        Raises:
+            ValueError: for an array that holds no examples, or whose
+                width is not the RBM's number of visible units.
+
         Example:
 
         >>> features = rbm.predict(x_train, batch_size=1000, verbose=0)
@@ -1398,9 +1404,13 @@ class RBM(keras.Model):
         `array_input.evaluation_input` for why (a stall at the end of each
         call of an autotuned pipeline, such as Keras' own for arrays).
         """
+        if isinstance(x, np.ndarray) and not len(x):
+            # Keras' own `evaluate` would return [] and `predict` fail
+            # with an UnboundLocalError.
+            raise ValueError("The data holds no examples.")
         if keras.backend.backend() != "tensorflow":
             return x, batch_size, False
-        if isinstance(x, np.ndarray) and len(x):
+        if isinstance(x, np.ndarray):
             self._check_data(x)
         data, _, batch_size = array_input.evaluation_input(x, None, batch_size)
         return data, batch_size, data is not x and isinstance(x, np.ndarray)

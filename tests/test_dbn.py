@@ -282,6 +282,17 @@ def test_transform_and_generate_refuse_bad_counts():
         dbn.generate(1, gibbs_steps=2, initial=x[0])
 
 
+def test_transform_checks_the_width_and_maps_no_rows_to_no_rows():
+    dbn = keras_dbn.DBN([3, 2], seed=0)
+    dbn.build((None, 4))
+    with pytest.raises(ValueError, match="4 visible units, but the data has 5 values"):
+        dbn.transform(np.zeros((6, 5), dtype="float32"))
+    assert dbn.transform(np.zeros((0, 4), dtype="float32")).shape == (0, 2)
+    assert dbn.transform(np.zeros((0, 2, 2), dtype="float32"), num_layers=1).shape == (0, 3)
+    with pytest.raises(ValueError, match="holds no examples"):
+        keras_dbn.DBN([3], seed=0).pretrain(np.zeros((0, 4), dtype="float32"), verbose=0)
+
+
 def test_classifier_before_pretraining_raises():
     with pytest.raises(ValueError, match="Pretrain"):
         keras_dbn.DBN([4]).to_classifier(3)

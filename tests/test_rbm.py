@@ -664,6 +664,14 @@ def test_calls_without_visible_data_need_a_built_rbm(call):
     assert not rbm.built
 
 
+def test_evaluate_and_predict_refuse_arrays_without_examples():
+    rbm = keras_dbn.RBM(3, seed=0)
+    rbm.build((None, 4))
+    for call in (rbm.evaluate, rbm.predict):
+        with pytest.raises(ValueError, match="holds no examples"):
+            call(np.zeros((0, 4), dtype="float32"), verbose=0)
+
+
 def test_evaluate_compiles_an_uncompiled_rbm_as_fit_does():
     x = all_states(6).astype("float32")
     rbm = keras_dbn.RBM(3, seed=0)
