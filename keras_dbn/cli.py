@@ -120,7 +120,8 @@ def build_parser():
          help="folder with the dataset's source files, for offline preparation")
     _add(train, "--out", default="keras_dbn_run", help="output folder (default: keras_dbn_run)")
     _add(train, "--save", default=None,
-         help="path of the fine-tuned classifier .keras file (default: OUT/classifier.keras)")
+         help="path of the fine-tuned classifier .keras file, its folder created if need be "
+         "(default: OUT/classifier.keras)")
     _add(train, "--export", default=None,
          help="SavedModel base folder for TF Serving (default: OUT/saved_model)")
     _add(train, "--samples", type=positive_int, default=100,
@@ -256,9 +257,14 @@ def train(args):
                          "images; every training image is used unlabelled)")
     if args.pseudo_label and args.vat:
         raise SystemExit("keras-dbn: error: choose one of --pseudo-label and --vat")
+    if args.save and not args.save.endswith((".keras", ".h5")):
+        # Keras would refuse it only when saving, after all the training.
+        raise SystemExit(f"keras-dbn: error: --save needs a .keras (or .h5) file name, got "
+                         f"{args.save!r}; --export writes the SavedModel.")
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     save_path = args.save or os.path.join(args.out, "classifier.keras")
+    os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
     export_dir = args.export or os.path.join(args.out, "saved_model")
     if os.path.exists(os.path.join(export_dir, "1")):
         raise SystemExit(
@@ -272,6 +278,11 @@ def train(args):
     x_test, y_test = datasets.load_numpy(args.dataset, split="test", **common)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     _log(f"train {x_train.shape}, test {x_test.shape}, {num_classes} classes")
+    x_fit, y_fit = x_train, y_train
+    if args.labels:
+        # Chosen before pretraining, so that a --labels the data cannot meet
+        # fails at once; the subset depends on the seed alone.
+        x_fit, y_fit = datasets.stratified_subset(x_train, y_train, args.labels, seed=args.seed)
 
     lower = len(args.layers) - 1
     persistent = [args.persistent] * lower + [args.top == "pcd"]
@@ -292,10 +303,8 @@ def train(args):
     dbn.save(dbn_path)
     _log(f"pretraining took {pretrain_seconds:.0f} s; DBN saved to {dbn_path}")
 
-    x_fit, y_fit = x_train, y_train
     unlabelled = x_train if args.pseudo_label or (args.vat and args.labels) else None
     if args.labels:
-        x_fit, y_fit = datasets.stratified_subset(x_train, y_train, args.labels, seed=args.seed)
         _log(f"fine-tuning on {len(y_fit)} labelled examples")
     classifier = dbn.to_classifier(num_classes, dropout=args.dropout,
                                    input_dropout=args.input_dropout)

@@ -144,8 +144,9 @@ def test_train_with_few_labels_and_pseudo_labels(mnist_manual_dir, tfds_data_dir
         "train", "--layers", "64", "--dbn-epochs", "1", "--mlp-epochs", "2", "--limit", "3000",
         "--labels", "100", "--pseudo-label", "--baseline", "--data-dir", tfds_data_dir,
         "--manual-dir", mnist_manual_dir, "--out", str(out_dir), "--samples", "4",
-        "--gibbs-steps", "2", "--verbose", "0",
+        "--gibbs-steps", "2", "--verbose", "0", "--save", str(tmp_path / "new" / "m.keras"),
     ]))
+    assert (tmp_path / "new" / "m.keras").exists()  # its folder made, as --out's is
     assert results["labels"] == 100 and results["pseudo_label"]
     assert results["finetune_updates"] == 2 * cli.SEMI_SUPERVISED_STEPS_PER_EPOCH
     # 100 labels, 300 pseudo-label updates: far above chance (10%) for both.
@@ -156,12 +157,24 @@ def test_train_with_few_labels_and_pseudo_labels(mnist_manual_dir, tfds_data_dir
 @pytest.mark.parametrize(
     "options, message",
     [(["--pseudo-label"], "--labels"),
-     (["--labels", "100", "--pseudo-label", "--vat", "2"], "one of --pseudo-label and --vat")],
+     (["--labels", "100", "--pseudo-label", "--vat", "2"], "one of --pseudo-label and --vat"),
+     (["--save", "classifier.txt"], r"--save needs a \.keras \(or \.h5\) file name")],
 )
-def test_semi_supervised_option_errors_stop_before_any_work(options, message, tmp_path):
+def test_option_errors_stop_before_any_work(options, message, tmp_path):
     with pytest.raises(SystemExit, match=message):
         cli.main(["train", *options, "--out", str(tmp_path / "nothing")])
     assert not (tmp_path / "nothing").exists()
+
+
+def test_too_few_labels_for_the_classes_fail_before_pretraining(mnist_manual_dir, tfds_data_dir,
+                                                                 tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["train", "--labels", "5", "--layers", "8", "--limit", "500",
+                     "--data-dir", tfds_data_dir, "--manual-dir", mnist_manual_dir,
+                     "--out", str(out), "--verbose", "0"])
+    assert code == 1
+    assert "num_labels=5 is smaller than the number of classes (10)" in capsys.readouterr().err
+    assert not (out / "dbn.keras").exists()  # nothing was pretrained
 
 
 def test_train_with_few_labels_and_virtual_adversarial_training(mnist_manual_dir, tfds_data_dir,
