@@ -75,6 +75,42 @@ def _positive_number(name, value, allow_zero=False):
     return float(value)
 
 
+def _checked_labels(y, name, num_classes=None):
+    """``y`` as integer class labels, one per example: an int64 array.
+
+    Args:
+        y: labels of shape ``(n,)`` or ``(n, 1)``, integers or integral floats.
+        name: how error messages name ``y``.
+        num_classes: the classifier's number of classes, where known; labels
+            must then lie below it. A label outside ``[0, num_classes)``
+            would otherwise train on garbage: Keras' sparse cross-entropy
+            does not check it in XLA-compiled steps.
+
+    Raises:
+        ValueError: on labels of another shape (one-hot ones included),
+            labels that are not integers, or labels out of range.
+    """
+    y = np.asarray(y)
+    if y.ndim == 0 or y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+        hint = " (one-hot labels? pass y.argmax(-1))" if y.ndim == 2 else ""
+        raise ValueError(
+            f"`{name}` must hold one integer class label per example (shape (n,) "
+            f"or (n, 1)), got shape {y.shape}{hint}."
+        )
+    if not np.issubdtype(y.dtype, np.integer):
+        if not (np.issubdtype(y.dtype, np.number) and np.all(np.mod(y, 1) == 0)):
+            raise ValueError(f"`{name}` must hold integer class labels.")
+        y = y.astype("int64")  # integer labels keep their dtype
+    if y.size:
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or (num_classes is not None and high >= num_classes):
+            bound = f"[0, {num_classes})" if num_classes is not None else "[0, classes)"
+            raise ValueError(
+                f"`{name}` must hold class labels in {bound}, got labels from {low} to {high}."
+            )
+    return y
+
+
 def _num_replicas():
     """Replicas whose gradients `tf.distribute` sums (1 outside it)."""
     import tensorflow as tf
@@ -154,7 +190,12 @@ class ClassifierTrainer(keras.Model):
 
         Returns:
             The `keras.callbacks.History` of the run.
+
+        Raises:
+            ValueError: for array labels that are not one integer class
+                label in ``[0, classes)`` per example (`_checked_labels`).
         """
+        y = self._checked_array_labels(y)
         shuffle_given = "shuffle" in kwargs or len(args) > 6  # 7th after x, y
         if not shuffle_given and array_input.is_stream(x):
             kwargs["shuffle"] = False
@@ -177,7 +218,11 @@ class ClassifierTrainer(keras.Model):
 
         Returns:
             The loss and metrics, as `keras.Model.evaluate` returns them.
+
+        Raises:
+            ValueError: for array labels as in `fit`.
         """
+        y = self._checked_array_labels(y)
         if args or kwargs.get("sample_weight") is not None:
             x = array_input.without_autotuning(x)  # arrays stay beside the weights
         else:
@@ -193,6 +238,21 @@ class ClassifierTrainer(keras.Model):
         """
         x, _, batch_size = array_input.evaluation_input(x, None, batch_size)
         return super().predict(x, batch_size, *args, **kwargs)
+
+    def _num_classes(self):
+        """The classifier's number of outputs, or ``None`` while unknown."""
+        try:
+            classes = self.classifier.output_shape[-1]
+        except (AttributeError, ValueError):  # a layer, or a model not built yet
+            return None
+        return int(classes) if classes else None
+
+    def _checked_array_labels(self, y):
+        """``y`` checked against the classifier where it is an array (or list)
+        of labels; other ``y`` (``None``, tensors) pass unchanged."""
+        if not isinstance(y, (np.ndarray, list, tuple)):
+            return y
+        return _checked_labels(y, "y", self._num_classes())
 
     def _unpack(self, data, plain=False):
         """``(x_labelled, y_labelled, x_unlabelled, sample_weight)`` of a batch.
@@ -528,7 +588,7 @@ def semi_supervised_dataset(
 
     Raises:
         ValueError: on empty inputs, ``x_labelled`` and ``y_labelled`` of
-            different lengths, labels that are not one integer per example,
+            different lengths, labels that are not one integer >= 0 per example,
             inputs of different trailing shapes, or batch sizes that are not
             positive integers.
 
@@ -561,15 +621,7 @@ def semi_supervised_dataset(
             f"`x_labelled` and `y_labelled` must have the same length, got "
             f"{len(x_labelled)} and {len(y_labelled) if y_labelled.ndim else 'a scalar'}."
         )
-    if y_labelled.ndim > 2 or (y_labelled.ndim == 2 and y_labelled.shape[1] != 1):
-        raise ValueError(
-            "`y_labelled` must hold one integer class label per example (shape (n,) "
-            f"or (n, 1)), got shape {y_labelled.shape}."
-        )
-    if not np.issubdtype(y_labelled.dtype, np.integer):
-        if not np.all(np.mod(y_labelled, 1) == 0):
-            raise ValueError("`y_labelled` must hold integer class labels.")
-        y_labelled = y_labelled.astype("int64")
+    y_labelled = _checked_labels(y_labelled, "y_labelled")
     if x_labelled.shape[1:] != x_unlabelled.shape[1:]:
         raise ValueError(
             f"Labelled and unlabelled inputs must have the same shape per example, got "

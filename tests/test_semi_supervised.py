@@ -211,6 +211,7 @@ def test_bad_arguments_raise(kwargs):
         ((np.zeros((3, 4)), [0, 1, 2], np.zeros((5, 3))), {}),
         ((np.zeros((3, 4)), np.eye(3), np.zeros((5, 4))), {}),
         ((np.zeros((3, 4)), [0.5, 1, 2], np.zeros((5, 4))), {}),
+        ((np.zeros((3, 4)), [0, -1, 2], np.zeros((5, 4))), {}),
         ((np.zeros((3, 4)), [0, 1, 2], np.zeros((5, 4))), {"labelled_batch_size": 0}),
         ((np.zeros((3, 4)), [0, 1, 2], np.zeros((5, 4))), {"unlabelled_batch_size": 2.0}),
     ],

@@ -153,6 +153,27 @@ def test_bad_arguments_and_batches_raise():
         trainer.train_on_batch(((x_l, y_l), x_u))
 
 
+@pytest.mark.parametrize("jit_compile", ["auto", False])
+def test_array_labels_outside_the_classes_raise_before_training(jit_compile):
+    x, y = labelled()
+    trainer = SupervisedTrainer(dropout_classifier(), seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit_compile)
+    before = [w.copy() for w in trainer.classifier.get_weights()]
+    for labels, message in (
+        (y + 1, r"class labels in \[0, 3\), got labels from 1 to 3"),
+        (y - 1, r"class labels in \[0, 3\), got labels from -1 to 1"),
+        (keras.utils.to_categorical(y, 3), r"got shape \(40, 3\) \(one-hot labels\?"),
+        (y + 0.5, "must hold integer class labels"),
+    ):
+        for call in (trainer.fit, trainer.evaluate):
+            with pytest.raises(ValueError, match=message):
+                call(x, labels, verbose=0)
+    for w, w0 in zip(trainer.classifier.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
+    # integral float labels of shape (n, 1) are labels
+    trainer.fit(x, y[:, None].astype("float32"), epochs=1, verbose=0)
+
+
 def test_save_and_load_round_trip(tmp_path):
     x, y = labelled(20)
     trainer = SupervisedTrainer(dropout_classifier(), seed=5)
