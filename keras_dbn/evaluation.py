@@ -52,13 +52,15 @@ def _weights(rbm, dtype=_F64):
 
 
 def _as_matrix(x, rbm):
-    """``x`` as float64 rows of the RBM's visible width; clear errors otherwise."""
+    """``x`` as float64 rows of the RBM's visible width; clear errors otherwise.
+
+    The values are checked as `RBM.fit` checks its data: finite, and in
+    [0, 1] for Bernoulli visible units, whose likelihoods of other values
+    would be numbers without meaning.
+    """
     x = np.asarray(x, dtype=np.float64)
-    array_input.check_rank(x.shape)
-    width = math.prod(x.shape[1:])
-    if width != rbm.num_visible:
-        raise rbm._width_error(width)
-    return x.reshape(x.shape[0], width)
+    rbm._check_data(x)  # rank, width and values
+    return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
 
 def _free_energy64(rbm, v, weights, batch_size=4096):
@@ -346,7 +348,9 @@ def ais_log_partition(
         with ``return_details=True``.
 
     Raises:
-        ValueError: for Gaussian hidden units or malformed ``betas``.
+        ValueError: for Gaussian hidden units, malformed ``betas``, or a
+            base rate (``base_rate`` or the mean of ``data``) that is not
+            finite, or outside [0, 1] for Bernoulli visible units.
 
     Example:
     >>> result = keras_dbn.evaluation.ais_log_partition(rbm, data=x_train, seed=0)
@@ -366,10 +370,12 @@ def ais_log_partition(
             "which this annealing path does not model."
         )
     betas = paper_betas() if betas is None else np.asarray(betas, dtype=np.float64)
-    if betas.ndim != 1 or betas.shape[0] < 2 or betas[0] != 0.0 or betas[-1] != 1.0 or np.any(np.diff(betas) < 0):
+    if (betas.ndim != 1 or betas.shape[0] < 2 or betas[0] != 0.0 or betas[-1] != 1.0
+            or not np.all(np.isfinite(betas)) or np.any(np.diff(betas) < 0)):
         raise ValueError("`betas` must rise monotonically from 0.0 to 1.0 (at least two values).")
     num_chains = checked_count(num_chains, "`num_chains`", 1)
     num_visible = rbm.num_visible
+    base_mean = None
     if base_rate is not None:
         base_mean = np.broadcast_to(np.asarray(base_rate, np.float64), (num_visible,))
     elif data is not None:
@@ -379,11 +385,16 @@ def ais_log_partition(
                 f"`data` has {base_mean.shape[0]} features; the RBM has "
                 f"{num_visible} visible units."
             )
-    else:
-        base_mean = None
     if base_mean is None:
         base_bias = np.zeros(num_visible)
     else:
+        if not np.all(np.isfinite(base_mean)):
+            raise ValueError("`base_rate` or `data` holds NaN or infinite values.")
+        if rbm.visible_units.name == "bernoulli" and (base_mean.min() < 0 or base_mean.max() > 1):
+            raise ValueError(
+                "Bernoulli visible units need a base rate in [0, 1], from data in [0, 1] "
+                f"(got means in [{base_mean.min():.3g}, {base_mean.max():.3g}])."
+            )
         base_bias = ops.convert_to_numpy(
             rbm.visible_units.bias_from_mean(ops.convert_to_tensor(base_mean, _F64))
         )
@@ -460,6 +471,11 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
     Returns:
         The average log-likelihood as a Python float.
 
+    Raises:
+        ValueError: for data that `RBM.fit` would refuse (not finite, of
+            the wrong width, or outside [0, 1] for Bernoulli visible
+            units), or a ``log_z`` that is not finite.
+
     Example:
     >>> keras_dbn.evaluation.log_likelihood(rbm, x_test, data=x_train, seed=0)
 
@@ -467,9 +483,11 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
         Salakhutdinov & Murray, ICML 2008, section 4.1 (table 1).
     """
     _check_built(rbm)
+    v = _as_matrix(x, rbm)
     if log_z is None:
         log_z = ais_log_partition(rbm, **ais_kwargs).log_z
-    v = _as_matrix(x, rbm)
+    elif not math.isfinite(log_z):
+        raise ValueError(f"`log_z` must be a finite number, got {log_z!r}.")
     return float(-np.mean(_free_energy64(rbm, v, _weights(rbm))) - log_z)
 
 
@@ -595,7 +613,8 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
         NumPy float64 array of shape ``(n,)``.
 
     Raises:
-        ValueError: for visible units that are not Bernoulli.
+        ValueError: for visible units that are not Bernoulli, and for data
+            that are not finite, not in [0, 1] or of the wrong width.
 
     Example:
     >>> keras_dbn.evaluation.pseudo_likelihood(rbm, x_test, seed=0).mean()

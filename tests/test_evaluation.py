@@ -188,6 +188,37 @@ def test_ais_argument_errors():
         evaluation.ais_log_partition(make_rbm(4, 3, hidden="gaussian"))
     with pytest.raises(ValueError, match="betas"):
         evaluation.ais_log_partition(make_rbm(4, 3), betas=[0.0, 0.5])
+    with pytest.raises(ValueError, match="betas"):
+        evaluation.ais_log_partition(make_rbm(4, 3), betas=[0.0, np.nan, 1.0])
+    rbm, betas = make_rbm(4, 3), np.linspace(0, 1, 5)
+    with pytest.raises(ValueError, match=r"base rate in \[0, 1\].*means in \[255, 255\]"):
+        evaluation.ais_log_partition(rbm, betas=betas, data=np.full((3, 4), 255.0))
+    with pytest.raises(ValueError, match=r"base rate in \[0, 1\]"):
+        evaluation.ais_log_partition(rbm, betas=betas, base_rate=1.5)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        evaluation.ais_log_partition(rbm, betas=betas, base_rate=[0.5, np.nan, 0.5, 0.5])
+
+
+@pytest.mark.parametrize(
+    "evaluate",
+    [lambda rbm, x: evaluation.log_likelihood(rbm, x, log_z=0.0),
+     lambda rbm, x: evaluation.pseudo_likelihood(rbm, x, seed=0),
+     lambda rbm, x: evaluation.pseudo_likelihood(rbm, x, all_bits=True)],
+)
+def test_likelihoods_check_the_data_as_fit_does(evaluate):
+    rbm = make_rbm(4, 3)
+    images = np.zeros((3, 2, 2))
+    assert np.all(np.isfinite(evaluate(rbm, images)))
+    with pytest.raises(ValueError, match=r"need data in \[0, 1\] \(got values in \[255.0, 255.0\]\)"):
+        evaluate(rbm, images + 255.0)
+    images[1, 0, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        evaluate(rbm, images)
+
+
+def test_log_likelihood_refuses_a_log_z_that_is_not_finite():
+    with pytest.raises(ValueError, match="`log_z` must be a finite number"):
+        evaluation.log_likelihood(make_rbm(4, 3), np.zeros((2, 4)), log_z=float("inf"))
 
 
 def test_paper_betas_schedule():
