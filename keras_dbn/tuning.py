@@ -82,12 +82,25 @@ DEFAULT_SPACE = {
 _CACHE_FORMAT = "keras_dbn.tuning/1"  # part of every cache key; bump on layout changes
 
 
-def _declare(hp, name, spec, kind, log=False):
+#: What every value of a dimension must be: a test and how errors name it.
+_AT_LEAST_ONE = (lambda v: v >= 1, "integers >= 1")
+_POSITIVE = (lambda v: v > 0, "numbers > 0")
+_RATE = (lambda v: 0.0 <= v < 1.0, "rates in [0, 1)")
+
+
+def _declare(hp, name, spec, kind, log=False, valid=None):
     """Registers one hyperparameter from a constructor spec and returns its value.
 
     A list is a choice (one element: fixed), a 2-tuple an ``(min, max)``
-    range, anything else a fixed value.
+    range, anything else a fixed value. ``valid``, a ``(test, description)``
+    pair, must hold for every choice and both ends of a range, so that a
+    space with impossible values fails at construction, not in a trial.
     """
+    if valid is not None:
+        ends = spec if isinstance(spec, (list, tuple)) else [spec]
+        test, description = valid
+        if not all(test(kind(v)) for v in ends):
+            raise ValueError(f"`{name}` must hold {description}, got {spec!r}.")
     if isinstance(spec, list):
         values = list(dict.fromkeys(kind(v) for v in spec))
         if not values:
@@ -353,25 +366,24 @@ class DBNHyperModel(kt.HyperModel):
             and ``batch_size``.
         """
         spec = self.spec
-        num_layers = _declare(hp, NUM_LAYERS, spec[NUM_LAYERS], int)
-        if num_layers < 1:
-            raise ValueError(f"`num_layers` must be >= 1, got {num_layers}.")
+        num_layers = _declare(hp, NUM_LAYERS, spec[NUM_LAYERS], int, valid=_AT_LEAST_ONE)
         layers = [
-            _declare(hp, UNITS.format(i), spec[UNITS], int, log=True) for i in range(num_layers)
+            _declare(hp, UNITS.format(i), spec[UNITS], int, log=True, valid=_AT_LEAST_ONE)
+            for i in range(num_layers)
         ]
-        values = {
+        return {
             "layers": layers,
-            "k": _declare(hp, K, spec[K], int),
+            "k": _declare(hp, K, spec[K], int, valid=_AT_LEAST_ONE),
             "persistent": _declare(hp, PERSISTENT, spec[PERSISTENT], bool),
-            "pretrain_lr": _declare(hp, PRETRAIN_LR, spec[PRETRAIN_LR], float, log=True),
-            "pretrain_epochs": _declare(hp, PRETRAIN_EPOCHS, spec[PRETRAIN_EPOCHS], int),
-            "finetune_lr": _declare(hp, FINETUNE_LR, spec[FINETUNE_LR], float, log=True),
-            "dropout": _declare(hp, DROPOUT, spec[DROPOUT], float),
-            "batch_size": _declare(hp, BATCH_SIZE, spec[BATCH_SIZE], int),
+            "pretrain_lr": _declare(hp, PRETRAIN_LR, spec[PRETRAIN_LR], float, log=True,
+                                    valid=_POSITIVE),
+            "pretrain_epochs": _declare(hp, PRETRAIN_EPOCHS, spec[PRETRAIN_EPOCHS], int,
+                                        valid=_AT_LEAST_ONE),
+            "finetune_lr": _declare(hp, FINETUNE_LR, spec[FINETUNE_LR], float, log=True,
+                                    valid=_POSITIVE),
+            "dropout": _declare(hp, DROPOUT, spec[DROPOUT], float, valid=_RATE),
+            "batch_size": _declare(hp, BATCH_SIZE, spec[BATCH_SIZE], int, valid=_AT_LEAST_ONE),
         }
-        if not 0.0 <= values["dropout"] < 1.0:
-            raise ValueError(f"`dropout` must lie in [0, 1), got {values['dropout']}.")
-        return values
 
     # ----------------------------------------------------------------- build
 

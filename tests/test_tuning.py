@@ -259,6 +259,17 @@ def test_bad_space_fails_at_construction():
         DBNHyperModel(10, input_dim=784, pretrain_lr=(0.1, 0.01))
     with pytest.raises(ValueError, match="input_dim"):
         DBNHyperModel(10)
+    for given, message in (
+        ({"units": [0, 500]}, r"`units_0` must hold integers >= 1, got \[0, 500\]"),
+        ({"num_layers": 0}, r"`num_layers` must hold integers >= 1"),
+        ({"batch_size": [0, 100]}, r"`batch_size` must hold integers >= 1"),
+        ({"pretrain_epochs": (0, 3)}, r"`pretrain_epochs` must hold integers >= 1"),
+        ({"k": [1, -1]}, r"`k` must hold integers >= 1"),
+        ({"finetune_lr": 0.0}, r"`finetune_lr` must hold numbers > 0"),
+        ({"dropout": (0.2, 1.5)}, r"`dropout` must hold rates in \[0, 1\), got \(0.2, 1.5\)"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            DBNHyperModel(10, input_dim=784, **given)
 
 
 def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds_data_dir,
