@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_dbn.rbm import checked_count
+
 
 def _resolve_shape(num_features, image_shape):
     if image_shape is not None:
@@ -159,6 +161,12 @@ class ImageGridCallback(keras.callbacks.Callback):
         rbm: the RBM whose filters are shown (or a DBN); by default the
             fitted model.
 
+    Raises:
+        ValueError: for counts that are not positive integers
+            (``gibbs_steps`` may be 0), and, when training begins with the
+            RBM built, for an ``image_shape`` that does not hold one visible
+            vector (or non-square images without one).
+
     Example:
 
     ```python
@@ -181,13 +189,11 @@ class ImageGridCallback(keras.callbacks.Callback):
         rbm=None,
     ):
         super().__init__()
-        if every_n_epochs < 1:
-            raise ValueError(f"`every_n_epochs` must be >= 1, got {every_n_epochs}.")
         self.log_dir = os.fspath(log_dir)
-        self.every_n_epochs = int(every_n_epochs)
-        self.num_filters = int(num_filters)
-        self.num_samples = int(num_samples)
-        self.gibbs_steps = int(gibbs_steps)
+        self.every_n_epochs = checked_count(every_n_epochs, "`every_n_epochs`", 1)
+        self.num_filters = checked_count(num_filters, "`num_filters`", 1)
+        self.num_samples = checked_count(num_samples, "`num_samples`", 1)
+        self.gibbs_steps = checked_count(gibbs_steps, "`gibbs_steps`")
         self.image_shape = image_shape
         self.tensorboard = bool(tensorboard)
         self.rbm = rbm
@@ -235,6 +241,14 @@ class ImageGridCallback(keras.callbacks.Callback):
                     _image_summary(name, grid, epoch)
             self._writer.flush()
         return paths
+
+    def on_train_begin(self, logs=None):
+        # A wrong image shape or model would otherwise stop training at the
+        # end of its first epoch; the shape is known once the RBM is built
+        # (`RBM.fit` builds it from NumPy data before training).
+        rbm = self._filter_rbm()
+        if rbm.built:
+            _resolve_shape(rbm.num_visible, self.image_shape)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs == 0:

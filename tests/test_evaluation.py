@@ -356,6 +356,24 @@ def test_image_grid_callback_during_fit(tmp_path):
     assert sorted(os.listdir(sparse)) == ["filters_epoch002.png", "samples_epoch002.png"]
 
 
+def test_image_grid_callback_refuses_bad_settings_before_training(tmp_path):
+    for given in ({"num_filters": 0}, {"num_samples": 0}, {"gibbs_steps": -1},
+                  {"every_n_epochs": 2.5}):
+        with pytest.raises(ValueError, match="must be an integer"):
+            ImageGridCallback(tmp_path, **given)
+    x = (np.random.default_rng(2).random((64, 12)) < 0.5).astype("float32")
+    for shape, message in ((None, "12 features are not square"),
+                           ((5, 5), r"\(5, 5\) holds 25 values, but each image has 12")):
+        rbm = keras_dbn.RBM(6, seed=0)
+        with pytest.raises(ValueError, match=message):
+            rbm.fit(x, epochs=2, verbose=0, callbacks=[
+                ImageGridCallback(tmp_path, image_shape=shape, gibbs_steps=1, tensorboard=False)])
+        assert int(rbm.optimizer.iterations) == 0 and not os.listdir(tmp_path)  # nothing trained
+    rbm.fit(x, epochs=1, verbose=0, callbacks=[
+        ImageGridCallback(tmp_path, image_shape=(3, 4), gibbs_steps=1, tensorboard=False)])
+    assert sorted(os.listdir(tmp_path)) == ["filters_epoch001.png", "samples_epoch001.png"]
+
+
 def test_image_grid_callback_with_explicit_rbm_and_generator(tmp_path):
     rbm = make_rbm(16, 5, seed=3)
 
