@@ -251,7 +251,7 @@ class DBN(keras.Model):
             x: NumPy array ``(n, features)`` with values in [0, 1] (Bernoulli
                 visible units), or a batched `tf.data.Dataset` of ``x`` or
                 ``(x, y)`` (labels are ignored).
-            epochs: epochs per layer, an int or one per layer.
+            epochs: epochs per layer, an int >= 0 or one per layer.
             batch_size: batch size for NumPy input, an int or one per layer.
             optimizer: optimizer for RBMs not compiled yet: a name, a config
                 or an instance (cloned for each layer), or one per layer.
@@ -273,13 +273,19 @@ class DBN(keras.Model):
 
         Returns:
             A list with the `keras.callbacks.History` of each layer.
+
+        Raises:
+            ValueError: for per-layer options of the wrong length, epochs
+                that are not integers >= 0, and data that `RBM.fit` refuses
+                (not finite, outside [0, 1] for Bernoulli units, of the
+                wrong width or without rows).
         """
         import tensorflow as tf
 
         if cache_bytes is not None and not cache_bytes >= 0:
             raise ValueError(f"cache_bytes must be >= 0 or None, got {cache_bytes!r}.")
         count = len(self.rbms)
-        epochs = _per_layer(epochs, count, "epochs")
+        epochs = [checked_count(e, "`epochs`") for e in _per_layer(epochs, count, "epochs")]
         batch_sizes = _per_layer(batch_size, count, "batch_size")
         optimizers = _per_layer(optimizer, count, "optimizer")
         is_numpy = not isinstance(x, tf.data.Dataset)

@@ -282,6 +282,15 @@ def test_transform_and_generate_refuse_bad_counts():
         dbn.generate(1, gibbs_steps=2, initial=x[0])
 
 
+def test_pretrain_refuses_epochs_that_are_not_counts():
+    x = np.zeros((10, 4), dtype="float32")
+    for epochs in (-1, 1.5, [1, -2]):
+        dbn = keras_dbn.DBN([3, 2], seed=0)
+        with pytest.raises(ValueError, match="`epochs` must be an integer >= 0"):
+            dbn.pretrain(x, epochs=epochs, verbose=0)
+        assert not any(rbm.built for rbm in dbn.rbms)  # refused before any layer trained
+
+
 def test_transform_checks_the_width_and_maps_no_rows_to_no_rows():
     dbn = keras_dbn.DBN([3, 2], seed=0)
     dbn.build((None, 4))
