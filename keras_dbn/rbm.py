@@ -1286,7 +1286,10 @@ class RBM(keras.Model):
         hardware.warn_if_emulated(self.dtype_policy)
         if isinstance(x, np.ndarray):
             self._check_data(x)
-            self._ensure_built(x)  # callbacks' `on_train_begin` sees the weights
+            # Built before Keras' loop, so that callbacks' `on_train_begin`
+            # sees the weights; in the strategy's scope, as Keras builds.
+            with self.distribute_strategy.scope():
+                self._ensure_built(x)
             keras_batch_size = _array_batch_size(
                 len(x), kwargs.get("steps_per_epoch"), validation_split, validation_data
             )
