@@ -139,6 +139,43 @@ def is_stream(data):
     return tf is not None and isinstance(data, tf.data.Dataset)
 
 
+def check_ends(fit_kwargs, x=None, caller="fit"):
+    """Raises where ``fit`` would read an endless `tf.data.Dataset` forever.
+
+    Keras ends an epoch of a dataset when the dataset ends, so an endless
+    one (``.repeat()``, `semi_supervised_dataset`) without
+    ``steps_per_epoch`` would train without end, and endless validation
+    data without ``validation_steps`` would never finish validating.
+
+    Args:
+        fit_kwargs: the other arguments of ``fit`` (``steps_per_epoch``,
+            ``validation_data``, ``validation_steps``).
+        x: the training data.
+        caller: how the error names the method.
+
+    Raises:
+        ValueError: for such a dataset without its step count.
+    """
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return
+
+    def endless(data):
+        return (isinstance(data, tf.data.Dataset)
+                and int(data.cardinality()) == int(tf.data.INFINITE_CARDINALITY))
+
+    if endless(x) and not fit_kwargs.get("steps_per_epoch"):
+        raise ValueError(
+            f"{caller}: the dataset never ends (e.g. `.repeat()` or "
+            "`semi_supervised_dataset`), so an epoch would never end either: "
+            "pass steps_per_epoch, the updates per epoch."
+        )
+    if endless(fit_kwargs.get("validation_data")) and not fit_kwargs.get("validation_steps"):
+        raise ValueError(
+            f"{caller}: the validation dataset never ends: pass validation_steps."
+        )
+
+
 def is_bfloat16(dtype):
     """Whether ``dtype`` is bfloat16 (NumPy knows it through ``ml_dtypes``)."""
     return getattr(dtype, "name", None) == "bfloat16"

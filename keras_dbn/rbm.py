@@ -1279,10 +1279,14 @@ class RBM(keras.Model):
             ValueError: for NumPy data that is not finite, or outside [0, 1]
                 for Bernoulli visible units, and for a ``steps_per_epoch``
                 that is not a positive integer.
+            ValueError: for a `tf.data.Dataset` that never ends without
+                ``steps_per_epoch`` (or endless validation data without
+                ``validation_steps``): the epoch would never end.
             NotImplementedError: with the JAX backend, whose trainer needs
                 a stateless ``train_step`` (`_require_stateful_trainer`).
         """
         _require_stateful_trainer("fit")
+        array_input.check_ends(dict(kwargs, validation_data=validation_data), x, "RBM.fit")
         hardware.warn_if_emulated(self.dtype_policy)
         if isinstance(x, np.ndarray):
             self._check_data(x)

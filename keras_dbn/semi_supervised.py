@@ -136,7 +136,8 @@ class ClassifierTrainer(keras.Model):
         **kwargs: passed to `keras.Model` (``name``, ...).
 
     Raises:
-        ValueError: on a ``classifier`` that is not a Keras model or layer.
+        ValueError: on a ``classifier`` that is not a Keras model or layer,
+            or whose last layer has an activation other than softmax.
     """
 
     #: Names of the running means a subclass logs after ``labelled_crossentropy``.
@@ -148,6 +149,16 @@ class ClassifierTrainer(keras.Model):
             raise ValueError(
                 f"`classifier` must be a Keras model (or layer) that outputs class "
                 f"probabilities, got {type(classifier).__name__}."
+            )
+        last = classifier.layers[-1] if getattr(classifier, "layers", None) else classifier
+        activation = getattr(last, "activation", None)
+        if activation is not None and getattr(activation, "__name__", "softmax") != "softmax":
+            # Its cross-entropy reads the outputs as probabilities: logits
+            # would train on a number without meaning.
+            raise ValueError(
+                f"`classifier` must output class probabilities, but its last layer "
+                f"{last.name!r} has activation {activation.__name__!r}; give it "
+                "activation='softmax' (DBN.to_classifier does)."
             )
         self.classifier = classifier
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -193,9 +204,13 @@ class ClassifierTrainer(keras.Model):
 
         Raises:
             ValueError: for array labels that are not one integer class
-                label in ``[0, classes)`` per example (`_checked_labels`).
+                label in ``[0, classes)`` per example (`_checked_labels`),
+                and for a dataset that never ends (`semi_supervised_dataset`)
+                without ``steps_per_epoch``.
         """
         y = self._checked_array_labels(y)
+        if not args:  # positional arguments past y keep Keras' own checks
+            array_input.check_ends(kwargs, x, f"{type(self).__name__}.fit")
         shuffle_given = "shuffle" in kwargs or len(args) > 6  # 7th after x, y
         if not shuffle_given and array_input.is_stream(x):
             kwargs["shuffle"] = False

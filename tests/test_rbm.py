@@ -664,6 +664,21 @@ def test_calls_without_visible_data_need_a_built_rbm(call):
     assert not rbm.built
 
 
+def test_fit_on_an_endless_dataset_needs_its_step_counts():
+    import tensorflow as tf
+
+    x = all_states(4).astype("float32")
+    endless = tf.data.Dataset.from_tensor_slices(x).batch(4).repeat()
+    rbm = keras_dbn.RBM(3, seed=0)
+    with pytest.raises(ValueError, match="RBM.fit: the dataset never ends.*steps_per_epoch"):
+        rbm.fit(endless, verbose=0)
+    with pytest.raises(ValueError, match="validation dataset never ends: pass validation_steps"):
+        rbm.fit(x, validation_data=endless, verbose=0)
+    history = rbm.fit(endless, steps_per_epoch=3, validation_data=endless, validation_steps=2,
+                      epochs=2, verbose=0).history
+    assert int(rbm.optimizer.iterations) == 6 and len(history["val_free_energy"]) == 2
+
+
 def test_evaluate_and_predict_refuse_arrays_without_examples():
     rbm = keras_dbn.RBM(3, seed=0)
     rbm.build((None, 4))

@@ -229,6 +229,28 @@ def test_plain_batches_in_fit_raise():
         pseudo.fit(x_l, y_l, epochs=1, verbose=0)
 
 
+def test_an_endless_dataset_needs_steps_per_epoch():
+    x_l, y_l, x_u = batches()
+    pseudo = PseudoLabel(tiny_classifier())
+    pseudo.compile(optimizer="sgd")
+    data = pseudo_label_dataset(x_l, y_l, x_u, seed=0)
+    with pytest.raises(ValueError, match="PseudoLabel.fit: the dataset never ends.*steps_per_epoch"):
+        pseudo.fit(data, epochs=1, verbose=0)
+    assert int(pseudo.optimizer.iterations) == 0
+    pseudo.fit(data, epochs=1, steps_per_epoch=2, verbose=0)
+    assert int(pseudo.optimizer.iterations) == 2
+
+
+def test_classifiers_must_end_in_softmax():
+    logits = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="last layer 'dense.*' has activation 'linear'"):
+        PseudoLabel(logits)
+    with pytest.raises(ValueError, match="activation 'sigmoid'"):
+        keras_dbn.SupervisedTrainer(
+            keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")]))
+    PseudoLabel(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Softmax()]))
+
+
 # ----------------------------------------------------------------- saving
 
 
