@@ -1170,8 +1170,10 @@ class RBM(keras.Model):
                 ``weight_decay``, the biases are excluded from it (practical
                 guide, section 10).
             **kwargs: passed to `keras.Model.compile` (``steps_per_execution``,
-                ``jit_compile``, ...). A ``loss`` has no effect: training
-                follows the CD statistics. ``steps_per_execution`` defaults
+                ``jit_compile``, ...). A ``loss``, ``metrics`` or
+                ``loss_weights`` is refused: training follows the CD
+                statistics and logs the RBM's own monitors, so they would
+                have no effect. ``steps_per_execution`` defaults
                 to 32 here (Keras' default is 1): a CD step is a few GEMMs,
                 so running 32 of them per call of the compiled function
                 removes most of the per-batch Python overhead (``fit()`` on
@@ -1203,6 +1205,13 @@ class RBM(keras.Model):
                 chain route only. ``True`` (the whole step in XLA) or
                 ``False`` (no XLA) fixes the choice.
         """
+        for given in ("loss", "metrics", "loss_weights", "weighted_metrics"):
+            if kwargs.get(given) is not None:
+                raise ValueError(
+                    f"An RBM trains by its CD statistics and logs its own monitors "
+                    f"(reconstruction_error, free_energy); `{given}` would have no "
+                    "effect, so do not pass it."
+                )
         kwargs.setdefault("steps_per_execution", _default_steps_per_execution(self))
         self._jit_auto = kwargs.get("jit_compile", "auto") == "auto"
         self._xla_chain = 0  # an "auto" `fit` chooses it
@@ -1220,6 +1229,9 @@ class RBM(keras.Model):
     def compile_from_config(self, config):
         """Restores the optimizer of a loaded RBM so that training continues."""
         config = keras.saving.deserialize_keras_object(config)
+        # RBMs saved while `compile` still accepted a loss or metrics load.
+        for ignored in ("loss", "metrics", "loss_weights", "weighted_metrics"):
+            config.pop(ignored, None)
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
@@ -1279,13 +1291,16 @@ class RBM(keras.Model):
             ValueError: for NumPy data that is not finite, or outside [0, 1]
                 for Bernoulli visible units, and for a ``steps_per_epoch``
                 that is not a positive integer.
-            ValueError: for a `tf.data.Dataset` that never ends without
+            ValueError: for a ``class_weight``, which needs labels;
+                for a `tf.data.Dataset` that never ends without
                 ``steps_per_epoch`` (or endless validation data without
                 ``validation_steps``): the epoch would never end.
             NotImplementedError: with the JAX backend, whose trainer needs
                 a stateless ``train_step`` (`_require_stateful_trainer`).
         """
         _require_stateful_trainer("fit")
+        if kwargs.get("class_weight") is not None:
+            raise ValueError("An RBM learns without labels: `class_weight` does not apply.")
         array_input.check_ends(dict(kwargs, validation_data=validation_data), x, "RBM.fit")
         hardware.warn_if_emulated(self.dtype_policy)
         if isinstance(x, np.ndarray):

@@ -664,6 +664,19 @@ def test_calls_without_visible_data_need_a_built_rbm(call):
     assert not rbm.built
 
 
+def test_compile_refuses_losses_and_metrics_and_fit_class_weights():
+    rbm = keras_dbn.RBM(3, seed=0)
+    for given in ({"loss": "mse"}, {"metrics": ["mae"]}, {"loss_weights": [1.0]}):
+        with pytest.raises(ValueError, match=f"`{next(iter(given))}` would have no effect"):
+            rbm.compile(optimizer="sgd", **given)
+    with pytest.raises(ValueError, match="`class_weight` does not apply"):
+        rbm.fit(all_states(4).astype("float32"), class_weight={0: 1.0}, verbose=0)
+    # A compile config saved with a loss (accepted before) still restores the optimizer.
+    rbm.compile_from_config({"optimizer": keras.optimizers.serialize(keras.optimizers.SGD(0.3)),
+                             "loss": "mse", "metrics": None})
+    assert float(rbm.optimizer.learning_rate) == pytest.approx(0.3)
+
+
 def test_fit_on_an_endless_dataset_needs_its_step_counts():
     import tensorflow as tf
 
