@@ -446,22 +446,23 @@ class _StepProgbarLogger(keras.callbacks.ProgbarLogger):
         super().on_predict_batch_end(self._clamped(batch), logs)
 
 
-def _require_stateful_trainer(method):
-    """Raises where Keras' trainer would call a `train_step` the RBM lacks.
+def _require_tensorflow_trainer(method):
+    """Raises unless Keras' TensorFlow trainer will run `fit` or `evaluate`.
 
-    The RBM's `train_step` and `test_step` update its variables in place,
-    as the TensorFlow trainer expects. The JAX trainer calls stateless
-    ``train_step(state, data)`` instead, and would otherwise fail with a
-    bare ``TypeError`` about the number of arguments.
+    The RBM's `train_step` and `test_step` update its variables in place
+    and its input paths are TensorFlow's. The JAX trainer calls a
+    stateless ``train_step(state, data)`` instead, and would otherwise fail
+    with a bare ``TypeError`` about the number of arguments; the other
+    backends' trainers are untested.
     """
     backend = keras.backend.backend()
-    if backend == "jax":
+    if backend != "tensorflow":
         raise NotImplementedError(
-            f"RBM.{method} trains and evaluates with the TensorFlow backend; the "
-            f"{backend} backend's trainer needs a stateless train_step and test_step, "
-            "which keras_dbn does not have yet. Set KERAS_BACKEND=tensorflow. An RBM "
-            "built or loaded under this backend still computes its conditionals, "
-            "free energy and samples."
+            f"RBM.{method} trains and evaluates with the TensorFlow backend only, "
+            f"not {backend!r} (the JAX trainer needs a stateless train_step and "
+            "test_step, which keras_dbn does not have yet). Set "
+            "KERAS_BACKEND=tensorflow. An RBM built or loaded under this backend "
+            "still computes its conditionals, free energy and samples."
         )
 
 
@@ -1295,10 +1296,10 @@ class RBM(keras.Model):
                 for a `tf.data.Dataset` that never ends without
                 ``steps_per_epoch`` (or endless validation data without
                 ``validation_steps``): the epoch would never end.
-            NotImplementedError: with the JAX backend, whose trainer needs
-                a stateless ``train_step`` (`_require_stateful_trainer`).
+            NotImplementedError: with a backend other than TensorFlow
+                (`_require_tensorflow_trainer`).
         """
-        _require_stateful_trainer("fit")
+        _require_tensorflow_trainer("fit")
         if kwargs.get("class_weight") is not None:
             raise ValueError("An RBM learns without labels: `class_weight` does not apply.")
         array_input.check_ends(dict(kwargs, validation_data=validation_data), x, "RBM.fit")
@@ -1377,14 +1378,14 @@ class RBM(keras.Model):
         Raises:
             ValueError: for an array that holds no examples, or whose
                 width is not the RBM's number of visible units.
-            NotImplementedError: with the JAX backend (`fit` likewise),
-                whose trainer needs a stateless ``test_step``.
+            NotImplementedError: with a backend other than TensorFlow, as
+                in `fit`.
 
         Example:
 
         >>> rbm.evaluate(x_test, verbose=0, return_dict=True)["reconstruction_error"]
         """
-        _require_stateful_trainer("evaluate")
+        _require_tensorflow_trainer("evaluate")
         if not self.compiled:
             self.compile()
         self._run_exact_steps(steps)

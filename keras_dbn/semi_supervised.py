@@ -76,7 +76,9 @@ def _positive_number(name, value, allow_zero=False):
 
 
 def _checked_labels(y, name, num_classes=None):
-    """``y`` as integer class labels, one per example: an int64 array.
+    """``y`` as integer class labels, one per example.
+
+    Integer arrays are returned as they are, integral floats as int64.
 
     Args:
         y: labels of shape ``(n,)`` or ``(n, 1)``, integers or integral floats.
@@ -100,7 +102,7 @@ def _checked_labels(y, name, num_classes=None):
     if not np.issubdtype(y.dtype, np.integer):
         if not (np.issubdtype(y.dtype, np.number) and np.all(np.mod(y, 1) == 0)):
             raise ValueError(f"`{name}` must hold integer class labels.")
-        y = y.astype("int64")  # integer labels keep their dtype
+        y = y.astype("int64")
     if y.size:
         low, high = int(y.min()), int(y.max())
         if low < 0 or (num_classes is not None and high >= num_classes):
