@@ -59,7 +59,7 @@ def load_numpy(
     data_dir=None,
     manual_dir=None,
     binarize=None,
-    threshold=0.5,
+    threshold=None,
     seed=None,
     limit=None,
     dtype="float32",
@@ -78,7 +78,9 @@ def load_numpy(
         binarize: None to keep grey levels, ``"threshold"`` for
             ``x > threshold``, or ``"stochastic"`` for one Bernoulli(x) sample
             per pixel.
-        threshold: The cut-off for ``binarize="threshold"``, in ``[0, 1]``.
+        threshold: The cut-off for ``binarize="threshold"``, in ``[0, 1]``
+            (default 0.5); refused with the other modes, which it would
+            not change.
         seed: Seed of the numpy generator used by ``binarize="stochastic"``.
         limit: If set, keep only the first ``limit`` examples of the split.
         dtype: ``"float32"``, or ``"bfloat16"`` for half the memory: the
@@ -110,7 +112,7 @@ def load_numpy(
     ...                     manual_dir="data/mnist")
     >>> keras_dbn.RBM(500, dtype="mixed_bfloat16").fit(x16, batch_size=1000, epochs=10)
     """
-    _check_binarize(binarize, threshold)
+    threshold = _check_binarize(binarize, threshold)
     try:
         chosen = np.dtype(dtype)
     except TypeError:  # a name NumPy does not know
@@ -164,7 +166,7 @@ def load_dataset(
     data_dir=None,
     manual_dir=None,
     binarize=None,
-    threshold=0.5,
+    threshold=None,
     labels=True,
     cache=True,
 ):
@@ -185,7 +187,9 @@ def load_dataset(
             the dataset without a network.
         binarize: None, ``"threshold"`` or ``"stochastic"``, as in
             :func:`load_numpy`.
-        threshold: The cut-off for ``binarize="threshold"``, in ``[0, 1]``.
+        threshold: The cut-off for ``binarize="threshold"``, in ``[0, 1]``
+            (default 0.5); refused with the other modes, which it would
+            not change.
         labels: If True the dataset yields ``(x, y)``, otherwise ``x`` alone
             (what an unsupervised ``RBM.fit`` needs).
         cache: Keep the decoded images in memory after the first epoch (as
@@ -214,7 +218,7 @@ def load_dataset(
     ...                   labels=False, seed=0, manual_dir="data/mnist")
     >>> rbm.fit(ds, epochs=10)
     """
-    _check_binarize(binarize, threshold)
+    threshold = _check_binarize(binarize, threshold)
     _check_positive_int(batch_size, "batch_size")
 
     ds, _ = _load(
@@ -459,9 +463,18 @@ def _bernoulli_batch(batch, noise_seed):
 
 
 def _check_binarize(binarize, threshold):
+    """The threshold to binarise at (0.5 unless given); clear errors for bad
+    arguments, and for a threshold without ``binarize="threshold"``."""
     if binarize not in BINARIZE_MODES:
         raise ValueError(
             f"binarize must be one of {BINARIZE_MODES}, got {binarize!r}."
+        )
+    if threshold is None:
+        return 0.5
+    if binarize != "threshold":
+        raise ValueError(
+            f"threshold={threshold!r} applies only with binarize='threshold' "
+            f"(got binarize={binarize!r}, which it would not change)."
         )
     if (
         isinstance(threshold, bool)
@@ -469,6 +482,7 @@ def _check_binarize(binarize, threshold):
         or not 0.0 <= threshold <= 1.0
     ):
         raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}.")
+    return float(threshold)
 
 
 def _check_positive_int(value, what):

@@ -255,6 +255,8 @@ def test_non_image_dataset_raises(tmp_path):
         (dict(binarize="otsu"), "binarize must be one of"),
         (dict(binarize=True), "binarize must be one of"),
         (dict(binarize="threshold", threshold=1.5), "threshold must be"),
+        (dict(threshold=0.3), r"threshold=0.3 applies only with binarize='threshold' \(got binarize=None"),
+        (dict(binarize="stochastic", threshold=0.3), "applies only with binarize='threshold'"),
         (dict(limit=0), "limit must be a positive int"),
         (dict(dtype="float16"), "dtype must be 'float32' or 'bfloat16'"),
         (dict(dtype="bf16"), "dtype must be 'float32' or 'bfloat16', got 'bf16'"),
@@ -268,6 +270,8 @@ def test_bad_arguments_raise(kwargs, match, tmp_path):
 def test_bad_batch_size_raises(tmp_path):
     with pytest.raises(ValueError, match="batch_size"):
         datasets.load_dataset("mnist", batch_size=0, data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="applies only with binarize='threshold'"):
+        datasets.load_dataset("mnist", threshold=0.3, data_dir=str(tmp_path))
 
 
 def test_manual_dir_without_source_files_raises_at_once(tmp_path):
