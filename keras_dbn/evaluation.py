@@ -38,11 +38,6 @@ _F64 = "float64"
 # ----------------------------------------------------------------- helpers
 
 
-def _check_built(rbm):
-    if not rbm.built:
-        raise ValueError("The RBM has no weights yet: build or fit it first.")
-
-
 def _weights(rbm, dtype=_F64):
     """``(kernel, visible_bias, hidden_bias)`` as tensors of ``dtype``."""
     return tuple(
@@ -125,7 +120,7 @@ def exact_log_partition(rbm, enumerate_layer=None, max_units=20, chunk_size=2**1
     References:
         Salakhutdinov & Murray, ICML 2008, section 2 (eq. 3-4).
     """
-    _check_built(rbm)
+    rbm._require_built()
     layers = {"visible": rbm.visible_units, "hidden": rbm.hidden_units}
     sizes = {"visible": rbm.num_visible, "hidden": rbm.units}
     if enumerate_layer is None:
@@ -362,7 +357,7 @@ def ais_log_partition(
         Neal, "Annealed Importance Sampling", Statistics and Computing 11,
         2001.
     """
-    _check_built(rbm)
+    rbm._require_built()
     if not rbm.hidden_units.discrete:
         raise ValueError(
             "ais_log_partition needs Bernoulli hidden units: tempering "
@@ -482,7 +477,7 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
     References:
         Salakhutdinov & Murray, ICML 2008, section 4.1 (table 1).
     """
-    _check_built(rbm)
+    rbm._require_built()
     v = _as_matrix(x, rbm)
     if log_z is None:
         log_z = ais_log_partition(rbm, **ais_kwargs).log_z
@@ -560,7 +555,7 @@ def dbn_log_likelihood_bound(
     """
     rbms = list(dbn.rbms)
     for rbm in rbms:
-        _check_built(rbm)
+        rbm._require_built()
     samples = checked_count(samples, "`samples`", 1)
     top = rbms[-1]
     if log_z is None:
@@ -623,7 +618,7 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
         Besag, The Statistician 24, 1975.
         scikit-learn, `sklearn.neural_network.BernoulliRBM.score_samples`.
     """
-    _check_built(rbm)
+    rbm._require_built()
     if rbm.visible_units.name != "bernoulli":
         raise ValueError(
             "pseudo_likelihood needs Bernoulli visible units (got "
