@@ -27,6 +27,10 @@ def _predicted(rbm, data, batch_size=1000, dtype="float32"):
     result, which is 64-byte aligned so that training the layer above
     gathers its batches from a zero-copy view (`array_input.array_dataset`).
     """
+    if rbm.built and data.shape[1] != rbm.num_visible:
+        # Keras' batch predictions trace with the width unknown, so the
+        # RBM's own check cannot see it.
+        raise rbm._width_error(data.shape[1])
     out = array_input.aligned_empty((len(data), rbm.units), dtype=dtype)
     for start in range(0, len(data), batch_size):
         stop = start + batch_size
@@ -211,11 +215,6 @@ class DBN(keras.Model):
                 f"`num_layers` is {num_layers}, but the DBN has {len(self.rbms)} RBMs."
             )
         x = _as_data_array(x).astype("float32", copy=False)
-        first = self.rbms[0]
-        if num_layers and first.built and x.shape[1] != first.num_visible:
-            # Keras' batch predictions trace with the width unknown, so
-            # the RBM's own check cannot see it.
-            raise first._width_error(x.shape[1])
         for rbm in self.rbms[:num_layers]:
             x = _predicted(rbm, x, batch_size=batch_size)
         return x

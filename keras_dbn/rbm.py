@@ -717,8 +717,7 @@ class RBM(keras.Model):
         """
         v = ops.cast(v, self.compute_dtype if dtype is None else dtype)
         array_input.check_rank(v.shape)
-        if not self.built:
-            self.build(tuple(v.shape))
+        self._ensure_built(v)
         if len(v.shape) > 2:
             v = ops.reshape(v, (-1, int(math.prod(v.shape[1:]))))
         width = v.shape[-1]
