@@ -1,6 +1,7 @@
 """The Deep Belief Network: a stack of RBMs trained greedily."""
 
 import math
+import numbers
 
 import keras
 import numpy as np
@@ -8,7 +9,13 @@ from keras import ops
 
 from keras_dbn import array_input
 from keras_dbn import units as units_lib
-from keras_dbn.rbm import RBM, checked_count
+from keras_dbn.rbm import (
+    RBM,
+    _is_dataset,
+    checked_count,
+    checked_sample_count,
+    split_validation,
+)
 
 # Activations of one layer for the whole dataset are kept in memory below
 # this many bytes (faster than recomputing them every epoch); above it the
@@ -53,11 +60,25 @@ def _feature_dtype(below, above):
 
 def _as_data_array(x):
     """``x`` as a 2-D array: float32, or bfloat16 data kept as they are."""
+    if _is_dataset(x):
+        raise TypeError(
+            "This takes a NumPy array (rows are examples), not a tf.data.Dataset; "
+            "`dbn.predict(dataset)` gives the top layer's probabilities of a dataset."
+        )
     x = np.asarray(x)
     array_input.check_rank(x.shape)
     if not array_input.is_bfloat16(x.dtype):
         x = x.astype("float32", copy=False)
     return x.reshape(len(x), math.prod(x.shape[1:]))  # -1 fails for no rows
+
+
+def _untrained(rbm):
+    """Whether ``rbm`` holds no trained weights: no updates by its optimizer,
+    and visible biases still at their zero initial values (weights loaded
+    or trained under another optimizer have them set)."""
+    if rbm.optimizer is not None and rbm.optimizer.built and int(rbm.optimizer.iterations.numpy()):
+        return False
+    return not np.any(ops.convert_to_numpy(rbm.visible_bias))
 
 
 def _per_layer(value, count, name):
@@ -206,15 +227,21 @@ class DBN(keras.Model):
             NumPy array of shape ``(n, units of layer num_layers)``.
 
         Raises:
-            ValueError: for a ``num_layers`` outside ``0 .. len(rbms)``, and
-                for data whose width is not the DBN's number of visible units.
+            ValueError: for a ``num_layers`` outside ``0 .. len(rbms)``, a
+                ``batch_size`` that is no integer >= 1, and data that the
+                first RBM refuses (not finite, outside [0, 1] for Bernoulli
+                units, or whose width is not the DBN's number of visible
+                units).
         """
         num_layers = len(self.rbms) if num_layers is None else num_layers
         if checked_count(num_layers, "`num_layers`") > len(self.rbms):
             raise ValueError(
                 f"`num_layers` is {num_layers}, but the DBN has {len(self.rbms)} RBMs."
             )
+        batch_size = checked_count(batch_size, "`batch_size`", 1)
         x = _as_data_array(x).astype("float32", copy=False)
+        if num_layers:
+            self.rbms[0]._check_data(x)
         for rbm in self.rbms[:num_layers]:
             x = _predicted(rbm, x, batch_size=batch_size)
         return x
@@ -256,19 +283,23 @@ class DBN(keras.Model):
                 or an instance (cloned for each layer), or one per layer.
                 Default: ``SGD(0.1, momentum=0.5)``.
             callbacks: Keras callbacks passed to every layer's ``fit()``.
-            validation_data: NumPy array (or ``(x, y)``) of held-out data,
-                propagated up like the training data.
+            validation_data: held-out data, propagated up like the training
+                data: a NumPy array, ``(x, y)``, or a batched
+                `tf.data.Dataset` of ``x`` or ``(x, y)``.
             verbose: Keras verbosity of each ``fit()``; a header names each
                 layer unless ``verbose=0``.
             sample: train upper layers on sampled binary states of the layers
                 below (fresh samples each epoch) instead of probabilities.
             init_visible_bias: set each RBM's visible biases from the mean
                 of its input before training (practical guide, section 8.1)
-                when the input is a NumPy array and the RBM is untrained.
+                    when the input is a NumPy array and the RBM is untrained
+                (no updates yet and its visible biases still zero).
             cache_bytes: the most memory one layer's cached activations may
                 take (default 2 GiB); ``0`` always streams (least memory,
                 the lower layers are recomputed every epoch).
             **fit_kwargs: further ``fit()`` arguments (``shuffle``, ...).
+                ``validation_split`` (NumPy data only) holds out the data's
+                last rows once, for every layer, as Keras' ``fit`` would.
 
         Returns:
             A list with the `keras.callbacks.History` of each layer.
@@ -294,8 +325,23 @@ class DBN(keras.Model):
         else:
             self.build(self._dataset_feature_shape(x))
         val = validation_data[0] if isinstance(validation_data, (tuple, list)) else validation_data
-        if val is not None:
+        if isinstance(val, tf.data.Dataset):
+            self._dataset_feature_shape(val)
+        elif val is not None:
             val = _as_data_array(val)
+        validation_split = fit_kwargs.pop("validation_split", 0.0)
+        if validation_split and val is None and is_numpy:
+            # Split once, as Keras would for the first layer: the layers
+            # above may be fed from a stream, which Keras cannot split.
+            x, val = split_validation(x, validation_split)
+        elif validation_split and val is None:
+            raise ValueError(
+                "`validation_split` needs NumPy data; pass a tf.data.Dataset's "
+                "held-out batches as `validation_data`."
+            )
+        # A seeded DBN shuffles and samples reproducibly, yet differently on
+        # each call.
+        self._pretrain_calls = getattr(self, "_pretrain_calls", 0) + 1
 
         histories = []
         layer_input, layer_val = x, val
@@ -310,16 +356,21 @@ class DBN(keras.Model):
             if i > 0:
                 below = self.rbms[i - 1]
                 dtype = _feature_dtype(below, rbm)
+                seed = None
+                if rbm.seed is not None:
+                    seed = (rbm.seed * 1_000_003 + self._pretrain_calls) % (2**31 - 1)
                 layer_input = self._propagate(
                     layer_input, below, sample, batch_sizes[i], dtype,
                     shuffle=fit_kwargs.get("shuffle", True), cache_bytes=cache_bytes,
+                    seed=seed,
                 )
-                if layer_val is not None:
+                if isinstance(layer_val, np.ndarray):
                     layer_val = _predicted(below, layer_val, dtype=dtype)
+                elif layer_val is not None:
+                    layer_val = self._propagate(layer_val, below, False, None, dtype)
             if not rbm.compiled or optimizers[i] is not None:
                 rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
-            trained_before = int(rbm.optimizer.iterations.numpy()) > 0 if rbm.optimizer.built else False
-            if init_visible_bias and isinstance(layer_input, np.ndarray) and not trained_before:
+            if init_visible_bias and isinstance(layer_input, np.ndarray) and _untrained(rbm):
                 rbm.initialize_visible_bias(layer_input)
             layer_kwargs = dict(fit_kwargs)
             if isinstance(layer_input, np.ndarray):
@@ -355,20 +406,37 @@ class DBN(keras.Model):
         return (None, int(np.prod(spec.shape[1:])))
 
     def _propagate(self, data, rbm, sample, batch_size, dtype="float32", shuffle=True,
-                   cache_bytes=None):
-        """The input of the layer above ``rbm``: its hidden activations, in ``dtype``."""
+                   cache_bytes=None, seed=None):
+        """The input of the layer above ``rbm``: its hidden activations, in ``dtype``.
+
+        ``seed`` (an int or ``None``) fixes the order in which NumPy data
+        are read and, with ``sample``, the hidden states drawn: new ones in
+        each epoch, the same sequence for the same seed.
+        """
         import tensorflow as tf
 
         def batches(array):
             return array_input.array_dataset(
-                array, batch_size=batch_size, shuffle=shuffle, dtype=None
+                array, batch_size=batch_size, shuffle=shuffle, seed=seed, dtype=None
             )
 
-        def draw(p):  # a sample of the hidden units, for sample=True
-            # float32 uniforms: a bfloat16 one has only 7 random bits.
-            p = tf.cast(p, "float32")
-            states = units_lib.bernoulli_from_uniform(p, tf.random.uniform(tf.shape(p)))
-            return tf.cast(states, dtype)
+        def sampled(dataset, probabilities):
+            """``dataset`` mapped to binary states drawn from ``probabilities(batch)``."""
+            # One stateless seed per batch; rerandomize_each_iteration draws
+            # new ones in every epoch, reproducibly for a given seed.
+            noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+            def draw(batch, noise_seed):
+                # float32 uniforms: a bfloat16 one has only 7 random bits.
+                p = tf.cast(probabilities(batch), "float32")
+                uniform = tf.random.stateless_uniform(
+                    tf.shape(p), seed=tf.stack([noise_seed, tf.constant(0, tf.int64)])
+                )
+                return tf.cast(units_lib.bernoulli_from_uniform(p, uniform), dtype)
+
+            return tf.data.Dataset.zip((dataset, noise_seeds)).map(
+                draw, num_parallel_calls=tf.data.AUTOTUNE
+            )
 
         if isinstance(data, np.ndarray):
             nbytes = len(data) * rbm.units * np.dtype(dtype).itemsize
@@ -376,17 +444,19 @@ class DBN(keras.Model):
                 probs = _predicted(rbm, data, dtype=dtype)
                 if not sample:
                     return probs
-                samples = batches(probs).map(draw, num_parallel_calls=tf.data.AUTOTUNE)
-                return samples.prefetch(tf.data.AUTOTUNE)
+                return sampled(batches(probs), lambda p: p).prefetch(tf.data.AUTOTUNE)
             data = batches(data)
 
-        def up(*batch):
-            x = batch[0]
+        def up(batch):
+            x = batch[0] if isinstance(batch, tuple) else batch
             x = tf.reshape(x, (tf.shape(x)[0], -1))
-            p = rbm.hidden_given_visible(x)
-            return draw(p) if sample else tf.cast(p, dtype)
+            return rbm.hidden_given_visible(x)
 
-        return data.map(up, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        if sample:
+            return sampled(data, up).prefetch(tf.data.AUTOTUNE)
+        return data.map(
+            lambda *batch: tf.cast(up(batch), dtype), num_parallel_calls=tf.data.AUTOTUNE
+        ).prefetch(tf.data.AUTOTUNE)
 
     def fit(self, *args, **kwargs):
         raise TypeError(
@@ -417,11 +487,10 @@ class DBN(keras.Model):
         """
         if not self.built:
             raise ValueError("Pretrain (or build) the DBN before converting it to a classifier.")
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}.")
+        num_classes = checked_count(num_classes, "`num_classes`", 2)
         for rate in (dropout, input_dropout):
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(f"Dropout rates must lie in [0, 1), got {rate!r}.")
+            if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
+                raise ValueError(f"Dropout rates must be numbers in [0, 1), got {rate!r}.")
         model = keras.Sequential(name=name)
         model.add(keras.Input((self.num_visible,), name="inputs"))
         if input_dropout:
@@ -449,7 +518,8 @@ class DBN(keras.Model):
         (Hinton, Osindero & Teh 2006, section 2).
 
         Args:
-            n: number of samples.
+            n: number of samples; ``None`` or ``len(initial)`` when
+                ``initial`` is given.
             gibbs_steps: Gibbs steps in the top RBM.
             initial: optional data ``(n, features)``; the top chain then starts
                 from its propagated (sampled) hidden states instead of noise.
@@ -457,7 +527,11 @@ class DBN(keras.Model):
                 pictures) instead of sampled states.
 
         Returns:
-            NumPy array of shape ``(n, num_visible)``.
+            float32 NumPy array of shape ``(n, num_visible)``.
+
+        Raises:
+            ValueError: before pretraining, for a negative ``n`` or
+                ``gibbs_steps``, and for an ``n`` other than ``len(initial)``.
         """
         if not self.built:
             raise ValueError("The DBN has no weights yet: pretrain it first.")
@@ -465,6 +539,8 @@ class DBN(keras.Model):
         start = None
         if initial is not None:
             start = _as_data_array(initial).astype("float32", copy=False)
+            n = checked_sample_count(n, start)
+            self.rbms[0]._check_data(start)
             for rbm in self.rbms[:-1]:
                 start = rbm.hidden_given_visible(start, sample=True)
         if len(self.rbms) == 1:
@@ -474,7 +550,7 @@ class DBN(keras.Model):
         for depth, rbm in enumerate(reversed(lower)):
             bottom = depth == len(lower) - 1
             h = rbm.visible_given_hidden(h, sample=not (bottom and return_mean))
-        return ops.convert_to_numpy(h)
+        return ops.convert_to_numpy(ops.cast(h, "float32"))
 
     # --------------------------------------------------------- serialization
 

@@ -37,6 +37,7 @@ import keras
 
 from keras_dbn.dbn import DBN
 from keras_dbn.rbm import RBM
+from keras_dbn.semi_supervised import ClassifierTrainer
 
 __all__ = ["export_saved_model", "next_version", "serving_request"]
 
@@ -94,8 +95,10 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
         The path of the version directory written, as a string.
 
     Raises:
-        ValueError: If ``version`` is not a positive int, or the model does
-            not take a single ``(None, features)`` input.
+        ValueError: If ``version`` is not a positive int, the model does
+            not take a single ``(None, features)`` input or return a single
+            ``(batch, classes)`` output, or ``base_dir`` or its version
+            names a file.
         FileExistsError: If ``base_dir/<version>`` exists and ``overwrite``
             is False.
 
@@ -112,15 +115,24 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
 
     base = pathlib.Path(base_dir)
     target = base / str(int(version))
+    if base.exists() and not base.is_dir():
+        raise ValueError(f"{base} is a file, not a folder to export versions into.")
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{target} is a file, not an exported version; move it first.")
     if target.exists() and not overwrite:
         raise FileExistsError(
             f"{target} already exists; pass overwrite=True to replace it or "
             "choose another version."
         )
-    base.mkdir(parents=True, exist_ok=True)
 
     def serve(inputs):
-        return {OUTPUT_NAME: tf.cast(model(inputs, training=False), tf.float32)}
+        outputs = model(inputs, training=False)
+        if not hasattr(outputs, "shape") or len(outputs.shape) != 2:
+            raise ValueError(
+                "export_saved_model serves one output of class probabilities per "
+                f"example, shape (batch, classes); the model returns {outputs!r}."
+            )
+        return {OUTPUT_NAME: tf.cast(outputs, tf.float32)}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -130,16 +142,23 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
         fn=serve,
         input_signature=[tf.TensorSpec([None, features], tf.float32, name=INPUT_NAME)],
     )
+    created = not base.exists()
+    base.mkdir(parents=True, exist_ok=True)
 
     # TF Serving only loads all-digit directory names, so it ignores this one.
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".export-{version}-", dir=base))
     try:
+        # The endpoint is traced here: a model that `serve` refuses fails now.
         archive.write_out(str(staging / "saved_model"), verbose=False)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging / "saved_model", target)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            shutil.rmtree(base, ignore_errors=True)  # only the staging folder was in it
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     return str(target)
 
 
@@ -177,18 +196,26 @@ def _input_features(model):
             "export the classifier from DBN.to_classifier(num_classes) after "
             "fine-tuning it."
         )
+    if isinstance(model, ClassifierTrainer):
+        raise ValueError(
+            f"A {type(model).__name__} trains a classifier; export that plain Keras "
+            "model instead: export_saved_model(trainer.classifier, ...)."
+        )
     try:
-        inputs = model.inputs
+        shapes = [tuple(tensor.shape) for tensor in model.inputs]
     except (AttributeError, ValueError):
-        inputs = None
-    if not inputs:
+        # A subclassed model has no symbolic inputs, only the shape it was
+        # built for (by `build` or its first call).
+        shape = (model.get_build_config() or {}).get("input_shape") if model.built else None
+        shapes = [tuple(shape)] if shape is not None else []
+    if not shapes:
         raise ValueError(
             "The model has no known input shape; build it with keras.Input(shape="
             "(features,)) or call it on a batch before exporting."
         )
-    if len(inputs) != 1:
-        raise ValueError(f"The model must have exactly one input, it has {len(inputs)}.")
-    shape = tuple(inputs[0].shape)
+    if len(shapes) != 1:
+        raise ValueError(f"The model must have exactly one input, it has {len(shapes)}.")
+    shape = shapes[0]
     if len(shape) != 2 or shape[1] is None:
         raise ValueError(
             f"The model input must have shape (None, features), got {shape}; "

@@ -270,6 +270,26 @@ def _training_rows(rows, validation_split, validation_data):
     return rows
 
 
+def split_validation(x, validation_split):
+    """``x`` split as Keras' ``fit(validation_split=...)`` splits arrays.
+
+    Args:
+        x: NumPy array, rows are examples.
+        validation_split: the fraction of rows held out, in (0, 1).
+
+    Returns:
+        ``(training rows, validation rows)``: the last rows, before any
+        shuffling, are held out.
+
+    Raises:
+        ValueError: for a fraction outside (0, 1).
+    """
+    if isinstance(validation_split, bool) or not 0 < validation_split < 1:
+        raise ValueError(f"validation_split must be in (0, 1), got {validation_split!r}.")
+    split_at = _training_rows(len(x), validation_split, None)
+    return x[:split_at], x[split_at:]
+
+
 def _array_batch_size(rows, steps, validation_split, validation_data):
     """The batch size Keras would give ``fit`` on an array of ``rows`` rows.
 
@@ -339,6 +359,27 @@ def checked_count(value, name, minimum=0):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def checked_sample_count(n, initial):
+    """The number of samples of a chain started at ``initial``: ``len(initial)``.
+
+    Args:
+        n: the caller's count, ``None`` or ``len(initial)``.
+        initial: the chains' starting states, one row per chain.
+
+    Returns:
+        ``len(initial)`` as an int.
+
+    Raises:
+        ValueError: for an ``n`` that names another number.
+    """
+    rows = int(ops.shape(initial)[0])
+    if n is not None and checked_count(n, "`n` (number of samples)") != rows:
+        raise ValueError(
+            f"`n` is {n}, but `initial` starts {rows} chains; pass n=None or n={rows}."
+        )
+    return rows
 
 
 def visible_mean(data):
@@ -1497,12 +1538,7 @@ class RBM(keras.Model):
         kwargs.pop("sample_weight", None)
         val_batch_size = kwargs.pop("validation_batch_size", None) or batch_size
         if validation_split and validation_data is None:
-            if not 0 < validation_split < 1:
-                raise ValueError(
-                    f"validation_split must be in (0, 1), got {validation_split}."
-                )
-            split_at = _training_rows(len(x), validation_split, validation_data)
-            x, validation_data = x[:split_at], x[split_at:]
+            x, validation_data = split_validation(x, validation_split)
         # A seeded RBM shuffles reproducibly, yet differently on each call.
         self._array_fit_calls = getattr(self, "_array_fit_calls", 0) + 1
         seed = None
@@ -1633,18 +1669,20 @@ class RBM(keras.Model):
         visible biases alone, and run ``gibbs_steps`` steps.
 
         Args:
-            n: number of samples (ignored when ``initial`` is given).
+            n: number of samples; ``None`` or ``len(initial)`` when
+                ``initial`` is given.
             gibbs_steps: steps of block Gibbs sampling.
             initial: optional starting visible states.
             return_mean: return ``E[v | h]`` of the last step (smoother
                 pictures) instead of the sampled states.
 
         Returns:
-            NumPy array of shape ``(n, num_visible)``.
+            float32 NumPy array of shape ``(n, num_visible)``, whatever the
+            dtype policy.
 
         Raises:
-            ValueError: before the RBM is built, or for a negative ``n`` or
-                ``gibbs_steps``.
+            ValueError: before the RBM is built, for a negative ``n`` or
+                ``gibbs_steps``, and for an ``n`` other than ``len(initial)``.
         """
         gibbs_steps = checked_count(gibbs_steps, "`gibbs_steps`")
         weights = self._weights()
@@ -1656,11 +1694,12 @@ class RBM(keras.Model):
             v = self.visible_units.sample(start_mean, self.seed_generator)
         else:
             v = self._flatten(initial)
+            checked_sample_count(n, v)
         if gibbs_steps < 1:
-            return ops.convert_to_numpy(v)
+            return ops.convert_to_numpy(ops.cast(v, "float32"))
         v = self.gibbs(v, gibbs_steps - 1)
         h = self.hidden_units.sample(self.hidden_units.mean(self._hidden_pre(v, weights)), self.seed_generator)
-        return ops.convert_to_numpy(self.visible_given_hidden(h, sample=not return_mean))
+        return ops.convert_to_numpy(ops.cast(self.visible_given_hidden(h, sample=not return_mean), "float32"))
 
     # --------------------------------------------------------- serialization
 

@@ -305,3 +305,139 @@ def test_transform_checks_the_width_and_maps_no_rows_to_no_rows():
 def test_classifier_before_pretraining_raises():
     with pytest.raises(ValueError, match="Pretrain"):
         keras_dbn.DBN([4]).to_classifier(3)
+
+
+def _binary(rows=200, width=12, seed=0):
+    return (np.random.default_rng(seed).random((rows, width)) < 0.4).astype("float32")
+
+
+def test_transform_refuses_bad_batch_sizes_and_data_the_rbm_refuses():
+    import tensorflow as tf
+
+    x = _binary()
+    dbn = keras_dbn.DBN([8, 4], seed=0)
+    dbn.build((None, 12))
+    for batch_size in (0, -1, 2.0):
+        with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1"):
+            dbn.transform(x, batch_size=batch_size)
+    with pytest.raises(ValueError, match=r"need data in \[0, 1\].*x / 255"):
+        dbn.transform(x * 255)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        dbn.transform(np.full((2, 12), np.nan, "float32"))
+    with pytest.raises(TypeError, match="not a tf.data.Dataset"):
+        dbn.transform(tf.data.Dataset.from_tensor_slices(x).batch(20))
+
+
+@pytest.mark.parametrize("options", [{"sample": True}, {"cache_bytes": 0},
+                                     {"sample": True, "cache_bytes": 0}])
+def test_seeded_pretraining_is_reproducible_when_sampling_or_streaming(options):
+    x = _binary()
+
+    def pretrained():
+        dbn = keras_dbn.DBN([8, 4], seed=0)
+        dbn.pretrain(x, epochs=2, batch_size=50, verbose=0, **options)
+        return [np.asarray(w) for w in dbn.rbms[1].weights]
+
+    for a, b in zip(pretrained(), pretrained()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sampled_activations_are_new_in_each_epoch_and_fixed_by_the_seed():
+    x = _binary()
+    dbn = keras_dbn.DBN([8, 4], seed=0)
+    dbn.build(x.shape)
+
+    def epochs(seed):
+        data = dbn._propagate(x, dbn.rbms[0], True, 50, cache_bytes=0, seed=seed)
+        return [np.concatenate([np.asarray(b) for b in data]) for _ in range(2)]
+
+    first, second = epochs(3)
+    assert not np.array_equal(first, second)
+    for a, b in zip(epochs(3), (first, second)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pretraining_again_keeps_trained_visible_biases(tmp_path):
+    x = _binary()
+    dbn = keras_dbn.DBN([8, 4], seed=0)
+    dbn.pretrain(x, epochs=1, batch_size=50, verbose=0)
+    trained = [np.asarray(rbm.visible_bias).copy() for rbm in dbn.rbms]
+    dbn.pretrain(x, epochs=0, optimizer="sgd", verbose=0)  # fresh optimizers
+    dbn.save_weights(tmp_path / "dbn.weights.h5")
+    loaded = keras_dbn.DBN([8, 4], seed=0)
+    loaded.build(x.shape)
+    loaded.load_weights(tmp_path / "dbn.weights.h5")
+    loaded.pretrain(x, epochs=0, verbose=0)
+    for model in (dbn, loaded):
+        for rbm, bias in zip(model.rbms, trained):
+            np.testing.assert_array_equal(np.asarray(rbm.visible_bias), bias)
+    fresh = keras_dbn.DBN([8, 4], seed=0)
+    fresh.pretrain(x, epochs=0, verbose=0)  # untrained: biases from the data
+    np.testing.assert_allclose(
+        np.asarray(fresh.rbms[0].visible_bias),
+        np.asarray(keras_dbn.RBM(8).initialize_visible_bias(x).visible_bias),
+    )
+
+
+@pytest.mark.parametrize("options", [{}, {"cache_bytes": 0}, {"sample": True}])
+def test_validation_split_holds_out_the_last_rows_for_every_layer(options):
+    x = _binary()
+
+    def pretrained(x, **kwargs):
+        dbn = keras_dbn.DBN([8, 4], seed=0)
+        histories = dbn.pretrain(x, epochs=2, batch_size=50, verbose=0, **options, **kwargs)
+        return dbn, [h.history for h in histories]
+
+    split, split_logs = pretrained(x, validation_split=0.2)
+    held, held_logs = pretrained(x[:160], validation_data=x[160:])
+    assert all("val_free_energy" in logs for logs in split_logs)
+    assert split_logs == held_logs
+    for a, b in zip(split.weights, held.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_validation_data_may_be_a_dataset():
+    import tensorflow as tf
+
+    x = _binary()
+    train = tf.data.Dataset.from_tensor_slices(x[:160]).batch(40)
+    held_out = tf.data.Dataset.from_tensor_slices((x[160:], np.zeros(40))).batch(20)
+    histories = keras_dbn.DBN([8, 4], seed=0).pretrain(
+        train, epochs=1, validation_data=held_out, verbose=0
+    )
+    arrays = keras_dbn.DBN([8, 4], seed=0).pretrain(
+        x[:160], epochs=1, batch_size=40, shuffle=False, init_visible_bias=False,
+        validation_data=x[160:], verbose=0,
+    )
+    for streamed, array in zip(histories, arrays):
+        np.testing.assert_allclose(
+            streamed.history["val_free_energy"], array.history["val_free_energy"], rtol=1e-5
+        )
+    with pytest.raises(ValueError, match="`validation_split` needs NumPy data"):
+        keras_dbn.DBN([8, 4]).pretrain(train, validation_split=0.2, verbose=0)
+
+
+def test_classifier_options_take_numpy_integers_and_refuse_non_numbers():
+    dbn = keras_dbn.DBN([8, 4], seed=0)
+    dbn.build((None, 12))
+    assert dbn.to_classifier(np.int64(3)).output_shape == (None, 3)
+    for dropout in (None, "0.2", True):
+        with pytest.raises(ValueError, match="Dropout rates must be numbers"):
+            dbn.to_classifier(3, dropout=dropout)
+
+
+@pytest.mark.parametrize("sizes", [[8], [8, 4]])
+def test_generate_counts_its_initial_rows_and_returns_float32(sizes):
+    x = _binary()
+    dbn = keras_dbn.DBN(sizes, seed=0, dtype="mixed_bfloat16")
+    dbn.pretrain(x, epochs=1, batch_size=50, verbose=0)
+    assert dbn.generate(3, gibbs_steps=2).dtype == np.float32
+    assert dbn.rbms[-1].sample(3, gibbs_steps=2).dtype == np.float32
+    assert dbn.generate(None, gibbs_steps=2, initial=x[:5]).shape == (5, 12)
+    assert dbn.generate(5, gibbs_steps=2, initial=x[:5]).shape == (5, 12)
+    with pytest.raises(ValueError, match="`n` is 3, but `initial` starts 5 chains"):
+        dbn.generate(3, gibbs_steps=2, initial=x[:5])
+    with pytest.raises(ValueError, match="`n` is 3, but `initial` starts 5 chains"):
+        dbn.rbms[0].sample(3, gibbs_steps=2, initial=x[:5])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        dbn.generate(None, gibbs_steps=2, initial=x[:5] * 255)

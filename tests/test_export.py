@@ -202,3 +202,59 @@ def test_serving_request_body():
     assert json.loads(serving_request(x)) == {"instances": [[0.0, 0.5], [1.0, 0.25]]}
     with pytest.raises(ValueError, match="2-D"):
         serving_request(np.zeros(4))
+
+
+def test_a_trainer_is_pointed_to_its_classifier(tmp_path):
+    import keras_dbn
+
+    trainer = keras_dbn.SupervisedTrainer(_classifier(), seed=0)
+    trainer(np.zeros((2, FEATURES), "float32"))  # built, by a call
+    with pytest.raises(ValueError, match=r"trainer\.classifier"):
+        export_saved_model(trainer, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+class SubclassedClassifier(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(8, activation="sigmoid")
+        self.out = keras.layers.Dense(CLASSES, activation="softmax")
+
+    def call(self, inputs):
+        return self.out(self.hidden(inputs))
+
+
+def test_a_subclassed_model_exports_from_the_shape_it_was_called_on(tmp_path):
+    import tensorflow as tf
+
+    model = SubclassedClassifier()
+    with pytest.raises(ValueError, match="no known input shape"):
+        export_saved_model(model, tmp_path / "unbuilt")
+    x = np.random.default_rng(0).random((5, FEATURES)).astype("float32")
+    expected = model.predict(x, verbose=0)
+    path = export_saved_model(model, tmp_path / "base")
+    served = tf.saved_model.load(path).signatures["serving_default"](inputs=tf.constant(x))
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_model_with_several_outputs_is_refused_before_writing(tmp_path):
+    inputs = keras.Input((FEATURES,))
+    model = keras.Model(
+        inputs, [keras.layers.Dense(CLASSES)(inputs), keras.layers.Dense(2)(inputs)]
+    )
+    with pytest.raises(ValueError, match="one output of class probabilities"):
+        export_saved_model(model, tmp_path / "base")
+    assert not (tmp_path / "base").exists()
+
+
+def test_files_where_folders_belong_are_refused_and_kept(tmp_path):
+    base_file = tmp_path / "models"
+    base_file.write_text("notes")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        export_saved_model(_classifier(), base_file)
+    version_file = tmp_path / "base" / "1"
+    version_file.parent.mkdir()
+    version_file.write_text("notes")
+    with pytest.raises(ValueError, match="is a file, not an exported version"):
+        export_saved_model(_classifier(), tmp_path / "base", overwrite=True)
+    assert base_file.read_text() == version_file.read_text() == "notes"
