@@ -21,6 +21,7 @@ each batch is one ``tf.gather`` of the batch's rows, with no NumPy or
 Python call per batch.
 """
 
+import numbers
 import sys
 import types
 
@@ -235,7 +236,12 @@ def _tensor_view(x):
 
 def _checked_batch_size(batch_size):
     """``batch_size`` as an int; ValueError unless it is a positive integer."""
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Real)
+        or int(batch_size) != batch_size
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     return int(batch_size)
 
@@ -376,16 +382,21 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     batch_size = _checked_batch_size(batch_size)
+    if x.ndim == 0:
+        raise ValueError(f"x must be an array of examples, got a scalar {x!r}.")
     n = len(x)
     if n == 0:
         raise ValueError("The array holds no examples.")
     if y is not None:
         y = np.asarray(y)
-        if len(y) != n:
-            raise ValueError(f"x has {n} rows but y has {len(y)}.")
+        if y.ndim == 0 or len(y) != n:
+            raise ValueError(f"x has {n} rows but y has {len(y) if y.ndim else 'none'}.")
     out_dtype = np.dtype(dtype) if dtype is not None else x.dtype
-    # (array, dtype of its batches): x, then the labels if any.
-    columns = [(x, out_dtype)] + ([] if y is None else [(y, y.dtype)])
+    # (array, dtype of its batches): x, then the labels if any; batches in
+    # the machine's byte order, which is the only one TensorFlow reads.
+    columns = [(x, out_dtype.newbyteorder("="))]
+    if y is not None:
+        columns.append((y, y.dtype.newbyteorder("=")))
     full_batches, tail_rows = divmod(n, batch_size)
     views = [_tensor_view(array) for array, _ in columns]
     if all(view is not None for view in views):

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_dbn.rbm import checked_count
+from keras_dbn.rbm import RBM, checked_count
 
 
 def _resolve_shape(num_features, image_shape):
@@ -58,14 +58,24 @@ def image_grid(images, image_shape=None, rows=None, cols=None, padding=1, normal
         A uint8 array of shape ``(H, W)``, or ``(H, W, channels)`` when the
         images have a channel axis.
 
+    Raises:
+        ValueError: for ``images`` of another rank or without images, and
+            for ``rows`` or ``cols`` below 1 or a negative ``padding``.
+
     Example:
     >>> grid = image_grid(rbm.kernel.numpy().T[:100])   # 100 28x28 filters
     >>> grid.shape
     (289, 289)
     """
     images = np.asarray(images, dtype=np.float64)
-    if images.ndim < 2:
-        raise ValueError(f"`images` needs a leading batch axis, got shape {images.shape}.")
+    if not 2 <= images.ndim <= 4:
+        raise ValueError(
+            "`images` must have shape (n, features), (n, height, width) or "
+            f"(n, height, width, channels), got shape {images.shape}."
+        )
+    rows = None if rows is None else checked_count(rows, "`rows`", 1)
+    cols = None if cols is None else checked_count(cols, "`cols`", 1)
+    padding = checked_count(padding, "`padding`")
     n = images.shape[0]
     if images.ndim == 2:
         shape = _resolve_shape(images.shape[1], image_shape)
@@ -142,12 +152,17 @@ class ImageGridCallback(keras.callbacks.Callback):
     ``samples_epochNNN.png`` (fantasies after ``gibbs_steps`` Gibbs steps)
     into ``log_dir``, and with ``tensorboard=True`` the same pictures as
     image summaries ``filters`` and ``samples`` (step = epoch number).
+    Epochs are counted over every ``fit()`` the callback sees, so a second
+    call, or the next layer of `DBN.pretrain`, writes new files instead of
+    overwriting the first call's.
 
-    Filters come from ``rbm`` when given (e.g. the first layer of a DBN),
-    otherwise from the model being fitted (a DBN's first layer). Samples
-    come from ``generate(n, gibbs_steps=...)`` of ``rbm`` or of the model
-    when either has one (a DBN), otherwise from the filter RBM's
-    ``sample(n, gibbs_steps)``.
+    Filters come from ``rbm`` when given, otherwise from the RBM being
+    fitted. Samples come from ``generate(n, gibbs_steps=...)`` of ``rbm``
+    or of the fitted model when either has one (a DBN), otherwise from the
+    filter RBM's ``sample(n, gibbs_steps)``. `DBN.pretrain` passes its callbacks to every layer's
+    ``fit()``; give such a callback ``rbm=dbn`` (the first layer's
+    filters, the DBN's samples) or ``rbm=dbn.rbms[0]``: the upper layers'
+    filters are not images.
 
     Args:
         log_dir: folder for the PNG files and TensorBoard events.
@@ -198,12 +213,14 @@ class ImageGridCallback(keras.callbacks.Callback):
         self.tensorboard = bool(tensorboard)
         self.rbm = rbm
         self._writer = None
+        self._epochs_before = 0  # epochs of the earlier fit() calls seen
+        self._epochs_seen = 0
 
     def _filter_rbm(self):
         source = self.rbm if self.rbm is not None else self.model
         if hasattr(source, "rbms"):  # a DBN: its first layer sees the pixels
             source = source.rbms[0]
-        if source is None or not hasattr(source, "kernel"):
+        if source is None or not (isinstance(source, RBM) or hasattr(source, "kernel")):
             raise ValueError(
                 "ImageGridCallback needs an RBM with a `kernel`: pass rbm= "
                 "(e.g. the first layer of a DBN)."
@@ -249,10 +266,12 @@ class ImageGridCallback(keras.callbacks.Callback):
         rbm = self._filter_rbm()
         if rbm.built:
             _resolve_shape(rbm.num_visible, self.image_shape)
+        self._epochs_before = self._epochs_seen
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every_n_epochs == 0:
-            self.write(epoch + 1)
+        self._epochs_seen = self._epochs_before + epoch + 1
+        if self._epochs_seen % self.every_n_epochs == 0:
+            self.write(self._epochs_seen)
 
     def on_train_end(self, logs=None):
         if self._writer is not None:

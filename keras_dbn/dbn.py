@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_dbn import array_input
 from keras_dbn import units as units_lib
+from keras_dbn.callbacks import ImageGridCallback
 from keras_dbn.rbm import (
     RBM,
     _is_dataset,
@@ -316,6 +317,14 @@ class DBN(keras.Model):
             raise ValueError(f"cache_bytes must be >= 0 or None, got {cache_bytes!r}.")
         count = len(self.rbms)
         epochs = [checked_count(e, "`epochs`") for e in _per_layer(epochs, count, "epochs")]
+        for callback in callbacks or []:
+            if isinstance(callback, ImageGridCallback) and callback.rbm is None and count > 1:
+                # It would show each layer's filters: the second layer's
+                # are not images, and training would stop there.
+                raise ValueError(
+                    "An ImageGridCallback in DBN.pretrain needs rbm=dbn (the first "
+                    "layer's filters and the DBN's samples) or rbm=dbn.rbms[0]."
+                )
         batch_sizes = _per_layer(batch_size, count, "batch_size")
         optimizers = _per_layer(optimizer, count, "optimizer")
         is_numpy = not isinstance(x, tf.data.Dataset)

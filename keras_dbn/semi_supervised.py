@@ -144,6 +144,12 @@ class ClassifierTrainer(keras.Model):
 
     #: Names of the running means a subclass logs after ``labelled_crossentropy``.
     EXTRA_METRICS = ()
+    #: The batches `_unpack` names when it refuses one.
+    _EXPECTED_BATCHES = (
+        "`((x_labelled, y_labelled), x_unlabelled)` (e.g. from "
+        "keras_dbn.semi_supervised_dataset(...))"
+    )
+    _LABELLED_ONLY = False
 
     def __init__(self, classifier, **kwargs):
         super().__init__(**kwargs)
@@ -205,9 +211,10 @@ class ClassifierTrainer(keras.Model):
             The `keras.callbacks.History` of the run.
 
         Raises:
-            ValueError: for array labels that are not one integer class
-                label in ``[0, classes)`` per example (`_checked_labels`),
-                and for a dataset that never ends (`semi_supervised_dataset`)
+            ValueError: for array labels (of the training or validation
+                data) that are not one integer class label in
+                ``[0, classes)`` per example (`_checked_labels`), and for a
+                dataset that never ends (`semi_supervised_dataset`)
                 without ``steps_per_epoch``.
         """
         y = self._checked_array_labels(y)
@@ -219,6 +226,11 @@ class ClassifierTrainer(keras.Model):
         # tf.data's autotuning thread may stall the end of each epoch and of
         # the call (array_input.untuned_options); a pipeline that sets it keeps it.
         x = array_input.without_autotuning(x)
+        validation_data = kwargs.get("validation_data")
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
+            # Checked before training, not after the first epoch.
+            labels = self._checked_array_labels(validation_data[1])
+            kwargs["validation_data"] = (validation_data[0], labels, *validation_data[2:])
         if kwargs.get("validation_data") is not None:
             validation = array_input.validation_input(
                 kwargs["validation_data"],
@@ -289,13 +301,12 @@ class ClassifierTrainer(keras.Model):
             if plain and not isinstance(data[0], (tuple, list)) and data[1] is not None:
                 sample_weight = data[2] if len(data) == 3 else None
                 return data[0], data[1], None, sample_weight
-        expected = "`((x_labelled, y_labelled), x_unlabelled)`"
-        if plain:
+        expected = self._EXPECTED_BATCHES
+        if plain and not self._LABELLED_ONLY:
             expected += " or `(x, y)`"
         raise ValueError(
-            f"{type(self).__name__}.fit expects batches {expected}, e.g. from "
-            "keras_dbn.semi_supervised_dataset(...); got a batch of structure "
-            f"{keras.tree.map_structure(lambda _: '.', data)!r}."
+            f"{type(self).__name__}.fit expects batches {expected}; got a batch of "
+            f"structure {keras.tree.map_structure(lambda _: '.', data)!r}."
         )
 
     @staticmethod
@@ -369,21 +380,16 @@ class ClassifierTrainer(keras.Model):
         if y is None:
             raise ValueError(f"{type(self).__name__}.evaluate needs labelled data `(x, y)`.")
         probabilities = self(x, training=False)
-        crossentropy = self._crossentropy(y, probabilities)
+        # Like Keras' compiled loss and `metrics=["accuracy"]`: each batch's
+        # loss is the mean over its examples of the weighted cross-entropy
+        # (Keras' "sum_over_batch_size") plus the penalty, averaged over
+        # batches by their sizes; the accuracy counts every example alike.
+        batch_loss = self._mean_crossentropy(y, probabilities, sample_weight)
         regularization = self._regularization_loss()
-        if regularization is None:
-            self.loss_tracker.update_state(crossentropy, sample_weight=sample_weight)
-        else:
-            # Like Keras' compiled loss: the weighted batch mean plus the penalty.
-            if sample_weight is None:
-                batch_loss = ops.mean(crossentropy)
-            else:
-                weight = ops.cast(ops.reshape(sample_weight, ops.shape(crossentropy)), "float32")
-                batch_loss = ops.sum(crossentropy * weight) / ops.sum(weight)
-            self.loss_tracker.update_state(
-                batch_loss + regularization, sample_weight=ops.shape(crossentropy)[0]
-            )
-        self.accuracy_tracker.update_state(y, probabilities, sample_weight=sample_weight)
+        if regularization is not None:
+            batch_loss = batch_loss + regularization
+        self.loss_tracker.update_state(batch_loss, sample_weight=ops.shape(probabilities)[0])
+        self.accuracy_tracker.update_state(y, probabilities)
         return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
 
     # --------------------------------------------------------- serialization

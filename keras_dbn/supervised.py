@@ -51,6 +51,44 @@ def _drawn_dropouts(classifier):
     return dropouts
 
 
+def _dropout_input_shapes(classifier, input_shape):
+    """The shapes without the batch axis of the inputs of a Sequential
+    ``classifier``'s Dropout layers for inputs of ``input_shape``, or None
+    where one is not fully known (such Dropout layers then draw their own
+    masks). Derived layer by layer, so the classifier need not have been
+    called yet."""
+    shapes = []
+    shape = tuple(input_shape)
+    for layer in classifier.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            shapes.append(shape[1:])
+            if None in shape[1:]:
+                return None
+        try:
+            shape = tuple(layer.compute_output_shape(shape))
+        except NotImplementedError:
+            return None
+    return shapes
+
+
+def _checked_label_range(y, num_classes):
+    """``y`` after a graph check that its labels lie in ``[0, num_classes)``.
+
+    An XLA step takes labels outside it without an error (its gather
+    yields NaN losses that then spread to every weight); TensorFlow's
+    graph ops check them, and so does this check beside the XLA step.
+    """
+    import tensorflow as tf
+
+    labels = tf.cast(y, tf.int64)
+    in_range = tf.reduce_all(tf.logical_and(labels >= 0, labels < num_classes))
+    check = tf.debugging.Assert(
+        in_range, [f"Labels must be class labels in [0, {num_classes}), got", labels]
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(y)
+
+
 @keras.saving.register_keras_serializable(package="keras_dbn")
 class SupervisedTrainer(ClassifierTrainer):
     """Fine-tunes a classifier on labelled batches by its cross-entropy.
@@ -85,6 +123,11 @@ class SupervisedTrainer(ClassifierTrainer):
         >>> trainer.compile(optimizer="adam")
         >>> trainer.fit(array_dataset(x_train, y_train, batch_size=100), epochs=20)
     """
+
+    _EXPECTED_BATCHES = (
+        "`(x, y)` or `(x, y, sample_weight)` (e.g. from keras_dbn.array_dataset(x, y))"
+    )
+    _LABELLED_ONLY = True
 
     def __init__(self, classifier, seed=None, **kwargs):
         super().__init__(classifier, **kwargs)
@@ -137,15 +180,16 @@ class SupervisedTrainer(ClassifierTrainer):
             A list with one float tensor per Dropout layer of a Sequential
             classifier, shaped like that layer's input: ``1 / (1 - rate)``
             where a unit is kept, 0 where it is dropped. None for a
-            classifier whose Dropout layers run themselves.
+            classifier whose Dropout layers run themselves, and where a
+            Dropout layer's input has a shape not known before the step.
         """
         dropouts = _drawn_dropouts(self.classifier)
-        if dropouts is None:
+        widths = None if dropouts is None else _dropout_input_shapes(self.classifier, x.shape)
+        if widths is None:
             return None
         rows = ops.shape(x)[0]
         keeps = []
-        for layer in dropouts:
-            width = layer.input.shape[1:]
+        for layer, width in zip(dropouts, widths):
             if layer.rate == 0:
                 keeps.append(None)
                 continue
@@ -187,6 +231,9 @@ class SupervisedTrainer(ClassifierTrainer):
             )
         keeps = self.dropout_keeps(x)
         if self._xla_step is not None and keeps is not None:
+            classes = self._num_classes()
+            if classes is not None:
+                y = _checked_label_range(y, classes)
             return self._xla_step(x, y, sample_weight, keeps)
         return self._masked_minimize(x, y, sample_weight, keeps)
 

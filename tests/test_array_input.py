@@ -85,6 +85,9 @@ def test_batches_do_not_depend_on_how_many_one_read_gathers(monkeypatch, shuffle
         (dict(x=np.zeros((5, 3)), batch_size=0), "batch_size"),
         (dict(x=np.zeros((5, 3)), batch_size=2.5), "batch_size"),
         (dict(x=np.zeros((5, 3)), y=np.zeros(4)), "y has 4"),
+        (dict(x=np.zeros((5, 3)), batch_size=None), "batch_size"),
+        (dict(x=np.zeros((5, 3)), batch_size="3"), "batch_size"),
+        (dict(x=np.float32(3)), "got a scalar"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
@@ -577,3 +580,18 @@ def test_rbm_iterates_datasets_without_autotuning_unless_they_set_it(monkeypatch
         monkeypatch.undo()
         weights.append(rbm.kernel.numpy())
     np.testing.assert_array_equal(weights[0], weights[1])
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_arrays_in_the_other_byte_order_are_read_as_their_values(aligned):
+    x = np.arange(24, dtype="float32").reshape(8, 3)
+    y = np.arange(8) % 3
+    swapped_x, swapped_y = x.astype(">f4"), y.astype(">i8")
+    if aligned:
+        swapped_x = keras_dbn.as_aligned(swapped_x, dtype=None)
+    for dtype in ("float32", None):
+        ds = array_dataset(swapped_x, swapped_y, batch_size=3, shuffle=False, dtype=dtype)
+        got_x = np.concatenate([np.asarray(b[0]) for b in ds])
+        got_y = np.concatenate([np.asarray(b[1]) for b in ds])
+        np.testing.assert_array_equal(got_x, x)
+        np.testing.assert_array_equal(got_y, y)

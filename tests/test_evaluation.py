@@ -374,6 +374,43 @@ def test_image_grid_callback_refuses_bad_settings_before_training(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["filters_epoch001.png", "samples_epoch001.png"]
 
 
+def test_image_grid_refuses_bad_grids():
+    images = np.zeros((4, 9))
+    for given, message in (({"rows": 0}, "`rows`"), ({"cols": 0}, "`cols`"),
+                           ({"padding": -1}, "`padding`")):
+        with pytest.raises(ValueError, match=message):
+            image_grid(images, **given)
+    with pytest.raises(ValueError, match=r"got shape \(4, 3, 3, 1, 1\)"):
+        image_grid(np.zeros((4, 3, 3, 1, 1)))
+
+
+def test_image_grid_callback_counts_epochs_over_fit_calls(tmp_path):
+    x = (np.random.default_rng(2).random((64, 16)) < 0.5).astype("float32")
+    rbm = keras_dbn.RBM(6, seed=0)  # not built: a dataset does not build it before training
+    callback = ImageGridCallback(tmp_path, num_samples=4, gibbs_steps=1, tensorboard=False)
+    rbm.fit(tf.data.Dataset.from_tensor_slices(x).batch(32), epochs=2, verbose=0,
+            callbacks=[callback])
+    rbm.fit(x, epochs=1, verbose=0, callbacks=[callback])
+    assert sorted(os.listdir(tmp_path)) == [
+        f"{name}_epoch{epoch:03d}.png" for name in ("filters", "samples") for epoch in (1, 2, 3)
+    ]
+
+
+def test_image_grid_callback_in_dbn_pretraining(tmp_path):
+    x = (np.random.default_rng(2).random((64, 16)) < 0.5).astype("float32")
+    dbn = keras_dbn.DBN([9, 4], seed=0)
+    with pytest.raises(ValueError, match="needs rbm=dbn"):
+        dbn.pretrain(x, epochs=1, verbose=0, callbacks=[
+            ImageGridCallback(tmp_path, gibbs_steps=1, tensorboard=False)])
+    assert not any(rbm.built for rbm in dbn.rbms) and not os.listdir(tmp_path)
+    callback = ImageGridCallback(tmp_path, num_samples=4, gibbs_steps=1, tensorboard=False,
+                                 rbm=dbn)
+    dbn.pretrain(x, epochs=2, verbose=0, callbacks=[callback])
+    assert len(os.listdir(tmp_path)) == 8  # two layers of two epochs, none overwritten
+    filters = tf.io.decode_png(tf.io.read_file(str(tmp_path / "filters_epoch004.png")))
+    assert filters.shape == (14, 14, 1)  # the first layer's nine 4x4 filters
+
+
 def test_image_grid_callback_with_explicit_rbm_and_generator(tmp_path):
     rbm = make_rbm(16, 5, seed=3)
 

@@ -188,3 +188,77 @@ def test_save_and_load_round_trip(tmp_path):
                                rtol=1e-6)
     assert int(loaded.optimizer.iterations) == 1
     assert isinstance(loaded.classifier, keras.Sequential)
+
+
+def test_dataset_labels_outside_the_classes_stop_the_xla_step():
+    """Array labels are checked before training; labels that arrive in a
+    dataset are checked beside the XLA step, which would otherwise turn
+    them into NaN weights without an error."""
+    import tensorflow as tf
+
+    x, y = labelled()
+    trainer = SupervisedTrainer(dropout_classifier(), seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+    before = [w.copy() for w in trainer.classifier.get_weights()]
+    for labels in (y + 3, y - 1):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"class labels in \[0, 3\)"):
+            trainer.fit(keras_dbn.array_dataset(x, labels, batch_size=20), epochs=1, verbose=0)
+    for w, w0 in zip(trainer.classifier.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
+
+
+def test_validation_labels_are_checked_before_training():
+    x, y = labelled()
+    trainer = SupervisedTrainer(dropout_classifier(), seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match=r"class labels in \[0, 3\), got labels from 3 to 5"):
+        trainer.fit(x, y, validation_data=(x, y + 3), verbose=0)
+    assert int(trainer.optimizer.iterations) == 0
+
+
+def test_weighted_evaluation_is_keras_own():
+    """The loss of `evaluate` with sample weights (and a regularisation
+    penalty) and its accuracy are those of Keras' compiled classifier."""
+    x, y = labelled(50, seed=3)
+    weights = np.linspace(0, 1, 50).astype("float32")
+    weights[:10] = 0  # a batch of zero weights
+    for regularizer in (None, keras.regularizers.L2(0.01)):
+        keras.utils.set_random_seed(0)
+        classifier = keras.Sequential([
+            keras.Input((4,)),
+            keras.layers.Dense(6, activation="sigmoid", kernel_regularizer=regularizer),
+            keras.layers.Dense(3, activation="softmax"),
+        ])
+        trainer = SupervisedTrainer(classifier)
+        trainer.compile(optimizer="sgd")
+        loss, accuracy = trainer.evaluate(x, y, sample_weight=weights, batch_size=10, verbose=0)
+        classifier.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        keras_loss, keras_accuracy = classifier.evaluate(
+            x, y, sample_weight=weights, batch_size=10, verbose=0
+        )
+        assert loss == pytest.approx(keras_loss, rel=1e-5)
+        assert accuracy == pytest.approx(keras_accuracy)
+
+
+def test_a_sequential_without_an_input_draws_its_masks():
+    x, y = labelled()
+    keras.utils.set_random_seed(0)
+    classifier = keras.Sequential([
+        keras.layers.Dense(6, activation="sigmoid"),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    trainer = SupervisedTrainer(classifier, seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+    keeps = trainer.dropout_keeps(x)
+    assert len(keeps) == 1 and tuple(keeps[0].shape) == (40, 6)
+    history = trainer.fit(x, y, epochs=2, batch_size=20, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_refused_batches_are_named_for_the_trainer():
+    trainer = SupervisedTrainer(tiny_classifier())
+    trainer.compile(optimizer="sgd")
+    x, _, _ = batches()
+    with pytest.raises(ValueError, match=r"expects batches `\(x, y\)` or `\(x, y, sample_weight\)`"):
+        trainer.train_on_batch(x)
