@@ -152,6 +152,7 @@ class ImageGridCallback(keras.callbacks.Callback):
     ``samples_epochNNN.png`` (fantasies after ``gibbs_steps`` Gibbs steps)
     into ``log_dir``, and with ``tensorboard=True`` the same pictures as
     image summaries ``filters`` and ``samples`` (step = epoch number).
+
     Epochs are counted over every ``fit()`` the callback sees, so a second
     call, or the next layer of `DBN.pretrain`, writes new files instead of
     overwriting the first call's.
@@ -159,10 +160,10 @@ class ImageGridCallback(keras.callbacks.Callback):
     Filters come from ``rbm`` when given, otherwise from the RBM being
     fitted. Samples come from ``generate(n, gibbs_steps=...)`` of ``rbm``
     or of the fitted model when either has one (a DBN), otherwise from the
-    filter RBM's ``sample(n, gibbs_steps)``. `DBN.pretrain` passes its callbacks to every layer's
-    ``fit()``; give such a callback ``rbm=dbn`` (the first layer's
-    filters, the DBN's samples) or ``rbm=dbn.rbms[0]``: the upper layers'
-    filters are not images.
+    filter RBM's ``sample(n, gibbs_steps)``. `DBN.pretrain` passes its
+    callbacks to every layer's ``fit()``; give such a callback ``rbm=dbn``
+    (the first layer's filters, the DBN's samples) or ``rbm=dbn.rbms[0]``:
+    the upper layers' filters are not images.
 
     Args:
         log_dir: folder for the PNG files and TensorBoard events.

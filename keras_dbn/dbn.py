@@ -293,7 +293,7 @@ class DBN(keras.Model):
                 below (fresh samples each epoch) instead of probabilities.
             init_visible_bias: set each RBM's visible biases from the mean
                 of its input before training (practical guide, section 8.1)
-                    when the input is a NumPy array and the RBM is untrained
+                when the input is a NumPy array and the RBM is untrained
                 (no updates yet and its visible biases still zero).
             cache_bytes: the most memory one layer's cached activations may
                 take (default 2 GiB); ``0`` always streams (least memory,
