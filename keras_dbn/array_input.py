@@ -189,9 +189,11 @@ def check_rank(shape):
         shape: the data's shape (a tuple or a `TensorShape`).
 
     Raises:
-        ValueError: when ``shape`` has fewer than two axes.
+        ValueError: when ``shape`` has fewer than two axes (a shape of
+            unknown rank passes).
     """
-    if len(shape) < 2:
+    rank = shape.rank if hasattr(shape, "rank") else len(shape)
+    if rank is not None and rank < 2:
         raise ValueError(
             "Data must hold one example per row, shape (examples, features) "
             f"or (examples, height, width, ...); got shape {tuple(shape)}. For a "

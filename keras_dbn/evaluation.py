@@ -55,6 +55,8 @@ def _as_matrix(x, rbm):
     """
     x = np.asarray(x, dtype=np.float64)
     rbm._check_data(x)  # rank, width and values
+    if not len(x):
+        raise ValueError("The data holds no examples.")
     return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
 
@@ -111,7 +113,7 @@ def exact_log_partition(rbm, enumerate_layer=None, max_units=20, chunk_size=2**1
 
     Raises:
         ValueError: if the layer to enumerate is not binary or is larger than
-            ``max_units``.
+            ``max_units``, or for a ``chunk_size`` below 1.
 
     Example:
     >>> rbm = keras_dbn.RBM(10); rbm.build((None, 20))
@@ -121,6 +123,7 @@ def exact_log_partition(rbm, enumerate_layer=None, max_units=20, chunk_size=2**1
         Salakhutdinov & Murray, ICML 2008, section 2 (eq. 3-4).
     """
     rbm._require_built()
+    chunk_size = checked_count(chunk_size, "`chunk_size`", 1)
     layers = {"visible": rbm.visible_units, "hidden": rbm.hidden_units}
     sizes = {"visible": rbm.num_visible, "hidden": rbm.units}
     if enumerate_layer is None:
@@ -469,7 +472,8 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
     Raises:
         ValueError: for data that `RBM.fit` would refuse (not finite, of
             the wrong width, or outside [0, 1] for Bernoulli visible
-            units), or a ``log_z`` that is not finite.
+            units, or without rows), a ``log_z`` that is not finite, and
+            AIS options beside a given ``log_z``.
 
     Example:
     >>> keras_dbn.evaluation.log_likelihood(rbm, x_test, data=x_train, seed=0)
@@ -479,11 +483,22 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
     """
     rbm._require_built()
     v = _as_matrix(x, rbm)
-    if log_z is None:
-        log_z = ais_log_partition(rbm, **ais_kwargs).log_z
-    elif not math.isfinite(log_z):
-        raise ValueError(f"`log_z` must be a finite number, got {log_z!r}.")
+    log_z = _known_or_estimated_log_z(rbm, log_z, ais_kwargs)
     return float(-np.mean(_free_energy64(rbm, v, _weights(rbm))) - log_z)
+
+
+def _known_or_estimated_log_z(rbm, log_z, ais_kwargs):
+    """``log_z`` when given (and finite), else `ais_log_partition`'s estimate."""
+    if log_z is None:
+        return ais_log_partition(rbm, **ais_kwargs).log_z
+    if ais_kwargs:
+        raise ValueError(
+            f"AIS options ({', '.join(sorted(ais_kwargs))}) have no effect with a given "
+            "`log_z`."
+        )
+    if not math.isfinite(log_z):
+        raise ValueError(f"`log_z` must be a finite number, got {log_z!r}.")
+    return log_z
 
 
 def log_conditional(units, states, pre_activation, bias):
@@ -557,10 +572,10 @@ def dbn_log_likelihood_bound(
     for rbm in rbms:
         rbm._require_built()
     samples = checked_count(samples, "`samples`", 1)
+    batch_size = checked_count(batch_size, "`batch_size`", 1)
     top = rbms[-1]
-    if log_z is None:
-        log_z = ais_log_partition(top, **ais_kwargs).log_z
     v = _as_matrix(x, rbms[0])
+    log_z = _known_or_estimated_log_z(top, log_z, ais_kwargs)
     rows = np.repeat(v, samples, axis=0)
     weights = [_weights(rbm) for rbm in rbms]
     seed_generator = keras.random.SeedGenerator(seed)
@@ -608,8 +623,9 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
         NumPy float64 array of shape ``(n,)``.
 
     Raises:
-        ValueError: for visible units that are not Bernoulli, and for data
-            that are not finite, not in [0, 1] or of the wrong width.
+        ValueError: for visible units that are not Bernoulli, for data
+            that are not finite, not in [0, 1], of the wrong width or
+            without rows, and for a ``batch_size`` below 1.
 
     Example:
     >>> keras_dbn.evaluation.pseudo_likelihood(rbm, x_test, seed=0).mean()
@@ -638,6 +654,7 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
 
     if batch_size is None:
         batch_size = max(1, 2**22 // (num_visible * max(num_visible, rbm.units)))
+    batch_size = checked_count(batch_size, "`batch_size`", 1)
     eye = np.eye(num_visible)
     totals = []
     for start in range(0, n, batch_size):
@@ -694,7 +711,8 @@ def sample_class_mix(classifier, samples, batch_size=1000):
         A `ClassMix`.
 
     Raises:
-        ValueError: when ``samples`` holds no examples.
+        ValueError: when ``samples`` holds no examples, or the classifier
+            does not give one probability per class (two columns or more).
 
     Example:
     >>> mix = evaluation.sample_class_mix(classifier, dbn.generate(1000))
@@ -706,6 +724,12 @@ def sample_class_mix(classifier, samples, batch_size=1000):
         raise ValueError("`samples` holds no examples.")
     data, _, batch = array_input.evaluation_input(samples, None, batch_size)
     probabilities = np.asarray(classifier.predict(data, batch_size=batch, verbose=0))
+    if probabilities.ndim != 2 or probabilities.shape[1] < 2:
+        raise ValueError(
+            "sample_class_mix reads one probability per class, at least two columns; "
+            f"the classifier gives shape {probabilities.shape} (for a one-column "
+            "sigmoid output give it a two-class softmax)."
+        )
     counts = np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1])
     frequencies = counts / counts.sum()
     present = frequencies[frequencies > 0]

@@ -361,6 +361,20 @@ def checked_count(value, name, minimum=0):
     return int(value)
 
 
+def _seeded_initializer(identifier, seed):
+    """`keras.initializers.get` of ``identifier``; one named by a string or
+    config that takes a seed and has none gets ``seed``."""
+    initializer = keras.initializers.get(identifier)
+    if (
+        seed is not None
+        and not isinstance(identifier, keras.initializers.Initializer)
+        and "seed" in initializer.get_config()
+        and initializer.get_config()["seed"] is None
+    ):
+        initializer = initializer.__class__.from_config({**initializer.get_config(), "seed": seed})
+    return initializer
+
+
 def checked_sample_count(n, initial):
     """The number of samples of a chain started at ``initial``: ``len(initial)``.
 
@@ -576,12 +590,14 @@ class RBM(keras.Model):
             ``None`` picks the mean for CD and a sample for PCD.
         sparsity_target: desired mean activation of each hidden unit, in
             (0, 1); ``None`` disables the sparsity penalty.
-        sparsity_cost: weight of the sparsity penalty, whose gradient with
+        sparsity_cost: weight of the sparsity penalty, > 0 with a
+            ``sparsity_target``; its gradient with
             respect to a hidden unit's total input is ``q - sparsity_target``
             with ``q`` the unit's mean activation on the batch (Hinton's
             practical guide, section 11; Lee et al. 2008).
         kernel_initializer: initializer of ``W``; by default normal with
-            standard deviation 0.01 (practical guide, section 8).
+            standard deviation 0.01 (practical guide, section 8). One given
+            by name or config draws from ``seed``; an instance keeps its own.
         seed: integer seed for the initial weights and every random draw;
             a fixed seed makes training reproducible on CPU.
         **kwargs: passed to `keras.Model` (``name``, ``dtype``, ...).
@@ -635,8 +651,13 @@ class RBM(keras.Model):
         checked_count(num_chains, "`num_chains`", 1)
         if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
             raise ValueError(f"`sparsity_target` must lie in (0, 1), got {sparsity_target!r}.")
-        if sparsity_cost < 0:
+        if not sparsity_cost >= 0:
             raise ValueError(f"`sparsity_cost` must be >= 0, got {sparsity_cost!r}.")
+        if sparsity_target is not None and not sparsity_cost > 0:
+            raise ValueError(
+                "A `sparsity_target` has no effect with `sparsity_cost=0`: give the "
+                "penalty a weight too (e.g. sparsity_cost=0.1)."
+            )
         self.visible_units = units_lib.get(visible)
         self.hidden_units = units_lib.get(hidden)
         if not (self.visible_units.discrete or self.hidden_units.discrete):
@@ -653,9 +674,8 @@ class RBM(keras.Model):
         self.sample_visible = sample_visible
         self.sparsity_target = sparsity_target
         self.sparsity_cost = float(sparsity_cost)
-        self.kernel_initializer = keras.initializers.get(
-            kernel_initializer
-            or keras.initializers.RandomNormal(stddev=0.01, seed=seed)
+        self.kernel_initializer = _seeded_initializer(
+            kernel_initializer or keras.initializers.RandomNormal(stddev=0.01, seed=seed), seed
         )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
@@ -668,7 +688,15 @@ class RBM(keras.Model):
 
     def build(self, input_shape):
         array_input.check_rank(input_shape)
-        num_visible = int(math.prod(input_shape[1:]))
+        features = tuple(input_shape)[1:]
+        if None in features:
+            raise ValueError(
+                f"The RBM cannot take its number of visible units from data of shape "
+                f"{tuple(input_shape)}; build it first with `build((None, num_visible))`."
+            )
+        num_visible = int(math.prod(features))
+        if num_visible < 1:
+            raise ValueError(f"The data have no features (shape {tuple(input_shape)}).")
         self.kernel = self.add_weight(
             shape=(num_visible, self.units),
             initializer=self.kernel_initializer,
@@ -723,6 +751,11 @@ class RBM(keras.Model):
         # train_step and test_step do not go through __call__, which is
         # where Keras builds a layer on first use.
         if not self.built:
+            if getattr(x.shape, "rank", 0) is None:
+                raise ValueError(
+                    "The RBM cannot take its number of visible units from data of "
+                    "unknown shape; build it first with `build((None, num_visible))`."
+                )
             self.build(tuple(x.shape))
 
     @property
@@ -759,12 +792,41 @@ class RBM(keras.Model):
         v = ops.cast(v, self.compute_dtype if dtype is None else dtype)
         array_input.check_rank(v.shape)
         self._ensure_built(v)
-        if len(v.shape) > 2:
-            v = ops.reshape(v, (-1, int(math.prod(v.shape[1:]))))
-        width = v.shape[-1]
-        if self.built and width is not None and width != self.num_visible:
-            raise self._width_error(width)
-        return v
+        known_rank = getattr(v.shape, "rank", 0) is not None  # TensorFlow's may be unknown
+        features = tuple(v.shape)[1:] if known_rank else (None,)
+        if None not in features:
+            width = int(math.prod(features))
+            if width != self.num_visible:
+                raise self._width_error(width)
+            return v if len(features) == 1 else ops.reshape(v, (-1, width))
+        # A trace for batches of several shapes (Keras relaxes a retraced
+        # step's shape) checks the width when it runs.
+        import tensorflow as tf
+
+        v = tf.reshape(v, (tf.shape(v)[0], -1))
+        check = tf.debugging.Assert(
+            tf.equal(tf.shape(v)[1], self.num_visible),
+            [f"The RBM has {self.num_visible} visible units, but the data has", tf.shape(v)[1],
+             "values per example."],
+        )
+        with tf.control_dependencies([check]):
+            return tf.ensure_shape(tf.identity(v), (None, self.num_visible))
+
+    def _parameters(self):
+        """The weights CD trains, in the order of its statistics; trainable
+        or not (a frozen RBM's optimizer still knows them)."""
+        return [self.kernel, self.visible_bias, self.hidden_bias]
+
+    def _hidden_states(self, h):
+        """``h`` in the compute dtype, after a check of its width."""
+        h = ops.cast(h, self.compute_dtype)
+        self._require_built()
+        if len(h.shape) != 2 or h.shape[-1] not in (None, self.units):
+            raise ValueError(
+                f"Hidden states must have shape (batch, {self.units}) for this RBM, "
+                f"got {tuple(h.shape)}."
+            )
+        return h
 
     def _width_error(self, width):
         return ValueError(
@@ -820,7 +882,7 @@ class RBM(keras.Model):
         Returns:
             Tensor of shape ``(batch, num_visible)``.
         """
-        h = ops.cast(h, self.compute_dtype)
+        h = self._hidden_states(h)
         mean = self.visible_units.mean(self._visible_pre(h, self._weights()))
         return self.visible_units.sample(mean, self.seed_generator) if sample else mean
 
@@ -828,7 +890,7 @@ class RBM(keras.Model):
         """The joint energy ``E(v, h)``, shape ``(batch,)``."""
         v = self._flatten(v)
         kernel, visible_bias, hidden_bias = self._weights()
-        h = ops.cast(h, self.compute_dtype)
+        h = self._hidden_states(h)
         interaction = ops.sum(ops.matmul(v, kernel) * h, axis=-1)
         return (
             self.visible_units.energy(v, visible_bias)
@@ -1112,11 +1174,10 @@ class RBM(keras.Model):
         if keras.backend.standardize_dtype(x.dtype) == self.compute_dtype:
             dtype = self.compute_dtype
         stats = self._training_statistics(self._flatten(x, dtype))
-        self.optimizer.apply(
-            stats["gradients"], [self.kernel, self.visible_bias, self.hidden_bias]
-        )
-        if self.persistent:
-            self.chains.assign(ops.cast(stats["chain_state"], self.chains.dtype))
+        if self.trainable:  # a frozen RBM (trainable=False) only reports its monitors
+            self.optimizer.apply(stats["gradients"], self._parameters())
+            if self.persistent:
+                self.chains.assign(ops.cast(stats["chain_state"], self.chains.dtype))
         self.reconstruction_tracker.update_state(stats["reconstruction_error"])
         self.free_energy_tracker.update_state(stats["free_energy"])
         return {m.name: m.result() for m in self.metrics}
@@ -1254,6 +1315,10 @@ class RBM(keras.Model):
                     "effect, so do not pass it."
                 )
         kwargs.setdefault("steps_per_execution", _default_steps_per_execution(self))
+        # The CD statistics are the update itself, not the gradient of a
+        # scaled loss: a float16 policy's loss scaling would only divide
+        # them by its scale (32768 at first).
+        kwargs.setdefault("auto_scale_loss", False)
         self._jit_auto = kwargs.get("jit_compile", "auto") == "auto"
         self._xla_chain = 0  # an "auto" `fit` chooses it
         if optimizer is None:
@@ -1344,6 +1409,12 @@ class RBM(keras.Model):
             raise ValueError("An RBM learns without labels: `class_weight` does not apply.")
         array_input.check_ends(dict(kwargs, validation_data=validation_data), x, "RBM.fit")
         hardware.warn_if_emulated(self.dtype_policy)
+        if not self.trainable:
+            warnings.warn(
+                "The RBM is frozen (trainable=False): fit() reports its monitors but "
+                "changes no weights.",
+                stacklevel=2,
+            )
         if isinstance(x, np.ndarray):
             self._check_data(x)
             # Built before Keras' loop, so that callbacks' `on_train_begin`
@@ -1363,6 +1434,9 @@ class RBM(keras.Model):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle one
         self._prepare_jit_compile(x, batch_size, validation_split, validation_data)
         self._run_exact_steps(kwargs.get("steps_per_epoch"), kwargs.get("validation_steps"))
+        if getattr(self, "_traced_trainable", self.trainable) != self.trainable:
+            self.train_function = None  # `train_step` reads `trainable` while tracing
+        self._traced_trainable = self.trainable
         if isinstance(x, np.ndarray) and array_input.fit_can_stream(kwargs):
             x, validation_data = self._array_inputs(
                 x, batch_size, validation_split, validation_data, kwargs
@@ -1436,6 +1510,28 @@ class RBM(keras.Model):
                                 sample_weight=sample_weight, steps=steps,
                                 callbacks=_with_progbar(callbacks, verbose), **kwargs)
 
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """`keras.Model.train_on_batch`: one CD update on the batch ``x``.
+
+        Raises:
+            ValueError: for a NumPy batch that `fit` refuses (not finite,
+                outside [0, 1] for Bernoulli units, of the wrong width).
+        """
+        if isinstance(x, np.ndarray):
+            self._check_data(x)
+        return super().train_on_batch(x, y, sample_weight, class_weight, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """`keras.Model.test_on_batch`: the monitors of the batch ``x``.
+
+        Raises:
+            ValueError: for a NumPy batch that `evaluate` refuses.
+        """
+        if isinstance(x, np.ndarray):
+            self._check_data(x)
+        return super().test_on_batch(x, y, sample_weight, return_dict)
+
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """`keras.Model.predict`: the hidden means ``p(h = 1 | v)`` of ``x``.
 
@@ -1485,7 +1581,8 @@ class RBM(keras.Model):
         With ``jit_compile="auto"`` (see `compile`) the choice follows
         `_step_route`. An XLA-compiled step cannot create variables, so
         for XLA the RBM (weights, persistent chains) and its optimizer (slot
-        variables) are built here, before the first step.
+        variables) are built here, before the first step. The optimizer
+        of a built RBM is built here on every route.
         """
         shape = _batch_shape(x, batch_size)
         if getattr(self, "_jit_auto", False):
@@ -1496,11 +1593,12 @@ class RBM(keras.Model):
                 self.jit_compile, self._xla_chain = jit, chain
                 # Keras keeps the traced functions: trace them again.
                 self.train_function = self.test_function = self.predict_function = None
-        if self.jit_compile and shape is not None:
-            if not self.built:
-                self.build((None,) + tuple(shape[1:]))
-            if not self.optimizer.built:
-                self.optimizer.build(self.trainable_variables)
+        if self.jit_compile and shape is not None and not self.built:
+            self.build((None,) + tuple(shape[1:]))
+        if self.built and not self.optimizer.built:
+            # Keras would build it for the trainable variables: none for a
+            # frozen RBM, which could then never be trained again.
+            self.optimizer.build(self._parameters())
 
     def _run_exact_steps(self, *step_counts):
         """Sets ``steps_per_execution`` so that each loop runs the steps asked for.
@@ -1611,7 +1709,17 @@ class RBM(keras.Model):
 
         Returns:
             The RBM itself.
+
+        Raises:
+            ValueError: for arrays that `fit` refuses (not finite, outside
+                [0, 1] for Bernoulli units, of the wrong width or without
+                rows).
         """
+        if isinstance(x, (np.ndarray, list)):
+            x = np.asarray(x)
+            self._check_data(x)
+            if not x.size:
+                raise ValueError("The data holds no examples.")
         data_mean = visible_mean(x)
         if not self.built:
             self.build((None, data_mean.shape[0]))

@@ -214,11 +214,38 @@ def test_likelihoods_check_the_data_as_fit_does(evaluate):
     images[1, 0, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
         evaluate(rbm, images)
+    with pytest.raises(ValueError, match="no examples"):
+        evaluate(rbm, np.zeros((0, 4)))
 
 
-def test_log_likelihood_refuses_a_log_z_that_is_not_finite():
+def test_log_likelihood_refuses_a_log_z_that_is_not_finite_and_ais_options_beside_one():
+    rbm = make_rbm(4, 3)
     with pytest.raises(ValueError, match="`log_z` must be a finite number"):
-        evaluation.log_likelihood(make_rbm(4, 3), np.zeros((2, 4)), log_z=float("inf"))
+        evaluation.log_likelihood(rbm, np.zeros((2, 4)), log_z=float("inf"))
+    with pytest.raises(ValueError, match=r"AIS options \(seed\) have no effect"):
+        evaluation.log_likelihood(rbm, np.zeros((2, 4)), log_z=0.0, seed=1)
+    dbn = keras_dbn.DBN([rbm])
+    with pytest.raises(ValueError, match=r"AIS options \(data\) have no effect"):
+        evaluation.dbn_log_likelihood_bound(dbn, np.zeros((2, 4)), log_z=0.0, data=np.zeros((2, 4)))
+
+
+def test_chunk_and_batch_sizes_must_be_positive():
+    rbm = make_rbm(4, 3)
+    with pytest.raises(ValueError, match="`chunk_size` must be an integer >= 1"):
+        evaluation.exact_log_partition(rbm, chunk_size=0)
+    with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1"):
+        evaluation.pseudo_likelihood(rbm, np.zeros((2, 4)), all_bits=True, batch_size=0)
+    with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1"):
+        evaluation.dbn_log_likelihood_bound(keras_dbn.DBN([rbm]), np.zeros((2, 4)), log_z=0.0,
+                                            batch_size=0)
+
+
+def test_sample_class_mix_needs_a_probability_per_class():
+    import keras
+
+    one_column = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    with pytest.raises(ValueError, match="at least two columns"):
+        evaluation.sample_class_mix(one_column, np.zeros((5, 4)))
 
 
 def test_paper_betas_schedule():

@@ -1041,3 +1041,134 @@ def test_native_bfloat16_reads_the_cpu_flags(cpuinfo, native):
     from keras_dbn import hardware
 
     assert hardware.native_bfloat16(cpuinfo) is native
+
+
+# ------------------------------------------------ shapes, policies, freezing
+
+
+def _data(rows=300, width=12, seed=0):
+    return (np.random.default_rng(seed).random((rows, width)) < 0.4).astype("float32")
+
+
+def test_predictions_take_any_image_shape_of_the_visible_units_in_any_order():
+    x = _data()
+    rbm = keras_dbn.RBM(5, seed=0)
+    rbm.fit(x, epochs=1, verbose=0)
+    flat = rbm.predict(x, verbose=0)
+    for shape in ((3, 4), (12,), (4, 3), (2, 2, 3)):
+        got = rbm.predict(x.reshape((len(x),) + shape), verbose=0)
+        np.testing.assert_allclose(got, flat, rtol=1e-6, atol=1e-7)
+        assert np.isfinite(rbm.evaluate(x.reshape((len(x),) + shape), verbose=0)).all()
+
+
+def test_a_step_traced_for_several_widths_checks_the_width_when_it_runs():
+    import tensorflow as tf
+
+    x = _data()
+    rbm = keras_dbn.RBM(5, seed=0)
+    rbm.fit(x, epochs=1, verbose=0)
+    rbm.predict_on_batch(tf.constant(x[:20]))
+    rbm.predict_on_batch(tf.constant(x[:30]))
+    # The graph's message, or XLA's (which has no assertions) for the shape.
+    message = r"12 visible units, but the data has|\[20,10\] is not compatible with .*\[\?,12\]"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        rbm.predict_on_batch(tf.constant(x[:20, :10]))
+    rbm.compile(optimizer="sgd", jit_compile=False)
+    for rows in (20, 30):
+        rbm.predict_on_batch(tf.constant(x[:rows]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="12 visible units, but the data has"):
+        rbm.predict_on_batch(tf.constant(x[:20, :10]))
+    with pytest.raises(ValueError, match="build it first"):
+        keras_dbn.RBM(5).build((None, None))
+    with pytest.raises(ValueError, match="no features"):
+        keras_dbn.RBM(5).fit(np.zeros((10, 0), "float32"), verbose=0)
+
+
+def test_batch_methods_check_numpy_batches_as_fit_does():
+    x = _data()
+    rbm = keras_dbn.RBM(5, seed=0)
+    rbm.fit(x, epochs=1, verbose=0)
+    before = [w.copy() for w in rbm.get_weights()]
+    for call in (rbm.train_on_batch, rbm.test_on_batch):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            call(np.full((3, 12), np.nan, "float32"))
+        with pytest.raises(ValueError, match="12 visible units, but the data has 10"):
+            call(x[:20, :10])
+    for w, w0 in zip(rbm.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
+    with pytest.raises(ValueError, match=r"shape \(batch, 5\)"):
+        rbm.visible_given_hidden(np.ones((2, 4), "float32"))
+    with pytest.raises(ValueError, match=r"shape \(batch, 5\)"):
+        rbm.energy(x[:2], np.ones((2, 4), "float32"))
+
+
+def test_mixed_float16_trains_like_float32():
+    """A float16 policy's loss scaling would divide the CD update by its scale."""
+    x = _data()
+    deltas = {}
+    for dtype in ("float32", "mixed_float16"):
+        rbm = keras_dbn.RBM(5, seed=0, dtype=dtype)
+        rbm.build((None, 12))
+        start = np.asarray(rbm.kernel).copy()
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1))
+        rbm.fit(x, epochs=1, batch_size=30, shuffle=False, verbose=0)
+        assert not isinstance(rbm.optimizer, keras.optimizers.LossScaleOptimizer)
+        deltas[dtype] = np.asarray(rbm.kernel) - start
+    np.testing.assert_allclose(deltas["mixed_float16"], deltas["float32"], atol=5e-3)
+    assert np.abs(deltas["float32"]).mean() > 0.01
+
+
+def test_visible_biases_are_set_only_from_data_fit_accepts():
+    x = _data()
+    for bad, message in ((np.full((3, 12), np.nan), "NaN or infinite"),
+                         ((x * 255).astype("uint8"), r"\[0, 1\]"),
+                         (np.zeros((0, 12)), "no examples")):
+        rbm = keras_dbn.RBM(5)
+        with pytest.raises(ValueError, match=message):
+            rbm.initialize_visible_bias(bad)
+    rbm = keras_dbn.RBM(5).initialize_visible_bias(list(x))
+    p = np.clip(x.mean(axis=0), 1e-3, 1 - 1e-3)
+    np.testing.assert_allclose(np.asarray(rbm.visible_bias), np.log(p / (1 - p)), rtol=1e-4)
+
+
+def test_a_sparsity_target_needs_a_cost():
+    with pytest.raises(ValueError, match="has no effect with `sparsity_cost=0`"):
+        keras_dbn.RBM(5, sparsity_target=0.05)
+    with pytest.raises(ValueError, match="`sparsity_cost` must be >= 0"):
+        keras_dbn.RBM(5, sparsity_target=0.05, sparsity_cost=float("nan"))
+    keras_dbn.RBM(5, sparsity_target=0.05, sparsity_cost=0.1)
+
+
+def test_a_frozen_rbm_reports_its_monitors_and_keeps_its_weights():
+    x = _data()
+    for persistent in (False, True):
+        fitted = keras_dbn.RBM(5, seed=0, persistent=persistent)
+        fitted.fit(x, epochs=1, verbose=0)
+        built = keras_dbn.RBM(5, seed=0, persistent=persistent)
+        built.build((None, 12))
+        for rbm in (fitted, built):
+            rbm.trainable = False
+            before = [np.asarray(w).copy() for w in rbm.weights]
+            with pytest.warns(UserWarning, match="frozen"):
+                history = rbm.fit(x, epochs=1, verbose=0)
+            assert np.isfinite(history.history["reconstruction_error"]).all()
+            for w, w0 in zip(rbm.weights, before):
+                np.testing.assert_array_equal(np.asarray(w), w0)
+            rbm.trainable = True
+            rbm.fit(x, epochs=1, verbose=0)
+            assert not np.array_equal(np.asarray(rbm.kernel), before[0])
+
+
+def test_the_seed_also_draws_initial_weights_of_a_named_initializer():
+    def kernel(**kwargs):
+        rbm = keras_dbn.RBM(5, seed=7, **kwargs)
+        rbm.build((None, 12))
+        return np.asarray(rbm.kernel)
+
+    np.testing.assert_array_equal(kernel(kernel_initializer="glorot_uniform"),
+                                  kernel(kernel_initializer="glorot_uniform"))
+    config = {"class_name": "RandomUniform", "config": {"minval": -0.1, "maxval": 0.1}}
+    np.testing.assert_array_equal(kernel(kernel_initializer=config),
+                                  kernel(kernel_initializer=config))
+    assert not np.array_equal(kernel(kernel_initializer="glorot_uniform"),
+                              kernel(kernel_initializer=config))
