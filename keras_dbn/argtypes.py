@@ -1,6 +1,15 @@
 """Value types for the options of the ``keras-dbn`` command and the tuning script."""
 
 import argparse
+import math
+
+
+class UsageError(ValueError):
+    """Options that contradict each other or name paths a command cannot use.
+
+    Found after parsing, before any work; the command reports it as argparse
+    does its own errors (exit status 2).
+    """
 
 
 def positive_int(text):
@@ -11,11 +20,19 @@ def positive_int(text):
     return value
 
 
+def non_negative_int(text):
+    """An integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
 def positive_float(text):
-    """A number > 0."""
+    """A finite number > 0."""
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text}")
     return value
 
 
@@ -27,12 +44,39 @@ def rate(text):
     return value
 
 
+def fraction_or_count(text):
+    """A fraction in (0, 1) or a whole count >= 1, such as a validation size.
+
+    Returns a float for a fraction and an int for a count (``"500"`` and
+    ``"500.0"`` are 500 examples).
+    """
+    value = float(text)
+    if 0 < value < 1:
+        return value
+    if value >= 1 and value < math.inf and value == int(value):
+        return int(value)
+    raise argparse.ArgumentTypeError(
+        f"expected a fraction in (0, 1) or a whole number of examples >= 1, got {text}")
+
+
 def layer_sizes(text):
     """Comma-separated positive layer sizes, e.g. ``500,500,2000``."""
     try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:  # also an empty item, as in "500,,2000" or "500,"
         sizes = []
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"expected positive sizes like 500,500,2000, got {text!r}")
     return sizes
+
+
+def image_shape(text):
+    """An image shape ``HEIGHTxWIDTH`` or ``HEIGHTxWIDTHxCHANNELS``, e.g. ``32x32x3``."""
+    try:
+        shape = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected HEIGHTxWIDTH or HEIGHTxWIDTHxCHANNELS like 28x28 or 32x32x3, got {text!r}")
+    return shape

@@ -8,7 +8,9 @@ import signal
 import sys
 import time
 
-from keras_dbn.argtypes import layer_sizes, positive_float, positive_int, rate
+from keras_dbn.argtypes import (
+    UsageError, image_shape, layer_sizes, non_negative_int, positive_float, positive_int, rate,
+)
 
 # Updates per --mlp-epochs epoch with --pseudo-label or --vat and --labels:
 # the default 20 epochs give the 3,000 updates measured in
@@ -124,11 +126,14 @@ def build_parser():
          "(default: OUT/classifier.keras)")
     _add(train, "--export", default=None,
          help="SavedModel base folder for TF Serving (default: OUT/saved_model)")
+    _add(train, "--overwrite", action="store_true",
+         help="replace the files of an earlier run in OUT (and at --save and --export); "
+         "by default the command refuses to start")
     _add(train, "--samples", type=positive_int, default=100,
          help="number of generated samples in OUT/samples.png (default: 100)")
     _add(train, "--gibbs-steps", type=positive_int, default=1000,
          help="Gibbs steps in the top RBM per sample (default: 1000)")
-    _add(train, "--seed", type=int, default=0, help="random seed (default: 0)")
+    _add(train, "--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     _add(train, "--verbose", type=int, choices=[0, 1, 2], default=2,
          help="Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch (default: 2)")
 
@@ -138,7 +143,11 @@ def build_parser():
     _add(sample, "--gibbs-steps", type=positive_int, default=1000,
          help="Gibbs steps in the top RBM (default: 1000)")
     _add(sample, "--out", default="samples.png", help="PNG file to write (default: samples.png)")
-    _add(sample, "--seed", type=int, default=None, help="random seed")
+    _add(sample, "--seed", type=non_negative_int, default=None,
+         help="random seed: the same seed draws the same samples (default: the DBN's "
+         "saved random state)")
+    _add(sample, "--image-shape", type=image_shape, default=None, metavar="HxW[xC]",
+         help="shape of one image, e.g. 32x32x3 (default: square grey images)")
     tune = commands.add_parser(
         "tune",
         help="keras-tuner search over pretraining and fine-tuning settings",
@@ -243,8 +252,65 @@ def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
     return float(accuracy), seconds, int(trained.optimizer.iterations)
 
 
+# What `train` writes into --out, besides the classifier and the SavedModel.
+RUN_FILES = ("dbn.keras", "results.json", "samples.png", "filters.png")
+
+
+def _check_train_options(args):
+    """Refuses contradicting options and unusable paths, before any work.
+
+    Returns:
+        The classifier's path and the SavedModel base folder.
+
+    Raises:
+        UsageError: naming the options at fault.
+    """
+    if args.pseudo_label and not args.labels:
+        raise UsageError("--pseudo-label needs --labels N (the few labelled images; every "
+                         "training image is used unlabelled)")
+    if args.pseudo_label and args.vat:
+        raise UsageError("choose one of --pseudo-label and --vat")
+    if args.save and not args.save.endswith((".keras", ".h5")):
+        # Keras would refuse it only when saving, after all the training.
+        raise UsageError(f"--save needs a .keras (or .h5) file name, got {args.save!r}; "
+                         "--export writes the SavedModel.")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out!r} is a file, not a folder")
+    save_path = args.save or os.path.join(args.out, "classifier.keras")
+    if os.path.isdir(save_path):
+        raise UsageError(f"--save {save_path!r} is a folder; name the .keras file to write")
+    export_dir = args.export or os.path.join(args.out, "saved_model")
+    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise UsageError(f"--export {export_dir!r} is a file; name the SavedModel base folder")
+    written = [os.path.join(args.out, name) for name in RUN_FILES]
+    earlier = [p for p in written + [save_path, os.path.join(export_dir, "1")] if os.path.exists(p)]
+    if earlier and not args.overwrite:
+        raise UsageError(
+            f"an earlier run's files are in the way: {', '.join(earlier)}; choose another "
+            "--out (or --save / --export), or pass --overwrite to replace them "
+            "(nothing was overwritten)"
+        )
+    return save_path, export_dir
+
+
+def _grid_shape(dataset, data_dir, num_features):
+    """The ``image_shape`` of `image_grid` for the flat rows of ``dataset``."""
+    from keras_dbn import datasets
+
+    height, width, channels = datasets.image_shape(dataset, data_dir)
+    if height * width * channels != num_features:
+        raise ValueError(f"{dataset!r} images are {height}x{width}x{channels}, but the loaded "
+                         f"rows hold {num_features} values")
+    return (height, width) if channels == 1 else (height, width, channels)
+
+
 def train(args):
-    """Runs the whole pipeline; returns a dict of results."""
+    """Runs the whole pipeline; returns a dict of results.
+
+    Raises:
+        UsageError: for contradicting options or unusable paths, before any
+            work.
+    """
     import keras
     import numpy as np
 
@@ -252,31 +318,18 @@ def train(args):
     from keras_dbn import callbacks as grid
     from keras_dbn import datasets, evaluation
 
-    if args.pseudo_label and not args.labels:
-        raise SystemExit("keras-dbn: error: --pseudo-label needs --labels N (the few labelled "
-                         "images; every training image is used unlabelled)")
-    if args.pseudo_label and args.vat:
-        raise SystemExit("keras-dbn: error: choose one of --pseudo-label and --vat")
-    if args.save and not args.save.endswith((".keras", ".h5")):
-        # Keras would refuse it only when saving, after all the training.
-        raise SystemExit(f"keras-dbn: error: --save needs a .keras (or .h5) file name, got "
-                         f"{args.save!r}; --export writes the SavedModel.")
+    save_path, export_dir = _check_train_options(args)
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    save_path = args.save or os.path.join(args.out, "classifier.keras")
     os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
-    export_dir = args.export or os.path.join(args.out, "saved_model")
-    if os.path.exists(os.path.join(export_dir, "1")):
-        raise SystemExit(
-            f"keras-dbn: error: {os.path.join(export_dir, '1')} already exists; "
-            "choose another --export or --out folder (nothing was overwritten)."
-        )
     binarize = None if args.binarize == "none" else args.binarize
     common = dict(data_dir=args.data_dir, manual_dir=args.manual_dir, binarize=binarize, seed=args.seed)
     _log(f"loading {args.dataset} through tensorflow-datasets")
     x_train, y_train = datasets.load_numpy(args.dataset, split="train", limit=args.limit, **common)
     x_test, y_test = datasets.load_numpy(args.dataset, split="test", **common)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
+    # Checked now: the pictures are drawn only after all the training.
+    picture_shape = _grid_shape(args.dataset, args.data_dir, x_train.shape[1])
     _log(f"train {x_train.shape}, test {x_test.shape}, {num_classes} classes")
     x_fit, y_fit = x_train, y_train
     if args.labels:
@@ -332,23 +385,26 @@ def train(args):
         _log(f"randomly initialised baseline: test accuracy {base_accuracy:.4f}")
 
     classifier.save(save_path)
-    exported = keras_dbn.export_saved_model(classifier, export_dir, version=1)
+    exported = keras_dbn.export_saved_model(classifier, export_dir, version=1,
+                                            overwrite=args.overwrite)
     _log(f"classifier saved to {save_path}; SavedModel exported to {exported}")
 
     samples = dbn.generate(args.samples, gibbs_steps=args.gibbs_steps)
-    grid.save_image_grid(samples, os.path.join(args.out, "samples.png"))
     mix = evaluation.sample_class_mix(classifier, samples)
     results["sample_class_frequencies"] = [round(float(f), 4) for f in mix.frequencies]
     results["sample_effective_classes"] = round(mix.effective_classes, 2)
     shares = ", ".join(f"{c}: {f:.0%}" for c, f in enumerate(mix.frequencies))
     _log(f"{len(samples)} generated samples as the classifier reads them: {shares} "
          f"({mix.effective_classes:.1f} of {num_classes} classes effectively)")
-    filters = np.asarray(dbn.rbms[0].kernel).T[:100]
-    grid.save_image_grid(filters, os.path.join(args.out, "filters.png"))
     results["total_seconds"] = round(time.perf_counter() - start, 1)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
-    _log(f"wrote samples.png, filters.png and results.json to {args.out}")
+    grid.save_image_grid(samples, os.path.join(args.out, "samples.png"),
+                         image_shape=picture_shape)
+    filters = np.asarray(dbn.rbms[0].kernel).T[:100]
+    grid.save_image_grid(filters, os.path.join(args.out, "filters.png"),
+                         image_shape=picture_shape)
+    _log(f"wrote results.json, samples.png and filters.png to {args.out}")
     return results
 
 
@@ -360,48 +416,82 @@ def sample(args):
     from keras_dbn import callbacks as grid
 
     if not os.path.exists(args.model):
-        raise SystemExit(f"keras-dbn: error: no such model file: {args.model}")
-    if args.seed is not None:
-        keras.utils.set_random_seed(args.seed)
+        raise UsageError(f"no such model file: {args.model}")
+    if os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out!r} is a folder; name the PNG file to write")
     model = keras.models.load_model(args.model)
     if not isinstance(model, (keras_dbn.DBN, keras_dbn.RBM)):
-        raise SystemExit(
-            f"keras-dbn: error: {args.model} holds a {type(model).__name__}, not a DBN or RBM "
+        raise UsageError(
+            f"{args.model} holds a {type(model).__name__}, not a DBN or RBM "
             "(use the dbn.keras that `keras-dbn train` writes)."
         )
+    rbm = model.rbms[0] if isinstance(model, keras_dbn.DBN) else model
+    # Checked now, not after the sampling.
+    if args.image_shape is None and math.isqrt(rbm.num_visible) ** 2 != rbm.num_visible:
+        raise UsageError(f"the model's {rbm.num_visible} visible units are not a square grey "
+                         "image: pass --image-shape, e.g. 32x32x3")
+    if args.image_shape is not None and math.prod(args.image_shape) != rbm.num_visible:
+        raise UsageError(f"--image-shape {'x'.join(map(str, args.image_shape))} holds "
+                         f"{math.prod(args.image_shape)} values, the model's images "
+                         f"{rbm.num_visible}")
     if isinstance(model, keras_dbn.DBN):
-        images = model.generate(args.n, gibbs_steps=args.gibbs_steps)
+        images = model.generate(args.n, gibbs_steps=args.gibbs_steps, seed=args.seed)
     else:
-        images = model.sample(args.n, gibbs_steps=args.gibbs_steps)
-    path = grid.save_image_grid(images, args.out)
+        images = model.sample(args.n, gibbs_steps=args.gibbs_steps, seed=args.seed)
+    path = grid.save_image_grid(images, args.out, image_shape=args.image_shape)
     _log(f"wrote {args.n} samples to {path}")
     return path
+
+
+def run_reporting_errors(function, prog, resume_hint=""):
+    """Runs ``function()`` for a command line; returns its exit status.
+
+    Errors a user can act on become one line on stderr instead of a
+    traceback: `UsageError` exits 2 (as argparse's own errors do), bad
+    values and file or TensorFlow I/O errors 1, Ctrl-C 130 (``resume_hint``
+    is added to its message).
+
+    Args:
+        function: what the command does.
+        prog: the command's name in the messages, e.g. ``"keras-dbn train"``.
+        resume_hint: how to carry on after an interruption, if one can.
+
+    Returns:
+        0, 1, 2 or 130.
+    """
+    # Ctrl-C (SIGINT) must interrupt even where the launcher ignored it, as a
+    # shell does for background jobs: a tune search then resumes cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    import tensorflow as tf
+
+    try:
+        function()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted{resume_hint}", file=sys.stderr)
+        return 130
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    except tf.errors.OpError as error:  # e.g. a file TensorFlow cannot write
+        print(f"{prog}: error: {error.message}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv=None):
     """Entry point of ``keras-dbn`` and ``python -m keras_dbn``."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # Ctrl-C (SIGINT) must interrupt even where the launcher ignored it, as a
-    # shell does for background jobs: a tune search then resumes cleanly.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        if args.command == "train":
-            train(args)
-        elif args.command == "tune":
-            from keras_dbn import tuning
+    if args.command == "tune":
+        from keras_dbn import tuning
 
-            tuning.run_search(args)
-        else:
-            sample(args)
-    except KeyboardInterrupt:
-        hint = "; run the same command again to resume the search" if args.command == "tune" else ""
-        print(f"keras-dbn: interrupted{hint}", file=sys.stderr)
-        return 130
-    except (ValueError, OSError) as error:
-        print(f"keras-dbn: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+        return run_reporting_errors(lambda: tuning.run_search(args), "keras-dbn tune",
+                                    "; run the same command again to resume the search")
+    command = train if args.command == "train" else sample
+    return run_reporting_errors(lambda: command(args), f"keras-dbn {args.command}")
 
 
 if __name__ == "__main__":

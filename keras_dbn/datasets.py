@@ -33,6 +33,7 @@ import tensorflow_datasets as tfds
 from keras_dbn import array_input
 
 __all__ = [
+    "image_shape",
     "load_numpy",
     "load_dataset",
     "stratified_subset",
@@ -82,7 +83,8 @@ def load_numpy(
             (default 0.5); refused with the other modes, which it would
             not change.
         seed: Seed of the numpy generator used by ``binarize="stochastic"``.
-        limit: If set, keep only the first ``limit`` examples of the split.
+        limit: If set, keep only the first ``limit`` examples of the split
+            (all of them when it holds fewer).
         dtype: ``"float32"``, or ``"bfloat16"`` for half the memory: the
             input an RBM or DBN with a ``mixed_bfloat16`` policy reads as it
             is, without a cast per batch (1.61x float32's CD-1 throughput
@@ -119,11 +121,15 @@ def load_numpy(
         chosen = None
     if chosen is None or (chosen != np.float32 and not array_input.is_bfloat16(chosen)):
         raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}.")
+    _check_split(split)
     if limit is not None:
         _check_positive_int(limit, "limit")
         if _is_plain_split(split):
-            # TFDS reads only the requested records of a sliced split.
-            split, limit = f"{split}[:{limit}]", None
+            splits = _prepared_builder(name, data_dir, manual_dir).info.splits
+            if split in splits and limit < splits[split].num_examples:
+                # TFDS reads only the requested records of a sliced split
+                # (and refuses a slice beyond the split's end).
+                split, limit = f"{split}[:{limit}]", None
 
     # The same flattening and scaling as load_dataset, in large batches.
     ds = load_dataset(
@@ -379,12 +385,8 @@ def train_validation_split(x, y, validation_size, seed=None, stratify=True):
 # Loading helpers
 
 
-def _load(name, split, data_dir, manual_dir, **load_kwargs):
-    """``tfds.load`` of an ``(image, label)`` dataset, with clear errors.
-
-    Returns:
-        A tuple ``(dataset, info)``.
-    """
+def _builder(name, data_dir):
+    """The TFDS builder of an ``(image, label)`` dataset, with clear errors."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a TFDS dataset name, got {name!r}.")
     try:
@@ -395,27 +397,25 @@ def _load(name, split, data_dir, manual_dir, **load_kwargs):
             f"Unknown TFDS dataset {name!r}; see tfds.list_builders() for the "
             "available names (e.g. 'mnist', 'fashion_mnist')."
         ) from None
-
     keys = builder.info.supervised_keys
     if not keys or len(keys) != 2 or keys[0] != "image":
         raise ValueError(
             f"Dataset {name!r} has supervised keys {keys}; keras_dbn.datasets "
             "needs an image dataset with ('image', 'label') keys."
         )
-    if manual_dir is not None and not builder.is_prepared():
-        _check_manual_dir(builder, name, manual_dir)
+    return builder
 
+
+def _prepared_builder(name, data_dir, manual_dir):
+    """`_builder`, its data downloaded (or read from ``manual_dir``) and prepared."""
+    builder = _builder(name, data_dir)
+    if builder.is_prepared():
+        return builder
+    if manual_dir is not None:
+        _check_manual_dir(builder, name, manual_dir)
     try:
-        return tfds.load(
-            name,
-            split=split,
-            data_dir=data_dir,
-            as_supervised=True,
-            with_info=True,
-            download_and_prepare_kwargs={
-                "download_config": tfds.download.DownloadConfig(manual_dir=manual_dir)
-            },
-            **load_kwargs,
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
         )
     except _DOWNLOAD_ERRORS as error:
         raise FileNotFoundError(
@@ -424,6 +424,57 @@ def _load(name, split, data_dir, manual_dir, **load_kwargs):
             "manual_dir=<folder holding its original source files> "
             f"(`--manual-dir` of keras-dbn; manual_dir was {manual_dir!r})."
         ) from error
+    return builder
+
+
+def _load(name, split, data_dir, manual_dir, **load_kwargs):
+    """``tfds.load`` of an ``(image, label)`` dataset, with clear errors.
+
+    Returns:
+        A tuple ``(dataset, info)``.
+    """
+    _check_split(split)
+    builder = _prepared_builder(name, data_dir, manual_dir)
+    return builder.as_dataset(split=split, as_supervised=True, **load_kwargs), builder.info
+
+
+def _check_split(split):
+    # A list of splits would give a list of datasets, which nothing here reads.
+    if not isinstance(split, str) or not split.strip():
+        raise ValueError(
+            f"split must be a TFDS split name such as 'train', 'test' or "
+            f"'train[:10%]', got {split!r}."
+        )
+
+
+def image_shape(name="mnist", data_dir=None):
+    """The shape of one image of a TFDS image dataset, without loading it.
+
+    Read from the dataset's description, so it needs neither the data nor a
+    network: what `keras_dbn.callbacks.image_grid` needs to draw the flat
+    rows that `load_numpy` returns.
+
+    Args:
+        name: TFDS dataset name, e.g. ``"mnist"`` or ``"cifar10"``.
+        data_dir: Where TFDS keeps prepared datasets (TFDS default if None).
+
+    Returns:
+        A tuple ``(height, width, channels)``, e.g. ``(28, 28, 1)`` for
+        MNIST and ``(32, 32, 3)`` for CIFAR-10.
+
+    Raises:
+        ValueError: For an unknown dataset, one without ``(image, label)``
+            supervised keys, or one whose images vary in size.
+
+    Example:
+
+    >>> image_shape("mnist")
+    (28, 28, 1)
+    """
+    shape = tuple(_builder(name, data_dir).info.features["image"].shape)
+    if len(shape) != 3 or None in shape:
+        raise ValueError(f"Dataset {name!r} has images of varying shape {shape}.")
+    return tuple(int(d) for d in shape)
 
 
 def _check_manual_dir(builder, name, manual_dir):

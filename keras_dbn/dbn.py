@@ -519,7 +519,7 @@ class DBN(keras.Model):
 
     # -------------------------------------------------------------- sampling
 
-    def generate(self, n, gibbs_steps=1000, initial=None, return_mean=True):
+    def generate(self, n, gibbs_steps=1000, initial=None, return_mean=True, seed=None):
         """Samples from the DBN as a generative model.
 
         Runs a Gibbs chain of ``gibbs_steps`` steps in the top RBM, then one
@@ -534,16 +534,25 @@ class DBN(keras.Model):
                 from its propagated (sampled) hidden states instead of noise.
             return_mean: return the visible means of the last step (smoother
                 pictures) instead of sampled states.
+            seed: optional integer: every RBM's ``seed_generator`` restarts
+                first, the ``i``-th from ``(seed + i) % 2**31``
+                (`RBM.restart_seed_generator`), so the same call draws the
+                same samples. By default the generators go on from their state.
 
         Returns:
             float32 NumPy array of shape ``(n, num_visible)``.
 
         Raises:
             ValueError: before pretraining, for a negative ``n`` or
-                ``gibbs_steps``, and for an ``n`` other than ``len(initial)``.
+                ``gibbs_steps``, for an ``n`` other than ``len(initial)``, and
+                for a ``seed`` that is not an integer in ``[0, 2**31)``.
         """
         if not self.built:
             raise ValueError("The DBN has no weights yet: pretrain it first.")
+        if seed is not None:
+            self.rbms[0].restart_seed_generator(seed)  # checks the seed
+            for i, rbm in enumerate(self.rbms[1:], 1):
+                rbm.restart_seed_generator((int(seed) + i) % 2**31)
         top = self.rbms[-1]
         start = None
         if initial is not None:

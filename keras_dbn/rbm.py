@@ -1770,7 +1770,35 @@ class RBM(keras.Model):
         """
         return self.visible_given_hidden(self.hidden_given_visible(v))
 
-    def sample(self, n, gibbs_steps=1000, initial=None, return_mean=True):
+    def restart_seed_generator(self, seed):
+        """Restarts ``seed_generator``, the source of every draw, from ``seed``.
+
+        The generator then gives what a new ``SeedGenerator(seed)`` would:
+        the draws that follow (sampling, CD statistics) repeat from run to
+        run, also after loading a saved RBM, whose generator state is saved
+        with it.
+
+        Args:
+            seed: an integer in ``[0, 2**31)``.
+
+        Raises:
+            ValueError: for anything else.
+
+        Example:
+
+        >>> rbm.restart_seed_generator(7)
+        >>> a = rbm.sample(4, gibbs_steps=10)
+        >>> rbm.restart_seed_generator(7)
+        >>> np.array_equal(a, rbm.sample(4, gibbs_steps=10))
+        True
+        """
+        if (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
+                or not 0 <= seed < 2**31):
+            raise ValueError(f"`seed` must be an integer in [0, 2**31), got {seed!r}.")
+        state = self.seed_generator.state
+        state.assign(ops.convert_to_tensor([int(seed), 0], dtype=state.dtype))
+
+    def sample(self, n, gibbs_steps=1000, initial=None, return_mean=True, seed=None):
         """Draws ``n`` fantasies from the model by a long Gibbs chain.
 
         Chains start at ``initial`` or, by default, at random states of the
@@ -1783,6 +1811,10 @@ class RBM(keras.Model):
             initial: optional starting visible states.
             return_mean: return ``E[v | h]`` of the last step (smoother
                 pictures) instead of the sampled states.
+            seed: optional integer: the RBM's ``seed_generator`` restarts
+                from it first (as a new generator of that seed would), so
+                the same call draws the same samples; later draws follow on
+                from these. By default the generator goes on from its state.
 
         Returns:
             float32 NumPy array of shape ``(n, num_visible)``, whatever the
@@ -1790,10 +1822,13 @@ class RBM(keras.Model):
 
         Raises:
             ValueError: before the RBM is built, for a negative ``n`` or
-                ``gibbs_steps``, and for an ``n`` other than ``len(initial)``.
+                ``gibbs_steps``, for an ``n`` other than ``len(initial)``,
+                and for a ``seed`` that is not an integer in ``[0, 2**31)``.
         """
         gibbs_steps = checked_count(gibbs_steps, "`gibbs_steps`")
         weights = self._weights()
+        if seed is not None:
+            self.restart_seed_generator(seed)
         if initial is None:
             n = checked_count(n, "`n` (number of samples)")
             start_mean = self.visible_units.mean(

@@ -32,6 +32,7 @@ import argparse
 import collections
 import hashlib
 import json
+import math
 import os
 import pathlib
 import tempfile
@@ -42,7 +43,9 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from keras_dbn.argtypes import layer_sizes, positive_int
+from keras_dbn.argtypes import (
+    UsageError, fraction_or_count, layer_sizes, non_negative_int, positive_int,
+)
 from keras_dbn.array_input import array_dataset, evaluation_input, fit_can_stream, validation_input
 from keras_dbn.dbn import DBN
 
@@ -96,8 +99,10 @@ def _declare(hp, name, spec, kind, log=False, valid=None):
     pair, must hold for every choice and both ends of a range, so that a
     space with impossible values fails at construction, not in a trial.
     """
+    ends = spec if isinstance(spec, (list, tuple)) else [spec]
+    for value in ends:
+        _check_kind(name, value, kind)
     if valid is not None:
-        ends = spec if isinstance(spec, (list, tuple)) else [spec]
         test, description = valid
         if not all(test(kind(v)) for v in ends):
             raise ValueError(f"`{name}` must hold {description}, got {spec!r}.")
@@ -123,6 +128,24 @@ def _declare(hp, name, spec, kind, log=False, valid=None):
             return hp.Int(name, low, high, sampling=sampling)
         return hp.Float(name, low, high, sampling=sampling)
     return hp.Fixed(name, kind(spec))
+
+
+def _check_kind(name, value, kind):
+    """Refuses a value that ``kind`` would change rather than convert.
+
+    ``bool("False")`` is True and ``int(2.7)`` is 2: a search space of such
+    values would silently search something else.
+    """
+    is_bool = isinstance(value, (bool, np.bool_))
+    if kind is bool:
+        ok = is_bool
+    elif is_bool or not isinstance(value, (int, float, np.integer, np.floating)):
+        ok = False
+    else:
+        ok = math.isfinite(value) and (kind is not int or float(value).is_integer())
+    if not ok:
+        expected = {bool: "True or False", int: "whole numbers"}.get(kind, "finite numbers")
+        raise ValueError(f"`{name}` must hold {expected}, got {value!r}.")
 
 
 def _fingerprint(x):
@@ -287,8 +310,9 @@ class DBNHyperModel(kt.HyperModel):
             (resumed searches); None keeps them in memory only.
         cache_max_bytes: memory budget of the in-process cache.
         pretrain_verbose: Keras verbosity of pretraining.
-        objective: what the tuner should maximise; use ``hypermodel.objective``
-            as the tuner's ``objective``.
+        objective: what the tuner should optimise: a metric name (minimised
+            when it names a loss, else maximised) or a `keras_tuner.Objective`;
+            use ``hypermodel.objective`` as the tuner's ``objective``.
         name, tunable: passed to `keras_tuner.HyperModel`.
 
     Example:
@@ -334,6 +358,9 @@ class DBNHyperModel(kt.HyperModel):
                 x_unlabeled, np.ndarray) else int(np.prod(x_unlabeled.shape[1:]))
         if input_dim is None:
             raise ValueError("Pass `input_dim` (784 for MNIST) or `x_unlabeled`.")
+        if (isinstance(input_dim, (bool, np.bool_)) or not isinstance(input_dim, (int, np.integer))
+                or input_dim < 1):
+            raise ValueError(f"`input_dim` must be an integer >= 1, got {input_dim!r}.")
         self.num_classes = int(num_classes)
         self.input_dim = int(input_dim)
         self.x_unlabeled = x_unlabeled
@@ -347,7 +374,12 @@ class DBNHyperModel(kt.HyperModel):
         self.seed = int(seed)
         self.cache = cache if cache is not None else PretrainCache(cache_max_bytes, cache_dir)
         self.pretrain_verbose = pretrain_verbose
-        self.objective = kt.Objective(objective, "min" if "loss" in objective else "max")
+        if isinstance(objective, str):
+            objective = kt.Objective(objective, "min" if "loss" in objective else "max")
+        elif not isinstance(objective, kt.Objective):
+            raise ValueError("`objective` must be a metric name such as 'val_accuracy' or a "
+                             f"keras_tuner.Objective, got {objective!r}.")
+        self.objective = objective
         self.pretrain_calls = 0  # DBN.pretrain runs, for logs and tests
         self._fingerprint_memo = (None, None)
         self.space(kt.HyperParameters())  # fail now, not in the first trial
@@ -608,7 +640,7 @@ def add_search_arguments(parser):
                        help="fine-tuning epochs per trial; Hyperband's largest budget (default: 10)")
     group.add_argument("--executions", type=positive_int, default=1,
                        help="fine-tuning runs per trial, averaged (default: 1)")
-    group.add_argument("--patience", type=int, default=3,
+    group.add_argument("--patience", type=non_negative_int, default=3,
                        help="early stopping patience in epochs, 0 disables (default: 3)")
     group.add_argument("--directory", default="tuning_runs", help="trial records (default: tuning_runs)")
     group.add_argument("--project-name", default=None, help="project folder (default: dbn_<dataset>)")
@@ -616,7 +648,7 @@ def add_search_arguments(parser):
                        help="discard an existing project instead of resuming it")
     group.add_argument("--output", default=None,
                        help="best model folder (default: <directory>/<project>/best)")
-    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    group.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
                        help="keras-tuner and Keras verbosity (default: 2, a line per epoch)")
     space = parser.add_argument_group("search space (narrow it for small budgets)")
@@ -631,11 +663,13 @@ def add_search_arguments(parser):
     data.add_argument("--manual-dir", default=None, help="folder of the dataset's source files (offline)")
     data.add_argument("--data-dir", default=None, help="TFDS data_dir")
     data.add_argument("--train-limit", type=positive_int, default=None,
-                      help="use only the first N training (and N//5 test) images, for quick runs")
+                      help="use only the first N training images and N//5 test images (at least "
+                      "100), for quick runs")
     data.add_argument("--labels", type=positive_int, default=None,
                       help="fine-tune on N class-balanced labels; pretrain on all training images")
-    data.add_argument("--validation", type=float, default=0.1,
-                      help="validation fraction (or count if >= 1) held out of the training set (default: 0.1)")
+    data.add_argument("--validation", type=fraction_or_count, default=0.1,
+                      help="validation fraction in (0, 1), or a count of images, held out of the "
+                      "training set (default: 0.1)")
     return parser
 
 
@@ -672,13 +706,16 @@ def run_search(args=None, **kwargs):
     o = argparse.Namespace(**options)
     project = o.project_name or f"dbn_{o.dataset}"
     output = pathlib.Path(o.output or os.path.join(o.directory, project, "best"))
+    # Checked now: the best model is written only after the whole search.
+    for option, folder in (("--directory", o.directory), ("--output", output)):
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise UsageError(f"{option} {str(folder)!r} is a file, not a folder")
 
     load = dict(data_dir=o.data_dir, manual_dir=o.manual_dir)
     x, y = datasets.load_numpy(o.dataset, "train", limit=o.train_limit, **load)
     x_test, y_test = datasets.load_numpy(
         o.dataset, "test", limit=None if o.train_limit is None else max(o.train_limit // 5, 100), **load)
-    validation = int(o.validation) if o.validation >= 1 else o.validation
-    x_train, y_train, x_val, y_val = datasets.train_validation_split(x, y, validation, seed=o.seed)
+    x_train, y_train, x_val, y_val = datasets.train_validation_split(x, y, o.validation, seed=o.seed)
     x_fit, y_fit = x_train, y_train
     if o.labels:
         x_fit, y_fit = datasets.stratified_subset(x_train, y_train, o.labels, seed=o.seed)

@@ -67,10 +67,19 @@ def test_pretraining_rates_of_pcd_layers_fall_to_zero(options, top_schedule):
 @pytest.mark.parametrize(
     "args, message",
     [(["train", "--layers", "500,abc"], "500,500,2000"),
+     (["train", "--layers", "500,,2000"], "500,500,2000"),
      (["train", "--batch", "0"], "positive integer"),
+     (["train", "--dbn-lr", "inf"], "finite positive number"),
+     (["train", "--mlp-lr", "nan"], "finite positive number"),
      (["train", "--dropout", "1.5"], "rate"),
+     (["train", "--seed", "-1"], "integer >= 0"),
      (["train", "--no-such-option"], "unrecognized"),
-     (["sample"], "--model")],
+     (["sample"], "--model"),
+     (["sample", "--model", "m.keras", "--image-shape", "32x"], "HEIGHTxWIDTH"),
+     (["tune", "--validation", "0"], "fraction in (0, 1)"),
+     (["tune", "--validation", "1.5"], "whole number"),
+     (["tune", "--validation", "nan"], "fraction in (0, 1)"),
+     (["tune", "--patience", "-1"], "integer >= 0")],
 )
 def test_bad_options_exit_nonzero_with_a_message(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -110,21 +119,30 @@ def test_train_then_sample_end_to_end(mnist_manual_dir, tfds_data_dir, tmp_path)
         assert (out_dir / name).exists(), name
     assert (out_dir / "saved_model" / "1" / "saved_model.pb").exists()
 
-    # Running again into the same folder refuses to overwrite the export.
+    # Running again into the same folder refuses to overwrite the earlier run.
+    before = (out_dir / "results.json").read_bytes()
     again = run("train", "--limit", "100", "--out", str(out_dir), "--data-dir", tfds_data_dir,
                 "--manual-dir", mnist_manual_dir)
-    assert again.returncode != 0 and "already exists" in again.stderr
+    assert again.returncode == 2 and "earlier run's files are in the way" in again.stderr
+    assert "--overwrite" in again.stderr and (out_dir / "results.json").read_bytes() == before
 
-    grid = tmp_path / "grid.png"
-    out = run("sample", "--model", str(out_dir / "dbn.keras"), "--n", "9", "--gibbs-steps", "10",
-              "--out", str(grid), "--seed", "1")
-    assert out.returncode == 0, out.stderr[-3000:]
+    def sample(seed, name):
+        grid = tmp_path / name
+        out = run("sample", "--model", str(out_dir / "dbn.keras"), "--n", "9", "--gibbs-steps",
+                  "10", "--out", str(grid), "--seed", str(seed))
+        assert out.returncode == 0, out.stderr[-3000:]
+        return grid.read_bytes()
+
+    grid = sample(1, "grid.png")
     import tensorflow as tf
 
-    image = tf.io.decode_png(tf.io.read_file(str(grid))).numpy()
+    image = tf.io.decode_png(grid).numpy()
     assert image.ndim == 3 and image.shape[0] >= 3 * 28 and np.ptp(image) > 0
+    # The seed decides the samples, run after run.
+    assert sample(1, "again.png") == grid and sample(2, "other.png") != grid
 
-    wrong = run("sample", "--model", str(out_dir / "classifier.keras"), "--out", str(grid))
+    wrong = run("sample", "--model", str(out_dir / "classifier.keras"), "--out",
+                str(tmp_path / "wrong.png"))
     assert wrong.returncode != 0 and "not a DBN" in wrong.stderr
 
 
@@ -158,12 +176,64 @@ def test_train_with_few_labels_and_pseudo_labels(mnist_manual_dir, tfds_data_dir
     "options, message",
     [(["--pseudo-label"], "--labels"),
      (["--labels", "100", "--pseudo-label", "--vat", "2"], "one of --pseudo-label and --vat"),
-     (["--save", "classifier.txt"], r"--save needs a \.keras \(or \.h5\) file name")],
+     (["--save", "classifier.txt"], r"--save needs a .keras (or .h5) file name"),
+     (["--out", "{file}"], "is a file, not a folder"),
+     (["--save", "{folder}/a.keras"], "is a folder; name the .keras file"),
+     (["--export", "{file}"], "is a file; name the SavedModel base folder")],
 )
-def test_option_errors_stop_before_any_work(options, message, tmp_path):
-    with pytest.raises(SystemExit, match=message):
-        cli.main(["train", *options, "--out", str(tmp_path / "nothing")])
+def test_option_errors_stop_before_any_work(options, message, tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    (tmp_path / "folder" / "a.keras").mkdir(parents=True)
+    options = [o.format(file=tmp_path / "file", folder=tmp_path / "folder") for o in options]
+    out = [] if "--out" in options else ["--out", str(tmp_path / "nothing")]
+    assert cli.main(["train", *options, *out]) == 2  # as argparse's own errors
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "nothing").exists()
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_an_earlier_run_is_kept_unless_overwrite(tmp_path, capsys, monkeypatch):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "filters.png").write_text("earlier")
+    assert cli.main(["train", "--out", str(tmp_path / "run")]) == 2
+    assert "filters.png; choose another --out" in capsys.readouterr().err
+    (tmp_path / "run" / "filters.png").unlink()
+    (tmp_path / "run" / "saved_model" / "1").mkdir(parents=True)
+    assert cli.main(["train", "--out", str(tmp_path / "run")]) == 2
+    assert "saved_model/1; choose another --out" in capsys.readouterr().err
+    # With --overwrite the run starts (here into a dataset that does not exist).
+    code = cli.main(["train", "--overwrite", "--out", str(tmp_path / "run"),
+                     "--dataset", "no_such_dataset"])
+    assert code == 1 and "Unknown TFDS dataset 'no_such_dataset'" in capsys.readouterr().err
+
+
+def test_colour_images_are_drawn_in_colour(tmp_path, tfds_data_dir, monkeypatch):
+    """A dataset of 32x32x3 images (CIFAR-10's shape, from its TFDS description;
+    random pixels in place of its download) runs to the end and draws its
+    samples and filters as colour tiles."""
+    from keras_dbn import datasets
+
+    rng = np.random.default_rng(0)
+
+    def load_numpy(name, split="train", limit=None, **kwargs):
+        n = 200 if split == "train" else 100
+        return rng.random((n, 3072), dtype=np.float32), rng.integers(0, 10, n)
+
+    monkeypatch.setattr(datasets, "load_numpy", load_numpy)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "cifar10", "--data-dir", tfds_data_dir,
+                     "--layers", "8", "--dbn-epochs", "1", "--mlp-epochs", "1", "--samples", "4",
+                     "--gibbs-steps", "2", "--verbose", "0", "--out", str(out)]) == 0
+    import tensorflow as tf
+
+    for name, tiles in (("samples.png", 2), ("filters.png", 3)):  # 4 samples, 8 filters
+        image = tf.io.decode_png(tf.io.read_file(str(out / name))).numpy()
+        assert image.shape == (tiles * 33 - 1, tiles * 33 - 1, 3), name
+    assert cli.main(["sample", "--model", str(out / "dbn.keras"), "--n", "4", "--gibbs-steps",
+                     "2", "--out", str(tmp_path / "s.png")]) == 2  # not square: needs the shape
+    assert cli.main(["sample", "--model", str(out / "dbn.keras"), "--n", "4", "--gibbs-steps",
+                     "2", "--out", str(tmp_path / "s.png"), "--image-shape", "32x32x3"]) == 0
+    assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "s.png"))).shape == (65, 65, 3)
 
 
 def test_too_few_labels_for_the_classes_fail_before_pretraining(mnist_manual_dir, tfds_data_dir,

@@ -93,6 +93,19 @@ def test_limit_takes_the_first_examples(load, mnist_test):
     # An already sliced split cannot be sliced again by name: limit cuts it.
     x, y = load.numpy("test[:50%]", limit=7)
     np.testing.assert_array_equal(x, x_test[:7])
+    # A limit beyond the split takes all of it, as a slice of a list would.
+    x, y = load.numpy("test", limit=10_001)
+    np.testing.assert_array_equal(x, x_test)
+    x, y = load.numpy("test[:50%]", limit=5_001)
+    np.testing.assert_array_equal(x, x_test[:5000])
+
+
+def test_image_shape_from_the_dataset_description(tmp_path):
+    # Read from TFDS's description: no data, no network.
+    assert datasets.image_shape("mnist", data_dir=str(tmp_path)) == (28, 28, 1)
+    assert datasets.image_shape("cifar10", data_dir=str(tmp_path)) == (32, 32, 3)
+    with pytest.raises(ValueError, match="supervised keys"):
+        datasets.image_shape("imdb_reviews", data_dir=str(tmp_path))
 
 
 def test_threshold_binarisation(load, mnist_test):
@@ -227,6 +240,7 @@ def test_load_dataset_shows_its_batch_size_to_rbm_fit(load, binarize, labels):
 def test_fashion_mnist_through_mocked_tfds():
     with tfds.testing.mock_data(num_examples=40):
         x, y = datasets.load_numpy("fashion_mnist", "train", binarize="threshold")
+        assert datasets.load_numpy("fashion_mnist", "train", limit=30)[0].shape == (30, 784)
         xb, yb = next(iter(datasets.load_dataset("fashion_mnist", "test", batch_size=16, seed=0)))
     assert x.shape == (40, 784) and x.dtype == np.float32
     assert set(np.unique(x)) <= {0.0, 1.0}
@@ -260,6 +274,8 @@ def test_non_image_dataset_raises(tmp_path):
         (dict(limit=0), "limit must be a positive int"),
         (dict(dtype="float16"), "dtype must be 'float32' or 'bfloat16'"),
         (dict(dtype="bf16"), "dtype must be 'float32' or 'bfloat16', got 'bf16'"),
+        (dict(split=["train", "test"]), r"split must be a TFDS split name .* got \['train', 'test'\]"),
+        (dict(split=" "), "split must be a TFDS split name"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match, tmp_path):

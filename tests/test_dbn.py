@@ -257,6 +257,16 @@ def test_save_load_and_generate(mnist_small, tmp_path):
     np.testing.assert_allclose(loaded(x[:10]), dbn(x[:10]), atol=1e-6)
     images = loaded.generate(6, gibbs_steps=20)
     assert images.shape == (6, 784) and np.all((images >= 0) & (images <= 1))
+    # A seed restarts every RBM's draws: the same call, the same samples,
+    # in the trained DBN and in its loaded copy alike.
+    a = dbn.generate(6, gibbs_steps=5, return_mean=False, seed=3)
+    np.testing.assert_array_equal(loaded.generate(6, gibbs_steps=5, return_mean=False, seed=3), a)
+    assert not np.array_equal(dbn.generate(6, gibbs_steps=5, return_mean=False, seed=4), a)
+    assert not np.array_equal(dbn.generate(6, gibbs_steps=5, return_mean=False), a)
+    for seed in (-1, 2**31, 1.5, True, "3"):
+        with pytest.raises(ValueError, match=r"`seed` must be an integer in \[0, 2\*\*31\)"):
+            dbn.generate(2, gibbs_steps=1, seed=seed)
+    dbn.generate(2, gibbs_steps=1, seed=2**31 - 1)  # the upper RBMs' seeds wrap around
 
 
 def test_fit_points_to_pretrain():

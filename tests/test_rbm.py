@@ -494,6 +494,25 @@ def test_compiled_gibbs_chain_draws_what_single_steps_draw(visible):
     assert not np.array_equal(np.asarray(a.gibbs(v, steps=6)), chained)
 
 
+def test_a_seed_repeats_the_samples_and_the_draws_that_follow():
+    rbm = keras_dbn.RBM(6, seed=1)
+    rbm.build((None, 10))
+    first = rbm.sample(5, gibbs_steps=3, return_mean=False, seed=7)
+    following = rbm.hidden_given_visible(first, sample=True)
+    again = rbm.sample(5, gibbs_steps=3, return_mean=False, seed=7)
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(rbm.hidden_given_visible(first, sample=True), following)
+    assert not np.array_equal(rbm.sample(5, gibbs_steps=3, return_mean=False, seed=8), first)
+    # The draws of a new generator of that seed.
+    fresh = keras_dbn.RBM(6, seed=7)
+    fresh.build((None, 10))
+    for mine, theirs in zip(fresh._parameters(), rbm._parameters()):
+        mine.assign(theirs)
+    np.testing.assert_array_equal(fresh.sample(5, gibbs_steps=3, return_mean=False), first)
+    with pytest.raises(ValueError, match=r"`seed` must be an integer in \[0, 2\*\*31\)"):
+        rbm.sample(2, gibbs_steps=1, seed=-1)
+
+
 def test_rbm_samples_follow_the_exact_distribution():
     rbm = make_rbm(4, 3, scale=1.5, bias_scale=1.0, seed=5)
     v = all_states(4)

@@ -1,5 +1,6 @@
 """keras-tuner search over the DBN pipeline, on ~2000 real MNIST images."""
 
+import pathlib
 import warnings
 
 import keras
@@ -267,9 +268,56 @@ def test_bad_space_fails_at_construction():
         ({"k": [1, -1]}, r"`k` must hold integers >= 1"),
         ({"finetune_lr": 0.0}, r"`finetune_lr` must hold numbers > 0"),
         ({"dropout": (0.2, 1.5)}, r"`dropout` must hold rates in \[0, 1\), got \(0.2, 1.5\)"),
+        # Values that a conversion would change rather than convert.
+        ({"persistent": "False"}, r"`persistent` must hold True or False, got 'False'"),
+        ({"persistent": [False, "True"]}, r"`persistent` must hold True or False"),
+        ({"k": 2.7}, r"`k` must hold whole numbers, got 2.7"),
+        ({"batch_size": [50.5, 100]}, r"`batch_size` must hold whole numbers, got 50.5"),
+        ({"units": ["256"]}, r"`units_0` must hold whole numbers, got '256'"),
+        ({"pretrain_lr": (1e-3, float("inf"))}, r"`pretrain_lr` must hold finite numbers"),
+        ({"input_dim": 0}, r"`input_dim` must be an integer >= 1, got 0"),
+        ({"input_dim": 784.0}, r"`input_dim` must be an integer >= 1"),
+        ({"objective": 3}, r"`objective` must be a metric name"),
     ):
         with pytest.raises(ValueError, match=message):
-            DBNHyperModel(10, input_dim=784, **given)
+            DBNHyperModel(10, **{"input_dim": 784, **given})
+    # Whole floats are the numbers they name.
+    values = DBNHyperModel(10, input_dim=784, k=2.0, batch_size=[50.0]).space(kt.HyperParameters())
+    assert (values["k"], values["batch_size"]) == (2, 50)
+
+
+def test_objective_may_be_a_keras_tuner_objective():
+    objective = kt.Objective("val_loss", "min")
+    assert DBNHyperModel(10, input_dim=784, objective=objective).objective is objective
+    named = DBNHyperModel(10, input_dim=784, objective="val_loss").objective
+    assert (named.name, named.direction) == ("val_loss", "min")
+
+
+def test_search_paths_are_checked_before_any_work(tmp_path, capsys):
+    import sys
+
+    from keras_dbn.argtypes import UsageError
+    from keras_dbn.tuning import run_search
+
+    (tmp_path / "file").write_text("mine")
+    nowhere = dict(dataset="no_such_dataset", directory=str(tmp_path / "runs"))
+    with pytest.raises(UsageError, match="--output '.*file' is a file, not a folder"):
+        run_search(**nowhere, output=str(tmp_path / "file"))
+    with pytest.raises(UsageError, match="--directory '.*file' is a file, not a folder"):
+        run_search(dataset="no_such_dataset", directory=str(tmp_path / "file"))
+    assert (tmp_path / "file").read_text() == "mine"
+    # The tuning script reports them as the keras-dbn command does: one line, no traceback.
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tuning"))
+    try:
+        import tune_mnist
+    finally:
+        sys.path.pop(0)
+    assert tune_mnist.main(["--output", str(tmp_path / "file")]) == 2
+    assert tune_mnist.main(["--dataset", "no_such_dataset", "--directory",
+                            str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Unknown TFDS dataset" in err
+    assert "Traceback" not in err
 
 
 def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds_data_dir,

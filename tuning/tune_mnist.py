@@ -33,12 +33,12 @@ finished search; pass ``--overwrite`` to start afresh.
 
 import argparse
 import os
-import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
+from keras_dbn.cli import run_reporting_errors  # noqa: E402
 from keras_dbn.tuning import add_search_arguments, run_search  # noqa: E402
 
 
@@ -48,15 +48,10 @@ def main(argv=None):
         epilog="Ctrl-C interrupts; rerunning the same command resumes the search.",
     )
     args = add_search_arguments(parser).parse_args(argv)
-    # Ctrl-C must raise KeyboardInterrupt even where a launcher ignored SIGINT.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        run_search(args)
-    except KeyboardInterrupt:
-        print("\n[tune] interrupted: finished trials are saved; run the same command "
-              "again to resume.", file=sys.stderr)
-        return 130
-    return 0
+    # Bad values and I/O errors as one line, not a traceback; Ctrl-C too.
+    return run_reporting_errors(
+        lambda: run_search(args), parser.prog,
+        ": finished trials are saved; run the same command again to resume")
 
 
 if __name__ == "__main__":
