@@ -65,8 +65,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if __package__ in (None, ""):  # run as a script: make keras_dbn importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-
 from benchmarks import _common  # noqa: E402
 
 COMPETITORS = ("keras_arrays", "tfdata_default", "tfdata_lean", "array_dataset")

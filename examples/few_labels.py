@@ -17,14 +17,16 @@ batches. Each fine-tuning prints a line when it starts, and semi-supervised
 ones a line per epoch.
 """
 
-import argparse
 import time
 
 import keras
 
 import keras_dbn
 from keras_dbn import datasets
-from keras_dbn.argtypes import positive_float, positive_int
+from keras_dbn.argtypes import layer_sizes, non_negative_int, positive_float, positive_int
+from keras_dbn.tf_logging import quiet_keras_retracing
+
+from _options import example_parser  # examples/_options.py
 
 
 def fine_tune(model, x, y, x_test, y_test, epochs):
@@ -45,31 +47,39 @@ def fine_tune_semi_supervised(trainer, x, y, x_unlabelled, x_test, y_test, seed,
     return trainer.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manual-dir", default=None)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--labels", type=positive_int, nargs="+", default=[100, 1000])
-    parser.add_argument("--pretrain-epochs", type=positive_int, default=10)
+def main(argv=None):
+    parser = example_parser(__doc__, limit_help="use the first N training images, for "
+                                                "pretraining and as the pool of labels")
+    parser.add_argument("--layers", type=layer_sizes, default="500,500,2000",
+                        help="hidden layer sizes, comma separated")
+    parser.add_argument("--labels", type=positive_int, nargs="+", default=(100, 1000),
+                        help="the numbers of labelled images to compare at")
+    parser.add_argument("--pretrain-epochs", type=positive_int, default=10,
+                        help="epochs per RBM")
     parser.add_argument("--finetune-epochs", type=positive_int, default=20,
                         help="fine-tuning epochs: at least 1,000 updates of 50 labelled "
-                             "images; with --pseudo-label or --vat, epochs of 150 updates "
-                             "(default: 20)")
+                             "images; with --pseudo-label or --vat, epochs of 150 updates")
     parser.add_argument("--pseudo-label", action="store_true",
                         help="also learn from the unlabelled images (Lee 2013)")
     parser.add_argument("--vat", type=positive_float, default=None, metavar="EPS",
                         help="also learn from the unlabelled images by virtual adversarial "
                              "training with perturbations of this L2 norm (e.g. 2.0)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the label subsets, the weights and the batches")
+    args = parser.parse_args(argv)
     if args.pseudo_label and args.vat is not None:
         parser.error("choose one of --pseudo-label and --vat")
     keras.utils.set_random_seed(args.seed)
 
     load = dict(data_dir=args.data_dir, manual_dir=args.manual_dir)
-    x_train, y_train = datasets.load_numpy("mnist", split="train", **load)
+    x_train, y_train = datasets.load_numpy("mnist", split="train", limit=args.limit, **load)
     x_test, y_test = datasets.load_numpy("mnist", split="test", **load)
-    dbn = keras_dbn.DBN([500, 500, 2000], seed=args.seed)
+    classes = len(set(y_train.tolist()))
+    for n in args.labels:  # checked before the pretraining
+        if not classes <= n <= len(y_train):
+            parser.error(f"--labels {n}: choose from {classes} (an image of each class) to "
+                         f"{len(y_train)} (every training image)")
+    dbn = keras_dbn.DBN(args.layers, seed=args.seed)
     dbn.pretrain(x_train, epochs=args.pretrain_epochs, batch_size=100,
                  optimizer=keras.optimizers.SGD(0.05, momentum=0.9), verbose=2)
 
@@ -102,4 +112,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with quiet_keras_retracing():  # each fine-tuning builds new models
+        main()

@@ -4,7 +4,7 @@
 
 Writes ``samples.png`` (DBN fantasies: Gibbs sampling in the top RBM, then an
 ancestral pass down), and, through `ImageGridCallback`, first-layer filters
-and RBM samples every epoch into ``generate_logs/`` (PNG and TensorBoard:
+and RBM samples every epoch into ``--log-dir`` (PNG and TensorBoard:
 ``tensorboard --logdir generate_logs``). A classifier fine-tuned from the
 DBN for one epoch then reads the samples, to show how varied they are.
 
@@ -14,40 +14,46 @@ final model. With a constant rate (``--constant-rate``) the samples tend to
 fall into a few digit classes.
 """
 
-import argparse
 import math
 
 import keras
 
 import keras_dbn
 from keras_dbn import callbacks, datasets, evaluation
-from keras_dbn.argtypes import positive_int
+from keras_dbn.argtypes import layer_sizes, positive_int
+
+from _options import example_parser  # examples/_options.py
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manual-dir", default=None)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--epochs", type=positive_int, default=10)
-    parser.add_argument("--gibbs-steps", type=positive_int, default=1000)
+def main(argv=None):
+    parser = example_parser(__doc__)
+    parser.add_argument("--layers", type=layer_sizes, default="500,2000",
+                        help="hidden layer sizes, comma separated; the top RBM trains by "
+                             "persistent CD")
+    parser.add_argument("--epochs", type=positive_int, default=10, help="epochs per RBM")
+    parser.add_argument("--gibbs-steps", type=positive_int, default=1000,
+                        help="Gibbs steps in the top RBM per sample")
     parser.add_argument("--constant-rate", action="store_true",
                         help="train the top RBM at a constant learning rate")
-    parser.add_argument("--out", default="samples.png")
-    args = parser.parse_args()
+    parser.add_argument("--out", default="samples.png", help="the PNG of 100 samples")
+    parser.add_argument("--log-dir", default="generate_logs",
+                        help="folder of the per-epoch pictures and TensorBoard logs")
+    args = parser.parse_args(argv)
     keras.utils.set_random_seed(0)
 
     load = dict(data_dir=args.data_dir, manual_dir=args.manual_dir)
-    x, y = datasets.load_numpy("mnist", split="train", **load)
-    dbn = keras_dbn.DBN([500, 2000], persistent=[False, True], seed=0)
+    x, y = datasets.load_numpy("mnist", split="train", limit=args.limit, **load)
+    persistent = [False] * (len(args.layers) - 1) + [True]
+    dbn = keras_dbn.DBN(args.layers, persistent=persistent, seed=0)
     updates = args.epochs * math.ceil(len(x) / 100)
     top_rate = 0.01 if args.constant_rate else keras.optimizers.schedules.PolynomialDecay(
         0.01, decay_steps=updates, end_learning_rate=0.0)
     # The callback watches the first RBM while it trains.
-    watch = callbacks.ImageGridCallback("generate_logs", rbm=dbn.rbms[0], num_samples=64,
+    watch = callbacks.ImageGridCallback(args.log_dir, rbm=dbn.rbms[0], num_samples=64,
                                         gibbs_steps=200, every_n_epochs=1)
+    lower = [keras.optimizers.SGD(0.05, momentum=0.9) for _ in args.layers[:-1]]
     dbn.pretrain(x, epochs=args.epochs, batch_size=100, callbacks=[watch], verbose=2,
-                 optimizer=[keras.optimizers.SGD(0.05, momentum=0.9),
-                            keras.optimizers.SGD(top_rate, momentum=0.9)])
+                 optimizer=lower + [keras.optimizers.SGD(top_rate, momentum=0.9)])
 
     images = dbn.generate(100, gibbs_steps=args.gibbs_steps)
     print("wrote", callbacks.save_image_grid(images, args.out))

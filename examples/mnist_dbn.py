@@ -4,40 +4,47 @@ Run from the repository root (offline, with the four MNIST files at hand):
 
     python examples/mnist_dbn.py --manual-dir ../shared/data/mnist
 
-Without ``--manual-dir`` tensorflow-datasets downloads MNIST as usual. Each
+Without ``--manual-dir`` tensorflow-datasets downloads MNIST as usual.
+``--limit 2000 --layers 64 --pretrain-epochs 1`` makes a quick trial run. Each
 run exports the classifier as the next version in ``--export`` (TF Serving
 serves the highest), so earlier exports are kept.
 """
-
-import argparse
 
 import keras
 
 import keras_dbn
 from keras_dbn import datasets
-from keras_dbn.argtypes import positive_int
+from keras_dbn.argtypes import fraction_or_count, layer_sizes, positive_int
+
+from _options import example_parser  # examples/_options.py
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manual-dir", default=None)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--pretrain-epochs", type=positive_int, default=10)
-    parser.add_argument("--finetune-epochs", type=positive_int, default=20)
+def main(argv=None):
+    parser = example_parser(__doc__)
+    parser.add_argument("--layers", type=layer_sizes, default="500,500,2000",
+                        help="hidden layer sizes, comma separated")
+    parser.add_argument("--pretrain-epochs", type=positive_int, default=10,
+                        help="epochs per RBM")
+    parser.add_argument("--finetune-epochs", type=positive_int, default=20,
+                        help="fine-tuning epochs on the labelled images")
+    parser.add_argument("--validation", type=fraction_or_count, default=5000,
+                        help="held-out training images (a count, or a fraction below 1) "
+                             "that fine-tuning reports on")
     parser.add_argument("--export", default="mnist_dbn_saved_model",
                         help="model base path of the SavedModel versions")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     keras.utils.set_random_seed(0)
 
     load = dict(data_dir=args.data_dir, manual_dir=args.manual_dir)
-    x_train, y_train = datasets.load_numpy("mnist", split="train", **load)
+    x_train, y_train = datasets.load_numpy("mnist", split="train", limit=args.limit, **load)
     x_test, y_test = datasets.load_numpy("mnist", split="test", **load)
-    # The test set is only for the final figure; training is watched on 5,000
+    # The test set is only for the final figure; training is watched on
     # held-out training images.
-    x_fit, y_fit, x_val, y_val = datasets.train_validation_split(x_train, y_train, 5000, seed=0)
+    x_fit, y_fit, x_val, y_val = datasets.train_validation_split(x_train, y_train,
+                                                                 args.validation, seed=0)
 
     # 1. Greedy layer-wise pretraining on the images alone.
-    dbn = keras_dbn.DBN([500, 500, 2000], k=1, seed=0)
+    dbn = keras_dbn.DBN(args.layers, k=1, seed=0)
     dbn.pretrain(
         x_train,
         epochs=args.pretrain_epochs,
@@ -62,7 +69,8 @@ def main():
     classifier.fit(keras_dbn.array_dataset(x_fit, y_fit, batch_size=100, seed=0),
                    epochs=args.finetune_epochs, validation_data=in_order(x_val, y_val),
                    shuffle=False, verbose=2)
-    _, accuracy = classifier.evaluate(in_order(x_test, y_test), verbose=0)
+    accuracy = classifier.evaluate(in_order(x_test, y_test), verbose=0,
+                                   return_dict=True)["accuracy"]
     print(f"test accuracy: {accuracy:.4f}")
 
     # 3. A SavedModel in the layout TF Serving loads: <base>/<version>/.

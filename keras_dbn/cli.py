@@ -1,6 +1,7 @@
 """The ``keras-dbn`` command: train a DBN on a TFDS dataset, sample from one."""
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -11,6 +12,7 @@ import time
 from keras_dbn.argtypes import (
     UsageError, image_shape, layer_sizes, non_negative_int, positive_float, positive_int, rate,
 )
+from keras_dbn.tf_logging import quiet_keras_retracing
 
 # Updates per --mlp-epochs epoch with --pseudo-label or --vat and --labels:
 # the default 20 epochs give the 3,000 updates measured in
@@ -304,13 +306,54 @@ def _grid_shape(dataset, data_dir, num_features):
     return (height, width) if channels == 1 else (height, width, channels)
 
 
+@contextlib.contextmanager
+def _new_folders(*paths):
+    """Makes the missing folders in ``paths``; if the block fails, removes
+    again those it made that are still empty (a failed run leaves no empty
+    --out behind)."""
+    made = []
+    try:
+        for path in map(os.path.abspath, paths):
+            missing = []
+            while path and not os.path.exists(path):
+                missing.append(path)
+                path = os.path.dirname(path)
+            if missing:
+                made.extend(missing)
+                os.makedirs(missing[0])
+        yield
+    except BaseException:
+        for path in sorted(made, key=len, reverse=True):  # the deepest first
+            with contextlib.suppress(OSError):  # not empty, or already gone
+                os.rmdir(path)
+        raise
+
+
+def _check_label_count(num_labels, y):
+    """Checks that ``--labels`` can draw a balanced subset of ``y``."""
+    classes = len(set(y.tolist()))
+    if num_labels < classes:
+        raise UsageError(f"--labels {num_labels} is fewer than the {classes} classes of the "
+                         "training data; a balanced subset needs an example of each")
+    if num_labels > len(y):
+        raise UsageError(f"--labels {num_labels} exceeds the {len(y)} training examples "
+                         "loaded (see --limit)")
+
+
 def train(args):
     """Runs the whole pipeline; returns a dict of results.
 
     Raises:
         UsageError: for contradicting options or unusable paths, before any
-            work.
+            work, and for a --labels the training data cannot meet, before
+            pretraining.
     """
+    save_path, export_dir = _check_train_options(args)
+    with _new_folders(args.out, os.path.dirname(os.path.abspath(save_path))):
+        return _train(args, save_path, export_dir)
+
+
+def _train(args, save_path, export_dir):
     import keras
     import numpy as np
 
@@ -318,10 +361,7 @@ def train(args):
     from keras_dbn import callbacks as grid
     from keras_dbn import datasets, evaluation
 
-    save_path, export_dir = _check_train_options(args)
     keras.utils.set_random_seed(args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    os.makedirs(os.path.dirname(os.path.abspath(save_path)), exist_ok=True)
     binarize = None if args.binarize == "none" else args.binarize
     common = dict(data_dir=args.data_dir, manual_dir=args.manual_dir, binarize=binarize, seed=args.seed)
     _log(f"loading {args.dataset} through tensorflow-datasets")
@@ -335,6 +375,7 @@ def train(args):
     if args.labels:
         # Chosen before pretraining, so that a --labels the data cannot meet
         # fails at once; the subset depends on the seed alone.
+        _check_label_count(args.labels, y_train)
         x_fit, y_fit = datasets.stratified_subset(x_train, y_train, args.labels, seed=args.seed)
 
     lower = len(args.layers) - 1
@@ -449,7 +490,8 @@ def run_reporting_errors(function, prog, resume_hint=""):
     Errors a user can act on become one line on stderr instead of a
     traceback: `UsageError` exits 2 (as argparse's own errors do), bad
     values and file or TensorFlow I/O errors 1, Ctrl-C 130 (``resume_hint``
-    is added to its message).
+    is added to its message). TensorFlow's retracing warnings about the
+    Keras functions of each new model are dropped (`quiet_keras_retracing`).
 
     Args:
         function: what the command does.
@@ -465,7 +507,8 @@ def run_reporting_errors(function, prog, resume_hint=""):
     import tensorflow as tf
 
     try:
-        function()
+        with quiet_keras_retracing():  # new models' functions, not real retraces
+            function()
     except KeyboardInterrupt:
         print(f"{prog}: interrupted{resume_hint}", file=sys.stderr)
         return 130

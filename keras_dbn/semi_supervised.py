@@ -27,7 +27,7 @@ pseudo = keras_dbn.PseudoLabel(dbn.to_classifier(10, dropout=0.2))
 pseudo.compile(optimizer=keras.optimizers.Adam(1e-3))
 data = keras_dbn.semi_supervised_dataset(x_few, y_few, x_train, seed=0)
 pseudo.fit(data, steps_per_epoch=150, epochs=20)   # 3,000 updates
-pseudo.evaluate(x_test, y_test)       # {"accuracy": ..., "loss": ...}
+pseudo.evaluate(x_test, y_test, return_dict=True)  # {"accuracy": ..., "loss": ...}
 classifier = pseudo.classifier        # a plain Keras model
 ```
 

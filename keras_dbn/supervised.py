@@ -20,7 +20,7 @@ trainer = keras_dbn.SupervisedTrainer(clf, seed=0)
 trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
 trainer.fit(keras_dbn.array_dataset(x_train, y_train, batch_size=100), epochs=20,
             shuffle=False)
-trainer.evaluate(x_test, y_test)       # {"accuracy": ..., "loss": ...}
+trainer.evaluate(x_test, y_test, return_dict=True)  # {"accuracy": ..., "loss": ...}
 keras_dbn.export_saved_model(clf, "models/dbn", version=1)   # the plain classifier
 ```
 

@@ -17,7 +17,7 @@ vat = keras_dbn.VirtualAdversarial(dbn.to_classifier(10, dropout=0.2), epsilon=2
 vat.compile(optimizer=keras.optimizers.Adam(1e-3))
 data = keras_dbn.semi_supervised_dataset(x_few, y_few, x_train, seed=0)
 vat.fit(data, steps_per_epoch=150, epochs=20)   # 3,000 updates
-vat.evaluate(x_test, y_test)          # {"accuracy": ..., "loss": ...}
+vat.evaluate(x_test, y_test, return_dict=True)  # {"accuracy": ..., "loss": ...}
 classifier = vat.classifier           # a plain Keras model
 ```
 

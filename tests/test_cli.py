@@ -239,12 +239,19 @@ def test_colour_images_are_drawn_in_colour(tmp_path, tfds_data_dir, monkeypatch)
 def test_too_few_labels_for_the_classes_fail_before_pretraining(mnist_manual_dir, tfds_data_dir,
                                                                  tmp_path, capsys):
     out = tmp_path / "run"
-    code = cli.main(["train", "--labels", "5", "--layers", "8", "--limit", "500",
-                     "--data-dir", tfds_data_dir, "--manual-dir", mnist_manual_dir,
-                     "--out", str(out), "--verbose", "0"])
-    assert code == 1
-    assert "num_labels=5 is smaller than the number of classes (10)" in capsys.readouterr().err
-    assert not (out / "dbn.keras").exists()  # nothing was pretrained
+    common = ["train", "--layers", "8", "--limit", "500", "--data-dir", tfds_data_dir,
+              "--manual-dir", mnist_manual_dir, "--verbose", "0"]
+    code = cli.main(common + ["--labels", "5", "--out", str(out),
+                              "--save", str(tmp_path / "new" / "deeper" / "m.keras")])
+    assert code == 2
+    assert "--labels 5 is fewer than the 10 classes" in capsys.readouterr().err
+    # Nothing was pretrained, and the folders the run made are gone again.
+    assert not out.exists() and not (tmp_path / "new").exists()
+    assert cli.main(common + ["--labels", "501", "--out", str(out)]) == 2
+    assert "--labels 501 exceeds the 500 training examples" in capsys.readouterr().err
+    (out / "keep").mkdir(parents=True)
+    assert cli.main(common + ["--labels", "5", "--out", str(out)]) == 2
+    assert (out / "keep").is_dir()  # folders that were there stay
 
 
 def test_train_with_few_labels_and_virtual_adversarial_training(mnist_manual_dir, tfds_data_dir,

@@ -1,0 +1,34 @@
+"""The options every example shares: where MNIST comes from and how much of it."""
+
+import argparse
+
+from keras_dbn.argtypes import positive_int
+
+
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except the ``None`` of options that are off."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def example_parser(doc, limit_help="use the first N training images"):
+    """An argument parser with ``--manual-dir``, ``--data-dir`` and ``--limit``.
+
+    Args:
+        doc: the example's module docstring; its first line describes it.
+        limit_help: what ``--limit`` limits, for ``--help``.
+
+    Returns:
+        An `argparse.ArgumentParser` that shows every option's default.
+    """
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0],
+                                     formatter_class=_DefaultsHelpFormatter)
+    parser.add_argument("--manual-dir", default=None,
+                        help="folder holding the four MNIST IDX files (offline)")
+    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help=f"{limit_help} (default: all 60,000)")
+    return parser
