@@ -1,7 +1,9 @@
-"""Shared helpers of the benchmark scripts: data, machine description, output."""
+"""Shared helpers of the benchmark scripts: options, data, machine description, output."""
 
+import argparse
 import datetime
 import json
+import math
 import os
 import pathlib
 import platform
@@ -15,13 +17,95 @@ DEFAULT_MANUAL_DIR = os.environ.get(
 )
 
 
+# Where a run writes by default: the gitignored runs/ folder, so that a
+# plain command never overwrites the committed results in benchmarks/results/.
+DEFAULT_OUT_DIR = os.path.join("runs", "benchmarks")
+
+# MNIST's training images: the most rows a script can take from them.
+MNIST_TRAIN_ROWS = 60000
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except ``None`` (off, or set by another
+    option), the ``False`` of switches and where the help already says it."""
+
+    def _get_help_string(self, action):
+        if (action.default is None or isinstance(action.default, bool)
+                or "(default" in (action.help or "")):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def new_parser(doc):
+    """An `argparse.ArgumentParser` described by the first line of ``doc``
+    (a script's module docstring) that shows the options' defaults."""
+    return argparse.ArgumentParser(description=doc.strip().split("\n")[0],
+                                   formatter_class=HelpFormatter)
+
+
+def layer_sizes_text(text):
+    """Hidden layer sizes such as ``500,500,2000``, checked like
+    `keras_dbn.argtypes.layer_sizes` and kept as that text."""
+    from keras_dbn.argtypes import layer_sizes
+
+    return ",".join(str(size) for size in layer_sizes(text))
+
+
 def add_io_arguments(parser, name):
-    """Adds ``--manual-dir``, ``--data-dir`` and ``--out`` (results/<name>.json)."""
+    """Adds ``--manual-dir``, ``--data-dir`` and ``--out`` (runs/benchmarks/<name>.json)."""
     parser.add_argument("--manual-dir", default=DEFAULT_MANUAL_DIR,
                         help="folder of the MNIST source files (offline TFDS preparation)")
     parser.add_argument("--data-dir", default=None, help="TFDS data_dir (TFDS default if unset)")
-    parser.add_argument("--out", default=f"benchmarks/results/{name}.json",
-                        help="where to write the results as JSON")
+    parser.add_argument("--out", default=os.path.join(DEFAULT_OUT_DIR, f"{name}.json"),
+                        help="where to write the results as JSON (the committed reference "
+                             "results are in benchmarks/results/)")
+
+
+def check_output_path(parser, path, option="--out"):
+    """Exits through ``parser.error`` if ``path`` cannot be written.
+
+    Checked right after parsing, as results are written only at the end of
+    a run: ``path`` must not be a folder, and its parent must be a folder
+    or creatable as one (its nearest existing ancestor a writable folder).
+    Nothing is created. An empty ``path`` (nothing to write) passes.
+    """
+    if not path:
+        return
+    target = pathlib.Path(path).expanduser().absolute()
+    if target.is_dir():
+        parser.error(f"{option} {path!r} is a folder; name the file to write")
+    if target.exists() and not os.access(target, os.W_OK):
+        parser.error(f"{option} {path!r} is not writable")
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        parser.error(f"{option} {path!r} cannot be written: {str(ancestor)!r} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        parser.error(f"{option} {path!r} cannot be written: no write access to {str(ancestor)!r}")
+
+
+def check_input_file(parser, path, option):
+    """Exits through ``parser.error`` unless ``path`` (if given) is a file."""
+    if path and not os.path.isfile(path):
+        parser.error(f"{option} {path!r}: no such file")
+
+
+def run_script(parse_args, run_benchmark, argv=None):
+    """A script's ``main``: parses (and checks) ``argv``, then runs the
+    benchmark without TensorFlow's retracing warnings about Keras' own
+    functions; returns what ``run_benchmark(args)`` returns."""
+    args = parse_args(argv)
+    with quiet_retracing():
+        return run_benchmark(args)
+
+
+def quiet_retracing():
+    """`keras_dbn.tf_logging.quiet_keras_retracing`, imported when called:
+    drops TensorFlow's retracing warnings about Keras' own functions."""
+    from keras_dbn.tf_logging import quiet_keras_retracing
+
+    return quiet_keras_retracing()
 
 
 def load_mnist(split, binarize=None, manual_dir=DEFAULT_MANUAL_DIR, data_dir=None, limit=None):
@@ -122,13 +206,29 @@ def spread(values):
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def json_safe(value):
+    """``value`` with every infinite or NaN float as ``None`` (JSON has
+    neither: an open end of an interval, a time not measured, become null)
+    and tuples as lists."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(path, payload):
+    """Writes ``payload`` to ``path`` as strict JSON (`json_safe`); nothing
+    for an empty ``path``."""
     if not path:
         return
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    text = json.dumps(json_safe(payload), indent=2, allow_nan=False)
     with open(path, "w") as f:
-        json.dump(payload, f, indent=2)
+        f.write(text)
     print(f"wrote {path}")
 
 

@@ -12,13 +12,16 @@ reconstruction error, mean test free energy and the AIS estimate of the
 average test log-likelihood (same chains, schedule and seed for both), plus
 the wall time of training.
 
+Writes the results to ``runs/benchmarks/bf16_quality.json`` (the
+gitignored ``runs/`` folder; ``--out`` names another file), so that a
+plain run does not overwrite the reference results in ``benchmarks/results/``.
+
 Usage::
 
     python -m benchmarks.bf16_quality                 # ~5 minutes
     python benchmarks/bf16_quality.py --epochs 1 --ais-steps 1000
 """
 
-import argparse
 import os
 import pathlib
 import sys
@@ -32,17 +35,31 @@ if __package__ in (None, ""):  # run as a script: make keras_dbn importable
 from benchmarks import _common  # noqa: E402
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--hidden", type=int, default=500)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--ais-steps", type=int, default=5000)
-    parser.add_argument("--ais-chains", type=int, default=100)
+def parse_args(argv=None):
+    """The options, checked before any work; exits 2 on a bad one."""
+    from keras_dbn.argtypes import positive_float, positive_int
+
+    parser = _common.new_parser(__doc__)
+    parser.add_argument("--hidden", type=positive_int, default=500, help="hidden units")
+    parser.add_argument("--epochs", type=positive_int, default=5, help="training epochs")
+    parser.add_argument("--batch", type=positive_int, default=100, help="batch size")
+    parser.add_argument("--lr", type=positive_float, default=0.05, help="SGD learning rate")
+    parser.add_argument("--ais-steps", type=positive_int, default=5000,
+                        help="AIS steps (at least 3) of the paper's schedule, scaled")
+    parser.add_argument("--ais-chains", type=positive_int, default=100, help="AIS chains")
     _common.add_io_arguments(parser, "bf16_quality")
     args = parser.parse_args(argv)
+    if args.ais_steps < 3:  # evaluation.paper_betas
+        parser.error(f"--ais-steps must be at least 3, got {args.ais_steps}")
+    _common.check_output_path(parser, args.out)
+    return args
 
+
+def main(argv=None):
+    return _common.run_script(parse_args, run_benchmark, argv)
+
+
+def run_benchmark(args):
     import keras
 
     import keras_dbn

@@ -23,16 +23,19 @@ times the divergence between each unlabelled image's prediction and the
 prediction at its virtual adversarial perturbation of L2 norm EPS. Without
 either, training is plain supervised fine-tuning.
 
+Writes the results to ``runs/benchmarks/few_labels.json`` (the
+gitignored ``runs/`` folder; ``--out`` names another file), so that a
+plain run does not overwrite the reference results in ``benchmarks/results/``.
+
 Usage::
 
-    python -m benchmarks.few_labels --dbn benchmarks/results/mnist_dbn.keras
+    python -m benchmarks.few_labels --dbn runs/benchmarks/mnist_dbn.keras
     python benchmarks/few_labels.py --labels 100 1000 --seeds 2 --dbn-epochs 3
-    python -m benchmarks.few_labels --dbn benchmarks/results/mnist_dbn.keras --pseudo-label \
+    python -m benchmarks.few_labels --dbn runs/benchmarks/mnist_dbn.keras --pseudo-label \
         --alpha 3 --ramp-start 200 --ramp-end 1200 --steps 3000
-    python -m benchmarks.few_labels --dbn benchmarks/results/mnist_dbn.keras --vat 2.0 --steps 3000
+    python -m benchmarks.few_labels --dbn runs/benchmarks/mnist_dbn.keras --vat 2.0 --steps 3000
 """
 
-import argparse
 import math
 import os
 import pathlib
@@ -47,6 +50,8 @@ if __package__ in (None, ""):  # run as a script: make keras_dbn importable
 import numpy as np  # noqa: E402
 
 from benchmarks import _common  # noqa: E402
+
+CLASSES = 10  # MNIST's digits
 
 
 def train_classifier(model, x, y, x_test, y_test, steps, batch, lr, seed):
@@ -85,62 +90,92 @@ def train_semi_supervised(trainer, x, y, x_unlabelled, x_test, y_test, steps, ba
     return 1.0 - float(accuracy)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--labels", type=int, nargs="+", default=[100, 600, 1000, 3000])
-    parser.add_argument("--seeds", type=int, default=3, help="subsets (and runs) per label count")
+def parse_args(argv=None):
+    """The options, checked before any work; exits 2 on a bad one."""
+    from keras_dbn.argtypes import non_negative_int, positive_float, positive_int, rate
+
+    parser = _common.new_parser(__doc__)
+    parser.add_argument("--labels", type=positive_int, nargs="+", default=[100, 600, 1000, 3000],
+                        help=f"label counts, each at least the {CLASSES} classes")
+    parser.add_argument("--seeds", type=positive_int, default=3,
+                        help="subsets (and runs) per label count")
     parser.add_argument("--dbn", default=None, help="a pretrained DBN .keras file to reuse")
-    parser.add_argument("--layers", default="500,500,2000")
-    parser.add_argument("--dbn-epochs", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=1500, help="fine-tuning updates per run")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--layers", type=_common.layer_sizes_text, default="500,500,2000",
+                        help="hidden layer sizes of the DBN pretrained without --dbn")
+    parser.add_argument("--dbn-epochs", type=positive_int, default=10,
+                        help="pretraining epochs per RBM without --dbn")
+    parser.add_argument("--steps", type=positive_int, default=1500, help="fine-tuning updates per run")
+    parser.add_argument("--batch", type=positive_int, default=32, help="labelled images per update")
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--dropout", type=rate, default=0.2,
+                        help="dropout rate after every hidden layer")
     parser.add_argument("--pseudo-label", action="store_true",
                         help="semi-supervised fine-tuning with pseudo-labels (Lee 2013)")
     parser.add_argument("--alpha", type=float, default=3.0,
                         help="final weight of the unlabelled loss (--pseudo-label)")
-    parser.add_argument("--ramp-start", type=int, default=None,
+    parser.add_argument("--ramp-start", type=non_negative_int, default=None,
                         help="update at which the unlabelled loss starts to count "
                              "(--pseudo-label; default: PseudoLabel's, 200)")
-    parser.add_argument("--ramp-end", type=int, default=None,
+    parser.add_argument("--ramp-end", type=non_negative_int, default=None,
                         help="update from which it has weight --alpha (--pseudo-label; "
                              "default: PseudoLabel's, 1200, or --ramp-start if later)")
-    parser.add_argument("--vat", type=float, default=None, metavar="EPS",
+    parser.add_argument("--vat", type=positive_float, default=None, metavar="EPS",
                         help="semi-supervised fine-tuning by virtual adversarial training "
                              "(Miyato et al. 2019) with perturbations of this L2 norm")
     parser.add_argument("--vat-weight", type=float, default=1.0,
                         help="weight of the smoothness term (--vat)")
-    parser.add_argument("--unlabelled-batch", type=int, default=256,
+    parser.add_argument("--unlabelled-batch", type=positive_int, default=256,
                         help="unlabelled images per update (--pseudo-label, --vat)")
     _common.add_io_arguments(parser, "few_labels")
     args = parser.parse_args(argv)
 
+    for n_labels in args.labels:
+        if not CLASSES <= n_labels <= _common.MNIST_TRAIN_ROWS:
+            parser.error(f"--labels {n_labels}: a class-balanced subset needs {CLASSES} to "
+                         f"{_common.MNIST_TRAIN_ROWS} labels (one per class at least)")
+    if args.pseudo_label and args.vat is not None:
+        parser.error("choose one of --pseudo-label and --vat")
+    _common.check_input_file(parser, args.dbn, "--dbn")
+    _common.check_output_path(parser, args.out)
+
+    import keras
+
+    import keras_dbn
+    from keras_dbn import semi_supervised
+
+    try:
+        if args.vat is not None:
+            # Fails early, with VirtualAdversarial's message, on a bad setting.
+            keras_dbn.VirtualAdversarial(keras.Sequential([keras.Input((1,))]),
+                                         epsilon=args.vat, weight=args.vat_weight)
+        if args.pseudo_label:
+            if args.ramp_start is None:
+                args.ramp_start = semi_supervised.DEFAULT_RAMP_START
+            if args.ramp_end is None:
+                args.ramp_end = max(args.ramp_start, semi_supervised.DEFAULT_RAMP_END)
+            # Fails early, with PseudoLabel's message, on a bad schedule.
+            semi_supervised.PseudoLabel(keras.Sequential([keras.Input((1,))]), alpha=args.alpha,
+                                        ramp_start=args.ramp_start, ramp_end=args.ramp_end)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def main(argv=None):
+    return _common.run_script(parse_args, run_benchmark, argv)
+
+
+def run_benchmark(args):
     import keras
 
     import keras_dbn
     from keras_dbn import datasets
-    from keras_dbn import semi_supervised
 
-    if args.pseudo_label and args.vat is not None:
-        parser.error("choose one of --pseudo-label and --vat")
-    if (args.pseudo_label or args.vat is not None) and args.steps < 1:
-        parser.error("--steps must be >= 1")
     if args.vat is not None:
-        # Fails early, with VirtualAdversarial's message, on a bad setting.
-        keras_dbn.VirtualAdversarial(keras.Sequential([keras.Input((1,))]), epsilon=args.vat,
-                                     weight=args.vat_weight)
         print(f"virtual adversarial fine-tuning: epsilon {args.vat}, weight {args.vat_weight}, "
               f"{args.steps} updates, batches {args.batch} labelled + {args.unlabelled_batch} "
               "unlabelled", flush=True)
     if args.pseudo_label:
-        if args.ramp_start is None:
-            args.ramp_start = semi_supervised.DEFAULT_RAMP_START
-        if args.ramp_end is None:
-            args.ramp_end = max(args.ramp_start, semi_supervised.DEFAULT_RAMP_END)
-        # Fails early, with PseudoLabel's message, on a bad schedule.
-        semi_supervised.PseudoLabel(keras.Sequential([keras.Input((1,))]), alpha=args.alpha,
-                                    ramp_start=args.ramp_start, ramp_end=args.ramp_end)
         print(f"pseudo-label fine-tuning: alpha {args.alpha}, ramp {args.ramp_start} -> "
               f"{args.ramp_end} updates of {args.steps}, batches {args.batch} labelled + "
               f"{args.unlabelled_batch} unlabelled", flush=True)

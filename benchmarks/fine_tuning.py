@@ -22,6 +22,10 @@ per step (median of the calls), the ratios to ``keras_fit``, and each
 model's test accuracy after all its epochs (the same number for each: a
 check that the faster steps train as well).
 
+Writes the results to ``runs/benchmarks/fine_tuning.json`` (the
+gitignored ``runs/`` folder; ``--out`` names another file), so that a
+plain run does not overwrite the reference results in ``benchmarks/results/``.
+
 Usage::
 
     python -m benchmarks.fine_tuning
@@ -50,11 +54,13 @@ def parse_config(text):
     try:
         sizes, batch = text.split(":")
         widths = [int(n) for n in sizes.split("-")]
-        if widths[0] != 784 or len(widths) < 2:
+        batch = int(batch)
+        if widths[0] != 784 or len(widths) < 2 or min(widths) < 1 or batch < 1:
             raise ValueError
-        return tuple(widths[1:]), int(batch)
+        return tuple(widths[1:]), batch
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 784-H1-...:batch, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected 784-H1-...:batch with positive sizes and batch, got {text!r}") from None
 
 
 def trained_model(name, hidden):
@@ -97,17 +103,29 @@ def measure(hidden, batch, x, y, x_test, y_test, reps):
             "ms_per_step": {n: 1e3 * _common.median(s) / steps for n, s in seconds.items()}}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv=None):
+    """The options, checked before any work; exits 2 on a bad one."""
+    from keras_dbn.argtypes import positive_int
+
+    parser = _common.new_parser(__doc__)
     parser.add_argument("--configs", nargs="+", type=parse_config,
                         default=[parse_config(c) for c in DEFAULT_CONFIGS],
                         help="784-H1-...:batch (default: %s)" % " ".join(DEFAULT_CONFIGS))
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--reps", type=positive_int, default=3,
+                        help="timed one-epoch fit() calls per competitor")
+    parser.add_argument("--limit", type=positive_int, default=None,
                         help="training rows (default all 60,000; fewer for quick trials)")
     _common.add_io_arguments(parser, "fine_tuning")
     args = parser.parse_args(argv)
+    _common.check_output_path(parser, args.out)
+    return args
 
+
+def main(argv=None):
+    return _common.run_script(parse_args, run_benchmark, argv)
+
+
+def run_benchmark(args):
     x, y, x_test, y_test = _common.load_train_test(args, limit=args.limit)
     results, rows = [], []
     for hidden, batch in args.configs:

@@ -20,13 +20,16 @@ each, the same number of Gibbs steps from the same starting states:
 Figures are chain-steps per second (chains x steps / seconds), medians of
 the repetitions; ratios are taken between medians of the same run.
 
+Writes the results to ``runs/benchmarks/gibbs_sampling.json`` (the
+gitignored ``runs/`` folder; ``--out`` names another file), so that a
+plain run does not overwrite the reference results in ``benchmarks/results/``.
+
 Usage::
 
     python -m benchmarks.gibbs_sampling
     python benchmarks/gibbs_sampling.py --chains 100 --hidden 500 --reps 5
 """
 
-import argparse
 import os
 import pathlib
 import sys
@@ -84,17 +87,33 @@ def competitors(rbm, use_sklearn):
     return runs
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--chains", type=int, nargs="+", default=[16, 100, 1000])
-    parser.add_argument("--hidden", type=int, nargs="+", default=[500, 2000])
-    parser.add_argument("--reps", type=int, default=3, help="repetitions per competitor")
-    parser.add_argument("--budget", type=int, default=100_000,
+def parse_args(argv=None):
+    """The options, checked before any work; exits 2 on a bad one."""
+    from keras_dbn.argtypes import positive_int
+
+    parser = _common.new_parser(__doc__)
+    parser.add_argument("--chains", type=positive_int, nargs="+", default=[16, 100, 1000],
+                        help="chain counts of the grid (each started from a training image)")
+    parser.add_argument("--hidden", type=positive_int, nargs="+", default=[500, 2000],
+                        help="hidden units of the grid")
+    parser.add_argument("--reps", type=positive_int, default=3, help="repetitions per competitor")
+    parser.add_argument("--budget", type=positive_int, default=100_000,
                         help="chain-steps per timed run (steps = budget / chains, 50 to 1,000)")
-    parser.add_argument("--no-sklearn", action="store_true")
+    parser.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn's row")
     _common.add_io_arguments(parser, "gibbs_sampling")
     args = parser.parse_args(argv)
+    if max(args.chains) > _common.MNIST_TRAIN_ROWS:
+        parser.error(f"--chains {max(args.chains)} exceeds the {_common.MNIST_TRAIN_ROWS} "
+                     "training images the chains start from")
+    _common.check_output_path(parser, args.out)
+    return args
 
+
+def main(argv=None):
+    return _common.run_script(parse_args, run_benchmark, argv)
+
+
+def run_benchmark(args):
     import keras
 
     import keras_dbn

@@ -48,13 +48,16 @@ untuned_options`), in alternation, for lifetimes spread evenly on a log
 scale (1 to ~8 s by default), so that they fall anywhere between two
 wakes of the model thread.
 
+Writes the results to ``runs/benchmarks/input_pipelines.json`` (the
+gitignored ``runs/`` folder; ``--out`` names another file), so that a
+plain run does not overwrite the reference results in ``benchmarks/results/``.
+
 Usage::
 
     python -m benchmarks.input_pipelines
     python benchmarks/input_pipelines.py --epochs 3 --reps 4
 """
 
-import argparse
 import os
 import pathlib
 import sys
@@ -135,23 +138,35 @@ def timed_evaluate(model, data, labels=None):
     return time.perf_counter() - start
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per fit call (default 2)")
-    parser.add_argument("--reps", type=int, default=3, help="timed calls per competitor")
-    parser.add_argument("--batch", type=int, default=100, help="training batch size")
-    parser.add_argument("--limit", type=int, default=None, help="training rows (default all)")
-    parser.add_argument("--lifetimes", type=float, nargs="*",
+def parse_args(argv=None):
+    """The options, checked before any work; exits 2 on a bad one."""
+    from keras_dbn.argtypes import non_negative_int, positive_float, positive_int
+
+    parser = _common.new_parser(__doc__)
+    parser.add_argument("--epochs", type=positive_int, default=2, help="epochs per fit call")
+    parser.add_argument("--reps", type=positive_int, default=3, help="timed calls per competitor")
+    parser.add_argument("--batch", type=positive_int, default=100, help="training batch size")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="training rows (default all)")
+    parser.add_argument("--lifetimes", type=positive_float, nargs="*",
                         default=[round(2 ** (i / 3), 2) for i in range(10)],
                         help="seconds each timed iterator lives in the first part "
                         "(default 1 to 8 s, evenly on a log scale; none skips it)")
-    parser.add_argument("--rbm-epochs", type=int, default=3,
+    parser.add_argument("--rbm-epochs", type=non_negative_int, default=3,
                         help="epochs per RBM.fit call in the last part (0 skips it)")
     parser.add_argument("--competitors", nargs="*", choices=COMPETITORS, default=list(COMPETITORS),
                         help="classifier fit() competitors (none skips that part)")
     _common.add_io_arguments(parser, "input_pipelines")
     args = parser.parse_args(argv)
+    _common.check_output_path(parser, args.out)
+    return args
 
+
+def main(argv=None):
+    return _common.run_script(parse_args, run_benchmark, argv)
+
+
+def run_benchmark(args):
     x, y, x_test, y_test = _common.load_train_test(args, limit=args.limit)
     if args.lifetimes:
         waits = teardown_waits(x, args.lifetimes)

@@ -12,6 +12,11 @@ fine-tuning wall times and the process's peak memory: ``ru_maxrss`` of
 RAM pages, in KiB on Linux) the process ever held, including TensorFlow's
 runtime and the data, not virtual memory.
 
+Writes the results to ``runs/benchmarks/mnist_dbn.json`` and the
+pretrained DBN to ``runs/benchmarks/mnist_dbn.keras`` (in the gitignored
+``runs/`` folder; ``--out`` and ``--save-dbn`` name other files), so that a
+plain run does not overwrite the reference results in ``benchmarks/results/``.
+
 Usage::
 
     python -m benchmarks.mnist_dbn                       # ~10-15 minutes on 2 cores
@@ -37,7 +42,6 @@ References:
     (``--swa-epochs``).
 """
 
-import argparse
 import os
 import pathlib
 import resource
@@ -50,6 +54,8 @@ if __package__ in (None, ""):  # run as a script: make keras_dbn importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from benchmarks import _common  # noqa: E402
+
+DEFAULT_SAVE_DBN = os.path.join(_common.DEFAULT_OUT_DIR, "mnist_dbn.keras")
 
 
 def peak_rss_mib():
@@ -327,58 +333,94 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
     return test_error(), seconds, extra
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--layers", default="500,500,2000")
-    parser.add_argument("--dbn-epochs", type=int, default=10, help="pretraining epochs per RBM")
-    parser.add_argument("--dbn-batch", type=int, default=100)
-    parser.add_argument("--dbn-lr", type=float, default=0.05)
-    parser.add_argument("--momentum", type=float, default=0.9)
+def parse_args(argv=None):
+    """The options, checked before any work; exits 2 on a bad one."""
+    from keras_dbn.argtypes import non_negative_int, positive_float, positive_int, rate
+
+    parser = _common.new_parser(__doc__)
+    parser.add_argument("--layers", type=_common.layer_sizes_text, default="500,500,2000",
+                        help="hidden layer sizes of the DBN")
+    parser.add_argument("--dbn-epochs", type=positive_int, default=10,
+                        help="pretraining epochs per RBM")
+    parser.add_argument("--dbn-batch", type=positive_int, default=100, help="pretraining batch size")
+    parser.add_argument("--dbn-lr", type=positive_float, default=0.05,
+                        help="pretraining SGD learning rate")
+    parser.add_argument("--momentum", type=rate, default=0.9,
+                        help="SGD momentum of pretraining (and of --mlp-optimizer sgd)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "mixed_bfloat16"],
                         help="dtype policy of the RBMs while pretraining")
-    parser.add_argument("--mlp-epochs", type=int, default=40)
-    parser.add_argument("--mlp-batch", type=int, default=100)
-    parser.add_argument("--mlp-lr", type=float, default=1e-3)
+    parser.add_argument("--mlp-epochs", type=positive_int, default=40, help="fine-tuning epochs")
+    parser.add_argument("--mlp-batch", type=positive_int, default=100, help="fine-tuning batch size")
+    parser.add_argument("--mlp-lr", type=positive_float, default=1e-3,
+                        help="fine-tuning learning rate, at the start of its cosine decay")
     parser.add_argument("--mlp-optimizer", default="adam", choices=["adam", "sgd"],
                         help="fine-tuning optimizer (sgd: Nesterov momentum --momentum)")
-    parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--input-dropout", type=float, default=0.2)
-    parser.add_argument("--ema", type=float, default=None,
+    parser.add_argument("--dropout", type=rate, default=0.2,
+                        help="dropout rate after every hidden layer while fine-tuning")
+    parser.add_argument("--input-dropout", type=rate, default=0.2,
+                        help="dropout rate on the input while fine-tuning")
+    parser.add_argument("--ema", type=rate, default=None,
                         help="fine-tune with a moving average of the weights of this momentum "
                              "(e.g. 0.999), used as the final weights")
-    parser.add_argument("--label-smoothing", type=float, default=0.0,
+    parser.add_argument("--label-smoothing", type=rate, default=0.0,
                         help="fine-tune on one-hot targets smoothed by this amount (e.g. 0.1)")
-    parser.add_argument("--max-norm", type=float, default=None,
+    parser.add_argument("--max-norm", type=positive_float, default=None,
                         help="rescale each unit's incoming weights to at most this norm "
                              "after every fine-tuning update (e.g. 3)")
-    parser.add_argument("--probe-epochs", type=int, default=0,
+    parser.add_argument("--probe-epochs", type=non_negative_int, default=0,
                         help="first train only the softmax layer for this many epochs, the "
                              "pretrained layers frozen (linear probing, then fine-tuning)")
-    parser.add_argument("--adversarial", type=float, default=None,
+    parser.add_argument("--adversarial", type=positive_float, default=None,
                         help="fine-tune on clean and fast-gradient-sign adversarial examples "
                              "of this epsilon (e.g. 0.1; Goodfellow et al. 2015)")
-    parser.add_argument("--vat", type=float, default=None,
+    parser.add_argument("--vat", type=positive_float, default=None,
                         help="add virtual adversarial training of this L2 epsilon to the "
                              "fine-tuning loss (e.g. 2.0; Miyato et al. 2019)")
-    parser.add_argument("--swa-epochs", type=int, default=0,
+    parser.add_argument("--swa-epochs", type=non_negative_int, default=0,
                         help="stochastic weight averaging: average the weights at the end of "
-                             "each of the last this many fine-tuning epochs, run at a constant "
-                             "learning rate (Izmailov et al. 2018)")
-    parser.add_argument("--swa-lr", type=float, default=0.2,
-                        help="that constant learning rate, as a fraction of --mlp-lr")
+                             "each of the last this many fine-tuning epochs (fewer than "
+                             "--mlp-epochs), run at a constant learning rate "
+                             "(Izmailov et al. 2018)")
+    parser.add_argument("--swa-lr", type=positive_float, default=0.2,
+                        help="that constant learning rate, as a fraction of --mlp-lr in (0, 1]")
     parser.add_argument("--batch-norm", action="store_true",
                         help="fine-tune with batch normalisation before each hidden activation, "
                         "initialised to leave the pretrained network's function unchanged")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--verbose", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2],
+                        help="Keras' verbosity while training")
     _common.add_io_arguments(parser, "mnist_dbn")
     parser.add_argument("--dbn", default=None,
                         help="load this pretrained DBN (.keras, e.g. an earlier run's --save-dbn) "
                         "instead of pretraining; its pretraining time is then not measured")
-    parser.add_argument("--save-dbn", default="benchmarks/results/mnist_dbn.keras",
-                        help="where to save the pretrained DBN (reused by few_labels.py --dbn)")
+    parser.add_argument("--save-dbn", default=DEFAULT_SAVE_DBN,
+                        help="where to save the pretrained DBN, a .keras file (reused by "
+                             "few_labels.py --dbn; an empty string saves nothing)")
     args = parser.parse_args(argv)
+    # fine_tune() checks the same, but only after pretraining.
+    if (args.adversarial or args.vat) and args.label_smoothing:
+        parser.error("--adversarial and --vat train on integer labels: no --label-smoothing")
+    if args.adversarial and args.vat:
+        parser.error("choose one of --adversarial and --vat")
+    if args.swa_epochs and not args.swa_epochs < args.mlp_epochs:
+        parser.error(f"--swa-epochs must be less than --mlp-epochs ({args.mlp_epochs}), "
+                     f"got {args.swa_epochs}")
+    if args.swa_epochs and not args.swa_lr <= 1:
+        parser.error(f"--swa-lr is a fraction of --mlp-lr in (0, 1], got {args.swa_lr}")
+    _common.check_input_file(parser, args.dbn, "--dbn")
+    if args.save_dbn and not args.dbn:
+        if not args.save_dbn.endswith((".keras", ".h5")):
+            parser.error(f"--save-dbn needs a .keras (or .h5) file name, got {args.save_dbn!r}")
+        _common.check_output_path(parser, args.save_dbn, "--save-dbn")
+    _common.check_output_path(parser, args.out)
+    return args
 
+
+def main(argv=None):
+    return _common.run_script(parse_args, run_benchmark, argv)
+
+
+def run_benchmark(args):
     import keras
 
     info = _common.machine()

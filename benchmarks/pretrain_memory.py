@@ -22,6 +22,10 @@ given to ``DBN.pretrain`` in two ways:
   grows with ``r`` up to that bound and no further. ``--cache-bytes 0``
   streams every upper layer, as for ``dataset`` input.
 
+Writes the results to ``runs/benchmarks/pretrain_memory.json`` (the
+gitignored ``runs/`` folder; ``--out`` names another file), so that a
+plain run does not overwrite the reference results in ``benchmarks/results/``.
+
 Usage::
 
     python -m benchmarks.pretrain_memory                 # ~6 minutes on 2 cores
@@ -113,19 +117,33 @@ def run_one(mode, repeats, layers, manual_dir, data_dir, cache_bytes=None):
     }
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, nargs="+", default=[1, 2, 4, 8],
+def parse_args(argv=None):
+    """The options, checked before any work; exits 2 on a bad one."""
+    from keras_dbn.argtypes import non_negative_int, positive_int
+
+    parser = _common.new_parser(__doc__)
+    parser.add_argument("--repeats", type=positive_int, nargs="+", default=[1, 2, 4, 8],
                         help="training-set sizes, in copies of MNIST's 60,000 images")
     parser.add_argument("--modes", nargs="+", default=["dataset", "numpy"],
-                        choices=["dataset", "numpy"])
-    parser.add_argument("--layers", default="500,500,2000")
-    parser.add_argument("--cache-bytes", type=int, default=None,
+                        choices=["dataset", "numpy"], help="input kinds (see above)")
+    parser.add_argument("--layers", type=_common.layer_sizes_text, default="500,500,2000",
+                        help="hidden layer sizes of the DBN")
+    parser.add_argument("--cache-bytes", type=non_negative_int, default=None,
                         help="DBN.pretrain's cache_bytes for NumPy input (default: its own, "
                              "2 GiB; 0 streams every upper layer)")
     _common.add_io_arguments(parser, "pretrain_memory")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if not args.child:
+        _common.check_output_path(parser, args.out)
+    return args
+
+
+def main(argv=None):
+    return _common.run_script(parse_args, run_benchmark, argv)
+
+
+def run_benchmark(args):
     layers = [int(s) for s in args.layers.split(",")]
 
     if args.child:

@@ -17,8 +17,6 @@ References:
     Networks", ICML 2008.
 """
 
-import argparse
-import json
 import os
 import pathlib
 import sys
@@ -29,13 +27,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if __package__ in (None, ""):  # run as a script: make keras_dbn importable
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras_dbn  # noqa: E402
-from keras_dbn import evaluation  # noqa: E402
-from keras_dbn.datasets import load_numpy  # noqa: E402
-
+from benchmarks import _common  # noqa: E402
 from benchmarks._common import DEFAULT_MANUAL_DIR  # noqa: E402
 
 PAPER_CD25_500 = -86.34
@@ -43,6 +37,8 @@ PAPER_CD25_500 = -86.34
 
 def load_mnist(split, manual_dir, data_dir, seed, limit=None):
     """Stochastically binarised MNIST as float32 arrays of shape (N, 784)."""
+    from keras_dbn.datasets import load_numpy
+
     x, _ = load_numpy(
         "mnist", split, data_dir=data_dir, manual_dir=manual_dir,
         binarize="stochastic", seed=seed, limit=limit,
@@ -62,6 +58,10 @@ def parse_method(name):
 
 
 def train(method, x_train, args):
+    import keras
+
+    import keras_dbn
+
     k, persistent = parse_method(method)
     rbm = keras_dbn.RBM(
         args.hidden, k=k, persistent=persistent, num_chains=args.batch_size, seed=args.seed
@@ -80,6 +80,8 @@ def train(method, x_train, args):
 
 
 def evaluate(rbm, x_train, x_test, args):
+    from keras_dbn import evaluation
+
     start = time.perf_counter()
     ais = evaluation.ais_log_partition(
         rbm,
@@ -104,17 +106,6 @@ def evaluate(rbm, x_train, x_test, args):
     }
 
 
-def _json_safe(value):
-    """JSON has no infinities: an open end of an interval becomes null."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def print_table(results):
     header = (
         f"{'method':<8} {'train s':>8} {'AIS s':>7} {'log Z':>9} {'log Z interval':>21} "
@@ -133,37 +124,74 @@ def print_table(results):
           "  (CD25(500), Salakhutdinov & Murray 2008)")
 
 
+# --quick's values of the options a user does not give, and the defaults.
+QUICK = {"methods": "cd1,cd10,pcd", "epochs": 1, "train_limit": 6000, "test_limit": 1000,
+         "ais_chains": 20, "ais_steps": 500}
+DEFAULTS = {"methods": "cd1,cd25,pcd", "epochs": 20, "train_limit": None, "test_limit": None,
+            "ais_chains": 100, "ais_steps": 14500}
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--methods", default="cd1,cd25,pcd", help="comma-separated cd<k> / pcd[<k>]")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--hidden", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--learning-rate", type=float, default=0.05)
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--ais-chains", type=int, default=100)
-    parser.add_argument("--ais-steps", type=int, default=14500, help="AIS steps (paper: 14,500)")
-    parser.add_argument("--train-limit", type=int, default=None, help="use the first N training images")
-    parser.add_argument("--test-limit", type=int, default=None, help="use the first N test images")
+    """The options, checked before any work; exits 2 on a bad one."""
+    from keras_dbn.argtypes import positive_float, positive_int
+
+    parser = _common.new_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated cd<k> / pcd[<k>] (default: cd1,cd25,pcd; "
+                             "cd1,cd10,pcd with --quick)")
+    parser.add_argument("--epochs", type=positive_int, default=None,
+                        help="training epochs per RBM (default: 20; 1 with --quick)")
+    parser.add_argument("--hidden", type=positive_int, default=500, help="hidden units")
+    parser.add_argument("--batch-size", type=positive_int, default=100,
+                        help="batch size (and PCD's number of chains)")
+    parser.add_argument("--learning-rate", type=positive_float, default=0.05,
+                        help="initial SGD learning rate, decayed linearly to 0")
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="SGD weight decay (>= 0)")
+    parser.add_argument("--ais-chains", type=positive_int, default=None,
+                        help="AIS chains (default: 100; 20 with --quick)")
+    parser.add_argument("--ais-steps", type=positive_int, default=None,
+                        help="AIS steps, at least 3 (default: the paper's 14,500; 500 with --quick)")
+    parser.add_argument("--train-limit", type=positive_int, default=None,
+                        help="use the first N training images (default: all; 6,000 with --quick)")
+    parser.add_argument("--test-limit", type=positive_int, default=None,
+                        help="use the first N test images (default: all; 1,000 with --quick)")
     parser.add_argument("--manual-dir", default=DEFAULT_MANUAL_DIR, help="folder of the MNIST source files")
     parser.add_argument("--data-dir", default=None, help="TFDS data_dir (TFDS default if unset)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
-    parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2],
+                        help="Keras' fit() verbosity")
     parser.add_argument(
         "--quick", action="store_true",
-        help="smoke run: 1 epoch on 6,000 images, CD-1/CD-10/PCD, 20 AIS chains x 500 steps",
+        help="smoke run: 1 epoch on 6,000 images, CD-1/CD-10/PCD, 20 AIS chains x 500 steps "
+             "(for the options among these not given)",
     )
     args = parser.parse_args(argv)
-    if args.quick:
-        args.methods, args.epochs = "cd1,cd10,pcd", 1
-        args.train_limit, args.test_limit = 6000, 1000
-        args.ais_chains, args.ais_steps = 20, 500
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:  # not given
+            setattr(args, name, value)
+    for method in args.methods.split(","):
+        try:
+            k, _ = parse_method(method)
+        except ValueError as error:
+            parser.error(f"--methods {args.methods!r}: {error}")
+        if k < 1:
+            parser.error(f"--methods {args.methods!r}: {method.strip()!r} needs k >= 1")
+    if args.ais_steps < 3:
+        parser.error(f"--ais-steps must be at least 3, got {args.ais_steps}")
+    if not 0 <= args.weight_decay < float("inf"):
+        parser.error(f"--weight-decay must be a finite number >= 0, got {args.weight_decay}")
+    _common.check_output_path(parser, args.out)
     return args
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    return _common.run_script(parse_args, run_benchmark, argv)
+
+
+def run_benchmark(args):
+    import keras
+
     keras.utils.set_random_seed(args.seed)
     x_train = load_mnist("train", args.manual_dir, args.data_dir, args.seed, args.train_limit)
     x_test = load_mnist("test", args.manual_dir, args.data_dir, args.seed + 1, args.test_limit)
@@ -192,9 +220,8 @@ def main(argv=None):
             "paper_cd25_500_test_log_likelihood": PAPER_CD25_500,
             "results": results,
         }
-        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(args.out).write_text(json.dumps(_json_safe(report), indent=2))
-        print(f"\nwrote {args.out}")
+        print()
+        _common.write_json(args.out, report)  # an open end of an interval as null
     return results
 
 

@@ -48,15 +48,19 @@ One CD-k step costs ``(4k + 6) * B * V * H`` FLOPs (10 B V H for CD-1); every
 GFLOP/s figure below counts FLOPs that way. Each figure is the median of the
 repetitions; ratios are taken between medians of the same run.
 
+Writes the results to ``runs/benchmarks/rbm_throughput.json`` (the
+gitignored ``runs/`` folder; ``--out`` names another file), so that a
+plain run does not overwrite the reference results in ``benchmarks/results/``.
+
 Usage::
 
     python -m benchmarks.rbm_throughput                   # full grid
     python benchmarks/rbm_throughput.py --quick           # 784x500 only
+    python -m benchmarks.rbm_throughput --quick --reps 5  # --quick, but 5 repetitions
     python -m benchmarks.rbm_throughput --batch 100 --hidden 500 --dtypes float32
     python -m benchmarks.rbm_throughput --persistent      # PCD-1, as scikit-learn
 """
 
-import argparse
 import gc
 import os
 import pathlib
@@ -73,6 +77,7 @@ import numpy as np  # noqa: E402
 from benchmarks import _common  # noqa: E402
 
 VISIBLE = 784
+MAX_SAMPLES = _common.MNIST_TRAIN_ROWS
 
 
 def step_flops(batch, visible, hidden, k=1):
@@ -187,20 +192,33 @@ def make_gemm(hidden, batch, dtype, x):
     return run, steps * batch
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batch", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--hidden", type=int, nargs="+", default=[500, 2000, 4000])
+# --quick's values of the options a user does not give.
+QUICK = {"hidden": [500], "reps": 2, "seconds": 1.5}
+DEFAULTS = {"hidden": [500, 2000, 4000], "reps": 3, "seconds": 3.0}
+
+
+def parse_args(argv=None):
+    """The options, checked before any work; exits 2 on a bad one."""
+    from keras_dbn.argtypes import positive_float, positive_int
+
+    parser = _common.new_parser(__doc__)
+    parser.add_argument("--batch", type=positive_int, nargs="+", default=[100, 1000],
+                        help="batch sizes of the grid")
+    parser.add_argument("--hidden", type=positive_int, nargs="+", default=None,
+                        help="hidden units of the grid (default: 500 2000 4000; 500 with --quick)")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "mixed_bfloat16"],
-                        choices=["float32", "mixed_bfloat16"])
-    parser.add_argument("--reps", type=int, default=3, help="repetitions per competitor")
-    parser.add_argument("--seconds", type=float, default=3.0,
-                        help="size each timed run to last about this long at 100 GFLOP/s")
-    parser.add_argument("--max-samples", type=int, default=60000)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--epochs", type=int, default=3,
+                        choices=["float32", "mixed_bfloat16"], help="dtype policies of keras_dbn")
+    parser.add_argument("--reps", type=positive_int, default=None,
+                        help="repetitions per competitor (default: 3; 2 with --quick)")
+    parser.add_argument("--seconds", type=positive_float, default=None,
+                        help="size each timed run to last about this long at 100 GFLOP/s "
+                             "(default: 3.0; 1.5 with --quick)")
+    parser.add_argument("--max-samples", type=positive_int, default=MAX_SAMPLES,
+                        help="most training images per timed run")
+    parser.add_argument("--lr", type=positive_float, default=0.05, help="SGD learning rate")
+    parser.add_argument("--epochs", type=positive_int, default=3,
                         help="epochs per timed fit() call of the training competitors")
-    parser.add_argument("--no-sklearn", action="store_true")
+    parser.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn's rows")
     parser.add_argument("--no-unshuffled", action="store_true",
                         help="skip the float32 shuffle=False row")
     parser.add_argument("--no-unaligned", action="store_true",
@@ -214,12 +232,32 @@ def main(argv=None):
                         help="keras_dbn trains by PCD-1 with one chain per example of the "
                              "batch, scikit-learn's algorithm, instead of CD-1")
     parser.add_argument("--quick", action="store_true",
-                        help="784x500 only, 2 repetitions, shorter runs")
+                        help="784x500 only, 2 repetitions, shorter runs (for the options "
+                             "among --hidden, --reps and --seconds not given)")
     _common.add_io_arguments(parser, "rbm_throughput")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.hidden, args.reps, args.seconds = [500], 2, 1.5
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.max_samples > MAX_SAMPLES:
+        parser.error(f"--max-samples {args.max_samples} exceeds MNIST's {MAX_SAMPLES} "
+                     "training images")
+    for batch in args.batch:
+        for hidden in args.hidden:
+            n = samples_for(hidden, args.seconds, args.max_samples)
+            if batch > n:
+                parser.error(f"--batch {batch} exceeds the {n} samples of a timed run at "
+                             f"--hidden {hidden}; raise --seconds or --max-samples, or "
+                             "lower --batch")
+    _common.check_output_path(parser, args.out)
+    return args
 
+
+def main(argv=None):
+    return _common.run_script(parse_args, run_benchmark, argv)
+
+
+def run_benchmark(args):
     from keras_dbn import hardware
 
     info = _common.machine()

@@ -18,6 +18,10 @@ the rest of the step (the uniforms of the hidden sample, the statistics'
 scaling, the monitors, the optimizer) stays float32 and the casts between
 the two dtypes are added to it.
 
+Writes the results to ``runs/benchmarks/step_profile.json`` (the
+gitignored ``runs/`` folder; ``--out`` names another file), so that a
+plain run does not overwrite the reference results in ``benchmarks/results/``.
+
 Usage::
 
     python -m benchmarks.step_profile                          # mixed_bfloat16, 784x500, batch 1000
@@ -26,7 +30,6 @@ Usage::
     python -m benchmarks.step_profile --dtype float32 --hidden 1000 --batch 200 --k 20
 """
 
-import argparse
 import collections
 import glob
 import os
@@ -117,24 +120,37 @@ def loop_body_signatures(function):
     }
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--hidden", type=int, default=500)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--k", type=int, default=1, help="Gibbs steps per update (CD-k)")
-    parser.add_argument("--dtype", default="mixed_bfloat16", choices=["float32", "mixed_bfloat16"])
-    parser.add_argument("--steps", type=int, default=30, help="steps per timed loop")
-    parser.add_argument("--reps", type=int, default=7, help="timed loops (median reported)")
-    parser.add_argument("--top", type=int, default=25, help="ops listed one by one")
-    parser.add_argument("--inter-op-threads", type=int, default=0,
+def parse_args(argv=None):
+    """The options, checked before any work; exits 2 on a bad one."""
+    from keras_dbn.argtypes import non_negative_int, positive_int
+
+    parser = _common.new_parser(__doc__)
+    parser.add_argument("--hidden", type=positive_int, default=500, help="hidden units")
+    parser.add_argument("--batch", type=positive_int, default=1000, help="batch size")
+    parser.add_argument("--k", type=positive_int, default=1, help="Gibbs steps per update (CD-k)")
+    parser.add_argument("--dtype", default="mixed_bfloat16", choices=["float32", "mixed_bfloat16"],
+                        help="dtype policy of the RBM")
+    parser.add_argument("--steps", type=positive_int, default=30, help="steps per timed loop")
+    parser.add_argument("--reps", type=positive_int, default=7, help="timed loops (median reported)")
+    parser.add_argument("--top", type=non_negative_int, default=25, help="ops listed one by one")
+    parser.add_argument("--inter-op-threads", type=non_negative_int, default=0,
                         help="TensorFlow's inter-op threads (0: its default). With 1 the "
                              "executor runs one op at a time, so each op's duration is "
                              "its own cost and the durations add up to about the step")
     _common.add_io_arguments(parser, "step_profile")
     args = parser.parse_args(argv)
-    if args.inter_op_threads < 0:
-        parser.error("--inter-op-threads must be 0 (TensorFlow's default) or more.")
+    if _BATCHES * args.batch > _common.MNIST_TRAIN_ROWS:
+        parser.error(f"--batch {args.batch} needs {_BATCHES * args.batch} training images; "
+                     f"MNIST has {_common.MNIST_TRAIN_ROWS}")
+    _common.check_output_path(parser, args.out)
+    return args
 
+
+def main(argv=None):
+    return _common.run_script(parse_args, run_benchmark, argv)
+
+
+def run_benchmark(args):
     import keras
     import numpy as np
     import tensorflow as tf
@@ -147,8 +163,8 @@ def main(argv=None):
     print(f"machine: {info}", flush=True)
     x, _ = _common.load_mnist("train", binarize="threshold", manual_dir=args.manual_dir,
                               data_dir=args.data_dir, limit=_BATCHES * args.batch)
-    if len(x) < _BATCHES * args.batch:
-        parser.error(f"--batch {args.batch} needs {_BATCHES * args.batch} training images.")
+    if len(x) < _BATCHES * args.batch:  # checked by parse_args for MNIST's 60,000
+        raise SystemExit(f"--batch {args.batch} needs {_BATCHES * args.batch} training images.")
     data = tf.constant(np.asarray(x, dtype="float32").reshape(len(x), -1))
     rbm = keras_dbn.RBM(args.hidden, k=args.k, dtype=args.dtype, seed=0)
     rbm.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))

@@ -19,6 +19,10 @@ and compiles. Figures are samples per second, medians of the repetitions;
 ratios are taken between medians of the same run. The ``auto`` column says
 which route ``jit_compile="auto"`` takes for that configuration.
 
+Writes the results to ``runs/benchmarks/step_routes.json`` (the
+gitignored ``runs/`` folder; ``--out`` names another file), so that a
+plain run does not overwrite the reference results in ``benchmarks/results/``.
+
 Usage::
 
     python -m benchmarks.step_routes
@@ -62,10 +66,17 @@ DEFAULT_CONFIGS = [
 def parse_config(text):
     """``"784x1000:200:20:pcd"`` -> ``(784, 1000, 200, 20, True)``."""
     parts = text.split(":")
-    if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] != "pcd"):
-        raise argparse.ArgumentTypeError(f"expected VxH:batch:k[:pcd], got {text!r}")
-    visible, hidden = (int(n) for n in parts[0].split("x"))
-    return visible, hidden, int(parts[1]), int(parts[2]), len(parts) == 4
+    try:
+        if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] != "pcd"):
+            raise ValueError
+        visible, hidden = (int(n) for n in parts[0].split("x"))
+        numbers = (visible, hidden, int(parts[1]), int(parts[2]))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected VxH:batch:k[:pcd], got {text!r}") from None
+    if min(numbers) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected positive sizes, batch and k in VxH:batch:k[:pcd], got {text!r}")
+    return numbers + (len(parts) == 4,)
 
 
 def rows_for(visible, hidden, batch, k, budget_gflop, limit=60000):
@@ -135,20 +146,24 @@ def measure(config, x, reps, input_kind="array", units=("bernoulli", "bernoulli"
     }
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv=None):
+    """The options, checked before any work; exits 2 on a bad one."""
+    from keras_dbn.argtypes import positive_float, positive_int
+
+    parser = _common.new_parser(__doc__)
     parser.add_argument("--configs", nargs="+", type=parse_config,
                         default=[parse_config(c) for c in DEFAULT_CONFIGS],
                         help="VxH:batch:k[:pcd] (default: %s)" % " ".join(DEFAULT_CONFIGS))
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--budget", type=float, default=300.0,
-                        help="GFLOP of CD work per timed epoch (sets its rows; default 300)")
-    parser.add_argument("--rows", type=int, default=None,
+    parser.add_argument("--reps", type=positive_int, default=5,
+                        help="timed one-epoch fit() calls per route")
+    parser.add_argument("--budget", type=positive_float, default=300.0,
+                        help="GFLOP of CD work per timed epoch (sets its rows)")
+    parser.add_argument("--rows", type=positive_int, default=None,
                         help="rows per timed epoch for every configuration instead of "
                         "--budget's whole batches; where the batch size does not divide "
                         "it, each epoch ends with a smaller batch, which the chain route pads")
     parser.add_argument("--input", choices=("array", "dataset"), default="array",
-                        help="feed fit() the NumPy array (default) or a tf.data pipeline "
+                        help="feed fit() the NumPy array or a tf.data pipeline "
                         "whose batches have no static size")
     parser.add_argument("--visible", choices=("bernoulli", "gaussian"), default="bernoulli",
                         help="visible units (gaussian: standardised grey levels)")
@@ -159,6 +174,15 @@ def main(argv=None):
 
     if args.visible == args.hidden == "gaussian":
         parser.error("an RBM cannot have Gaussian units in both layers")
+    _common.check_output_path(parser, args.out)
+    return args
+
+
+def main(argv=None):
+    return _common.run_script(parse_args, run_benchmark, argv)
+
+
+def run_benchmark(args):
     units = (args.visible, args.hidden)
     gaussian = args.visible == "gaussian"
     mnist, _ = _common.load_mnist("train", binarize=None if gaussian else "threshold",

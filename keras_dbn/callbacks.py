@@ -13,6 +13,7 @@ References:
 """
 
 import math
+import numbers
 import os
 
 import keras
@@ -176,6 +177,11 @@ class ImageGridCallback(keras.callbacks.Callback):
         tensorboard: also write TensorBoard image summaries.
         rbm: the RBM whose filters are shown (or a DBN); by default the
             fitted model.
+        seed: the samples' seed (`RBM.sample`'s ``seed``): each epoch's
+            chains draw the same noise, so the pictures differ only as the
+            weights do, and training draws the same random numbers as
+            without the callback. ``None`` draws from the model's own
+            stream instead, which changes what training draws next.
 
     Raises:
         ValueError: for counts that are not positive integers
@@ -203,6 +209,7 @@ class ImageGridCallback(keras.callbacks.Callback):
         image_shape=None,
         tensorboard=True,
         rbm=None,
+        seed=0,
     ):
         super().__init__()
         self.log_dir = os.fspath(log_dir)
@@ -213,6 +220,10 @@ class ImageGridCallback(keras.callbacks.Callback):
         self.image_shape = image_shape
         self.tensorboard = bool(tensorboard)
         self.rbm = rbm
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not 0 <= seed < 2**31):
+            raise ValueError(f"`seed` must be None or an integer in [0, 2**31), got {seed!r}.")
+        self.seed = seed
         self._writer = None
         self._epochs_before = 0  # epochs of the earlier fit() calls seen
         self._epochs_seen = 0
@@ -231,8 +242,10 @@ class ImageGridCallback(keras.callbacks.Callback):
     def _samples(self):
         for source in (self.rbm, self.model):
             if source is not None and hasattr(source, "generate"):
-                return np.asarray(source.generate(self.num_samples, gibbs_steps=self.gibbs_steps))
-        return np.asarray(self._filter_rbm().sample(self.num_samples, self.gibbs_steps))
+                return np.asarray(source.generate(self.num_samples, gibbs_steps=self.gibbs_steps,
+                                                  seed=self.seed))
+        return np.asarray(self._filter_rbm().sample(self.num_samples, self.gibbs_steps,
+                                                    seed=self.seed))
 
     def write(self, epoch):
         """Writes the grids for ``epoch`` (1-based) and returns their paths."""

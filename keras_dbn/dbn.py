@@ -1,5 +1,6 @@
 """The Deep Belief Network: a stack of RBMs trained greedily."""
 
+import contextlib
 import math
 import numbers
 
@@ -10,6 +11,7 @@ from keras import ops
 from keras_dbn import array_input
 from keras_dbn import units as units_lib
 from keras_dbn.callbacks import ImageGridCallback
+from keras_dbn.extra_state import ExtraStateMixin
 from keras_dbn.rbm import (
     RBM,
     _is_dataset,
@@ -92,7 +94,7 @@ def _per_layer(value, count, name):
 
 
 @keras.saving.register_keras_serializable(package="keras_dbn")
-class DBN(keras.Model):
+class DBN(ExtraStateMixin, keras.Model):
     """A Deep Belief Network: RBMs stacked and trained greedily, layer by layer.
 
     Each RBM is trained with its own ``fit()`` on the hidden activations
@@ -216,6 +218,34 @@ class DBN(keras.Model):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.rbms[-1].units)
 
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """`keras.Model.predict`: the top layer's hidden means, as `call` gives.
+
+        NumPy data are checked as `RBM.predict` checks them and read in
+        order by `array_input.evaluation_input`.
+
+        Args:
+            x, batch_size, verbose, steps, callbacks: as for
+                `keras.Model.predict`.
+
+        Returns:
+            A NumPy array of shape ``(examples, units of the top RBM)``.
+
+        Raises:
+            ValueError: for an array that holds no examples, that is not
+                finite, outside [0, 1] for Bernoulli units, or whose width
+                is not the DBN's number of visible units.
+
+        Example:
+
+        >>> features = dbn.predict(x_test, batch_size=1000, verbose=0)
+        """
+        if isinstance(x, list):
+            x = np.asarray(x)
+        x, batch_size, _ = self.rbms[0]._evaluation_input(x, batch_size)
+        return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
+                               callbacks=callbacks)
+
     def transform(self, x, num_layers=None, batch_size=1000):
         """Hidden probabilities of the first ``num_layers`` RBMs for NumPy data.
 
@@ -283,7 +313,13 @@ class DBN(keras.Model):
             optimizer: optimizer for RBMs not compiled yet: a name, a config
                 or an instance (cloned for each layer), or one per layer.
                 Default: ``SGD(0.1, momentum=0.5)``.
-            callbacks: Keras callbacks passed to every layer's ``fit()``.
+            callbacks: Keras callbacks passed to every layer's ``fit()``:
+                the same objects see each layer in turn, so a
+                `ModelCheckpoint` saves the RBM being trained, and each
+                layer's files replace the one below's (save the DBN after
+                pretraining instead), and a `CSVLogger` needs
+                ``append=True`` to keep every layer's rows. `BackupAndRestore` is refused for
+                several layers (each layer would restore the same backup).
             validation_data: held-out data, propagated up like the training
                 data: a NumPy array, ``(x, y)``, or a batched
                 `tf.data.Dataset` of ``x`` or ``(x, y)``.
@@ -318,6 +354,13 @@ class DBN(keras.Model):
         count = len(self.rbms)
         epochs = [checked_count(e, "`epochs`") for e in _per_layer(epochs, count, "epochs")]
         for callback in callbacks or []:
+            if isinstance(callback, keras.callbacks.BackupAndRestore) and count > 1:
+                raise ValueError(
+                    "BackupAndRestore cannot follow DBN.pretrain: every layer's fit() would "
+                    "restore the same backup into a different RBM. Save the DBN after each "
+                    "layer instead (pretrain(..., epochs=[n, 0, 0]), dbn.save(...)) and "
+                    "resume with epochs of 0 for the layers done."
+                )
             if isinstance(callback, ImageGridCallback) and callback.rbm is None and count > 1:
                 # It would show each layer's filters: the second layer's
                 # are not images, and training would stop there.
@@ -475,7 +518,8 @@ class DBN(keras.Model):
 
     # ------------------------------------------------------------ conversion
 
-    def to_classifier(self, num_classes, dropout=0.0, input_dropout=0.0, name="dbn_classifier"):
+    def to_classifier(self, num_classes, dropout=0.0, input_dropout=0.0, name="dbn_classifier",
+                      dtype=None):
         """A ``keras.Sequential`` classifier initialised from the RBM weights.
 
         The network is ``Input -> [Dropout] -> Dense(sigmoid) per RBM, each
@@ -490,9 +534,19 @@ class DBN(keras.Model):
                 2014 fine-tuned DBNs this way).
             input_dropout: dropout rate on the input.
             name: model name.
+            dtype: the layers' dtype policy (e.g. ``"mixed_bfloat16"``; the
+                output layer of a mixed policy computes in float32); by
+                default Keras' global policy, whatever the DBN's own: a DBN
+                pretrained in mixed precision fine-tunes in float32 unless
+                asked.
 
         Returns:
             An uncompiled `keras.Sequential`; compile and fit it as usual.
+
+        Example:
+
+        >>> clf = dbn.to_classifier(10, dropout=0.2)
+        >>> clf.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
         """
         if not self.built:
             raise ValueError("Pretrain (or build) the DBN before converting it to a classifier.")
@@ -503,16 +557,20 @@ class DBN(keras.Model):
         model = keras.Sequential(name=name)
         model.add(keras.Input((self.num_visible,), name="inputs"))
         if input_dropout:
-            model.add(keras.layers.Dropout(input_dropout, name="input_dropout"))
+            model.add(keras.layers.Dropout(input_dropout, name="input_dropout", dtype=dtype))
         dense_layers = []
         for i, rbm in enumerate(self.rbms):
             activation = "sigmoid" if rbm.hidden == "bernoulli" else "linear"
-            dense = keras.layers.Dense(rbm.units, activation=activation, name=f"dense_{i}")
+            dense = keras.layers.Dense(rbm.units, activation=activation, name=f"dense_{i}",
+                                       dtype=dtype)
             model.add(dense)
             dense_layers.append((dense, rbm))
             if dropout:
-                model.add(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
-        model.add(keras.layers.Dense(num_classes, activation="softmax", name="probabilities"))
+                model.add(keras.layers.Dropout(dropout, name=f"dropout_{i}", dtype=dtype))
+        # Mixed precision keeps the probabilities in float32 (Keras' guide).
+        mixed = dtype is not None and keras.dtype_policies.get(dtype).name.startswith("mixed_")
+        model.add(keras.layers.Dense(num_classes, activation="softmax", name="probabilities",
+                                     dtype="float32" if mixed else dtype))
         for dense, rbm in dense_layers:
             dense.set_weights([np.asarray(rbm.kernel), np.asarray(rbm.hidden_bias)])
         return model
@@ -534,10 +592,11 @@ class DBN(keras.Model):
                 from its propagated (sampled) hidden states instead of noise.
             return_mean: return the visible means of the last step (smoother
                 pictures) instead of sampled states.
-            seed: optional integer: every RBM's ``seed_generator`` restarts
-                first, the ``i``-th from ``(seed + i) % 2**31``
-                (`RBM.restart_seed_generator`), so the same call draws the
-                same samples. By default the generators go on from their state.
+            seed: optional integer: the ``i``-th RBM draws as a new
+                generator of seed ``(seed + i) % 2**31`` would
+                (`RBM.drawing_from`), so the same call draws the same
+                samples, and the RBMs' own generators are left as they
+                were. By default the generators go on from their state.
 
         Returns:
             float32 NumPy array of shape ``(n, num_visible)``.
@@ -549,10 +608,14 @@ class DBN(keras.Model):
         """
         if not self.built:
             raise ValueError("The DBN has no weights yet: pretrain it first.")
-        if seed is not None:
-            self.rbms[0].restart_seed_generator(seed)  # checks the seed
-            for i, rbm in enumerate(self.rbms[1:], 1):
-                rbm.restart_seed_generator((int(seed) + i) % 2**31)
+        with contextlib.ExitStack() as seeded:
+            if seed is not None:
+                seeded.enter_context(self.rbms[0].drawing_from(seed))  # checks the seed
+                for i, rbm in enumerate(self.rbms[1:], 1):
+                    seeded.enter_context(rbm.drawing_from((int(seed) + i) % 2**31))
+            return self._generate(n, gibbs_steps, initial, return_mean)
+
+    def _generate(self, n, gibbs_steps, initial, return_mean):
         top = self.rbms[-1]
         start = None
         if initial is not None:
@@ -571,6 +634,15 @@ class DBN(keras.Model):
         return ops.convert_to_numpy(ops.cast(h, "float32"))
 
     # --------------------------------------------------------- serialization
+
+    def _extra_state(self):
+        # Seeds the upper layers' shuffling: a loaded DBN's next `pretrain`
+        # shuffles as the saved one's would have.
+        return {"pretrain_calls": np.asarray(getattr(self, "_pretrain_calls", 0), "int64")}
+
+    def _load_extra_state(self, values):
+        if "pretrain_calls" in values:
+            self._pretrain_calls = int(values["pretrain_calls"])
 
     def get_config(self):
         return {

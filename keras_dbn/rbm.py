@@ -1,5 +1,6 @@
 """The Restricted Boltzmann Machine as a Keras model."""
 
+import contextlib
 import functools
 import math
 import warnings
@@ -11,6 +12,8 @@ from keras import ops
 from keras_dbn import array_input
 from keras_dbn import hardware
 from keras_dbn import units as units_lib
+from keras_dbn.extra_state import ExtraStateMixin
+from keras_dbn.monitor_modes import resolve_monitor_modes
 
 
 #: ``steps_per_execution`` of `RBM.compile` when the caller sets none.
@@ -342,6 +345,12 @@ def _column_means(x):
     return ops.cast(sums[0], "float32") * (1.0 / ops.cast(ops.shape(x)[0], "float32"))
 
 
+def _restart(seed_generator, seed):
+    """Puts ``seed_generator`` where a new ``SeedGenerator(seed)`` starts."""
+    state = seed_generator.state
+    state.assign(ops.convert_to_tensor([int(seed), 0], dtype=state.dtype))
+
+
 def checked_count(value, name, minimum=0):
     """``value`` as an int, or a clear error when it is no integer >= ``minimum``.
 
@@ -521,6 +530,16 @@ def _require_tensorflow_trainer(method):
         )
 
 
+def _refuse_weights(method, sample_weight=None, class_weight=None):
+    """CD's statistics weigh every example alike: weights would be ignored."""
+    if class_weight is not None:
+        raise ValueError(f"An RBM learns without labels: `class_weight` does not apply "
+                         f"to RBM.{method}.")
+    if sample_weight is not None:
+        raise ValueError(f"An RBM weighs every example alike: `sample_weight` does not "
+                         f"apply to RBM.{method} (drop it, or repeat the rows to weigh).")
+
+
 def _with_progbar(callbacks, verbose):
     """``callbacks`` as a list, with `_StepProgbarLogger` where Keras would add its bar.
 
@@ -537,7 +556,7 @@ def _with_progbar(callbacks, verbose):
 
 
 @keras.saving.register_keras_serializable(package="keras_dbn")
-class RBM(keras.Model):
+class RBM(ExtraStateMixin, keras.Model):
     """A Restricted Boltzmann Machine trained by contrastive divergence.
 
     The energy of a visible vector ``v`` and hidden vector ``h`` is
@@ -679,6 +698,13 @@ class RBM(keras.Model):
         )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        # `evaluate` (and validation) draws its hidden samples from its own
+        # stream, restarted at each call: evaluating neither changes
+        # training nor gives two answers for the same weights and data.
+        base = seed if seed is not None else int(np.array(self.seed_generator.state.numpy())[0])
+        self._evaluation_seed = (int(base) + 1) % 2**31
+        self.evaluation_seed_generator = keras.random.SeedGenerator(
+            self._evaluation_seed, name="evaluation_seed_generator")
         # Rows per batch where `fit` chose the "xla_chain" route (`_step_route`), else 0.
         self._xla_chain = 0
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
@@ -746,6 +772,17 @@ class RBM(keras.Model):
                 self.chains.assign(self.hidden_given_visible(visible_chains, sample=True))
                 return
         super().load_own_variables(store)
+
+    def _extra_state(self):
+        return {"seed_generator_state": np.array(self.seed_generator.state.numpy()),
+                "array_fit_calls": np.asarray(getattr(self, "_array_fit_calls", 0), "int64")}
+
+    def _load_extra_state(self, values):
+        if "seed_generator_state" in values:
+            state = self.seed_generator.state
+            state.assign(ops.convert_to_tensor(values["seed_generator_state"], state.dtype))
+        if "array_fit_calls" in values:
+            self._array_fit_calls = int(values["array_fit_calls"])
 
     def _ensure_built(self, x):
         # train_step and test_step do not go through __call__, which is
@@ -1253,7 +1290,8 @@ class RBM(keras.Model):
         v0 = self._flatten(x)
         weights = self._weights()
         hidden_pre = self._hidden_pre(v0, weights)
-        h_sample = self.hidden_units.sample(self.hidden_units.mean(hidden_pre), self.seed_generator)
+        h_sample = self.hidden_units.sample(self.hidden_units.mean(hidden_pre),
+                                            self.evaluation_seed_generator)
         reconstruction = self.visible_units.mean(self._visible_pre(h_sample, weights))
         self.reconstruction_tracker.update_state(
             ops.mean(ops.square(ops.cast(reconstruction - v0, "float32")))
@@ -1339,8 +1377,8 @@ class RBM(keras.Model):
         for ignored in ("loss", "metrics", "loss_weights", "weighted_metrics"):
             config.pop(ignored, None)
         self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+        if self.built:  # a frozen RBM's optimizer still holds all its weights' slots
+            self.optimizer.build(self._parameters())
 
     def fit(
         self,
@@ -1356,8 +1394,10 @@ class RBM(keras.Model):
     ):
         """Trains the RBM by CD-k or PCD; the arguments are `keras.Model.fit`'s.
 
-        Labels (``y``) and sample weights are accepted and ignored, so labelled
-        datasets can be passed as they are. An RBM that was not compiled is
+        Labels (``y``) are accepted and ignored, so labelled datasets can be
+        passed as they are (so are the weights in a dataset's ``(x, y, w)``
+        elements); a ``sample_weight`` or ``class_weight`` argument is
+        refused, since CD's statistics weigh every example alike. An RBM that was not compiled is
         compiled with the default optimizer. With validation data the logs
         hold ``val_reconstruction_error``, ``val_free_energy`` and
         ``free_energy_gap``. The training figures of batches larger than
@@ -1405,8 +1445,10 @@ class RBM(keras.Model):
                 (`_require_tensorflow_trainer`).
         """
         _require_tensorflow_trainer("fit")
-        if kwargs.get("class_weight") is not None:
-            raise ValueError("An RBM learns without labels: `class_weight` does not apply.")
+        _refuse_weights("fit", kwargs.get("sample_weight"), kwargs.get("class_weight"))
+        if isinstance(x, dict):
+            raise TypeError("An RBM reads one input: pass the visible data as an array or "
+                            "a dataset, not a dict.")
         array_input.check_ends(dict(kwargs, validation_data=validation_data), x, "RBM.fit")
         hardware.warn_if_emulated(self.dtype_policy)
         if not self.trainable:
@@ -1428,6 +1470,7 @@ class RBM(keras.Model):
         if not self.compiled:
             self.compile()
         callbacks = _with_progbar(callbacks, verbose)
+        resolve_monitor_modes(callbacks, self.metrics)
         if validation_data is not None or validation_split:
             callbacks.insert(0, _FreeEnergyGap())
         if array_input.is_stream(x):
@@ -1478,8 +1521,9 @@ class RBM(keras.Model):
 
         Args:
             x, y, batch_size, verbose, sample_weight, steps, callbacks,
-                **kwargs: as for `keras.Model.evaluate`; labels and sample
-                weights are accepted and ignored. ``steps`` batches are read
+                **kwargs: as for `keras.Model.evaluate`; labels are
+                accepted and ignored, a ``sample_weight`` is refused (as by
+                `fit`). ``steps`` batches are read
                 exactly, as in `fit`; with ``verbose`` the progress bar
                 counts no further than them (Keras' own overshoots with
                 ``steps_per_execution`` > 1). An RBM that was not compiled
@@ -1500,12 +1544,14 @@ class RBM(keras.Model):
         >>> rbm.evaluate(x_test, verbose=0, return_dict=True)["reconstruction_error"]
         """
         _require_tensorflow_trainer("evaluate")
+        _refuse_weights("evaluate", sample_weight)
         if not self.compiled:
             self.compile()
         self._run_exact_steps(steps)
         x, batch_size, converted = self._evaluation_input(x, batch_size)
         if converted:
             y = sample_weight = None  # ignored by an RBM; Keras rejects them beside a dataset
+        _restart(self.evaluation_seed_generator, self._evaluation_seed)
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose,
                                 sample_weight=sample_weight, steps=steps,
                                 callbacks=_with_progbar(callbacks, verbose), **kwargs)
@@ -1518,6 +1564,7 @@ class RBM(keras.Model):
             ValueError: for a NumPy batch that `fit` refuses (not finite,
                 outside [0, 1] for Bernoulli units, of the wrong width).
         """
+        _refuse_weights("train_on_batch", sample_weight, class_weight)
         if isinstance(x, np.ndarray):
             self._check_data(x)
         return super().train_on_batch(x, y, sample_weight, class_weight, return_dict)
@@ -1528,6 +1575,7 @@ class RBM(keras.Model):
         Raises:
             ValueError: for a NumPy batch that `evaluate` refuses.
         """
+        _refuse_weights("test_on_batch", sample_weight)
         if isinstance(x, np.ndarray):
             self._check_data(x)
         return super().test_on_batch(x, y, sample_weight, return_dict)
@@ -1775,8 +1823,8 @@ class RBM(keras.Model):
 
         The generator then gives what a new ``SeedGenerator(seed)`` would:
         the draws that follow (sampling, CD statistics) repeat from run to
-        run, also after loading a saved RBM, whose generator state is saved
-        with it.
+        run. (The generator's state is saved with the RBM, so a loaded RBM
+        also goes on drawing where the saved one would have.)
 
         Args:
             seed: an integer in ``[0, 2**31)``.
@@ -1795,8 +1843,41 @@ class RBM(keras.Model):
         if (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
                 or not 0 <= seed < 2**31):
             raise ValueError(f"`seed` must be an integer in [0, 2**31), got {seed!r}.")
+        _restart(self.seed_generator, seed)
+
+    @contextlib.contextmanager
+    def drawing_from(self, seed):
+        """Within the block, draws come from a new stream of ``seed``.
+
+        ``seed_generator`` restarts from ``seed`` and is put back as it was
+        afterwards, so that seeded sampling (`sample`, `DBN.generate`,
+        `ImageGridCallback`) neither changes what training draws next nor
+        depends on it. ``None`` leaves the generator alone.
+
+        Args:
+            seed: ``None`` or an integer in ``[0, 2**31)``.
+
+        Returns:
+            A context manager.
+
+        Raises:
+            ValueError: for a ``seed`` that is neither.
+
+        Example:
+
+        >>> with rbm.drawing_from(7):
+        ...     v = rbm.gibbs(v0, steps=100)
+        """
+        if seed is None:
+            yield
+            return
         state = self.seed_generator.state
-        state.assign(ops.convert_to_tensor([int(seed), 0], dtype=state.dtype))
+        saved = np.array(state.numpy())
+        self.restart_seed_generator(seed)
+        try:
+            yield
+        finally:
+            state.assign(ops.convert_to_tensor(saved, state.dtype))
 
     def sample(self, n, gibbs_steps=1000, initial=None, return_mean=True, seed=None):
         """Draws ``n`` fantasies from the model by a long Gibbs chain.
@@ -1811,10 +1892,12 @@ class RBM(keras.Model):
             initial: optional starting visible states.
             return_mean: return ``E[v | h]`` of the last step (smoother
                 pictures) instead of the sampled states.
-            seed: optional integer: the RBM's ``seed_generator`` restarts
-                from it first (as a new generator of that seed would), so
-                the same call draws the same samples; later draws follow on
-                from these. By default the generator goes on from its state.
+            seed: optional integer: the samples are drawn as a new
+                generator of that seed would draw them, so the same call
+                draws the same samples, and the RBM's ``seed_generator`` is
+                left as it was (`drawing_from`): training draws the same
+                after seeded sampling as without it. By default the
+                generator goes on from its state.
 
         Returns:
             float32 NumPy array of shape ``(n, num_visible)``, whatever the
@@ -1826,9 +1909,11 @@ class RBM(keras.Model):
                 and for a ``seed`` that is not an integer in ``[0, 2**31)``.
         """
         gibbs_steps = checked_count(gibbs_steps, "`gibbs_steps`")
+        with self.drawing_from(seed):
+            return self._sample(n, gibbs_steps, initial, return_mean)
+
+    def _sample(self, n, gibbs_steps, initial, return_mean):
         weights = self._weights()
-        if seed is not None:
-            self.restart_seed_generator(seed)
         if initial is None:
             n = checked_count(n, "`n` (number of samples)")
             start_mean = self.visible_units.mean(

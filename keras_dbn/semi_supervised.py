@@ -44,6 +44,7 @@ import numpy as np
 from keras import ops
 
 from keras_dbn import array_input
+from keras_dbn.monitor_modes import resolve_monitor_modes
 
 #: Final weight ``alpha_f`` of the unlabelled loss (Lee 2013, section 3.3).
 DEFAULT_ALPHA = 3.0
@@ -218,6 +219,7 @@ class ClassifierTrainer(keras.Model):
                 without ``steps_per_epoch``.
         """
         y = self._checked_array_labels(y)
+        resolve_monitor_modes(kwargs.get("callbacks"), self.metrics)
         if not args:  # positional arguments past y keep Keras' own checks
             array_input.check_ends(kwargs, x, f"{type(self).__name__}.fit")
         shuffle_given = "shuffle" in kwargs or len(args) > 6  # 7th after x, y

@@ -442,7 +442,7 @@ def test_image_grid_callback_with_explicit_rbm_and_generator(tmp_path):
     rbm = make_rbm(16, 5, seed=3)
 
     class Generator:  # stands in for a DBN
-        def generate(self, n, gibbs_steps=1000):
+        def generate(self, n, gibbs_steps=1000, seed=None):
             return np.ones((n, 16))
 
     callback = ImageGridCallback(tmp_path, num_samples=4, tensorboard=False, rbm=rbm)

@@ -1,0 +1,63 @@
+"""State that is not a Keras variable, saved with a model's weights.
+
+Keras saves a layer's variables by position (``"0"``, ``"1"``, ...). A
+keras_dbn model also keeps state that training depends on outside them:
+the position of its random-number stream (a `keras.random.SeedGenerator`,
+which Keras does not save) and the counters that seed each `fit` call's
+shuffling. Saved beside the variables under their own names, they make a
+loaded model continue exactly as the saved one would have; files written
+without them still load.
+"""
+
+import numpy as np
+
+
+class ExtraStateMixin:
+    """Adds named entries to `save_own_variables` / `load_own_variables`.
+
+    A subclass (listed before ``keras.Model``) implements
+    ``_extra_state()``, returning ``{name: array}``, and
+    ``_load_extra_state(values)``, receiving the entries found in the file
+    (none for files saved before they existed).
+
+    Example:
+
+    ```python
+    class Counter(ExtraStateMixin, keras.Model):
+        def _extra_state(self):
+            return {"calls": np.asarray(self.calls)}
+
+        def _load_extra_state(self, values):
+            self.calls = int(values.get("calls", 0))
+    ```
+    """
+
+    def _extra_state(self):
+        return {}
+
+    def _load_extra_state(self, values):
+        del values
+
+    def save_own_variables(self, store):
+        """Saves the variables, then the extra state under its names.
+
+        Args:
+            store: Keras' store of this object's saved values.
+        """
+        super().save_own_variables(store)
+        for name, value in self._extra_state().items():
+            store[name] = np.asarray(value)
+
+    def load_own_variables(self, store):
+        """Loads the variables, then whatever extra state the file holds.
+
+        Args:
+            store: Keras' store of this object's saved values.
+        """
+        names = set(self._extra_state())
+        keys = list(store.keys())
+        extra = {key: np.asarray(store[key]) for key in keys if key in names}
+        if extra:
+            store = {key: store[key] for key in keys if key not in names}
+        super().load_own_variables(store)
+        self._load_extra_state(extra)

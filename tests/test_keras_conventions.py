@@ -1,0 +1,167 @@
+"""keras_dbn models behave like Keras' own: saving resumes exactly, evaluation
+and pictures leave training alone, monitors and weights work as in Keras."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_dbn
+from keras_dbn.callbacks import ImageGridCallback
+
+
+@pytest.fixture(scope="module")
+def x():
+    return (np.random.default_rng(0).random((200, 16)) > 0.5).astype("float32")
+
+
+def _kernel_gap(a, b):
+    return float(np.abs(np.asarray(a.kernel) - np.asarray(b.kernel)).max())
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_loaded_rbm_trains_on_exactly_as_the_saved_one(x, tmp_path, persistent, shuffle):
+    rbm = keras_dbn.RBM(8, seed=1, persistent=persistent, num_chains=10)
+    rbm.compile(optimizer="sgd")
+    rbm.fit(x, epochs=1, batch_size=20, verbose=0, shuffle=shuffle)
+    rbm.save(tmp_path / "rbm.keras")
+    loaded = keras.models.load_model(tmp_path / "rbm.keras")
+    rbm.fit(x, epochs=1, batch_size=20, verbose=0, shuffle=shuffle)
+    loaded.fit(x, epochs=1, batch_size=20, verbose=0, shuffle=shuffle)
+    assert _kernel_gap(rbm, loaded) == 0.0  # same random draws, same batches
+
+
+def test_a_loaded_dbn_pretrains_on_exactly_as_the_saved_one(x, tmp_path):
+    dbn = keras_dbn.DBN([8, 4], seed=2)
+    dbn.pretrain(x, epochs=1, batch_size=20, verbose=0)
+    dbn.save(tmp_path / "dbn.keras")
+    loaded = keras.models.load_model(tmp_path / "dbn.keras")
+    dbn.pretrain(x, epochs=1, batch_size=20, verbose=0)
+    loaded.pretrain(x, epochs=1, batch_size=20, verbose=0)
+    assert max(_kernel_gap(a, b) for a, b in zip(dbn.rbms, loaded.rbms)) == 0.0
+
+
+def test_a_frozen_rbm_keeps_its_optimizer_state_through_saving(x, tmp_path):
+    rbm = keras_dbn.RBM(8, seed=1)
+    rbm.compile(optimizer="adam")
+    rbm.fit(x, verbose=0)
+    slots = [np.asarray(v) for v in rbm.optimizer.variables]
+    rbm.trainable = False
+    rbm.save(tmp_path / "frozen.keras")
+    loaded = keras.models.load_model(tmp_path / "frozen.keras")
+    assert len(loaded.optimizer.variables) == len(slots)
+    for saved, restored in zip(slots, loaded.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(restored), saved)
+    loaded.trainable = True
+    before = np.asarray(loaded.kernel).copy()
+    loaded.fit(x, verbose=0)  # trains again, with the restored Adam moments
+    assert not np.array_equal(np.asarray(loaded.kernel), before)
+
+
+def _fitted(x, **fit_kwargs):
+    rbm = keras_dbn.RBM(8, seed=1)
+    rbm.compile()
+    rbm.fit(x[:160], epochs=2, batch_size=20, verbose=0, shuffle=False, **fit_kwargs)
+    return rbm
+
+
+def test_validation_and_pictures_leave_training_alone(x, tmp_path):
+    plain = _fitted(x)
+    validated = _fitted(x, validation_data=x[160:])
+    pictured = _fitted(x, callbacks=[ImageGridCallback(
+        tmp_path, num_samples=4, gibbs_steps=3, tensorboard=False, image_shape=(4, 4))])
+    assert _kernel_gap(plain, validated) == 0.0
+    assert _kernel_gap(plain, pictured) == 0.0
+    assert list(tmp_path.glob("samples_epoch*.png"))
+
+
+def test_evaluate_gives_one_answer_for_the_same_weights(x):
+    rbm = _fitted(x)
+    first = rbm.evaluate(x, verbose=0)
+    assert rbm.evaluate(x, verbose=0) == first
+    rbm.fit(x, epochs=1, verbose=0)
+    assert rbm.evaluate(x, verbose=0) != first
+
+
+def test_seeded_sampling_does_not_move_the_training_stream(x):
+    rbm = _fitted(x)
+    other = _fitted(x)
+    rbm.sample(5, gibbs_steps=3, seed=7)
+    keras_dbn.DBN.from_config(keras_dbn.DBN([8]).get_config())  # unrelated models too
+    rbm.fit(x, epochs=1, batch_size=20, verbose=0, shuffle=False)
+    other.fit(x, epochs=1, batch_size=20, verbose=0, shuffle=False)
+    assert _kernel_gap(rbm, other) == 0.0
+    # Unseeded sampling draws from the RBM's own stream, as documented.
+    rbm.sample(5, gibbs_steps=3)
+    rbm.fit(x, epochs=1, batch_size=20, verbose=0, shuffle=False)
+    other.fit(x, epochs=1, batch_size=20, verbose=0, shuffle=False)
+    assert _kernel_gap(rbm, other) > 0.0
+
+
+@pytest.mark.parametrize("monitor", ["reconstruction_error", "val_reconstruction_error",
+                                     "val_free_energy", "free_energy_gap"])
+def test_keras_monitors_in_auto_mode_know_the_rbm_metrics(x, tmp_path, monitor):
+    callbacks = [keras.callbacks.EarlyStopping(monitor, patience=5),
+                 keras.callbacks.ReduceLROnPlateau(monitor),
+                 keras.callbacks.ModelCheckpoint(tmp_path / "best.keras", monitor=monitor,
+                                                 save_best_only=True)]
+    rbm = keras_dbn.RBM(8, seed=1)
+    rbm.fit(x[:160], validation_data=x[160:], epochs=2, verbose=0, callbacks=callbacks)
+    assert [c.mode for c in callbacks] == ["min"] * 3
+    assert (tmp_path / "best.keras").exists()
+
+
+def test_keras_monitors_in_auto_mode_know_the_trainer_accuracy(x):
+    dbn = keras_dbn.DBN([8], seed=0)
+    dbn.pretrain(x, epochs=1, verbose=0)
+    y = (x[:, 0] > 0).astype("int32")
+    trainer = keras_dbn.SupervisedTrainer(dbn.to_classifier(2), seed=0)
+    trainer.compile(optimizer="adam")
+    stop = keras.callbacks.EarlyStopping("val_accuracy", patience=5)
+    trainer.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=[stop])
+    assert stop.mode == "max"
+
+
+def test_rbm_weights_are_refused_not_ignored(x):
+    rbm = keras_dbn.RBM(8, seed=1)
+    with pytest.raises(ValueError, match="`sample_weight` does not apply to RBM.fit"):
+        rbm.fit(x, sample_weight=np.zeros(len(x)), verbose=0)
+    with pytest.raises(ValueError, match="`sample_weight` does not apply to RBM.evaluate"):
+        rbm.evaluate(x, sample_weight=np.ones(len(x)), verbose=0)
+    with pytest.raises(ValueError, match="`sample_weight` does not apply"):
+        keras_dbn.DBN([8], seed=0).pretrain(x, sample_weight=np.ones(len(x)), verbose=0)
+    with pytest.raises(TypeError, match="not a dict"):
+        rbm.fit({"visible": x}, verbose=0)
+
+
+def test_dbn_pretrain_refuses_backup_and_restore(x, tmp_path):
+    dbn = keras_dbn.DBN([8, 4], seed=0)
+    with pytest.raises(ValueError, match="BackupAndRestore cannot follow DBN.pretrain"):
+        dbn.pretrain(x, epochs=1, verbose=0,
+                     callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path))])
+    assert not dbn.rbms[0].compiled  # refused before any training
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.full((3, 16), np.nan), "NaN"),
+    (np.full((3, 16), 2.0), r"in \[0, 1\]"),
+    (np.zeros((0, 16)), "no examples"),
+    (np.zeros(16), "one example per row"),
+    (np.zeros((3, 5)), "16 visible units"),
+])
+def test_dbn_predict_checks_its_data(x, bad, message):
+    dbn = keras_dbn.DBN([8, 4], seed=0)
+    dbn.pretrain(x, epochs=1, verbose=0)
+    assert dbn.predict(x, verbose=0).shape == (200, 4)
+    with pytest.raises(ValueError, match=message):
+        dbn.predict(bad, verbose=0)
+
+
+def test_to_classifier_takes_a_dtype_policy(x):
+    dbn = keras_dbn.DBN([8], seed=0)
+    dbn.pretrain(x, epochs=1, verbose=0)
+    assert {layer.dtype_policy.name for layer in dbn.to_classifier(2).layers} == {"float32"}
+    mixed = dbn.to_classifier(2, dtype="mixed_bfloat16", dropout=0.1)
+    assert [layer.dtype_policy.name for layer in mixed.layers] == [
+        "mixed_bfloat16", "mixed_bfloat16", "float32"]
+    assert mixed.predict(x[:2], verbose=0).dtype == np.float32
