@@ -318,8 +318,9 @@ class DBN(ExtraStateMixin, keras.Model):
                 `ModelCheckpoint` saves the RBM being trained, and each
                 layer's files replace the one below's (save the DBN after
                 pretraining instead), and a `CSVLogger` needs
-                ``append=True`` to keep every layer's rows. `BackupAndRestore` is refused for
-                several layers (each layer would restore the same backup).
+                ``append=True`` to keep every layer's rows.
+                `BackupAndRestore` is refused for several layers (each
+                layer would restore the same backup).
             validation_data: held-out data, propagated up like the training
                 data: a NumPy array, ``(x, y)``, or a batched
                 `tf.data.Dataset` of ``x`` or ``(x, y)``.

@@ -1397,8 +1397,8 @@ class RBM(ExtraStateMixin, keras.Model):
         Labels (``y``) are accepted and ignored, so labelled datasets can be
         passed as they are (so are the weights in a dataset's ``(x, y, w)``
         elements); a ``sample_weight`` or ``class_weight`` argument is
-        refused, since CD's statistics weigh every example alike. An RBM that was not compiled is
-        compiled with the default optimizer. With validation data the logs
+        refused, since CD's statistics weigh every example alike. An RBM
+        that was not compiled is compiled with the default optimizer. With validation data the logs
         hold ``val_reconstruction_error``, ``val_free_energy`` and
         ``free_energy_gap``. The training figures of batches larger than
         `MONITOR_ROWS` (256) come from their first 256 rows, a random sample
