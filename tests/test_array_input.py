@@ -543,8 +543,7 @@ def test_rbm_evaluates_and_predicts_arrays_as_the_same_batches_in_order(monkeypa
     batches = tf.data.Dataset.from_tensor_slices(x).batch(20)
     expected = twins[0].evaluate(batches, verbose=0, return_dict=True)
     autotuned = autotuned_iterations(monkeypatch)
-    got = twins[1].evaluate(x, np.zeros(95), batch_size=20, sample_weight=np.ones(95),
-                            verbose=0, return_dict=True)
+    got = twins[1].evaluate(x, np.zeros(95), batch_size=20, verbose=0, return_dict=True)
     assert got == pytest.approx(expected, rel=1e-6)
     rbm = trained
     predicted = rbm.predict(x, batch_size=20, verbose=0)
