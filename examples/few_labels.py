@@ -74,18 +74,19 @@ def main(argv=None):
     load = dict(data_dir=args.data_dir, manual_dir=args.manual_dir)
     x_train, y_train = datasets.load_numpy("mnist", split="train", limit=args.limit, **load)
     x_test, y_test = datasets.load_numpy("mnist", split="test", **load)
-    classes = len(set(y_train.tolist()))
-    for n in args.labels:  # checked before the pretraining
-        if not classes <= n <= len(y_train):
-            parser.error(f"--labels {n}: choose from {classes} (an image of each class) to "
-                         f"{len(y_train)} (every training image)")
+    subsets = {}
+    for n in args.labels:  # drawn before the pretraining, so a bad --labels fails at once
+        try:
+            subsets[n] = datasets.stratified_subset(x_train, y_train, n, seed=args.seed,
+                                                    name="--labels")
+        except ValueError as err:
+            parser.error(str(err))
     dbn = keras_dbn.DBN(args.layers, seed=args.seed)
     dbn.pretrain(x_train, epochs=args.pretrain_epochs, batch_size=100,
                  optimizer=keras.optimizers.SGD(0.05, momentum=0.9), verbose=2)
 
     rows = []
-    for n in args.labels:
-        x, y = datasets.stratified_subset(x_train, y_train, n, seed=args.seed)
+    for n, (x, y) in subsets.items():
         pretrained = dbn.to_classifier(10, dropout=0.2)
         keras.utils.set_random_seed(args.seed)
         random_init = keras.models.clone_model(pretrained)

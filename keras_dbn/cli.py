@@ -329,15 +329,13 @@ def _new_folders(*paths):
         raise
 
 
-def _check_label_count(num_labels, y):
-    """Checks that ``--labels`` can draw a balanced subset of ``y``."""
-    classes = len(set(y.tolist()))
-    if num_labels < classes:
-        raise UsageError(f"--labels {num_labels} is fewer than the {classes} classes of the "
-                         "training data; a balanced subset needs an example of each")
-    if num_labels > len(y):
-        raise UsageError(f"--labels {num_labels} exceeds the {len(y)} training examples "
-                         "loaded (see --limit)")
+def _labelled_subset(datasets, x, y, args):
+    """Draws the balanced ``--labels`` subset; a count the data cannot meet is a UsageError."""
+    try:
+        return datasets.stratified_subset(x, y, args.labels, seed=args.seed, name="--labels")
+    except ValueError as err:
+        hint = f" (--limit {args.limit} loaded them)" if args.limit else ""
+        raise UsageError(str(err).rstrip(".") + hint) from None
 
 
 def train(args):
@@ -375,8 +373,7 @@ def _train(args, save_path, export_dir):
     if args.labels:
         # Chosen before pretraining, so that a --labels the data cannot meet
         # fails at once; the subset depends on the seed alone.
-        _check_label_count(args.labels, y_train)
-        x_fit, y_fit = datasets.stratified_subset(x_train, y_train, args.labels, seed=args.seed)
+        x_fit, y_fit = _labelled_subset(datasets, x_train, y_train, args)
 
     lower = len(args.layers) - 1
     persistent = [args.persistent] * lower + [args.top == "pcd"]

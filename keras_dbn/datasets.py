@@ -280,7 +280,7 @@ def load_dataset(
     return ds
 
 
-def stratified_subset(x, y, num_labels, seed=None):
+def stratified_subset(x, y, num_labels, seed=None, name="num_labels"):
     """Draws a class-balanced labelled subset, for few-label fine-tuning.
 
     Each class gets ``num_labels // n_classes`` examples, and the remainder
@@ -293,6 +293,8 @@ def stratified_subset(x, y, num_labels, seed=None):
         num_labels: Size of the subset, at least the number of classes and at
             most ``len(y)``.
         seed: Seed of the numpy generator choosing the examples.
+        name: How error messages call ``num_labels``, e.g. the command-line
+            option that set it.
 
     Returns:
         A tuple ``(x_sub, y_sub)`` of ``num_labels`` examples, in the order they
@@ -309,15 +311,15 @@ def stratified_subset(x, y, num_labels, seed=None):
     array([10, 10, 10, 10, 10, 10, 10, 10, 10, 10])
     """
     x, y = _check_xy(x, y)
-    _check_positive_int(num_labels, "num_labels")
+    _check_positive_int(num_labels, name)
     classes, y_index, counts = np.unique(y, return_inverse=True, return_counts=True)
     if num_labels < len(classes):
         raise ValueError(
-            f"num_labels={num_labels} is smaller than the number of classes "
-            f"({len(classes)}): a balanced subset needs one example per class."
+            f"{name}={num_labels} is fewer than the {len(classes)} classes of the data: "
+            "a balanced subset needs an example of each."
         )
     if num_labels > len(y):
-        raise ValueError(f"num_labels={num_labels} exceeds the {len(y)} examples given.")
+        raise ValueError(f"{name}={num_labels} exceeds the {len(y)} examples given.")
     rng = np.random.default_rng(seed)
     quotas = _balanced_quotas(counts, num_labels, rng)
     index = _draw_per_class(y_index, quotas, rng)

@@ -718,7 +718,11 @@ def run_search(args=None, **kwargs):
     x_train, y_train, x_val, y_val = datasets.train_validation_split(x, y, o.validation, seed=o.seed)
     x_fit, y_fit = x_train, y_train
     if o.labels:
-        x_fit, y_fit = datasets.stratified_subset(x_train, y_train, o.labels, seed=o.seed)
+        try:
+            x_fit, y_fit = datasets.stratified_subset(x_train, y_train, o.labels, seed=o.seed,
+                                                      name="--labels")
+        except ValueError as err:  # before any trial, like the folder checks
+            raise UsageError(str(err).rstrip(".") + " after the validation split") from None
     num_classes = int(max(y.max(), y_test.max())) + 1
     print(f"[tune] {o.dataset}: pretrain on {len(x_train)}, fine-tune on {len(x_fit)}, "
           f"validate on {len(x_val)}, test on {len(x_test)}", flush=True)

@@ -244,11 +244,11 @@ def test_too_few_labels_for_the_classes_fail_before_pretraining(mnist_manual_dir
     code = cli.main(common + ["--labels", "5", "--out", str(out),
                               "--save", str(tmp_path / "new" / "deeper" / "m.keras")])
     assert code == 2
-    assert "--labels 5 is fewer than the 10 classes" in capsys.readouterr().err
+    assert "--labels=5 is fewer than the 10 classes" in capsys.readouterr().err
     # Nothing was pretrained, and the folders the run made are gone again.
     assert not out.exists() and not (tmp_path / "new").exists()
     assert cli.main(common + ["--labels", "501", "--out", str(out)]) == 2
-    assert "--labels 501 exceeds the 500 training examples" in capsys.readouterr().err
+    assert "--labels=501 exceeds the 500 examples given (--limit 500 loaded them)" in capsys.readouterr().err
     (out / "keep").mkdir(parents=True)
     assert cli.main(common + ["--labels", "5", "--out", str(out)]) == 2
     assert (out / "keep").is_dir()  # folders that were there stay

@@ -46,7 +46,7 @@ def test_generate_samples_example_writes_where_it_is_told(run_example, tmp_path)
 
 def test_few_labels_example_compares_and_checks_its_labels(run_example):
     bad = run_example("few_labels.py", "--limit", "500", "--labels", "5")
-    assert bad.returncode == 2 and "--labels 5: choose from 10" in bad.stderr
+    assert bad.returncode == 2 and "--labels=5 is fewer than the 10 classes" in bad.stderr
     result = run_example("few_labels.py", "--limit", "1000", "--layers", "32",
                          "--labels", "200", "1000", "--pretrain-epochs", "1",
                          "--finetune-epochs", "1")

@@ -320,6 +320,21 @@ def test_search_paths_are_checked_before_any_work(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_search_labels_the_data_cannot_meet_fail_before_any_trial(mnist_manual_dir,
+                                                                   tfds_data_dir, tmp_path):
+    from keras_dbn.argtypes import UsageError
+    from keras_dbn.tuning import run_search
+
+    load = dict(train_limit=500, validation=100, manual_dir=mnist_manual_dir,
+                data_dir=tfds_data_dir, directory=str(tmp_path))
+    with pytest.raises(UsageError, match="--labels=401 exceeds the 400 examples given after "
+                                         "the validation split"):
+        run_search(labels=401, **load)
+    with pytest.raises(UsageError, match="--labels=3 is fewer than the 10 classes"):
+        run_search(labels=3, **load)
+    assert not (tmp_path / "dbn_mnist").exists()  # no trial ran
+
+
 def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds_data_dir,
                                                           tmp_path):
     import json
