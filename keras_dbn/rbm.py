@@ -13,7 +13,7 @@ from keras_dbn import array_input
 from keras_dbn import hardware
 from keras_dbn import units as units_lib
 from keras_dbn.extra_state import ExtraStateMixin
-from keras_dbn.monitor_modes import resolve_monitor_modes
+from keras_dbn.monitor_modes import check_monitors, resolve_monitor_modes
 
 
 #: ``steps_per_execution`` of `RBM.compile` when the caller sets none.
@@ -1437,6 +1437,9 @@ class RBM(ExtraStateMixin, keras.Model):
             ValueError: for NumPy data that is not finite, or outside [0, 1]
                 for Bernoulli visible units, and for a ``steps_per_epoch``
                 that is not a positive integer.
+            ValueError: for an `EarlyStopping`, `ReduceLROnPlateau` or
+                best-only `ModelCheckpoint` monitoring a figure this call
+                does not log (`monitor_modes.check_monitors`).
             ValueError: for a ``class_weight``, which needs labels;
                 for a `tf.data.Dataset` that never ends without
                 ``steps_per_epoch`` (or endless validation data without
@@ -1471,8 +1474,11 @@ class RBM(ExtraStateMixin, keras.Model):
             self.compile()
         callbacks = _with_progbar(callbacks, verbose)
         resolve_monitor_modes(callbacks, self.metrics)
+        logged = [metric.name for metric in self.metrics]
         if validation_data is not None or validation_split:
+            logged += [f"val_{name}" for name in logged] + ["free_energy_gap"]
             callbacks.insert(0, _FreeEnergyGap())
+        check_monitors(callbacks, logged, "an RBM")
         if array_input.is_stream(x):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle one
         self._prepare_jit_compile(x, batch_size, validation_split, validation_data)

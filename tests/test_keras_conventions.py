@@ -111,6 +111,27 @@ def test_keras_monitors_in_auto_mode_know_the_rbm_metrics(x, tmp_path, monitor):
     assert (tmp_path / "best.keras").exists()
 
 
+@pytest.mark.parametrize("callback, validate, message", [
+    (keras.callbacks.EarlyStopping(), True, "EarlyStopping monitors 'val_loss'.*no loss"),
+    (keras.callbacks.ReduceLROnPlateau("loss"), False, "ReduceLROnPlateau monitors 'loss'"),
+    (keras.callbacks.ModelCheckpoint("best.keras", "val_free_energy", save_best_only=True),
+     False, "need validation_data or validation_split"),
+    (keras.callbacks.EarlyStopping("free_energy_gap"), False, "logs: free_energy, "
+                                                               "reconstruction_error\\."),
+])
+def test_rbm_refuses_monitors_it_never_logs(x, tmp_path, callback, validate, message):
+    # Keras would only warn, then never stop, reduce or save.
+    rbm = keras_dbn.RBM(8, seed=1)
+    validation = dict(validation_data=x[160:]) if validate else {}
+    with pytest.raises(ValueError, match=message):
+        rbm.fit(x[:160], epochs=1, verbose=0, callbacks=[callback], **validation)
+    assert rbm.optimizer.iterations.numpy() == 0  # refused before training
+    # A checkpoint saving every epoch monitors nothing, whatever its monitor.
+    rbm.fit(x[:160], epochs=1, verbose=0,
+            callbacks=[keras.callbacks.ModelCheckpoint(tmp_path / "last.keras")])
+    assert (tmp_path / "last.keras").exists()
+
+
 def test_keras_monitors_in_auto_mode_know_the_trainer_accuracy(x):
     dbn = keras_dbn.DBN([8], seed=0)
     dbn.pretrain(x, epochs=1, verbose=0)
