@@ -52,6 +52,7 @@ def aligned_empty(shape, dtype="float32"):
         A C-contiguous, writeable NumPy array.
 
     Example:
+
         >>> x = aligned_empty((60000, 784))
         >>> x.ctypes.data % 64
         0
@@ -80,6 +81,7 @@ def as_aligned(x, dtype="float32"):
         ``x`` itself when it already qualifies, else an aligned copy.
 
     Example:
+
         >>> x_train = keras_dbn.as_aligned(x_train / 255.0)
         >>> x_bf16 = keras_dbn.as_aligned(x_binary, dtype="bfloat16")
     """
@@ -280,6 +282,7 @@ def evaluation_input(x, y=None, batch_size=None):
         the arguments, a dataset without autotuning in place of ``x``.
 
     Example:
+
         >>> data, y, batch_size = evaluation_input(x_test, y_test, batch_size=1000)
         >>> classifier.evaluate(data, y, batch_size=batch_size)
     """
@@ -310,6 +313,7 @@ def validation_input(validation_data, batch_size=None):
         The validation data to pass to ``fit``.
 
     Example:
+
         >>> classifier.fit(train, validation_data=validation_input((x_val, y_val), 1000))
     """
     if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
@@ -374,6 +378,7 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
             another length.
 
     Example:
+
         >>> ds = array_dataset(x_train, batch_size=100, seed=0)
         >>> rbm.fit(ds, epochs=10)
         >>> classifier.fit(array_dataset(x_train, y_train, batch_size=100), epochs=20,
@@ -516,6 +521,7 @@ def indexed_batches(x, batch_size=32, shuffle=True, seed=None):
         be viewed without a copy (see `as_aligned`).
 
     Example:
+
         >>> ds = indexed_batches(as_aligned(x_train), batch_size=100, seed=0)
         >>> batch = take_batch(next(iter(ds)))  # rows of x_train
     """
@@ -650,6 +656,7 @@ def batch_rows(dataset):
         The rows of a full batch as an int, or ``None`` where unknown.
 
     Example:
+
         >>> ds = tf.data.Dataset.from_tensor_slices(x_small).batch(100).prefetch(2)
         >>> batch_rows(ds)
         100
@@ -693,6 +700,7 @@ def lean_options():
         A `tf.data.Options` to pass to ``dataset.with_options``.
 
     Example:
+
         >>> ds = tf.data.Dataset.from_tensor_slices(x_small).batch(100)
         >>> ds = ds.with_options(lean_options())
     """
@@ -723,6 +731,7 @@ def untuned_options():
         A `tf.data.Options` to pass to ``dataset.with_options``.
 
     Example:
+
         >>> ds = ds.with_options(untuned_options())
     """
     import tensorflow as tf
@@ -747,6 +756,7 @@ def without_autotuning(dataset):
         The dataset to iterate.
 
     Example:
+
         >>> rbm.fit(without_autotuning(ds), epochs=10)  # what RBM.fit does itself
     """
     import tensorflow as tf

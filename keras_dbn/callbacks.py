@@ -64,6 +64,7 @@ def image_grid(images, image_shape=None, rows=None, cols=None, padding=1, normal
             for ``rows`` or ``cols`` below 1 or a negative ``padding``.
 
     Example:
+
     >>> grid = image_grid(rbm.kernel.numpy().T[:100])   # 100 28x28 filters
     >>> grid.shape
     (289, 289)
@@ -124,6 +125,7 @@ def save_image_grid(images, path, **kwargs):
         ``path``.
 
     Example:
+
     >>> save_image_grid(rbm.sample(64, gibbs_steps=1000), "samples.png", normalize=False)
     """
     return _write_png(image_grid(images, **kwargs), path)
@@ -248,7 +250,14 @@ class ImageGridCallback(keras.callbacks.Callback):
                                                     seed=self.seed))
 
     def write(self, epoch):
-        """Writes the grids for ``epoch`` (1-based) and returns their paths."""
+        """Writes the grids for ``epoch`` (1-based) and returns their paths.
+
+        Example:
+
+        >>> grids = ImageGridCallback("logs/rbm", rbm=rbm, gibbs_steps=100, tensorboard=False)
+        >>> grids.write(1)  # without training, e.g. after loading an RBM
+        {'filters': 'logs/rbm/filters_epoch001.png', 'samples': 'logs/rbm/samples_epoch001.png'}
+        """
         rbm = self._filter_rbm()
         filters = np.asarray(rbm.kernel)[:, : self.num_filters].T
         samples = self._samples()

@@ -263,6 +263,11 @@ class DBN(ExtraStateMixin, keras.Model):
                 first RBM refuses (not finite, outside [0, 1] for Bernoulli
                 units, or whose width is not the DBN's number of visible
                 units).
+
+        Example:
+
+        >>> features = dbn.transform(x_test)  # the top layer's, shape (len(x_test), 2000)
+        >>> top_input = dbn.transform(x_train, num_layers=len(dbn.rbms) - 1)
         """
         num_layers = len(self.rbms) if num_layers is None else num_layers
         if checked_count(num_layers, "`num_layers`") > len(self.rbms):
@@ -347,6 +352,11 @@ class DBN(ExtraStateMixin, keras.Model):
                 that are not integers >= 0, and data that `RBM.fit` refuses
                 (not finite, outside [0, 1] for Bernoulli units, of the
                 wrong width or without rows).
+
+        Example:
+
+        >>> histories = dbn.pretrain(x_train, epochs=10, batch_size=100, validation_data=x_val)
+        >>> [h.history["reconstruction_error"][-1] for h in histories]  # one per layer
         """
         import tensorflow as tf
 
@@ -512,6 +522,19 @@ class DBN(ExtraStateMixin, keras.Model):
         ).prefetch(tf.data.AUTOTUNE)
 
     def fit(self, *args, **kwargs):
+        """Refused: a DBN is trained by `pretrain`, then fine-tuned as a classifier.
+
+        Raises:
+            TypeError: always; use `pretrain`, then `to_classifier` and the
+                classifier's own ``fit``.
+
+        Example:
+
+        >>> histories = dbn.pretrain(x_train, epochs=10, batch_size=100)  # not dbn.fit
+        >>> clf = dbn.to_classifier(10, dropout=0.2)
+        >>> clf.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        >>> clf.fit(x_train, y_train, epochs=10, batch_size=100)
+        """
         raise TypeError(
             "A DBN is trained layer by layer with `dbn.pretrain(x)`; for supervised "
             "fine-tuning convert it with `dbn.to_classifier(num_classes)` and fit that."
@@ -606,6 +629,13 @@ class DBN(ExtraStateMixin, keras.Model):
             ValueError: before pretraining, for a negative ``n`` or
                 ``gibbs_steps``, for an ``n`` other than ``len(initial)``, and
                 for a ``seed`` that is not an integer in ``[0, 2**31)``.
+
+        Example:
+
+        >>> digits = dbn.generate(16, gibbs_steps=1000, seed=0)
+        >>> digits.shape
+        (16, 784)
+        >>> completions = dbn.generate(None, gibbs_steps=100, initial=x_test[:16])
         """
         if not self.built:
             raise ValueError("The DBN has no weights yet: pretrain it first.")

@@ -116,6 +116,7 @@ def exact_log_partition(rbm, enumerate_layer=None, max_units=20, chunk_size=2**1
             ``max_units``, or for a ``chunk_size`` below 1.
 
     Example:
+
     >>> rbm = keras_dbn.RBM(10); rbm.build((None, 20))
     >>> log_z = keras_dbn.evaluation.exact_log_partition(rbm)  # 2**10 states
 
@@ -176,6 +177,14 @@ class AISResult:
             ``return_details=True``).
         samples: final states of the chains, approximate samples from the
             RBM (only with ``return_details=True``).
+
+    Example:
+
+    >>> result = keras_dbn.evaluation.ais_log_partition(rbm, data=x_train, seed=0,
+    ...                                                 return_details=True)
+    >>> result.log_z, result.log_z_high - result.log_z_low  # the estimate, its interval's width
+    >>> result.log_weights.shape  # one per chain
+    (100,)
     """
 
     log_z: float
@@ -200,6 +209,13 @@ def paper_betas(num_steps=14500):
 
     Returns:
         A float64 array of ``num_steps + 1`` values from 0 to 1.
+
+    Example:
+
+    >>> betas = keras_dbn.evaluation.paper_betas(1450)  # a tenth of the paper's steps
+    >>> len(betas), float(betas[50]), float(betas[450])
+    (1451, 0.5, 0.9)
+    >>> result = keras_dbn.evaluation.ais_log_partition(rbm, betas=betas, data=x_train, seed=0)
 
     References:
         Salakhutdinov & Murray, ICML 2008, section 4.1.
@@ -351,6 +367,7 @@ def ais_log_partition(
             finite, or outside [0, 1] for Bernoulli visible units.
 
     Example:
+
     >>> result = keras_dbn.evaluation.ais_log_partition(rbm, data=x_train, seed=0)
     >>> result.log_z, (result.log_z_low, result.log_z_high)
 
@@ -476,6 +493,7 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
             AIS options beside a given ``log_z``.
 
     Example:
+
     >>> keras_dbn.evaluation.log_likelihood(rbm, x_test, data=x_train, seed=0)
 
     References:
@@ -517,6 +535,13 @@ def log_conditional(units, states, pre_activation, bias):
 
     Returns:
         A tensor of shape ``(batch,)``.
+
+    Example:
+
+    >>> h = rbm.hidden_given_visible(x_test[:10], sample=True)
+    >>> pre = keras.ops.matmul(h, keras.ops.transpose(rbm.kernel)) + rbm.visible_bias
+    >>> log_p = keras_dbn.evaluation.log_conditional(  # log p(v | h), shape (10,)
+    ...     rbm.visible_units, x_test[:10], pre, rbm.visible_bias)
     """
     interaction = ops.sum(states * (pre_activation - bias), axis=-1)
     return -units.energy(states, bias) + interaction - units.log_partition(pre_activation, bias)
@@ -559,6 +584,7 @@ def dbn_log_likelihood_bound(
         The average bound as a Python float.
 
     Example:
+
     >>> top_input = dbn.transform(x_train, num_layers=len(dbn.rbms) - 1)
     >>> keras_dbn.evaluation.dbn_log_likelihood_bound(dbn, x_test, data=top_input, seed=0)
 
@@ -628,6 +654,7 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
             without rows, and for a ``batch_size`` below 1.
 
     Example:
+
     >>> keras_dbn.evaluation.pseudo_likelihood(rbm, x_test, seed=0).mean()
 
     References:
@@ -684,6 +711,13 @@ class ClassMix:
             classes with the same entropy (between 1 and ``num_classes``).
         confidence: the classifier's mean top probability on the samples (low
             values flag samples it cannot read as any class).
+
+    Example:
+
+    >>> mix = keras_dbn.evaluation.sample_class_mix(classifier, dbn.generate(1000, seed=0))
+    >>> mix.frequencies.shape  # one fraction per class
+    (10,)
+    >>> mix.effective_classes, mix.confidence
     """
 
     frequencies: np.ndarray
@@ -715,7 +749,8 @@ def sample_class_mix(classifier, samples, batch_size=1000):
             does not give one probability per class (two columns or more).
 
     Example:
-    >>> mix = evaluation.sample_class_mix(classifier, dbn.generate(1000))
+
+    >>> mix = keras_dbn.evaluation.sample_class_mix(classifier, dbn.generate(1000))
     >>> mix.frequencies, mix.effective_classes
     """
     samples = np.asarray(samples)

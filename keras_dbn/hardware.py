@@ -32,6 +32,7 @@ def cpu_flags(cpuinfo=None):
         None where the file is missing or lists none (not Linux).
 
     Example:
+
         >>> sorted(cpu_flags("processor : 0\nflags : fpu avx2 avx512_bf16\n"))
         ['avx2', 'avx512_bf16', 'fpu']
     """
@@ -59,6 +60,7 @@ def native_bfloat16(cpuinfo=None):
         where they cannot be read.
 
     Example:
+
         >>> if native_bfloat16() is False:
         ...     rbm = keras_dbn.RBM(500, dtype="float32")  # bfloat16 would be slower
     """

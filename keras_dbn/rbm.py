@@ -905,6 +905,11 @@ class RBM(ExtraStateMixin, keras.Model):
 
         Returns:
             Tensor of shape ``(batch, units)``.
+
+        Example:
+
+        >>> h = rbm.hidden_given_visible(x_test[:10])  # p(h = 1 | v), shape (10, 64)
+        >>> h_states = rbm.hidden_given_visible(x_test[:10], sample=True)  # binary states
         """
         mean = self.hidden_units.mean(self._hidden_pre(self._flatten(v), self._weights()))
         return self.hidden_units.sample(mean, self.seed_generator) if sample else mean
@@ -918,13 +923,25 @@ class RBM(ExtraStateMixin, keras.Model):
 
         Returns:
             Tensor of shape ``(batch, num_visible)``.
+
+        Example:
+
+        >>> h = rbm.hidden_given_visible(x_test[:10], sample=True)
+        >>> v = rbm.visible_given_hidden(h)  # p(v = 1 | h), shape (10, 784)
+        >>> v_states = rbm.visible_given_hidden(h, sample=True)
         """
         h = self._hidden_states(h)
         mean = self.visible_units.mean(self._visible_pre(h, self._weights()))
         return self.visible_units.sample(mean, self.seed_generator) if sample else mean
 
     def energy(self, v, h):
-        """The joint energy ``E(v, h)``, shape ``(batch,)``."""
+        """The joint energy ``E(v, h)``, shape ``(batch,)``.
+
+        Example:
+
+        >>> h = rbm.hidden_given_visible(x_test[:10], sample=True)
+        >>> e = rbm.energy(x_test[:10], h)  # shape (10,)
+        """
         v = self._flatten(v)
         kernel, visible_bias, hidden_bias = self._weights()
         h = self._hidden_states(h)
@@ -952,6 +969,11 @@ class RBM(ExtraStateMixin, keras.Model):
 
         Returns:
             Tensor of shape ``(batch,)``.
+
+        Example:
+
+        >>> f = rbm.free_energy(x_test)  # shape (len(x_test),)
+        >>> gap = np.mean(rbm.free_energy(x_val)) - np.mean(rbm.free_energy(x_train[:len(x_val)]))
         """
         v = self._flatten(v)
         weights = self._weights()
@@ -993,7 +1015,18 @@ class RBM(ExtraStateMixin, keras.Model):
             reconstruction of ``v0``) and ``free_energy`` (mean ``F(v0)``);
             these two monitors are estimated from the first `MONITOR_ROWS`
             rows of larger batches.
+
+        Example:
+
+        >>> stats = rbm.contrastive_divergence(x_train[:100])
+        >>> grad_w, grad_b, grad_c = stats["gradients"]  # shapes (784, 64), (784,), (64,)
+        >>> float(stats["reconstruction_error"])
         """
+        self._ensure_built(v0)  # called directly, outside `fit`, it may come first
+        shape = tuple(v0.shape) if getattr(v0.shape, "rank", 0) is not None else None
+        if shape is not None and (len(shape) != 2 or shape[1] not in (None, self.num_visible)):
+            raise ValueError(f"contrastive_divergence takes a batch of shape (batch, "
+                             f"{self.num_visible}), got {shape}.")
         weights = self._weights()
         visible, hidden = self.visible_units, self.hidden_units
         seed = self.seed_generator if seed is None else seed
@@ -1344,6 +1377,11 @@ class RBM(ExtraStateMixin, keras.Model):
                 size its pipeline shows (`array_input.batch_rows`), for the
                 chain route only. ``True`` (the whole step in XLA) or
                 ``False`` (no XLA) fixes the choice.
+
+        Example:
+
+        >>> rbm.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=2e-4))
+        >>> rbm.compile(optimizer="adam", steps_per_execution=1)  # callbacks see every batch
         """
         for given in ("loss", "metrics", "loss_weights", "weighted_metrics"):
             if kwargs.get(given) is not None:
@@ -1446,6 +1484,11 @@ class RBM(ExtraStateMixin, keras.Model):
                 ``validation_steps``): the epoch would never end.
             NotImplementedError: with a backend other than TensorFlow
                 (`_require_tensorflow_trainer`).
+
+        Example:
+
+        >>> history = rbm.fit(x_train, epochs=10, batch_size=100, validation_data=x_val)
+        >>> history.history["free_energy_gap"][-1]
         """
         _require_tensorflow_trainer("fit")
         _refuse_weights("fit", kwargs.get("sample_weight"), kwargs.get("class_weight"))
@@ -1566,24 +1609,43 @@ class RBM(ExtraStateMixin, keras.Model):
                        return_dict=False):
         """`keras.Model.train_on_batch`: one CD update on the batch ``x``.
 
+        Compiles the RBM with its defaults first if it is not compiled, as
+        `fit` does.
+
         Raises:
             ValueError: for a NumPy batch that `fit` refuses (not finite,
                 outside [0, 1] for Bernoulli units, of the wrong width).
+
+        Example:
+
+        >>> rbm.train_on_batch(x_train[:100], return_dict=True)
+        >>> rbm.train_on_batch(x_train[:100])  # [reconstruction_error, free_energy]
         """
         _refuse_weights("train_on_batch", sample_weight, class_weight)
         if isinstance(x, np.ndarray):
             self._check_data(x)
+        if not self.compiled:
+            self.compile()
         return super().train_on_batch(x, y, sample_weight, class_weight, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """`keras.Model.test_on_batch`: the monitors of the batch ``x``.
 
+        Compiles the RBM with its defaults first if it is not compiled, as
+        `evaluate` does.
+
         Raises:
             ValueError: for a NumPy batch that `evaluate` refuses.
+
+        Example:
+
+        >>> rbm.test_on_batch(x_test[:100], return_dict=True)["reconstruction_error"]
         """
         _refuse_weights("test_on_batch", sample_weight)
         if isinstance(x, np.ndarray):
             self._check_data(x)
+        if not self.compiled:
+            self.compile()
         return super().test_on_batch(x, y, sample_weight, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
@@ -1768,6 +1830,11 @@ class RBM(ExtraStateMixin, keras.Model):
             ValueError: for arrays that `fit` refuses (not finite, outside
                 [0, 1] for Bernoulli units, of the wrong width or without
                 rows).
+
+        Example:
+
+        >>> rbm = keras_dbn.RBM(64, seed=0).initialize_visible_bias(x_train)
+        >>> rbm.fit(x_train, epochs=10, batch_size=100)
         """
         if isinstance(x, (np.ndarray, list)):
             x = np.asarray(x)
@@ -1803,6 +1870,10 @@ class RBM(ExtraStateMixin, keras.Model):
 
         Raises:
             ValueError: on a negative number of steps.
+
+        Example:
+
+        >>> v = rbm.gibbs(x_test[:16], steps=100)  # 16 chains started at data, (16, 784)
         """
         steps = checked_count(steps, "`steps`")
         v = self._flatten(v)
@@ -1821,6 +1892,11 @@ class RBM(ExtraStateMixin, keras.Model):
 
         Returns:
             The mean visible state given the hidden means, same shape.
+
+        Example:
+
+        >>> x_hat = rbm.reconstruct(x_test[:10])  # shape (10, 784)
+        >>> error = np.mean((rbm.reconstruct(x_test) - x_test) ** 2)
         """
         return self.visible_given_hidden(self.hidden_given_visible(v))
 
@@ -1913,6 +1989,13 @@ class RBM(ExtraStateMixin, keras.Model):
             ValueError: before the RBM is built, for a negative ``n`` or
                 ``gibbs_steps``, for an ``n`` other than ``len(initial)``,
                 and for a ``seed`` that is not an integer in ``[0, 2**31)``.
+
+        Example:
+
+        >>> fantasies = rbm.sample(16, gibbs_steps=1000, seed=0)
+        >>> fantasies.shape
+        (16, 784)
+        >>> chains = rbm.sample(None, gibbs_steps=100, initial=x_test[:16])
         """
         gibbs_steps = checked_count(gibbs_steps, "`gibbs_steps`")
         with self.drawing_from(seed):

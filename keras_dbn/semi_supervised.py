@@ -141,6 +141,14 @@ class ClassifierTrainer(keras.Model):
     Raises:
         ValueError: on a ``classifier`` that is not a Keras model or layer,
             or whose last layer has an activation other than softmax.
+
+    Example:
+
+    >>> trainer = keras_dbn.PseudoLabel(dbn.to_classifier(10))  # or VirtualAdversarial
+    >>> isinstance(trainer, keras_dbn.semi_supervised.ClassifierTrainer)
+    True
+    >>> trainer.metrics_names  # EXTRA_METRICS after labelled_crossentropy
+    ['loss', 'labelled_crossentropy', 'unlabelled_crossentropy', 'labelled_accuracy', 'accuracy']
     """
 
     #: Names of the running means a subclass logs after ``labelled_crossentropy``.
@@ -217,6 +225,13 @@ class ClassifierTrainer(keras.Model):
                 ``[0, classes)`` per example (`_checked_labels`), and for a
                 dataset that never ends (`semi_supervised_dataset`)
                 without ``steps_per_epoch``.
+
+        Example:
+
+        >>> data = keras_dbn.semi_supervised_dataset(x_few, y_few, x_train, seed=0)
+        >>> history = pseudo.fit(data, steps_per_epoch=150, epochs=20,
+        ...                      validation_data=(x_val, y_val))
+        >>> history.history["val_accuracy"][-1]
         """
         y = self._checked_array_labels(y)
         resolve_monitor_modes(kwargs.get("callbacks"), self.metrics)
@@ -252,6 +267,11 @@ class ClassifierTrainer(keras.Model):
 
         Raises:
             ValueError: for array labels as in `fit`.
+
+        Example:
+
+        >>> loss, accuracy = pseudo.evaluate(x_test, y_test, batch_size=1000, verbose=0)
+        >>> pseudo.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
         """
         y = self._checked_array_labels(y)
         if args or kwargs.get("sample_weight") is not None:
@@ -266,6 +286,11 @@ class ClassifierTrainer(keras.Model):
 
         Returns:
             A NumPy array of shape ``(examples, classes)``.
+
+        Example:
+
+        >>> probabilities = pseudo.predict(x_test, batch_size=1000, verbose=0)  # (n, 10)
+        >>> predicted = probabilities.argmax(axis=-1)
         """
         x, _, batch_size = array_input.evaluation_input(x, None, batch_size)
         return super().predict(x, batch_size, *args, **kwargs)
@@ -529,6 +554,12 @@ class PseudoLabel(ClassifierTrainer):
 
         Returns:
             A float32 scalar tensor.
+
+        Example:
+
+        >>> pseudo = keras_dbn.PseudoLabel(classifier, alpha=3.0, ramp_start=200, ramp_end=1200)
+        >>> [float(pseudo.alpha_at(t)) for t in (0, 200, 700, 1200, 5000)]
+        [0.0, 0.0, 1.5, 3.0, 3.0]
         """
         t = ops.cast(step, "float32")
         if self.ramp_end == self.ramp_start:

@@ -119,6 +119,7 @@ class SupervisedTrainer(ClassifierTrainer):
             or a ``seed`` that is not an integer.
 
     Example:
+
         >>> trainer = SupervisedTrainer(dbn.to_classifier(10, dropout=0.2), seed=0)
         >>> trainer.compile(optimizer="adam")
         >>> trainer.fit(array_dataset(x_train, y_train, batch_size=100), epochs=20)
@@ -147,6 +148,11 @@ class SupervisedTrainer(ClassifierTrainer):
             **kwargs: further `keras.Model.compile` arguments, e.g.
                 ``steps_per_execution``; a ``loss`` or ``metrics`` is
                 refused: the trainer's are fixed.
+
+        Example:
+
+        >>> trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> trainer.compile(optimizer="adam", jit_compile=False)  # the whole step in the graph
         """
         for given in ("loss", "metrics"):
             if kwargs.get(given) is not None:
@@ -182,6 +188,14 @@ class SupervisedTrainer(ClassifierTrainer):
             where a unit is kept, 0 where it is dropped. None for a
             classifier whose Dropout layers run themselves, and where a
             Dropout layer's input has a shape not known before the step.
+
+        Example:
+
+        >>> keeps = trainer.dropout_keeps(x_train[:100])  # to_classifier(10, dropout=0.2)
+        >>> [tuple(k.shape) for k in keeps]  # DBN([500, 500, 2000])
+        [(100, 500), (100, 500), (100, 2000)]
+        >>> np.unique(keeps[0])  # 0 where dropped, 1 / (1 - 0.2) where kept
+        array([0.  , 1.25], dtype=float32)
         """
         dropouts = _drawn_dropouts(self.classifier)
         widths = None if dropouts is None else _dropout_input_shapes(self.classifier, x.shape)

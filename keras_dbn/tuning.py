@@ -186,7 +186,16 @@ class PretrainCache:
         return hashlib.sha256(repr((_CACHE_FORMAT,) + tuple(key)).encode()).hexdigest()[:40]
 
     def get(self, key):
-        """The cached ``[kernel, visible_bias, hidden_bias]`` of ``key``, or None."""
+        """The weights stored under ``key`` (the list given to `put`), or None.
+
+        Example:
+
+        >>> key = ((500,), "CD-1", "x_train")  # any tuple with a stable repr
+        >>> cache.get(key) is None  # not stored yet
+        True
+        >>> cache.put(key, rbm.get_weights())
+        >>> kernel, visible_bias, hidden_bias = cache.get(key)  # a CD (not PCD) RBM's
+        """
         name = self._name(key)
         if name in self._memory:
             self._memory.move_to_end(name)
@@ -204,7 +213,15 @@ class PretrainCache:
         return None
 
     def put(self, key, weights):
-        """Stores a list of arrays under ``key`` (and on disk with a directory)."""
+        """Stores a list of arrays under ``key`` (and on disk with a directory).
+
+        Example:
+
+        >>> cache = PretrainCache(directory="runs/rbm_cache")
+        >>> cache.put(((500,), "CD-1", "x_train"), rbm.get_weights())  # copies the arrays
+        >>> PretrainCache(directory="runs/rbm_cache").get(((500,), "CD-1", "x_train"))[0].shape
+        (784, 64)
+        """
         name = self._name(key)
         weights = [np.array(w, copy=True) for w in weights]
         self._remember(name, weights)
@@ -396,6 +413,13 @@ class DBNHyperModel(kt.HyperModel):
             A dict with ``layers`` (list of sizes), ``k``, ``persistent``,
             ``pretrain_lr``, ``pretrain_epochs``, ``finetune_lr``, ``dropout``
             and ``batch_size``.
+
+        Example:
+
+        >>> hypermodel = DBNHyperModel(num_classes=10, input_dim=784, num_layers=2, units=[500])
+        >>> values = hypermodel.space(kt.HyperParameters())  # the others at their defaults
+        >>> values["layers"], values["k"]
+        ([500, 500], 1)
         """
         spec = self.spec
         num_layers = _declare(hp, NUM_LAYERS, spec[NUM_LAYERS], int, valid=_AT_LEAST_ONE)
@@ -461,6 +485,13 @@ class DBNHyperModel(kt.HyperModel):
 
         Returns:
             The fine-tuning `keras.callbacks.History`.
+
+        Example:
+
+        >>> hp = kt.HyperParameters()  # one trial by hand, at the defaults
+        >>> model = hypermodel.build(hp)
+        >>> history = hypermodel.fit(hp, model, x_train, y_train, epochs=5,
+        ...                          validation_data=(x_val, y_val))
         """
         if "batch_size" in kwargs:
             raise ValueError(
@@ -503,6 +534,12 @@ class DBNHyperModel(kt.HyperModel):
 
         Returns:
             The built, pretrained `DBN`.
+
+        Example:
+
+        >>> values = hypermodel.space(kt.HyperParameters())
+        >>> dbn = hypermodel.pretrain(values, x_train)
+        >>> dbn = hypermodel.pretrain(values, x_train)  # again: every layer from the cache
         """
         layers = values["layers"]
         dbn = DBN(layers, k=values["k"], persistent=values["persistent"], seed=self.seed)
@@ -586,6 +623,11 @@ def make_tuner(hypermodel, tuner="hyperband", max_trials=10, max_epochs=10, exec
 
     Returns:
         A `keras_tuner.Hyperband`, `RandomSearch` or `BayesianOptimization`.
+
+    Example:
+
+    >>> tuner = make_tuner(hypermodel, "random", max_trials=5, directory="runs")
+    >>> tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=10)
     """
     common = dict(objective=hypermodel.objective, executions_per_trial=executions,
                   directory=directory, project_name=project_name, overwrite=overwrite,
@@ -607,6 +649,11 @@ def trials_table(tuner, num_trials=10):
 
     The ``epochs`` column (Hyperband's budget of each trial) is left out
     when no trial has one, as in random and Bayesian search.
+
+    Example:
+
+    >>> tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=10)
+    >>> print(trials_table(tuner, num_trials=5))
     """
     rows = [("trial", "score", "layers", "cd", "pre_lr", "pre_ep", "ft_lr", "drop", "batch", "epochs")]
     for trial in tuner.oracle.get_best_trials(num_trials):
@@ -631,7 +678,16 @@ def trials_table(tuner, num_trials=10):
 
 
 def add_search_arguments(parser):
-    """Adds the options of `run_search` to an `argparse` parser (or subparser)."""
+    """Adds the options of `run_search` to an `argparse` parser (or subparser).
+
+    Example:
+
+    >>> import argparse
+    >>> parser = add_search_arguments(argparse.ArgumentParser(prog="tune"))
+    >>> args = parser.parse_args(["--tuner", "random", "--max-trials", "3"])
+    >>> args.tuner, args.max_trials, args.max_epochs
+    ('random', 3, 10)
+    """
     group = parser.add_argument_group("search")
     group.add_argument("--tuner", choices=TUNERS, default="hyperband", help="search algorithm (default: hyperband)")
     group.add_argument("--max-trials", type=positive_int, default=10,

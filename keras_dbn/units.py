@@ -160,6 +160,7 @@ class DrawnNoise:
             (``None`` where the computation draws none).
 
     Example:
+
         >>> generator = keras.random.SeedGenerator(0)
         >>> drawn = DrawnNoise(*DrawnNoise.draw([("uniform", 6)], generator))
         >>> states = bernoulli_sample(keras.ops.full((2, 3), 0.5), drawn, (2, 3))
@@ -451,6 +452,7 @@ def get(identifier):
         A `Units` instance.
 
     Example:
+
     >>> keras_dbn.units.get("bernoulli")
     BernoulliUnits()
     """

@@ -66,6 +66,14 @@ def kl_divergence(p, q):
 
     Returns:
         A float32 scalar.
+
+    Example:
+
+    >>> p, q = np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]])
+    >>> round(float(keras_dbn.virtual_adversarial.kl_divergence(p, q)), 4)
+    0.5108
+    >>> float(keras_dbn.virtual_adversarial.kl_divergence(p, p))
+    0.0
     """
     p, q = ops.cast(p, "float32"), ops.cast(q, "float32")
     log_p = ops.log(ops.clip(p, _LOG_FLOOR, 1.0))
@@ -194,6 +202,12 @@ class VirtualAdversarial(ClassifierTrainer):
             largest increase of ``KL(p(y | x) || p(y | x + r))`` found by
             ``power_iterations`` power-method steps, scaled to L2 norm
             ``epsilon``. It carries no gradient.
+
+        Example:
+
+        >>> r_adv = vat.virtual_adversarial_perturbation(x_test[:10])  # shape (10, 784)
+        >>> np.allclose(np.linalg.norm(r_adv, axis=-1), vat.epsilon)
+        True
         """
         self._require_tensorflow()
         import tensorflow as tf

@@ -1124,6 +1124,20 @@ def test_batch_methods_check_numpy_batches_as_fit_does():
         rbm.energy(x[:2], np.ones((2, 4), "float32"))
 
 
+def test_batch_methods_and_the_statistics_work_on_a_new_rbm():
+    x = _data()
+    trained = keras_dbn.RBM(5, seed=0)
+    logs = trained.train_on_batch(x[:50], return_dict=True)  # compiles, as fit does
+    assert trained.optimizer.iterations.numpy() == 1
+    assert set(logs) == {"reconstruction_error", "free_energy"}
+    assert keras_dbn.RBM(5, seed=0).test_on_batch(x[:50], return_dict=True).keys() == logs.keys()
+    fresh = keras_dbn.RBM(5, seed=0)
+    stats = fresh.contrastive_divergence(x[:50])  # builds, as the conditionals do
+    assert [tuple(g.shape) for g in stats["gradients"]] == [(12, 5), (12,), (5,)]
+    with pytest.raises(ValueError, match=r"shape \(batch, 12\), got \(50, 10\)"):
+        fresh.contrastive_divergence(x[:50, :10])
+
+
 def test_mixed_float16_trains_like_float32():
     """A float16 policy's loss scaling would divide the CD update by its scale."""
     x = _data()
