@@ -192,6 +192,7 @@ def main(argv=None):
 def run_benchmark(args):
     import keras
 
+    info = _common.machine()
     keras.utils.set_random_seed(args.seed)
     x_train = load_mnist("train", args.manual_dir, args.data_dir, args.seed, args.train_limit)
     x_test = load_mnist("test", args.manual_dir, args.data_dir, args.seed + 1, args.test_limit)
@@ -217,6 +218,8 @@ def run_benchmark(args):
     if args.out:
         report = {
             "settings": {k: v for k, v in vars(args).items() if k != "out"},
+            "machine": info,
+            "load_average_at_end": _common.load_now(),
             "paper_cd25_500_test_log_likelihood": PAPER_CD25_500,
             "results": results,
         }
