@@ -232,6 +232,7 @@ class DBN(ExtraStateMixin, keras.Model):
             A NumPy array of shape ``(examples, units of the top RBM)``.
 
         Raises:
+            ValueError: for a DBN not pretrained (nor built) yet.
             ValueError: for an array that holds no examples, that is not
                 finite, outside [0, 1] for Bernoulli units, or whose width
                 is not the DBN's number of visible units.
@@ -240,6 +241,8 @@ class DBN(ExtraStateMixin, keras.Model):
 
         >>> features = dbn.predict(x_test, batch_size=1000, verbose=0)
         """
+        if not self.built:
+            raise ValueError("The DBN has no weights yet: pretrain it first.")
         if isinstance(x, list):
             x = np.asarray(x)
         x, batch_size, _ = self.rbms[0]._evaluation_input(x, batch_size)
@@ -258,6 +261,8 @@ class DBN(ExtraStateMixin, keras.Model):
             NumPy array of shape ``(n, units of layer num_layers)``.
 
         Raises:
+            ValueError: for a DBN not pretrained (nor built) yet, whose
+                features would come from random weights.
             ValueError: for a ``num_layers`` outside ``0 .. len(rbms)``, a
                 ``batch_size`` that is no integer >= 1, and data that the
                 first RBM refuses (not finite, outside [0, 1] for Bernoulli
@@ -275,6 +280,8 @@ class DBN(ExtraStateMixin, keras.Model):
                 f"`num_layers` is {num_layers}, but the DBN has {len(self.rbms)} RBMs."
             )
         batch_size = checked_count(batch_size, "`batch_size`", 1)
+        if num_layers and not self.built:
+            raise ValueError("The DBN has no weights yet: pretrain it first.")
         x = _as_data_array(x).astype("float32", copy=False)
         if num_layers:
             self.rbms[0]._check_data(x)
@@ -363,6 +370,13 @@ class DBN(ExtraStateMixin, keras.Model):
         if cache_bytes is not None and not cache_bytes >= 0:
             raise ValueError(f"cache_bytes must be >= 0 or None, got {cache_bytes!r}.")
         count = len(self.rbms)
+        if hasattr(epochs, "shape") and getattr(epochs, "ndim", 0) > 0:
+            # Keras' fit(x, y): labels given where `epochs` stands.
+            raise TypeError(
+                "DBN.pretrain takes no labels: pretraining is unsupervised, and its second "
+                "argument is `epochs`. Fine-tune on labels with "
+                "`dbn.to_classifier(num_classes)` and that classifier's fit(x, y)."
+            )
         epochs = [checked_count(e, "`epochs`") for e in _per_layer(epochs, count, "epochs")]
         for callback in callbacks or []:
             if isinstance(callback, keras.callbacks.BackupAndRestore) and count > 1:

@@ -317,6 +317,24 @@ def test_classifier_before_pretraining_raises():
         keras_dbn.DBN([4]).to_classifier(3)
 
 
+def test_features_before_pretraining_raise_instead_of_coming_from_random_weights():
+    dbn = keras_dbn.DBN([3, 2], seed=0)
+    x = np.zeros((5, 4), dtype="float32")
+    for features in (dbn.transform, lambda x: dbn.predict(x, verbose=0)):
+        with pytest.raises(ValueError, match="no weights yet: pretrain it first"):
+            features(x)
+    assert dbn.transform(x, num_layers=0).shape == (5, 4)  # no layer: the data itself
+    assert not any(rbm.built for rbm in dbn.rbms)
+
+
+def test_pretrain_given_labels_says_it_takes_none():
+    x = np.zeros((10, 4), dtype="float32")
+    dbn = keras_dbn.DBN([3], seed=0)
+    with pytest.raises(TypeError, match="takes no labels.*to_classifier"):
+        dbn.pretrain(x, np.arange(10) % 2)
+    assert dbn.pretrain(x, np.int64(1), verbose=0)  # a NumPy integer is still a count
+
+
 def _binary(rows=200, width=12, seed=0):
     return (np.random.default_rng(seed).random((rows, width)) < 0.4).astype("float32")
 
