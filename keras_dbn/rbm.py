@@ -1475,6 +1475,10 @@ class RBM(ExtraStateMixin, keras.Model):
             ValueError: for NumPy data that is not finite, or outside [0, 1]
                 for Bernoulli visible units, and for a ``steps_per_epoch``
                 that is not a positive integer.
+            tf.errors.InvalidArgumentError: for a batch of a
+                `tf.data.Dataset` (``x`` or validation data) whose values
+                `_check_data` would refuse in a NumPy array, at that batch
+                (`_checked_dataset`).
             ValueError: for an `EarlyStopping`, `ReduceLROnPlateau` or
                 best-only `ModelCheckpoint` monitoring a figure this call
                 does not log (`monitor_modes.check_monitors`).
@@ -1529,6 +1533,11 @@ class RBM(ExtraStateMixin, keras.Model):
         if getattr(self, "_traced_trainable", self.trainable) != self.trainable:
             self.train_function = None  # `train_step` reads `trainable` while tracing
         self._traced_trainable = self.trainable
+        # NumPy data were checked whole; a dataset's batches are checked as they come.
+        if _is_dataset(x):
+            x = self._checked_dataset(x)
+        if _is_dataset(validation_data):
+            validation_data = self._checked_dataset(validation_data)
         if isinstance(x, np.ndarray) and array_input.fit_can_stream(kwargs):
             x, validation_data = self._array_inputs(
                 x, batch_size, validation_split, validation_data, kwargs
@@ -1688,6 +1697,8 @@ class RBM(ExtraStateMixin, keras.Model):
             return x, batch_size, False
         if isinstance(x, np.ndarray):
             self._check_data(x)
+        elif _is_dataset(x):
+            x = self._checked_dataset(x)
         data, _, batch_size = array_input.evaluation_input(x, None, batch_size)
         return data, batch_size, data is not x and isinstance(x, np.ndarray)
 
@@ -1778,6 +1789,42 @@ class RBM(ExtraStateMixin, keras.Model):
                 validation_data, batch_size=val_batch_size, shuffle=False
             )
         return train, validation_data
+
+    def _checked_dataset(self, dataset):
+        """``dataset``, each batch's first `MONITOR_ROWS` rows checked as
+        `_check_data` checks a NumPy array whole (a batch of 0-255 pixels, as
+        TFDS gives images, shows in any row).
+
+        The checks run in the input pipeline, beside the training step and
+        whether or not XLA compiles it, and fail with a
+        `tf.errors.InvalidArgumentError` naming the problem.
+        """
+        import tensorflow as tf
+
+        bernoulli = self.visible_units.name == "bernoulli"
+
+        def checked(x):
+            if isinstance(x, dict):  # `array_input.indexed_batches`' row indices
+                return x
+            rows = tf.cast(x[:MONITOR_ROWS], "float32")
+            checks = [tf.debugging.Assert(tf.math.is_finite(tf.reduce_sum(rows)),
+                                          ["RBM data contains NaN or infinite values."])]
+            if bernoulli:
+                low, high = tf.reduce_min(rows), tf.reduce_max(rows)
+                checks.append(tf.debugging.Assert(
+                    (low >= 0.0) & (high <= 1.0),
+                    ["Bernoulli visible units need data in [0, 1] (got values from", low,
+                     "to", high, "); scale the data (e.g. x / 255) or use visible='gaussian' "
+                     "for standardised real-valued data."]))
+            with tf.control_dependencies(checks):
+                return tf.identity(x)
+
+        def check_element(*element):
+            if len(element) == 1:
+                return checked(element[0])
+            return (checked(element[0]),) + element[1:]  # (x, y) or (x, y, weights)
+
+        return dataset.map(check_element)
 
     def _check_data(self, x):
         if not array_input.is_numeric(x.dtype):

@@ -1124,6 +1124,34 @@ def test_batch_methods_check_numpy_batches_as_fit_does():
         rbm.energy(x[:2], np.ones((2, 4), "float32"))
 
 
+def test_dataset_batches_are_checked_as_arrays_are():
+    import tensorflow as tf
+
+    x = _data()
+
+    def batches(values):
+        return tf.data.Dataset.from_tensor_slices(values).batch(50)
+
+    rbm = keras_dbn.RBM(5, seed=0)
+    rbm.fit(x, epochs=1, verbose=0)  # an array, checked whole beforehand
+    before = [w.copy() for w in rbm.get_weights()]
+    pixels = (x * 255).astype("uint8")  # as TFDS gives images
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"need data in \[0, 1\]"):
+        rbm.fit(batches(pixels), epochs=1, verbose=0)
+    for w, w0 in zip(rbm.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)  # refused at the first batch
+    for use in (rbm.evaluate, rbm.predict):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"need data in \[0, 1\]"):
+            use(batches(pixels), verbose=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite"):
+        rbm.fit(x, validation_data=batches(np.full_like(x, np.nan)), epochs=1, verbose=0)
+    rbm.fit(batches((x, x[:, 0])), epochs=1, verbose=0)  # (x, y) pairs: y is left alone
+    gaussian = keras_dbn.RBM(5, visible="gaussian", seed=0)
+    gaussian.fit(batches(x * 3 - 1), epochs=1, verbose=0)  # any finite values
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite"):
+        gaussian.fit(batches(np.full_like(x, np.inf)), epochs=1, verbose=0)
+
+
 def test_batch_methods_and_the_statistics_work_on_a_new_rbm():
     x = _data()
     trained = keras_dbn.RBM(5, seed=0)
