@@ -7,6 +7,7 @@ import math
 import os
 import signal
 import sys
+import tempfile
 import time
 
 from keras_dbn.argtypes import (
@@ -127,10 +128,11 @@ def build_parser():
          help="path of the fine-tuned classifier .keras file, its folder created if need be "
          "(default: OUT/classifier.keras)")
     _add(train, "--export", default=None,
-         help="SavedModel base folder for TF Serving (default: OUT/saved_model)")
+         help="SavedModel base folder for TF Serving; each run exports the next version "
+         "in it, 1 in a new folder, and never replaces one (default: OUT/saved_model)")
     _add(train, "--overwrite", action="store_true",
-         help="replace the files of an earlier run in OUT (and at --save and --export); "
-         "by default the command refuses to start")
+         help="replace the files of an earlier run in OUT (and at --save); by default the "
+         "command refuses to start")
     _add(train, "--samples", type=positive_int, default=100,
          help="number of generated samples in OUT/samples.png (default: 100)")
     _add(train, "--gibbs-steps", type=positive_int, default=1000,
@@ -145,6 +147,8 @@ def build_parser():
     _add(sample, "--gibbs-steps", type=positive_int, default=1000,
          help="Gibbs steps in the top RBM (default: 1000)")
     _add(sample, "--out", default="samples.png", help="PNG file to write (default: samples.png)")
+    _add(sample, "--overwrite", action="store_true",
+         help="replace an existing --out file; by default the command refuses to start")
     _add(sample, "--seed", type=non_negative_int, default=None,
          help="random seed: the same seed draws the same samples (default: the DBN's "
          "saved random state)")
@@ -258,8 +262,44 @@ def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
 RUN_FILES = ("dbn.keras", "results.json", "samples.png", "filters.png")
 
 
+def _check_writable(option, path, folder=False):
+    """Refuses a path whose folder the command could not write into.
+
+    The folder that receives ``path`` (``path`` itself with ``folder=True``,
+    else its parent) or, if that is missing, the nearest of its ancestors
+    that exists (the command makes the rest) must be a folder in which files
+    can be made: checked by `os.access` and then by making and removing an
+    empty hidden file there, which also catches what `os.access` lets root
+    pass (``/proc``, read-only mounts).
+
+    Raises:
+        UsageError: naming ``option``, ``path`` and the folder at fault.
+    """
+    nearest = os.path.abspath(path if folder else os.path.dirname(os.path.abspath(path)))
+    while not os.path.lexists(nearest):
+        nearest = os.path.dirname(nearest)
+    if not os.path.isdir(nearest):
+        raise UsageError(f"{option} {path!r}: {nearest!r} is a file, not a folder")
+    reason = None
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        reason = "permission denied"
+    else:
+        try:
+            with tempfile.NamedTemporaryFile(dir=nearest, prefix=".keras-dbn-write-check-"):
+                pass
+        except OSError as error:
+            reason = error.strerror or str(error)
+    if reason:
+        raise UsageError(f"{option} {path!r}: cannot write in {nearest!r} ({reason})")
+
+
 def _check_train_options(args):
     """Refuses contradicting options and unusable paths, before any work.
+
+    Paths are unusable when a file stands where a folder must be or their
+    folder cannot be written (`_check_writable`), and the earlier run's
+    files in --out and at --save are in the way unless ``--overwrite``.
+    SavedModel versions in --export never are: the run exports the next one.
 
     Returns:
         The classifier's path and the SavedModel base folder.
@@ -284,12 +324,15 @@ def _check_train_options(args):
     export_dir = args.export or os.path.join(args.out, "saved_model")
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise UsageError(f"--export {export_dir!r} is a file; name the SavedModel base folder")
+    _check_writable("--out", args.out, folder=True)
+    _check_writable("--save", save_path)
+    _check_writable("--export", export_dir, folder=True)
     written = [os.path.join(args.out, name) for name in RUN_FILES]
-    earlier = [p for p in written + [save_path, os.path.join(export_dir, "1")] if os.path.exists(p)]
+    earlier = [p for p in written + [save_path] if os.path.exists(p)]
     if earlier and not args.overwrite:
         raise UsageError(
             f"an earlier run's files are in the way: {', '.join(earlier)}; choose another "
-            "--out (or --save / --export), or pass --overwrite to replace them "
+            "--out (or --save), or pass --overwrite to replace them "
             "(nothing was overwritten)"
         )
     return save_path, export_dir
@@ -357,7 +400,7 @@ def _train(args, save_path, export_dir):
 
     import keras_dbn
     from keras_dbn import callbacks as grid
-    from keras_dbn import datasets, evaluation
+    from keras_dbn import datasets, evaluation, export
 
     keras.utils.set_random_seed(args.seed)
     binarize = None if args.binarize == "none" else args.binarize
@@ -423,8 +466,11 @@ def _train(args, save_path, export_dir):
         _log(f"randomly initialised baseline: test accuracy {base_accuracy:.4f}")
 
     classifier.save(save_path)
-    exported = keras_dbn.export_saved_model(classifier, export_dir, version=1,
-                                            overwrite=args.overwrite)
+    # The next version, never an existing one: TF Serving serves the highest
+    # version and does not reload one replaced in place.
+    exported = keras_dbn.export_saved_model(classifier, export_dir,
+                                            version=export.next_version(export_dir))
+    results["saved_model"] = exported
     _log(f"classifier saved to {save_path}; SavedModel exported to {exported}")
 
     samples = dbn.generate(args.samples, gibbs_steps=args.gibbs_steps)
@@ -446,6 +492,36 @@ def _train(args, save_path, export_dir):
     return results
 
 
+def _check_sample_options(args):
+    """Refuses an unusable --model or --out before the model is loaded.
+
+    --model must be a .keras file (Keras cannot load our models from .h5);
+    --out may not be --model itself, nor, without ``--overwrite``, any
+    existing file, and its folder must be writable (`_check_writable`).
+
+    Raises:
+        UsageError: naming the option at fault.
+    """
+    if not os.path.exists(args.model):
+        raise UsageError(f"no such model file: {args.model}")
+    what = "`keras-dbn train` writes OUT/dbn.keras"
+    if os.path.isdir(args.model):
+        raise UsageError(f"--model {args.model!r} is a folder; name the DBN's .keras file "
+                         f"({what})")
+    if not args.model.endswith(".keras"):
+        raise UsageError(f"--model needs a DBN saved as a .keras file, got {args.model!r} "
+                         f"({what})")
+    if os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out!r} is a folder; name the PNG file to write")
+    if os.path.exists(args.out) and os.path.samefile(args.out, args.model):
+        raise UsageError(f"--out {args.out!r} is the --model file; name another PNG file "
+                         "(nothing was written)")
+    if os.path.exists(args.out) and not args.overwrite:
+        raise UsageError(f"--out {args.out!r} exists; name another file, or pass --overwrite "
+                         "to replace it (nothing was written)")
+    _check_writable("--out", args.out)
+
+
 def sample(args):
     """Generates ``args.n`` samples from a saved DBN and writes a PNG grid."""
     import keras
@@ -453,10 +529,7 @@ def sample(args):
     import keras_dbn
     from keras_dbn import callbacks as grid
 
-    if not os.path.exists(args.model):
-        raise UsageError(f"no such model file: {args.model}")
-    if os.path.isdir(args.out):
-        raise UsageError(f"--out {args.out!r} is a folder; name the PNG file to write")
+    _check_sample_options(args)
     model = keras.models.load_model(args.model)
     if not isinstance(model, (keras_dbn.DBN, keras_dbn.RBM)):
         raise UsageError(

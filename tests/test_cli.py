@@ -11,6 +11,14 @@ import pytest
 from keras_dbn import cli
 
 
+def error_line(err, prog):
+    """The one line of ``prog``'s error message in ``err``; no traceback."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith(f"{prog}: error: ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
 def run(*args, timeout=600):
     return subprocess.run(
         [sys.executable, "-m", "keras_dbn", *args],
@@ -187,9 +195,39 @@ def test_option_errors_stop_before_any_work(options, message, tmp_path, capsys):
     options = [o.format(file=tmp_path / "file", folder=tmp_path / "folder") for o in options]
     out = [] if "--out" in options else ["--out", str(tmp_path / "nothing")]
     assert cli.main(["train", *options, *out]) == 2  # as argparse's own errors
-    assert message in capsys.readouterr().err
+    assert message in error_line(capsys.readouterr().err, "keras-dbn train")
     assert not (tmp_path / "nothing").exists()
     assert (tmp_path / "file").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["file", "folder"]  # no write check left behind
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [(["--save", "{file}/clf.keras"], "{file}' is a file, not a folder"),
+     (["--save", "{file}/deeper/clf.keras"], "{file}' is a file, not a folder"),
+     (["--out", "{file}/run"], "{file}' is a file, not a folder"),
+     (["--export", "{file}/saved_model"], "{file}' is a file, not a folder"),
+     (["--save", "/proc/x.keras"], "cannot write in '/proc'"),
+     (["--export", "/proc/keras_dbn_models"], "cannot write in '/proc'")],
+)
+def test_unusable_paths_stop_before_any_work(options, message, tmp_path, capsys, monkeypatch):
+    """A --save, --out or --export under a file or in a folder that cannot be
+    written is refused at once, not after all the training."""
+    if "/proc" in options[1] and not os.path.isdir("/proc"):
+        pytest.skip("no /proc")
+    from keras_dbn import datasets
+
+    def load_numpy(*args, **kwargs):
+        raise AssertionError("the data was loaded")
+
+    monkeypatch.setattr(datasets, "load_numpy", load_numpy)
+    (tmp_path / "important.keras").write_text("mine")
+    file = tmp_path / "important.keras"
+    options = [o.format(file=file) for o in options]
+    out = [] if "--out" in options else ["--out", str(tmp_path / "run")]
+    assert cli.main(["train", *options, *out]) == 2
+    assert message.format(file=file) in error_line(capsys.readouterr().err, "keras-dbn train")
+    assert os.listdir(tmp_path) == ["important.keras"] and file.read_text() == "mine"
 
 
 def test_an_earlier_run_is_kept_unless_overwrite(tmp_path, capsys, monkeypatch):
@@ -197,13 +235,14 @@ def test_an_earlier_run_is_kept_unless_overwrite(tmp_path, capsys, monkeypatch):
     (tmp_path / "run" / "filters.png").write_text("earlier")
     assert cli.main(["train", "--out", str(tmp_path / "run")]) == 2
     assert "filters.png; choose another --out" in capsys.readouterr().err
-    (tmp_path / "run" / "filters.png").unlink()
-    (tmp_path / "run" / "saved_model" / "1").mkdir(parents=True)
-    assert cli.main(["train", "--out", str(tmp_path / "run")]) == 2
-    assert "saved_model/1; choose another --out" in capsys.readouterr().err
     # With --overwrite the run starts (here into a dataset that does not exist).
     code = cli.main(["train", "--overwrite", "--out", str(tmp_path / "run"),
                      "--dataset", "no_such_dataset"])
+    assert code == 1 and "Unknown TFDS dataset 'no_such_dataset'" in capsys.readouterr().err
+    # An exported SavedModel is not in the way: the run adds the next version.
+    (tmp_path / "run" / "filters.png").unlink()
+    (tmp_path / "run" / "saved_model" / "1").mkdir(parents=True)
+    code = cli.main(["train", "--out", str(tmp_path / "run"), "--dataset", "no_such_dataset"])
     assert code == 1 and "Unknown TFDS dataset 'no_such_dataset'" in capsys.readouterr().err
 
 
@@ -269,3 +308,95 @@ def test_train_with_few_labels_and_virtual_adversarial_training(mnist_manual_dir
     results = cli.train(cli.build_parser().parse_args(common + ["--out", str(tmp_path / "all")]))
     assert results["labels"] == 3000 and results["test_accuracy"] > 0.8
     assert results["finetune_updates"] == 2 * 30  # 30 batches of 100 an epoch
+
+
+@pytest.fixture(scope="module")
+def small_dbn(tmp_path_factory):
+    """A one-RBM DBN of 4x4 images saved as ``dbn.keras`` (seconds to train)."""
+    import keras_dbn
+
+    x = np.random.default_rng(0).random((40, 16), dtype=np.float32)
+    dbn = keras_dbn.DBN([8], seed=0)
+    dbn.pretrain(x, epochs=1, batch_size=20, verbose=0)
+    path = tmp_path_factory.mktemp("small_dbn") / "dbn.keras"
+    dbn.save(path)
+    return path
+
+
+def test_sample_never_overwrites_the_model_or_another_file_unasked(small_dbn, tmp_path, capsys,
+                                                                  monkeypatch):
+    import keras
+
+    model_bytes = small_dbn.read_bytes()
+    load_model = keras.models.load_model
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(keras.models, "load_model", no_loading)
+    common = ["sample", "--model", str(small_dbn), "--n", "4", "--gibbs-steps", "2"]
+    # --out naming the model itself is refused, even with --overwrite.
+    for out in (str(small_dbn), os.path.relpath(small_dbn)):
+        for extra in ([], ["--overwrite"]):
+            assert cli.main([*common, "--out", out, *extra]) == 2
+            assert "is the --model file" in error_line(capsys.readouterr().err,
+                                                       "keras-dbn sample")
+            assert small_dbn.read_bytes() == model_bytes
+    # Another existing file only with --overwrite.
+    mine = tmp_path / "mine.png"
+    mine.write_text("mine")
+    assert cli.main([*common, "--out", str(mine)]) == 2
+    line = error_line(capsys.readouterr().err, "keras-dbn sample")
+    assert "exists" in line and "--overwrite" in line and mine.read_text() == "mine"
+    # Under a file: refused before loading too.
+    assert cli.main([*common, "--out", str(mine / "grid.png"), "--overwrite"]) == 2
+    assert "is a file, not a folder" in error_line(capsys.readouterr().err, "keras-dbn sample")
+    assert sorted(os.listdir(tmp_path)) == ["mine.png"] and mine.read_text() == "mine"
+
+    monkeypatch.setattr(keras.models, "load_model", load_model)
+    assert cli.main([*common, "--out", str(mine), "--overwrite"]) == 0
+    import tensorflow as tf
+
+    assert tf.io.decode_png(mine.read_bytes()).shape == (9, 9, 1)  # 2x2 tiles of 4x4
+    assert small_dbn.read_bytes() == model_bytes
+
+
+def test_sample_needs_a_keras_file_as_model(small_dbn, tmp_path, capsys):
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "dbn.h5").write_bytes(small_dbn.read_bytes())
+    for model, message in ((tmp_path / "run1", "is a folder"), (tmp_path / "dbn.h5", ".keras")):
+        code = cli.main(["sample", "--model", str(model), "--out", str(tmp_path / "s.png")])
+        assert code == 2
+        line = error_line(capsys.readouterr().err, "keras-dbn sample")
+        assert message in line and "dbn.keras" in line and "TFSMLayer" not in line
+    assert sorted(os.listdir(tmp_path)) == ["dbn.h5", "run1"]
+
+
+def test_each_run_exports_the_next_saved_model_version(mnist_manual_dir, tfds_data_dir,
+                                                        tmp_path, capsys):
+    """TF Serving serves the highest version and never reloads one replaced
+    in place: a run adds the version after the highest one in --export."""
+    models = tmp_path / "models"
+    (models / "3").mkdir(parents=True)  # an earlier export, served now
+    (models / "3" / "saved_model.pb").write_text("version 3")
+    out = tmp_path / "run"
+    common = ["train", "--layers", "8", "--dbn-epochs", "1", "--mlp-epochs", "1", "--limit",
+              "300", "--data-dir", tfds_data_dir, "--manual-dir", mnist_manual_dir,
+              "--samples", "4", "--gibbs-steps", "2", "--verbose", "0", "--out", str(out),
+              "--export", str(models)]
+    assert cli.main(common) == 0, capsys.readouterr().err
+    assert f"SavedModel exported to {models / '4'}" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["saved_model"] == str(models / "4")
+    assert (models / "4" / "saved_model.pb").exists()
+    assert (models / "3" / "saved_model.pb").read_text() == "version 3"
+    version_4 = (models / "4" / "saved_model.pb").read_bytes()
+
+    # The run's other files are still in the way without --overwrite.
+    assert cli.main(common) == 2
+    assert "dbn.keras" in error_line(capsys.readouterr().err, "keras-dbn train")
+    assert sorted(os.listdir(models)) == ["3", "4"]
+    # With --overwrite: a new version; the earlier ones stay as they were.
+    assert cli.main(common + ["--overwrite"]) == 0, capsys.readouterr().err
+    assert json.loads((out / "results.json").read_text())["saved_model"] == str(models / "5")
+    assert sorted(os.listdir(models)) == ["3", "4", "5"]
+    assert (models / "4" / "saved_model.pb").read_bytes() == version_4
