@@ -733,6 +733,45 @@ def _defaults():
     return vars(add_search_arguments(argparse.ArgumentParser()).parse_args([]))
 
 
+#: `run_search` options that define a search: a resumed search must keep them.
+SEARCH_OPTIONS = ("tuner", "max_epochs", "executions", "patience", "seed", "units", "max_layers",
+                  "max_pretrain_epochs", "no_pcd", "dataset", "train_limit", "labels",
+                  "validation")
+
+
+def _search_options(options):
+    """The options of `SEARCH_OPTIONS`, as JSON reads them back (tuples as lists)."""
+    return json.loads(json.dumps({name: options[name] for name in SEARCH_OPTIONS}, default=list))
+
+
+def _save_search_options(options, project_dir):
+    path = pathlib.Path(project_dir) / "search_options.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_search_options(options), indent=2))
+
+
+def _check_resumed_options(options, project_dir):
+    """Refuses to resume a search in ``project_dir`` with another search space
+    or data: keras-tuner would keep the saved space and trials without a word.
+
+    `_save_search_options` writes them when the search starts.
+
+    Raises:
+        UsageError: naming the options that differ.
+    """
+    path = pathlib.Path(project_dir) / "search_options.json"
+    if options["overwrite"] or not path.exists():
+        return
+    current = _search_options(options)
+    saved = json.loads(path.read_text())
+    changed = [f"--{name.replace('_', '-')} {saved.get(name)!r} -> {value!r}"
+               for name, value in current.items() if saved.get(name) != value]
+    if changed:
+        raise UsageError(f"the search in {str(project_dir)!r} ran with other options "
+                         f"({'; '.join(changed)}); keep them to resume it, or pass "
+                         "--overwrite (or another --project-name) to start a new search")
+
+
 def run_search(args=None, **kwargs):
     """Loads a dataset, runs (or resumes) a search, saves and exports the best model.
 
@@ -751,7 +790,7 @@ def run_search(args=None, **kwargs):
     ...            manual_dir="data/mnist")
     """
     from keras_dbn import datasets
-    from keras_dbn.export import export_saved_model
+    from keras_dbn.export import export_saved_model, next_version
 
     options = _defaults()
     options.update(vars(args) if args is not None else {})
@@ -766,6 +805,8 @@ def run_search(args=None, **kwargs):
     for option, folder in (("--directory", o.directory), ("--output", output)):
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise UsageError(f"{option} {str(folder)!r} is a file, not a folder")
+
+    _check_resumed_options(options, os.path.join(o.directory, project))
 
     load = dict(data_dir=o.data_dir, manual_dir=o.manual_dir)
     x, y = datasets.load_numpy(o.dataset, "train", limit=o.train_limit, **load)
@@ -791,6 +832,7 @@ def run_search(args=None, **kwargs):
     tuner = make_tuner(hypermodel, o.tuner, max_trials=o.max_trials, max_epochs=o.max_epochs,
                        executions=o.executions, directory=o.directory, project_name=project,
                        overwrite=o.overwrite, seed=o.seed)
+    _save_search_options(options, os.path.join(o.directory, project))  # after any overwrite
     done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
     if done:
         print(f"[tune] resuming {os.path.join(o.directory, project)}: {done} finished trials kept", flush=True)
@@ -818,7 +860,10 @@ def run_search(args=None, **kwargs):
     if not best.optimizer.built:
         best.optimizer.build(best.trainable_variables)
     best.save(model_path)
-    exported = export_saved_model(best, output / "saved_model", version=1, overwrite=True)
+    # A resumed or repeated search adds the next version: TF Serving serves
+    # the highest and does not reload one replaced in place.
+    exported = export_saved_model(best, output / "saved_model",
+                                  version=next_version(output / "saved_model"))
     results = {
         "best_hyperparameters": {k: v for k, v in best_hp.values.items()},
         "val_accuracy": float(val_accuracy),

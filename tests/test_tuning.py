@@ -343,9 +343,10 @@ def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds
 
     from keras_dbn.tuning import run_search
 
-    results = run_search(tuner="random", max_trials=1, max_epochs=1, units=[32], max_layers=1,
-                         max_pretrain_epochs=1, train_limit=2000, manual_dir=mnist_manual_dir,
-                         data_dir=tfds_data_dir, directory=str(tmp_path), verbose=0)
+    options = dict(tuner="random", max_trials=1, max_epochs=1, units=[32], max_layers=1,
+                   max_pretrain_epochs=1, train_limit=2000, manual_dir=mnist_manual_dir,
+                   data_dir=tfds_data_dir, directory=str(tmp_path), verbose=0)
+    results = run_search(**options)
     best_dir = tmp_path / "dbn_mnist" / "best"
     assert json.loads((best_dir / "results.json").read_text())["trials"] == results["trials"] == 1
     assert results["test_accuracy"] > 0.5
@@ -357,3 +358,14 @@ def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds
     served = tf.saved_model.load(results["saved_model"]).signatures["serving_default"]
     np.testing.assert_allclose(served(inputs=tf.constant(x))["probabilities"],
                                loaded.predict(x, verbose=0), atol=1e-5)
+    # Resumed with the same options: the finished trial is kept, and the best
+    # model goes out as the next version, which TF Serving picks up.
+    again = run_search(**options)
+    assert again["trials"] == 1 and again["saved_model"].endswith("saved_model/2")
+    assert (best_dir / "saved_model" / "1").is_dir()
+    # Resumed with another search space: refused, where keras-tuner would
+    # silently keep the saved one.
+    from keras_dbn.argtypes import UsageError
+
+    with pytest.raises(UsageError, match=r"--units \[32\] -> \[64\]"):
+        run_search(**dict(options, units=[64]))
