@@ -345,7 +345,9 @@ def ais_log_partition(
 
     Args:
         rbm: a built `keras_dbn.RBM`.
-        num_chains: number of independent AIS runs ``M``.
+        num_chains: number of independent AIS runs ``M``, at least 2: the
+            interval comes from the spread of their weights, which one run
+            cannot show.
         betas: increasing inverse temperatures from 0 to 1; by default the
             paper's 14,500-step schedule (`paper_betas`).
         base_rate: mean activity of the base model's visible units, shape
@@ -388,7 +390,7 @@ def ais_log_partition(
     if (betas.ndim != 1 or betas.shape[0] < 2 or betas[0] != 0.0 or betas[-1] != 1.0
             or not np.all(np.isfinite(betas)) or np.any(np.diff(betas) < 0)):
         raise ValueError("`betas` must rise monotonically from 0.0 to 1.0 (at least two values).")
-    num_chains = checked_count(num_chains, "`num_chains`", 1)
+    num_chains = checked_count(num_chains, "`num_chains`", 2)
     num_visible = rbm.num_visible
     base_mean = None
     if base_rate is not None:
@@ -413,6 +415,9 @@ def ais_log_partition(
         base_bias = ops.convert_to_numpy(
             rbm.visible_units.bias_from_mean(ops.convert_to_tensor(base_mean, _F64))
         )
+    if seed is not None and (isinstance(seed, (bool, np.bool_))
+                             or not isinstance(seed, (int, np.integer))):
+        raise ValueError(f"`seed` must be an integer or None, got {seed!r}.")
     seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed) % (2**31 - 1)
 
     compute_dtype = rbm.compute_dtype
@@ -458,7 +463,7 @@ def _log_mean_interval(log_w, num_std=3.0):
     top = np.max(log_w)
     w = np.exp(log_w - top)
     mean = w.mean()
-    spread = num_std * (w.std(ddof=1) if w.size > 1 else 0.0) / math.sqrt(w.size)
+    spread = num_std * w.std(ddof=1) / math.sqrt(w.size)  # two weights or more
     low = np.log(mean - spread) if mean > spread else -np.inf
     return top + np.log(mean), top + low, top + np.log(mean + spread)
 

@@ -37,6 +37,7 @@ import keras
 
 from keras_dbn.dbn import DBN
 from keras_dbn.rbm import RBM
+from keras_dbn.probability_output import check_probability_output
 from keras_dbn.semi_supervised import ClassifierTrainer
 
 __all__ = ["export_saved_model", "next_version", "serving_request"]
@@ -95,6 +96,9 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
         The path of the version directory written, as a string.
 
     Raises:
+        ValueError: If the model's last layer has an activation other than
+            softmax or sigmoid (`check_probability_output`): its outputs
+            would be served as probabilities.
         ValueError: If ``version`` is not a positive int, the model does
             not take a single ``(None, features)`` input or return a single
             ``(batch, classes)`` output, or ``base_dir`` or its version
@@ -112,6 +116,8 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     if isinstance(version, bool) or not isinstance(version, numbers.Integral) or version < 1:
         raise ValueError(f"version must be a positive int, got {version!r}.")
     features = _input_features(model)
+    # Served as "probabilities": logits under that name would mislead clients.
+    check_probability_output(model, "the exported model", allowed=("softmax", "sigmoid"))
 
     base = pathlib.Path(base_dir)
     target = base / str(int(version))

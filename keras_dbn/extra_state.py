@@ -6,7 +6,8 @@ the position of its random-number stream (a `keras.random.SeedGenerator`,
 which Keras does not save) and the counters that seed each `fit` call's
 shuffling. Saved beside the variables under their own names, they make a
 loaded model continue exactly as the saved one would have; files written
-without them still load.
+without them still load. `save` checks the config before Keras opens the
+file.
 """
 
 import numpy as np
@@ -37,6 +38,23 @@ class ExtraStateMixin:
 
     def _load_extra_state(self, values):
         del values
+
+    def save(self, filepath, *args, **kwargs):
+        """`keras.Model.save`, once the config is known to serialise.
+
+        Keras opens (and so empties) the file before it asks for the config:
+        a config that fails (e.g. an RBM's unregistered custom unit type)
+        would leave an empty file where an earlier save may have been.
+
+        Args:
+            filepath, *args, **kwargs: as for `keras.Model.save`.
+
+        Example:
+
+        >>> rbm.save("rbm.keras")
+        """
+        self.get_config()
+        return super().save(filepath, *args, **kwargs)
 
     def save_own_variables(self, store):
         """Saves the variables, then the extra state under its names.

@@ -410,16 +410,26 @@ def visible_mean(data):
 
     Args:
         data: a NumPy array (rows are examples, images are flattened), or an
-            iterable of batches such as a `tf.data.Dataset`, each batch ``x``
-            or ``(x, y)``.
+            iterable of batches such as a `tf.data.Dataset` or a list of
+            2-D arrays, each batch ``x`` or ``(x, y)``.
 
     Returns:
         NumPy float64 array of shape ``(features,)``.
 
     Raises:
-        ValueError: when ``data`` holds no examples.
+        ValueError: when ``data`` holds no examples, or yields single
+            examples instead of batches.
+
+    Example:
+
+    >>> visible_mean(x_train).shape
+    (784,)
+    >>> np.allclose(visible_mean([x_train[:100], x_train[100:]]), visible_mean(x_train))
+    True
     """
-    if not (hasattr(data, "__next__") or _is_dataset(data)):
+    batches = isinstance(data, (list, tuple)) and len(data) > 0 and all(
+        isinstance(batch, tuple) or np.ndim(batch) >= 2 for batch in data)
+    if not (batches or hasattr(data, "__next__") or _is_dataset(data)):
         data = np.asarray(data)
         array_input.check_rank(data.shape)
         if not len(data):
@@ -435,6 +445,9 @@ def visible_mean(data):
     for batch in data:
         batch = batch[0] if isinstance(batch, (tuple, list)) else batch
         batch = np.asarray(batch, dtype="float64")
+        if batch.ndim < 2:
+            raise ValueError(f"`data` yields an example of shape {batch.shape}, not a batch of "
+                             "examples: batch it first, e.g. `dataset.batch(1000)`.")
         total, count = total + batch.reshape(len(batch), -1).sum(axis=0), count + len(batch)
     if not count:
         raise ValueError("The data holds no examples.")
@@ -668,6 +681,9 @@ class RBM(ExtraStateMixin, keras.Model):
         checked_count(units, "`units`", 1)
         checked_count(k, "`k` (Gibbs steps per update)", 1)
         checked_count(num_chains, "`num_chains`", 1)
+        if sample_visible is not None and not isinstance(sample_visible, (bool, np.bool_)):
+            raise ValueError(f"`sample_visible` must be True, False or None, got "
+                             f"{sample_visible!r}.")
         if sparsity_target is not None and not 0.0 < sparsity_target < 1.0:
             raise ValueError(f"`sparsity_target` must lie in (0, 1), got {sparsity_target!r}.")
         if not sparsity_cost >= 0:
@@ -775,12 +791,17 @@ class RBM(ExtraStateMixin, keras.Model):
 
     def _extra_state(self):
         return {"seed_generator_state": np.array(self.seed_generator.state.numpy()),
-                "array_fit_calls": np.asarray(getattr(self, "_array_fit_calls", 0), "int64")}
+                "array_fit_calls": np.asarray(getattr(self, "_array_fit_calls", 0), "int64"),
+                # Drawn at random for seed=None: evaluation then gives the same
+                # figures after loading.
+                "evaluation_seed": np.asarray(self._evaluation_seed, "int64")}
 
     def _load_extra_state(self, values):
         if "seed_generator_state" in values:
             state = self.seed_generator.state
             state.assign(ops.convert_to_tensor(values["seed_generator_state"], state.dtype))
+        if "evaluation_seed" in values:
+            self._evaluation_seed = int(values["evaluation_seed"])
         if "array_fit_calls" in values:
             self._array_fit_calls = int(values["array_fit_calls"])
 
@@ -824,8 +845,12 @@ class RBM(ExtraStateMixin, keras.Model):
         """``v`` as ``(batch, num_visible)`` in ``dtype`` (the compute dtype).
 
         An RBM not built yet is built for ``v``'s width here, as a Keras
-        layer is on its first call.
+        layer is on its first call. A NumPy ``v`` is checked as `fit` checks
+        its data (`_check_data`): the conditionals, energies and chains of
+        unscaled data would be silently meaningless.
         """
+        if isinstance(v, np.ndarray):
+            self._check_data(v)
         v = ops.cast(v, self.compute_dtype if dtype is None else dtype)
         array_input.check_rank(v.shape)
         self._ensure_built(v)
@@ -2073,8 +2098,8 @@ class RBM(ExtraStateMixin, keras.Model):
             "trainable": self.trainable,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
             "units": self.units,
-            "visible": self.visible,
-            "hidden": self.hidden,
+            "visible": units_lib.serialize(self.visible_units),
+            "hidden": units_lib.serialize(self.hidden_units),
             "k": self.k,
             "persistent": self.persistent,
             "num_chains": self.num_chains,

@@ -44,7 +44,9 @@ import numpy as np
 from keras import ops
 
 from keras_dbn import array_input
+from keras_dbn.extra_state import ExtraStateMixin
 from keras_dbn.monitor_modes import resolve_monitor_modes
+from keras_dbn.probability_output import check_probability_output
 
 #: Final weight ``alpha_f`` of the unlabelled loss (Lee 2013, section 3.3).
 DEFAULT_ALPHA = 3.0
@@ -121,7 +123,7 @@ def _num_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
-class ClassifierTrainer(keras.Model):
+class ClassifierTrainer(ExtraStateMixin, keras.Model):
     """Base of the Keras models that fine-tune a wrapped classifier by a loss
     of their own (`PseudoLabel`, `keras_dbn.VirtualAdversarial`).
 
@@ -167,16 +169,7 @@ class ClassifierTrainer(keras.Model):
                 f"`classifier` must be a Keras model (or layer) that outputs class "
                 f"probabilities, got {type(classifier).__name__}."
             )
-        last = classifier.layers[-1] if getattr(classifier, "layers", None) else classifier
-        activation = getattr(last, "activation", None)
-        if activation is not None and getattr(activation, "__name__", "softmax") != "softmax":
-            # Its cross-entropy reads the outputs as probabilities: logits
-            # would train on a number without meaning.
-            raise ValueError(
-                f"`classifier` must output class probabilities, but its last layer "
-                f"{last.name!r} has activation {activation.__name__!r}; give it "
-                "activation='softmax' (DBN.to_classifier does)."
-            )
+        check_probability_output(classifier, "`classifier`")
         self.classifier = classifier
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.labelled_ce_tracker = keras.metrics.Mean(name="labelled_crossentropy")
@@ -420,6 +413,20 @@ class ClassifierTrainer(keras.Model):
         return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy_tracker.result()}
 
     # --------------------------------------------------------- serialization
+
+    def _extra_state(self):
+        # A trainer's own random stream (dropout masks, VAT's probes) is saved
+        # with it, so that training resumed from a file goes on as it would have.
+        generator = getattr(self, "seed_generator", None)
+        if generator is None:
+            return {}
+        return {"seed_generator_state": np.array(generator.state.numpy())}
+
+    def _load_extra_state(self, values):
+        generator = getattr(self, "seed_generator", None)
+        if generator is not None and "seed_generator_state" in values:
+            state = generator.state
+            state.assign(ops.convert_to_tensor(values["seed_generator_state"], state.dtype))
 
     def get_config(self):
         return {

@@ -20,6 +20,7 @@ References:
 
 import math
 
+import keras
 import numpy as np
 from keras import backend
 from keras import ops
@@ -345,6 +346,15 @@ class Units:
         """
         raise NotImplementedError
 
+    def get_config(self):
+        """Keras' config of a unit type: empty, as the built-in types hold no
+        state; a custom type with constructor arguments returns them."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
@@ -442,11 +452,44 @@ class GaussianUnits(Units):
 _UNITS = {cls.name: cls() for cls in (BernoulliUnits, GaussianUnits)}
 
 
+def serialize(units):
+    """A unit type as an RBM's config holds it: the name of a built-in type,
+    or Keras' config of a registered custom type.
+
+    Args:
+        units: a `Units` instance.
+
+    Returns:
+        A name (``"bernoulli"``, ``"gaussian"``) or a dict for `get`.
+
+    Raises:
+        ValueError: for a custom type that Keras could not load again: it
+            needs ``@keras.saving.register_keras_serializable()``. Saved by
+            name alone, it would come back as another type.
+
+    Example:
+
+    >>> keras_dbn.units.serialize(keras_dbn.units.get("gaussian"))
+    'gaussian'
+    """
+    cls = type(units)
+    if cls is type(_UNITS.get(units.name)):
+        return units.name
+    if keras.saving.get_registered_object(keras.saving.get_registered_name(cls)) is not cls:
+        raise ValueError(
+            f"The unit type {cls.__name__} cannot be saved with its RBM: decorate the class "
+            "with @keras.saving.register_keras_serializable() (and give it get_config if "
+            "its constructor takes arguments), so that loading finds it again."
+        )
+    return keras.saving.serialize_keras_object(units)
+
+
 def get(identifier):
     """Returns the unit type named ``identifier`` (or ``identifier`` itself).
 
     Args:
-        identifier: ``"bernoulli"``, ``"gaussian"`` or a `Units` instance.
+        identifier: ``"bernoulli"``, ``"gaussian"``, a `Units` instance, or
+            the config of a registered custom type (`serialize`).
 
     Returns:
         A `Units` instance.
@@ -460,6 +503,10 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _UNITS:
         return _UNITS[identifier.lower()]
+    if isinstance(identifier, dict):
+        units = keras.saving.deserialize_keras_object(identifier)
+        if isinstance(units, Units):
+            return units
     raise ValueError(
         f"Unknown unit type {identifier!r}; expected one of {sorted(_UNITS)}."
     )

@@ -138,6 +138,34 @@ def test_ais_is_reproducible_and_reports_details():
     assert first.log_z_low < first.log_z < first.log_z_high
 
 
+def test_base_rate_data_may_be_a_list_of_batches_but_not_single_examples():
+    import tensorflow as tf
+
+    from keras_dbn.rbm import visible_mean
+
+    x = (np.random.default_rng(3).random((150, 20)) < 0.3).astype("float32")
+    np.testing.assert_allclose(visible_mean([x[:100], x[100:]]), visible_mean(x))
+    np.testing.assert_allclose(visible_mean([(x[:50], None), (x[50:], None)]), visible_mean(x))
+    np.testing.assert_allclose(visible_mean(list(x)), visible_mean(x))  # a list of rows
+    with pytest.raises(ValueError, match="not a batch of examples: batch it first"):
+        visible_mean(tf.data.Dataset.from_tensor_slices(x))
+    rbm = make_rbm(20, 10, scale=0.5, seed=4)
+    kwargs = dict(num_chains=10, betas=np.linspace(0.0, 1.0, 21), seed=0)
+    assert (evaluation.ais_log_partition(rbm, data=[x[:100], x[100:]], **kwargs).log_z
+            == evaluation.ais_log_partition(rbm, data=x, **kwargs).log_z)
+
+
+def test_ais_needs_two_chains_for_its_interval():
+    # One chain's interval had zero width however far its estimate was off.
+    rbm = make_rbm(20, 10, scale=0.5, seed=4)
+    with pytest.raises(ValueError, match="`num_chains` must be an integer >= 2"):
+        evaluation.ais_log_partition(rbm, num_chains=1, betas=np.linspace(0.0, 1.0, 11))
+    with pytest.raises(ValueError, match="`seed` must be an integer or None, got 1.7"):
+        evaluation.ais_log_partition(rbm, betas=np.linspace(0.0, 1.0, 11), seed=1.7)
+    two = evaluation.ais_log_partition(rbm, num_chains=2, betas=np.linspace(0.0, 1.0, 11), seed=0)
+    assert two.log_z_low < two.log_z < two.log_z_high
+
+
 def test_ais_base_rate_from_array_or_dataset():
     rbm = make_rbm(20, 10, scale=0.5, seed=11)
     data = (np.random.default_rng(11).random((300, 20)) < 0.3).astype("float32")

@@ -237,10 +237,20 @@ def test_a_subclassed_model_exports_from_the_shape_it_was_called_on(tmp_path):
     np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-6, atol=1e-7)
 
 
+def test_logits_are_not_served_as_probabilities(tmp_path):
+    logits = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(CLASSES)])
+    with pytest.raises(ValueError, match="last layer .* has activation 'linear'"):
+        export_saved_model(logits, tmp_path / "base")
+    assert not (tmp_path / "base").exists()
+    binary = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(1, "sigmoid")])
+    assert export_saved_model(binary, tmp_path / "binary").endswith("1")
+
+
 def test_a_model_with_several_outputs_is_refused_before_writing(tmp_path):
     inputs = keras.Input((FEATURES,))
     model = keras.Model(
-        inputs, [keras.layers.Dense(CLASSES)(inputs), keras.layers.Dense(2)(inputs)]
+        inputs, [keras.layers.Dense(CLASSES, activation="softmax")(inputs),
+                 keras.layers.Dense(2, activation="softmax")(inputs)]
     )
     with pytest.raises(ValueError, match="one output of class probabilities"):
         export_saved_model(model, tmp_path / "base")

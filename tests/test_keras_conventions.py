@@ -41,6 +41,60 @@ def test_a_loaded_dbn_pretrains_on_exactly_as_the_saved_one(x, tmp_path):
     assert max(_kernel_gap(a, b) for a, b in zip(dbn.rbms, loaded.rbms)) == 0.0
 
 
+# VirtualAdversarial runs the classifier's Dropout layers, whose random
+# streams Keras itself does not save: its own stream is tested without them.
+@pytest.mark.parametrize("trainer, dropout", [("SupervisedTrainer", 0.2),
+                                              ("VirtualAdversarial", 0.0)])
+def test_a_loaded_trainer_trains_on_exactly_as_the_saved_one(x, tmp_path, trainer, dropout):
+    dbn = keras_dbn.DBN([8], seed=0)
+    dbn.pretrain(x, epochs=1, verbose=0)
+    y = (x[:, 0] > 0).astype("int32")
+    model = getattr(keras_dbn, trainer)(dbn.to_classifier(2, dropout=dropout), seed=1)
+    model.compile(optimizer="adam")
+    model.fit(x, y, batch_size=50, epochs=1, shuffle=False, verbose=0)
+    model.save(tmp_path / "trainer.keras")
+    loaded = keras.models.load_model(tmp_path / "trainer.keras")
+    for each in (model, loaded):  # the dropout masks (and VAT's probes) go on, not restart
+        each.fit(x, y, batch_size=50, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(model.classifier.get_weights(), loaded.classifier.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_unseeded_rbm_evaluates_alike_after_loading(x, tmp_path):
+    rbm = keras_dbn.RBM(8)
+    rbm.fit(x, verbose=0)
+    rbm.save(tmp_path / "rbm.keras")
+    loaded = keras.models.load_model(tmp_path / "rbm.keras")
+    # The same hidden draws: equal up to float32 rounding (another random
+    # stream moved the figures by ~1e-3).
+    assert loaded.evaluate(x, verbose=0) == pytest.approx(rbm.evaluate(x, verbose=0), rel=1e-5)
+
+
+class _HalfTemperature(keras_dbn.units.BernoulliUnits):
+    """A custom unit type that keeps the built-in type's name."""
+
+    def mean(self, pre_activation):
+        return keras.ops.sigmoid(pre_activation / 2.0)
+
+
+def test_custom_unit_types_are_saved_as_themselves_or_refused(x, tmp_path):
+    rbm = keras_dbn.RBM(8, hidden=_HalfTemperature(), seed=0)
+    rbm.fit(x, epochs=1, verbose=0)
+    (tmp_path / "rbm.keras").write_bytes(b"an earlier save")
+    with pytest.raises(ValueError, match="register_keras_serializable"):
+        rbm.save(tmp_path / "rbm.keras")  # it would load as plain Bernoulli units
+    assert (tmp_path / "rbm.keras").read_bytes() == b"an earlier save"
+    registered = keras.saving.register_keras_serializable("keras_dbn_tests")(
+        type("RegisteredHalfTemperature", (_HalfTemperature,), {}))
+    rbm = keras_dbn.RBM(8, hidden=registered(), seed=0)
+    rbm.fit(x, epochs=1, verbose=0)
+    rbm.save(tmp_path / "registered.keras")
+    loaded = keras.models.load_model(tmp_path / "registered.keras")
+    assert type(loaded.hidden_units) is registered
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), rbm.predict(x, verbose=0),
+                               atol=1e-6)
+
+
 def test_a_frozen_rbm_keeps_its_optimizer_state_through_saving(x, tmp_path):
     rbm = keras_dbn.RBM(8, seed=1)
     rbm.compile(optimizer="adam")

@@ -563,7 +563,8 @@ def test_initialize_visible_bias_from_data():
 @pytest.mark.parametrize(
     "kwargs",
     [dict(units=0), dict(units=3, k=0), dict(units=3, visible="poisson"),
-     dict(units=3, visible="gaussian", hidden="gaussian"), dict(units=3, sparsity_target=1.5)],
+     dict(units=3, visible="gaussian", hidden="gaussian"), dict(units=3, sparsity_target=1.5),
+     dict(units=3, sample_visible="no")],
 )
 def test_bad_arguments_raise(kwargs):
     with pytest.raises(ValueError):
@@ -1150,6 +1151,21 @@ def test_dataset_batches_are_checked_as_arrays_are():
     gaussian.fit(batches(x * 3 - 1), epochs=1, verbose=0)  # any finite values
     with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite"):
         gaussian.fit(batches(np.full_like(x, np.inf)), epochs=1, verbose=0)
+
+
+def test_conditionals_energies_and_chains_check_numpy_data_as_fit_does():
+    x = _data()
+    rbm = keras_dbn.RBM(5, seed=0)
+    rbm.fit(x, epochs=1, verbose=0)
+    h = np.zeros((len(x), 5), "float32")
+    for use in (rbm.free_energy, rbm.hidden_given_visible, rbm.reconstruct,
+                lambda v: rbm.gibbs(v, steps=0), lambda v: rbm.energy(v, h),
+                lambda v: rbm.sample(None, 0, initial=v)):
+        with pytest.raises(ValueError, match=r"need data in \[0, 1\]"):
+            use(x * 255)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            use(np.full_like(x, np.nan))
+        assert np.all(np.isfinite(use(x)))
 
 
 def test_batch_methods_and_the_statistics_work_on_a_new_rbm():
