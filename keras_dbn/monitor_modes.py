@@ -47,7 +47,7 @@ def check_monitors(callbacks, logged, model_name):
     Args:
         callbacks: the callbacks given to ``fit``, or ``None``.
         logged: names of the figures this ``fit`` logs at each epoch's end.
-        model_name: how the error names the model, e.g. ``"An RBM"``.
+        model_name: how the error names the model, e.g. ``"an RBM"``.
 
     Raises:
         ValueError: naming the callback, its monitor and the figures logged.
