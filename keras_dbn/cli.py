@@ -372,8 +372,10 @@ def _new_folders(*paths):
         raise
 
 
-def _labelled_subset(datasets, x, y, args):
+def _labelled_subset(x, y, args):
     """Draws the balanced ``--labels`` subset; a count the data cannot meet is a UsageError."""
+    from keras_dbn import datasets
+
     try:
         return datasets.stratified_subset(x, y, args.labels, seed=args.seed, name="--labels")
     except ValueError as err:
@@ -416,7 +418,7 @@ def _train(args, save_path, export_dir):
     if args.labels:
         # Chosen before pretraining, so that a --labels the data cannot meet
         # fails at once; the subset depends on the seed alone.
-        x_fit, y_fit = _labelled_subset(datasets, x_train, y_train, args)
+        x_fit, y_fit = _labelled_subset(x_train, y_train, args)
 
     lower = len(args.layers) - 1
     persistent = [args.persistent] * lower + [args.top == "pcd"]

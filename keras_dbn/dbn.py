@@ -666,7 +666,6 @@ class DBN(ExtraStateMixin, keras.Model):
         if initial is not None:
             start = _as_data_array(initial).astype("float32", copy=False)
             n = checked_sample_count(n, start)
-            self.rbms[0]._check_data(start)
             for rbm in self.rbms[:-1]:
                 start = rbm.hidden_given_visible(start, sample=True)
         if len(self.rbms) == 1:
@@ -683,9 +682,11 @@ class DBN(ExtraStateMixin, keras.Model):
     def _extra_state(self):
         # Seeds the upper layers' shuffling: a loaded DBN's next `pretrain`
         # shuffles as the saved one's would have.
-        return {"pretrain_calls": np.asarray(getattr(self, "_pretrain_calls", 0), "int64")}
+        return dict(super()._extra_state(),
+                    pretrain_calls=np.asarray(getattr(self, "_pretrain_calls", 0), "int64"))
 
     def _load_extra_state(self, values):
+        super()._load_extra_state(values)
         if "pretrain_calls" in values:
             self._pretrain_calls = int(values["pretrain_calls"])
 

@@ -16,8 +16,9 @@ import numpy as np
 class ExtraStateMixin:
     """Adds named entries to `save_own_variables` / `load_own_variables`.
 
-    A subclass (listed before ``keras.Model``) implements
-    ``_extra_state()``, returning ``{name: array}``, and
+    By default the position of the model's ``seed_generator`` (if it has
+    one) is saved. A subclass (listed before ``keras.Model``) adds entries
+    by extending ``_extra_state()``, returning ``{name: array}``, and
     ``_load_extra_state(values)``, receiving the entries found in the file
     (none for files saved before they existed).
 
@@ -26,18 +27,25 @@ class ExtraStateMixin:
     ```python
     class Counter(ExtraStateMixin, keras.Model):
         def _extra_state(self):
-            return {"calls": np.asarray(self.calls)}
+            return dict(super()._extra_state(), calls=np.asarray(self.calls))
 
         def _load_extra_state(self, values):
+            super()._load_extra_state(values)
             self.calls = int(values.get("calls", 0))
     ```
     """
 
     def _extra_state(self):
-        return {}
+        generator = getattr(self, "seed_generator", None)
+        if generator is None:
+            return {}
+        return {"seed_generator_state": np.array(generator.state.numpy())}
 
     def _load_extra_state(self, values):
-        del values
+        generator = getattr(self, "seed_generator", None)
+        if generator is not None and "seed_generator_state" in values:
+            state = generator.state
+            state.assign(np.asarray(values["seed_generator_state"], dtype=state.dtype))
 
     def save(self, filepath, *args, **kwargs):
         """`keras.Model.save`, once the config is known to serialise.

@@ -790,16 +790,14 @@ class RBM(ExtraStateMixin, keras.Model):
         super().load_own_variables(store)
 
     def _extra_state(self):
-        return {"seed_generator_state": np.array(self.seed_generator.state.numpy()),
-                "array_fit_calls": np.asarray(getattr(self, "_array_fit_calls", 0), "int64"),
-                # Drawn at random for seed=None: evaluation then gives the same
-                # figures after loading.
-                "evaluation_seed": np.asarray(self._evaluation_seed, "int64")}
+        return dict(super()._extra_state(),
+                    array_fit_calls=np.asarray(getattr(self, "_array_fit_calls", 0), "int64"),
+                    # Drawn at random for seed=None: evaluation then gives the
+                    # same figures after loading.
+                    evaluation_seed=np.asarray(self._evaluation_seed, "int64"))
 
     def _load_extra_state(self, values):
-        if "seed_generator_state" in values:
-            state = self.seed_generator.state
-            state.assign(ops.convert_to_tensor(values["seed_generator_state"], state.dtype))
+        super()._load_extra_state(values)
         if "evaluation_seed" in values:
             self._evaluation_seed = int(values["evaluation_seed"])
         if "array_fit_calls" in values:

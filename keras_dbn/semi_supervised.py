@@ -414,20 +414,6 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
 
     # --------------------------------------------------------- serialization
 
-    def _extra_state(self):
-        # A trainer's own random stream (dropout masks, VAT's probes) is saved
-        # with it, so that training resumed from a file goes on as it would have.
-        generator = getattr(self, "seed_generator", None)
-        if generator is None:
-            return {}
-        return {"seed_generator_state": np.array(generator.state.numpy())}
-
-    def _load_extra_state(self, values):
-        generator = getattr(self, "seed_generator", None)
-        if generator is not None and "seed_generator_state" in values:
-            state = generator.state
-            state.assign(ops.convert_to_tensor(values["seed_generator_state"], state.dtype))
-
     def get_config(self):
         return {
             "name": self.name,
