@@ -12,9 +12,11 @@ References:
     UTML TR 2010-003, section 15 (displaying what is happening).
 """
 
+import glob
 import math
 import numbers
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -289,7 +291,26 @@ class ImageGridCallback(keras.callbacks.Callback):
         rbm = self._filter_rbm()
         if rbm.built:
             _resolve_shape(rbm.num_visible, self.image_shape)
+        if self._epochs_seen == 0:
+            self._warn_of_earlier_pictures()
         self._epochs_before = self._epochs_seen
+
+    def _warn_of_earlier_pictures(self):
+        """Warns when ``log_dir`` holds grids this callback did not write:
+        its epochs' files would replace them."""
+        earlier = sorted(
+            os.path.basename(path)
+            for name in ("filters", "samples")
+            for path in glob.glob(os.path.join(glob.escape(self.log_dir), f"{name}_epoch*.png"))
+        )
+        if earlier:
+            shown = ", ".join(earlier[:3]) + (", ..." if len(earlier) > 3 else "")
+            warnings.warn(
+                f"ImageGridCallback: {self.log_dir} already holds {len(earlier)} pictures of "
+                f"an earlier run ({shown}); this run's pictures of the same epochs will "
+                "replace them. Give each run its own log_dir to keep both.",
+                stacklevel=2,
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         self._epochs_seen = self._epochs_before + epoch + 1

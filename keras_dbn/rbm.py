@@ -1173,10 +1173,12 @@ class RBM(ExtraStateMixin, keras.Model):
         # at batch 100.
         if not self.persistent:
             # CD's chains are as many as the data rows: the sums' difference
-            # is scaled once, and TensorFlow's graph folds that scale into
-            # the optimizer's: float32 steps 1.08x (batch 1000) and 1.04x
-            # (batch 100), mixed bfloat16 ones 1.05x faster than scaling the
-            # hidden states before the GEMMs (784x500; thirty-ninth session).
+            # is scaled once (TensorFlow's graph folds that scale into SGD's
+            # learning-rate multiply), not the hidden states before the
+            # GEMMs. With the column sums and row slices below: ~2% less
+            # CPU time per float32 step and ~4% per mixed bfloat16 one at
+            # 784x500, batch 1000, wall time within the noise (paired loops,
+            # benchmarks/RESULTS.md, thirty-ninth session).
             grad_w = ops.cast((sums(v, h_mean) - sums(v0_low, h0_data)) * (1.0 / n_pos), f32)
         elif mixed:
             grad_w = sums(v, h_mean) * (1.0 / n_neg) - sums(v0_low, h0_data) * (1.0 / n_pos)

@@ -3,6 +3,7 @@
 import glob
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -449,6 +450,24 @@ def test_image_grid_callback_counts_epochs_over_fit_calls(tmp_path):
     assert sorted(os.listdir(tmp_path)) == [
         f"{name}_epoch{epoch:03d}.png" for name in ("filters", "samples") for epoch in (1, 2, 3)
     ]
+
+
+def test_image_grid_callback_warns_before_replacing_an_earlier_runs_pictures(tmp_path):
+    x = (np.random.default_rng(2).random((64, 16)) < 0.5).astype("float32")
+    rbm = keras_dbn.RBM(6, seed=0)
+    callback = ImageGridCallback(tmp_path, num_samples=4, gibbs_steps=1, tensorboard=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty folder, then its own pictures: no warning
+        rbm.fit(x, epochs=1, verbose=0, callbacks=[callback])
+        rbm.fit(x, epochs=1, verbose=0, callbacks=[callback])
+    first = (tmp_path / "filters_epoch001.png").read_bytes()
+    rbm.fit(x, epochs=2, verbose=0)  # the filters change
+    with pytest.warns(UserWarning, match=r"already holds 4 pictures of an earlier run "
+                                         r"\(filters_epoch001.png, filters_epoch002.png, "
+                                         r"samples_epoch001.png, \.\.\.\); this run's pictures"):
+        rbm.fit(x, epochs=1, verbose=0, callbacks=[
+            ImageGridCallback(tmp_path, num_samples=4, gibbs_steps=1, tensorboard=False)])
+    assert (tmp_path / "filters_epoch001.png").read_bytes() != first  # replaced, as warned
 
 
 def test_image_grid_callback_in_dbn_pretraining(tmp_path):
