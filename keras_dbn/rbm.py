@@ -336,31 +336,13 @@ def _add_bias(x, bias):
 
 
 def _column_means(x):
-    """Column means of a 16-bit matrix, in float32, from its 16-bit column sums.
+    """Column means of a 16-bit matrix, in float32, as a GEMV with a row of ones.
 
-    TensorFlow's and XLA's 16-bit sums accumulate in float32 and round each
-    sum once (as a oneDNN GEMV with a row of ones does, which took 1.6x as
-    long at 1000 x 784 in bfloat16); a float32 reduction would first need
-    a float32 copy of the whole matrix.
+    oneDNN sums in float32 and rounds each sum once; a reduction would
+    first need a float32 copy of the whole matrix.
     """
-    return ops.cast(ops.sum(x, axis=0), "float32") * (1.0 / ops.cast(ops.shape(x)[0], "float32"))
-
-
-def _first_rows(x, n):
-    """``x[:n]`` for a matrix ``x``, as a view where TensorFlow can make one.
-
-    TensorFlow slices rows without a copy only where a row's bytes are a
-    multiple of its alignment (16 bytes); other slices copy element by
-    element: 150 us for 256 rows of bfloat16 [1000, 500], 6x a float32
-    one. The first ``n`` rows are the flat matrix's first ``n * columns``
-    elements, a slice that is a view wherever those elements' bytes are a
-    multiple of 16 (for 16-bit and wider dtypes, whenever ``n`` is a
-    multiple of 8, as `MONITOR_ROWS` is).
-    """
-    columns = x.shape[-1]
-    if columns is None or len(x.shape) != 2:
-        return x[:n]
-    return ops.reshape(ops.reshape(x, (-1,))[: n * columns], (-1, columns))
+    sums = ops.matmul(ops.ones((1, ops.shape(x)[0]), x.dtype), x)
+    return ops.cast(sums[0], "float32") * (1.0 / ops.cast(ops.shape(x)[0], "float32"))
 
 
 def _restart(seed_generator, seed):
@@ -1101,7 +1083,7 @@ class RBM(ExtraStateMixin, keras.Model):
             """``x`` (a state or mean per row of the batch) with padding rows zeroed."""
             return x if row_weights is None else x * ops.cast(row_weights, x.dtype)
         # 16-bit data (a mixed policy's compute dtype) are read as they
-        # are: their column means are 16-bit sums and only the monitors' rows
+        # are: their column means are a GEMV and only the monitors' rows
         # are widened, so the step makes no float32 copy of the batch.
         low_data = mixed and keras.backend.standardize_dtype(v0.dtype) == dtype
         v0_low = ops.cast(v0, dtype)
@@ -1114,7 +1096,7 @@ class RBM(ExtraStateMixin, keras.Model):
             # PCD's chains do not start from the reconstruction, so it covers
             # only the rows the monitors read.
             rows_shape = (ops.shape(v0[:MONITOR_ROWS])[0], self.units)
-            reconstruction = down(hidden.sample(_first_rows(h0_mean, MONITOR_ROWS), seed, rows_shape))
+            reconstruction = down(hidden.sample(h0_mean[:MONITOR_ROWS], seed, rows_shape))
             # The chains carry their hidden states, drawn at the end of the
             # previous update, so each update's chain starts with a visible
             # draw: one GEMM fewer than re-drawing h from stored visible
@@ -1161,41 +1143,11 @@ class RBM(ExtraStateMixin, keras.Model):
             return means if scale is None else means * scale
         # The statistics <v h^T>_model - <v h^T>_data, scaled by reciprocals
         # (a multiply is cheaper than a division).
-        def sums(states, hidden_states):
-            """``states^T hidden_states``, in float32 under a mixed policy."""
-            products = _matmul_transposed(states, hidden_states, transpose_a=True)
-            return ops.cast(products, f32) if mixed else products
-
-        # Two GEMMs and an element-wise pass are faster than copying the
-        # operands together for one GEMM: 1.03-1.06x for the whole float32
-        # step at 784x500, batch 500 and 1000, in TensorFlow's graph
-        # (benchmarks/RESULTS.md, seventeenth session), and 3-5% under XLA
-        # at batch 100.
-        if not self.persistent:
-            # CD's chains are as many as the data rows: the sums' difference
-            # is scaled once (TensorFlow's graph folds that scale into SGD's
-            # learning-rate multiply), not the hidden states before the
-            # GEMMs. With the column sums and row slices below: ~2% less
-            # CPU time per float32 step and ~4% per mixed bfloat16 one at
-            # 784x500, batch 1000, wall time within the noise (paired loops,
-            # benchmarks/RESULTS.md, thirty-ninth session).
-            grad_w = ops.cast((sums(v, h_mean) - sums(v0_low, h0_data)) * (1.0 / n_pos), f32)
-        elif mixed:
-            grad_w = sums(v, h_mean) * (1.0 / n_neg) - sums(v0_low, h0_data) * (1.0 / n_pos)
-        else:
-            # PCD's chains may be fewer than the rows; scaling the states
-            # costs (batch + chains) x hidden multiplies, not 2 x visible x hidden.
-            grad_w = ops.cast(
-                _matmul_transposed(v, h_mean * (1.0 / n_neg), transpose_a=True)
-                + _matmul_transposed(v0_low, h0_data * (-1.0 / n_pos), transpose_a=True),
-                f32,
-            )
         if mixed:
             # Each sum is accumulated in the 16-bit GEMM's float32
             # accumulator (oneDNN's), rounded once to the compute dtype and
             # scaled and subtracted in float32; the bias statistics of the
-            # states are 16-bit column sums, which read the states as they
-            # are and accumulate in float32 (`_column_means`).
+            # states are GEMVs, which read the 16-bit states as they are.
             # Rounding the two sums before their difference adds an
             # unbiased error of ~9% of the statistics' own sampling noise
             # (rms, 784x500 at batch 1000 on MNIST): 0.7% more variance,
@@ -1204,10 +1156,23 @@ class RBM(ExtraStateMixin, keras.Model):
             # made mixed bfloat16 `fit()` 1.06-1.17x faster at 784x500 and
             # 784x2000, batch 1000, in five of six paired A/Bs
             # (benchmarks/RESULTS.md, eighteenth session).
+            grad_w = ops.cast(_matmul_transposed(v, h_mean, transpose_a=True), f32) * (
+                1.0 / n_neg
+            ) - ops.cast(_matmul_transposed(v0_low, h0_data, transpose_a=True), f32) * (1.0 / n_pos)
             v_model_mean = rescaled(_column_means(v), neg_scale)
             h_model_mean = rescaled(_column_means(h_mean), neg_scale)
             h0_batch_mean = rescaled(_column_means(h0_data), pos_scale)
         else:
+            # Two GEMMs plus an addition are faster than copying the operands
+            # together for one GEMM: 1.03-1.06x for the whole step at
+            # 784x500, batch 500 and 1000, in TensorFlow's graph
+            # (benchmarks/RESULTS.md, seventeenth session), and 3-5% under
+            # XLA at batch 100.
+            grad_w = ops.cast(
+                _matmul_transposed(v, h_mean * (1.0 / n_neg), transpose_a=True)
+                + _matmul_transposed(v0_low, h0_data * (-1.0 / n_pos), transpose_a=True),
+                f32,
+            )
             v_model_mean = rescaled(ops.mean(ops.cast(v, f32), axis=0), neg_scale)
             h_model_mean = rescaled(ops.mean(ops.cast(h_mean, f32), axis=0), neg_scale)
             h0_batch_mean = rescaled(ops.mean(ops.cast(h0_data, f32), axis=0), pos_scale)
@@ -1233,15 +1198,14 @@ class RBM(ExtraStateMixin, keras.Model):
         # anyway, and the conditional in that route made it copy the kernel
         # in every step (the step ran 1.09-1.12x faster without it at
         # 784x500, batch 100).
-        # Both monitors read the batch's first `MONITOR_ROWS` rows (`rows(x)`);
+        # Both monitors read the batch's first `MONITOR_ROWS` rows (`rows`);
         # the column means they share with the statistics cover the whole
         # batch, which keeps the estimates unbiased.
-        def rows(x):
-            return _first_rows(x, MONITOR_ROWS)
-        v0_rows = ops.cast(rows(v0), f32) if low_data else rows(v0_32)
+        rows = slice(0, MONITOR_ROWS)
+        v0_rows = ops.cast(v0[rows], f32) if low_data else v0_32[rows]
         visible_bias32 = ops.cast(self.visible_bias, f32)
         hidden_bias32 = ops.cast(self.hidden_bias, f32)
-        h0_rows = ops.cast(rows(h0_mean), f32)
+        h0_rows = ops.cast(h0_mean[rows], f32)
 
         def rows_mean(values, per_row_axis=None):
             """The mean of a monitor's values for `rows` over their data rows.
@@ -1252,19 +1216,19 @@ class RBM(ExtraStateMixin, keras.Model):
                 return ops.mean(values)
             if per_row_axis is not None:
                 values = ops.mean(values, axis=per_row_axis)
-            weights = rows(row_weights)[:, 0]
+            weights = row_weights[rows][:, 0]
             return ops.sum(values * weights) / ops.sum(weights)
 
         if in_xla or row_weights is not None:
             hidden_term = rows_mean(
-                hidden.log_partition_given_mean(ops.cast(rows(h0_pre), f32), hidden_bias32, h0_rows)
+                hidden.log_partition_given_mean(ops.cast(h0_pre[rows], f32), hidden_bias32, h0_rows)
             )
         else:
             kernel32 = ops.cast(self.kernel, f32)
             hidden_term = hidden.mean_log_partition(
                 h0_rows,
                 hidden_bias32,
-                lambda: ops.cast(self._hidden_pre(rows(v0_low), weights), f32),
+                lambda: ops.cast(self._hidden_pre(v0_low[rows], weights), f32),
                 # sum_j (m W)_j as m . (row sums of W): 31 against 110 us
                 # for oneDNN's 1 x 784 x 500 GEMV.
                 lambda: ops.sum(v0_mean * ops.sum(kernel32, axis=1)) + ops.sum(hidden_bias32),
@@ -1285,7 +1249,7 @@ class RBM(ExtraStateMixin, keras.Model):
             "gradients": gradients,
             "chain_state": chain_state,
             "reconstruction_error": rows_mean(
-                ops.square(ops.cast(rows(reconstruction), f32) - v0_rows), per_row_axis=-1
+                ops.square(ops.cast(reconstruction[rows], f32) - v0_rows), per_row_axis=-1
             ),
             "free_energy": free_energy,
         }

@@ -967,23 +967,10 @@ def test_mixed_policy_statistics_use_the_unrounded_data():
     np.testing.assert_allclose(history.history["reconstruction_error"][0], expected_error, rtol=1e-6)
 
 
-@pytest.mark.parametrize("shape, dtype", [
-    ((1000, 500), "bfloat16"),  # 1000-byte rows: a row slice would copy
-    ((1000, 784), "float32"),
-    ((100, 6), "float32"),  # fewer rows than asked for
-])
-def test_first_rows_are_the_leading_rows(shape, dtype):
-    x = keras.ops.cast(np.random.default_rng(0).random(shape), dtype)
-    rows = keras_dbn.rbm._first_rows(x, 256)
-    assert tuple(rows.shape) == (min(shape[0], 256), shape[1])
-    np.testing.assert_array_equal(np.asarray(keras.ops.cast(rows, "float32")),
-                                  np.asarray(keras.ops.cast(x[:256], "float32")))
-
-
 def test_column_means_of_bfloat16_states_accumulate_in_float32():
-    """1000 rows of 0.3: a bfloat16 running sum would stall near 64 (where
-    its spacing exceeds twice 0.3); a float32 one rounded once is 0.3 to
-    bfloat16's precision."""
+    """1000 rows of 0.3: a bfloat16 running sum would stop growing at 128
+    (where half its spacing exceeds 0.3), far from 300; a float32 one
+    rounded once gives 0.3 to bfloat16's precision."""
     x = keras.ops.cast(np.full((1000, 7), 0.3, "float32"), "bfloat16")
     means = np.asarray(keras_dbn.rbm._column_means(x))
     assert means.dtype == np.float32
