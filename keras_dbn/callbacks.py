@@ -160,7 +160,9 @@ class ImageGridCallback(keras.callbacks.Callback):
 
     Epochs are counted over every ``fit()`` the callback sees, so a second
     call, or the next layer of `DBN.pretrain`, writes new files instead of
-    overwriting the first call's.
+    overwriting the first call's. A new callback whose ``log_dir`` already
+    holds such pictures (an earlier run's) warns when training begins that
+    its own will replace those of the same epochs.
 
     Filters come from ``rbm`` when given, otherwise from the RBM being
     fitted. Samples come from ``generate(n, gibbs_steps=...)`` of ``rbm``
