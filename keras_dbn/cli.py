@@ -599,7 +599,6 @@ def run_reporting_errors(function, prog, resume_hint=""):
 def main(argv=None):
     """Entry point of ``keras-dbn`` and ``python -m keras_dbn``."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.command == "tune":
         from keras_dbn import tuning
 

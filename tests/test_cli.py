@@ -103,6 +103,30 @@ def test_module_entry_point_reports_errors(tmp_path):
     assert out.returncode == 2 and "positive integer" in out.stderr
 
 
+def test_command_quiets_tensorflow_cpp_log_only_for_itself():
+    # TensorFlow reads TF_CPP_MIN_LOG_LEVEL once, when it is imported, so the
+    # command must set it before `import keras_dbn` loads TensorFlow.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    marker = "cpu_feature_guard"  # TensorFlow's INFO line about the CPU's instructions
+
+    def stderr_of(*args, **extra):
+        out = subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                             timeout=300, env={**env, **extra})
+        assert out.returncode == 0, out.stderr
+        return out
+
+    loud = stderr_of("-m", "keras_dbn", "--help", TF_CPP_MIN_LOG_LEVEL="0")
+    if marker not in loud.stderr:
+        pytest.skip("this TensorFlow build logs nothing about this CPU's instructions")
+    quiet = stderr_of("-m", "keras_dbn", "--help")
+    assert "usage: keras-dbn" in quiet.stdout
+    assert marker not in quiet.stderr
+    # Imported as a library, keras_dbn leaves the process's logging alone.
+    library = stderr_of("-c", "import os, keras_dbn; print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))")
+    assert library.stdout.strip() == "None"
+    assert marker in library.stderr
+
+
 @pytest.mark.slow
 def test_train_then_sample_end_to_end(mnist_manual_dir, tfds_data_dir, tmp_path):
     out_dir = tmp_path / "run"
