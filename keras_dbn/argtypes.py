@@ -1,7 +1,9 @@
-"""Value types for the options of the ``keras-dbn`` command and the tuning script."""
+"""Value types and path checks for the options of the ``keras-dbn`` command and the tuning search."""
 
 import argparse
 import math
+import os
+import tempfile
 
 
 class UsageError(ValueError):
@@ -80,3 +82,43 @@ def image_shape(text):
         raise argparse.ArgumentTypeError(
             f"expected HEIGHTxWIDTH or HEIGHTxWIDTHxCHANNELS like 28x28 or 32x32x3, got {text!r}")
     return shape
+
+
+def check_writable(option, path, folder=False):
+    """Refuses a path whose folder the command could not write into.
+
+    The folder that receives ``path`` (``path`` itself with ``folder=True``,
+    else its parent) or, if that is missing, the nearest of its ancestors
+    that exists (the command makes the rest) must be a folder in which files
+    can be made: checked by `os.access` and then by making and removing an
+    empty hidden file there, which also catches what `os.access` lets root
+    pass (``/proc``, read-only mounts).
+
+    Args:
+        option: the option's name, for the message (e.g. ``"--out"``).
+        path: the file or folder the command will write.
+        folder: whether ``path`` is a folder rather than a file.
+
+    Raises:
+        UsageError: naming ``option``, ``path`` and the folder at fault.
+
+    Example:
+
+    >>> check_writable("--out", "runs/today", folder=True)  # makes nothing
+    """
+    nearest = os.path.abspath(path if folder else os.path.dirname(os.path.abspath(path)))
+    while not os.path.lexists(nearest):
+        nearest = os.path.dirname(nearest)
+    if not os.path.isdir(nearest):
+        raise UsageError(f"{option} {path!r}: {nearest!r} is a file, not a folder")
+    reason = None
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        reason = "permission denied"
+    else:
+        try:
+            with tempfile.NamedTemporaryFile(dir=nearest, prefix=".keras-dbn-write-check-"):
+                pass
+        except OSError as error:
+            reason = error.strerror or str(error)
+    if reason:
+        raise UsageError(f"{option} {path!r}: cannot write in {nearest!r} ({reason})")

@@ -7,11 +7,11 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import time
 
 from keras_dbn.argtypes import (
-    UsageError, image_shape, layer_sizes, non_negative_int, positive_float, positive_int, rate,
+    UsageError, check_writable, image_shape, layer_sizes, non_negative_int, positive_float,
+    positive_int, rate,
 )
 from keras_dbn.tf_logging import quiet_keras_retracing
 
@@ -262,42 +262,11 @@ def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
 RUN_FILES = ("dbn.keras", "results.json", "samples.png", "filters.png")
 
 
-def _check_writable(option, path, folder=False):
-    """Refuses a path whose folder the command could not write into.
-
-    The folder that receives ``path`` (``path`` itself with ``folder=True``,
-    else its parent) or, if that is missing, the nearest of its ancestors
-    that exists (the command makes the rest) must be a folder in which files
-    can be made: checked by `os.access` and then by making and removing an
-    empty hidden file there, which also catches what `os.access` lets root
-    pass (``/proc``, read-only mounts).
-
-    Raises:
-        UsageError: naming ``option``, ``path`` and the folder at fault.
-    """
-    nearest = os.path.abspath(path if folder else os.path.dirname(os.path.abspath(path)))
-    while not os.path.lexists(nearest):
-        nearest = os.path.dirname(nearest)
-    if not os.path.isdir(nearest):
-        raise UsageError(f"{option} {path!r}: {nearest!r} is a file, not a folder")
-    reason = None
-    if not os.access(nearest, os.W_OK | os.X_OK):
-        reason = "permission denied"
-    else:
-        try:
-            with tempfile.NamedTemporaryFile(dir=nearest, prefix=".keras-dbn-write-check-"):
-                pass
-        except OSError as error:
-            reason = error.strerror or str(error)
-    if reason:
-        raise UsageError(f"{option} {path!r}: cannot write in {nearest!r} ({reason})")
-
-
 def _check_train_options(args):
     """Refuses contradicting options and unusable paths, before any work.
 
     Paths are unusable when a file stands where a folder must be or their
-    folder cannot be written (`_check_writable`), and the earlier run's
+    folder cannot be written (`check_writable`), and the earlier run's
     files in --out and at --save are in the way unless ``--overwrite``.
     SavedModel versions in --export never are: the run exports the next one.
 
@@ -324,9 +293,9 @@ def _check_train_options(args):
     export_dir = args.export or os.path.join(args.out, "saved_model")
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise UsageError(f"--export {export_dir!r} is a file; name the SavedModel base folder")
-    _check_writable("--out", args.out, folder=True)
-    _check_writable("--save", save_path)
-    _check_writable("--export", export_dir, folder=True)
+    check_writable("--out", args.out, folder=True)
+    check_writable("--save", save_path)
+    check_writable("--export", export_dir, folder=True)
     written = [os.path.join(args.out, name) for name in RUN_FILES]
     earlier = [p for p in written + [save_path] if os.path.exists(p)]
     if earlier and not args.overwrite:
@@ -499,7 +468,7 @@ def _check_sample_options(args):
 
     --model must be a .keras file (Keras cannot load our models from .h5);
     --out may not be --model itself, nor, without ``--overwrite``, any
-    existing file, and its folder must be writable (`_check_writable`).
+    existing file, and its folder must be writable (`check_writable`).
 
     Raises:
         UsageError: naming the option at fault.
@@ -521,7 +490,7 @@ def _check_sample_options(args):
     if os.path.exists(args.out) and not args.overwrite:
         raise UsageError(f"--out {args.out!r} exists; name another file, or pass --overwrite "
                          "to replace it (nothing was written)")
-    _check_writable("--out", args.out)
+    check_writable("--out", args.out)
 
 
 def sample(args):

@@ -44,7 +44,7 @@ import keras_tuner as kt
 import numpy as np
 
 from keras_dbn.argtypes import (
-    UsageError, fraction_or_count, layer_sizes, non_negative_int, positive_int,
+    UsageError, check_writable, fraction_or_count, layer_sizes, non_negative_int, positive_int,
 )
 from keras_dbn.array_input import array_dataset, evaluation_input, fit_can_stream, validation_input
 from keras_dbn.dbn import DBN
@@ -802,9 +802,8 @@ def run_search(args=None, **kwargs):
     project = o.project_name or f"dbn_{o.dataset}"
     output = pathlib.Path(o.output or os.path.join(o.directory, project, "best"))
     # Checked now: the best model is written only after the whole search.
-    for option, folder in (("--directory", o.directory), ("--output", output)):
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise UsageError(f"{option} {str(folder)!r} is a file, not a folder")
+    check_writable("--directory", o.directory, folder=True)
+    check_writable("--output", str(output), folder=True)
 
     _check_resumed_options(options, os.path.join(o.directory, project))
 

@@ -1,5 +1,6 @@
 """keras-tuner search over the DBN pipeline, on ~2000 real MNIST images."""
 
+import os
 import pathlib
 import warnings
 
@@ -305,7 +306,13 @@ def test_search_paths_are_checked_before_any_work(tmp_path, capsys):
         run_search(**nowhere, output=str(tmp_path / "file"))
     with pytest.raises(UsageError, match="--directory '.*file' is a file, not a folder"):
         run_search(dataset="no_such_dataset", directory=str(tmp_path / "file"))
+    with pytest.raises(UsageError, match="--output '.*file/best': '.*file' is a file, not a folder"):
+        run_search(**nowhere, output=str(tmp_path / "file" / "best"))
+    if os.path.isdir("/proc"):  # a folder in which nothing can be made, even by root
+        with pytest.raises(UsageError, match="--directory '/proc/runs': cannot write in '/proc'"):
+            run_search(dataset="no_such_dataset", directory="/proc/runs")
     assert (tmp_path / "file").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["file"]  # no write check left behind
     # The tuning script reports them as the keras-dbn command does: one line, no traceback.
     sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tuning"))
     try:
