@@ -176,6 +176,13 @@ def machine():
     return info
 
 
+def announce_machine():
+    """`machine()`, printed first, so that a log shows what it was run on."""
+    info = machine()
+    print(f"machine: {info}", flush=True)
+    return info
+
+
 def _onednn_opts():
     """Whether TensorFlow runs its oneDNN ops (fused GEMM + bias + activation).
 

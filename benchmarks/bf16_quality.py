@@ -65,8 +65,7 @@ def run_benchmark(args):
     import keras_dbn
     from keras_dbn import evaluation
 
-    info = _common.machine()
-    print(f"machine: {info}", flush=True)
+    info = _common.announce_machine()
     x_train, _ = _common.load_mnist("train", binarize="threshold", manual_dir=args.manual_dir,
                                     data_dir=args.data_dir)
     x_test, _ = _common.load_mnist("test", binarize="threshold", manual_dir=args.manual_dir,

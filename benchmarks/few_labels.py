@@ -180,8 +180,7 @@ def run_benchmark(args):
               f"{args.ramp_end} updates of {args.steps}, batches {args.batch} labelled + "
               f"{args.unlabelled_batch} unlabelled", flush=True)
 
-    info = _common.machine()
-    print(f"machine: {info}", flush=True)
+    info = _common.announce_machine()
     x_train, y_train = _common.load_mnist("train", manual_dir=args.manual_dir, data_dir=args.data_dir)
     x_test, y_test = _common.load_mnist("test", manual_dir=args.manual_dir, data_dir=args.data_dir)
 

@@ -118,8 +118,7 @@ def run_benchmark(args):
 
     import keras_dbn
 
-    info = _common.machine()
-    print(f"machine: {info}", flush=True)
+    info = _common.announce_machine()
     x, _ = _common.load_mnist("train", binarize="threshold", manual_dir=args.manual_dir,
                               data_dir=args.data_dir)
     results = []

@@ -423,8 +423,7 @@ def main(argv=None):
 def run_benchmark(args):
     import keras
 
-    info = _common.machine()
-    print(f"machine: {info}", flush=True)
+    info = _common.announce_machine()
     keras.utils.set_random_seed(args.seed)
     layers = [int(s) for s in args.layers.split(",")]
     x_train, y_train = _common.load_mnist("train", manual_dir=args.manual_dir, data_dir=args.data_dir)

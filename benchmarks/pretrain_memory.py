@@ -152,8 +152,7 @@ def run_benchmark(args):
         print("RESULT " + json.dumps(result), flush=True)
         return result
 
-    info = _common.machine()
-    print(f"machine: {info}", flush=True)
+    info = _common.announce_machine()
     results = []
     for mode in args.modes:
         for repeats in args.repeats:

@@ -159,8 +159,7 @@ def run_benchmark(args):
 
     if args.inter_op_threads:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
-    info = _common.machine()
-    print(f"machine: {info}", flush=True)
+    info = _common.announce_machine()
     x, _ = _common.load_mnist("train", binarize="threshold", manual_dir=args.manual_dir,
                               data_dir=args.data_dir, limit=_BATCHES * args.batch)
     if len(x) < _BATCHES * args.batch:  # checked by parse_args for MNIST's 60,000
