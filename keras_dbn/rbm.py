@@ -1271,8 +1271,11 @@ class RBM(ExtraStateMixin, keras.Model):
             self.optimizer.apply(stats["gradients"], self._parameters())
             if self.persistent:
                 self.chains.assign(ops.cast(stats["chain_state"], self.chains.dtype))
-        self.reconstruction_tracker.update_state(stats["reconstruction_error"])
-        self.free_energy_tracker.update_state(stats["free_energy"])
+        # Each batch counts by the rows its monitors read, as Keras weighs
+        # its loss by the batch size: a small last batch counts for less.
+        rows = ops.cast(ops.minimum(ops.shape(x)[0], MONITOR_ROWS), "float32")
+        self.reconstruction_tracker.update_state(stats["reconstruction_error"], sample_weight=rows)
+        self.free_energy_tracker.update_state(stats["free_energy"], sample_weight=rows)
         return {m.name: m.result() for m in self.metrics}
 
     def _training_statistics(self, v0):
@@ -1349,11 +1352,15 @@ class RBM(ExtraStateMixin, keras.Model):
         h_sample = self.hidden_units.sample(self.hidden_units.mean(hidden_pre),
                                             self.evaluation_seed_generator)
         reconstruction = self.visible_units.mean(self._visible_pre(h_sample, weights))
+        # Weighted by its rows, each batch's mean adds up to the mean over
+        # every example, whatever the batch size.
+        rows = ops.cast(ops.shape(v0)[0], "float32")
         self.reconstruction_tracker.update_state(
-            ops.mean(ops.square(ops.cast(reconstruction - v0, "float32")))
+            ops.mean(ops.square(ops.cast(reconstruction - v0, "float32"))), sample_weight=rows
         )
         self.free_energy_tracker.update_state(
-            ops.mean(ops.cast(self._free_energy(v0, hidden_pre, weights), "float32"))
+            ops.mean(ops.cast(self._free_energy(v0, hidden_pre, weights), "float32")),
+            sample_weight=rows,
         )
         return {m.name: m.result() for m in self.metrics}
 

@@ -864,6 +864,35 @@ def test_training_monitors_of_large_batches_read_their_first_rows(jit_compile):
     np.testing.assert_allclose(logs["reconstruction_error"], whole, rtol=1e-6)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_monitors_average_over_examples_whatever_the_last_batch(jit_compile):
+    """Each batch's monitors count by its rows, as Keras weighs its loss by
+    the batch size: a last batch of one row counts for one row, not for as
+    much as a full batch. With a zero kernel the reconstruction is
+    ``sigmoid(b)`` whatever the hidden sample, so both monitors are known
+    exactly; a learning rate of 0 keeps the weights through the epoch."""
+    rng = np.random.default_rng(0)
+    x = (rng.random((33, 6)) < 0.3).astype("float32")
+    x[32] = 1.0  # unlike the rest, and alone in the last batch of 32
+    rbm = make_rbm(6, 4, scale=0.0)
+    bias = np.full(6, 2.0)
+    rbm.visible_bias.assign(bias)
+    expected = {
+        "free_energy": float(np.mean(rbm.free_energy(x))),
+        "reconstruction_error": float(np.mean((1.0 / (1.0 + np.exp(-bias)) - x) ** 2)),
+    }
+    batch_means = [float(np.mean(rbm.free_energy(x[:32]))), float(rbm.free_energy(x[32:])[0])]
+    assert abs(np.mean(batch_means) - expected["free_energy"]) > 1.0  # the weighting shows
+    rbm.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=jit_compile)
+    history = rbm.fit(x, batch_size=32, epochs=1, shuffle=False, validation_data=x,
+                      verbose=0).history
+    logs = rbm.evaluate(x, batch_size=32, verbose=0, return_dict=True)
+    for name, value in expected.items():
+        np.testing.assert_allclose(history[name][0], value, rtol=1e-5)
+        np.testing.assert_allclose(history[f"val_{name}"][0], value, rtol=1e-5)
+        np.testing.assert_allclose(logs[name], value, rtol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_bernoulli_samples_are_binary_with_the_given_probabilities(dtype):
     p = np.array([0.0, 1e-3, 0.1, 0.25, 0.5, 0.75, 0.9, 0.999, 1.0], dtype="float32")
