@@ -329,7 +329,9 @@ class DBN(ExtraStateMixin, keras.Model):
                 the same objects see each layer in turn, so a
                 `ModelCheckpoint` saves the RBM being trained, and each
                 layer's files replace the one below's (save the DBN after
-                pretraining instead), and a `CSVLogger` needs
+                pretraining instead; with ``save_best_only`` each layer's
+                figures are compared with that layer's best, not with
+                the layer below's), and a `CSVLogger` needs
                 ``append=True`` to keep every layer's rows.
                 `BackupAndRestore` is refused for several layers (each
                 layer would restore the same backup).
@@ -422,7 +424,14 @@ class DBN(ExtraStateMixin, keras.Model):
 
         histories = []
         layer_input, layer_val = x, val
+        # Keras' ModelCheckpoint keeps its best figure across fit() calls: one
+        # layer's figures would be compared with another's, and a layer whose
+        # error stays above the first layer's would never be saved.
+        checkpoints = [(callback, callback.best) for callback in callbacks or []
+                       if isinstance(callback, keras.callbacks.ModelCheckpoint)]
         for i, rbm in enumerate(self.rbms):
+            for callback, best in checkpoints:
+                callback.best = best
             if verbose != 0:
                 print(
                     f"Pretraining layer {i + 1}/{count}: {rbm.name} "

@@ -474,6 +474,51 @@ def _value_range(x):
     return float(np.min(x)), float(np.max(x))
 
 
+def _eager_array(data):
+    """``data`` as a NumPy array where it is an eager tensor, else ``None``.
+
+    Keras takes tensors wherever it takes arrays. Converted, they get the
+    checks (`RBM._check_data`) and the input pipeline of arrays; a tensor
+    in host memory is shared, not copied.
+    """
+    if data is None or isinstance(data, np.ndarray) or not ops.is_tensor(data):
+        return None
+    try:
+        return np.asarray(data)
+    except (NotImplementedError, TypeError, ValueError):  # symbolic, inside a traced function
+        return None
+
+
+def _host_array(data):
+    """An eager tensor as a NumPy array (`_eager_array`); anything else as it is."""
+    array = _eager_array(data)
+    return data if array is None else array
+
+
+def _host_validation_data(validation_data):
+    """`fit`'s ``validation_data`` with an eager tensor of inputs as an array."""
+    if isinstance(validation_data, (tuple, list)) and validation_data:
+        return type(validation_data)([_host_array(validation_data[0]), *validation_data[1:]])
+    return _host_array(validation_data)
+
+
+def _dataset_input_spec(dataset):
+    """The spec of the inputs (``x``) in a dataset's elements.
+
+    Raises:
+        TypeError: where ``x`` is a dict (other than `array_input.indexed_batches`'
+            row indices): an RBM reads one input.
+    """
+    spec = dataset.element_spec
+    if isinstance(spec, tuple):
+        spec = spec[0] if spec else None
+    # `array_input.indexed_batches`' elements are row indices into a view.
+    if isinstance(spec, dict) and set(spec) != {array_input.ROWS, array_input.SOURCE}:
+        raise TypeError("An RBM reads one input: its dataset must yield the visible data "
+                        "(or (x, y) pairs) as tensors, not dicts.")
+    return spec
+
+
 def _is_dataset(data):
     if keras.backend.backend() != "tensorflow":
         return False
@@ -692,6 +737,11 @@ class RBM(ExtraStateMixin, keras.Model):
             raise ValueError(
                 "A `sparsity_target` has no effect with `sparsity_cost=0`: give the "
                 "penalty a weight too (e.g. sparsity_cost=0.1)."
+            )
+        if sparsity_target is None and sparsity_cost > 0:
+            raise ValueError(
+                "A `sparsity_cost` has no effect without a `sparsity_target`: give the "
+                "mean activation to aim at too (e.g. sparsity_target=0.05)."
             )
         self.visible_units = units_lib.get(visible)
         self.hidden_units = units_lib.get(hidden)
@@ -968,6 +1018,9 @@ class RBM(ExtraStateMixin, keras.Model):
         v = self._flatten(v)
         kernel, visible_bias, hidden_bias = self._weights()
         h = self._hidden_states(h)
+        if None not in (v.shape[0], h.shape[0]) and v.shape[0] != h.shape[0]:
+            raise ValueError(f"`v` holds {v.shape[0]} rows but `h` holds {h.shape[0]}: "
+                             "energy pairs them row by row.")
         interaction = ops.sum(ops.matmul(v, kernel) * h, axis=-1)
         return (
             self.visible_units.energy(v, visible_bias)
@@ -1487,7 +1540,8 @@ class RBM(ExtraStateMixin, keras.Model):
         sends only row indices, `array_input.indexed_batches`).
         ``shuffle``, ``validation_split`` and ``steps_per_epoch`` keep their
         Keras meaning, and an epoch makes exactly ``steps_per_epoch``
-        updates: where it or ``validation_steps`` is not a multiple of
+        updates, running on into the next (reshuffled) pass over the rows
+        where one pass holds fewer batches: where it or ``validation_steps`` is not a multiple of
         ``steps_per_execution``, the RBM runs the largest number of steps
         per execution that divides them (Keras alone rounds each epoch up to
         whole executions), which retraces the step once.
@@ -1501,8 +1555,18 @@ class RBM(ExtraStateMixin, keras.Model):
         slowly than float32, and ``fit`` warns once
         (`hardware.warn_if_emulated`).
 
+        An eager tensor (``x`` or validation data) is read as the NumPy
+        array it holds, with the same checks and input pipeline.
+
+        Keras' `BackupAndRestore` resumes an interrupted call at its last
+        finished epoch with the weights, optimizer state and random stream
+        it backed up; the resumed epochs of a shuffled array take new
+        orders, so a seeded run resumed that way ends with other weights
+        than an uninterrupted one (unshuffled data and datasets give the
+        same).
+
         Raises:
-            ValueError: for NumPy data that is not finite, or outside [0, 1]
+            ValueError: for NumPy data (or a tensor) that is not finite, or outside [0, 1]
                 for Bernoulli visible units, and for a ``steps_per_epoch``
                 that is not a positive integer.
             tf.errors.InvalidArgumentError: for a batch of a
@@ -1529,6 +1593,7 @@ class RBM(ExtraStateMixin, keras.Model):
         if isinstance(x, dict):
             raise TypeError("An RBM reads one input: pass the visible data as an array or "
                             "a dataset, not a dict.")
+        x, validation_data = _host_array(x), _host_validation_data(validation_data)
         array_input.check_ends(dict(kwargs, validation_data=validation_data), x, "RBM.fit")
         hardware.warn_if_emulated(self.dtype_policy)
         if not self.trainable:
@@ -1547,6 +1612,15 @@ class RBM(ExtraStateMixin, keras.Model):
                 len(x), kwargs.get("steps_per_epoch"), validation_split, validation_data
             )
             batch_size = keras_batch_size if batch_size is None else batch_size
+        elif _is_dataset(x):
+            shape = getattr(_dataset_input_spec(x), "shape", None)
+            if not self.built and shape is not None and shape.rank and None not in shape[1:]:
+                # Built from the dataset's shape, as for arrays: a callback's
+                # `on_train_begin` (e.g. BackupAndRestore's) needs the weights.
+                with self.distribute_strategy.scope():
+                    self.build(tuple(shape))
+        if _is_dataset(validation_data):
+            _dataset_input_spec(validation_data)
         if not self.compiled:
             self.compile()
         callbacks = _with_progbar(callbacks, verbose)
@@ -1652,8 +1726,8 @@ class RBM(ExtraStateMixin, keras.Model):
         `fit` does.
 
         Raises:
-            ValueError: for a NumPy batch that `fit` refuses (not finite,
-                outside [0, 1] for Bernoulli units, of the wrong width).
+            ValueError: for a NumPy batch or tensor that `fit` refuses (not
+                finite, outside [0, 1] for Bernoulli units, of the wrong width).
 
         Example:
 
@@ -1661,6 +1735,7 @@ class RBM(ExtraStateMixin, keras.Model):
         >>> rbm.train_on_batch(x_train[:100])  # [reconstruction_error, free_energy]
         """
         _refuse_weights("train_on_batch", sample_weight, class_weight)
+        x = _host_array(x)
         if isinstance(x, np.ndarray):
             self._check_data(x)
         if not self.compiled:
@@ -1674,13 +1749,14 @@ class RBM(ExtraStateMixin, keras.Model):
         `evaluate` does.
 
         Raises:
-            ValueError: for a NumPy batch that `evaluate` refuses.
+            ValueError: for a NumPy batch or tensor that `evaluate` refuses.
 
         Example:
 
         >>> rbm.test_on_batch(x_test[:100], return_dict=True)["reconstruction_error"]
         """
         _refuse_weights("test_on_batch", sample_weight)
+        x = _host_array(x)
         if isinstance(x, np.ndarray):
             self._check_data(x)
         if not self.compiled:
@@ -1719,6 +1795,7 @@ class RBM(ExtraStateMixin, keras.Model):
         `array_input.evaluation_input` for why (a stall at the end of each
         call of an autotuned pipeline, such as Keras' own for arrays).
         """
+        x = _host_array(x)
         if isinstance(x, np.ndarray) and not len(x):
             # Keras' own `evaluate` would return [] and `predict` fail
             # with an UnboundLocalError.
@@ -1728,6 +1805,7 @@ class RBM(ExtraStateMixin, keras.Model):
         if isinstance(x, np.ndarray):
             self._check_data(x)
         elif _is_dataset(x):
+            _dataset_input_spec(x)
             x = self._checked_dataset(x)
         data, _, batch_size = array_input.evaluation_input(x, None, batch_size)
         return data, batch_size, data is not x and isinstance(x, np.ndarray)
@@ -1811,6 +1889,12 @@ class RBM(ExtraStateMixin, keras.Model):
             train = array_input.array_dataset(
                 x, batch_size=batch_size, shuffle=shuffle, seed=seed
             )
+        if kwargs.get("steps_per_epoch"):
+            # Every epoch makes exactly `steps_per_epoch` updates, running on
+            # into the next pass over the rows (each pass shuffled anew)
+            # where one pass holds fewer batches; Keras would cut such an
+            # epoch short at the end of a pass.
+            train = train.repeat()
         if isinstance(validation_data, (tuple, list)):
             validation_data = validation_data[0]
         if isinstance(validation_data, np.ndarray):
@@ -1908,23 +1992,32 @@ class RBM(ExtraStateMixin, keras.Model):
             The RBM itself.
 
         Raises:
-            ValueError: for arrays that `fit` refuses (not finite, outside
-                [0, 1] for Bernoulli units, of the wrong width or without
-                rows).
+            ValueError: for arrays or tensors that `fit` refuses (not
+                finite, outside [0, 1] for Bernoulli units, of the wrong
+                width or without rows), and for a dataset of the wrong
+                width.
+            tf.errors.InvalidArgumentError: for a dataset batch that `fit`
+                refuses, as `fit` does.
 
         Example:
 
         >>> rbm = keras_dbn.RBM(64, seed=0).initialize_visible_bias(x_train)
         >>> rbm.fit(x_train, epochs=10, batch_size=100)
         """
+        x = _host_array(x)
         if isinstance(x, (np.ndarray, list)):
             x = np.asarray(x)
             self._check_data(x)
             if not x.size:
                 raise ValueError("The data holds no examples.")
+        elif _is_dataset(x):
+            _dataset_input_spec(x)
+            x = self._checked_dataset(x)
         data_mean = visible_mean(x)
         if not self.built:
             self.build((None, data_mean.shape[0]))
+        elif data_mean.shape[0] != self.num_visible:
+            raise self._width_error(data_mean.shape[0])
         self.visible_bias.assign(
             ops.cast(self.visible_units.bias_from_mean(ops.convert_to_tensor(data_mean)), self.visible_bias.dtype)
         )

@@ -342,24 +342,29 @@ def test_rbm_fit_with_steps_per_epoch_reads_arrays_as_keras_does_without_its_cop
     """With ``steps_per_epoch`` NumPy input still goes through keras_dbn's
     pipeline (no Keras copy of the array), with Keras' batches: where no
     batch size is given, the one that covers the rows in
-    ``steps_per_epoch`` steps, and epochs that end inside a pass over the
-    data and continue it (250 rows at batch 32 are 8 batches: with 3 steps
-    per epoch the third epoch ends the pass after 2). The same updates,
-    unshuffled, as Keras' own reading of the same values as a tensor."""
+    ``steps_per_epoch`` steps. Every epoch makes exactly the steps asked
+    for, running on into the next pass over the data (250 rows at batch 32
+    are 8 batches: the third epoch of 3 steps ends the first pass after 2
+    and takes 1 from the second; Keras alone would cut it short, with a
+    warning that the input ran out of data). The same updates, unshuffled,
+    as Keras' own reading of the same batches from a repeated dataset."""
     calls, streamed = spy_on_indexed_batches(monkeypatch), spy_on_views(monkeypatch)
     x = binary_data(250)
+    keras_batch = batch_size or -(-250 // 3)
     weights, updates = [], []
-    for data in (array_input.as_aligned(x), tf.constant(x)):
+    for data in (array_input.as_aligned(x),
+                 tf.data.Dataset.from_tensor_slices(x).batch(keras_batch).repeat()):
         rbm = keras_dbn.RBM(5, seed=11)
         rbm.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit_compile,
                     steps_per_execution=1)  # Keras' epochs then have the steps asked for
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
-            rbm.fit(data, batch_size=batch_size, steps_per_epoch=3, epochs=4, verbose=0,
-                    shuffle=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rbm.fit(data, batch_size=None if isinstance(data, tf.data.Dataset) else batch_size,
+                    steps_per_epoch=3, epochs=4, verbose=0, shuffle=False)
+        assert not [w for w in caught if "ran out of data" in str(w.message)]
         weights.append([v.numpy() for v in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias)])
         updates.append(int(rbm.optimizer.iterations.numpy()))
-    assert updates[0] == updates[1] == (12 if batch_size is None else 11)
+    assert updates == [12, 12]
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert calls == ([] if jit_compile else [True])

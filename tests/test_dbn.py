@@ -469,3 +469,23 @@ def test_generate_counts_its_initial_rows_and_returns_float32(sizes):
         dbn.rbms[0].sample(3, gibbs_steps=2, initial=x[:5])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         dbn.generate(None, gibbs_steps=2, initial=x[:5] * 255)
+
+
+def test_a_best_only_checkpoint_saves_every_layer_by_its_own_best(tmp_path):
+    """Keras' ModelCheckpoint keeps its best figure across fit() calls; in
+    pretraining each layer's figures are compared with that layer's best.
+    With the first layer's error far below the second's (sparse data below,
+    sampled binary states above), the second layer is still saved, at its
+    best epoch."""
+    path = tmp_path / "best.keras"
+    checkpoint = keras.callbacks.ModelCheckpoint(path, monitor="reconstruction_error",
+                                                 save_best_only=True)
+    dbn = keras_dbn.DBN([16, 2], seed=0)
+    sparse = (np.random.default_rng(0).random((200, 12)) < 0.03).astype("float32")
+    histories = dbn.pretrain(sparse, epochs=2, batch_size=50, sample=True, verbose=0,
+                             callbacks=[checkpoint])
+    first, second = (h.history["reconstruction_error"] for h in histories)
+    assert min(second) > max(first)  # the second layer's best is worse than the first's
+    saved = keras.models.load_model(path)
+    assert (saved.name, saved.units) == (dbn.rbms[1].name, 2)
+    assert checkpoint.best == min(second)

@@ -332,6 +332,36 @@ def test_steps_per_execution_divides_the_steps_asked_for(counts, expected):
     assert _steps_per_execution_for(1, counts) == 1
 
 
+@pytest.mark.parametrize("steps", [3, 5, 12])
+def test_array_epochs_run_on_into_the_next_pass(steps):
+    """130 rows at batch size 32 make 5 batches a pass: every epoch still
+    makes exactly ``steps`` updates (Keras alone cuts an epoch short at the
+    end of a pass: 3 + 2 + 3 + 2, or 5 where 12 were asked for), and each
+    pass visits every row once."""
+    x = _data(rows=130)
+    rbm = keras_dbn.RBM(4, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.05))
+    updates, seen = [], []
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            updates.append(int(self.model.optimizer.iterations.numpy()))
+
+    rbm.fit(x, batch_size=32, steps_per_epoch=steps, epochs=4, verbose=0, callbacks=[Count()])
+    assert updates == [steps * (epoch + 1) for epoch in range(4)]
+    # The batches the stream sends, two passes of 5: every row once a pass,
+    # in a new order each pass.
+    from keras_dbn import array_input
+
+    stream = iter(array_input.indexed_batches(keras_dbn.as_aligned(x), batch_size=32,
+                                               seed=0).repeat())
+    for _ in range(2):
+        seen.append(np.concatenate([np.asarray(next(stream)[array_input.ROWS]) for _ in range(5)]))
+    for rows in seen:
+        assert sorted(rows.tolist()) == list(range(130))
+    assert seen[0].tolist() != seen[1].tolist()
+
+
 def _endless_batches(x, batch_size):
     while True:
         for first in range(0, len(x), batch_size):
@@ -1162,6 +1192,8 @@ def test_batch_methods_check_numpy_batches_as_fit_does():
         rbm.visible_given_hidden(np.ones((2, 4), "float32"))
     with pytest.raises(ValueError, match=r"shape \(batch, 5\)"):
         rbm.energy(x[:2], np.ones((2, 4), "float32"))
+    with pytest.raises(ValueError, match="`v` holds 3 rows but `h` holds 2"):
+        rbm.energy(x[:3], np.ones((2, 5), "float32"))
 
 
 def test_dataset_batches_are_checked_as_arrays_are():
@@ -1190,6 +1222,33 @@ def test_dataset_batches_are_checked_as_arrays_are():
     gaussian.fit(batches(x * 3 - 1), epochs=1, verbose=0)  # any finite values
     with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite"):
         gaussian.fit(batches(np.full_like(x, np.inf)), epochs=1, verbose=0)
+
+
+def test_tensors_are_checked_and_read_as_arrays_are():
+    """Keras takes tensors wherever it takes arrays; so does the RBM, with
+    the same checks and the same input pipeline."""
+    import tensorflow as tf
+
+    x = _data()
+    pixels, nans = tf.constant(x * 255), tf.constant(np.full((4, 12), np.nan, "float32"))
+    rbm = keras_dbn.RBM(5, seed=0)
+    for use in (lambda v: rbm.fit(v, epochs=1, verbose=0),
+                lambda v: rbm.fit(x, validation_data=v, epochs=1, verbose=0),
+                lambda v: rbm.fit(x, validation_data=(v, None), epochs=1, verbose=0),
+                rbm.train_on_batch, rbm.test_on_batch, rbm.initialize_visible_bias,
+                lambda v: rbm.evaluate(v, verbose=0), lambda v: rbm.predict(v, verbose=0)):
+        with pytest.raises(ValueError, match=r"need data in \[0, 1\]"):
+            use(pixels)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            use(nans)
+    assert int(rbm.optimizer.iterations.numpy()) == 0  # nothing trained on them
+    weights = {}
+    for name, data in (("array", x), ("tensor", tf.constant(x))):
+        model = keras_dbn.RBM(5, seed=0)
+        model.fit(data, epochs=2, batch_size=50, validation_data=data, verbose=0)
+        weights[name] = model.get_weights()
+    for a, b in zip(weights["array"], weights["tensor"]):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_conditionals_energies_and_chains_check_numpy_data_as_fit_does():
@@ -1248,6 +1307,19 @@ def test_visible_biases_are_set_only_from_data_fit_accepts():
     rbm = keras_dbn.RBM(5).initialize_visible_bias(list(x))
     p = np.clip(x.mean(axis=0), 1e-3, 1 - 1e-3)
     np.testing.assert_allclose(np.asarray(rbm.visible_bias), np.log(p / (1 - p)), rtol=1e-4)
+    # A dataset's batches are checked as `fit` checks them.
+    import tensorflow as tf
+
+    def batches(values):
+        return tf.data.Dataset.from_tensor_slices(values).batch(50)
+
+    from_batches = keras_dbn.RBM(5).initialize_visible_bias(batches(x))
+    np.testing.assert_allclose(np.asarray(from_batches.visible_bias), np.log(p / (1 - p)),
+                               rtol=1e-4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"need data in \[0, 1\]"):
+        keras_dbn.RBM(5).initialize_visible_bias(batches(x * 255))
+    with pytest.raises(ValueError, match="5 visible units, but the data has 12"):
+        keras_dbn.RBM(3).initialize_visible_bias(x[:, :5]).initialize_visible_bias(batches(x))
 
 
 def test_a_sparsity_target_needs_a_cost():
@@ -1256,6 +1328,33 @@ def test_a_sparsity_target_needs_a_cost():
     with pytest.raises(ValueError, match="`sparsity_cost` must be >= 0"):
         keras_dbn.RBM(5, sparsity_target=0.05, sparsity_cost=float("nan"))
     keras_dbn.RBM(5, sparsity_target=0.05, sparsity_cost=0.1)
+    with pytest.raises(ValueError, match="has no effect without a `sparsity_target`"):
+        keras_dbn.RBM(5, sparsity_cost=0.1)
+
+
+def test_datasets_of_dicts_are_refused_and_a_dataset_builds_the_rbm(tmp_path):
+    import tensorflow as tf
+
+    x = _data()
+    dicts = tf.data.Dataset.from_tensor_slices({"pixels": x}).batch(50)
+    rbm = keras_dbn.RBM(5, seed=0)
+    for use in (lambda d: rbm.fit(d, epochs=1, verbose=0),
+                lambda d: rbm.fit(x, validation_data=d, epochs=1, verbose=0),
+                lambda d: rbm.evaluate(d, verbose=0), rbm.initialize_visible_bias):
+        with pytest.raises(TypeError, match="reads one input"):
+            use(dicts)
+    # Built from the dataset's shape before Keras' loop, as for an array: a
+    # callback's `on_train_begin` may need the weights.
+    seen = []
+
+    class Weights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append([tuple(w.shape) for w in self.model.get_weights()][:3])
+
+    batches = tf.data.Dataset.from_tensor_slices(x).batch(50)
+    rbm.fit(batches, epochs=1, verbose=0,
+            callbacks=[Weights(), keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))])
+    assert seen == [[(12, 5), (12,), (5,)]]
 
 
 def test_a_frozen_rbm_reports_its_monitors_and_keeps_its_weights():
