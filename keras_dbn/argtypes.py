@@ -84,6 +84,22 @@ def image_shape(text):
     return shape
 
 
+def is_within(path, other):
+    """Whether ``path`` is ``other`` or lies inside it, once both are resolved.
+
+    Both are made absolute with their symbolic links resolved
+    (`os.path.realpath`), so a relative spelling or a link of the same place
+    counts as the same; neither needs to exist.
+
+    Example:
+
+    >>> is_within("runs/../runs/dbn.keras", "runs"), is_within("runs2", "runs")
+    (True, False)
+    """
+    path, other = os.path.realpath(path), os.path.realpath(other)
+    return os.path.commonpath([path, other]) == other
+
+
 def check_writable(option, path, folder=False):
     """Refuses a path whose folder the command could not write into.
 

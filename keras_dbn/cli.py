@@ -10,8 +10,8 @@ import sys
 import time
 
 from keras_dbn.argtypes import (
-    UsageError, check_writable, image_shape, layer_sizes, non_negative_int, positive_float,
-    positive_int, rate,
+    UsageError, check_writable, image_shape, is_within, layer_sizes, non_negative_int,
+    positive_float, positive_int, rate,
 )
 from keras_dbn.tf_logging import quiet_keras_retracing
 
@@ -266,8 +266,10 @@ def _check_train_options(args):
     """Refuses contradicting options and unusable paths, before any work.
 
     Paths are unusable when a file stands where a folder must be or their
-    folder cannot be written (`check_writable`), and the earlier run's
-    files in --out and at --save are in the way unless ``--overwrite``.
+    folder cannot be written (`check_writable`), or when --save or --export
+    is, or lies in, a file the run writes itself (`_check_no_collision`);
+    the earlier run's files in --out and at --save are in the way unless
+    ``--overwrite``.
     SavedModel versions in --export never are: the run exports the next one.
 
     Returns:
@@ -297,6 +299,7 @@ def _check_train_options(args):
     check_writable("--save", save_path)
     check_writable("--export", export_dir, folder=True)
     written = [os.path.join(args.out, name) for name in RUN_FILES]
+    _check_no_collision(args.out, save_path, export_dir, written)
     earlier = [p for p in written + [save_path] if os.path.exists(p)]
     if earlier and not args.overwrite:
         raise UsageError(
@@ -305,6 +308,32 @@ def _check_train_options(args):
             "(nothing was overwritten)"
         )
     return save_path, export_dir
+
+
+def _check_no_collision(out, save_path, export_dir, written):
+    """Refuses a --save or --export where the run writes something else.
+
+    The classifier saved over ``OUT/dbn.keras`` would silently replace the
+    DBN the same run saved there, and a file at (or above) --export would
+    make the export fail after all the training; so would a --save at or
+    above --out, made as a folder first. Refused even with ``--overwrite``.
+
+    Raises:
+        UsageError: naming the option at fault and the path it collides with.
+    """
+    for path in written:
+        for option, mine in (("--save", save_path), ("--export", export_dir)):
+            if is_within(mine, path):
+                where = "is" if is_within(path, mine) else "lies in"
+                raise UsageError(f"{option} {mine!r} {where} {path!r}, a file the run writes in "
+                                 "--out; name another path (nothing was written)")
+    if is_within(out, save_path):
+        raise UsageError(f"--save {save_path!r} is the --out folder or one above it; name a "
+                         ".keras file elsewhere (nothing was written)")
+    if is_within(export_dir, save_path):
+        where = "is" if is_within(save_path, export_dir) else "lies in"
+        raise UsageError(f"--export {export_dir!r} {where} the --save file {save_path!r}; "
+                         "name another folder (nothing was written)")
 
 
 def _grid_shape(dataset, data_dir, num_features):

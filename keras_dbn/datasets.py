@@ -23,6 +23,8 @@ x_tr, y_tr, x_val, y_val = datasets.train_validation_split(x, y, 0.1, seed=0)
 """
 
 import numbers
+import os
+import re
 import urllib.error
 
 import numpy as np
@@ -51,6 +53,21 @@ _NUMPY_CHUNK = 10_000
 
 # What a failed download raises inside TFDS when there is no network.
 _DOWNLOAD_ERRORS = (requests.exceptions.RequestException, urllib.error.URLError)
+
+
+def _checksum_errors():
+    """TFDS's error for source files with the wrong checksum, as a tuple for
+    ``except`` (empty, catching nothing, where a TFDS version lacks it)."""
+    try:
+        from tensorflow_datasets.core.download.download_manager import (
+            NonMatchingChecksumError,
+        )
+    except ImportError:
+        return ()
+    return (NonMatchingChecksumError,)
+
+
+_CHECKSUM_ERRORS = _checksum_errors()
 
 
 def load_numpy(
@@ -101,7 +118,9 @@ def load_numpy(
 
     Raises:
         ValueError: For an unknown dataset, a dataset without
-            ``(image, label)`` supervised keys, or a bad argument.
+            ``(image, label)`` supervised keys, a bad argument, or source
+            files (in ``manual_dir`` or downloaded) whose checksums are not
+            the dataset's, e.g. MNIST's files given for Fashion-MNIST.
         FileNotFoundError: When the dataset is not prepared, ``manual_dir``
             lacks its source files and they cannot be downloaded.
 
@@ -215,7 +234,8 @@ def load_dataset(
         small ones).
 
     Raises:
-        ValueError: For an unknown dataset or a bad argument.
+        ValueError: For an unknown dataset, a bad argument, or source files
+            whose checksums are not the dataset's (as in `load_numpy`).
         FileNotFoundError: When the dataset cannot be prepared offline.
 
     Example:
@@ -326,7 +346,8 @@ def stratified_subset(x, y, num_labels, seed=None, name="num_labels"):
     return x[index], y[index]
 
 
-def train_validation_split(x, y, validation_size, seed=None, stratify=True):
+def train_validation_split(x, y, validation_size, seed=None, stratify=True,
+                           name="validation_size"):
     """Splits examples into a training and a validation set.
 
     Args:
@@ -337,6 +358,8 @@ def train_validation_split(x, y, validation_size, seed=None, stratify=True):
         seed: Seed of the numpy generator choosing the validation examples.
         stratify: Keep the class proportions of ``y`` in both sets (each class
             contributes its share, rounded by largest remainder).
+        name: How error messages call ``validation_size``, e.g. the
+            command-line option that set it.
 
     Returns:
         A tuple ``(x_train, y_train, x_val, y_val)``; both sets keep the order
@@ -357,18 +380,18 @@ def train_validation_split(x, y, validation_size, seed=None, stratify=True):
     if isinstance(validation_size, bool) or not isinstance(
         validation_size, (numbers.Integral, numbers.Real)
     ):
-        raise ValueError(f"validation_size must be an int or a float, got {validation_size!r}.")
+        raise ValueError(f"{name} must be an int or a float, got {validation_size!r}.")
     if isinstance(validation_size, numbers.Integral):
         n_val = int(validation_size)
     else:
         if not 0.0 < validation_size < 1.0:
             raise ValueError(
-                f"A fractional validation_size must lie in (0, 1), got {validation_size}."
+                f"A fractional {name} must lie in (0, 1), got {validation_size}."
             )
         n_val = int(round(validation_size * n))
     if not 0 < n_val < n:
         raise ValueError(
-            f"validation_size={validation_size!r} gives {n_val} validation examples "
+            f"{name}={validation_size!r} gives {n_val} validation examples "
             f"out of {n}; both sets must be non-empty."
         )
 
@@ -426,7 +449,27 @@ def _prepared_builder(name, data_dir, manual_dir):
             "manual_dir=<folder holding its original source files> "
             f"(`--manual-dir` of keras-dbn; manual_dir was {manual_dir!r})."
         ) from error
+    except _CHECKSUM_ERRORS as error:
+        raise _checksum_mismatch(name, manual_dir, error) from error
     return builder
+
+
+def _checksum_mismatch(name, manual_dir, error):
+    """The one-line ValueError for TFDS's multi-line NonMatchingChecksumError."""
+    # TFDS names the file as "Artifact <url>, downloaded to <path>, has wrong checksum".
+    found = re.search(r"downloaded to (.+?), has wrong checksum", str(error))
+    file = f" ({os.path.basename(found.group(1))} first)" if found else ""
+    if manual_dir is None:
+        return ValueError(
+            f"The downloaded source files of dataset {name!r} do not match its expected "
+            f"checksums{file}; remove them from TFDS's download folder and try again, or pass "
+            "manual_dir=<folder holding its original source files>."
+        )
+    return ValueError(
+        f"The source files of dataset {name!r} in manual_dir {str(manual_dir)!r} do not match "
+        f"its expected checksums{file}; check that the folder holds {name}'s original files "
+        "(`--manual-dir` of keras-dbn)."
+    )
 
 
 def _load(name, split, data_dir, manual_dir, **load_kwargs):

@@ -51,23 +51,48 @@ def next_version(base_dir):
 
     TF Serving serves the highest all-digit directory of a model base path,
     so exporting a retrained model as ``next_version(base_dir)`` puts it in
-    service without touching the earlier versions.
+    service without touching the earlier versions. Every all-digit entry
+    counts, files and links too: `export_saved_model` cannot write a version
+    where one of them stands.
 
     Args:
         base_dir: The model base path; it need not exist yet.
 
     Returns:
-        An int >= 1.
+        An int >= 1 that names no entry of ``base_dir``.
 
     Example:
 
     >>> export_saved_model(classifier, "/srv/models/dbn", version=next_version("/srv/models/dbn"))
     '/srv/models/dbn/1'
     """
+    return max((int(p.name) for p in version_entries(base_dir)), default=0) + 1
+
+
+def version_entries(base_dir):
+    """The entries of ``base_dir`` named like a version (all ASCII digits),
+    lowest first; none when it is not a folder.
+
+    Folders among them are exported versions; files or links so named are
+    not, but stand where a version would be written.
+
+    Args:
+        base_dir: the model base path.
+
+    Returns:
+        A list of `pathlib.Path`.
+
+    Example:
+
+    >>> [p.name for p in version_entries("/srv/models/dbn") if p.is_dir()]
+    ['1', '2']
+    """
     base = pathlib.Path(base_dir)
-    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] \
-        if base.is_dir() else []
-    return max(versions, default=0) + 1
+    if not base.is_dir():
+        return []
+    # str.isdigit alone accepts "²", which int() and TF Serving do not.
+    return sorted((p for p in base.iterdir() if p.name.isascii() and p.name.isdigit()),
+                  key=lambda p: int(p.name))
 
 
 def export_saved_model(model, base_dir, version=1, overwrite=False):

@@ -44,7 +44,8 @@ import keras_tuner as kt
 import numpy as np
 
 from keras_dbn.argtypes import (
-    UsageError, check_writable, fraction_or_count, layer_sizes, non_negative_int, positive_int,
+    UsageError, check_writable, fraction_or_count, is_within, layer_sizes, non_negative_int,
+    positive_int,
 )
 from keras_dbn.array_input import array_dataset, evaluation_input, fit_can_stream, validation_input
 from keras_dbn.dbn import DBN
@@ -701,7 +702,8 @@ def add_search_arguments(parser):
     group.add_argument("--directory", default="tuning_runs", help="trial records (default: tuning_runs)")
     group.add_argument("--project-name", default=None, help="project folder (default: dbn_<dataset>)")
     group.add_argument("--overwrite", action="store_true",
-                       help="discard an existing project instead of resuming it")
+                       help="discard an existing project instead of resuming it (refused "
+                       "when SavedModel versions exported inside it would go too)")
     group.add_argument("--output", default=None,
                        help="best model folder (default: <directory>/<project>/best)")
     group.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
@@ -772,6 +774,42 @@ def _check_resumed_options(options, project_dir):
                          "--overwrite (or another --project-name) to start a new search")
 
 
+def _check_overwrite_keeps_exports(options, project_dir, output):
+    """Refuses an ``--overwrite`` that would delete exported SavedModel versions.
+
+    keras-tuner's ``overwrite=True`` deletes the whole project folder, and
+    with it the versions earlier searches exported to an --output inside it
+    (the default, ``<directory>/<project>/best``); a version is never to be
+    replaced. Nothing is deleted or moved here.
+
+    Raises:
+        UsageError: naming --overwrite, --output and the versions at stake.
+    """
+    from keras_dbn.export import version_entries
+
+    exports = output / "saved_model"
+    if not options["overwrite"] or not is_within(exports, project_dir):
+        return
+    versions = [p.name for p in version_entries(exports) if p.is_dir()]
+    if versions:
+        raise UsageError(
+            f"--overwrite would delete the project folder {str(project_dir)!r} and with it the "
+            f"SavedModel versions {', '.join(versions)} exported to {str(exports)!r}; pass "
+            "--output elsewhere, or move or remove those versions first (nothing was deleted)")
+
+
+def _split_validation(x, y, o):
+    """`train_validation_split` by ``--validation``; a size the data cannot meet is a UsageError."""
+    from keras_dbn import datasets
+
+    try:
+        return datasets.train_validation_split(x, y, o.validation, seed=o.seed,
+                                               name="--validation")
+    except ValueError as err:  # before any trial, like the folder checks
+        hint = f" (--train-limit {o.train_limit} loaded them)" if o.train_limit else ""
+        raise UsageError(str(err).rstrip(".") + hint) from None
+
+
 def run_search(args=None, **kwargs):
     """Loads a dataset, runs (or resumes) a search, saves and exports the best model.
 
@@ -782,6 +820,13 @@ def run_search(args=None, **kwargs):
 
     Returns:
         A dict: best hyperparameters, validation and test accuracy, paths.
+
+    Raises:
+        UsageError: before any work, for an unusable --directory or
+            --output, a resumed search with other options, or an
+            --overwrite that would delete exported SavedModel versions;
+            before any trial, for a --validation or --labels the data
+            cannot meet.
 
     Example:
 
@@ -804,6 +849,7 @@ def run_search(args=None, **kwargs):
     # Checked now: the best model is written only after the whole search.
     check_writable("--directory", o.directory, folder=True)
     check_writable("--output", str(output), folder=True)
+    _check_overwrite_keeps_exports(options, pathlib.Path(o.directory, project), output)
 
     _check_resumed_options(options, os.path.join(o.directory, project))
 
@@ -811,7 +857,7 @@ def run_search(args=None, **kwargs):
     x, y = datasets.load_numpy(o.dataset, "train", limit=o.train_limit, **load)
     x_test, y_test = datasets.load_numpy(
         o.dataset, "test", limit=None if o.train_limit is None else max(o.train_limit // 5, 100), **load)
-    x_train, y_train, x_val, y_val = datasets.train_validation_split(x, y, o.validation, seed=o.seed)
+    x_train, y_train, x_val, y_val = _split_validation(x, y, o)
     x_fit, y_fit = x_train, y_train
     if o.labels:
         try:

@@ -254,6 +254,63 @@ def test_unusable_paths_stop_before_any_work(options, message, tmp_path, capsys,
     assert os.listdir(tmp_path) == ["important.keras"] and file.read_text() == "mine"
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [(["--save", "{out}/dbn.keras"], "--save '{out}/dbn.keras' is '{out}/dbn.keras', a file the "
+      "run writes in --out"),
+     (["--save", "{out}/dbn.keras", "--overwrite"], "is '{out}/dbn.keras'"),
+     (["--save", "{tmp}/link/dbn.keras"], "is '{out}/dbn.keras'"),  # the same file by a link
+     (["--save", "{out}/../run/./dbn.keras"], "is '{out}/dbn.keras'"),
+     (["--save", "{out}/dbn.keras/clf.keras"], "lies in '{out}/dbn.keras', a file the run"),
+     (["--save", "{tmp}/run.keras", "--out", "{tmp}/run.keras/today"],
+      "--save '{tmp}/run.keras' is the --out folder or one above it"),
+     (["--export", "{out}/dbn.keras"], "--export '{out}/dbn.keras' is '{out}/dbn.keras'"),
+     (["--export", "{out}/results.json"], "is '{out}/results.json', a file the run writes"),
+     (["--export", "{out}/samples.png/models"], "lies in '{out}/samples.png'"),
+     (["--export", "{tmp}/m.keras", "--save", "{tmp}/m.keras"],
+      "--export '{tmp}/m.keras' is the --save file '{tmp}/m.keras'")],
+)
+def test_save_or_export_where_the_run_writes_stops_before_any_work(options, message, tmp_path,
+                                                                   capsys, monkeypatch):
+    """A --save over OUT/dbn.keras would replace the DBN the run saved there
+    with the classifier; an --export at a file the run writes would fail
+    after all the training. Both are refused at once, --overwrite or not."""
+    from keras_dbn import datasets
+
+    def load_numpy(*args, **kwargs):
+        raise AssertionError("the data was loaded")
+
+    monkeypatch.setattr(datasets, "load_numpy", load_numpy)
+    out = tmp_path / "run"
+    out.mkdir()
+    (tmp_path / "link").symlink_to(out)
+    options = [o.format(out=out, tmp=tmp_path) for o in options]
+    extra = [] if "--out" in options else ["--out", str(out)]
+    assert cli.main(["train", *options, *extra]) == 2
+    line = error_line(capsys.readouterr().err, "keras-dbn train")
+    assert message.format(out=out, tmp=tmp_path) in line and "nothing was written" in line
+    assert sorted(os.listdir(tmp_path)) == ["link", "run"] and os.listdir(out) == []
+
+
+def test_wrong_source_files_in_manual_dir_exit_1_in_one_line(mnist_manual_dir, tmp_path, capsys,
+                                                             monkeypatch):
+    """MNIST's files given as Fashion-MNIST's: one line naming the folder, no
+    traceback; an error found during the work, so exit status 1."""
+    import tensorflow_datasets as tfds
+
+    def offline(self, *args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(tfds.download.DownloadManager, "_download", offline)
+    code = cli.main(["train", "--dataset", "fashion_mnist", "--manual-dir", mnist_manual_dir,
+                     "--data-dir", str(tmp_path / "tfds"), "--out", str(tmp_path / "run")])
+    assert code == 1
+    line = error_line(capsys.readouterr().err, "keras-dbn train")
+    assert f"'fashion_mnist' in manual_dir '{mnist_manual_dir}' do not match" in line
+    assert "fashion_mnist's original files" in line
+    assert not (tmp_path / "run").exists()  # the folder the run made is gone again
+
+
 def test_an_earlier_run_is_kept_unless_overwrite(tmp_path, capsys, monkeypatch):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "filters.png").write_text("earlier")

@@ -308,6 +308,23 @@ def test_failed_download_names_manual_dir(tmp_path, monkeypatch):
         datasets.load_numpy("fashion_mnist", data_dir=str(tmp_path))
 
 
+def test_wrong_source_files_in_manual_dir_raise_a_value_error(mnist_manual_dir, tmp_path,
+                                                             monkeypatch):
+    """MNIST's files bear Fashion-MNIST's names but not its checksums: a one-line
+    ValueError naming the dataset and the folder, not TFDS's own error."""
+    def offline(self, *args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(tfds.download.DownloadManager, "_download", offline)
+    match = ("source files of dataset 'fashion_mnist' in manual_dir "
+             f"'{re.escape(mnist_manual_dir)}' do not match its expected checksums "
+             r"\([\w-]+-ubyte\.gz first\); check that the folder holds "
+             "fashion_mnist's original files")
+    with pytest.raises(ValueError, match=match) as error:
+        datasets.load_numpy("fashion_mnist", data_dir=str(tmp_path), manual_dir=mnist_manual_dir)
+    assert "\n" not in str(error.value)
+
+
 # ----------------------------------------------------------------------------
 # stratified_subset
 
@@ -383,3 +400,10 @@ def test_train_validation_split_unstratified_and_seeded():
 def test_train_validation_split_bad_size_raises(validation_size):
     with pytest.raises(ValueError, match="validation_size"):
         datasets.train_validation_split(np.zeros((100, 2)), np.arange(100) % 2, validation_size)
+
+
+def test_train_validation_split_errors_use_the_given_name():
+    with pytest.raises(ValueError, match="^--validation=500 gives 500 validation examples out "
+                                         "of 100; both sets must be non-empty"):
+        datasets.train_validation_split(np.zeros((100, 2)), np.arange(100) % 2, 500,
+                                        name="--validation")

@@ -159,9 +159,22 @@ def test_next_version_follows_the_highest_export(tmp_path):
     export_saved_model(model, base, version=next_version(base))
     export_saved_model(model, base, version=7)
     (base / ".export-9-tmp").mkdir()  # a staging folder, as TF Serving ignores it
-    (base / "10").write_text("a file, not a version")
     assert next_version(base) == 8
     assert sorted(p.name for p in base.iterdir() if p.is_dir()) == [".export-9-tmp", "1", "2", "7"]
+
+
+def test_next_version_steps_over_files_named_like_versions(tmp_path):
+    """A stray file called "1" is no version, but no version can be written
+    where it stands: the next version is the one after it."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "1").write_text("notes")
+    (base / "²").mkdir()  # digits to str.isdigit, not to int() or TF Serving
+    assert next_version(base) == 2
+    assert export_saved_model(_classifier(), base, version=next_version(base)) == str(base / "2")
+    (base / "10").write_text("a file, not a version")
+    assert next_version(base) == 11
+    assert (base / "1").read_text() == "notes"
 
 
 @pytest.mark.parametrize("version", [0, -1, 1.0, "1", True, None])

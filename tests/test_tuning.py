@@ -327,6 +327,76 @@ def test_search_paths_are_checked_before_any_work(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+class DataLoaded(Exception):
+    """Raised in place of loading the data: the search got past its checks."""
+
+
+def _stop_at_loading(monkeypatch):
+    def load_numpy(*args, **kwargs):
+        raise DataLoaded
+
+    monkeypatch.setattr(datasets, "load_numpy", load_numpy)
+
+
+def _one_error_line(err, prog):
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith(f"{prog}: error: ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_overwrite_refuses_to_delete_exported_versions(tmp_path, capsys, monkeypatch):
+    """keras-tuner's overwrite deletes the project folder, and the default
+    --output lies in it: exported versions would go with it."""
+    from keras_dbn import cli
+    from keras_dbn.argtypes import UsageError
+    from keras_dbn.tuning import run_search
+
+    _stop_at_loading(monkeypatch)
+    runs = tmp_path / "runs"
+    exports = runs / "dbn_mnist" / "best" / "saved_model"
+    (exports / "1").mkdir(parents=True)
+    (exports / "1" / "saved_model.pb").write_text("version 1")
+    (exports / "2").mkdir()
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises(UsageError, match=r"^--overwrite would delete the project folder "
+                       r"'.*dbn_mnist' and with it the SavedModel versions 1, 2 exported to "
+                       r"'.*best/saved_model'; pass --output elsewhere"):
+        run_search(directory=str(runs), overwrite=True)
+    assert cli.main(["tune", "--directory", str(runs), "--overwrite"]) == 2
+    assert "--overwrite would delete" in _one_error_line(capsys.readouterr().err,
+                                                         "keras-dbn tune")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (exports / "1" / "saved_model.pb").read_text() == "version 1"
+    # Resuming keeps the project, and an --output outside it is safe.
+    with pytest.raises(DataLoaded):
+        run_search(directory=str(runs))
+    with pytest.raises(DataLoaded):
+        run_search(directory=str(runs), overwrite=True, output=str(tmp_path / "best"))
+
+
+def test_search_validation_the_data_cannot_meet_fails_before_any_trial(tmp_path, capsys,
+                                                                        monkeypatch):
+    from keras_dbn import cli
+    from keras_dbn.argtypes import UsageError
+    from keras_dbn.tuning import run_search
+
+    rng = np.random.default_rng(0)
+
+    def load_numpy(name, split="train", limit=None, **kwargs):
+        return rng.random((limit, 784), dtype=np.float32), np.arange(limit) % 10
+
+    monkeypatch.setattr(datasets, "load_numpy", load_numpy)
+    with pytest.raises(UsageError, match=r"^--validation=5000 gives 5000 validation examples out "
+                       r"of 1000; both sets must be non-empty \(--train-limit 1000 loaded them\)$"):
+        run_search(validation=5000, train_limit=1000, directory=str(tmp_path))
+    assert cli.main(["tune", "--validation", "5000", "--train-limit", "1000",
+                     "--directory", str(tmp_path)]) == 2  # as --labels
+    assert "--validation=5000 gives" in _one_error_line(capsys.readouterr().err,
+                                                        "keras-dbn tune")
+    assert not (tmp_path / "dbn_mnist").exists()  # no trial ran
+
+
 def test_search_labels_the_data_cannot_meet_fail_before_any_trial(mnist_manual_dir,
                                                                    tfds_data_dir, tmp_path):
     from keras_dbn.argtypes import UsageError
