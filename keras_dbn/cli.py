@@ -496,7 +496,7 @@ def _check_sample_options(args):
     """Refuses an unusable --model or --out before the model is loaded.
 
     --model must be a .keras file (Keras cannot load our models from .h5);
-    --out may not be --model itself, nor, without ``--overwrite``, any
+    --out must name a .png file (so never the --model), and not, without ``--overwrite``, any
     existing file, and its folder must be writable (`check_writable`).
 
     Raises:
@@ -513,9 +513,10 @@ def _check_sample_options(args):
                          f"({what})")
     if os.path.isdir(args.out):
         raise UsageError(f"--out {args.out!r} is a folder; name the PNG file to write")
-    if os.path.exists(args.out) and os.path.samefile(args.out, args.model):
-        raise UsageError(f"--out {args.out!r} is the --model file; name another PNG file "
-                         "(nothing was written)")
+    if not args.out.lower().endswith(".png"):
+        # The grid is a PNG whatever the name says; this also keeps --out off
+        # the .keras --model.
+        raise UsageError(f"--out needs a .png file name, got {args.out!r} (nothing was written)")
     if os.path.exists(args.out) and not args.overwrite:
         raise UsageError(f"--out {args.out!r} exists; name another file, or pass --overwrite "
                          "to replace it (nothing was written)")

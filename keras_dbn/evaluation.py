@@ -351,8 +351,8 @@ def ais_log_partition(
         betas: increasing inverse temperatures from 0 to 1; by default the
             paper's 14,500-step schedule (`paper_betas`).
         base_rate: mean activity of the base model's visible units, shape
-            ``(num_visible,)`` (pixel-on probabilities for Bernoulli units);
-            overrides ``data``.
+            ``(num_visible,)`` (pixel-on probabilities for Bernoulli units)
+            or one number for every unit; overrides ``data``.
         data: training data (NumPy array or iterable of batches) whose mean
             gives the base rate; with neither, the base model has zero biases.
         seed: integer seed; ``None`` draws one.
@@ -394,7 +394,11 @@ def ais_log_partition(
     num_visible = rbm.num_visible
     base_mean = None
     if base_rate is not None:
-        base_mean = np.broadcast_to(np.asarray(base_rate, np.float64), (num_visible,))
+        base_mean = np.asarray(base_rate, np.float64)
+        if base_mean.shape not in ((), (num_visible,)):
+            raise ValueError(f"`base_rate` must be a number or hold one rate per visible unit "
+                             f"({num_visible}), got shape {base_mean.shape}.")
+        base_mean = np.broadcast_to(base_mean, (num_visible,))
     elif data is not None:
         base_mean = visible_mean(data)
         if base_mean.shape != (num_visible,):

@@ -502,6 +502,17 @@ def _host_validation_data(validation_data):
     return _host_array(validation_data)
 
 
+def _refuse_endless(data, steps, caller):
+    """Raises where `evaluate` or `predict` would read an endless dataset forever."""
+    if steps is None and _is_dataset(data):
+        import tensorflow as tf
+
+        if int(data.cardinality()) != int(tf.data.INFINITE_CARDINALITY):
+            return
+        raise ValueError(f"RBM.{caller}: the dataset never ends (e.g. `.repeat()`): pass "
+                         "steps, the number of batches to read.")
+
+
 def _dataset_input_spec(dataset):
     """The spec of the inputs (``x``) in a dataset's elements.
 
@@ -1697,7 +1708,8 @@ class RBM(ExtraStateMixin, keras.Model):
 
         Raises:
             ValueError: for an array that holds no examples, or whose
-                width is not the RBM's number of visible units.
+                width is not the RBM's number of visible units, and for a
+                dataset that never ends without ``steps``.
             NotImplementedError: with a backend other than TensorFlow, as
                 in `fit`.
 
@@ -1707,6 +1719,7 @@ class RBM(ExtraStateMixin, keras.Model):
         """
         _require_tensorflow_trainer("evaluate")
         _refuse_weights("evaluate", sample_weight)
+        _refuse_endless(x, steps, "evaluate")
         if not self.compiled:
             self.compile()
         self._run_exact_steps(steps)
@@ -1776,12 +1789,14 @@ class RBM(ExtraStateMixin, keras.Model):
 
         Raises:
             ValueError: for an array that holds no examples, or whose
-                width is not the RBM's number of visible units.
+                width is not the RBM's number of visible units, and for a
+                dataset that never ends without ``steps``.
 
         Example:
 
         >>> features = rbm.predict(x_train, batch_size=1000, verbose=0)
         """
+        _refuse_endless(x, steps, "predict")
         self._run_exact_steps(steps)
         x, batch_size, _ = self._evaluation_input(x, batch_size)
         return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,

@@ -416,12 +416,12 @@ def test_sample_never_overwrites_the_model_or_another_file_unasked(small_dbn, tm
 
     monkeypatch.setattr(keras.models, "load_model", no_loading)
     common = ["sample", "--model", str(small_dbn), "--n", "4", "--gibbs-steps", "2"]
-    # --out naming the model itself is refused, even with --overwrite.
+    # --out naming the model itself (not a .png) is refused, even with --overwrite.
     for out in (str(small_dbn), os.path.relpath(small_dbn)):
         for extra in ([], ["--overwrite"]):
             assert cli.main([*common, "--out", out, *extra]) == 2
-            assert "is the --model file" in error_line(capsys.readouterr().err,
-                                                       "keras-dbn sample")
+            assert "--out needs a .png file name" in error_line(capsys.readouterr().err,
+                                                                "keras-dbn sample")
             assert small_dbn.read_bytes() == model_bytes
     # Another existing file only with --overwrite.
     mine = tmp_path / "mine.png"
@@ -450,6 +450,10 @@ def test_sample_needs_a_keras_file_as_model(small_dbn, tmp_path, capsys):
         assert code == 2
         line = error_line(capsys.readouterr().err, "keras-dbn sample")
         assert message in line and "dbn.keras" in line and "TFSMLayer" not in line
+    # The grid is a PNG: another name would hide what the file holds.
+    assert cli.main(["sample", "--model", str(small_dbn), "--out", str(tmp_path / "s.jpg")]) == 2
+    assert "--out needs a .png file name" in error_line(capsys.readouterr().err,
+                                                        "keras-dbn sample")
     assert sorted(os.listdir(tmp_path)) == ["dbn.h5", "run1"]
 
 

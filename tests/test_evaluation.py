@@ -226,6 +226,8 @@ def test_ais_argument_errors():
         evaluation.ais_log_partition(rbm, betas=betas, base_rate=1.5)
     with pytest.raises(ValueError, match="NaN or infinite"):
         evaluation.ais_log_partition(rbm, betas=betas, base_rate=[0.5, np.nan, 0.5, 0.5])
+    with pytest.raises(ValueError, match=r"one rate per visible unit \(4\), got shape \(3,\)"):
+        evaluation.ais_log_partition(rbm, betas=betas, base_rate=[0.5, 0.5, 0.5])
 
 
 @pytest.mark.parametrize(

@@ -1332,6 +1332,20 @@ def test_a_sparsity_target_needs_a_cost():
         keras_dbn.RBM(5, sparsity_cost=0.1)
 
 
+def test_evaluate_and_predict_refuse_an_endless_dataset_without_steps():
+    import tensorflow as tf
+
+    x = _data()
+    rbm = keras_dbn.RBM(5, seed=0)
+    rbm.fit(x, epochs=1, verbose=0)
+    endless = tf.data.Dataset.from_tensor_slices(x).batch(50).repeat()
+    for use in (rbm.evaluate, rbm.predict):
+        with pytest.raises(ValueError, match="never ends"):
+            use(endless, verbose=0)  # Keras alone would read it forever
+    assert rbm.predict(endless, steps=2, verbose=0).shape == (100, 5)
+    assert len(rbm.evaluate(endless, steps=2, verbose=0)) == 2
+
+
 def test_datasets_of_dicts_are_refused_and_a_dataset_builds_the_rbm(tmp_path):
     import tensorflow as tf
 
