@@ -1,4 +1,4 @@
-"""Value types and path checks for the options of the ``keras-dbn`` command and the tuning search."""
+"""Value types and path checks for the options of ``keras-dbn`` and the tuning search."""
 
 import argparse
 import math

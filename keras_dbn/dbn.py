@@ -463,6 +463,12 @@ class DBN(ExtraStateMixin, keras.Model):
                 layer_kwargs["batch_size"] = batch_sizes[i]
             else:  # datasets arrive batched and shuffled
                 layer_kwargs["shuffle"] = False
+            if i > 0 and is_numpy and fit_kwargs.get("steps_per_epoch") and not isinstance(
+                    layer_input, np.ndarray):
+                # Streamed from an array, as `RBM.fit` streams one: every
+                # epoch makes exactly `steps_per_epoch` updates, whether the
+                # layer's input is cached or streamed.
+                layer_input = layer_input.repeat()
             history = rbm.fit(
                 layer_input,
                 epochs=epochs[i],

@@ -1552,7 +1552,8 @@ class RBM(ExtraStateMixin, keras.Model):
         ``shuffle``, ``validation_split`` and ``steps_per_epoch`` keep their
         Keras meaning, and an epoch makes exactly ``steps_per_epoch``
         updates, running on into the next (reshuffled) pass over the rows
-        where one pass holds fewer batches: where it or ``validation_steps`` is not a multiple of
+        where one pass holds fewer batches. Where it or ``validation_steps``
+        is not a multiple of
         ``steps_per_execution``, the RBM runs the largest number of steps
         per execution that divides them (Keras alone rounds each epoch up to
         whole executions), which retraces the step once.
@@ -1577,8 +1578,8 @@ class RBM(ExtraStateMixin, keras.Model):
         same).
 
         Raises:
-            ValueError: for NumPy data (or a tensor) that is not finite, or outside [0, 1]
-                for Bernoulli visible units, and for a ``steps_per_epoch``
+            ValueError: for NumPy data (or a tensor) that is not finite, or
+                outside [0, 1] for Bernoulli visible units, and for a ``steps_per_epoch``
                 that is not a positive integer.
             tf.errors.InvalidArgumentError: for a batch of a
                 `tf.data.Dataset` (``x`` or validation data) whose values

@@ -489,3 +489,20 @@ def test_a_best_only_checkpoint_saves_every_layer_by_its_own_best(tmp_path):
     saved = keras.models.load_model(path)
     assert (saved.name, saved.units) == (dbn.rbms[1].name, 2)
     assert checkpoint.best == min(second)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(sample=True), dict(cache_bytes=0)])
+def test_every_layer_makes_exactly_steps_per_epoch_updates_from_an_array(options):
+    """Every layer's input comes from the array, cached or streamed: every
+    epoch makes the updates asked for, as `RBM.fit` of an array does
+    (130 rows at batch size 32 are 5 batches a pass)."""
+    dbn = keras_dbn.DBN([6, 4], seed=0)
+    updates = []
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            updates.append(int(self.model.optimizer.iterations.numpy()))
+
+    dbn.pretrain(_binary(rows=130), epochs=3, batch_size=32, steps_per_epoch=4, verbose=0,
+                 callbacks=[Count()], **options)
+    assert updates == [4, 8, 12] * 2
