@@ -142,6 +142,25 @@ def is_stream(data):
     return tf is not None and isinstance(data, tf.data.Dataset)
 
 
+def is_endless(data):
+    """Whether ``data`` is a `tf.data.Dataset` that never ends (``.repeat()``).
+
+    Args:
+        data: anything a Keras ``fit`` takes.
+
+    Returns:
+        bool; ``False`` where TensorFlow is not loaded.
+
+    Example:
+
+    >>> is_endless(tf.data.Dataset.range(3).repeat()), is_endless(np.zeros(3))
+    (True, False)
+    """
+    tf = sys.modules.get("tensorflow")
+    return (tf is not None and isinstance(data, tf.data.Dataset)
+            and int(data.cardinality()) == int(tf.data.INFINITE_CARDINALITY))
+
+
 def check_ends(fit_kwargs, x=None, caller="fit"):
     """Raises where ``fit`` would read an endless `tf.data.Dataset` forever.
 
@@ -159,21 +178,13 @@ def check_ends(fit_kwargs, x=None, caller="fit"):
     Raises:
         ValueError: for such a dataset without its step count.
     """
-    tf = sys.modules.get("tensorflow")
-    if tf is None:
-        return
-
-    def endless(data):
-        return (isinstance(data, tf.data.Dataset)
-                and int(data.cardinality()) == int(tf.data.INFINITE_CARDINALITY))
-
-    if endless(x) and not fit_kwargs.get("steps_per_epoch"):
+    if is_endless(x) and not fit_kwargs.get("steps_per_epoch"):
         raise ValueError(
             f"{caller}: the dataset never ends (e.g. `.repeat()` or "
             "`semi_supervised_dataset`), so an epoch would never end either: "
             "pass steps_per_epoch, the updates per epoch."
         )
-    if endless(fit_kwargs.get("validation_data")) and not fit_kwargs.get("validation_steps"):
+    if is_endless(fit_kwargs.get("validation_data")) and not fit_kwargs.get("validation_steps"):
         raise ValueError(
             f"{caller}: the validation dataset never ends: pass validation_steps."
         )

@@ -474,25 +474,19 @@ def _value_range(x):
     return float(np.min(x)), float(np.max(x))
 
 
-def _eager_array(data):
-    """``data`` as a NumPy array where it is an eager tensor, else ``None``.
+def _host_array(data):
+    """``data`` as a NumPy array where it is an eager tensor; anything else as it is.
 
     Keras takes tensors wherever it takes arrays. Converted, they get the
     checks (`RBM._check_data`) and the input pipeline of arrays; a tensor
     in host memory is shared, not copied.
     """
     if data is None or isinstance(data, np.ndarray) or not ops.is_tensor(data):
-        return None
+        return data
     try:
         return np.asarray(data)
     except (NotImplementedError, TypeError, ValueError):  # symbolic, inside a traced function
-        return None
-
-
-def _host_array(data):
-    """An eager tensor as a NumPy array (`_eager_array`); anything else as it is."""
-    array = _eager_array(data)
-    return data if array is None else array
+        return data
 
 
 def _host_validation_data(validation_data):
@@ -504,11 +498,7 @@ def _host_validation_data(validation_data):
 
 def _refuse_endless(data, steps, caller):
     """Raises where `evaluate` or `predict` would read an endless dataset forever."""
-    if steps is None and _is_dataset(data):
-        import tensorflow as tf
-
-        if int(data.cardinality()) != int(tf.data.INFINITE_CARDINALITY):
-            return
+    if steps is None and array_input.is_endless(data):
         raise ValueError(f"RBM.{caller}: the dataset never ends (e.g. `.repeat()`): pass "
                          "steps, the number of batches to read.")
 

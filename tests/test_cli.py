@@ -9,14 +9,7 @@ import numpy as np
 import pytest
 
 from keras_dbn import cli
-
-
-def error_line(err, prog):
-    """The one line of ``prog``'s error message in ``err``; no traceback."""
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith(f"{prog}: error: ")]
-    assert len(lines) == 1, err
-    return lines[0]
+from command_output import error_line
 
 
 def run(*args, timeout=600):

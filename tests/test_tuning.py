@@ -12,6 +12,7 @@ import pytest
 from keras_dbn import datasets
 from keras_dbn.dbn import DBN
 from keras_dbn.tuning import DBNHyperModel, PretrainCache, make_tuner, trials_table
+from command_output import error_line
 
 # Tiny layers, one pretraining epoch: every test below runs in seconds.
 TINY = dict(num_layers=1, units=[32, 64], k=1, persistent=False, pretrain_lr=(0.02, 0.1),
@@ -338,13 +339,6 @@ def _stop_at_loading(monkeypatch):
     monkeypatch.setattr(datasets, "load_numpy", load_numpy)
 
 
-def _one_error_line(err, prog):
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.startswith(f"{prog}: error: ")]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
 def test_overwrite_refuses_to_delete_exported_versions(tmp_path, capsys, monkeypatch):
     """keras-tuner's overwrite deletes the project folder, and the default
     --output lies in it: exported versions would go with it."""
@@ -364,7 +358,7 @@ def test_overwrite_refuses_to_delete_exported_versions(tmp_path, capsys, monkeyp
                        r"'.*best/saved_model'; pass --output elsewhere"):
         run_search(directory=str(runs), overwrite=True)
     assert cli.main(["tune", "--directory", str(runs), "--overwrite"]) == 2
-    assert "--overwrite would delete" in _one_error_line(capsys.readouterr().err,
+    assert "--overwrite would delete" in error_line(capsys.readouterr().err,
                                                          "keras-dbn tune")
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
     assert (exports / "1" / "saved_model.pb").read_text() == "version 1"
@@ -392,7 +386,7 @@ def test_search_validation_the_data_cannot_meet_fails_before_any_trial(tmp_path,
         run_search(validation=5000, train_limit=1000, directory=str(tmp_path))
     assert cli.main(["tune", "--validation", "5000", "--train-limit", "1000",
                      "--directory", str(tmp_path)]) == 2  # as --labels
-    assert "--validation=5000 gives" in _one_error_line(capsys.readouterr().err,
+    assert "--validation=5000 gives" in error_line(capsys.readouterr().err,
                                                         "keras-dbn tune")
     assert not (tmp_path / "dbn_mnist").exists()  # no trial ran
 
