@@ -13,7 +13,8 @@ from keras_dbn.argtypes import (
     UsageError, check_writable, image_shape, is_within, layer_sizes, non_negative_int,
     positive_float, positive_int, rate,
 )
-from keras_dbn.tf_logging import quiet_keras_retracing
+from keras_dbn.search_options import add_search_arguments
+from keras_dbn.tf_logging import quiet_keras_retracing, quiet_tensorflow_startup
 
 # Updates per --mlp-epochs epoch with --pseudo-label or --vat and --labels:
 # the default 20 epochs give the 3,000 updates measured in
@@ -161,9 +162,7 @@ def build_parser():
         "batch size with keras-tuner; Ctrl-C interrupts and the same command resumes. "
         "The best classifier is saved as .keras and exported as a SavedModel.",
     )
-    from keras_dbn import tuning
-
-    tuning.add_search_arguments(tune)
+    add_search_arguments(tune)
     return parser
 
 
@@ -598,6 +597,12 @@ def run_reporting_errors(function, prog, resume_hint=""):
 def main(argv=None):
     """Entry point of ``keras-dbn`` and ``python -m keras_dbn``."""
     args = build_parser().parse_args(argv)
+    # TensorFlow loads only now: --help and mistyped options answer at once.
+    # The API registers keras_dbn's Keras classes, which load_model needs.
+    import keras_dbn
+
+    with quiet_tensorflow_startup():
+        keras_dbn.import_api()
     if args.command == "tune":
         from keras_dbn import tuning
 

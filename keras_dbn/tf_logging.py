@@ -1,6 +1,7 @@
-"""Quiets TensorFlow's retracing warning about Keras' own training functions.
+"""Quiets TensorFlow's messages that tell a user nothing.
 
-Every Keras model traces its own ``tf.function`` for ``fit``, ``evaluate``
+`quiet_keras_retracing` drops the retracing warning about Keras' own
+training functions. Every Keras model traces its own ``tf.function`` for ``fit``, ``evaluate``
 and ``predict``, and TensorFlow counts the traces of all of them together
 (they share one Python code object). A process that builds more than about
 five models (a DBN's RBMs, its classifier, a baseline, tuning trials) is
@@ -20,10 +21,17 @@ with quiet_keras_retracing():
         model = build(seed)
         model.fit(x, y)
 ```
+
+`quiet_tensorflow_startup` hides the C++ lines that TensorFlow writes while
+it loads, which ``TF_CPP_MIN_LOG_LEVEL`` is meant to hide but does not.
 """
 
 import contextlib
 import logging
+import os
+import re
+import sys
+import tempfile
 
 # What TensorFlow's warning names: Keras' trainer closures, e.g.
 # "TensorFlowTrainer._make_function.<locals>.multi_step_on_iterator".
@@ -62,3 +70,66 @@ def quiet_keras_retracing():
         yield
     finally:
         logger.removeFilter(quiet)
+
+
+# While TensorFlow loads, absl writes its first lines (oneDNN's custom
+# operations, the missing CUDA drivers) before TensorFlow's logging reads
+# TF_CPP_MIN_LOG_LEVEL, so that variable does not hide them; they open with
+# this preamble and the level letter, e.g. "I0000 00:00:17... port.cc:153]".
+_ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called"
+_ABSL_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d\d")
+_LEVELS = "IWEF"  # TF_CPP_MIN_LOG_LEVEL 1 hides I, 2 also W, 3 also E
+
+
+def _min_log_level():
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        return 0
+
+
+def _shown(line, level):
+    if line.startswith(_ABSL_PREAMBLE):
+        return False
+    match = _ABSL_LINE.match(line)
+    return match is None or _LEVELS.index(match.group(1)) >= level
+
+
+@contextlib.contextmanager
+def quiet_tensorflow_startup():
+    """Hides TensorFlow's start-up lines as ``TF_CPP_MIN_LOG_LEVEL`` asks,
+    where the block loads TensorFlow.
+
+    TensorFlow's first log lines come before its logging reads that
+    variable. With the variable at 1 or more and TensorFlow not yet loaded,
+    the block's writes to the process's stderr (file descriptor 2) are
+    captured and written back afterwards, all but the lines of the levels
+    the variable hides; Python's warnings and errors pass unchanged.
+
+    Returns:
+        A context manager.
+
+    Example:
+
+    >>> os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    >>> with quiet_tensorflow_startup():
+    ...     import tensorflow as tf
+    """
+    level = _min_log_level()
+    if level <= 0 or "tensorflow" in sys.modules:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if _shown(line, level)))
+            sys.stderr.flush()

@@ -43,12 +43,10 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from keras_dbn.argtypes import (
-    UsageError, check_writable, fraction_or_count, is_within, layer_sizes, non_negative_int,
-    positive_int,
-)
+from keras_dbn.argtypes import UsageError, check_writable, is_within
 from keras_dbn.array_input import array_dataset, evaluation_input, fit_can_stream, validation_input
 from keras_dbn.dbn import DBN
+from keras_dbn.search_options import TUNERS, add_search_arguments, defaults
 
 __all__ = [
     "DBNHyperModel",
@@ -601,7 +599,6 @@ _TUNER_CLASSES = {
     "random": kt.RandomSearch,
     "bayesian": kt.BayesianOptimization,
 }
-TUNERS = tuple(_TUNER_CLASSES)
 
 
 def make_tuner(hypermodel, tuner="hyperband", max_trials=10, max_epochs=10, executions=1,
@@ -676,63 +673,6 @@ def trials_table(tuner, num_trials=10):
         rows = [row[:-1] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
-
-
-def add_search_arguments(parser):
-    """Adds the options of `run_search` to an `argparse` parser (or subparser).
-
-    Example:
-
-    >>> import argparse
-    >>> parser = add_search_arguments(argparse.ArgumentParser(prog="tune"))
-    >>> args = parser.parse_args(["--tuner", "random", "--max-trials", "3"])
-    >>> args.tuner, args.max_trials, args.max_epochs
-    ('random', 3, 10)
-    """
-    group = parser.add_argument_group("search")
-    group.add_argument("--tuner", choices=TUNERS, default="hyperband", help="search algorithm (default: hyperband)")
-    group.add_argument("--max-trials", type=positive_int, default=10,
-                       help="trials of random/bayesian search (default: 10)")
-    group.add_argument("--max-epochs", type=positive_int, default=10,
-                       help="fine-tuning epochs per trial; Hyperband's largest budget (default: 10)")
-    group.add_argument("--executions", type=positive_int, default=1,
-                       help="fine-tuning runs per trial, averaged (default: 1)")
-    group.add_argument("--patience", type=non_negative_int, default=3,
-                       help="early stopping patience in epochs, 0 disables (default: 3)")
-    group.add_argument("--directory", default="tuning_runs", help="trial records (default: tuning_runs)")
-    group.add_argument("--project-name", default=None, help="project folder (default: dbn_<dataset>)")
-    group.add_argument("--overwrite", action="store_true",
-                       help="discard an existing project instead of resuming it (refused "
-                       "when SavedModel versions exported inside it would go too)")
-    group.add_argument("--output", default=None,
-                       help="best model folder (default: <directory>/<project>/best)")
-    group.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
-    group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
-                       help="keras-tuner and Keras verbosity (default: 2, a line per epoch)")
-    space = parser.add_argument_group("search space (narrow it for small budgets)")
-    space.add_argument("--units", type=layer_sizes, default=[256, 512, 1024, 2000],
-                       help="layer sizes to choose from (default: 256,512,1024,2000)")
-    space.add_argument("--max-layers", type=positive_int, default=3, help="up to this many layers (default: 3)")
-    space.add_argument("--max-pretrain-epochs", type=positive_int, default=10,
-                       help="pretraining epochs per RBM, 1 to this (default: 10)")
-    space.add_argument("--no-pcd", action="store_true", help="search CD-k only, not PCD")
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="mnist", help="TFDS image dataset: mnist, fashion_mnist, ... (default: mnist)")
-    data.add_argument("--manual-dir", default=None, help="folder of the dataset's source files (offline)")
-    data.add_argument("--data-dir", default=None, help="TFDS data_dir")
-    data.add_argument("--train-limit", type=positive_int, default=None,
-                      help="use only the first N training images and N//5 test images (at least "
-                      "100), for quick runs")
-    data.add_argument("--labels", type=positive_int, default=None,
-                      help="fine-tune on N class-balanced labels; pretrain on all training images")
-    data.add_argument("--validation", type=fraction_or_count, default=0.1,
-                      help="validation fraction in (0, 1), or a count of images, held out of the "
-                      "training set (default: 0.1)")
-    return parser
-
-
-def _defaults():
-    return vars(add_search_arguments(argparse.ArgumentParser()).parse_args([]))
 
 
 #: `run_search` options that define a search: a resumed search must keep them.
@@ -837,7 +777,7 @@ def run_search(args=None, **kwargs):
     from keras_dbn import datasets
     from keras_dbn.export import export_saved_model, next_version
 
-    options = _defaults()
+    options = defaults()
     options.update(vars(args) if args is not None else {})
     unknown = set(kwargs) - set(options)
     if unknown:

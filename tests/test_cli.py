@@ -96,28 +96,68 @@ def test_module_entry_point_reports_errors(tmp_path):
     assert out.returncode == 2 and "positive integer" in out.stderr
 
 
-def test_command_quiets_tensorflow_cpp_log_only_for_itself():
-    # TensorFlow reads TF_CPP_MIN_LOG_LEVEL once, when it is imported, so the
-    # command must set it before `import keras_dbn` loads TensorFlow.
+def test_command_quiets_tensorflow_cpp_log_only_for_itself(tmp_path):
+    # TensorFlow reads TF_CPP_MIN_LOG_LEVEL once, when it loads, and writes
+    # its first lines (oneDNN, CUDA drivers) before it reads it at all.
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    marker = "cpu_feature_guard"  # TensorFlow's INFO line about the CPU's instructions
+    features = "cpu_feature_guard"  # TensorFlow's INFO line about the CPU's instructions
+    startup = "oneDNN custom operations"  # absl's line before TensorFlow's logging starts
 
-    def stderr_of(*args, **extra):
+    def stderr_of(*args, code=0, **extra):
         out = subprocess.run([sys.executable, *args], capture_output=True, text=True,
                              timeout=300, env={**env, **extra})
-        assert out.returncode == 0, out.stderr
-        return out
+        assert out.returncode == code, out.stderr
+        return out.stderr
 
-    loud = stderr_of("-m", "keras_dbn", "--help", TF_CPP_MIN_LOG_LEVEL="0")
-    if marker not in loud.stderr:
-        pytest.skip("this TensorFlow build logs nothing about this CPU's instructions")
-    quiet = stderr_of("-m", "keras_dbn", "--help")
-    assert "usage: keras-dbn" in quiet.stdout
-    assert marker not in quiet.stderr
+    # A command that loads TensorFlow before it fails on its argument.
+    command = ("-m", "keras_dbn", "sample", "--model", str(tmp_path / "none.keras"),
+               "--out", str(tmp_path / "x.png"))
+    loud = stderr_of(*command, code=2, TF_CPP_MIN_LOG_LEVEL="0")
+    if features not in loud and startup not in loud:
+        pytest.skip("this TensorFlow build logs nothing while it loads")
+    quiet = stderr_of(*command, code=2)
+    assert quiet.strip() == f"keras-dbn sample: error: no such model file: {tmp_path / 'none.keras'}"
     # Imported as a library, keras_dbn leaves the process's logging alone.
-    library = stderr_of("-c", "import os, keras_dbn; print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))")
-    assert library.stdout.strip() == "None"
-    assert marker in library.stderr
+    library = stderr_of("-c", "import os, keras_dbn; assert 'TF_CPP_MIN_LOG_LEVEL' not in os.environ")
+    assert features in library or startup in library
+
+
+COMMAND = r"""
+import sys
+sys.argv[0] = "keras-dbn"  # as the console script runs
+from keras_dbn import cli
+try:
+    cli.main(sys.argv[1:])
+except SystemExit as stop:
+    print("exit", stop.code, "tensorflow loaded:", "tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("args, code", [(["--help"], 0), (["tune", "--help"], 0),
+                                        (["train", "--k", "0"], 2), (["nonsense"], 2)])
+def test_help_and_argument_errors_answer_before_tensorflow_loads(args, code):
+    out = subprocess.run([sys.executable, "-c", COMMAND, *args], capture_output=True,
+                         text=True, timeout=300)
+    assert f"exit {code} tensorflow loaded: False" in out.stdout, out.stderr
+
+
+def test_a_package_run_with_python_m_gets_the_whole_api(tmp_path):
+    # While `python -m pkg.main` imports pkg, sys.argv[0] is "-m", as it is
+    # for `python -m keras_dbn`: a package that imports keras_dbn then must
+    # still find its API and its Keras classes registered for load_model.
+    package = tmp_path / "userpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "import os, keras, keras_dbn\n"
+        "REGISTERED = keras.saving.get_registered_object('keras_dbn>RBM') is keras_dbn.RBM\n"
+        "QUIETED = 'TF_CPP_MIN_LOG_LEVEL' in os.environ\n"
+    )
+    (package / "main.py").write_text("from userpkg import REGISTERED, QUIETED\n"
+                                     "print('registered', REGISTERED, 'quieted', QUIETED)\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-m", "userpkg.main"], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path, env=env)
+    assert "registered True quieted False" in out.stdout, out.stderr
 
 
 @pytest.mark.slow

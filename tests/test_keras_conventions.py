@@ -240,3 +240,22 @@ def test_to_classifier_takes_a_dtype_policy(x):
     assert [layer.dtype_policy.name for layer in mixed.layers] == [
         "mixed_bfloat16", "mixed_bfloat16", "float32"]
     assert mixed.predict(x[:2], verbose=0).dtype == np.float32
+
+
+def test_the_public_api_is_imported_with_the_package():
+    import importlib
+    import sys
+
+    from keras_dbn import dbn, rbm
+
+    assert keras_dbn.RBM is rbm.RBM and keras_dbn.DBN is dbn.DBN
+    for name in set(keras_dbn.__all__) - {"__version__"}:
+        value = getattr(keras_dbn, name)
+        # Submodules are the package's own modules; the rest come from them.
+        home = value if isinstance(value, type(sys)) else importlib.import_module(value.__module__)
+        assert home.__name__.startswith("keras_dbn."), name
+        assert name in dir(keras_dbn)
+    # Saved RBMs and DBNs load after a plain `import keras_dbn`.
+    assert keras.saving.get_registered_object("keras_dbn>DBN") is keras_dbn.DBN
+    with pytest.raises(AttributeError, match="no attribute 'RMB'"):
+        keras_dbn.RMB

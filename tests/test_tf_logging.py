@@ -54,3 +54,26 @@ def test_new_models_warn_only_outside_the_block():
     # ...and after the block, Keras' functions are again.
     assert seen["keras_after"]
     assert all("TensorFlowTrainer." in m for m in seen["keras_after"])
+
+
+def test_startup_lines_hidden_by_level_everything_else_passes(monkeypatch, capfd):
+    from keras_dbn.tf_logging import quiet_tensorflow_startup
+
+    # absl's lines as TensorFlow writes them while it loads, and others.
+    written = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796307230.403508    5752 port.cc:153] oneDNN custom operations are on.\n"
+        "W0000 00:00:1796307230.404024    5752 stub.cc:31] a warning\n"
+        "E0000 00:00:1796307230.404024    5752 stub.cc:31] an error\n"
+        "Traceback (most recent call last): a Python error\n"
+    )
+    monkeypatch.delitem(sys.modules, "tensorflow")  # as if it had not loaded yet
+    for level, kept in [("1", [2, 3, 4]), ("2", [3, 4]), ("0", [0, 1, 2, 3, 4])]:
+        monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", level)
+        with quiet_tensorflow_startup():
+            os.write(2, written.encode())
+            print("from Python", file=sys.stderr)
+        err = capfd.readouterr().err.splitlines()
+        lines = written.splitlines()
+        assert [line for line in err if line != "from Python"] == [lines[i] for i in kept]
+        assert "from Python" in err

@@ -204,6 +204,19 @@ def _fixed_hyperparameters():
     return fixed
 
 
+def test_every_tuner_the_command_offers_is_made(tmp_path):
+    from keras_dbn.search_options import TUNERS
+
+    hypermodel = DBNHyperModel(10, input_dim=784)
+    made = {name: type(make_tuner(hypermodel, name, max_trials=1, max_epochs=2,
+                                  directory=tmp_path, project_name=name)).__name__
+            for name in TUNERS}
+    assert made == {"hyperband": "Hyperband", "random": "RandomSearch",
+                    "bayesian": "BayesianOptimization"}
+    with pytest.raises(ValueError, match="must be one of"):
+        make_tuner(hypermodel, "grid", directory=tmp_path)
+
+
 def test_tuner_hyperparameters_fix_values(tmp_path):
     hypermodel = DBNHyperModel(10, input_dim=784)
     tuner = make_tuner(hypermodel, "random", max_trials=5, directory=tmp_path, project_name="e",
