@@ -16,6 +16,7 @@ import glob
 import math
 import numbers
 import os
+import re
 import warnings
 
 import keras
@@ -160,9 +161,16 @@ class ImageGridCallback(keras.callbacks.Callback):
 
     Epochs are counted over every ``fit()`` the callback sees, so a second
     call, or the next layer of `DBN.pretrain`, writes new files instead of
-    overwriting the first call's. A new callback whose ``log_dir`` already
-    holds such pictures (an earlier run's) warns when training begins that
-    its own will replace those of the same epochs.
+    overwriting the first call's. A call with ``initial_epoch`` (Keras'
+    count of the epochs already trained) continues from there: the same
+    callback after ``fit(epochs=2)`` numbers ``fit(epochs=4,
+    initial_epoch=2)``'s epochs 3 and 4, and so does a new callback; one
+    that has already counted more epochs than ``initial_epoch`` (say over
+    two layers of `DBN.pretrain`) continues its own count instead, so it
+    never replaces its own pictures. A new callback whose ``log_dir``
+    already holds such pictures (an earlier run's) of the epochs it is
+    about to number warns when training begins that its own will replace
+    them.
 
     Filters come from ``rbm`` when given, otherwise from the RBM being
     fitted. Samples come from ``generate(n, gibbs_steps=...)`` of ``rbm``
@@ -231,8 +239,8 @@ class ImageGridCallback(keras.callbacks.Callback):
             raise ValueError(f"`seed` must be None or an integer in [0, 2**31), got {seed!r}.")
         self.seed = seed
         self._writer = None
-        self._epochs_before = 0  # epochs of the earlier fit() calls seen
-        self._epochs_seen = 0
+        self._epochs_seen = 0  # number of the last epoch written or skipped
+        self._offset = None  # this fit()'s epoch index -> number, from its first epoch
 
     def _filter_rbm(self):
         source = self.rbm if self.rbm is not None else self.model
@@ -293,18 +301,37 @@ class ImageGridCallback(keras.callbacks.Callback):
         rbm = self._filter_rbm()
         if rbm.built:
             _resolve_shape(rbm.num_visible, self.image_shape)
-        if self._epochs_seen == 0:
-            self._warn_of_earlier_pictures()
-        self._epochs_before = self._epochs_seen
+        # Keras tells the callback its `initial_epoch` only through the
+        # first epoch's index: `_epoch_number` sets the offset then.
+        self._offset = None
 
-    def _warn_of_earlier_pictures(self):
-        """Warns when ``log_dir`` holds grids this callback did not write:
-        its epochs' files would replace them."""
-        earlier = sorted(
-            os.path.basename(path)
-            for name in ("filters", "samples")
-            for path in glob.glob(os.path.join(glob.escape(self.log_dir), f"{name}_epoch*.png"))
-        )
+    def _epoch_number(self, epoch):
+        """The 1-based number of this fit()'s epoch index ``epoch``."""
+        if self._offset is None:
+            # Keras' index already counts the epochs before `initial_epoch`
+            # (a resumed fit: this callback's or another's); an index below
+            # the epochs this callback has counted (a new fit() from 0, the
+            # next layer of DBN.pretrain) continues its count instead.
+            self._offset = max(self._epochs_seen - epoch, 0)
+        return self._offset + epoch + 1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        new_fit = self._offset is None
+        number = self._epoch_number(epoch)
+        if new_fit and self._epochs_seen == 0:
+            self._warn_of_earlier_pictures(number)
+
+    def _warn_of_earlier_pictures(self, first):
+        """Warns when ``log_dir`` holds grids this callback did not write of
+        epoch ``first`` or later: its epochs' files would replace them."""
+        earlier = []
+        for name in ("filters", "samples"):
+            pattern = os.path.join(glob.escape(self.log_dir), f"{name}_epoch*.png")
+            for path in glob.glob(pattern):
+                found = re.fullmatch(rf"{name}_epoch(\d+)\.png", os.path.basename(path))
+                if found is None or int(found.group(1)) >= first:
+                    earlier.append(os.path.basename(path))
+        earlier.sort()
         if earlier:
             shown = ", ".join(earlier[:3]) + (", ..." if len(earlier) > 3 else "")
             warnings.warn(
@@ -315,7 +342,7 @@ class ImageGridCallback(keras.callbacks.Callback):
             )
 
     def on_epoch_end(self, epoch, logs=None):
-        self._epochs_seen = self._epochs_before + epoch + 1
+        self._epochs_seen = self._epoch_number(epoch)
         if self._epochs_seen % self.every_n_epochs == 0:
             self.write(self._epochs_seen)
 

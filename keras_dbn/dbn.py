@@ -17,6 +17,7 @@ from keras_dbn.rbm import (
     _is_dataset,
     checked_count,
     checked_sample_count,
+    checked_seed,
     split_validation,
 )
 
@@ -156,6 +157,7 @@ class DBN(ExtraStateMixin, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        seed = checked_seed(seed)
         if not isinstance(layers, (list, tuple)) or not layers:
             raise ValueError(f"`layers` must be a non-empty list of sizes or RBMs, got {layers!r}.")
         count = len(layers)

@@ -30,7 +30,8 @@ import tensorflow as tf
 from keras import ops
 
 from keras_dbn import array_input
-from keras_dbn.rbm import checked_count, visible_mean
+from keras_dbn.dbn import DBN
+from keras_dbn.rbm import _is_dataset, checked_count, float64_batches, visible_mean
 
 _F64 = "float64"
 
@@ -46,14 +47,43 @@ def _weights(rbm, dtype=_F64):
     )
 
 
+def _dataset_rows(data, name):
+    """Every row of a finite `tf.data.Dataset` of ``x`` or ``(x, y)`` batches.
+
+    Batches are read as `visible_mean` reads them; ``name`` names the
+    argument in errors.
+
+    Returns:
+        NumPy float64 array, the batches' ``x`` concatenated.
+
+    Raises:
+        TypeError: for elements that are not tensors (e.g. dicts).
+        ValueError: for an endless dataset, one of single examples, or one
+            without examples.
+    """
+    if array_input.is_endless(data):
+        raise ValueError(f"{name} is a dataset that never ends (e.g. `.repeat()`): "
+                         "pass a finite one, e.g. `dataset.take(num_batches)`.")
+    spec = data.element_spec
+    spec = spec[0] if isinstance(spec, tuple) and spec else spec
+    if not isinstance(spec, tf.TensorSpec):
+        raise TypeError(f"{name} must be a dataset of batches `x` or `(x, y)` as tensors, "
+                        f"got elements {data.element_spec}.")
+    rows = list(float64_batches(data, name))
+    if not rows:
+        raise ValueError(f"{name} holds no examples.")
+    return np.concatenate(rows)
+
+
 def _as_matrix(x, rbm):
     """``x`` as float64 rows of the RBM's visible width; clear errors otherwise.
 
-    The values are checked as `RBM.fit` checks its data: finite, and in
-    [0, 1] for Bernoulli visible units, whose likelihoods of other values
-    would be numbers without meaning.
+    ``x`` is an array or a `tf.data.Dataset` (`_dataset_rows`). The values
+    are checked as `RBM.fit` checks its data: finite, and in [0, 1] for
+    Bernoulli visible units, whose likelihoods of other values would be
+    numbers without meaning.
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = _dataset_rows(x, "`x`") if _is_dataset(x) else np.asarray(x, dtype=np.float64)
     rbm._check_data(x)  # rank, width and values
     if not len(x):
         raise ValueError("The data holds no examples.")
@@ -113,7 +143,8 @@ def exact_log_partition(rbm, enumerate_layer=None, max_units=20, chunk_size=2**1
 
     Raises:
         ValueError: if the layer to enumerate is not binary or is larger than
-            ``max_units``, or for a ``chunk_size`` below 1.
+            ``max_units``, or for a ``max_units`` or ``chunk_size`` that is
+            not an integer >= 1.
 
     Example:
 
@@ -124,6 +155,7 @@ def exact_log_partition(rbm, enumerate_layer=None, max_units=20, chunk_size=2**1
         Salakhutdinov & Murray, ICML 2008, section 2 (eq. 3-4).
     """
     rbm._require_built()
+    max_units = checked_count(max_units, "`max_units`", 1)
     chunk_size = checked_count(chunk_size, "`chunk_size`", 1)
     layers = {"visible": rbm.visible_units, "hidden": rbm.hidden_units}
     sizes = {"visible": rbm.num_visible, "hidden": rbm.units}
@@ -210,6 +242,9 @@ def paper_betas(num_steps=14500):
     Returns:
         A float64 array of ``num_steps + 1`` values from 0 to 1.
 
+    Raises:
+        ValueError: for a ``num_steps`` that is not an integer >= 3.
+
     Example:
 
     >>> betas = keras_dbn.evaluation.paper_betas(1450)  # a tenth of the paper's steps
@@ -220,8 +255,7 @@ def paper_betas(num_steps=14500):
     References:
         Salakhutdinov & Murray, ICML 2008, section 4.1.
     """
-    if num_steps < 3:
-        raise ValueError(f"`num_steps` must be >= 3, got {num_steps}.")
+    num_steps = checked_count(num_steps, "`num_steps`", 3)
     first = max(1, round(num_steps * 500 / 14500))
     second = max(1, round(num_steps * 4000 / 14500))
     third = num_steps - first - second
@@ -486,9 +520,11 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
 
     Args:
         rbm: a built `keras_dbn.RBM`.
-        x: data, shape ``(n, num_visible)`` (images are flattened).
-        log_z: a known ``log Z`` (from `exact_log_partition` or an earlier
-            AIS run, e.g. ``result.log_z``).
+        x: data, shape ``(n, num_visible)`` (images are flattened), or a
+            finite, batched `tf.data.Dataset` of ``x`` or ``(x, y)``, whose
+            rows are read into memory.
+        log_z: a known ``log Z``: a number (from `exact_log_partition`) or
+            the `AISResult` of an earlier AIS run.
         **ais_kwargs: passed to `ais_log_partition` when ``log_z`` is None
             (``data=x_train`` for the paper's base-rate model).
 
@@ -498,8 +534,11 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
     Raises:
         ValueError: for data that `RBM.fit` would refuse (not finite, of
             the wrong width, or outside [0, 1] for Bernoulli visible
-            units, or without rows), a ``log_z`` that is not finite, and
+            units, or without rows), a dataset that never ends or yields
+            single examples, a ``log_z`` that is not a finite number, and
             AIS options beside a given ``log_z``.
+        TypeError: for a dataset whose elements are not tensors (e.g.
+            dicts).
 
     Example:
 
@@ -515,7 +554,8 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
 
 
 def _known_or_estimated_log_z(rbm, log_z, ais_kwargs):
-    """``log_z`` when given (and finite), else `ais_log_partition`'s estimate."""
+    """``log_z`` (a finite number, or an `AISResult`'s) when given, else
+    `ais_log_partition`'s estimate."""
     if log_z is None:
         return ais_log_partition(rbm, **ais_kwargs).log_z
     if ais_kwargs:
@@ -523,9 +563,10 @@ def _known_or_estimated_log_z(rbm, log_z, ais_kwargs):
             f"AIS options ({', '.join(sorted(ais_kwargs))}) have no effect with a given "
             "`log_z`."
         )
-    if not math.isfinite(log_z):
-        raise ValueError(f"`log_z` must be a finite number, got {log_z!r}.")
-    return log_z
+    value = np.asarray(log_z.log_z if isinstance(log_z, AISResult) else log_z)
+    if value.shape != () or value.dtype.kind not in "iuf" or not np.isfinite(value):
+        raise ValueError(f"`log_z` must be a finite number or an AISResult, got {log_z!r}.")
+    return float(value)
 
 
 def log_conditional(units, states, pre_activation, bias):
@@ -580,8 +621,11 @@ def dbn_log_likelihood_bound(
 
     Args:
         dbn: a built `keras_dbn.DBN`.
-        x: data, shape ``(n, num_visible)`` (images are flattened).
-        log_z: the top RBM's ``log Z``, if known.
+        x: data, shape ``(n, num_visible)`` (images are flattened), or a
+            finite, batched `tf.data.Dataset` of ``x`` or ``(x, y)``, whose
+            rows are read into memory.
+        log_z: the top RBM's ``log Z``, if known: a number or an
+            `AISResult`.
         samples: passes up per example.
         seed: seed of the samples (reproducible when set).
         batch_size: rows (example-sample pairs) per chunk.
@@ -591,6 +635,12 @@ def dbn_log_likelihood_bound(
 
     Returns:
         The average bound as a Python float.
+
+    Raises:
+        TypeError: when ``dbn`` is not a `keras_dbn.DBN`, or for a dataset
+            whose elements are not tensors.
+        ValueError: for data or a ``log_z`` that `log_likelihood` refuses,
+            and a ``samples`` or ``batch_size`` that is not an integer >= 1.
 
     Example:
 
@@ -603,6 +653,11 @@ def dbn_log_likelihood_bound(
         Hinton, Osindero & Teh, "A Fast Learning Algorithm for Deep Belief
         Nets", Neural Computation 18, 2006 (the variational bound).
     """
+    if not isinstance(dbn, DBN):
+        raise TypeError(
+            f"dbn_log_likelihood_bound takes a keras_dbn.DBN, got {type(dbn).__name__}; "
+            "for an RBM use log_likelihood."
+        )
     rbms = list(dbn.rbms)
     for rbm in rbms:
         rbm._require_built()
@@ -647,8 +702,11 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
 
     Args:
         rbm: a built `keras_dbn.RBM` with Bernoulli visible units.
-        x: binary data, shape ``(n, num_visible)``.
-        seed: integer seed (or `np.random.RandomState`) choosing the bits.
+        x: binary data (0 or 1), shape ``(n, num_visible)``, or a finite,
+            batched `tf.data.Dataset` of ``x`` or ``(x, y)``, whose rows are
+            read into memory.
+        seed: ``None``, an integer seed or a `np.random.RandomState`,
+            choosing the bits.
         all_bits: sum over all bits instead of sampling one.
         batch_size: examples per chunk for ``all_bits``, whose memory grows
             as ``batch_size * num_visible * max(num_visible, units)``; by
@@ -659,8 +717,12 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
 
     Raises:
         ValueError: for visible units that are not Bernoulli, for data
-            that are not finite, not in [0, 1], of the wrong width or
-            without rows, and for a ``batch_size`` below 1.
+            that are not all 0 or 1, of the wrong width or without rows,
+            for a dataset that never ends or yields single examples, for a
+            ``seed`` of another kind, and for a ``batch_size`` that is not
+            an integer >= 1.
+        TypeError: for a dataset whose elements are not tensors (e.g.
+            dicts).
 
     Example:
 
@@ -676,7 +738,19 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
             "pseudo_likelihood needs Bernoulli visible units (got "
             f"{rbm.visible_units.name}): flipping a bit is meaningless otherwise."
         )
+    if batch_size is not None:
+        batch_size = checked_count(batch_size, "`batch_size`", 1)
+    if not (seed is None or isinstance(seed, np.random.RandomState)
+            or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool))):
+        raise ValueError(
+            f"`seed` must be None, an integer or a np.random.RandomState, got {seed!r}."
+        )
     v = _as_matrix(x, rbm)
+    if not np.all((v == 0) | (v == 1)):
+        raise ValueError(
+            "pseudo_likelihood needs binary data, every value 0 or 1: flipping a bit of "
+            "other values is meaningless; binarise the data first, e.g. `x > 0.5`."
+        )
     n, num_visible = v.shape
     weights = _weights(rbm)
     free_energy = _free_energy64(rbm, v, weights)
@@ -690,7 +764,6 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
 
     if batch_size is None:
         batch_size = max(1, 2**22 // (num_visible * max(num_visible, rbm.units)))
-    batch_size = checked_count(batch_size, "`batch_size`", 1)
     eye = np.eye(num_visible)
     totals = []
     for start in range(0, n, batch_size):
@@ -747,22 +820,27 @@ def sample_class_mix(classifier, samples, batch_size=1000):
 
     Args:
         classifier: a Keras model mapping samples to class probabilities.
-        samples: NumPy array of samples, e.g. from `DBN.generate`.
+        samples: NumPy array of samples, e.g. from `DBN.generate`, or a
+            finite, batched `tf.data.Dataset` of ``x`` or ``(x, y)``, whose
+            rows are read into memory.
         batch_size: rows per forward pass.
 
     Returns:
         A `ClassMix`.
 
     Raises:
-        ValueError: when ``samples`` holds no examples, or the classifier
-            does not give one probability per class (two columns or more).
+        ValueError: when ``samples`` holds no examples, is a dataset that
+            never ends or yields single examples, or the classifier does
+            not give one probability per class (two columns or more).
+        TypeError: for a dataset whose elements are not tensors (e.g.
+            dicts).
 
     Example:
 
     >>> mix = keras_dbn.evaluation.sample_class_mix(classifier, dbn.generate(1000))
     >>> mix.frequencies, mix.effective_classes
     """
-    samples = np.asarray(samples)
+    samples = _dataset_rows(samples, "`samples`") if _is_dataset(samples) else np.asarray(samples)
     array_input.check_rank(samples.shape)
     if not len(samples):
         raise ValueError("`samples` holds no examples.")
@@ -777,7 +855,7 @@ def sample_class_mix(classifier, samples, batch_size=1000):
     counts = np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1])
     frequencies = counts / counts.sum()
     present = frequencies[frequencies > 0]
-    entropy = float(-np.sum(present * np.log(present)))
+    entropy = float(-np.sum(present * np.log(present))) + 0.0  # 0.0, not -0.0, for one class
     return ClassMix(
         frequencies=frequencies,
         entropy=entropy,

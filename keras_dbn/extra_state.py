@@ -53,14 +53,26 @@ class ExtraStateMixin:
         Keras opens (and so empties) the file before it asks for the config:
         a config that fails (e.g. an RBM's unregistered custom unit type)
         would leave an empty file where an earlier save may have been.
+        Keras' legacy HDF5 format cannot hold these models at all (it
+        failed half-way, leaving a partial file), so ``.h5`` paths are
+        refused first.
 
         Args:
             filepath, *args, **kwargs: as for `keras.Model.save`.
+
+        Raises:
+            ValueError: for an ``.h5`` or ``.hdf5`` path.
 
         Example:
 
         >>> rbm.save("rbm.keras")
         """
+        if str(filepath).lower().endswith((".h5", ".hdf5")):
+            raise ValueError(
+                f"{type(self).__name__} models save in Keras' .keras format; the legacy "
+                f"HDF5 format cannot hold them (got {str(filepath)!r}). Use a .keras path, "
+                "or save_weights('....weights.h5') for the weights alone."
+            )
         self.get_config()
         return super().save(filepath, *args, **kwargs)
 

@@ -370,6 +370,21 @@ def checked_count(value, name, minimum=0):
     return int(value)
 
 
+def checked_seed(seed):
+    """``seed`` as a Python int, or ``None``; a clear error for anything else.
+
+    NumPy integers are accepted (Keras' own seed checks refuse them).
+
+    Raises:
+        ValueError: for a bool, a float or any other non-integer.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"`seed` must be an integer or None, got {seed!r}.")
+    return int(seed)
+
+
 def _seeded_initializer(identifier, seed):
     """`keras.initializers.get` of ``identifier``; one named by a string or
     config that takes a seed and has none gets ``seed``."""
@@ -442,16 +457,34 @@ def visible_mean(data):
             total += data[start:start + _MEAN_BLOCK_ROWS].sum(axis=0, dtype="float64")
         return total / len(data)
     total, count = 0.0, 0
-    for batch in data:
-        batch = batch[0] if isinstance(batch, (tuple, list)) else batch
-        batch = np.asarray(batch, dtype="float64")
-        if batch.ndim < 2:
-            raise ValueError(f"`data` yields an example of shape {batch.shape}, not a batch of "
-                             "examples: batch it first, e.g. `dataset.batch(1000)`.")
+    for batch in float64_batches(data, "`data`"):
         total, count = total + batch.reshape(len(batch), -1).sum(axis=0), count + len(batch)
     if not count:
         raise ValueError("The data holds no examples.")
     return total / count
+
+
+def float64_batches(data, name):
+    """The batches of ``data`` as float64 arrays.
+
+    Args:
+        data: an iterable of batches (a `tf.data.Dataset`, a list of 2-D
+            arrays), each ``x`` or ``(x, y)``.
+        name: how errors name ``data``.
+
+    Yields:
+        NumPy float64 arrays of shape ``(rows, ...)``.
+
+    Raises:
+        ValueError: where ``data`` yields single examples, not batches.
+    """
+    for batch in data:
+        batch = batch[0] if isinstance(batch, (tuple, list)) else batch
+        batch = np.asarray(batch, dtype="float64")
+        if batch.ndim < 2:
+            raise ValueError(f"{name} yields an example of shape {batch.shape}, not a batch of "
+                             "examples: batch it first, e.g. `dataset.batch(1000)`.")
+        yield batch
 
 
 def _value_range(x):
@@ -724,6 +757,7 @@ class RBM(ExtraStateMixin, keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        seed = checked_seed(seed)
         checked_count(units, "`units`", 1)
         checked_count(k, "`k` (Gibbs steps per update)", 1)
         checked_count(num_chains, "`num_chains`", 1)
@@ -827,7 +861,7 @@ class RBM(ExtraStateMixin, keras.Model):
         Args:
             store: the saved variables, keyed by position (Keras' format).
         """
-        if self.persistent:
+        if self.persistent and self.built:  # an RBM saved unbuilt has no chains yet
             variables = self._trainable_variables + self._non_trainable_variables
             key = str(next(i for i, v in enumerate(variables) if v is self.chains))
             saved_shape = tuple(store[key].shape) if key in store.keys() else None
@@ -894,10 +928,12 @@ class RBM(ExtraStateMixin, keras.Model):
         """``v`` as ``(batch, num_visible)`` in ``dtype`` (the compute dtype).
 
         An RBM not built yet is built for ``v``'s width here, as a Keras
-        layer is on its first call. A NumPy ``v`` is checked as `fit` checks
-        its data (`_check_data`): the conditionals, energies and chains of
-        unscaled data would be silently meaningless.
+        layer is on its first call. Values at hand (a NumPy array, a list, an
+        eager tensor; not a traced one) are checked as `fit` checks its data
+        (`_check_data`): the conditionals, energies and chains of unscaled
+        data would be silently meaningless.
         """
+        v = np.asarray(v) if isinstance(v, (list, tuple)) else _host_array(v)
         if isinstance(v, np.ndarray):
             self._check_data(v)
         v = ops.cast(v, self.compute_dtype if dtype is None else dtype)
@@ -1030,7 +1066,19 @@ class RBM(ExtraStateMixin, keras.Model):
         )
 
     def _free_energy(self, v, hidden_pre, weights):
+        """`free_energy` from the hidden layer's total inputs ``hidden_pre``.
+
+        Under a mixed policy only the GEMM behind ``hidden_pre`` runs in the
+        16-bit compute dtype. The energies are sums over hundreds of units of
+        terms up to ~100 nats, which bfloat16 would round by up to ~1 nat
+        (free energies of an MNIST RBM were off by 1.5): they run in
+        float32, with the float32 visible bias.
+        """
         _, visible_bias, hidden_bias = weights
+        if keras.backend.standardize_dtype(hidden_pre.dtype) in units_lib._LOW_PRECISION:
+            f32 = "float32"
+            v, hidden_pre, hidden_bias = (ops.cast(t, f32) for t in (v, hidden_pre, hidden_bias))
+            visible_bias = ops.cast(self.visible_bias, f32)
         return self.visible_units.energy(v, visible_bias) - self.hidden_units.log_partition(
             hidden_pre, hidden_bias
         )
@@ -1045,16 +1093,17 @@ class RBM(ExtraStateMixin, keras.Model):
             v: visible states, shape ``(batch, num_visible)``.
 
         Returns:
-            Tensor of shape ``(batch,)``.
+            Tensor of shape ``(batch,)``; float32 under a mixed policy.
 
         Example:
 
         >>> f = rbm.free_energy(x_test)  # shape (len(x_test),)
         >>> gap = np.mean(rbm.free_energy(x_val)) - np.mean(rbm.free_energy(x_train[:len(x_val)]))
         """
-        v = self._flatten(v)
+        v = self._flatten(v, self._statistics_dtype)
         weights = self._weights()
-        return self._free_energy(v, self._hidden_pre(v, weights), weights)
+        hidden_pre = self._hidden_pre(ops.cast(v, self.compute_dtype), weights)
+        return self._free_energy(v, hidden_pre, weights)
 
     def call(self, inputs):
         """Returns the hidden means ``p(h = 1 | v)``."""
@@ -1400,9 +1449,10 @@ class RBM(ExtraStateMixin, keras.Model):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         x = array_input.take_batch(x)
         self._ensure_built(x)
-        v0 = self._flatten(x)
+        # Data and monitors in float32 under a mixed policy, as in `train_step`.
+        v0 = self._flatten(x, self._statistics_dtype)
         weights = self._weights()
-        hidden_pre = self._hidden_pre(v0, weights)
+        hidden_pre = self._hidden_pre(ops.cast(v0, self.compute_dtype), weights)
         h_sample = self.hidden_units.sample(self.hidden_units.mean(hidden_pre),
                                             self.evaluation_seed_generator)
         reconstruction = self.visible_units.mean(self._visible_pre(h_sample, weights))
@@ -1410,7 +1460,8 @@ class RBM(ExtraStateMixin, keras.Model):
         # every example, whatever the batch size.
         rows = ops.cast(ops.shape(v0)[0], "float32")
         self.reconstruction_tracker.update_state(
-            ops.mean(ops.square(ops.cast(reconstruction - v0, "float32"))), sample_weight=rows
+            ops.mean(ops.square(ops.cast(reconstruction, "float32") - ops.cast(v0, "float32"))),
+            sample_weight=rows,
         )
         self.free_energy_tracker.update_state(
             ops.mean(ops.cast(self._free_energy(v0, hidden_pre, weights), "float32")),
@@ -1425,7 +1476,10 @@ class RBM(ExtraStateMixin, keras.Model):
             optimizer: any Keras optimizer or its name; by default
                 ``SGD(learning_rate=0.1, momentum=0.5)``. Where it has a
                 ``weight_decay``, the biases are excluded from it (practical
-                guide, section 10).
+                guide, section 10). Gaussian units usually need a learning
+                rate one or two orders of magnitude smaller (section 13.2):
+                with the default, a Gaussian-hidden RBM on MNIST can diverge
+                within an epoch.
             **kwargs: passed to `keras.Model.compile` (``steps_per_execution``,
                 ``jit_compile``, ...). A ``loss``, ``metrics`` or
                 ``loss_weights`` is refused: training follows the CD

@@ -260,12 +260,48 @@ def test_log_likelihood_refuses_a_log_z_that_is_not_finite_and_ais_options_besid
         evaluation.dbn_log_likelihood_bound(dbn, np.zeros((2, 4)), log_z=0.0, data=np.zeros((2, 4)))
 
 
+def test_log_z_may_be_an_ais_result_but_not_an_array():
+    rbm = make_rbm(4, 3)
+    x = np.zeros((2, 4))
+    result = evaluation.ais_log_partition(rbm, num_chains=4, betas=np.linspace(0, 1, 5), seed=0)
+    assert evaluation.log_likelihood(rbm, x, log_z=result) == evaluation.log_likelihood(
+        rbm, x, log_z=result.log_z)
+    dbn = keras_dbn.DBN([rbm])
+    assert evaluation.dbn_log_likelihood_bound(dbn, x, log_z=result) == pytest.approx(
+        evaluation.dbn_log_likelihood_bound(dbn, x, log_z=result.log_z), abs=1e-12)
+    assert evaluation.log_likelihood(rbm, x, log_z=np.float32(1.5)) == pytest.approx(
+        evaluation.log_likelihood(rbm, x, log_z=1.5))
+    for log_z in (np.array([1.0]), "1.0", True):
+        with pytest.raises(ValueError, match="`log_z` must be a finite number or an AISResult"):
+            evaluation.log_likelihood(rbm, x, log_z=log_z)
+
+
+def test_wrongly_typed_arguments_get_clear_errors():
+    rbm = make_rbm(4, 3)
+    x = np.zeros((2, 4))
+    with pytest.raises(ValueError, match="`num_steps` must be an integer >= 3, got 5.5"):
+        evaluation.paper_betas(5.5)
+    with pytest.raises(ValueError, match="`max_units` must be an integer >= 1, got '20'"):
+        evaluation.exact_log_partition(rbm, max_units="20")
+    for seed in (1.5, np.random.default_rng(0)):
+        with pytest.raises(ValueError, match="`seed` must be None, an integer or a np.random"):
+            evaluation.pseudo_likelihood(rbm, x, seed=seed)
+    rng = np.random.RandomState(0)
+    assert evaluation.pseudo_likelihood(rbm, x, seed=rng).shape == (2,)
+    with pytest.raises(TypeError, match="takes a keras_dbn.DBN, got RBM; for an RBM use "
+                                        "log_likelihood"):
+        evaluation.dbn_log_likelihood_bound(rbm, x, log_z=0.0)
+
+
 def test_chunk_and_batch_sizes_must_be_positive():
     rbm = make_rbm(4, 3)
     with pytest.raises(ValueError, match="`chunk_size` must be an integer >= 1"):
         evaluation.exact_log_partition(rbm, chunk_size=0)
-    with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1"):
-        evaluation.pseudo_likelihood(rbm, np.zeros((2, 4)), all_bits=True, batch_size=0)
+    for all_bits in (True, False):
+        for batch_size in (0, "junk"):
+            with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1"):
+                evaluation.pseudo_likelihood(rbm, np.zeros((2, 4)), all_bits=all_bits,
+                                             batch_size=batch_size)
     with pytest.raises(ValueError, match="`batch_size` must be an integer >= 1"):
         evaluation.dbn_log_likelihood_bound(keras_dbn.DBN([rbm]), np.zeros((2, 4)), log_z=0.0,
                                             batch_size=0)
@@ -348,6 +384,57 @@ def test_pseudo_likelihood_one_bit_is_unbiased_for_all_bits():
 def test_pseudo_likelihood_needs_bernoulli_visible():
     with pytest.raises(ValueError, match="Bernoulli visible"):
         evaluation.pseudo_likelihood(make_rbm(4, 3, visible="gaussian"), np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("all_bits", [False, True])
+def test_pseudo_likelihood_needs_binary_data(all_bits):
+    # Flipping 0.5 gives 0.5: every model scored -num_visible * log 2.
+    rbm = make_rbm(4, 3)
+    x = np.random.default_rng(0).random((3, 4))
+    with pytest.raises(ValueError, match=r"needs binary data.*e\.g\. `x > 0\.5`"):
+        evaluation.pseudo_likelihood(rbm, np.full((2, 4), 0.5), seed=0, all_bits=all_bits)
+    np.testing.assert_array_equal(
+        evaluation.pseudo_likelihood(rbm, x > 0.5, seed=0, all_bits=all_bits),
+        evaluation.pseudo_likelihood(rbm, (x > 0.5).astype("float64"), seed=0, all_bits=all_bits))
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_likelihoods_read_a_batched_dataset_as_its_rows(labelled):
+    rbm = make_rbm(6, 4, seed=12)
+    x = all_states(6)[::5].astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(len(x))) if labelled else x).batch(4)
+    assert evaluation.log_likelihood(rbm, dataset, log_z=1.0) == evaluation.log_likelihood(
+        rbm, x, log_z=1.0)
+    for all_bits in (False, True):
+        np.testing.assert_array_equal(
+            evaluation.pseudo_likelihood(rbm, dataset, seed=0, all_bits=all_bits),
+            evaluation.pseudo_likelihood(rbm, x, seed=0, all_bits=all_bits))
+    dbn = _tiny_dbn(1)
+    x5, dataset5 = x[:, :5], dataset.map(lambda *e: (e[0][:, :5], *e[1:]))
+    assert evaluation.dbn_log_likelihood_bound(
+        dbn, dataset5, log_z=1.0, samples=3, seed=0
+    ) == evaluation.dbn_log_likelihood_bound(dbn, x5, log_z=1.0, samples=3, seed=0)
+
+
+@pytest.mark.parametrize(
+    "evaluate",
+    [lambda data: evaluation.log_likelihood(make_rbm(4, 3), data, log_z=0.0),
+     lambda data: evaluation.pseudo_likelihood(make_rbm(4, 3), data),
+     lambda data: evaluation.dbn_log_likelihood_bound(keras_dbn.DBN([make_rbm(4, 3)]), data,
+                                                      log_z=0.0),
+     lambda data: evaluation.sample_class_mix(_argmax_classifier(), data)],
+)
+def test_datasets_that_cannot_be_read_as_rows_get_clear_errors(evaluate):
+    x = np.zeros((6, 4), "float32")
+    with pytest.raises(ValueError, match=r"yields an example of shape \(4,\), not a batch"):
+        evaluate(tf.data.Dataset.from_tensor_slices(x))
+    with pytest.raises(ValueError, match="never ends"):
+        evaluate(tf.data.Dataset.from_tensor_slices(x).batch(2).repeat())
+    with pytest.raises(TypeError, match="must be a dataset of batches `x` or `\(x, y\)` as "
+                                        "tensors"):
+        evaluate(tf.data.Dataset.from_tensor_slices({"x": x}).batch(2))
+    with pytest.raises(ValueError, match="holds no examples"):
+        evaluate(tf.data.Dataset.from_tensor_slices(x[:0]).batch(2))
 
 
 # ----------------------------------------------------------- image grids
@@ -452,6 +539,40 @@ def test_image_grid_callback_counts_epochs_over_fit_calls(tmp_path):
     assert sorted(os.listdir(tmp_path)) == [
         f"{name}_epoch{epoch:03d}.png" for name in ("filters", "samples") for epoch in (1, 2, 3)
     ]
+
+
+def test_image_grid_callback_numbers_resumed_fits_from_initial_epoch(tmp_path):
+    x = (np.random.default_rng(2).random((64, 16)) < 0.5).astype("float32")
+
+    def numbers(log_dir):
+        return sorted(int(p.name[len("samples_epoch"):-4]) for p in log_dir.glob("samples_*"))
+
+    def grids(log_dir, **kwargs):
+        return ImageGridCallback(log_dir, num_samples=4, gibbs_steps=1,
+                                 **dict(dict(tensorboard=False), **kwargs))
+
+    rbm = keras_dbn.RBM(6, seed=0)
+    every, sparse, fresh = tmp_path / "every", tmp_path / "sparse", tmp_path / "fresh"
+    same = [grids(every), grids(sparse, every_n_epochs=2, tensorboard=True)]
+    rbm.fit(x, epochs=2, batch_size=32, verbose=0, callbacks=same + [grids(fresh)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a new callback's epochs 3, 4 replace nothing
+        rbm.fit(x, epochs=4, initial_epoch=2, batch_size=32, verbose=0,
+                callbacks=same + [grids(fresh)])
+    assert numbers(every) == numbers(fresh) == [1, 2, 3, 4]
+    assert numbers(sparse) == [2, 4]
+    assert sorted(_image_summaries(str(sparse))) == [
+        (name, step) for name in ("filters", "samples") for step in (2, 4)]
+    # An initial_epoch below the callback's own count continues that count.
+    rbm.fit(x, epochs=2, initial_epoch=1, batch_size=32, verbose=0, callbacks=same[:1])
+    assert numbers(every) == [1, 2, 3, 4, 5]
+
+    # Every layer of DBN.pretrain resumed from epoch 1: layer 1 is epochs
+    # 2, 3 and layer 2 follows it.
+    dbn = keras_dbn.DBN([9, 4], seed=0)
+    dbn.pretrain(x, epochs=3, initial_epoch=1, verbose=0,
+                 callbacks=[grids(tmp_path / "dbn", rbm=dbn)])
+    assert numbers(tmp_path / "dbn") == [2, 3, 4, 5]
 
 
 def test_image_grid_callback_warns_before_replacing_an_earlier_runs_pictures(tmp_path):
@@ -636,11 +757,15 @@ def test_dbn_bound_is_exact_when_the_top_rbm_is_the_first_transposed():
         ) == pytest.approx(evaluation.log_likelihood(rbm, row[None], log_z=log_z), abs=1e-6)
 
 
-def test_sample_class_mix_counts_the_classes_a_classifier_reads():
+def _argmax_classifier():
+    """A classifier that reads the class off the position of the largest value."""
     import keras
 
-    # A classifier that reads the class off the position of the largest value.
-    classifier = keras.Sequential([keras.Input((4,)), keras.layers.Softmax()])
+    return keras.Sequential([keras.Input((4,)), keras.layers.Softmax()])
+
+
+def test_sample_class_mix_counts_the_classes_a_classifier_reads():
+    classifier = _argmax_classifier()
     samples = np.zeros((8, 4), dtype="float32")
     for row, label in enumerate([0, 0, 0, 0, 1, 1, 2, 3]):
         samples[row, label] = 5.0
@@ -654,5 +779,18 @@ def test_sample_class_mix_counts_the_classes_a_classifier_reads():
 
     one_class = evaluation.sample_class_mix(classifier, samples[:4])
     assert one_class.entropy == 0.0 and one_class.effective_classes == 1.0
+    assert math.copysign(1.0, one_class.entropy) == 1.0  # not -0.0
     with pytest.raises(ValueError, match="no examples"):
         evaluation.sample_class_mix(classifier, samples[:0])
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_sample_class_mix_reads_a_batched_dataset(labelled):
+    samples = np.zeros((7, 4), dtype="float32")
+    samples[np.arange(7), [0, 0, 1, 2, 2, 2, 3]] = 5.0
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (samples, np.zeros(7)) if labelled else samples).batch(3)
+    from_dataset = evaluation.sample_class_mix(_argmax_classifier(), dataset)
+    from_array = evaluation.sample_class_mix(_argmax_classifier(), samples)
+    np.testing.assert_array_equal(from_dataset.frequencies, from_array.frequencies)
+    assert from_dataset.entropy == from_array.entropy

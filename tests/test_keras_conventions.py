@@ -259,3 +259,18 @@ def test_the_public_api_is_imported_with_the_package():
     assert keras.saving.get_registered_object("keras_dbn>DBN") is keras_dbn.DBN
     with pytest.raises(AttributeError, match="no attribute 'RMB'"):
         keras_dbn.RMB
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".HDF5"])
+def test_legacy_hdf5_saves_are_refused_before_any_file_is_touched(x, tmp_path, suffix):
+    rbm = keras_dbn.RBM(4, seed=0)
+    rbm.compile(optimizer="sgd")
+    rbm.fit(x, epochs=1, batch_size=50, verbose=0)
+    dbn = keras_dbn.DBN([4, 3], seed=0)
+    for name, model in [("rbm", rbm), ("dbn", dbn)]:
+        path = tmp_path / f"{name}{suffix}"
+        with pytest.raises(ValueError, match="save in Keras' .keras format"):
+            model.save(path)
+        assert not path.exists()
+    rbm.save_weights(tmp_path / "rbm.weights.h5")  # the weights alone still go to HDF5
+    assert (tmp_path / "rbm.weights.h5").stat().st_size > 0

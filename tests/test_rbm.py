@@ -1036,6 +1036,33 @@ def test_column_means_of_bfloat16_states_accumulate_in_float32():
     np.testing.assert_allclose(means, 0.3, rtol=2**-8)
 
 
+def test_mixed_policy_free_energy_sums_in_float32():
+    """784x500 with MNIST-sized free energies (~-370 nats): under
+    ``mixed_bfloat16`` only the GEMM is rounded, so `free_energy` and
+    `evaluate` match a float32 RBM with the same (rounded) kernel to a
+    fraction of a nat; 16-bit sums were off by up to ~3 nats, and
+    ``np.mean`` of bfloat16 values by ~30."""
+    rng = np.random.default_rng(0)
+    x = (rng.random((200, 784)) < 0.15).astype("float32")
+    kernel = np.asarray(keras.ops.cast(keras.ops.cast(
+        rng.normal(0, 0.1, (784, 500)).astype("float32"), "bfloat16"), "float32"))
+    weights = [kernel, rng.normal(-1, 1, 784).astype("float32"),
+               rng.normal(0, 1, 500).astype("float32")]
+    rbms = {}
+    for dtype in ("float32", "mixed_bfloat16"):
+        rbms[dtype] = keras_dbn.RBM(500, dtype=dtype, seed=0)
+        rbms[dtype].build((None, 784))
+        rbms[dtype].set_weights(weights)
+        rbms[dtype].compile()
+    exact = np.asarray(rbms["float32"].free_energy(x), "float64")
+    mixed = np.asarray(rbms["mixed_bfloat16"].free_energy(x))
+    assert mixed.dtype == np.float32
+    assert np.abs(mixed - exact).max() < 0.5
+    assert abs(np.mean(mixed) - np.mean(exact)) < 0.05
+    scores = {d: rbm.evaluate(x, verbose=0, return_dict=True) for d, rbm in rbms.items()}
+    assert abs(scores["mixed_bfloat16"]["free_energy"] - scores["float32"]["free_energy"]) < 0.05
+
+
 def bfloat16_copy(x):
     return keras_dbn.as_aligned(x, dtype="bfloat16")
 
@@ -1404,3 +1431,53 @@ def test_the_seed_also_draws_initial_weights_of_a_named_initializer():
                                   kernel(kernel_initializer=config))
     assert not np.array_equal(kernel(kernel_initializer="glorot_uniform"),
                               kernel(kernel_initializer=config))
+
+
+def test_models_saved_before_building_load_persistent_chains_included(tmp_path):
+    x = (np.random.default_rng(0).random((64, 12)) > 0.5).astype("float32")
+    for name, model in [("rbm", keras_dbn.RBM(8, persistent=True, num_chains=10, seed=0)),
+                        ("dbn", keras_dbn.DBN([8, 4], persistent=[False, True], seed=0))]:
+        path = tmp_path / f"{name}.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        assert not loaded.built
+        # It trains as a new model would.
+        if name == "rbm":
+            loaded.compile(optimizer="sgd")
+            loaded.fit(x, epochs=1, batch_size=32, verbose=0)
+            assert tuple(loaded.chains.shape) == (10, 8)
+        else:
+            loaded.pretrain(x, epochs=1, batch_size=32, verbose=0)
+            assert tuple(loaded.rbms[1].chains.shape) == (loaded.rbms[1].num_chains, 4)
+
+
+def test_methods_check_tensors_and_lists_as_they_check_arrays():
+    import tensorflow as tf
+
+    rbm = make_rbm(6, 4)
+    pixels = np.full((3, 6), 255.0, "float32")
+    for data in (pixels, tf.constant(pixels), pixels.tolist()):
+        for method in (rbm.hidden_given_visible, rbm.free_energy, rbm.reconstruct):
+            with pytest.raises(ValueError, match=r"need data in \[0, 1\]"):
+                method(data)
+        with pytest.raises(ValueError, match=r"need data in \[0, 1\]"):
+            rbm.sample(None, gibbs_steps=1, initial=data)
+    # Good values pass whatever holds them.
+    scaled = pixels / 255.0
+    expected = np.asarray(rbm.hidden_given_visible(scaled))
+    np.testing.assert_array_equal(np.asarray(rbm.hidden_given_visible(tf.constant(scaled))), expected)
+    np.testing.assert_array_equal(np.asarray(rbm.hidden_given_visible(scaled.tolist())), expected)
+
+
+def test_seeds_may_be_numpy_integers_and_nothing_else():
+    a, b = keras_dbn.RBM(5, seed=np.int64(3)), keras_dbn.RBM(5, seed=3)
+    a.build((None, 7))
+    b.build((None, 7))
+    np.testing.assert_array_equal(np.asarray(a.kernel), np.asarray(b.kernel))
+    assert a.get_config()["seed"] == 3 and type(a.get_config()["seed"]) is int
+    assert keras_dbn.DBN([4, 3], seed=np.int32(2)).rbms[1].seed == 3
+    for bad in (1.5, "3", True):
+        with pytest.raises(ValueError, match="`seed` must be an integer or None"):
+            keras_dbn.RBM(5, seed=bad)
+        with pytest.raises(ValueError, match="`seed` must be an integer or None"):
+            keras_dbn.DBN([4], seed=bad)
