@@ -271,6 +271,8 @@ class ImageGridCallback(keras.callbacks.Callback):
         {'filters': 'logs/rbm/filters_epoch001.png', 'samples': 'logs/rbm/samples_epoch001.png'}
         """
         rbm = self._filter_rbm()
+        if isinstance(rbm, RBM):
+            rbm._require_built()  # "no weights yet", not a missing attribute
         filters = np.asarray(rbm.kernel)[:, : self.num_filters].T
         samples = self._samples()
         # Bernoulli samples are probabilities; other units need rescaling.

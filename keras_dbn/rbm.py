@@ -2030,7 +2030,7 @@ class RBM(ExtraStateMixin, keras.Model):
                 warnings.warn(
                     "Gaussian visible units model data of unit variance (practical "
                     f"guide 13.2), but a feature of these data has standard deviation "
-                    f"{spread:.3g}: the model will fit them poorly. Standardise each "
+                    f"{spread:.3g}: an RBM fits such data poorly. Standardise each "
                     "feature first, e.g. (x - x.mean(0)) / x.std(0).",
                     stacklevel=3,
                 )
@@ -2204,7 +2204,9 @@ class RBM(ExtraStateMixin, keras.Model):
         Args:
             n: number of samples; ``None`` or ``len(initial)`` when
                 ``initial`` is given.
-            gibbs_steps: steps of block Gibbs sampling.
+            gibbs_steps: steps of block Gibbs sampling; 0 returns where
+                the chains start (``initial``, or the visible biases' states,
+                or with ``return_mean`` their means).
             initial: optional starting visible states.
             return_mean: return ``E[v | h]`` of the last step (smoother
                 pictures) instead of the sampled states.
@@ -2243,6 +2245,8 @@ class RBM(ExtraStateMixin, keras.Model):
                 ops.zeros((int(n), self.num_visible), self.compute_dtype) + weights[1]
             )
             v = self.visible_units.sample(start_mean, self.seed_generator)
+            if gibbs_steps < 1 and return_mean:
+                v = start_mean
         else:
             v = self._flatten(initial)
             checked_sample_count(n, v)

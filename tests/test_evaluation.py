@@ -519,6 +519,13 @@ def test_image_grid_callback_refuses_bad_settings_before_training(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["filters_epoch001.png", "samples_epoch001.png"]
 
 
+def test_image_grid_write_of_an_unbuilt_rbm_says_it_has_no_weights(tmp_path):
+    grids = ImageGridCallback(tmp_path, rbm=keras_dbn.RBM(6), gibbs_steps=1, tensorboard=False)
+    with pytest.raises(ValueError, match="no weights yet"):
+        grids.write(1)
+    assert not os.listdir(tmp_path)
+
+
 def test_image_grid_refuses_bad_grids():
     images = np.zeros((4, 9))
     for given, message in (({"rows": 0}, "`rows`"), ({"cols": 0}, "`cols`"),

@@ -1481,3 +1481,15 @@ def test_seeds_may_be_numpy_integers_and_nothing_else():
             keras_dbn.RBM(5, seed=bad)
         with pytest.raises(ValueError, match="`seed` must be an integer or None"):
             keras_dbn.DBN([4], seed=bad)
+
+
+def test_sampling_without_gibbs_steps_returns_where_the_chains_start():
+    rbm = make_rbm(6, 4)
+    rate = 1.0 / (1.0 + np.exp(-np.asarray(rbm.visible_bias, "float64")))
+    means = rbm.sample(5, gibbs_steps=0, seed=0)
+    np.testing.assert_allclose(means, np.broadcast_to(rate, (5, 6)), rtol=1e-6)
+    states = rbm.sample(2000, gibbs_steps=0, return_mean=False, seed=0)
+    assert set(np.unique(states)) <= {0.0, 1.0}
+    np.testing.assert_allclose(states.mean(axis=0), rate, atol=0.05)
+    start = (np.random.default_rng(0).random((3, 6)) > 0.5).astype("float32")
+    np.testing.assert_array_equal(rbm.sample(None, gibbs_steps=0, initial=start), start)
