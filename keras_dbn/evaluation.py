@@ -628,7 +628,8 @@ def dbn_log_likelihood_bound(
             `AISResult`.
         samples: passes up per example.
         seed: seed of the samples (reproducible when set).
-        batch_size: rows (example-sample pairs) per chunk.
+        batch_size: rows (example-sample pairs) per chunk, which bound
+            the memory the samples take.
         **ais_kwargs: passed to `ais_log_partition` for the top RBM when
             ``log_z`` is None; its ``data`` should be the top RBM's input,
             e.g. ``dbn.transform(x_train, num_layers=len(dbn.rbms) - 1)``.
@@ -666,12 +667,14 @@ def dbn_log_likelihood_bound(
     top = rbms[-1]
     v = _as_matrix(x, rbms[0])
     log_z = _known_or_estimated_log_z(top, log_z, ais_kwargs)
-    rows = np.repeat(v, samples, axis=0)
     weights = [_weights(rbm) for rbm in rbms]
     seed_generator = keras.random.SeedGenerator(seed)
     bounds = []
-    for start in range(0, rows.shape[0], batch_size):
-        below = ops.convert_to_tensor(rows[start : start + batch_size], _F64)
+    # Row r of the chunks is example r // samples: each chunk gathers its
+    # rows, so memory grows with batch_size, not with n * samples.
+    for start in range(0, v.shape[0] * samples, batch_size):
+        stop = min(start + batch_size, v.shape[0] * samples)
+        below = ops.convert_to_tensor(v[np.arange(start, stop) // samples], _F64)
         total = ops.zeros((below.shape[0],), _F64)
         for rbm, layer_weights in zip(rbms[:-1], weights[:-1]):
             _, visible_bias, hidden_bias = layer_weights

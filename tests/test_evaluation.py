@@ -723,6 +723,25 @@ def test_dbn_bound_of_one_rbm_is_its_log_likelihood():
     )
 
 
+def test_dbn_bound_memory_follows_batch_size_not_samples():
+    import tracemalloc
+
+    dbn = keras_dbn.DBN([8, 4], seed=0)
+    dbn.build((None, 784))
+    x = (np.random.default_rng(0).random((100, 784)) < 0.2).astype("float32")
+    results = []
+    for batch_size in (500, 2048):
+        tracemalloc.start()
+        results.append(evaluation.dbn_log_likelihood_bound(
+            dbn, x, log_z=0.0, samples=100, seed=0, batch_size=batch_size))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        # All 10,000 example-sample pairs in float64 would take 63 MB.
+        assert peak < 30 * batch_size * 784, peak
+    # Different draws, the same bound within the estimate's spread.
+    assert abs(results[0] - results[1]) < 1.0
+
+
 def test_log_conditional_of_gaussian_units_is_the_normal_density():
     units = keras_dbn.units.get("gaussian")
     rng = np.random.default_rng(0)
