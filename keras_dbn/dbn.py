@@ -82,7 +82,28 @@ def _untrained(rbm):
     or trained under another optimizer have them set)."""
     if rbm.optimizer is not None and rbm.optimizer.built and int(rbm.optimizer.iterations.numpy()):
         return False
-    return not np.any(ops.convert_to_numpy(rbm.visible_bias))
+    return not np.any(rbm.visible_bias.numpy())
+
+
+def _dense_activation(rbm):
+    """The Keras activation of the Dense layer that stands for ``rbm``'s
+    hidden units: their ``keras_activation``, once checked to give their
+    mean (a custom unit type may inherit one that does not)."""
+    units = rbm.hidden_units
+    name = units.keras_activation
+    grid = np.linspace(-8.0, 8.0, 33, dtype="float32")[None]
+    if name is None or not np.allclose(
+        ops.convert_to_numpy(units.mean(grid)),
+        ops.convert_to_numpy(keras.activations.get(name)(grid)),
+        atol=1e-6,
+    ):
+        raise ValueError(
+            f"The classifier's Dense layer for {rbm.name} needs a Keras activation that "
+            f"gives its hidden units' mean, and {type(units).__name__} names "
+            f"{'none' if name is None else repr(name) + ', which does not'}: set "
+            "`keras_activation` on the unit type (e.g. \"relu\")."
+        )
+    return name
 
 
 def _per_layer(value, count, name):
@@ -346,8 +367,10 @@ class DBN(ExtraStateMixin, keras.Model):
                 below (fresh samples each epoch) instead of probabilities.
             init_visible_bias: set each RBM's visible biases from the mean
                 of its input before training (practical guide, section 8.1)
-                when the input is a NumPy array and the RBM is untrained
-                (no updates yet and its visible biases still zero).
+                when ``x`` is a NumPy array (for the layers above, the mean
+                of their cached or streamed activations, or of the states
+                drawn with ``sample``) and the RBM is untrained (no updates
+                yet and its visible biases still zero).
             cache_bytes: the most memory one layer's cached activations may
                 take (default 2 GiB); ``0`` always streams (least memory,
                 the lower layers are recomputed every epoch).
@@ -371,8 +394,9 @@ class DBN(ExtraStateMixin, keras.Model):
         """
         import tensorflow as tf
 
-        if cache_bytes is not None and not cache_bytes >= 0:
-            raise ValueError(f"cache_bytes must be >= 0 or None, got {cache_bytes!r}.")
+        if cache_bytes is not None and (isinstance(cache_bytes, bool) or not isinstance(
+                cache_bytes, numbers.Real) or not cache_bytes >= 0):
+            raise ValueError(f"`cache_bytes` must be a number >= 0 or None, got {cache_bytes!r}.")
         count = len(self.rbms)
         if hasattr(epochs, "shape") and getattr(epochs, "ndim", 0) > 0:
             # Keras' fit(x, y): labels given where `epochs` stands.
@@ -451,6 +475,8 @@ class DBN(ExtraStateMixin, keras.Model):
                     layer_input, below, sample, batch_sizes[i], dtype,
                     shuffle=fit_kwargs.get("shuffle", True), cache_bytes=cache_bytes,
                     seed=seed,
+                    rebatch_rows=len(x) if is_numpy and batch_sizes[i] != batch_sizes[i - 1]
+                    else None,
                 )
                 if isinstance(layer_val, np.ndarray):
                     layer_val = _predicted(below, layer_val, dtype=dtype)
@@ -458,8 +484,15 @@ class DBN(ExtraStateMixin, keras.Model):
                     layer_val = self._propagate(layer_val, below, False, None, dtype)
             if not rbm.compiled or optimizers[i] is not None:
                 rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
-            if init_visible_bias and isinstance(layer_input, np.ndarray) and _untrained(rbm):
-                rbm.initialize_visible_bias(layer_input)
+            if init_visible_bias and _untrained(rbm):
+                if isinstance(layer_input, np.ndarray):
+                    rbm.initialize_visible_bias(layer_input)
+                elif is_numpy:
+                    # Streamed from NumPy data (or sampled): the mean of about
+                    # one pass, as a cached input gives it, so that
+                    # `cache_bytes` and `sample` leave the start alone.
+                    rbm.initialize_visible_bias(
+                        layer_input.take(math.ceil(len(x) / batch_sizes[i])))
             layer_kwargs = dict(fit_kwargs)
             if isinstance(layer_input, np.ndarray):
                 layer_kwargs["batch_size"] = batch_sizes[i]
@@ -500,14 +533,24 @@ class DBN(ExtraStateMixin, keras.Model):
         return (None, int(np.prod(spec.shape[1:])))
 
     def _propagate(self, data, rbm, sample, batch_size, dtype="float32", shuffle=True,
-                   cache_bytes=None, seed=None):
+                   cache_bytes=None, seed=None, rebatch_rows=None):
         """The input of the layer above ``rbm``: its hidden activations, in ``dtype``.
 
         ``seed`` (an int or ``None``) fixes the order in which NumPy data
         are read and, with ``sample``, the hidden states drawn: new ones in
-        each epoch, the same sequence for the same seed.
+        each epoch, the same sequence for the same seed. ``rebatch_rows``:
+        the rows of one pass over a stream begun from NumPy data below,
+        which then comes out in batches of ``batch_size`` (it would keep
+        the batch size of the layer where it began).
         """
         import tensorflow as tf
+
+        if rebatch_rows is not None and isinstance(data, tf.data.Dataset):
+            finite = int(data.cardinality()) >= 0
+            data = data.rebatch(batch_size)
+            if finite:  # `rebatch` forgets it; Keras counts an epoch's steps by it
+                data = data.apply(tf.data.experimental.assert_cardinality(
+                    math.ceil(rebatch_rows / batch_size)))
 
         def batches(array):
             return array_input.array_dataset(
@@ -574,14 +617,15 @@ class DBN(ExtraStateMixin, keras.Model):
     # ------------------------------------------------------------ conversion
 
     def to_classifier(self, num_classes, dropout=0.0, input_dropout=0.0, name="dbn_classifier",
-                      dtype=None):
+                      dtype=None, seed=None):
         """A ``keras.Sequential`` classifier initialised from the RBM weights.
 
         The network is ``Input -> [Dropout] -> Dense(sigmoid) per RBM, each
         followed by [Dropout] -> Dense(num_classes, softmax)``; Dense layer
-        ``i`` starts from ``W`` and the hidden bias of RBM ``i`` (Gaussian
-        hidden units become linear Dense layers). Only built-in Keras layers
-        are used, so the model (and its SavedModel) loads without keras_dbn.
+        ``i`` starts from ``W`` and the hidden bias of RBM ``i``, with the
+        activation its hidden units name (``Units.keras_activation``: linear
+        for Gaussian units). Only built-in Keras layers are used, so the
+        model (and its SavedModel) loads without keras_dbn.
 
         Args:
             num_classes: number of output classes.
@@ -594,9 +638,18 @@ class DBN(ExtraStateMixin, keras.Model):
                 default Keras' global policy, whatever the DBN's own: a DBN
                 pretrained in mixed precision fine-tunes in float32 unless
                 asked.
+            seed: an integer that fixes the output layer's initial weights
+                and the Dropout layers' masks; by default they come from
+                Keras' global random state (``keras.utils.set_random_seed``).
 
         Returns:
             An uncompiled `keras.Sequential`; compile and fit it as usual.
+
+        Raises:
+            ValueError: before the DBN is built, for a ``num_classes``
+                below 2 or a dropout rate outside [0, 1), and for hidden
+                units whose mean no Keras activation gives (a custom unit
+                type names its own as ``keras_activation``).
 
         Example:
 
@@ -606,26 +659,36 @@ class DBN(ExtraStateMixin, keras.Model):
         if not self.built:
             raise ValueError("Pretrain (or build) the DBN before converting it to a classifier.")
         num_classes = checked_count(num_classes, "`num_classes`", 2)
+        seed = checked_seed(seed)
+
+        def seeded(offset):
+            return None if seed is None else seed + offset
+
         for rate in (dropout, input_dropout):
             if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
                 raise ValueError(f"Dropout rates must be numbers in [0, 1), got {rate!r}.")
         model = keras.Sequential(name=name)
         model.add(keras.Input((self.num_visible,), name="inputs"))
         if input_dropout:
-            model.add(keras.layers.Dropout(input_dropout, name="input_dropout", dtype=dtype))
+            model.add(keras.layers.Dropout(input_dropout, name="input_dropout", dtype=dtype,
+                                           seed=seeded(1)))
+        activations = [_dense_activation(rbm) for rbm in self.rbms]
         dense_layers = []
-        for i, rbm in enumerate(self.rbms):
-            activation = "sigmoid" if rbm.hidden == "bernoulli" else "linear"
+        for i, (rbm, activation) in enumerate(zip(self.rbms, activations)):
             dense = keras.layers.Dense(rbm.units, activation=activation, name=f"dense_{i}",
                                        dtype=dtype)
             model.add(dense)
             dense_layers.append((dense, rbm))
             if dropout:
-                model.add(keras.layers.Dropout(dropout, name=f"dropout_{i}", dtype=dtype))
+                model.add(keras.layers.Dropout(dropout, name=f"dropout_{i}", dtype=dtype,
+                                               seed=seeded(i + 2)))
         # Mixed precision keeps the probabilities in float32 (Keras' guide).
         mixed = dtype is not None and keras.dtype_policies.get(dtype).name.startswith("mixed_")
-        model.add(keras.layers.Dense(num_classes, activation="softmax", name="probabilities",
-                                     dtype="float32" if mixed else dtype))
+        model.add(keras.layers.Dense(
+            num_classes, activation="softmax", name="probabilities",
+            dtype="float32" if mixed else dtype,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seeded(0)),
+        ))
         for dense, rbm in dense_layers:
             dense.set_weights([np.asarray(rbm.kernel), np.asarray(rbm.hidden_bias)])
         return model

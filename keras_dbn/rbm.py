@@ -480,7 +480,7 @@ def float64_batches(data, name):
     """
     for batch in data:
         batch = batch[0] if isinstance(batch, (tuple, list)) else batch
-        batch = np.asarray(batch, dtype="float64")
+        batch = np.asarray(ops.convert_to_numpy(batch), dtype="float64")
         if batch.ndim < 2:
             raise ValueError(f"{name} yields an example of shape {batch.shape}, not a batch of "
                              "examples: batch it first, e.g. `dataset.batch(1000)`.")

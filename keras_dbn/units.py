@@ -257,6 +257,9 @@ class Units:
     name = None
     #: Whether states are binary, so a layer of these units can be enumerated.
     discrete = False
+    #: The Keras activation whose output is `mean` (e.g. ``"sigmoid"``), for
+    #: the Dense layers of `DBN.to_classifier`; ``None`` where none is.
+    keras_activation = None
 
     def mean(self, pre_activation):
         """Conditional mean E[u | total input] given ``bias + inputs``."""
@@ -364,6 +367,7 @@ class BernoulliUnits(Units):
 
     name = "bernoulli"
     discrete = True
+    keras_activation = "sigmoid"
 
     def mean(self, pre_activation):
         return ops.sigmoid(pre_activation)
@@ -415,6 +419,7 @@ class GaussianUnits(Units):
 
     name = "gaussian"
     discrete = False
+    keras_activation = "linear"
 
     def mean(self, pre_activation):
         return pre_activation

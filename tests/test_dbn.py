@@ -1,6 +1,7 @@
 """DBN: greedy pretraining, conversion to a classifier, generation, saving."""
 
 import subprocess
+import warnings
 import sys
 
 import keras
@@ -80,8 +81,9 @@ def test_streamed_upper_layers_match_cached_ones(mnist_small, monkeypatch):
     assert seen and "ndarray" not in seen  # a tf.data pipeline, not a materialised array
     for a, b in zip(streamed.weights, cached.weights):
         np.testing.assert_allclose(np.array(a), np.array(b), atol=1e-4)
-    with pytest.raises(ValueError, match="cache_bytes"):
-        keras_dbn.DBN([3]).pretrain(x, cache_bytes=-1)
+    for bad in (-1, "1", True, float("nan")):
+        with pytest.raises(ValueError, match="cache_bytes"):
+            keras_dbn.DBN([3]).pretrain(x, cache_bytes=bad)
 
 
 @pytest.mark.parametrize("cache_bytes", [None, 0])
@@ -506,3 +508,68 @@ def test_every_layer_makes_exactly_steps_per_epoch_updates_from_an_array(options
     dbn.pretrain(_binary(rows=130), epochs=3, batch_size=32, steps_per_epoch=4, verbose=0,
                  callbacks=[Count()], **options)
     assert updates == [4, 8, 12] * 2
+
+
+class _ReluUnits(keras_dbn.units.GaussianUnits):
+    """Gaussian units with a rectified mean, named by their Keras activation."""
+
+    keras_activation = "relu"
+
+    def mean(self, pre_activation):
+        return keras.ops.relu(pre_activation)
+
+
+class _HalfTemperatureUnits(keras_dbn.units.BernoulliUnits):
+    """Inherits "sigmoid", which does not give its mean."""
+
+    def mean(self, pre_activation):
+        return keras.ops.sigmoid(pre_activation / 2.0)
+
+
+def test_classifier_layers_take_the_activation_of_their_hidden_units():
+    dbn = keras_dbn.DBN([keras_dbn.RBM(6, hidden=_ReluUnits(), seed=0)], seed=0)
+    dbn.build((None, 5))
+    dbn.rbms[0].hidden_bias.assign(np.linspace(-1, 1, 6))
+    classifier = dbn.to_classifier(3)
+    activations = [layer.activation.__name__ for layer in classifier.layers]
+    assert activations == ["relu", "softmax"]
+    x = np.random.default_rng(0).random((7, 5)).astype("float32")
+    np.testing.assert_allclose(np.asarray(classifier.layers[0](x)),
+                               np.asarray(dbn.rbms[0].hidden_given_visible(x)), atol=1e-6)
+    mismatched = keras_dbn.DBN([keras_dbn.RBM(6, hidden=_HalfTemperatureUnits(), seed=0)])
+    mismatched.build((None, 5))
+    with pytest.raises(ValueError, match="_HalfTemperatureUnits names 'sigmoid', which does not"):
+        mismatched.to_classifier(3)
+
+
+@pytest.mark.parametrize("options", [{}, {"cache_bytes": 0}, {"sample": True}])
+def test_every_layer_reads_its_own_batch_size_cached_or_streamed(options):
+    x = (np.random.default_rng(0).random((600, 30)) > 0.6).astype("float32")
+    dbn = keras_dbn.DBN([12, 8, 6], seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # e.g. Keras' "input ran out of data"
+        dbn.pretrain(x, epochs=2, batch_size=[100, 50, 200], verbose=0, **options)
+    assert [int(rbm.optimizer.iterations) for rbm in dbn.rbms] == [12, 24, 6]
+
+
+def test_streamed_layers_start_from_their_inputs_mean_as_cached_ones_do():
+    x = (np.random.default_rng(0).random((600, 30)) > 0.6).astype("float32")
+    biases = {}
+    for cache_bytes in (None, 0):
+        dbn = keras_dbn.DBN([12, 8], seed=0)
+        dbn.pretrain(x, epochs=[3, 0], batch_size=100, verbose=0, cache_bytes=cache_bytes)
+        biases[cache_bytes] = np.asarray(dbn.rbms[1].visible_bias)
+    assert np.abs(biases[None]).max() > 0.01  # set, not left at zero
+    np.testing.assert_allclose(biases[0], biases[None], atol=1e-5)
+
+
+def test_a_seeded_classifier_starts_and_drops_out_alike():
+    dbn = keras_dbn.DBN([6, 4], seed=0)
+    dbn.build((None, 5))
+    x = np.random.default_rng(0).random((8, 5)).astype("float32")
+    a, b, c = (dbn.to_classifier(3, dropout=0.5, input_dropout=0.2, seed=s) for s in (7, 7, 8))
+    np.testing.assert_array_equal(a.get_weights()[-2], b.get_weights()[-2])
+    assert not np.array_equal(a.get_weights()[-2], c.get_weights()[-2])
+    np.testing.assert_array_equal(np.asarray(a(x, training=True)), np.asarray(b(x, training=True)))
+    with pytest.raises(ValueError, match="`seed` must be an integer or None"):
+        dbn.to_classifier(3, seed=1.5)
