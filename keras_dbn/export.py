@@ -23,6 +23,7 @@ The answer is ``{"predictions": [[p_0, ..., p_9]]}``, one row of class
 probabilities per instance.
 """
 
+import errno
 import json
 import numbers
 import os
@@ -44,6 +45,8 @@ __all__ = ["export_saved_model", "next_version", "serving_request"]
 
 INPUT_NAME = "inputs"
 OUTPUT_NAME = "probabilities"
+# TF Serving reads version directory names as 64-bit signed integers.
+MAX_VERSION = 2**63 - 1
 
 
 def next_version(base_dir):
@@ -106,14 +109,18 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     The export is written to a hidden temporary folder in ``base_dir`` and
     renamed into place only once complete, so a running TF Serving never sees
     a half-written version, and a failed export leaves an existing version
-    untouched.
+    untouched. Without ``overwrite``, the name is claimed only at that rename
+    and only if it is still free, so of two exports to the same version
+    (two jobs that both chose ``next_version(base_dir)``, say) one succeeds
+    and the other raises `FileExistsError`; neither is lost unnoticed.
 
     Args:
         model: A built Keras model with one input of shape
             ``(None, features)`` whose output is class probabilities, such as
             ``DBN.to_classifier()`` after fine-tuning.
         base_dir: The model base path; created if missing.
-        version: Positive int naming the version directory.
+        version: Positive int, at most ``2**63 - 1``, naming the version
+            directory.
         overwrite: Replace an existing ``base_dir/<version>`` if True;
             otherwise refuse, so that no earlier export is lost.
 
@@ -124,12 +131,15 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
         ValueError: If the model's last layer has an activation other than
             softmax or sigmoid (`check_probability_output`): its outputs
             would be served as probabilities.
-        ValueError: If ``version`` is not a positive int, the model does
+        ValueError: If ``version`` is not a positive int of at most
+            ``2**63 - 1`` (TF Serving reads 64-bit versions), the model does
             not take a single ``(None, features)`` input or return a single
             ``(batch, classes)`` output, or ``base_dir`` or its version
             names a file.
         FileExistsError: If ``base_dir/<version>`` exists and ``overwrite``
-            is False.
+            is False, checked before the export is written and again when it
+            is moved into place (another export may have taken the version
+            meanwhile).
 
     Example:
 
@@ -138,8 +148,12 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     >>> export_saved_model(classifier, "/srv/models/dbn", version=1)
     '/srv/models/dbn/1'
     """
-    if isinstance(version, bool) or not isinstance(version, numbers.Integral) or version < 1:
-        raise ValueError(f"version must be a positive int, got {version!r}.")
+    if (isinstance(version, bool) or not isinstance(version, numbers.Integral)
+            or not 1 <= version <= MAX_VERSION):
+        raise ValueError(
+            f"version must be a positive int of at most 2**63 - 1 (TF Serving reads "
+            f"64-bit versions), got {version!r}."
+        )
     features = _input_features(model)
     # Served as "probabilities": logits under that name would mislead clients.
     check_probability_output(model, "the exported model", allowed=("softmax", "sigmoid"))
@@ -151,10 +165,7 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target} is a file, not an exported version; move it first.")
     if target.exists() and not overwrite:
-        raise FileExistsError(
-            f"{target} already exists; pass overwrite=True to replace it or "
-            "choose another version."
-        )
+        raise FileExistsError(_exists_message(target, "already exists"))
 
     def serve(inputs):
         outputs = model(inputs, training=False)
@@ -173,7 +184,7 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
         fn=serve,
         input_signature=[tf.TensorSpec([None, features], tf.float32, name=INPUT_NAME)],
     )
-    created = not base.exists()
+    created = [folder for folder in (base, *base.parents) if not folder.exists()]
     base.mkdir(parents=True, exist_ok=True)
 
     # TF Serving only loads all-digit directory names, so it ignores this one.
@@ -181,16 +192,76 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     try:
         # The endpoint is traced here: a model that `serve` refuses fails now.
         archive.write_out(str(staging / "saved_model"), verbose=False)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging / "saved_model", target)
+        if overwrite:
+            _replace(staging / "saved_model", target, staging / "replaced")
+        else:
+            _place(staging / "saved_model", target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        if created:
-            shutil.rmtree(base, ignore_errors=True)  # only the staging folder was in it
+        # rmdir, not rmtree: another export may have written into them since.
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise
     shutil.rmtree(staging, ignore_errors=True)
     return str(target)
+
+
+def _place(export, target):
+    """Renames the folder ``export`` to ``target`` if nothing is there.
+
+    Raises:
+        FileExistsError: If ``target`` exists; it is left as it is.
+    """
+    # os.rename would silently replace an empty folder at ``target``, which
+    # may be another writer's claim. mkdir claims the name, failing on any
+    # entry, and leaves the rename only this claim to replace. (TF Serving could
+    # list the claim in that instant, but it loads a version after listing it.)
+    try:
+        os.mkdir(target)
+    except FileExistsError:
+        raise FileExistsError(
+            _exists_message(target, "was created while this export was written")
+        ) from None
+    try:
+        os.rename(export, target)
+    except OSError as error:
+        try:
+            target.rmdir()  # only while it is still the empty claim
+        except OSError:
+            pass
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+            raise FileExistsError(
+                _exists_message(target, "was written into while this export was moved there")
+            ) from error
+        raise
+
+
+def _replace(export, target, aside):
+    """Renames the folder ``export`` to ``target``, moving whatever is there
+    to ``aside`` first (deleted with the staging folder); on failure it is
+    moved back."""
+    replacing = os.path.lexists(target)
+    if replacing:
+        os.rename(target, aside)
+    try:
+        os.rename(export, target)
+    except OSError:
+        if replacing:
+            try:
+                os.rename(aside, target)
+            except OSError:
+                pass
+        raise
+
+
+def _exists_message(target, what_happened):
+    return (
+        f"{target} {what_happened}; pass overwrite=True to replace it or choose another "
+        f"version (next_version({str(target.parent)!r}) names a free one)."
+    )
 
 
 def serving_request(instances):

@@ -177,11 +177,102 @@ def test_next_version_steps_over_files_named_like_versions(tmp_path):
     assert (base / "1").read_text() == "notes"
 
 
-@pytest.mark.parametrize("version", [0, -1, 1.0, "1", True, None])
+@pytest.mark.parametrize("version", [0, -1, 1.0, "1", True, None, 2**63, 2**70])
 def test_bad_version_raises_and_writes_nothing(tmp_path, version):
     with pytest.raises(ValueError, match="version must be a positive int"):
         export_saved_model(_classifier(), tmp_path / "base", version=version)
     assert not (tmp_path / "base").exists()
+
+
+def _writing_then(monkeypatch, then):
+    """Makes each export write a stand-in SavedModel, then run ``then()``,
+    as another process could while the real (slow) write runs."""
+
+    def write_out(self, filepath, *args, **kwargs):
+        os.makedirs(filepath)
+        pathlib.Path(filepath, "saved_model.pb").write_text("this export")
+        then()
+
+    # ExportArchive() makes an instance of the backend's subclass.
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", write_out)
+
+
+def test_the_largest_version_tf_serving_reads_is_accepted(tmp_path, monkeypatch):
+    _writing_then(monkeypatch, lambda: None)
+    assert export_saved_model(_classifier(), tmp_path, version=2**63 - 1) == str(
+        tmp_path / str(2**63 - 1))
+
+
+@pytest.mark.parametrize("other_export", ["complete", "empty folder"])
+def test_a_version_taken_during_the_export_is_not_replaced(tmp_path, monkeypatch, other_export):
+    """Two exports to the same version, both without overwrite: the one that
+    moves into place second raises, and the first stays as it was."""
+    target = tmp_path / "base" / "1"
+
+    def other_writer():
+        target.mkdir()
+        if other_export == "complete":
+            (target / "saved_model.pb").write_text("the other export")
+
+    _writing_then(monkeypatch, other_writer)
+    with pytest.raises(FileExistsError, match="was created while this export was written"):
+        export_saved_model(_classifier(), tmp_path / "base", version=next_version(tmp_path / "base"))
+    assert [p.name for p in (tmp_path / "base").iterdir()] == ["1"]  # no staging folder left
+    if other_export == "complete":
+        assert (target / "saved_model.pb").read_text() == "the other export"
+    else:
+        assert list(target.iterdir()) == []
+
+
+def test_a_claimed_version_filled_before_the_move_is_not_replaced(tmp_path, monkeypatch):
+    """Between claiming the version folder and moving the export onto it,
+    another writer fills the claim: it is theirs, and stays."""
+    target = tmp_path / "1"
+    rename = os.rename
+
+    def filled_then_rename(src, dst):
+        if pathlib.Path(dst) == target:
+            (target / "saved_model.pb").write_text("the other export")
+        rename(src, dst)
+
+    _writing_then(monkeypatch, lambda: None)
+    monkeypatch.setattr(os, "rename", filled_then_rename)
+    with pytest.raises(FileExistsError, match="was written into while this export was moved"):
+        export_saved_model(_classifier(), tmp_path)
+    assert (target / "saved_model.pb").read_text() == "the other export"
+    assert [p.name for p in tmp_path.iterdir()] == ["1"]
+
+
+def test_overwrite_replaces_a_version_taken_during_the_export(tmp_path, monkeypatch):
+    target = tmp_path / "1"
+
+    def other_writer():
+        target.mkdir()
+        (target / "saved_model.pb").write_text("the other export")
+
+    _writing_then(monkeypatch, other_writer)
+    assert export_saved_model(_classifier(), tmp_path, overwrite=True) == str(target)
+    assert (target / "saved_model.pb").read_text() == "this export"
+    assert [p.name for p in tmp_path.iterdir()] == ["1"]
+
+
+def test_a_failed_export_removes_only_the_folders_it_made_and_left_empty(tmp_path, monkeypatch):
+    def another_export_lands_then_fail():
+        (tmp_path / "new" / "base" / "2").mkdir()
+        raise RuntimeError("disk full")
+
+    _writing_then(monkeypatch, another_export_lands_then_fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_saved_model(_classifier(), tmp_path / "new" / "base")
+    assert [p.name for p in (tmp_path / "new" / "base").iterdir()] == ["2"]
+
+    def fail():
+        raise RuntimeError("disk full")
+
+    _writing_then(monkeypatch, fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_saved_model(_classifier(), tmp_path / "other" / "base")
+    assert [p.name for p in tmp_path.iterdir()] == ["new"]
 
 
 def test_image_shaped_input_is_rejected(tmp_path):
@@ -254,6 +345,11 @@ def test_logits_are_not_served_as_probabilities(tmp_path):
     logits = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(CLASSES)])
     with pytest.raises(ValueError, match="last layer .* has activation 'linear'"):
         export_saved_model(logits, tmp_path / "base")
+    assert not (tmp_path / "base").exists()
+    for head in ([keras.layers.ReLU()], [keras.layers.Dropout(0.5)]):
+        model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(CLASSES), *head])
+        with pytest.raises(ValueError, match="must output class probabilities"):
+            export_saved_model(model, tmp_path / "base")
     assert not (tmp_path / "base").exists()
     binary = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(1, "sigmoid")])
     assert export_saved_model(binary, tmp_path / "binary").endswith("1")
