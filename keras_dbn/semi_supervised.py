@@ -116,6 +116,24 @@ def _checked_labels(y, name, num_classes=None):
     return y
 
 
+def _checked_label_range(y, num_classes):
+    """``y`` after a graph check that its labels lie in ``[0, num_classes)``.
+
+    An XLA step takes labels outside it without an error (its gather
+    yields NaN losses that then spread to every weight); TensorFlow's
+    graph ops check them, and so does this check beside the XLA step.
+    """
+    import tensorflow as tf
+
+    labels = tf.cast(y, tf.int64)
+    in_range = tf.reduce_all(tf.logical_and(labels >= 0, labels < num_classes))
+    check = tf.debugging.Assert(
+        in_range, [f"Labels must be class labels in [0, {num_classes}), got", labels]
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(y)
+
+
 def _num_replicas():
     """Replicas whose gradients `tf.distribute` sums (1 outside it)."""
     import tensorflow as tf
@@ -133,7 +151,9 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
     ``loss``, ``labelled_crossentropy``, one running mean per name in
     `EXTRA_METRICS`, ``labelled_accuracy`` (on the training batches, in
     training mode) and ``accuracy`` (``evaluate``'s). A subclass writes
-    ``train_step`` with `_unpack` and `_minimize`.
+    `_step`, one update on an unpacked batch, with `_minimize`; with
+    ``jit_compile`` it runs as one XLA function, its labels checked beside
+    it.
 
     Args:
         classifier: a Keras model mapping inputs to class probabilities
@@ -161,6 +181,8 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         "keras_dbn.semi_supervised_dataset(...))"
     )
     _LABELLED_ONLY = False
+    #: Whether `fit` also takes plain ``(x, y)`` batches (`_unpack`'s ``plain``).
+    _PLAIN_BATCHES = False
 
     def __init__(self, classifier, **kwargs):
         super().__init__(**kwargs)
@@ -178,6 +200,7 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
             name="labelled_accuracy"
         )
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self._xla_step = None
         if getattr(classifier, "built", False):
             self.built = True
 
@@ -200,6 +223,84 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         ]
 
     # -------------------------------------------------------------- training
+
+    def compile(self, optimizer="rmsprop", jit_compile="auto", **kwargs):
+        """Configures the trainer; the arguments are `keras.Model.compile`'s.
+
+        Args:
+            optimizer: the optimizer of the classifier's weights.
+            jit_compile: True: each update runs as one XLA function
+                (TensorFlow backend), its labels checked beside it (XLA
+                would take labels outside the classes without an error);
+                ``"auto"``: as Keras resolves it (XLA where a GPU or other
+                accelerator is present); False: in TensorFlow's graph.
+            **kwargs: further `keras.Model.compile` arguments, e.g.
+                ``steps_per_execution``; a ``loss`` or ``metrics`` is
+                refused: the trainer's are fixed.
+
+        Raises:
+            ValueError: on a ``loss`` or ``metrics``, or a ``jit_compile``
+                other than True, False and ``"auto"``.
+
+        Example:
+
+        >>> trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> trainer.compile(optimizer="adam", jit_compile=False)  # the whole step in the graph
+        """
+        name = type(self).__name__
+        for given in ("loss", "metrics"):
+            if kwargs.get(given) is not None:
+                raise ValueError(
+                    f"{name} minimises its own loss and logs its own metrics; "
+                    f"do not pass `{given}`."
+                )
+        if jit_compile not in (True, False, "auto"):
+            raise ValueError(f"`jit_compile` must be True, False or 'auto', got {jit_compile!r}.")
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        self._xla_step = None
+        if self._uses_xla(jit_compile) and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            self._xla_step = tf.function(self._xla_function(), jit_compile=True)
+            # Keras' own XLA function would hold the label check too, where
+            # XLA ignores it.
+            self.jit_compile = False
+        self._compile_config.config["jit_compile"] = jit_compile  # ours, when saved
+
+    def compile_from_config(self, config):
+        """Restores the optimizer of a loaded trainer so that training continues."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _uses_xla(self, jit_compile):
+        """Whether the update runs as an XLA function after ``compile(...,
+        jit_compile)``; by default as Keras resolves it."""
+        return bool(self.jit_compile)
+
+    def _xla_function(self):
+        """The function that runs as one XLA function with ``jit_compile``."""
+        return self._step
+
+    def _checked_step_labels(self, y):
+        """``y`` with a graph check of its range (`_checked_label_range`),
+        where the classifier's number of classes is known."""
+        classes = self._num_classes()
+        return y if classes is None else _checked_label_range(y, classes)
+
+    def train_step(self, data):
+        self._require_tensorflow()
+        x_labelled, y_labelled, x_unlabelled, sample_weight = self._unpack(
+            data, plain=self._PLAIN_BATCHES
+        )
+        if self._xla_step is None:
+            return self._step(x_labelled, y_labelled, x_unlabelled, sample_weight)
+        y_labelled = self._checked_step_labels(y_labelled)
+        return self._xla_step(x_labelled, y_labelled, x_unlabelled, sample_weight)
+
+    def _step(self, x_labelled, y_labelled, x_unlabelled, sample_weight):
+        """One update on a batch unpacked by `_unpack`; returns the logs."""
+        raise NotImplementedError
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, with ``shuffle=False`` the default for a stream.
@@ -388,10 +489,13 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
             scaled = self.optimizer.scale_loss(scaled)
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
-        self.loss_tracker.update_state(loss)
-        self.labelled_ce_tracker.update_state(labelled_ce)
+        # Like Keras' fit: the epoch's figures weight each batch by its size
+        # (a smaller last batch counts less).
+        size = ops.shape(probabilities)[0]
+        self.loss_tracker.update_state(loss, sample_weight=size)
+        self.labelled_ce_tracker.update_state(labelled_ce, sample_weight=size)
         for tracker, value in zip(self.extra_trackers, extras):
-            tracker.update_state(value)
+            tracker.update_state(value, sample_weight=size)
         self.labelled_accuracy_tracker.update_state(y_labelled, probabilities)
         return {m.name: m.result() for m in self.metrics[:-1]}
 
@@ -465,6 +569,8 @@ class PseudoLabel(ClassifierTrainer):
     Validation data, if any, is plain ``(x, y)``. The regularisation losses
     added are those of the classifier after its last forward pass, the one
     on the unlabelled batch (this matters only for activity regularisers).
+    The epoch's averages weight each update by its labelled batch size, as
+    Keras' ``fit`` does.
     The total number of updates is ``steps_per_epoch * epochs`` only where
     ``steps_per_epoch`` is a multiple of the ``steps_per_execution`` given to
     ``compile`` (Keras rounds it up otherwise). The stream shuffles itself;
@@ -474,7 +580,7 @@ class PseudoLabel(ClassifierTrainer):
     Only the TensorFlow backend can train (``predict`` and ``evaluate`` work
     on any backend). The classifier's own compiled loss and metrics, if it
     has any, are not used; ``compile`` the `PseudoLabel` model with just an
-    optimizer. After training, ``pseudo.classifier`` is the trained
+    optimizer (`ClassifierTrainer.compile` refuses a ``loss`` or ``metrics``). After training, ``pseudo.classifier`` is the trained
     classifier itself, a plain Keras model that needs no keras_dbn.
 
     Args:
@@ -563,9 +669,7 @@ class PseudoLabel(ClassifierTrainer):
 
     # -------------------------------------------------------------- training
 
-    def train_step(self, data):
-        self._require_tensorflow()
-        x_labelled, y_labelled, x_unlabelled, _ = self._unpack(data)
+    def _step(self, x_labelled, y_labelled, x_unlabelled, sample_weight):
         # Pseudo-labels: the classes the network predicts right now, without
         # dropout, treated as constants.
         pseudo_labels = ops.stop_gradient(

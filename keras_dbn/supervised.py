@@ -51,6 +51,13 @@ def _drawn_dropouts(classifier):
     return dropouts
 
 
+def _single_input(x):
+    """The one tensor of a batch of inputs ``x``, however nested (``{"inputs":
+    x}`` included), or None for inputs of several tensors."""
+    leaves = keras.tree.flatten(x)
+    return leaves[0] if len(leaves) == 1 else None
+
+
 def _dropout_input_shapes(classifier, input_shape):
     """The shapes without the batch axis of the inputs of a Sequential
     ``classifier``'s Dropout layers for inputs of ``input_shape``, or None
@@ -71,24 +78,6 @@ def _dropout_input_shapes(classifier, input_shape):
     return shapes
 
 
-def _checked_label_range(y, num_classes):
-    """``y`` after a graph check that its labels lie in ``[0, num_classes)``.
-
-    An XLA step takes labels outside it without an error (its gather
-    yields NaN losses that then spread to every weight); TensorFlow's
-    graph ops check them, and so does this check beside the XLA step.
-    """
-    import tensorflow as tf
-
-    labels = tf.cast(y, tf.int64)
-    in_range = tf.reduce_all(tf.logical_and(labels >= 0, labels < num_classes))
-    check = tf.debugging.Assert(
-        in_range, [f"Labels must be class labels in [0, {num_classes}), got", labels]
-    )
-    with tf.control_dependencies([check]):
-        return tf.identity(y)
-
-
 @keras.saving.register_keras_serializable(package="keras_dbn")
 class SupervisedTrainer(ClassifierTrainer):
     """Fine-tunes a classifier on labelled batches by its cross-entropy.
@@ -105,8 +94,10 @@ class SupervisedTrainer(ClassifierTrainer):
 
     Logs ``loss`` (with the classifier's regularisation losses),
     ``labelled_crossentropy`` and ``labelled_accuracy`` (on the training
-    batches, dropout active); ``evaluate`` gives ``loss`` and ``accuracy``.
-    Batches are ``(x, y)`` or ``(x, y, sample_weight)``.
+    batches, dropout active), averaged over the epoch with each batch
+    weighted by its size, as Keras does; ``evaluate`` gives ``loss`` and
+    ``accuracy``. Batches are ``(x, y)`` or ``(x, y, sample_weight)``; ``x``
+    may be a single tensor in a dict or other structure (``{"inputs": x}``).
 
     Args:
         classifier: a Keras model mapping inputs to class probabilities
@@ -134,7 +125,6 @@ class SupervisedTrainer(ClassifierTrainer):
         super().__init__(classifier, **kwargs)
         self.seed = _checked_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
-        self._xla_step = None
 
     def compile(self, optimizer="rmsprop", jit_compile="auto", **kwargs):
         """Configures the trainer; the arguments are `keras.Model.compile`'s.
@@ -149,45 +139,38 @@ class SupervisedTrainer(ClassifierTrainer):
                 ``steps_per_execution``; a ``loss`` or ``metrics`` is
                 refused: the trainer's are fixed.
 
+        Raises:
+            ValueError: on a ``loss`` or ``metrics``, or a ``jit_compile``
+                other than True, False and ``"auto"``.
+
         Example:
 
         >>> trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
         >>> trainer.compile(optimizer="adam", jit_compile=False)  # the whole step in the graph
         """
-        for given in ("loss", "metrics"):
-            if kwargs.get(given) is not None:
-                raise ValueError(
-                    f"SupervisedTrainer minimises the sparse categorical cross-entropy "
-                    f"and logs its own metrics; do not pass `{given}`."
-                )
-        if jit_compile not in (True, False, "auto"):
-            raise ValueError(f"`jit_compile` must be True, False or 'auto', got {jit_compile!r}.")
-        self._xla_step = None
-        if jit_compile is not False and keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
-            self._xla_step = tf.function(self._masked_minimize, jit_compile=True)
-        super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
-        self._compile_config.config["jit_compile"] = jit_compile  # ours, when saved
+    def _uses_xla(self, jit_compile):
+        # Without the draws, XLA speeds the step up on CPUs too.
+        return jit_compile is not False
 
-    def compile_from_config(self, config):
-        """Restores the optimizer of a loaded trainer so that training continues."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+    def _xla_function(self):
+        return self._masked_minimize
 
     def dropout_keeps(self, x):
         """The scaled keep masks of a training step on the batch ``x``.
 
         Args:
-            x: the batch.
+            x: the batch: a tensor, or one tensor in a dict or other
+                structure.
 
         Returns:
             A list with one float tensor per Dropout layer of a Sequential
             classifier, shaped like that layer's input: ``1 / (1 - rate)``
             where a unit is kept, 0 where it is dropped. None for a
-            classifier whose Dropout layers run themselves, and where a
-            Dropout layer's input has a shape not known before the step.
+            classifier whose Dropout layers run themselves, where a
+            Dropout layer's input has a shape not known before the step,
+            and for inputs of several tensors.
 
         Example:
 
@@ -198,7 +181,10 @@ class SupervisedTrainer(ClassifierTrainer):
         array([0.  , 1.25], dtype=float32)
         """
         dropouts = _drawn_dropouts(self.classifier)
-        widths = None if dropouts is None else _dropout_input_shapes(self.classifier, x.shape)
+        x = _single_input(x)
+        if dropouts is None or x is None:
+            return None
+        widths = _dropout_input_shapes(self.classifier, x.shape)
         if widths is None:
             return None
         rows = ops.shape(x)[0]
@@ -217,6 +203,7 @@ class SupervisedTrainer(ClassifierTrainer):
         ``keeps`` (`dropout_keeps`) instead of drawing."""
         if keeps is None:
             return self.classifier(x, training=True)
+        x = _single_input(x)
         masks = iter(keeps)
         for layer in self.classifier.layers:
             if isinstance(layer, keras.layers.Dropout):
@@ -245,9 +232,7 @@ class SupervisedTrainer(ClassifierTrainer):
             )
         keeps = self.dropout_keeps(x)
         if self._xla_step is not None and keeps is not None:
-            classes = self._num_classes()
-            if classes is not None:
-                y = _checked_label_range(y, classes)
+            y = self._checked_step_labels(y)
             return self._xla_step(x, y, sample_weight, keeps)
         return self._masked_minimize(x, y, sample_weight, keeps)
 

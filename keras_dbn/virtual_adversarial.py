@@ -39,7 +39,7 @@ DEFAULT_EPSILON = 2.0
 #: Length of the probe direction of the power iteration (Miyato et al.'s 1e-6).
 DEFAULT_XI = 1e-6
 
-# Probabilities are clipped to this before their logarithm in the divergence.
+# Probabilities without logits are clipped to this before their logarithm.
 _LOG_FLOOR = 1e-7
 
 
@@ -47,22 +47,48 @@ def _unit(d):
     """Each example of ``d`` scaled to L2 norm 1 (zero stays zero), in float32.
 
     The examples are first scaled by their largest magnitude, so that
-    gradients as small as those of the power iteration (often < 1e-10)
-    neither underflow when squared nor lose their norm to the guard against
-    a division by zero.
+    gradients as small as those of the power iteration (often < 1e-10) do
+    not underflow when squared. Zero examples are divided by 1 instead of
+    by guards such as ``max(m, 1e-30)``: XLA merges two divisions into one
+    by the product of their divisors, which such guards underflow to 0
+    (NaN for a zero example); the divisors here are 1 or a normal number
+    times a norm >= 1.
     """
     d = ops.cast(d, "float32")
     axes = tuple(range(1, len(d.shape)))
-    d = d / ops.maximum(ops.max(ops.abs(d), axis=axes, keepdims=True), 1e-30)
-    return d / (ops.sqrt(ops.sum(ops.square(d), axis=axes, keepdims=True)) + 1e-12)
+    largest = ops.max(ops.abs(d), axis=axes, keepdims=True)
+    nonzero = largest > 0
+    d = d / ops.where(nonzero, largest, 1.0)
+    norm = ops.sqrt(ops.sum(ops.square(d), axis=axes, keepdims=True))
+    return d / ops.where(nonzero, norm, 1.0)
+
+
+def _log_probabilities(probabilities):
+    """``log(probabilities)`` in float32: Keras' log-softmax of the logits
+    where ``probabilities`` is a softmax output that keeps them (a graph
+    tensor of `keras.activations.softmax`, as Keras' own cross-entropies
+    read them), else the logarithm of the probabilities clipped to
+    ``[1e-7, 1]``."""
+    logits = getattr(probabilities, "_keras_logits", None)
+    if logits is not None:
+        return ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    return ops.log(ops.clip(ops.cast(probabilities, "float32"), _LOG_FLOOR, 1.0))
 
 
 def kl_divergence(p, q):
     """Mean over the batch of ``KL(p || q) = sum_k p_k (log p_k - log q_k)``.
 
+    Where ``p`` or ``q`` is the output of a softmax that keeps its logits
+    (Keras' softmax activation in a graph, as in training), its logarithm
+    is the log-softmax of the logits: exact for probabilities that round
+    to 0 or 1 in float32, whose change under a perturbation as small as
+    the power iteration's would otherwise be lost (Miyato et al. 2019
+    also take the divergence of logits).
+
     Args:
         p, q: class probabilities, shape ``(batch, classes)``; cast to
-            float32, and clipped to ``[1e-7, 1]`` inside the logarithms.
+            float32, and, without logits, clipped to ``[1e-7, 1]`` inside
+            the logarithms.
 
     Returns:
         A float32 scalar.
@@ -75,9 +101,8 @@ def kl_divergence(p, q):
     >>> float(keras_dbn.virtual_adversarial.kl_divergence(p, p))
     0.0
     """
-    p, q = ops.cast(p, "float32"), ops.cast(q, "float32")
-    log_p = ops.log(ops.clip(p, _LOG_FLOOR, 1.0))
-    log_q = ops.log(ops.clip(q, _LOG_FLOOR, 1.0))
+    log_p, log_q = _log_probabilities(p), _log_probabilities(q)
+    p = ops.cast(p, "float32")
     return ops.mean(ops.sum(p * (log_p - log_q), axis=-1))
 
 
@@ -111,7 +136,8 @@ class VirtualAdversarial(ClassifierTrainer):
     It logs ``loss`` (L above plus any regularisation losses of the
     classifier), ``labelled_crossentropy``, ``lds`` and ``labelled_accuracy``
     (on the training batches, with dropout active), each averaged over the
-    epoch. ``call``, ``predict`` and ``evaluate`` work as for `PseudoLabel`:
+    epoch with each update weighted by its labelled batch size, as Keras'
+    ``fit`` does. ``call``, ``predict`` and ``evaluate`` work as for `PseudoLabel`:
     plain ``(x, y)`` data with integer labels, ``loss`` and ``accuracy``.
     Each update runs the classifier forward ``3 + power_iterations`` times
     and backward ``1 + power_iterations`` times, about 2.3x the cost of a
@@ -121,7 +147,8 @@ class VirtualAdversarial(ClassifierTrainer):
     MNIST pixels in [0, 1] (784 of them) Miyato et al. used 2.0 with all
     labels; the perturbed inputs are not clipped to the data's range. Only
     the TensorFlow backend can train (``predict`` and ``evaluate`` work on
-    any backend). Compile with just an optimizer; after training,
+    any backend). Compile with just an optimizer (`ClassifierTrainer.compile`
+    refuses a ``loss`` or ``metrics``); after training,
     ``vat.classifier`` is the trained classifier itself, a plain Keras
     model that needs no keras_dbn.
 
@@ -166,6 +193,7 @@ class VirtualAdversarial(ClassifierTrainer):
     """
 
     EXTRA_METRICS = ("lds",)
+    _PLAIN_BATCHES = True
 
     def __init__(
         self,
@@ -188,6 +216,7 @@ class VirtualAdversarial(ClassifierTrainer):
         self.power_iterations = int(power_iterations)
         self.seed = _checked_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self._graph_perturbation = None
 
     def virtual_adversarial_perturbation(self, x, probabilities=None):
         """``r_adv`` for each example of ``x`` (Miyato et al. 2019, eq. 12-14).
@@ -201,7 +230,11 @@ class VirtualAdversarial(ClassifierTrainer):
             A float tensor of ``x``'s shape: per example the direction of
             largest increase of ``KL(p(y | x) || p(y | x + r))`` found by
             ``power_iterations`` power-method steps, scaled to L2 norm
-            ``epsilon``. It carries no gradient.
+            ``epsilon``. It carries no gradient. An example whose gradient
+            is exactly 0 in float32 (the probe of length ``xi`` changes none
+            of its logits) keeps the direction of the step before, the
+            random start after one step, so every example has norm
+            ``epsilon``.
 
         Example:
 
@@ -212,17 +245,27 @@ class VirtualAdversarial(ClassifierTrainer):
         self._require_tensorflow()
         import tensorflow as tf
 
+        if tf.executing_eagerly():
+            # Eager tensors do not keep the softmax's logits (kl_divergence).
+            if self._graph_perturbation is None:
+                self._graph_perturbation = tf.function(
+                    self.virtual_adversarial_perturbation, reduce_retracing=True
+                )
+            return self._graph_perturbation(x, probabilities)
         x = self._as_float(x)
         if probabilities is None:
             probabilities = self.classifier(x, training=False)
         probabilities = ops.stop_gradient(probabilities)
+        axes = tuple(range(1, len(x.shape)))
         d = keras.random.normal(ops.shape(x), seed=self.seed_generator)
         for _ in range(self.power_iterations):
             d = ops.cast(self.xi * _unit(d), x.dtype)
             with tf.GradientTape() as tape:
                 tape.watch(d)
                 divergence = kl_divergence(probabilities, self.classifier(x + d, training=False))
-            d = ops.stop_gradient(tape.gradient(divergence, d))
+            gradient = ops.stop_gradient(tape.gradient(divergence, d))
+            vanished = ops.all(gradient == 0, axis=axes, keepdims=True)
+            d = ops.where(vanished, d, gradient)
         return ops.cast(self.epsilon * _unit(d), x.dtype)
 
     @staticmethod
@@ -230,9 +273,7 @@ class VirtualAdversarial(ClassifierTrainer):
         x = ops.convert_to_tensor(x)
         return x if "float" in str(x.dtype) else ops.cast(x, "float32")
 
-    def train_step(self, data):
-        self._require_tensorflow()
-        x_labelled, y_labelled, x_unlabelled, sample_weight = self._unpack(data, plain=True)
+    def _step(self, x_labelled, y_labelled, x_unlabelled, sample_weight):
         x_smooth = self._as_float(x_labelled if x_unlabelled is None else x_unlabelled)
         probabilities_u = ops.stop_gradient(self.classifier(x_smooth, training=False))
         r_adv = self.virtual_adversarial_perturbation(x_smooth, probabilities_u)

@@ -229,6 +229,31 @@ def test_plain_batches_in_fit_raise():
         pseudo.fit(x_l, y_l, epochs=1, verbose=0)
 
 
+def test_dataset_labels_outside_the_classes_stop_the_xla_step():
+    """As for `SupervisedTrainer`: XLA would turn them into NaN weights."""
+    import tensorflow as tf
+
+    x_l, y_l, x_u = batches()
+    pseudo = PseudoLabel(tiny_classifier(), ramp_start=0, ramp_end=0)
+    pseudo.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
+    data = pseudo_label_dataset(x_l, y_l + 1, x_u, seed=0)  # labels up to 3
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class labels in \[0, 3\)"):
+        pseudo.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+    for w, w0 in zip(pseudo.classifier.get_weights(), (W0, B0)):
+        np.testing.assert_array_equal(w, w0)
+    pseudo.fit(pseudo_label_dataset(x_l, y_l, x_u, seed=0), steps_per_epoch=2, verbose=0)
+    assert int(pseudo.optimizer.iterations) == 2
+
+
+def test_compile_refuses_a_loss_or_metrics():
+    pseudo = PseudoLabel(tiny_classifier())
+    for kwargs in ({"loss": "mse"}, {"metrics": ["accuracy"]}):
+        with pytest.raises(ValueError, match=f"PseudoLabel minimises its own loss.*`{next(iter(kwargs))}`"):
+            pseudo.compile(optimizer="sgd", **kwargs)
+    with pytest.raises(ValueError, match="jit_compile"):
+        pseudo.compile(optimizer="sgd", jit_compile="xla")
+
+
 def test_an_endless_dataset_needs_steps_per_epoch():
     x_l, y_l, x_u = batches()
     pseudo = PseudoLabel(tiny_classifier())
@@ -249,6 +274,42 @@ def test_classifiers_must_end_in_softmax():
         keras_dbn.SupervisedTrainer(
             keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")]))
     PseudoLabel(keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Softmax()]))
+
+
+def _ending_in(*layers, functional=False):
+    if functional:
+        outputs = inputs = keras.Input((4,))
+        for layer in layers:
+            outputs = layer(outputs)
+        return keras.Model(inputs, outputs)
+    return keras.Sequential([keras.Input((4,)), *layers])
+
+
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("layers, refused", [
+    ([keras.layers.Dense(3), keras.layers.ReLU()], "'re_lu.*' has activation 'relu'"),
+    ([keras.layers.Dense(3), keras.layers.LeakyReLU()], "activation 'leaky_relu'"),
+    ([keras.layers.Dense(3), keras.layers.ELU()], "activation 'elu'"),
+    ([keras.layers.Dense(3), keras.layers.PReLU()], "activation 'prelu'"),
+    ([keras.layers.Dense(3), keras.layers.Dropout(0.5)],
+     r"'dense.*' \(followed by 'dropout.*'\) has activation 'linear'"),
+    ([keras.layers.Dense(3, "relu"), keras.layers.GaussianNoise(0.1), keras.layers.Dropout(0.5)],
+     r"'dense.*' \(followed by 'gaussian_noise.*', 'dropout.*'\) has activation 'relu'"),
+    ([keras.layers.Dense(3), keras.layers.Softmax(), keras.layers.ReLU()], "activation 'relu'"),
+    ([keras.layers.Dense(3, "softmax"), keras.layers.Dropout(0.5)], None),
+    ([keras.layers.Dense(3), keras.layers.Softmax(), keras.layers.AlphaDropout(0.1)], None),
+    ([keras.layers.Dense(3), keras.layers.Activation("softmax"), keras.layers.Identity()], None),
+])
+def test_the_layer_that_decides_the_output_is_judged(layers, refused, functional):
+    """Activation layers are judged like activations; layers that are the
+    identity at inference are looked through."""
+    model = _ending_in(*(layer.__class__.from_config(layer.get_config()) for layer in layers),
+                       functional=functional)
+    if refused:
+        with pytest.raises(ValueError, match=refused):
+            PseudoLabel(model)
+    else:
+        PseudoLabel(model)
 
 
 # ----------------------------------------------------------------- saving

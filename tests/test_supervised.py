@@ -140,6 +140,43 @@ def test_other_classifiers_run_their_own_layers():
         assert history.history["loss"][-1] < history.history["loss"][0]
 
 
+def test_logged_loss_weights_a_smaller_last_batch_as_keras_does():
+    """33 examples in batches of 10: Keras' epoch loss weights each batch's
+    by its size; so do the trainer's figures, as its updates are Keras'."""
+    x, y = labelled(33, seed=2)
+    trainer = SupervisedTrainer(tiny_classifier())
+    trainer.compile(optimizer=keras.optimizers.SGD(0.5))
+    history = trainer.fit(x, y, batch_size=10, epochs=2, shuffle=False, verbose=0).history
+    reference = tiny_classifier()
+    reference.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    keras_history = reference.fit(x, y, batch_size=10, epochs=2, shuffle=False,
+                                  verbose=0).history
+    np.testing.assert_allclose(history["loss"], keras_history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(history["labelled_crossentropy"], keras_history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(history["labelled_accuracy"], keras_history["accuracy"])
+
+
+@pytest.mark.parametrize("jit_compile", ["auto", False])
+def test_dict_inputs_train_as_the_tensor_in_them(jit_compile):
+    """A dataset of `({"inputs": x}, y)`, which Keras' fit takes, trains as
+    one of `(x, y)` does: the same masks and updates."""
+    import tensorflow as tf
+
+    x, y = labelled()
+    weights = []
+    for wrap in (lambda x: {"inputs": x}, lambda x: x):
+        trainer = SupervisedTrainer(dropout_classifier(), seed=0)
+        trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit_compile)
+        data = tf.data.Dataset.from_tensor_slices((wrap(x), y)).batch(20)
+        assert len(trainer.dropout_keeps(wrap(x))) == 1
+        history = trainer.fit(data, epochs=2, verbose=0)
+        assert np.isfinite(history.history["loss"]).all()
+        weights.append(trainer.classifier.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_bad_arguments_and_batches_raise():
     with pytest.raises(ValueError, match="seed"):
         SupervisedTrainer(tiny_classifier(), seed=1.5)

@@ -48,6 +48,45 @@ def test_perturbation_follows_the_top_eigenvector_of_the_divergence_hessian():
     assert divergence(r) > 1.5 * divergence(random)
 
 
+def test_unit_of_a_zero_row_is_zero_under_xla_too():
+    # XLA merged the two divisions of the old normalisation into one by the
+    # product of its guards (1e-30 * 1e-12), which underflowed: NaN.
+    import tensorflow as tf
+
+    from keras_dbn.virtual_adversarial import _unit
+
+    d = np.zeros((3, 2, 4), "float32")
+    d[1] = 1e-20
+    d[2] = np.arange(8).reshape(2, 4)
+    for unit in (_unit, tf.function(_unit, jit_compile=True)):
+        u = np.asarray(unit(d))
+        np.testing.assert_array_equal(u[0], 0.0)
+        np.testing.assert_allclose(np.linalg.norm(u[1:].reshape(2, 8), axis=1), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(u[2], d[2] / np.linalg.norm(d[2]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", ["small", "zero"])
+def test_every_example_gets_norm_epsilon_and_xla_training_stays_finite(kernel):
+    # With small weights the probe of length xi moves the logits by less
+    # than the float32 resolution of the probabilities: the divergence of
+    # the probabilities had a gradient of exactly 0 (rows of norm 0, and NaN
+    # under XLA), that of the logits has not. Where nothing moves the output
+    # (a zero kernel) the gradient is 0 and the random start is kept.
+    import tensorflow as tf
+
+    x_l, y_l, x_u = batches()
+    weights = (W0 * 1e-3, B0) if kernel == "small" else (np.zeros_like(W0), B0)
+    vat = VirtualAdversarial(tiny_classifier(weights), epsilon=1.5, seed=0)
+    xla = tf.function(vat.virtual_adversarial_perturbation, jit_compile=True)
+    for r in (vat.virtual_adversarial_perturbation(x_u), xla(x_u)):
+        np.testing.assert_allclose(np.linalg.norm(np.asarray(r), axis=1), 1.5, rtol=1e-5)
+    vat.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
+    history = vat.fit(semi_supervised_dataset(x_l, y_l, x_u, seed=0), steps_per_epoch=2,
+                      epochs=1, verbose=0)
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    assert all(np.isfinite(w).all() for w in vat.classifier.get_weights())
+
+
 def test_kl_divergence_matches_the_formula():
     p = softmax(np.array([[0.2, 1.0, -0.5], [2.0, 0.0, 0.1]]))
     q = softmax(np.array([[0.0, 0.7, 0.3], [1.0, 1.0, -1.0]]))
@@ -135,6 +174,27 @@ def test_fit_on_arrays_and_on_the_semi_supervised_stream_logs_every_term():
     result = vat.evaluate(x_l, y_l, verbose=0, return_dict=True)
     p = vat.predict(x_l, verbose=0)
     assert result["accuracy"] == pytest.approx(np.mean(p.argmax(axis=1) == y_l))
+
+
+def test_dataset_labels_outside_the_classes_stop_the_xla_step():
+    """As for `SupervisedTrainer`: XLA would turn them into NaN weights."""
+    import tensorflow as tf
+
+    x_l, y_l, x_u = batches()
+    vat = VirtualAdversarial(tiny_classifier(), seed=0)
+    vat.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
+    data = semi_supervised_dataset(x_l, y_l + 1, x_u, seed=0)  # labels up to 3
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class labels in \[0, 3\)"):
+        vat.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+    for w, w0 in zip(vat.classifier.get_weights(), (W0, B0)):
+        np.testing.assert_array_equal(w, w0)
+
+
+def test_compile_refuses_a_loss_or_metrics():
+    vat = VirtualAdversarial(tiny_classifier())
+    for kwargs in ({"loss": "mse"}, {"metrics": ["accuracy"]}):
+        with pytest.raises(ValueError, match="VirtualAdversarial minimises its own loss"):
+            vat.compile(optimizer="sgd", **kwargs)
 
 
 def test_unlabelled_batches_without_labels_raise():
