@@ -14,6 +14,20 @@ class UsageError(ValueError):
     """
 
 
+def add_option(parser, name, **kwargs):
+    """Adds ``--some-option`` with its ``--some_option`` spelling as an alias.
+
+    Args:
+        parser: an `argparse` parser or argument group.
+        name: the option's dashed name, e.g. ``"--max-trials"``.
+        **kwargs: as for ``add_argument``.
+    """
+    names = [name]
+    if "-" in name[2:]:
+        names.append("--" + name[2:].replace("-", "_"))
+    parser.add_argument(*names, **kwargs)
+
+
 def positive_int(text):
     """An integer >= 1."""
     value = int(text)

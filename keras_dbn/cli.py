@@ -10,7 +10,7 @@ import sys
 import time
 
 from keras_dbn.argtypes import (
-    UsageError, check_writable, image_shape, is_within, layer_sizes, non_negative_int,
+    UsageError, add_option, check_writable, image_shape, is_within, layer_sizes, non_negative_int,
     positive_float, positive_int, rate,
 )
 from keras_dbn.search_options import add_search_arguments
@@ -42,14 +42,6 @@ USAGE_EXAMPLES = """examples:
 """
 
 
-def _add(parser, name, **kwargs):
-    """Adds ``--some-option`` with its ``--some_option`` spelling as an alias."""
-    names = [name]
-    if "-" in name[2:]:
-        names.append("--" + name[2:].replace("-", "_"))
-    parser.add_argument(*names, **kwargs)
-
-
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-dbn",
@@ -68,92 +60,92 @@ def build_parser():
         "the classifier it initialises, report test accuracy, save the models, "
         "export a SavedModel for TF Serving and write PNGs of samples and filters.",
     )
-    _add(train, "--dataset", default="mnist", help="TFDS image dataset (default: mnist)")
-    _add(train, "--layers", type=layer_sizes, default=[500, 500, 2000],
+    add_option(train, "--dataset", default="mnist", help="TFDS image dataset (default: mnist)")
+    add_option(train, "--layers", type=layer_sizes, default=[500, 500, 2000],
          help="hidden layer sizes (default: 500,500,2000)")
-    _add(train, "--batch", type=positive_int, default=100, help="batch size (default: 100)")
-    _add(train, "--dbn-epochs", type=positive_int, default=10,
+    add_option(train, "--batch", type=positive_int, default=100, help="batch size (default: 100)")
+    add_option(train, "--dbn-epochs", type=positive_int, default=10,
          help="pretraining epochs per RBM (default: 10)")
-    _add(train, "--dbn-lr", type=positive_float, default=0.05,
+    add_option(train, "--dbn-lr", type=positive_float, default=0.05,
          help="pretraining learning rate, SGD with momentum 0.9 (default: 0.05)")
-    _add(train, "--k", type=positive_int, default=1, help="Gibbs steps per CD update (default: 1)")
-    _add(train, "--persistent", action="store_true",
+    add_option(train, "--k", type=positive_int, default=1, help="Gibbs steps per CD update (default: 1)")
+    add_option(train, "--persistent", action="store_true",
          help="train the lower RBMs by persistent CD (PCD) too")
-    _add(train, "--top", choices=["cd", "pcd"], default="pcd",
+    add_option(train, "--top", choices=["cd", "pcd"], default="pcd",
          help="how the top RBM, the DBN's generative model, is trained (default: pcd, "
          "which gives far better samples than CD)")
-    _add(train, "--top-lr", type=positive_float, default=0.01,
+    add_option(train, "--top-lr", type=positive_float, default=0.01,
          help="learning rate of the top RBM, SGD with momentum 0.9 (default: 0.01)")
-    _add(train, "--pcd-decay", choices=["linear", "none"], default="linear",
+    add_option(train, "--pcd-decay", choices=["linear", "none"], default="linear",
          help="learning rate schedule of the RBMs trained by PCD: linear falls to zero "
          "over their pretraining, so that the persistent chains settle into the final "
          "model (MNIST samples of 6-8 digit classes instead of 1-4); none keeps it "
          "constant, for ~0.2 points more test accuracy (default: linear)")
-    _add(train, "--dtype", choices=["float32", "mixed_bfloat16"], default="float32",
+    add_option(train, "--dtype", choices=["float32", "mixed_bfloat16"], default="float32",
          help="precision of the RBMs while pretraining; mixed_bfloat16 computes the "
          "matrix products in bfloat16 with float32 weights and statistics, faster on "
          "CPUs with AVX512-BF16 (fine-tuning stays float32; default: float32)")
-    _add(train, "--mlp-epochs", type=positive_int, default=20,
+    add_option(train, "--mlp-epochs", type=positive_int, default=20,
          help="fine-tuning epochs (default: 20)")
-    _add(train, "--mlp-lr", type=positive_float, default=1e-3,
+    add_option(train, "--mlp-lr", type=positive_float, default=1e-3,
          help="fine-tuning learning rate, Adam (default: 0.001)")
-    _add(train, "--dropout", type=rate, default=0.2,
+    add_option(train, "--dropout", type=rate, default=0.2,
          help="dropout after each hidden layer while fine-tuning (default: 0.2)")
-    _add(train, "--input-dropout", type=rate, default=0.0,
+    add_option(train, "--input-dropout", type=rate, default=0.0,
          help="dropout on the input while fine-tuning (default: 0; 0.2 with --mlp-epochs 40 "
          "is the setting of benchmarks/mnist_dbn.py)")
-    _add(train, "--labels", type=positive_int, default=None,
+    add_option(train, "--labels", type=positive_int, default=None,
          help="fine-tune on a stratified subset of this many labels (pretraining "
          "still uses every training image)")
-    _add(train, "--pseudo-label", action="store_true",
+    add_option(train, "--pseudo-label", action="store_true",
          help="with --labels: also learn from the unlabelled training images through "
          "pseudo-labels (Lee 2013; keras_dbn.PseudoLabel); each --mlp-epochs epoch is then "
          f"{SEMI_SUPERVISED_STEPS_PER_EPOCH} updates of 32 labelled + 256 unlabelled images")
-    _add(train, "--vat", type=positive_float, default=None, metavar="EPS",
+    add_option(train, "--vat", type=positive_float, default=None, metavar="EPS",
          help="fine-tune by virtual adversarial training with perturbations of this L2 norm "
          "(Miyato et al. 2019; keras_dbn.VirtualAdversarial; 2.0 suits MNIST): with --labels "
          "the smoothness term reads the unlabelled training images, batched as for "
          "--pseudo-label; without, the labelled batches (a regulariser, ~2.3x the time)")
-    _add(train, "--baseline", action="store_true",
+    add_option(train, "--baseline", action="store_true",
          help="also train a randomly initialised classifier of the same shape "
          "identically and report both")
-    _add(train, "--binarize", choices=["none", "threshold", "stochastic"], default="none",
+    add_option(train, "--binarize", choices=["none", "threshold", "stochastic"], default="none",
          help="binarise pixels (default: none, grey levels as probabilities)")
-    _add(train, "--limit", type=positive_int, default=None,
+    add_option(train, "--limit", type=positive_int, default=None,
          help="use only the first N training images (quick trial runs)")
-    _add(train, "--data-dir", default=None, help="TFDS data_dir")
-    _add(train, "--manual-dir", default=None,
+    add_option(train, "--data-dir", default=None, help="TFDS data_dir")
+    add_option(train, "--manual-dir", default=None,
          help="folder with the dataset's source files, for offline preparation")
-    _add(train, "--out", default="keras_dbn_run", help="output folder (default: keras_dbn_run)")
-    _add(train, "--save", default=None,
+    add_option(train, "--out", default="keras_dbn_run", help="output folder (default: keras_dbn_run)")
+    add_option(train, "--save", default=None,
          help="path of the fine-tuned classifier .keras file, its folder created if need be "
          "(default: OUT/classifier.keras)")
-    _add(train, "--export", default=None,
+    add_option(train, "--export", default=None,
          help="SavedModel base folder for TF Serving; each run exports the next version "
          "in it, 1 in a new folder, and never replaces one (default: OUT/saved_model)")
-    _add(train, "--overwrite", action="store_true",
+    add_option(train, "--overwrite", action="store_true",
          help="replace the files of an earlier run in OUT (and at --save); by default the "
          "command refuses to start")
-    _add(train, "--samples", type=positive_int, default=100,
+    add_option(train, "--samples", type=positive_int, default=100,
          help="number of generated samples in OUT/samples.png (default: 100)")
-    _add(train, "--gibbs-steps", type=positive_int, default=1000,
+    add_option(train, "--gibbs-steps", type=positive_int, default=1000,
          help="Gibbs steps in the top RBM per sample (default: 1000)")
-    _add(train, "--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
-    _add(train, "--verbose", type=int, choices=[0, 1, 2], default=2,
+    add_option(train, "--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    add_option(train, "--verbose", type=int, choices=[0, 1, 2], default=2,
          help="Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch (default: 2)")
 
     sample = commands.add_parser("sample", help="generate samples from a saved DBN as a PNG grid")
-    _add(sample, "--model", required=True, help="a DBN saved as .keras (e.g. OUT/dbn.keras)")
-    _add(sample, "--n", type=positive_int, default=100, help="number of samples (default: 100)")
-    _add(sample, "--gibbs-steps", type=positive_int, default=1000,
+    add_option(sample, "--model", required=True, help="a DBN saved as .keras (e.g. OUT/dbn.keras)")
+    add_option(sample, "--n", type=positive_int, default=100, help="number of samples (default: 100)")
+    add_option(sample, "--gibbs-steps", type=positive_int, default=1000,
          help="Gibbs steps in the top RBM (default: 1000)")
-    _add(sample, "--out", default="samples.png", help="PNG file to write (default: samples.png)")
-    _add(sample, "--overwrite", action="store_true",
+    add_option(sample, "--out", default="samples.png", help="PNG file to write (default: samples.png)")
+    add_option(sample, "--overwrite", action="store_true",
          help="replace an existing --out file; by default the command refuses to start")
-    _add(sample, "--seed", type=non_negative_int, default=None,
+    add_option(sample, "--seed", type=non_negative_int, default=None,
          help="random seed: the same seed draws the same samples (default: the DBN's "
          "saved random state)")
-    _add(sample, "--image-shape", type=image_shape, default=None, metavar="HxW[xC]",
+    add_option(sample, "--image-shape", type=image_shape, default=None, metavar="HxW[xC]",
          help="shape of one image, e.g. 32x32x3 (default: square grey images)")
     tune = commands.add_parser(
         "tune",
@@ -389,6 +381,7 @@ def train(args):
             pretraining.
     """
     save_path, export_dir = _check_train_options(args)
+    _load_api()
     with _new_folders(args.out, os.path.dirname(os.path.abspath(save_path))):
         return _train(args, save_path, export_dir)
 
@@ -524,12 +517,13 @@ def _check_sample_options(args):
 
 def sample(args):
     """Generates ``args.n`` samples from a saved DBN and writes a PNG grid."""
+    _check_sample_options(args)
+    _load_api()
     import keras
 
     import keras_dbn
     from keras_dbn import callbacks as grid
 
-    _check_sample_options(args)
     model = keras.models.load_model(args.model)
     if not isinstance(model, (keras_dbn.DBN, keras_dbn.RBM)):
         raise UsageError(
@@ -574,8 +568,6 @@ def run_reporting_errors(function, prog, resume_hint=""):
     # Ctrl-C (SIGINT) must interrupt even where the launcher ignored it, as a
     # shell does for background jobs: a tune search then resumes cleanly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    import tensorflow as tf
-
     try:
         with quiet_keras_retracing():  # new models' functions, not real retraces
             function()
@@ -588,25 +580,41 @@ def run_reporting_errors(function, prog, resume_hint=""):
     except (ValueError, OSError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 1
-    except tf.errors.OpError as error:  # e.g. a file TensorFlow cannot write
-        print(f"{prog}: error: {error.message}", file=sys.stderr)
-        return 1
+    except Exception as error:
+        # TensorFlow loads inside `function` (`_load_api`), if at all.
+        tf = sys.modules.get("tensorflow")
+        if tf is not None and isinstance(error, tf.errors.OpError):  # e.g. an unwritable file
+            print(f"{prog}: error: {error.message}", file=sys.stderr)
+            return 1
+        raise
     return 0
+
+
+def _load_api():
+    """Loads TensorFlow and keras_dbn's API, hiding TensorFlow's start-up lines.
+
+    The command calls it once its options are checked, so that --help and
+    mistakes in the options answer at once; the API registers keras_dbn's
+    Keras classes, which ``load_model`` needs.
+    """
+    import keras_dbn
+
+    with quiet_tensorflow_startup():
+        keras_dbn.import_api()
 
 
 def main(argv=None):
     """Entry point of ``keras-dbn`` and ``python -m keras_dbn``."""
     args = build_parser().parse_args(argv)
-    # TensorFlow loads only now: --help and mistyped options answer at once.
-    # The API registers keras_dbn's Keras classes, which load_model needs.
-    import keras_dbn
-
-    with quiet_tensorflow_startup():
-        keras_dbn.import_api()
     if args.command == "tune":
-        from keras_dbn import tuning
 
-        return run_reporting_errors(lambda: tuning.run_search(args), "keras-dbn tune",
+        def tune():
+            _load_api()
+            from keras_dbn import tuning
+
+            tuning.run_search(args)
+
+        return run_reporting_errors(tune, "keras-dbn tune",
                                     "; run the same command again to resume the search")
     command = train if args.command == "train" else sample
     return run_reporting_errors(lambda: command(args), f"keras-dbn {args.command}")

@@ -8,7 +8,9 @@ and mistyped options answer without loading either.
 
 import argparse
 
-from keras_dbn.argtypes import fraction_or_count, layer_sizes, non_negative_int, positive_int
+from keras_dbn.argtypes import (
+    add_option, fraction_or_count, layer_sizes, non_negative_int, positive_int,
+)
 
 #: The search algorithms of `keras_dbn.tuning.make_tuner`.
 TUNERS = ("hyperband", "random", "bayesian")
@@ -32,44 +34,44 @@ def add_search_arguments(parser):
     ('random', 3, 10)
     """
     group = parser.add_argument_group("search")
-    group.add_argument("--tuner", choices=TUNERS, default="hyperband", help="search algorithm (default: hyperband)")
-    group.add_argument("--max-trials", type=positive_int, default=10,
-                       help="trials of random/bayesian search (default: 10)")
-    group.add_argument("--max-epochs", type=positive_int, default=10,
-                       help="fine-tuning epochs per trial; Hyperband's largest budget (default: 10)")
-    group.add_argument("--executions", type=positive_int, default=1,
-                       help="fine-tuning runs per trial, averaged (default: 1)")
-    group.add_argument("--patience", type=non_negative_int, default=3,
-                       help="early stopping patience in epochs, 0 disables (default: 3)")
-    group.add_argument("--directory", default="tuning_runs", help="trial records (default: tuning_runs)")
-    group.add_argument("--project-name", default=None, help="project folder (default: dbn_<dataset>)")
-    group.add_argument("--overwrite", action="store_true",
-                       help="discard an existing project instead of resuming it (refused "
-                       "when SavedModel versions exported inside it would go too)")
-    group.add_argument("--output", default=None,
-                       help="best model folder (default: <directory>/<project>/best)")
-    group.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
-    group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
-                       help="keras-tuner and Keras verbosity (default: 2, a line per epoch)")
+    add_option(group, "--tuner", choices=TUNERS, default="hyperband", help="search algorithm (default: hyperband)")
+    add_option(group, "--max-trials", type=positive_int, default=10,
+               help="trials of random/bayesian search (default: 10)")
+    add_option(group, "--max-epochs", type=positive_int, default=10,
+               help="fine-tuning epochs per trial; Hyperband's largest budget (default: 10)")
+    add_option(group, "--executions", type=positive_int, default=1,
+               help="fine-tuning runs per trial, averaged (default: 1)")
+    add_option(group, "--patience", type=non_negative_int, default=3,
+               help="early stopping patience in epochs, 0 disables (default: 3)")
+    add_option(group, "--directory", default="tuning_runs", help="trial records (default: tuning_runs)")
+    add_option(group, "--project-name", default=None, help="project folder (default: dbn_<dataset>)")
+    add_option(group, "--overwrite", action="store_true",
+               help="discard an existing project instead of resuming it (refused "
+               "when SavedModel versions exported inside it would go too)")
+    add_option(group, "--output", default=None,
+               help="best model folder (default: <directory>/<project>/best)")
+    add_option(group, "--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    add_option(group, "--verbose", type=int, choices=(0, 1, 2), default=2,
+               help="keras-tuner and Keras verbosity (default: 2, a line per epoch)")
     space = parser.add_argument_group("search space (narrow it for small budgets)")
-    space.add_argument("--units", type=layer_sizes, default=[256, 512, 1024, 2000],
-                       help="layer sizes to choose from (default: 256,512,1024,2000)")
-    space.add_argument("--max-layers", type=positive_int, default=3, help="up to this many layers (default: 3)")
-    space.add_argument("--max-pretrain-epochs", type=positive_int, default=10,
-                       help="pretraining epochs per RBM, 1 to this (default: 10)")
-    space.add_argument("--no-pcd", action="store_true", help="search CD-k only, not PCD")
+    add_option(space, "--units", type=layer_sizes, default=[256, 512, 1024, 2000],
+               help="layer sizes to choose from (default: 256,512,1024,2000)")
+    add_option(space, "--max-layers", type=positive_int, default=3, help="up to this many layers (default: 3)")
+    add_option(space, "--max-pretrain-epochs", type=positive_int, default=10,
+               help="pretraining epochs per RBM, 1 to this (default: 10)")
+    add_option(space, "--no-pcd", action="store_true", help="search CD-k only, not PCD")
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="mnist", help="TFDS image dataset: mnist, fashion_mnist, ... (default: mnist)")
-    data.add_argument("--manual-dir", default=None, help="folder of the dataset's source files (offline)")
-    data.add_argument("--data-dir", default=None, help="TFDS data_dir")
-    data.add_argument("--train-limit", type=positive_int, default=None,
-                      help="use only the first N training images and N//5 test images (at least "
-                      "100), for quick runs")
-    data.add_argument("--labels", type=positive_int, default=None,
-                      help="fine-tune on N class-balanced labels; pretrain on all training images")
-    data.add_argument("--validation", type=fraction_or_count, default=0.1,
-                      help="validation fraction in (0, 1), or a count of images, held out of the "
-                      "training set (default: 0.1)")
+    add_option(data, "--dataset", default="mnist", help="TFDS image dataset: mnist, fashion_mnist, ... (default: mnist)")
+    add_option(data, "--manual-dir", default=None, help="folder of the dataset's source files (offline)")
+    add_option(data, "--data-dir", default=None, help="TFDS data_dir")
+    add_option(data, "--train-limit", type=positive_int, default=None,
+               help="use only the first N training images and N//5 test images (at least "
+               "100), for quick runs")
+    add_option(data, "--labels", type=positive_int, default=None,
+               help="fine-tune on N class-balanced labels; pretrain on all training images")
+    add_option(data, "--validation", type=fraction_or_count, default=0.1,
+               help="validation fraction in (0, 1), or a count of images, held out of the "
+               "training set (default: 0.1)")
     return parser
 
 

@@ -241,6 +241,9 @@ class PretrainCache:
         size = sum(w.nbytes for w in weights)
         if size > self.max_bytes:
             return
+        replaced = self._memory.pop(name, None)  # stored again: counted once, and newest
+        if replaced is not None:
+            self._bytes -= sum(w.nbytes for w in replaced)
         self._memory[name] = weights
         self._bytes += size
         while self._bytes > self.max_bytes:
@@ -727,15 +730,19 @@ def _check_overwrite_keeps_exports(options, project_dir, output):
     """
     from keras_dbn.export import version_entries
 
-    exports = output / "saved_model"
-    if not options["overwrite"] or not is_within(exports, project_dir):
+    if not options["overwrite"]:
         return
-    versions = [p.name for p in version_entries(exports) if p.is_dir()]
-    if versions:
-        raise UsageError(
-            f"--overwrite would delete the project folder {str(project_dir)!r} and with it the "
-            f"SavedModel versions {', '.join(versions)} exported to {str(exports)!r}; pass "
-            "--output elsewhere, or move or remove those versions first (nothing was deleted)")
+    # Wherever this run's --output is: earlier runs may have exported inside.
+    folders = {output / "saved_model", *pathlib.Path(project_dir).glob("**/saved_model")}
+    for exports in sorted(f for f in folders if is_within(f, project_dir) and f.is_dir()):
+        versions = [p.name for p in version_entries(exports) if p.is_dir()]
+        if versions:
+            hint = ("pass --output elsewhere, or move" if is_within(output, project_dir)
+                    else "move")
+            raise UsageError(
+                f"--overwrite would delete the project folder {str(project_dir)!r} and with it "
+                f"the SavedModel versions {', '.join(versions)} exported to {str(exports)!r}; "
+                f"{hint} or remove those versions first (nothing was deleted)")
 
 
 def _split_validation(x, y, o):

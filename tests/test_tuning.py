@@ -1,7 +1,9 @@
 """keras-tuner search over the DBN pipeline, on ~2000 real MNIST images."""
 
+import argparse
 import os
 import pathlib
+import shutil
 import warnings
 
 import keras
@@ -177,6 +179,19 @@ def test_cache_memory_stays_within_budget():
     for i in range(5):
         cache.put((i,), [np.zeros(100, "float32")])
     assert len(cache) == 3 and cache.get((0,)) is None and cache.get((4,)) is not None
+    # An entry stored again counts once: the budget still holds three.
+    for _ in range(3):
+        cache.put((4,), [np.zeros(100, "float32")])
+    cache.put((5,), [np.zeros(100, "float32")])
+    assert len(cache) == 3 and all(cache.get((i,)) is not None for i in (3, 4, 5))
+
+
+def test_search_options_take_underscore_spellings_too():
+    from keras_dbn.search_options import add_search_arguments
+
+    parser = add_search_arguments(argparse.ArgumentParser())
+    dashed = parser.parse_args(["--max-trials", "2", "--train-limit", "500"])
+    assert vars(parser.parse_args(["--max_trials", "2", "--train_limit", "500"])) == vars(dashed)
 
 
 def test_constructor_values_narrow_the_space():
@@ -375,9 +390,16 @@ def test_overwrite_refuses_to_delete_exported_versions(tmp_path, capsys, monkeyp
                                                          "keras-dbn tune")
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
     assert (exports / "1" / "saved_model.pb").read_text() == "version 1"
-    # Resuming keeps the project, and an --output outside it is safe.
+    # An --output outside the project would not save the versions inside it.
+    with pytest.raises(UsageError, match=r"exported to '.*best/saved_model'; move or remove"):
+        run_search(directory=str(runs), overwrite=True, output=str(tmp_path / "best"))
+    assert cli.main(["tune", "--directory", str(runs), "--overwrite", "--output",
+                     str(tmp_path / "best")]) == 2
+    assert (exports / "1" / "saved_model.pb").read_text() == "version 1"
+    # Resuming keeps the project; without versions inside it, --overwrite starts.
     with pytest.raises(DataLoaded):
         run_search(directory=str(runs))
+    shutil.rmtree(exports)
     with pytest.raises(DataLoaded):
         run_search(directory=str(runs), overwrite=True, output=str(tmp_path / "best"))
 
