@@ -233,7 +233,10 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
                 (TensorFlow backend), its labels checked beside it (XLA
                 would take labels outside the classes without an error);
                 ``"auto"``: as Keras resolves it (XLA where a GPU or other
-                accelerator is present); False: in TensorFlow's graph.
+                accelerator is present), except for `SupervisedTrainer`,
+                whose XLA function (the step after its dropout masks are
+                drawn) runs faster on CPUs too; False: all in TensorFlow's
+                graph.
             **kwargs: further `keras.Model.compile` arguments, e.g.
                 ``steps_per_execution``; a ``loss`` or ``metrics`` is
                 refused: the trainer's are fixed.

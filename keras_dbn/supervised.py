@@ -126,30 +126,6 @@ class SupervisedTrainer(ClassifierTrainer):
         self.seed = _checked_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 
-    def compile(self, optimizer="rmsprop", jit_compile="auto", **kwargs):
-        """Configures the trainer; the arguments are `keras.Model.compile`'s.
-
-        Args:
-            optimizer: the optimizer of the classifier's weights.
-            jit_compile: ``"auto"`` or True: the step after the masks are
-                drawn runs as one XLA function (TensorFlow backend); False:
-                all of it in TensorFlow's graph. Keras itself never compiles
-                the whole step, whose draws XLA would make.
-            **kwargs: further `keras.Model.compile` arguments, e.g.
-                ``steps_per_execution``; a ``loss`` or ``metrics`` is
-                refused: the trainer's are fixed.
-
-        Raises:
-            ValueError: on a ``loss`` or ``metrics``, or a ``jit_compile``
-                other than True, False and ``"auto"``.
-
-        Example:
-
-        >>> trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
-        >>> trainer.compile(optimizer="adam", jit_compile=False)  # the whole step in the graph
-        """
-        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
-
     def _uses_xla(self, jit_compile):
         # Without the draws, XLA speeds the step up on CPUs too.
         return jit_compile is not False
