@@ -2110,7 +2110,11 @@ class RBM(ExtraStateMixin, keras.Model):
         >>> v = rbm.gibbs(x_test[:16], steps=100)  # 16 chains started at data, (16, 784)
         """
         steps = checked_count(steps, "`steps`")
-        v = self._flatten(v)
+        return self._gibbs_chain(self._flatten(v), steps)
+
+    def _gibbs_chain(self, v, steps):
+        """`gibbs` from flattened visible states ``v`` (checked already, or the
+        chain's own samples, which need no check)."""
         weights = self._weights()
         if steps and keras.backend.backend() == "tensorflow":
             return _compiled_gibbs_chain()(self, v, weights, ops.convert_to_tensor(steps, "int32"))
@@ -2252,7 +2256,7 @@ class RBM(ExtraStateMixin, keras.Model):
             checked_sample_count(n, v)
         if gibbs_steps < 1:
             return ops.convert_to_numpy(ops.cast(v, "float32"))
-        v = self.gibbs(v, gibbs_steps - 1)
+        v = self._gibbs_chain(v, gibbs_steps - 1)
         h = self.hidden_units.sample(self.hidden_units.mean(self._hidden_pre(v, weights)), self.seed_generator)
         return ops.convert_to_numpy(ops.cast(self.visible_given_hidden(h, sample=not return_mean), "float32"))
 
