@@ -499,7 +499,7 @@ def _gathered(views, columns, n, batch_size, shuffle, seed):
         ]
         return parts[0] if len(parts) == 1 else tuple(parts)
 
-    return _row_batches(n, batch_size, shuffle, seed, gather)
+    return _from_rows(_row_batches(n, batch_size, shuffle, seed).map(gather), n, batch_size)
 
 
 #: The keys of an `indexed_batches` element.
@@ -539,10 +539,14 @@ def indexed_batches(x, batch_size=32, shuffle=True, seed=None):
     view = _tensor_view(x)  # None for anything but a viewable NumPy array
     if view is None:
         return None
-    return _row_batches(
-        len(x), _checked_batch_size(batch_size), shuffle, seed,
-        lambda rows: {ROWS: rows, SOURCE: view},
-    )
+    import tensorflow as tf
+
+    n, batch_size = len(x), _checked_batch_size(batch_size)
+    # Zipped, not mapped on: one function less to instantiate per epoch. The
+    # view is held by reference, not copied.
+    sources = tf.data.Dataset.from_tensors(view).repeat()
+    rows = _row_batches(n, batch_size, shuffle, seed)
+    return _from_rows(tf.data.Dataset.zip({ROWS: rows, SOURCE: sources}), n, batch_size)
 
 
 def take_batch(data):
@@ -562,66 +566,87 @@ def take_batch(data):
     return data
 
 
-def _row_batches(n, batch_size, shuffle, seed, element):
-    """``element(rows)`` for the row indices of each batch of ``n`` rows.
+def _row_batches(n, batch_size, shuffle, seed):
+    """The row indices of each batch of ``n`` rows, as `int64` vectors.
 
     The rows and their order are those of `array_dataset`'s NumPy path: one
-    order per epoch from `_epoch_order`, computed once per epoch.
+    order per epoch from `_epoch_order`, computed once per epoch, or the
+    rows in order without ``shuffle``. tf.data instantiates every function
+    of a pipeline anew for each iterator, i.e. each Keras epoch (~2.5 ms
+    each on 2 cores), so the pipeline holds few: none without ``shuffle``,
+    and with it the epoch's order and the one that ``rebatch`` maps on
+    (which cuts the order into batches, where a dataset made inside a
+    ``flat_map`` would add the instantiation of its own functions).
     """
     import tensorflow as tf
 
-    full_batches, tail_rows = divmod(n, batch_size)
+    if not shuffle:  # slices, without the function that `rebatch` maps on
+        full = n - n % batch_size
+        rows = tf.data.Dataset.from_tensor_slices(
+            np.arange(full, dtype=np.int64).reshape(-1, batch_size))
+        if full < n:
+            rows = rows.concatenate(tf.data.Dataset.from_tensors(np.arange(full, n, dtype=np.int64)))
+        return rows
 
     def order(epoch_seed):
-        if not shuffle:
-            return np.arange(n, dtype=np.int64)
         return _epoch_order(n, batch_size, int(epoch_seed)).astype(np.int64)
 
-    def epoch(epoch_seed):
+    def epoch_rows(epoch_seed):
         rows = tf.numpy_function(order, [epoch_seed], tf.int64)
         rows.set_shape((n,))
-        parts = []
-        if full_batches:
-            full = tf.reshape(rows[: n - tail_rows], (full_batches, batch_size))
-            parts.append(tf.data.Dataset.from_tensor_slices(full))
-        if tail_rows:
-            parts.append(tf.data.Dataset.from_tensors(rows[n - tail_rows:]))
-        batch_rows = parts[0] if len(parts) == 1 else parts[0].concatenate(parts[1])
-        return batch_rows.map(element)
+        return rows
 
-    # No prefetch: the gather is cheap, and run ahead on a pipeline thread
-    # it slows the step's GEMMs more than it saves (paired A/Bs of RBM.fit
-    # on MNIST without it: 1.07x at batch 1000, 1.03-1.05x at batch 100).
-    ds = _per_epoch(epoch, seed, full_batches + bool(tail_rows), prefetch=False)
-    # No tf.data graph rewrites either (they include the injected prefetch):
-    # to rewrite a pipeline, tf.data serialises it, and the views captured
-    # by ``element`` go into that graph as constants, i.e. a full copy of the
-    # arrays, made when the first iterator of each new dataset (each fit()
-    # call) is created and held as long as the dataset lives. Measured: a
-    # 717 MiB array added 753 MiB to the resident memory of its first
-    # RBM.fit call, and the copy took 30-40 ms for MNIST and ~100 ms for
-    # 240,000 images. The pipeline is already what a rewrite would make it.
+    return _epoch_seeds(seed).map(epoch_rows).rebatch(batch_size)
+
+
+def _from_rows(ds, n, batch_size):
+    """A pipeline over `_row_batches` as `array_dataset` and `indexed_batches` return it.
+
+    It has its known cardinality and `lean_options`, without prefetch and
+    without tf.data's graph rewrites:
+
+    - No prefetch: the gather is cheap, and run ahead on a pipeline thread
+      it slowed the step's GEMMs more than it saved (paired A/Bs of
+      ``RBM.fit`` on MNIST without it: 1.07x at batch 1000, 1.03-1.05x at
+      batch 100).
+    - No rewrites (they include the injected prefetch): to rewrite a
+      pipeline, tf.data serialises it, and the array views it holds go into
+      that graph as constants, i.e. a full copy of the arrays, made when the
+      first iterator of each new dataset (each ``fit()`` call) is created
+      and held as long as the dataset lives. Measured: a 717 MiB array
+      added 753 MiB to the resident memory of its first ``RBM.fit`` call,
+      and the copy took 30-40 ms for MNIST and ~100 ms for 240,000 images.
+      The pipeline is already what a rewrite would make it.
+    """
+    import tensorflow as tf
+
+    ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size)))
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
     options.experimental_optimization.inject_prefetch = False
-    return ds.with_options(options)
+    return ds.with_options(lean_options()).with_options(options)
 
 
-def _per_epoch(epoch, seed, cardinality, prefetch=True):
+def _epoch_seeds(seed):
+    """One seed per iteration (per Keras epoch), the sequence reproducible from ``seed``."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+
+
+def _per_epoch(epoch, seed, cardinality):
     """``epoch(epoch_seed)``'s batches, with a fresh seed for each iteration.
 
     Each iteration over the result (each Keras epoch) draws a new seed,
     reproducible from ``seed``, and the result has a known cardinality;
-    with ``prefetch``, two batches are prepared ahead. The pipeline runs on
-    one thread (`lean_options`).
+    two batches are prepared ahead. The pipeline runs on one thread
+    (`lean_options`).
     """
     import tensorflow as tf
 
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-    ds = seeds.flat_map(epoch)
+    ds = _epoch_seeds(seed).flat_map(epoch)
     ds = ds.apply(tf.data.experimental.assert_cardinality(cardinality))
-    ds = ds.prefetch(2) if prefetch else ds
-    return ds.with_options(lean_options())
+    return ds.prefetch(2).with_options(lean_options())
 
 
 #: The attribute that holds the rows per batch of an `array_dataset`.
