@@ -249,8 +249,18 @@ def _tensor_view(x):
         return None
 
 
-def _checked_batch_size(batch_size):
-    """``batch_size`` as an int; ValueError unless it is a positive integer."""
+def checked_batch_size(batch_size):
+    """``batch_size`` as an int.
+
+    Args:
+        batch_size: rows per batch.
+
+    Returns:
+        ``int(batch_size)``.
+
+    Raises:
+        ValueError: unless it is a positive integer (not a bool).
+    """
     if (
         isinstance(batch_size, bool)
         or not isinstance(batch_size, numbers.Real)
@@ -399,7 +409,7 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
 
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
-    batch_size = _checked_batch_size(batch_size)
+    batch_size = checked_batch_size(batch_size)
     if x.ndim == 0:
         raise ValueError(f"x must be an array of examples, got a scalar {x!r}.")
     n = len(x)
@@ -541,7 +551,7 @@ def indexed_batches(x, batch_size=32, shuffle=True, seed=None):
         return None
     import tensorflow as tf
 
-    n, batch_size = len(x), _checked_batch_size(batch_size)
+    n, batch_size = len(x), checked_batch_size(batch_size)
     # Zipped, not mapped on: one function less to instantiate per epoch. The
     # view is held by reference, not copied.
     sources = tf.data.Dataset.from_tensors(view).repeat()

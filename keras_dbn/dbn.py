@@ -62,8 +62,13 @@ def _feature_dtype(below, above):
     return "float32"
 
 
-def _as_data_array(x):
-    """``x`` as a 2-D array: float32, or bfloat16 data kept as they are."""
+def _as_data_array(x, keep_dtype=False):
+    """``x`` as a 2-D array: float32, or bfloat16 data kept as they are.
+
+    With ``keep_dtype`` any numeric array keeps its dtype, for code that
+    reads it batch by batch (`RBM.fit`, `_predicted`): converted whole, a
+    uint8 array of images would be copied into one four times its size.
+    """
     if _is_dataset(x):
         raise TypeError(
             "This takes a NumPy array (rows are examples), not a tf.data.Dataset; "
@@ -71,7 +76,9 @@ def _as_data_array(x):
         )
     x = np.asarray(x)
     array_input.check_rank(x.shape)
-    if not array_input.is_bfloat16(x.dtype):
+    if not array_input.is_numeric(x.dtype):
+        raise ValueError(f"RBM data must be numeric, got dtype {x.dtype}.")
+    if not (keep_dtype or array_input.is_bfloat16(x.dtype)):
         x = x.astype("float32", copy=False)
     return x.reshape(len(x), math.prod(x.shape[1:]))  # -1 fails for no rows
 
@@ -305,9 +312,10 @@ class DBN(ExtraStateMixin, keras.Model):
         batch_size = checked_count(batch_size, "`batch_size`", 1)
         if num_layers and not self.built:
             raise ValueError("The DBN has no weights yet: pretrain it first.")
-        x = _as_data_array(x).astype("float32", copy=False)
-        if num_layers:
-            self.rbms[0]._check_data(x)
+        x = _as_data_array(x, keep_dtype=True)
+        if not num_layers:
+            return x.astype("float32", copy=False)
+        self.rbms[0]._check_data(x)
         for rbm in self.rbms[:num_layers]:
             x = _predicted(rbm, x, batch_size=batch_size)
         return x
@@ -424,8 +432,8 @@ class DBN(ExtraStateMixin, keras.Model):
         batch_sizes = _per_layer(batch_size, count, "batch_size")
         optimizers = _per_layer(optimizer, count, "optimizer")
         is_numpy = not isinstance(x, tf.data.Dataset)
-        if is_numpy:
-            x = _as_data_array(x)
+        if is_numpy:  # read batch by batch in its own dtype, never copied whole
+            x = _as_data_array(x, keep_dtype=True)
             self.build(x.shape)
         else:
             self.build(self._dataset_feature_shape(x))
@@ -433,7 +441,7 @@ class DBN(ExtraStateMixin, keras.Model):
         if isinstance(val, tf.data.Dataset):
             self._dataset_feature_shape(val)
         elif val is not None:
-            val = _as_data_array(val)
+            val = _as_data_array(val, keep_dtype=True)
         validation_split = fit_kwargs.pop("validation_split", 0.0)
         if validation_split and val is None and is_numpy:
             # Split once, as Keras would for the first layer: the layers

@@ -285,11 +285,16 @@ def split_validation(x, validation_split):
         shuffling, are held out.
 
     Raises:
-        ValueError: for a fraction outside (0, 1).
+        ValueError: for a fraction outside (0, 1), or one that leaves no
+            rows on either side.
     """
     if isinstance(validation_split, bool) or not 0 < validation_split < 1:
         raise ValueError(f"validation_split must be in (0, 1), got {validation_split!r}.")
     split_at = _training_rows(len(x), validation_split, None)
+    if not 0 < split_at < len(x):
+        raise ValueError(
+            f"validation_split={validation_split!r} of {len(x)} rows leaves "
+            f"{'no rows to train on' if not split_at else 'no validation rows'}.")
     return x[:split_at], x[split_at:]
 
 
@@ -1667,6 +1672,8 @@ class RBM(ExtraStateMixin, keras.Model):
             keras_batch_size = _array_batch_size(
                 len(x), kwargs.get("steps_per_epoch"), validation_split, validation_data
             )
+            if batch_size is not None:
+                batch_size = array_input.checked_batch_size(batch_size)
             batch_size = keras_batch_size if batch_size is None else batch_size
         elif _is_dataset(x):
             shape = getattr(_dataset_input_spec(x), "shape", None)
@@ -1888,12 +1895,15 @@ class RBM(ExtraStateMixin, keras.Model):
                 self.jit_compile, self._xla_chain = jit, chain
                 # Keras keeps the traced functions: trace them again.
                 self.train_function = self.test_function = self.predict_function = None
-        if self.jit_compile and shape is not None and not self.built:
-            self.build((None,) + tuple(shape[1:]))
-        if self.built and not self.optimizer.built:
-            # Keras would build it for the trainable variables: none for a
-            # frozen RBM, which could then never be trained again.
-            self.optimizer.build(self._parameters())
+        # In the strategy's scope, as Keras builds: an RBM compiled in a
+        # `tf.distribute` scope may be fit outside it.
+        with self.distribute_strategy.scope():
+            if self.jit_compile and shape is not None and not self.built:
+                self.build((None,) + tuple(shape[1:]))
+            if self.built and not self.optimizer.built:
+                # Keras would build it for the trainable variables: none for
+                # a frozen RBM, which could then never be trained again.
+                self.optimizer.build(self._parameters())
 
     def _run_exact_steps(self, *step_counts):
         """Sets ``steps_per_execution`` so that each loop runs the steps asked for.

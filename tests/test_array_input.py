@@ -127,6 +127,10 @@ def test_rbm_fit_validation_split_holds_out_the_last_rows():
     assert history.history["val_free_energy"][0] == pytest.approx(held_out, rel=1e-5)
     with pytest.raises(ValueError, match="validation_split"):
         rbm.fit(x, epochs=1, verbose=0, validation_split=1.5)
+    with pytest.raises(ValueError, match=r"validation_split=0.999 of 200 rows leaves no rows to train"):
+        rbm.fit(x, epochs=1, verbose=0, validation_split=0.999)
+    with pytest.raises(ValueError, match="positive integer, got '4'"):  # not a comparison's TypeError
+        rbm.fit(x, batch_size="4", epochs=1, verbose=0)
 
 
 def unaligned_copy(x):

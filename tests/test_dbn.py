@@ -358,6 +358,33 @@ def test_transform_refuses_bad_batch_sizes_and_data_the_rbm_refuses():
         dbn.transform(tf.data.Dataset.from_tensor_slices(x).batch(20))
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "bool", "float64"])
+def test_pretrain_and_transform_read_arrays_in_their_own_dtype(monkeypatch, dtype):
+    """An array of another dtype than float32 is read batch by batch as it
+    is, not converted whole first (a float32 copy of uint8 images is four
+    times their size), and trains and transforms as its float32 values do."""
+    x = _binary()
+    given = x.astype(dtype)
+    received = []
+    fit = keras_dbn.RBM.fit
+
+    def spy(self, data, *args, **kwargs):
+        received.append(data)
+        return fit(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(keras_dbn.RBM, "fit", spy)
+    dbns = [keras_dbn.DBN([8, 4], seed=0) for _ in range(2)]
+    dbns[0].pretrain(x, epochs=2, batch_size=50, verbose=0)
+    dbns[1].pretrain(given, epochs=2, batch_size=50, verbose=0, validation_data=given[:40])
+    assert np.shares_memory(received[2], given)  # the first layer of the second DBN
+    for a, b in zip(dbns[0].weights, dbns[1].weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dbns[1].transform(given), dbns[1].transform(x), rtol=1e-6)
+    assert dbns[1].transform(given, num_layers=0).dtype == np.float32
+    with pytest.raises(ValueError, match="must be numeric"):
+        keras_dbn.DBN([3], seed=0).pretrain(x.astype(str), verbose=0)
+
+
 @pytest.mark.parametrize("options", [{"sample": True}, {"cache_bytes": 0},
                                      {"sample": True, "cache_bytes": 0}])
 def test_seeded_pretraining_is_reproducible_when_sampling_or_streaming(options):

@@ -3,7 +3,6 @@ random streams of the layers inside a model, which Keras does not save."""
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 import keras_dbn

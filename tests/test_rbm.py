@@ -762,6 +762,22 @@ def test_evaluate_compiles_an_uncompiled_rbm_as_fit_does():
     np.testing.assert_allclose(logs["free_energy"], np.mean(rbm.free_energy(x)), rtol=1e-5)
 
 
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_an_rbm_compiled_in_a_strategy_scope_fits_outside_it(jit_compile):
+    """As a Keras model does: compiled in the scope, trained anywhere (the
+    optimizer and an XLA step's weights are built before the first step)."""
+    import tensorflow as tf
+
+    x = all_states(6).astype("float32")
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        rbm = keras_dbn.RBM(3, seed=0)
+        rbm.compile(jit_compile=jit_compile)
+    rbm.fit(x, batch_size=16, epochs=1, verbose=0)
+    rbm.fit(tf.data.Dataset.from_tensor_slices(x).batch(16), epochs=1, verbose=0)
+    assert int(rbm.optimizer.iterations.numpy()) == 8
+
+
 def test_training_under_the_jax_backend_raises_a_clear_error(monkeypatch):
     x = all_states(4).astype("float32")
     rbm = keras_dbn.RBM(3, seed=0)
