@@ -1850,9 +1850,22 @@ class RBM(ExtraStateMixin, keras.Model):
         """
         _refuse_endless(x, steps, "predict")
         self._run_exact_steps(steps)
-        x, batch_size, _ = self._evaluation_input(x, batch_size)
-        return super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
+        x = _host_array(x)
+        data, rows, converted = self._evaluation_input(x, batch_size)
+        if converted:
+            # Keras' predict loop holds an execution's batches in a list (32
+            # of them by default here): with large batches, that was up to
+            # the whole array. Row indices into a view of it hold nothing.
+            indexed = array_input.indexed_batches(x, 32 if batch_size is None else batch_size,
+                                                  shuffle=False)
+            data = data if indexed is None else indexed
+        return super().predict(data, batch_size=rows, verbose=verbose, steps=steps,
                                callbacks=_with_progbar(callbacks, verbose))
+
+    def predict_step(self, data):
+        """`keras.Model.predict_step`; also for `array_input.indexed_batches`' row indices."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self(array_input.take_batch(x))
 
     def _evaluation_input(self, x, batch_size):
         """NumPy ``x`` of `evaluate` or `predict` as an unshuffled `array_dataset`,

@@ -563,6 +563,33 @@ def test_rbm_evaluates_and_predicts_arrays_as_the_same_batches_in_order(monkeypa
         rbm.predict(x * 3, verbose=0)
 
 
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_rbm_predicts_an_aligned_array_from_row_indices(monkeypatch, jit_compile):
+    """Keras' predict loop holds each execution's batches (32 here) in a
+    list: for an aligned array it holds row indices into a view instead
+    (with large batches it held up to the whole array, as float32)."""
+    x = array_input.as_aligned(binary_data(95))
+    rbm = keras_dbn.RBM(4, seed=2)
+    rbm.compile(jit_compile=jit_compile)
+    rbm.fit(x, epochs=1, batch_size=20, verbose=0)
+    given = []
+    predict = keras.Model.predict
+
+    def spy(self, data, *args, **kwargs):
+        given.append(data)
+        return predict(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "predict", spy)
+    expected = np.asarray(rbm.hidden_given_visible(x))
+    np.testing.assert_allclose(rbm.predict(x, batch_size=20, verbose=0), expected, rtol=1e-6)
+    assert set(given[0].element_spec) == {array_input.ROWS, array_input.SOURCE}
+    np.testing.assert_allclose(rbm.predict(x, verbose=0, steps=2), expected[:64], rtol=1e-6)
+    unaligned = unaligned_copy(x)  # read through NumPy batches, as before
+    np.testing.assert_allclose(rbm.predict(unaligned, batch_size=20, verbose=0), expected,
+                               rtol=1e-6)
+    assert not isinstance(given[-1].element_spec, dict)
+
+
 def test_rbm_iterates_datasets_without_autotuning_unless_they_set_it(monkeypatch):
     """`RBM.fit`, `evaluate` and `predict` turn tf.data's autotuning off in
     a pipeline that leaves it at TensorFlow's default (its thread may stall
