@@ -11,6 +11,8 @@ import keras_dbn
 from keras_dbn import array_input
 from keras_dbn.array_input import array_dataset
 
+from spies import record_data
+
 
 def rows_of(ds):
     return np.concatenate([np.asarray(b) for b in ds])
@@ -572,22 +574,15 @@ def test_rbm_predicts_an_aligned_array_from_row_indices(monkeypatch, jit_compile
     rbm = keras_dbn.RBM(4, seed=2)
     rbm.compile(jit_compile=jit_compile)
     rbm.fit(x, epochs=1, batch_size=20, verbose=0)
-    given = []
-    predict = keras.Model.predict
-
-    def spy(self, data, *args, **kwargs):
-        given.append(data)
-        return predict(self, data, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "predict", spy)
+    given = record_data(monkeypatch, keras.Model, "predict")
     expected = np.asarray(rbm.hidden_given_visible(x))
     np.testing.assert_allclose(rbm.predict(x, batch_size=20, verbose=0), expected, rtol=1e-6)
-    assert set(given[0].element_spec) == {array_input.ROWS, array_input.SOURCE}
+    assert set(given[0][1].element_spec) == {array_input.ROWS, array_input.SOURCE}
     np.testing.assert_allclose(rbm.predict(x, verbose=0, steps=2), expected[:64], rtol=1e-6)
     unaligned = unaligned_copy(x)  # read through NumPy batches, as before
     np.testing.assert_allclose(rbm.predict(unaligned, batch_size=20, verbose=0), expected,
                                rtol=1e-6)
-    assert not isinstance(given[-1].element_spec, dict)
+    assert not isinstance(given[-1][1].element_spec, dict)
 
 
 def test_rbm_iterates_datasets_without_autotuning_unless_they_set_it(monkeypatch):

@@ -12,6 +12,7 @@ import keras_dbn
 from keras_dbn import dbn as dbn_module
 
 from brute_force import all_states
+from spies import record_data
 
 
 @pytest.fixture(scope="module")
@@ -113,22 +114,17 @@ def test_mixed_bfloat16_upper_layers_read_bfloat16_activations(monkeypatch, samp
     layer above reads bfloat16: the activations are kept in bfloat16 (half
     the memory, the same values), cached or streamed."""
     x = (np.random.default_rng(0).random((600, 12)) < 0.3).astype("float32")
-    seen = []
-    original = keras_dbn.RBM.fit
+    calls = record_data(monkeypatch, keras_dbn.RBM, "fit")
 
-    def spy(self, data, *args, **kwargs):
-        if isinstance(data, np.ndarray):
-            seen.append((self.name, str(data.dtype), data))
-        else:
-            seen.append((self.name, data.element_spec.dtype.name, None))
-        return original(self, data, *args, **kwargs)
+    def seen():  # (layer, dtype of its input, the input where an array)
+        return [(rbm.name, str(data.dtype), data) if isinstance(data, np.ndarray)
+                else (rbm.name, data.element_spec.dtype.name, None) for rbm, data in calls]
 
-    monkeypatch.setattr(keras_dbn.RBM, "fit", spy)
     dbn = keras_dbn.DBN([8, 4], seed=0, dtype="mixed_bfloat16")
     assert [rbm.dtype_policy.name for rbm in dbn.rbms] == ["mixed_bfloat16"] * 2
     dbn.pretrain(x, epochs=1, batch_size=100, verbose=0, sample=sample, cache_bytes=cache_bytes,
                  validation_data=x[:100])
-    (first, first_dtype, _), (second, second_dtype, features) = seen
+    (first, first_dtype, _), (second, second_dtype, features) = seen()
     assert (first, first_dtype) == ("rbm_0", "float32")
     assert (second, second_dtype) == ("rbm_1", "bfloat16")
     if features is not None:  # cached probabilities: predict()'s own values
@@ -140,7 +136,7 @@ def test_mixed_bfloat16_upper_layers_read_bfloat16_activations(monkeypatch, samp
     float32 = keras_dbn.DBN([8, 4], seed=0)
     float32.pretrain(x, epochs=1, batch_size=100, verbose=0, sample=sample,
                      cache_bytes=cache_bytes)
-    assert seen[-1][:2] == ("rbm_1", "float32")
+    assert seen()[-1][:2] == ("rbm_1", "float32")
 
 
 def test_pretrain_accepts_a_dataset_with_labels(mnist_small):
@@ -365,18 +361,11 @@ def test_pretrain_and_transform_read_arrays_in_their_own_dtype(monkeypatch, dtyp
     times their size), and trains and transforms as its float32 values do."""
     x = _binary()
     given = x.astype(dtype)
-    received = []
-    fit = keras_dbn.RBM.fit
-
-    def spy(self, data, *args, **kwargs):
-        received.append(data)
-        return fit(self, data, *args, **kwargs)
-
-    monkeypatch.setattr(keras_dbn.RBM, "fit", spy)
+    received = record_data(monkeypatch, keras_dbn.RBM, "fit")
     dbns = [keras_dbn.DBN([8, 4], seed=0) for _ in range(2)]
     dbns[0].pretrain(x, epochs=2, batch_size=50, verbose=0)
     dbns[1].pretrain(given, epochs=2, batch_size=50, verbose=0, validation_data=given[:40])
-    assert np.shares_memory(received[2], given)  # the first layer of the second DBN
+    assert np.shares_memory(received[2][1], given)  # the first layer of the second DBN
     for a, b in zip(dbns[0].weights, dbns[1].weights):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dbns[1].transform(given), dbns[1].transform(x), rtol=1e-6)
