@@ -5,7 +5,8 @@ Run from the repository root (offline, with the four MNIST files at hand):
     python examples/mnist_dbn.py --manual-dir ../shared/data/mnist
 
 Without ``--manual-dir`` tensorflow-datasets downloads MNIST as usual.
-``--limit 2000 --layers 64 --pretrain-epochs 1`` makes a quick trial run. Each
+``--limit 2000 --validation 0.1 --layers 64 --pretrain-epochs 1`` makes a quick
+trial run (the 5,000 validation images by default need a larger ``--limit``). Each
 run exports the classifier as the next version in ``--export`` (TF Serving
 serves the highest), so earlier exports are kept.
 """

@@ -178,7 +178,9 @@ class ImageGridCallback(keras.callbacks.Callback):
     filter RBM's ``sample(n, gibbs_steps)``. `DBN.pretrain` passes its
     callbacks to every layer's ``fit()``; give such a callback ``rbm=dbn``
     (the first layer's filters, the DBN's samples) or ``rbm=dbn.rbms[0]``:
-    the upper layers' filters are not images.
+    the upper layers' filters are not images. A callback given one RBM
+    writes nothing while another RBM trains (the layers above it, whose
+    training leaves its pictures unchanged), though it counts those epochs.
 
     Args:
         log_dir: folder for the PNG files and TensorBoard events.
@@ -345,7 +347,11 @@ class ImageGridCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._epochs_seen = self._epoch_number(epoch)
-        if self._epochs_seen % self.every_n_epochs == 0:
+        # Another RBM in training (a layer above in `DBN.pretrain`) leaves
+        # the watched one's pictures as they were.
+        other_rbm = isinstance(self.model, RBM) and isinstance(self.rbm, RBM) \
+            and self.model is not self.rbm
+        if self._epochs_seen % self.every_n_epochs == 0 and not other_rbm:
             self.write(self._epochs_seen)
 
     def on_train_end(self, logs=None):

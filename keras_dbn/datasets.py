@@ -16,7 +16,7 @@ Example:
 ```python
 from keras_dbn import datasets
 
-x, y = datasets.load_numpy("mnist", "train", manual_dir="data/mnist")
+x, y = datasets.load_numpy("mnist", "train", manual_dir="path/to/mnist")
 x_few, y_few = datasets.stratified_subset(x, y, num_labels=100, seed=0)
 x_tr, y_tr, x_val, y_val = datasets.train_validation_split(x, y, 0.1, seed=0)
 ```
@@ -126,11 +126,11 @@ def load_numpy(
 
     Example:
 
-    >>> x, y = load_numpy("mnist", "test", manual_dir="data/mnist", limit=500)
+    >>> x, y = load_numpy("mnist", "test", manual_dir="path/to/mnist", limit=500)
     >>> x.shape, x.dtype, y.dtype
     ((500, 784), dtype('float32'), dtype('int64'))
     >>> x16, _ = load_numpy("mnist", "train", binarize="threshold", dtype="bfloat16",
-    ...                     manual_dir="data/mnist")
+    ...                     manual_dir="path/to/mnist")
     >>> keras_dbn.RBM(500, dtype="mixed_bfloat16").fit(x16, batch_size=1000, epochs=10)
     """
     threshold = _check_binarize(binarize, threshold)
@@ -241,7 +241,7 @@ def load_dataset(
     Example:
 
     >>> ds = load_dataset("mnist", batch_size=100, binarize="stochastic",
-    ...                   labels=False, seed=0, manual_dir="data/mnist")
+    ...                   labels=False, seed=0, manual_dir="path/to/mnist")
     >>> rbm.fit(ds, epochs=10)
     """
     threshold = _check_binarize(binarize, threshold)

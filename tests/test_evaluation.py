@@ -613,6 +613,15 @@ def test_image_grid_callback_in_dbn_pretraining(tmp_path):
     assert len(os.listdir(tmp_path)) == 8  # two layers of two epochs, none overwritten
     filters = tf.io.decode_png(tf.io.read_file(str(tmp_path / "filters_epoch004.png")))
     assert filters.shape == (14, 14, 1)  # the first layer's nine 4x4 filters
+    # Watching the first RBM: its pictures while it trains, not the same
+    # pictures again under the next layer's epochs.
+    first = tmp_path / "first"
+    watch = ImageGridCallback(first, num_samples=4, gibbs_steps=1, tensorboard=False,
+                              rbm=dbn.rbms[0])
+    dbn.pretrain(x, epochs=2, verbose=0, callbacks=[watch])
+    assert sorted(os.listdir(first)) == [f"{name}_epoch00{i}.png" for name in ("filters", "samples")
+                                         for i in (1, 2)]
+    assert watch._epochs_seen == 4  # the count goes on over both layers
 
 
 def test_image_grid_callback_with_explicit_rbm_and_generator(tmp_path):
