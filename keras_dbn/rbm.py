@@ -14,6 +14,7 @@ from keras_dbn import hardware
 from keras_dbn import units as units_lib
 from keras_dbn.extra_state import ExtraStateMixin
 from keras_dbn.monitor_modes import check_monitors, resolve_monitor_modes
+from keras_dbn.progress import with_step_progbar
 
 
 #: ``steps_per_execution`` of `RBM.compile` when the caller sets none.
@@ -582,31 +583,6 @@ class _FreeEnergyGap(keras.callbacks.Callback):
             logs["free_energy_gap"] = logs["val_free_energy"] - logs["free_energy"]
 
 
-class _StepProgbarLogger(keras.callbacks.ProgbarLogger):
-    """Keras' progress bar, counting no further than the known number of steps.
-
-    With ``steps_per_execution`` > 1 (32 by default for an RBM) Keras
-    reports each execution's last step as if the execution were full, so a
-    600-step epoch run 32 steps at a time showed 608/600 before its final
-    600/600 (keras-team/keras issue 20861). This logger clamps the count.
-    """
-
-    # As Keras' own progress bar, it may run off the training loop's thread.
-    async_safe = True
-
-    def _clamped(self, batch):
-        return batch if self.target is None else min(batch, self.target - 1)
-
-    def on_train_batch_end(self, batch, logs=None):
-        super().on_train_batch_end(self._clamped(batch), logs)
-
-    def on_test_batch_end(self, batch, logs=None):
-        super().on_test_batch_end(self._clamped(batch), logs)
-
-    def on_predict_batch_end(self, batch, logs=None):
-        super().on_predict_batch_end(self._clamped(batch), logs)
-
-
 def _require_tensorflow_trainer(method):
     """Raises unless Keras' TensorFlow trainer will run `fit` or `evaluate`.
 
@@ -635,21 +611,6 @@ def _refuse_weights(method, sample_weight=None, class_weight=None):
     if sample_weight is not None:
         raise ValueError(f"An RBM weighs every example alike: `sample_weight` does not "
                          f"apply to RBM.{method} (drop it, or repeat the rows to weigh).")
-
-
-def _with_progbar(callbacks, verbose):
-    """``callbacks`` as a list, with `_StepProgbarLogger` where Keras would add its bar.
-
-    That is, unless ``verbose`` is 0 or the list has a progress bar. A
-    `keras.callbacks.CallbackList` (``fit`` passes its own to the
-    validation ``evaluate``) is returned as it is.
-    """
-    if isinstance(callbacks, keras.callbacks.CallbackList):
-        return callbacks
-    callbacks = list(callbacks or [])
-    if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks):
-        callbacks.append(_StepProgbarLogger())
-    return callbacks
 
 
 @keras.saving.register_keras_serializable(package="keras_dbn")
@@ -1686,7 +1647,7 @@ class RBM(ExtraStateMixin, keras.Model):
             _dataset_input_spec(validation_data)
         if not self.compiled:
             self.compile()
-        callbacks = _with_progbar(callbacks, verbose)
+        callbacks = with_step_progbar(callbacks, verbose)
         resolve_monitor_modes(callbacks, self.metrics)
         logged = [metric.name for metric in self.metrics]
         if validation_data is not None or validation_split:
@@ -1781,7 +1742,7 @@ class RBM(ExtraStateMixin, keras.Model):
         _restart(self.evaluation_seed_generator, self._evaluation_seed)
         return super().evaluate(x, y, batch_size=batch_size, verbose=verbose,
                                 sample_weight=sample_weight, steps=steps,
-                                callbacks=_with_progbar(callbacks, verbose), **kwargs)
+                                callbacks=with_step_progbar(callbacks, verbose), **kwargs)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
@@ -1860,7 +1821,7 @@ class RBM(ExtraStateMixin, keras.Model):
                                                   shuffle=False)
             data = data if indexed is None else indexed
         return super().predict(data, batch_size=rows, verbose=verbose, steps=steps,
-                               callbacks=_with_progbar(callbacks, verbose))
+                               callbacks=with_step_progbar(callbacks, verbose))
 
     def predict_step(self, data):
         """`keras.Model.predict_step`; also for `array_input.indexed_batches`' row indices."""

@@ -47,6 +47,7 @@ from keras_dbn import array_input
 from keras_dbn.extra_state import ExtraStateMixin
 from keras_dbn.monitor_modes import resolve_monitor_modes
 from keras_dbn.probability_output import check_probability_output
+from keras_dbn.progress import with_step_progbar
 
 #: Final weight ``alpha_f`` of the unlabelled loss (Lee 2013, section 3.3).
 DEFAULT_ALPHA = 3.0
@@ -139,6 +140,12 @@ def _num_replicas():
     import tensorflow as tf
 
     return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _with_bar(kwargs):
+    """The ``callbacks`` of keyword arguments to ``fit``, ``evaluate`` or
+    ``predict`` with Keras' bar clamped to an epoch's steps (`progress`)."""
+    return with_step_progbar(kwargs.get("callbacks"), kwargs.get("verbose", "auto"))
 
 
 class ClassifierTrainer(ExtraStateMixin, keras.Model):
@@ -332,8 +339,9 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         """
         y = self._checked_array_labels(y)
         resolve_monitor_modes(kwargs.get("callbacks"), self.metrics)
-        if not args:  # positional arguments past y keep Keras' own checks
+        if not args:  # positional arguments past y keep Keras' own checks and bar
             array_input.check_ends(kwargs, x, f"{type(self).__name__}.fit")
+            kwargs["callbacks"] = _with_bar(kwargs)
         shuffle_given = "shuffle" in kwargs or len(args) > 6  # 7th after x, y
         if not shuffle_given and array_input.is_stream(x):
             kwargs["shuffle"] = False
@@ -371,6 +379,8 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         >>> pseudo.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
         """
         y = self._checked_array_labels(y)
+        if not args:
+            kwargs["callbacks"] = _with_bar(kwargs)
         if args or kwargs.get("sample_weight") is not None:
             x = array_input.without_autotuning(x)  # arrays stay beside the weights
         else:
@@ -390,6 +400,8 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         >>> predicted = probabilities.argmax(axis=-1)
         """
         x, _, batch_size = array_input.evaluation_input(x, None, batch_size)
+        if not args:
+            kwargs["callbacks"] = _with_bar(kwargs)
         return super().predict(x, batch_size, *args, **kwargs)
 
     def _num_classes(self):

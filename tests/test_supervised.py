@@ -211,6 +211,31 @@ def test_array_labels_outside_the_classes_raise_before_training(jit_compile):
     trainer.fit(x, y[:, None].astype("float32"), epochs=1, verbose=0)
 
 
+def test_progress_bar_counts_no_further_than_the_epoch(monkeypatch):
+    """As an RBM's (tests/test_rbm.py): 100 batches at 32 steps per
+    execution showed 128/100 for the last, partial execution."""
+    shown = []
+    update = keras.utils.Progbar.update
+
+    def recording_update(self, current, values=None, finalize=None):
+        shown.append((current, self.target))
+        return update(self, current, values, finalize)
+
+    monkeypatch.setattr(keras.utils.Progbar, "update", recording_update)
+    x, y = labelled(1000)
+    trainer = SupervisedTrainer(dropout_classifier(), seed=5)
+    trainer.compile(optimizer="sgd", steps_per_execution=32)
+    calls = {
+        "fit": lambda: trainer.fit(x, y, batch_size=10, verbose=1, validation_data=(x, y)),
+        "evaluate": lambda: trainer.evaluate(x, y, batch_size=10, verbose=1),
+        "predict": lambda: trainer.predict(x, batch_size=10, verbose=1),
+    }
+    for name, call in calls.items():
+        shown.clear()
+        call()
+        assert shown == [(32, 100), (64, 100), (96, 100), (100, 100), (100, 100)], name
+
+
 def test_save_and_load_round_trip(tmp_path):
     x, y = labelled(20)
     trainer = SupervisedTrainer(dropout_classifier(), seed=5)
