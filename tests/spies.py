@@ -1,4 +1,4 @@
-"""Recording what a method is given, for tests of what reaches Keras."""
+"""Recording what reaches Keras: a method's data, a progress bar's counts."""
 
 
 def record_data(monkeypatch, owner, method):
@@ -21,3 +21,25 @@ def record_data(monkeypatch, owner, method):
 
     monkeypatch.setattr(owner, method, spy)
     return calls
+
+
+def record_progress(monkeypatch):
+    """Makes Keras' progress bars record each ``(current, target)`` they show.
+
+    Args:
+        monkeypatch: pytest's fixture, which undoes the change after the test.
+
+    Returns:
+        The list the updates are appended to, in order.
+    """
+    import keras
+
+    shown = []
+    update = keras.utils.Progbar.update
+
+    def recording_update(self, current, values=None, finalize=None):
+        shown.append((current, self.target))
+        return update(self, current, values, finalize)
+
+    monkeypatch.setattr(keras.utils.Progbar, "update", recording_update)
+    return shown

@@ -8,6 +8,7 @@ import pytest
 
 import keras_dbn
 from brute_force import all_states, make_rbm, params
+from spies import record_progress
 
 # --------------------------------------------------------------- brute force
 
@@ -291,14 +292,7 @@ def test_fit_accepts_datasets_with_labels_and_validation_logs():
 def test_progress_bar_counts_no_further_than_the_epoch(monkeypatch):
     # 100 batches at the default 32 steps per execution: Keras itself would
     # show 128/100 for the last, partial execution.
-    shown = []
-    update = keras.utils.Progbar.update
-
-    def recording_update(self, current, values=None, finalize=None):
-        shown.append((current, self.target))
-        return update(self, current, values, finalize)
-
-    monkeypatch.setattr(keras.utils.Progbar, "update", recording_update)
+    shown = record_progress(monkeypatch)
     x = (np.random.default_rng(0).random((1000, 12)) < 0.3).astype("float32")
     rbm = keras_dbn.RBM(4, seed=0)
     calls = {

@@ -9,6 +9,7 @@ import pytest
 import keras_dbn
 from classifier_toys import B0, W0, batches, softmax, tiny_classifier
 from keras_dbn import SupervisedTrainer
+from spies import record_progress
 
 
 def dropout_classifier(rate=0.5, seed=0):
@@ -214,14 +215,7 @@ def test_array_labels_outside_the_classes_raise_before_training(jit_compile):
 def test_progress_bar_counts_no_further_than_the_epoch(monkeypatch):
     """As an RBM's (tests/test_rbm.py): 100 batches at 32 steps per
     execution showed 128/100 for the last, partial execution."""
-    shown = []
-    update = keras.utils.Progbar.update
-
-    def recording_update(self, current, values=None, finalize=None):
-        shown.append((current, self.target))
-        return update(self, current, values, finalize)
-
-    monkeypatch.setattr(keras.utils.Progbar, "update", recording_update)
+    shown = record_progress(monkeypatch)
     x, y = labelled(1000)
     trainer = SupervisedTrainer(dropout_classifier(), seed=5)
     trainer.compile(optimizer="sgd", steps_per_execution=32)
