@@ -88,3 +88,20 @@ def saved_and_loaded(trainer, path):
     assert int(loaded.optimizer.iterations) == 1  # training resumes where it stopped
     assert type(loaded.classifier) is keras.Sequential
     return loaded
+
+
+def check_out_of_range_labels_stop_the_xla_step(trainer):
+    """Fits ``trainer`` (holding `tiny_classifier`) under XLA on a stream of
+    `batches` whose labels go up to 3 of 3 classes: the step must stop with
+    a clear error and leave the weights as they were (XLA would turn such
+    labels into NaN weights, as for `SupervisedTrainer`)."""
+    import pytest
+    import tensorflow as tf
+
+    x_l, y_l, x_u = batches()
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
+    data = semi_supervised_dataset(x_l, y_l + 1, x_u, seed=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"class labels in \[0, 3\)"):
+        trainer.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+    for w, w0 in zip(trainer.classifier.get_weights(), (W0, B0)):
+        np.testing.assert_array_equal(w, w0)
