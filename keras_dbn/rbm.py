@@ -1811,15 +1811,10 @@ class RBM(ExtraStateMixin, keras.Model):
         """
         _refuse_endless(x, steps, "predict")
         self._run_exact_steps(steps)
-        x = _host_array(x)
-        data, rows, converted = self._evaluation_input(x, batch_size)
-        if converted:
-            # Keras' predict loop holds an execution's batches in a list (32
-            # of them by default here): with large batches, that was up to
-            # the whole array. Row indices into a view of it hold nothing.
-            indexed = array_input.indexed_batches(x, 32 if batch_size is None else batch_size,
-                                                  shuffle=False)
-            data = data if indexed is None else indexed
+        # Keras' predict loop holds an execution's batches in a list (32 of
+        # them by default here): with large batches, that was up to the
+        # whole array. Row indices into a view of it hold nothing.
+        data, rows, _ = self._evaluation_input(x, batch_size, indexed=True)
         return super().predict(data, batch_size=rows, verbose=verbose, steps=steps,
                                callbacks=with_step_progbar(callbacks, verbose))
 
@@ -1828,9 +1823,11 @@ class RBM(ExtraStateMixin, keras.Model):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self(array_input.take_batch(x))
 
-    def _evaluation_input(self, x, batch_size):
+    def _evaluation_input(self, x, batch_size, indexed=False):
         """NumPy ``x`` of `evaluate` or `predict` as an unshuffled `array_dataset`,
-        and a `tf.data.Dataset` without autotuning unless it sets it.
+        and a `tf.data.Dataset` without autotuning unless it sets it. With
+        ``indexed``, an array that can be viewed becomes unshuffled
+        `array_input.indexed_batches` instead (the step gathers its rows).
 
         Returns ``(x, batch_size, converted)``; see
         `array_input.evaluation_input` for why (a stall at the end of each
@@ -1845,6 +1842,11 @@ class RBM(ExtraStateMixin, keras.Model):
             return x, batch_size, False
         if isinstance(x, np.ndarray):
             self._check_data(x)
+            if indexed:
+                rows = array_input.indexed_batches(
+                    x, 32 if batch_size is None else batch_size, shuffle=False)
+                if rows is not None:
+                    return rows, None, True
         elif _is_dataset(x):
             _dataset_input_spec(x)
             x = self._checked_dataset(x)
