@@ -217,6 +217,10 @@ def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
     # stall at the end of each pass (array_input.evaluation_input).
     test = keras_dbn.array_dataset(x_test, y_test, batch_size=1000, shuffle=False)
     validation = test if args.verbose else None
+    if validation is not None:
+        # No separate validation split: nothing is chosen by these figures.
+        _log("the val_* figures of the progress output are the test set's, for watching "
+             "only: no epoch or setting is chosen by them")
     start = time.perf_counter()
     optimizer = keras.optimizers.Adam(args.mlp_lr)
     per_execution = (FINE_TUNE_STEPS_PER_EXECUTION if x_unlabelled is None

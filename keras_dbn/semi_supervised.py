@@ -37,7 +37,9 @@ Reference:
     Challenges in Representation Learning.
 """
 
+import inspect
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -140,6 +142,32 @@ def _num_replicas():
     import tensorflow as tf
 
     return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _as_keywords(method, named, args, kwargs):
+    """``kwargs`` with the positional ``args`` added under their names.
+
+    ``args`` are those passed after the parameters ``named`` explicitly,
+    named as ``method`` (a `keras.Model` method) names them, so that each
+    option is looked up in one place whichever way the caller passed it.
+
+    Raises:
+        TypeError: for more positional arguments than ``method`` takes, or
+            one also given by keyword, as Python raises for a plain call.
+    """
+    if not args:
+        return kwargs
+    parameters = inspect.signature(method).parameters.values()
+    names = [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+    names = names[1 + len(named):]  # past self and the named ones
+    if len(args) > len(names):
+        raise TypeError(f"{method.__name__}() takes at most {len(names) + len(named)} "
+                        f"arguments by position, got {len(args) + len(named)}.")
+    for name, value in zip(names, args):
+        if name in kwargs:
+            raise TypeError(f"{method.__name__}() got multiple values for argument {name!r}.")
+        kwargs[name] = value
+    return kwargs
 
 
 def _with_bar(kwargs):
@@ -337,13 +365,12 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         ...                      validation_data=(x_val, y_val))
         >>> history.history["val_accuracy"][-1]
         """
+        kwargs = _as_keywords(keras.Model.fit, ("x", "y"), args, kwargs)
         y = self._checked_array_labels(y)
         resolve_monitor_modes(kwargs.get("callbacks"), self.metrics)
-        if not args:  # positional arguments past y keep Keras' own checks and bar
-            array_input.check_ends(kwargs, x, f"{type(self).__name__}.fit")
-            kwargs["callbacks"] = _with_bar(kwargs)
-        shuffle_given = "shuffle" in kwargs or len(args) > 6  # 7th after x, y
-        if not shuffle_given and array_input.is_stream(x):
+        array_input.check_ends(kwargs, x, f"{type(self).__name__}.fit")
+        kwargs["callbacks"] = _with_bar(kwargs)
+        if "shuffle" not in kwargs and array_input.is_stream(x):
             kwargs["shuffle"] = False
         # tf.data's autotuning thread may stall the end of each epoch and of
         # the call (array_input.untuned_options); a pipeline that sets it keeps it.
@@ -360,7 +387,7 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
             if validation is not kwargs["validation_data"]:
                 kwargs["validation_data"] = validation
                 kwargs.pop("validation_batch_size", None)  # now the dataset's
-        return super().fit(x, y, *args, **kwargs)
+        return super().fit(x, y, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, *args, **kwargs):
         """`keras.Model.evaluate` of the classifier; NumPy arrays and datasets
@@ -378,14 +405,14 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         >>> loss, accuracy = pseudo.evaluate(x_test, y_test, batch_size=1000, verbose=0)
         >>> pseudo.evaluate(x_test, y_test, verbose=0, return_dict=True)["accuracy"]
         """
+        kwargs = _as_keywords(keras.Model.evaluate, ("x", "y", "batch_size"), args, kwargs)
         y = self._checked_array_labels(y)
-        if not args:
-            kwargs["callbacks"] = _with_bar(kwargs)
-        if args or kwargs.get("sample_weight") is not None:
+        kwargs["callbacks"] = _with_bar(kwargs)
+        if kwargs.get("sample_weight") is not None:
             x = array_input.without_autotuning(x)  # arrays stay beside the weights
         else:
             x, y, batch_size = array_input.evaluation_input(x, y, batch_size)
-        return super().evaluate(x, y, batch_size, *args, **kwargs)
+        return super().evaluate(x, y, batch_size, **kwargs)
 
     def predict(self, x, batch_size=None, *args, **kwargs):
         """`keras.Model.predict`: the classifier's class probabilities; NumPy
@@ -399,10 +426,10 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         >>> probabilities = pseudo.predict(x_test, batch_size=1000, verbose=0)  # (n, 10)
         >>> predicted = probabilities.argmax(axis=-1)
         """
+        kwargs = _as_keywords(keras.Model.predict, ("x", "batch_size"), args, kwargs)
         x, _, batch_size = array_input.evaluation_input(x, None, batch_size)
-        if not args:
-            kwargs["callbacks"] = _with_bar(kwargs)
-        return super().predict(x, batch_size, *args, **kwargs)
+        kwargs["callbacks"] = _with_bar(kwargs)
+        return super().predict(x, batch_size, **kwargs)
 
     def _num_classes(self):
         """The classifier's number of outputs, or ``None`` while unknown."""
@@ -683,6 +710,60 @@ class PseudoLabel(ClassifierTrainer):
         return self.alpha * ramp
 
     # -------------------------------------------------------------- training
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`ClassifierTrainer.fit`; warns when no update would use the pseudo-labels.
+
+        With ``alpha > 0``, a run whose updates all come before
+        ``ramp_start`` (counted on from ``optimizer.iterations``) gives the
+        unlabelled loss weight 0 throughout: it is supervised training on
+        the labelled batches alone, which a UserWarning says before the run.
+        The count is known when ``steps_per_epoch`` is given or the data
+        are a dataset of known length.
+
+        Returns:
+            The `keras.callbacks.History` of the run.
+
+        Example:
+
+        >>> pseudo = keras_dbn.PseudoLabel(classifier, ramp_start=200, ramp_end=1200)
+        >>> pseudo.compile(optimizer="adam")
+        >>> pseudo.fit(data, steps_per_epoch=50, epochs=4)  # warns: updates 0-199 only
+        """
+        kwargs = _as_keywords(keras.Model.fit, ("x", "y"), args, kwargs)
+        updates = self._planned_updates(x, kwargs)
+        if self.alpha > 0 and updates is not None:
+            first = int(self.optimizer.iterations)
+            if first + updates <= self.ramp_start:
+                warnings.warn(
+                    f"PseudoLabel.fit runs updates {first} to {first + updates - 1}, all "
+                    f"before ramp_start={self.ramp_start}: the unlabelled loss has weight 0 "
+                    "throughout, so this is supervised training on the labelled batches "
+                    "alone. Run more updates (steps_per_epoch * epochs) or lower "
+                    "ramp_start and ramp_end.",
+                    stacklevel=2,
+                )
+        return super().fit(x, y, **kwargs)
+
+    def _planned_updates(self, x, kwargs):
+        """The number of updates ``fit(x, **kwargs)`` will run, or None where
+        it is not known before the run (or the model is not compiled)."""
+        if getattr(self, "optimizer", None) is None:
+            return None
+        epochs = kwargs.get("epochs", 1)
+        steps = kwargs.get("steps_per_epoch")
+        if steps is None:
+            import tensorflow as tf
+
+            if not isinstance(x, tf.data.Dataset):
+                return None
+            steps = int(x.cardinality())
+            if steps < 0:  # infinite or unknown
+                return None
+        per_execution = self.steps_per_execution or 1
+        # Keras runs whole executions of steps_per_execution updates.
+        steps = math.ceil(steps / per_execution) * per_execution
+        return steps * max(0, epochs - kwargs.get("initial_epoch", 0))
 
     def _step(self, x_labelled, y_labelled, x_unlabelled, sample_weight):
         # Pseudo-labels: the classes the network predicts right now, without

@@ -745,6 +745,31 @@ def _check_overwrite_keeps_exports(options, project_dir, output):
                 f"{hint} or remove those versions first (nothing was deleted)")
 
 
+def _earlier_export(output, identity):
+    """The SavedModel version that an earlier run in ``output`` exported for
+    the same best model, if it is still there; else None.
+
+    A rerun of a finished search (or a resumed one whose best trial did
+    not change) then exports nothing new: the same model under a new
+    version number would only make TF Serving load it again.
+
+    Args:
+        output: the run's output folder, where ``results.json`` is.
+        identity: the best trial's id, hyperparameters and accuracies, as
+            ``results.json`` records them.
+    """
+    try:
+        earlier = json.loads((output / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(earlier, dict) or any(earlier.get(k) != v for k, v in identity.items()):
+        return None
+    path = earlier.get("saved_model")
+    if not isinstance(path, str) or not pathlib.Path(path, "saved_model.pb").is_file():
+        return None
+    return path
+
+
 def _split_validation(x, y, o):
     """`train_validation_split` by ``--validation``; a size the data cannot meet is a UsageError."""
     from keras_dbn import datasets
@@ -839,6 +864,7 @@ def run_search(args=None, **kwargs):
     tuner.results_summary(num_trials=3)
     print("\n" + trials_table(tuner), flush=True)
     best_hp = tuner.get_best_hyperparameters(1)[0]
+    best_trial = tuner.oracle.get_best_trials(1)[0].trial_id
     with warnings.catch_warnings():
         # The checkpoint holds Adam's state, the rebuilt model's Adam none yet.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -852,14 +878,22 @@ def run_search(args=None, **kwargs):
     if not best.optimizer.built:
         best.optimizer.build(best.trainable_variables)
     best.save(model_path)
-    # A resumed or repeated search adds the next version: TF Serving serves
-    # the highest and does not reload one replaced in place.
-    exported = export_saved_model(best, output / "saved_model",
-                                  version=next_version(output / "saved_model"))
+    # What identifies the best model: trial ids alone repeat after an
+    # --overwrite, whose new search may keep an --output outside the project.
+    identity = {"best_trial": best_trial,
+                "best_hyperparameters": json.loads(json.dumps(best_hp.values, default=str)),
+                "val_accuracy": float(val_accuracy), "test_accuracy": float(test_accuracy)}
+    exported = _earlier_export(output, identity)
+    if exported:
+        print(f"[tune] the best trial ({best_trial}) is the one the last run exported, "
+              f"to {exported}: no new SavedModel version", flush=True)
+    else:
+        # A resumed search with a new best adds the next version: TF Serving
+        # serves the highest and does not reload one replaced in place.
+        exported = export_saved_model(best, output / "saved_model",
+                                      version=next_version(output / "saved_model"))
     results = {
-        "best_hyperparameters": {k: v for k, v in best_hp.values.items()},
-        "val_accuracy": float(val_accuracy),
-        "test_accuracy": float(test_accuracy),
+        **identity,
         "trials": len(tuner.oracle.trials),
         "search_seconds": round(seconds, 1),
         "pretrain_runs": hypermodel.pretrain_calls,

@@ -362,10 +362,11 @@ def test_an_earlier_run_is_kept_unless_overwrite(tmp_path, capsys, monkeypatch):
     assert code == 1 and "Unknown TFDS dataset 'no_such_dataset'" in capsys.readouterr().err
 
 
-def test_colour_images_are_drawn_in_colour(tmp_path, tfds_data_dir, monkeypatch):
+def test_colour_images_are_drawn_in_colour(tmp_path, tfds_data_dir, monkeypatch, capsys):
     """A dataset of 32x32x3 images (CIFAR-10's shape, from its TFDS description;
     random pixels in place of its download) runs to the end and draws its
-    samples and filters as colour tiles."""
+    samples and filters as colour tiles. With progress output, the log says
+    whose figures the val_* ones are."""
     from keras_dbn import datasets
 
     rng = np.random.default_rng(0)
@@ -378,7 +379,10 @@ def test_colour_images_are_drawn_in_colour(tmp_path, tfds_data_dir, monkeypatch)
     out = tmp_path / "run"
     assert cli.main(["train", "--dataset", "cifar10", "--data-dir", tfds_data_dir,
                      "--layers", "8", "--dbn-epochs", "1", "--mlp-epochs", "1", "--samples", "4",
-                     "--gibbs-steps", "2", "--verbose", "0", "--out", str(out)]) == 0
+                     "--gibbs-steps", "2", "--verbose", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "val_accuracy" in printed
+    assert "val_* figures of the progress output are the test set's" in printed
     import tensorflow as tf
 
     for name, tiles in (("samples.png", 2), ("filters.png", 3)):  # 4 samples, 8 filters

@@ -64,7 +64,8 @@ def test_layers_of_the_same_name_in_nested_models_keep_their_own_streams(tmp_pat
     inputs = keras.Input((4,))
     outputs = keras.layers.Dense(3, activation="softmax")(
         block("second", 8)(block("first", 7)(inputs)))
-    trainer = keras_dbn.PseudoLabel(keras.Model(inputs, outputs, name="classifier"))
+    trainer = keras_dbn.PseudoLabel(keras.Model(inputs, outputs, name="classifier"),
+                                    ramp_start=0)
     names = [name for name in trainer._extra_state() if name.startswith("seed_generator_state:")]
     assert names == ["seed_generator_state:classifier.first.dropout:0",
                      "seed_generator_state:classifier.second.dropout:0"]

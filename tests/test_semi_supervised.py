@@ -58,6 +58,30 @@ def test_alpha_logged_during_fit_counts_updates():
     assert int(pseudo.optimizer.iterations) == 5
 
 
+def test_fit_warns_when_every_update_comes_before_ramp_start():
+    import warnings
+
+    x_l, y_l, x_u = batches()
+    data = pseudo_label_dataset(x_l, y_l, x_u, seed=0)
+    pseudo = PseudoLabel(tiny_classifier(), alpha=3.0, ramp_start=10, ramp_end=20)
+    pseudo.compile(optimizer=keras.optimizers.SGD(0.01))
+    with pytest.warns(UserWarning, match=r"updates 0 to 5, all before ramp_start=10"):
+        history = pseudo.fit(data, steps_per_epoch=2, epochs=3, verbose=0)
+    assert history.history["alpha"] == [0.0, 0.0, 0.0]
+    # A finite dataset counts by its length; the count goes on from the
+    # updates already applied (6 + 2 * 2 = 10 <= ramp_start).
+    with pytest.warns(UserWarning, match=r"updates 6 to 9, all before"):
+        pseudo.fit(data.take(2), epochs=2, verbose=0)
+    # Runs that reach ramp_start, and alpha=0 runs, are not warned about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = pseudo.fit(data, steps_per_epoch=2, epochs=2, verbose=0)
+        assert history.history["alpha"][-1] > 0
+        quiet = PseudoLabel(tiny_classifier(), alpha=0.0, ramp_start=10, ramp_end=20)
+        quiet.compile(optimizer=keras.optimizers.SGD(0.01))
+        quiet.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+
+
 @pytest.mark.parametrize("source", ["dataset", "generator"])
 def test_fit_on_a_stream_does_not_ask_keras_to_shuffle(source):
     import warnings
@@ -249,7 +273,7 @@ def test_compile_refuses_a_loss_or_metrics():
 
 def test_an_endless_dataset_needs_steps_per_epoch():
     x_l, y_l, x_u = batches()
-    pseudo = PseudoLabel(tiny_classifier())
+    pseudo = PseudoLabel(tiny_classifier(), ramp_start=0, ramp_end=4)
     pseudo.compile(optimizer="sgd")
     data = pseudo_label_dataset(x_l, y_l, x_u, seed=0)
     with pytest.raises(ValueError, match="PseudoLabel.fit: the dataset never ends.*steps_per_epoch"):

@@ -223,11 +223,28 @@ def test_progress_bar_counts_no_further_than_the_epoch(monkeypatch):
         "fit": lambda: trainer.fit(x, y, batch_size=10, verbose=1, validation_data=(x, y)),
         "evaluate": lambda: trainer.evaluate(x, y, batch_size=10, verbose=1),
         "predict": lambda: trainer.predict(x, batch_size=10, verbose=1),
+        # The same options passed by position, in Keras' order.
+        "fit by position": lambda: trainer.fit(x, y, 10, 1, 1, None, 0.0, (x, y)),
+        "evaluate by position": lambda: trainer.evaluate(x, y, 10, 1),
+        "predict by position": lambda: trainer.predict(x, 10, 1),
     }
     for name, call in calls.items():
         shown.clear()
         call()
         assert shown == [(32, 100), (64, 100), (96, 100), (100, 100), (100, 100)], name
+
+
+def test_options_given_twice_or_too_many_are_refused_as_python_would():
+    x, y = labelled(20)
+    trainer = SupervisedTrainer(dropout_classifier(), seed=5)
+    trainer.compile(optimizer="sgd")
+    with pytest.raises(TypeError, match="multiple values for argument 'epochs'"):
+        trainer.fit(x, y, 10, 2, epochs=3)
+    with pytest.raises(TypeError, match="multiple values for argument 'verbose'"):
+        trainer.predict(x, 10, 0, verbose=1)
+    with pytest.raises(TypeError, match="takes at most"):
+        trainer.evaluate(x, y, 10, 0, None, None, None, False, "extra")
+    assert int(trainer.optimizer.iterations) == 0
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -442,7 +442,7 @@ def test_search_labels_the_data_cannot_meet_fail_before_any_trial(mnist_manual_d
 
 
 def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds_data_dir,
-                                                          tmp_path):
+                                                          tmp_path, capsys):
     import json
 
     import tensorflow as tf
@@ -464,11 +464,20 @@ def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds
     served = tf.saved_model.load(results["saved_model"]).signatures["serving_default"]
     np.testing.assert_allclose(served(inputs=tf.constant(x))["probabilities"],
                                loaded.predict(x, verbose=0), atol=1e-5)
-    # Resumed with the same options: the finished trial is kept, and the best
-    # model goes out as the next version, which TF Serving picks up.
+    # Rerun with the same options: the finished trial is kept, and its model,
+    # already exported, is not exported again as a new version.
     again = run_search(**options)
-    assert again["trials"] == 1 and again["saved_model"].endswith("saved_model/2")
+    assert again["trials"] == 1 and again["saved_model"] == results["saved_model"]
+    assert sorted(p.name for p in (best_dir / "saved_model").iterdir()) == ["1"]
+    assert "no new SavedModel version" in capsys.readouterr().out
+    # A best model other than the one last exported (here: the record says
+    # another trial) goes out as the next version, which TF Serving picks up.
+    record = json.loads((best_dir / "results.json").read_text())
+    (best_dir / "results.json").write_text(json.dumps(dict(record, best_trial="other")))
+    again = run_search(**options)
+    assert again["saved_model"].endswith("saved_model/2")
     assert (best_dir / "saved_model" / "1").is_dir()
+    assert "no new SavedModel version" not in capsys.readouterr().out
     # Resumed with another search space: refused, where keras-tuner would
     # silently keep the saved one.
     from keras_dbn.argtypes import UsageError
