@@ -25,7 +25,9 @@ x_tr, y_tr, x_val, y_val = datasets.train_validation_split(x, y, 0.1, seed=0)
 import numbers
 import os
 import re
+import socket
 import urllib.error
+import urllib.parse
 
 import numpy as np
 import requests
@@ -438,20 +440,51 @@ def _prepared_builder(name, data_dir, manual_dir):
         return builder
     if manual_dir is not None:
         _check_manual_dir(builder, name, manual_dir)
+    else:
+        host = _unresolved_download_host(builder)
+        if host is not None:
+            raise _not_downloaded(builder, name, manual_dir,
+                                  f"its download host {host!r} does not resolve: no network?")
     try:
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
         )
     except _DOWNLOAD_ERRORS as error:
-        raise FileNotFoundError(
-            f"Dataset {name!r} is not prepared in {builder.data_dir!s} and could "
-            f"not be downloaded ({type(error).__name__}). Without a network, pass "
-            "manual_dir=<folder holding its original source files> "
-            f"(`--manual-dir` of keras-dbn; manual_dir was {manual_dir!r})."
-        ) from error
+        raise _not_downloaded(builder, name, manual_dir, type(error).__name__) from error
     except _CHECKSUM_ERRORS as error:
         raise _checksum_mismatch(name, manual_dir, error) from error
     return builder
+
+
+def _not_downloaded(builder, name, manual_dir, why):
+    return FileNotFoundError(
+        f"Dataset {name!r} is not prepared in {builder.data_dir!s} and could "
+        f"not be downloaded ({why}). Without a network, pass "
+        "manual_dir=<folder holding its original source files> "
+        f"(`--manual-dir` of keras-dbn; manual_dir was {manual_dir!r})."
+    )
+
+
+def _unresolved_download_host(builder):
+    """The first host of the dataset's source URLs whose name does not
+    resolve, or None.
+
+    Without a network TFDS retries each download with growing pauses,
+    ~3.5 minutes in all, before it fails; an unresolvable host name tells
+    at once. URLs reached through a proxy (the ``*_proxy`` environment
+    variables) are left to the download, since the proxy resolves them.
+    """
+    hosts = {}
+    for url in builder.url_infos or {}:
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname and not requests.utils.get_environ_proxies(url):
+            hosts.setdefault(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    for host, port in hosts.items():
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            return host
+    return None
 
 
 def _checksum_mismatch(name, manual_dir, error):

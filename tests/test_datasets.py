@@ -308,6 +308,36 @@ def test_failed_download_names_manual_dir(tmp_path, monkeypatch):
         datasets.load_numpy("fashion_mnist", data_dir=str(tmp_path))
 
 
+def test_an_unresolvable_download_host_fails_at_once(tmp_path, monkeypatch):
+    """Without a network, TFDS would retry each download for minutes."""
+    import socket
+
+    looked_up = []
+
+    def no_dns(host, *args, **kwargs):
+        looked_up.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    def download(self, *args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    monkeypatch.setattr(tfds.download.DownloadManager, "_download", download)
+    for name in ("no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY", "https_proxy",
+                 "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    match = ("could not be downloaded \\(its download host '[^']+' does not resolve: no "
+             "network\\?\\).*manual_dir")
+    with pytest.raises(FileNotFoundError, match=match):
+        datasets.load_numpy("fashion_mnist", data_dir=str(tmp_path))
+    assert looked_up
+    # Through a proxy the host is the proxy's to resolve: the download runs.
+    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
+    with pytest.raises(AssertionError, match="a download was attempted"):
+        datasets.load_numpy("fashion_mnist", data_dir=str(tmp_path))
+
+
 def test_wrong_source_files_in_manual_dir_raise_a_value_error(mnist_manual_dir, tmp_path,
                                                              monkeypatch):
     """MNIST's files bear Fashion-MNIST's names but not its checksums: a one-line
