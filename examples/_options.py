@@ -9,7 +9,8 @@ class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, except the ``None`` of options that are off."""
 
     def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
+        if action.default is None or isinstance(action.default, bool) or (
+                "(default:" in (action.help or "")):  # a help that words its own default
             return action.help
         return super()._get_help_string(action)
 

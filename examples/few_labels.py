@@ -52,8 +52,9 @@ def main(argv=None):
                                                 "pretraining and as the pool of labels")
     parser.add_argument("--layers", type=layer_sizes, default="500,500,2000",
                         help="hidden layer sizes, comma separated")
-    parser.add_argument("--labels", type=positive_int, nargs="+", default=(100, 1000),
-                        help="the numbers of labelled images to compare at")
+    parser.add_argument("--labels", type=positive_int, nargs="+", default=[100, 1000],
+                        metavar="N", help="the numbers of labelled images to compare at "
+                                          "(default: 100 1000)")
     parser.add_argument("--pretrain-epochs", type=positive_int, default=10,
                         help="epochs per RBM")
     parser.add_argument("--finetune-epochs", type=positive_int, default=20,

@@ -41,8 +41,11 @@ def main(argv=None):
     x_test, y_test = datasets.load_numpy("mnist", split="test", **load)
     # The test set is only for the final figure; training is watched on
     # held-out training images.
-    x_fit, y_fit, x_val, y_val = datasets.train_validation_split(x_train, y_train,
-                                                                 args.validation, seed=0)
+    try:
+        x_fit, y_fit, x_val, y_val = datasets.train_validation_split(
+            x_train, y_train, args.validation, seed=0, name="--validation")
+    except ValueError as err:
+        parser.error(str(err))
 
     # 1. Greedy layer-wise pretraining on the images alone.
     dbn = keras_dbn.DBN(args.layers, k=1, seed=0)

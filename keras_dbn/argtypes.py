@@ -44,6 +44,14 @@ def non_negative_int(text):
     return value
 
 
+def seed(text):
+    """An integer in [0, 2**31), the seeds every keras_dbn sampler takes."""
+    value = int(text)
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**31), got {text}")
+    return value
+
+
 def positive_float(text):
     """A finite number > 0."""
     value = float(text)
@@ -152,3 +160,18 @@ def check_writable(option, path, folder=False):
             reason = error.strerror or str(error)
     if reason:
         raise UsageError(f"{option} {path!r}: cannot write in {nearest!r} ({reason})")
+
+
+def check_dataset_name(name, data_dir):
+    """Refuses a --dataset that TFDS does not know, or that holds no
+    ``(image, label)`` pairs, before any work (`datasets.image_shape`).
+
+    Raises:
+        UsageError: naming --dataset.
+    """
+    from keras_dbn import datasets
+
+    try:
+        datasets.image_shape(name, data_dir)
+    except ValueError as error:
+        raise UsageError(f"--dataset {name!r}: {error}") from None

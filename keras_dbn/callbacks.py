@@ -1,11 +1,13 @@
-"""Pictures of what an RBM has learned: filter and sample grids.
+"""Pictures of what an RBM has learned: filter and sample grids, weight histograms.
 
 Looking at the first layer's filters and at fantasies from the model is the
 quickest check that an RBM is learning something (Hinton's practical guide,
 section 15). `image_grid` tiles images into one picture, `save_image_grid`
 writes it as a PNG through `tf.io.encode_png` (no imaging dependency), and
 `ImageGridCallback` does both during ``fit()``, optionally also as
-TensorBoard image summaries.
+TensorBoard image summaries. `WeightHistograms` writes TensorBoard
+histograms of an RBM's weights and of their changes, which Keras'
+``TensorBoard(histogram_freq=...)`` cannot (an RBM has no sublayers).
 
 References:
     Hinton, "A Practical Guide to Training Restricted Boltzmann Machines",
@@ -114,6 +116,27 @@ def image_grid(images, image_shape=None, rows=None, cols=None, padding=1, normal
         grid[top : top + height, left : left + width] = image
     grid = np.round(grid * 255.0).astype(np.uint8)
     return grid if channels is not None else grid[..., 0]
+
+
+def rescales_samples(rbm):
+    """Whether ``rbm``'s visible samples need `image_grid`'s ``normalize``.
+
+    Bernoulli samples and means are probabilities, shown as they are
+    (clipped to [0, 1]): rescaled per image, faint noise would look like
+    a full-contrast digit. Other units' values have no fixed scale.
+
+    Args:
+        rbm: the RBM whose visible units drew the samples (for a DBN, its
+            lowest RBM, ``dbn.rbms[0]``).
+
+    Returns:
+        True unless the visible units are Bernoulli.
+
+    Example:
+
+    >>> save_image_grid(samples, "samples.png", normalize=rescales_samples(dbn.rbms[0]))
+    """
+    return getattr(getattr(rbm, "visible_units", None), "name", None) != "bernoulli"
 
 
 def save_image_grid(images, path, **kwargs):
@@ -277,12 +300,10 @@ class ImageGridCallback(keras.callbacks.Callback):
             rbm._require_built()  # "no weights yet", not a missing attribute
         filters = np.asarray(rbm.kernel)[:, : self.num_filters].T
         samples = self._samples()
-        # Bernoulli samples are probabilities; other units need rescaling.
-        bernoulli = getattr(getattr(rbm, "visible_units", None), "name", None) == "bernoulli"
         grids = {
             "filters": image_grid(filters, image_shape=self.image_shape, normalize=True),
             "samples": image_grid(
-                samples, image_shape=self.image_shape, normalize=not bernoulli
+                samples, image_shape=self.image_shape, normalize=rescales_samples(rbm)
             ),
         }
         paths = {}
@@ -353,6 +374,98 @@ class ImageGridCallback(keras.callbacks.Callback):
             and self.model is not self.rbm
         if self._epochs_seen % self.every_n_epochs == 0 and not other_rbm:
             self.write(self._epochs_seen)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()
+
+
+class WeightHistograms(keras.callbacks.Callback):
+    """TensorBoard histograms of an RBM's weights and of how they change.
+
+    Hinton's practical guide (section 15) advises watching histograms of
+    the weights and of their updates: updates much larger than about
+    1e-3 of the weights mean too high a learning rate. Keras'
+    ``TensorBoard(histogram_freq=...)`` logs the weights of a model's
+    sublayers, and an RBM has none (its kernel and biases are its own), so
+    it logs nothing for one; this callback logs them.
+
+    Every ``freq`` epochs (from the first; step = the epoch index, as
+    Keras' `TensorBoard` counts) it writes to ``log_dir/train`` (where
+    ``keras.callbacks.TensorBoard(log_dir)`` writes its training scalars,
+    so both show in one run):
+
+    - ``<weight>/histogram``: the values of each of the RBM's kernel and
+      biases, named by their Keras path (``rbm/kernel``, ...);
+    - ``<weight>/change/histogram`` and ``<weight>/change_ratio``: the
+      change since the previous histogram (for the first, since training
+      began), and its mean absolute value over the weights' (the guide's
+      update-to-weight ratio, summed over the epochs between two
+      histograms).
+
+    One callback may follow every layer of `DBN.pretrain`: each RBM's
+    weights carry its own name.
+
+    Args:
+        log_dir: the TensorBoard log folder.
+        freq: write every ``freq`` epochs, an integer >= 1.
+
+    Raises:
+        ValueError: for a ``freq`` that is not an integer >= 1.
+
+    Example:
+
+    ```python
+    logs = "logs/rbm"
+    rbm.fit(x, epochs=10, callbacks=[keras.callbacks.TensorBoard(logs),
+                                     keras_dbn.callbacks.WeightHistograms(logs)])
+    ```
+
+    References:
+        Hinton, UTML TR 2010-003, section 15.
+    """
+
+    def __init__(self, log_dir, freq=1):
+        super().__init__()
+        self.log_dir = os.fspath(log_dir)
+        self.freq = checked_count(freq, "`freq`", 1)
+        self._writer = None
+        self._previous = {}
+
+    def _weights(self):
+        model = self.model
+        if isinstance(model, RBM):
+            return [model.kernel, model.visible_bias, model.hidden_bias]
+        return list(model.trainable_weights)
+
+    def on_train_begin(self, logs=None):
+        # The first histogram's change is the first epoch's (weights not
+        # seen yet: a new RBM, or the next layer of DBN.pretrain).
+        if getattr(self.model, "built", False):
+            for weight in self._weights():
+                self._previous.setdefault(id(weight), (weight, np.asarray(weight, np.float32)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch % self.freq:
+            return
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+        with self._writer.as_default():
+            for weight in self._weights():
+                name = weight.path.replace(":", "_")
+                value = np.asarray(weight, dtype=np.float32)
+                tf.summary.histogram(f"{name}/histogram", value, step=epoch)
+                # Kept with the weight itself, so that its id stays its own.
+                _, previous = self._previous.get(id(weight), (None, None))
+                if previous is not None and previous.shape == value.shape:
+                    change = value - previous
+                    tf.summary.histogram(f"{name}/change/histogram", change, step=epoch)
+                    scale = float(np.mean(np.abs(value)))
+                    if scale > 0:
+                        tf.summary.scalar(f"{name}/change_ratio",
+                                          float(np.mean(np.abs(change))) / scale, step=epoch)
+                self._previous[id(weight)] = (weight, value)
+        self._writer.flush()
 
     def on_train_end(self, logs=None):
         if self._writer is not None:

@@ -10,9 +10,11 @@ import sys
 import time
 
 from keras_dbn.argtypes import (
-    UsageError, add_option, check_writable, image_shape, is_within, layer_sizes, non_negative_int,
-    positive_float, positive_int, rate,
+    UsageError, add_option, check_writable, image_shape, is_within, layer_sizes, positive_float,
+    positive_int, rate,
 )
+from keras_dbn.argtypes import check_dataset_name
+from keras_dbn.argtypes import seed as seed_type
 from keras_dbn.search_options import add_search_arguments
 from keras_dbn.tf_logging import quiet_keras_retracing, quiet_tensorflow_startup
 
@@ -130,7 +132,7 @@ def build_parser():
          help="number of generated samples in OUT/samples.png (default: 100)")
     add_option(train, "--gibbs-steps", type=positive_int, default=1000,
          help="Gibbs steps in the top RBM per sample (default: 1000)")
-    add_option(train, "--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    add_option(train, "--seed", type=seed_type, default=0, help="random seed (default: 0)")
     add_option(train, "--verbose", type=int, choices=[0, 1, 2], default=2,
          help="Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch (default: 2)")
 
@@ -142,7 +144,7 @@ def build_parser():
     add_option(sample, "--out", default="samples.png", help="PNG file to write (default: samples.png)")
     add_option(sample, "--overwrite", action="store_true",
          help="replace an existing --out file; by default the command refuses to start")
-    add_option(sample, "--seed", type=non_negative_int, default=None,
+    add_option(sample, "--seed", type=seed_type, default=None,
          help="random seed: the same seed draws the same samples (default: the DBN's "
          "saved random state)")
     add_option(sample, "--image-shape", type=image_shape, default=None, metavar="HxW[xC]",
@@ -386,6 +388,7 @@ def train(args):
     """
     save_path, export_dir = _check_train_options(args)
     _load_api()
+    check_dataset_name(args.dataset, args.data_dir)
     with _new_folders(args.out, os.path.dirname(os.path.abspath(save_path))):
         return _train(args, save_path, export_dir)
 
@@ -480,7 +483,7 @@ def _train(args, save_path, export_dir):
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     grid.save_image_grid(samples, os.path.join(args.out, "samples.png"),
-                         image_shape=picture_shape)
+                         image_shape=picture_shape, normalize=grid.rescales_samples(dbn.rbms[0]))
     filters = np.asarray(dbn.rbms[0].kernel).T[:100]
     grid.save_image_grid(filters, os.path.join(args.out, "filters.png"),
                          image_shape=picture_shape)
@@ -547,7 +550,8 @@ def sample(args):
         images = model.generate(args.n, gibbs_steps=args.gibbs_steps, seed=args.seed)
     else:
         images = model.sample(args.n, gibbs_steps=args.gibbs_steps, seed=args.seed)
-    path = grid.save_image_grid(images, args.out, image_shape=args.image_shape)
+    path = grid.save_image_grid(images, args.out, image_shape=args.image_shape,
+                                normalize=grid.rescales_samples(rbm))
     _log(f"wrote {args.n} samples to {path}")
     return path
 

@@ -3,6 +3,7 @@
 import contextlib
 import math
 import numbers
+import warnings
 
 import keras
 import numpy as np
@@ -74,6 +75,13 @@ def _as_data_array(x, keep_dtype=False):
             "This takes a NumPy array (rows are examples), not a tf.data.Dataset; "
             "`dbn.predict(dataset)` gives the top layer's probabilities of a dataset."
         )
+    if hasattr(x, "__next__") or isinstance(x, keras.utils.PyDataset):
+        # np.asarray would make it a 0-d object array ("got shape ()").
+        raise TypeError(
+            f"Got a {type(x).__name__}: pass a NumPy array (rows are examples), or to "
+            "DBN.pretrain a batched tf.data.Dataset (tf.data.Dataset.from_generator "
+            "wraps a generator)."
+        )
     x = np.asarray(x)
     array_input.check_rank(x.shape)
     if not array_input.is_numeric(x.dtype):
@@ -122,6 +130,30 @@ def _per_layer(value, count, name):
     return [value] * count
 
 
+def _layer_callbacks(callbacks, count):
+    """`DBN.pretrain`'s ``callbacks`` as one list per layer.
+
+    A list of callbacks is shared by every layer; a list of lists (or
+    None entries) gives each layer its own.
+
+    Raises:
+        ValueError: for a per-layer list of the wrong length, or one that
+            mixes lists and callbacks.
+    """
+    callbacks = list(callbacks or [])
+    nested = [isinstance(c, (list, tuple)) or c is None for c in callbacks]
+    if not any(nested):
+        return [callbacks] * count
+    if not all(nested):
+        raise ValueError(
+            "`callbacks` must be a list of callbacks (shared by every layer) or a list "
+            "of lists, one per layer; this one mixes both."
+        )
+    if len(callbacks) != count:
+        raise ValueError(f"`callbacks` has {len(callbacks)} per-layer lists for {count} layers.")
+    return [list(c or []) for c in callbacks]
+
+
 @keras.saving.register_keras_serializable(package="keras_dbn")
 class DBN(ExtraStateMixin, keras.Model):
     """A Deep Belief Network: RBMs stacked and trained greedily, layer by layer.
@@ -141,8 +173,10 @@ class DBN(ExtraStateMixin, keras.Model):
         layers: list of hidden layer sizes (e.g. ``[500, 500, 2000]``) or of
             `RBM` instances (for full per-layer control).
         visible: unit type of the data, ``"bernoulli"`` or ``"gaussian"``
-            (first RBM only; upper RBMs see Bernoulli hidden activations).
-        hidden: hidden unit type of every RBM built from a size, or a list.
+            (first RBM only; an upper RBM built from a size has the visible
+            units of the hidden ones below it).
+        hidden: hidden unit type of every RBM built from a size, or a list
+            (e.g. ``["bernoulli", "gaussian"]`` for a linear top layer).
         k: Gibbs steps per CD update, an int or one per layer.
         persistent: PCD instead of CD, a bool or one per layer.
         seed: integer seed; layer ``i`` gets ``seed + i``.
@@ -200,9 +234,20 @@ class DBN(ExtraStateMixin, keras.Model):
             if isinstance(layer, dict):  # from get_config
                 layer = keras.saving.deserialize_keras_object(layer)
             if not isinstance(layer, RBM):
+                below = rbms[i - 1].hidden_units if i else None
+                if below is not None and not (below.discrete
+                                              or units_lib.get(hiddens[i]).discrete):
+                    raise ValueError(
+                        f"Layer {i} would be a Gaussian-Gaussian RBM (its data are the "
+                        "real-valued Gaussian hidden units below), which has no "
+                        "normalisable distribution: give Gaussian hidden units only "
+                        "to layers under Bernoulli ones or to the top, e.g. "
+                        "hidden=['bernoulli', 'gaussian']."
+                    )
                 layer = RBM(
                     layer,
-                    visible=visible if i == 0 else "bernoulli",
+                    # An upper RBM's data are the hidden activations below.
+                    visible=visible if i == 0 else rbms[i - 1].hidden_units,
                     hidden=hiddens[i],
                     k=ks[i],
                     persistent=persistents[i],
@@ -356,16 +401,19 @@ class DBN(ExtraStateMixin, keras.Model):
             optimizer: optimizer for RBMs not compiled yet: a name, a config
                 or an instance (cloned for each layer), or one per layer.
                 Default: ``SGD(0.1, momentum=0.5)``.
-            callbacks: Keras callbacks passed to every layer's ``fit()``:
-                the same objects see each layer in turn, so a
-                `ModelCheckpoint` saves the RBM being trained, and each
-                layer's files replace the one below's (save the DBN after
-                pretraining instead; with ``save_best_only`` each layer's
-                figures are compared with that layer's best, not with
-                the layer below's), and a `CSVLogger` needs
-                ``append=True`` to keep every layer's rows.
-                `BackupAndRestore` is refused for several layers (each
-                layer would restore the same backup).
+            callbacks: Keras callbacks passed to every layer's ``fit()``,
+                or a list of such lists, one per layer (e.g. a
+                `keras.callbacks.TensorBoard` with its own ``log_dir`` per
+                layer: one shared by the layers would draw each layer's
+                epochs over the one below's in one run, and warns). Shared
+                callbacks see each layer in turn, so a `ModelCheckpoint`
+                saves the RBM being trained, and each layer's files replace
+                the one below's (save the DBN after pretraining instead;
+                with ``save_best_only`` each layer's figures are compared
+                with that layer's best, not with the layer below's), and a
+                `CSVLogger` needs ``append=True`` to keep every layer's
+                rows. `BackupAndRestore` is refused for several layers
+                (each layer would restore the same backup).
             validation_data: held-out data, propagated up like the training
                 data: a NumPy array, ``(x, y)``, or a batched
                 `tf.data.Dataset` of ``x`` or ``(x, y)``.
@@ -414,7 +462,18 @@ class DBN(ExtraStateMixin, keras.Model):
                 "`dbn.to_classifier(num_classes)` and that classifier's fit(x, y)."
             )
         epochs = [checked_count(e, "`epochs`") for e in _per_layer(epochs, count, "epochs")]
-        for callback in callbacks or []:
+        layer_callbacks = _layer_callbacks(callbacks, count)
+        every_callback = list({id(c): c for layer in layer_callbacks for c in layer}.values())
+        for callback in every_callback:
+            layers_seen = sum(callback in layer for layer in layer_callbacks)
+            if isinstance(callback, keras.callbacks.TensorBoard) and layers_seen > 1:
+                warnings.warn(
+                    "A TensorBoard callback shared by the layers of DBN.pretrain writes each "
+                    "layer's epochs over the one below's, in one run. Give each layer its "
+                    "own, e.g. callbacks=[[keras.callbacks.TensorBoard(f'logs/{rbm.name}')] "
+                    "for rbm in dbn.rbms].",
+                    stacklevel=2,
+                )
             if isinstance(callback, keras.callbacks.BackupAndRestore) and count > 1:
                 raise ValueError(
                     "BackupAndRestore cannot follow DBN.pretrain: every layer's fit() would "
@@ -422,7 +481,8 @@ class DBN(ExtraStateMixin, keras.Model):
                     "layer instead (pretrain(..., epochs=[n, 0, 0]), dbn.save(...)) and "
                     "resume with epochs of 0 for the layers done."
                 )
-            if isinstance(callback, ImageGridCallback) and callback.rbm is None and count > 1:
+            above_first = any(callback in layer for layer in layer_callbacks[1:])
+            if isinstance(callback, ImageGridCallback) and callback.rbm is None and above_first:
                 # It would show each layer's filters: the second layer's
                 # are not images, and training would stop there.
                 raise ValueError(
@@ -461,7 +521,7 @@ class DBN(ExtraStateMixin, keras.Model):
         # Keras' ModelCheckpoint keeps its best figure across fit() calls: one
         # layer's figures would be compared with another's, and a layer whose
         # error stays above the first layer's would never be saved.
-        checkpoints = [(callback, callback.best) for callback in callbacks or []
+        checkpoints = [(callback, callback.best) for callback in every_callback
                        if isinstance(callback, keras.callbacks.ModelCheckpoint)]
         for i, rbm in enumerate(self.rbms):
             for callback, best in checkpoints:
@@ -515,7 +575,7 @@ class DBN(ExtraStateMixin, keras.Model):
             history = rbm.fit(
                 layer_input,
                 epochs=epochs[i],
-                callbacks=list(callbacks or []),
+                callbacks=list(layer_callbacks[i]),
                 validation_data=layer_val,
                 verbose=verbose,
                 **layer_kwargs,

@@ -729,7 +729,8 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
 
     Example:
 
-    >>> keras_dbn.evaluation.pseudo_likelihood(rbm, x_test, seed=0).mean()
+    >>> x_binary = (x_test > 0.5).astype("float32")  # binary data, as scikit-learn's
+    >>> keras_dbn.evaluation.pseudo_likelihood(rbm, x_binary, seed=0).mean()
 
     References:
         Besag, The Statistician 24, 1975.

@@ -144,6 +144,7 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     Example:
 
     >>> classifier = dbn.to_classifier(num_classes=10)
+    >>> classifier.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     >>> classifier.fit(keras_dbn.array_dataset(x_train, y_train, batch_size=100), epochs=5,
     ...                shuffle=False)  # the dataset shuffles itself
     >>> export_saved_model(classifier, "/srv/models/dbn", version=1)

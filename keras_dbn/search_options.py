@@ -11,6 +11,7 @@ import argparse
 from keras_dbn.argtypes import (
     add_option, fraction_or_count, layer_sizes, non_negative_int, positive_int,
 )
+from keras_dbn.argtypes import seed as seed_type
 
 #: The search algorithms of `keras_dbn.tuning.make_tuner`.
 TUNERS = ("hyperband", "random", "bayesian")
@@ -50,7 +51,7 @@ def add_search_arguments(parser):
                "when SavedModel versions exported inside it would go too)")
     add_option(group, "--output", default=None,
                help="best model folder (default: <directory>/<project>/best)")
-    add_option(group, "--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    add_option(group, "--seed", type=seed_type, default=0, help="random seed (default: 0)")
     add_option(group, "--verbose", type=int, choices=(0, 1, 2), default=2,
                help="keras-tuner and Keras verbosity (default: 2, a line per epoch)")
     space = parser.add_argument_group("search space (narrow it for small budgets)")

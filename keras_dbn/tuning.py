@@ -43,7 +43,7 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from keras_dbn.argtypes import UsageError, check_writable, is_within
+from keras_dbn.argtypes import UsageError, check_dataset_name, check_writable, is_within
 from keras_dbn.array_input import array_dataset, evaluation_input, fit_can_stream, validation_input
 from keras_dbn.dbn import DBN
 from keras_dbn.search_options import TUNERS, add_search_arguments, defaults
@@ -824,6 +824,7 @@ def run_search(args=None, **kwargs):
     _check_overwrite_keeps_exports(options, pathlib.Path(o.directory, project), output)
 
     _check_resumed_options(options, os.path.join(o.directory, project))
+    check_dataset_name(o.dataset, o.data_dir)
 
     load = dict(data_dir=o.data_dir, manual_dir=o.manual_dir)
     x, y = datasets.load_numpy(o.dataset, "train", limit=o.train_limit, **load)

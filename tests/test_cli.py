@@ -73,7 +73,10 @@ def test_pretraining_rates_of_pcd_layers_fall_to_zero(options, top_schedule):
      (["train", "--dbn-lr", "inf"], "finite positive number"),
      (["train", "--mlp-lr", "nan"], "finite positive number"),
      (["train", "--dropout", "1.5"], "rate"),
-     (["train", "--seed", "-1"], "integer >= 0"),
+     (["train", "--seed", "-1"], "integer in [0, 2**31)"),
+     (["train", "--seed", "4294967296"], "--seed: expected an integer in [0, 2**31)"),
+     (["sample", "--model", "m.keras", "--seed", "2147483648"], "integer in [0, 2**31)"),
+     (["tune", "--seed", "2147483648"], "integer in [0, 2**31)"),
      (["train", "--no-such-option"], "unrecognized"),
      (["sample"], "--model"),
      (["sample", "--model", "m.keras", "--image-shape", "32x"], "HEIGHTxWIDTH"),
@@ -246,7 +249,8 @@ def test_train_with_few_labels_and_pseudo_labels(mnist_manual_dir, tfds_data_dir
      (["--save", "classifier.txt"], r"--save needs a .keras (or .h5) file name"),
      (["--out", "{file}"], "is a file, not a folder"),
      (["--save", "{folder}/a.keras"], "is a folder; name the .keras file"),
-     (["--export", "{file}"], "is a file; name the SavedModel base folder")],
+     (["--export", "{file}"], "is a file; name the SavedModel base folder"),
+     (["--dataset", "no_such_dataset"], "--dataset 'no_such_dataset': Unknown TFDS dataset")],
 )
 def test_option_errors_stop_before_any_work(options, message, tmp_path, capsys):
     (tmp_path / "file").write_text("mine")
@@ -479,6 +483,29 @@ def test_sample_never_overwrites_the_model_or_another_file_unasked(small_dbn, tm
 
     assert tf.io.decode_png(mine.read_bytes()).shape == (9, 9, 1)  # 2x2 tiles of 4x4
     assert small_dbn.read_bytes() == model_bytes
+
+
+def test_sample_shows_bernoulli_probabilities_unstretched(tmp_path):
+    """Faint samples (every pixel's probability 2-3%) stay faint in the PNG:
+    stretched to each image's range they looked like full-contrast digits."""
+    import tensorflow as tf
+
+    import keras_dbn
+
+    dbn = keras_dbn.DBN([8], seed=0)
+    dbn.build((None, 16))
+    rbm = dbn.rbms[0]
+    rbm.kernel.assign(np.zeros((16, 8), "float32"))
+    p = np.linspace(0.02, 0.03, 16)
+    rbm.visible_bias.assign(np.log(p / (1 - p)).astype("float32"))
+    dbn.save(tmp_path / "dbn.keras")
+    out = tmp_path / "s.png"
+    assert cli.main(["sample", "--model", str(tmp_path / "dbn.keras"), "--n", "4",
+                     "--gibbs-steps", "2", "--out", str(out)]) == 0
+    pixels = tf.io.decode_png(out.read_bytes()).numpy()
+    assert 0 < pixels.max() <= round(0.03 * 255)
+    assert not keras_dbn.callbacks.rescales_samples(rbm)
+    assert keras_dbn.callbacks.rescales_samples(keras_dbn.RBM(4, visible="gaussian"))
 
 
 def test_sample_needs_a_keras_file_as_model(small_dbn, tmp_path, capsys):

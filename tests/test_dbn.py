@@ -1,5 +1,6 @@
 """DBN: greedy pretraining, conversion to a classifier, generation, saving."""
 
+import os
 import subprocess
 import warnings
 import sys
@@ -509,6 +510,55 @@ def test_a_best_only_checkpoint_saves_every_layer_by_its_own_best(tmp_path):
     assert checkpoint.best == min(second)
 
 
+def test_a_generator_is_refused_with_the_inputs_that_work():
+    dbn = keras_dbn.DBN([4], seed=0)
+    dbn.build((None, 6))
+    rows = (np.zeros((2, 6), "float32") for _ in range(3))
+    for call in (lambda: dbn.pretrain(rows, epochs=1), lambda: dbn.transform(iter([]))):
+        with pytest.raises(TypeError, match="Got a .*: pass a NumPy array .*from_generator"):
+            call()
+
+
+def test_each_layer_may_have_callbacks_of_its_own(tmp_path):
+    """A list of lists gives each layer its own callbacks: a TensorBoard per
+    layer writes one run each, where a shared one draws the layers' epochs
+    over each other (and warns)."""
+    from keras_dbn.callbacks import ImageGridCallback
+
+    x = (np.random.default_rng(0).random((100, 16)) < 0.4).astype("float32")
+    seen = []
+
+    class Names(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append(self.model.name)
+
+    dbn = keras_dbn.DBN([6, 4], seed=0)
+    boards = [keras.callbacks.TensorBoard(tmp_path / rbm.name) for rbm in dbn.rbms]
+    shared = Names()
+    # The first layer's own ImageGridCallback needs no rbm=: it sees that layer only.
+    grids = ImageGridCallback(tmp_path / "grids", num_samples=4, gibbs_steps=1,
+                              tensorboard=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        dbn.pretrain(x, epochs=2, batch_size=50, verbose=0,
+                     callbacks=[[boards[0], shared, grids], [boards[1], shared]])
+    assert seen == ["rbm_0", "rbm_1"]
+    for rbm in dbn.rbms:
+        assert (tmp_path / rbm.name / "train").is_dir()
+    assert sorted(os.listdir(tmp_path / "grids")) == [
+        "filters_epoch001.png", "filters_epoch002.png", "samples_epoch001.png",
+        "samples_epoch002.png"]
+    with pytest.warns(UserWarning, match="TensorBoard callback shared by the layers"):
+        dbn.pretrain(x, epochs=[1, 0], batch_size=50, verbose=0,
+                     callbacks=[keras.callbacks.TensorBoard(tmp_path / "shared")])
+    with pytest.raises(ValueError, match="has 1 per-layer lists for 2 layers"):
+        dbn.pretrain(x, epochs=0, callbacks=[[shared]])
+    with pytest.raises(ValueError, match="mixes both"):
+        dbn.pretrain(x, epochs=0, callbacks=[[shared], shared])
+    with pytest.raises(ValueError, match="needs rbm=dbn"):
+        dbn.pretrain(x, epochs=0, callbacks=[None, [grids]])
+
+
 @pytest.mark.parametrize("options", [dict(), dict(sample=True), dict(cache_bytes=0)])
 def test_every_layer_makes_exactly_steps_per_epoch_updates_from_an_array(options):
     """Every layer's input comes from the array, cached or streamed: every
@@ -556,6 +606,28 @@ def test_classifier_layers_take_the_activation_of_their_hidden_units():
     mismatched.build((None, 5))
     with pytest.raises(ValueError, match="_HalfTemperatureUnits names 'sigmoid', which does not"):
         mismatched.to_classifier(3)
+
+
+def test_an_upper_layer_sees_the_units_below_as_its_visible_ones(tmp_path):
+    """Gaussian hidden units below the top: the RBM above models their real
+    activations with Gaussian visible units (it used to be built Bernoulli
+    and the DBN refused its own stack)."""
+    x = (np.random.default_rng(0).random((200, 12)) > 0.5).astype("float32")
+    dbn = keras_dbn.DBN([6, 4], hidden=["gaussian", "bernoulli"], seed=0)
+    assert [(rbm.visible, rbm.hidden) for rbm in dbn.rbms] == [
+        ("bernoulli", "gaussian"), ("gaussian", "bernoulli")]
+    for rbm in dbn.rbms:
+        rbm.compile(optimizer=keras.optimizers.SGD(0.01))
+    dbn.pretrain(x, epochs=1, batch_size=50, verbose=0)
+    assert all(np.isfinite(np.asarray(rbm.kernel)).all() for rbm in dbn.rbms)
+    dbn.save(tmp_path / "dbn.keras")
+    loaded = keras.models.load_model(tmp_path / "dbn.keras")
+    assert [(rbm.visible, rbm.hidden) for rbm in loaded.rbms] == [
+        (rbm.visible, rbm.hidden) for rbm in dbn.rbms]
+    assert dbn.generate(3, gibbs_steps=2, seed=0).shape == (3, 12)
+    # Gaussian units on both sides of one RBM have no distribution.
+    with pytest.raises(ValueError, match="Layer 1 would be a Gaussian-Gaussian RBM"):
+        keras_dbn.DBN([6, 4], hidden="gaussian")
 
 
 @pytest.mark.parametrize("options", [{}, {"cache_bytes": 0}, {"sample": True}])

@@ -5,6 +5,7 @@ import math
 import os
 import warnings
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -524,6 +525,58 @@ def test_image_grid_write_of_an_unbuilt_rbm_says_it_has_no_weights(tmp_path):
     with pytest.raises(ValueError, match="no weights yet"):
         grids.write(1)
     assert not os.listdir(tmp_path)
+
+
+def _summaries(log_dir):
+    """{(tag, step): array} of every summary in log_dir's event files."""
+    found = {}
+    for event_file in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            for value in event.summary.value:
+                found[(value.tag, event.step)] = tf.make_ndarray(value.tensor)
+    return found
+
+
+def test_weight_histograms_follow_every_weight_of_every_layer(tmp_path):
+    """Keras' TensorBoard(histogram_freq=1) writes nothing for an RBM (no
+    sublayers); WeightHistograms writes each weight and its change."""
+    from keras_dbn.callbacks import WeightHistograms
+
+    x = (np.random.default_rng(2).random((64, 16)) < 0.5).astype("float32")
+    dbn = keras_dbn.DBN([6, 4], seed=0)
+    dbn.build((None, 16))
+    seen = {}  # the kernels at the start and after each epoch, per layer
+
+    def remember(rbm, key):
+        seen.setdefault(rbm.name, {})[key] = np.asarray(rbm.kernel).copy()
+
+    class Remember(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            remember(self.model, "start")
+
+        def on_epoch_end(self, epoch, logs=None):
+            remember(self.model, epoch)
+
+    dbn.pretrain(x, epochs=3, batch_size=16, verbose=0,
+                 callbacks=[Remember(), WeightHistograms(tmp_path, freq=2)])
+    found = _summaries(str(tmp_path / "train"))
+    for rbm in dbn.rbms:
+        kernel = rbm.kernel.path
+        assert {step for tag, step in found if tag == f"{kernel}/histogram"} == {0, 2}
+        assert (f"{rbm.visible_bias.path}/histogram", 2) in found
+        assert (f"{rbm.hidden_bias.path}/histogram", 2) in found
+        buckets = found[(f"{kernel}/histogram", 2)]  # rows of (left, right, count)
+        assert buckets[:, 2].sum() == np.size(rbm.kernel)
+        np.testing.assert_allclose([buckets[0, 0], buckets[-1, 1]],
+                                   [seen[rbm.name][2].min(), seen[rbm.name][2].max()], rtol=1e-6)
+        # The change since the previous histogram (since training began for the first).
+        for step, before in ((0, "start"), (2, 0)):
+            change = seen[rbm.name][step] - seen[rbm.name][before]
+            ratio = np.mean(np.abs(change)) / np.mean(np.abs(seen[rbm.name][step]))
+            assert float(found[(f"{kernel}/change_ratio", step)]) == pytest.approx(ratio, rel=1e-5)
+            assert found[(f"{kernel}/change/histogram", step)][:, 2].sum() == np.size(rbm.kernel)
+    with pytest.raises(ValueError, match="`freq`"):
+        WeightHistograms(tmp_path, freq=0)
 
 
 def test_image_grid_refuses_bad_grids():

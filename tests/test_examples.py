@@ -24,6 +24,11 @@ def run_example(mnist_manual_dir, tfds_data_dir, tmp_path):
 
 
 def test_mnist_dbn_example_pretrains_fine_tunes_and_exports(run_example, tmp_path):
+    # The default 5,000 validation images need more than --limit 2000: an
+    # option error naming --validation, before any training.
+    bad = run_example("mnist_dbn.py", "--limit", "2000")
+    assert bad.returncode == 2, bad.stderr[-3000:]
+    assert "error: --validation=5000 gives 5000 validation examples out of 2000" in bad.stderr
     result = run_example("mnist_dbn.py", "--limit", "2000", "--layers", "64,32",
                          "--pretrain-epochs", "1", "--finetune-epochs", "10",
                          "--validation", "0.1", "--export", "served")

@@ -350,9 +350,11 @@ def test_search_paths_are_checked_before_any_work(tmp_path, capsys):
         sys.path.pop(0)
     assert tune_mnist.main(["--output", str(tmp_path / "file")]) == 2
     assert tune_mnist.main(["--dataset", "no_such_dataset", "--directory",
-                            str(tmp_path / "runs")]) == 1
+                            str(tmp_path / "runs")]) == 2  # an option error, before any work
     err = capsys.readouterr().err
-    assert "is a file, not a folder" in err and "Unknown TFDS dataset" in err
+    assert "is a file, not a folder" in err
+    assert "--dataset 'no_such_dataset': Unknown TFDS dataset" in err
+    assert sorted(os.listdir(tmp_path)) == ["file"]
     assert "Traceback" not in err
 
 
