@@ -402,6 +402,7 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
 
         >>> ds = array_dataset(x_train, batch_size=100, seed=0)
         >>> rbm.fit(ds, epochs=10)
+        >>> classifier.compile("adam", "sparse_categorical_crossentropy")
         >>> classifier.fit(array_dataset(x_train, y_train, batch_size=100), epochs=20,
         ...                shuffle=False)  # it shuffles itself; Keras would warn
     """
@@ -556,7 +557,8 @@ def indexed_batches(x, batch_size=32, shuffle=True, seed=None):
     # view is held by reference, not copied.
     sources = tf.data.Dataset.from_tensors(view).repeat()
     rows = _row_batches(n, batch_size, shuffle, seed)
-    return _from_rows(tf.data.Dataset.zip({ROWS: rows, SOURCE: sources}), n, batch_size)
+    indexed = _from_rows(tf.data.Dataset.zip({ROWS: rows, SOURCE: sources}), n, batch_size)
+    return _marked(indexed, batch_size)
 
 
 def take_batch(data):
@@ -686,14 +688,16 @@ def batch_rows(dataset):
     has batches of unknown size in its ``element_spec`` (the last may be
     smaller), although every other batch has ``n`` rows. This follows the
     pipeline back from its last transformation to that ``batch`` (or
-    ``padded_batch``, or an `array_dataset`) through the transformations
-    that keep batches whole: ``map``, ``prefetch``, ``shuffle``, ``cache``,
-    ``repeat``, ``take``, ``skip``, ``filter``, ``with_options`` and
-    ``zip`` (whose batched parts must agree). It reads tf.data's private
-    attributes (``_input_dataset``, ``_batch_size``); a pipeline it cannot
-    read, including one built by another version of TensorFlow, gives
-    ``None``. A ``map`` is taken to keep the rows of its batches: the
-    result is a hint for speed (`RBM.fit`'s XLA routes), not a promise.
+    ``padded_batch``, `array_dataset`, `indexed_batches`) through the
+    transformations that keep batches whole: ``map``, ``prefetch``,
+    ``shuffle``, ``cache``, ``repeat``, ``take``, ``skip``, ``filter``,
+    ``with_options`` and ``zip`` (whose batched parts must agree). It
+    reads tf.data's private attributes (``_input_dataset``,
+    ``_batch_size``); a pipeline it cannot read, including one built by
+    another version of TensorFlow, gives ``None``. A ``map`` is taken to
+    keep the rows of its batches: the result is a hint for speed
+    (`RBM.fit`'s XLA routes, `RBM.predict`'s steps per execution), not a
+    promise.
 
     Args:
         dataset: a `tf.data.Dataset`.
@@ -729,6 +733,49 @@ def batch_rows(dataset):
         elif kind != "_RandomDataset":  # zipped random seeds have no batches
             return None
     return found.pop() if len(found) == 1 else None
+
+
+def batch_footprint(dataset):
+    """The rows of a full batch of ``dataset`` and the bytes its tensors hold.
+
+    The rows are the batch dimension of ``element_spec`` where it is
+    static, else `batch_rows`; the bytes add up every tensor of the element
+    (inputs, labels, weights). An `indexed_batches` element counts its row
+    indices only: its view is the same tensor in every element, so holding
+    many elements holds one view.
+
+    Args:
+        dataset: a `tf.data.Dataset` of batches.
+
+    Returns:
+        ``(rows, nbytes)`` as ints, or ``None`` where unknown: rows that the
+        pipeline does not show, an element that is not made of plain
+        tensors of rank 1 or more, or a non-batch dimension that is not
+        static.
+
+    Example:
+
+        >>> batch_footprint(array_dataset(np.zeros((10, 784), "float32"), batch_size=4))
+        (4, 12544)
+    """
+    import tensorflow as tf
+
+    spec = dataset.element_spec
+    if isinstance(spec, dict) and set(spec) == {ROWS, SOURCE}:
+        spec = spec[ROWS]
+    specs = tf.nest.flatten(spec)
+    row_bytes, static_rows = 0, set()
+    for part in specs:
+        if (not isinstance(part, tf.TensorSpec) or part.shape.rank in (None, 0)
+                or not part.shape[1:].is_fully_defined() or not part.dtype.is_numpy_compatible
+                or part.dtype == tf.string):
+            return None
+        row_bytes += part.dtype.size * part.shape[1:].num_elements()
+        static_rows.add(part.shape[0])
+    rows = static_rows.pop() if len(static_rows) == 1 else None
+    if rows is None:
+        rows = batch_rows(dataset)
+    return None if rows is None else (int(rows), int(rows) * row_bytes)
 
 
 def lean_options():

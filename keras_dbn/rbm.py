@@ -20,6 +20,17 @@ from keras_dbn.progress import with_step_progbar
 #: ``steps_per_execution`` of `RBM.compile` when the caller sets none.
 DEFAULT_STEPS_PER_EXECUTION = 32
 
+#: About the most bytes of input batches that one execution of
+#: `RBM.predict` holds (see `_predict_steps_per_execution`).
+#
+# Keras' predict loop takes an execution's input batches into a Python list
+# before it runs them: with the default 32 steps, batches of 4096 rows of an
+# unaligned 392 MiB float32 array held all of it at once (+443 MiB of peak
+# resident memory for a 784 -> 16 RBM; +77 to +92 MiB with this budget).
+# Batches of 1 MiB or less (e.g. 784 float32 at batch 334) still run 32
+# steps per execution.
+PREDICT_EXECUTION_BYTES = 32 << 20
+
 #: `RBM.fit` compiles the CD step with XLA (on a CPU-only TensorFlow, float32,
 #: not PCD, unless the caller chose ``jit_compile``) when one GEMM of the step,
 #: ``batch x visible x hidden`` multiply-adds, is at most this large.
@@ -152,6 +163,49 @@ def _steps_per_execution_for(compiled, step_counts):
         return compiled
     common = math.gcd(*counts)
     return max(d for d in range(1, compiled + 1) if common % d == 0)
+
+
+def _predict_steps_per_execution(compiled, step_bytes, steps=None, batches=None):
+    """The steps per execution with which `RBM.predict` holds little at once.
+
+    Where ``compiled`` steps would hold more than `PREDICT_EXECUTION_BYTES`,
+    fewer, chosen to give the predictions of ``compiled`` steps: a step that
+    runs alone in its execution returns its batch rounded differently
+    (TensorFlow's graph optimiser, its remapper, then fuses the step's ops
+    otherwise: up to 2 ulp apart), so one runs alone only where it would
+    with ``compiled`` (a last batch left over), where ``batches`` is known.
+
+    Args:
+        compiled: the steps per execution that `predict` would use.
+        step_bytes: the bytes of one step's input batch, or ``None`` where
+            unknown.
+        steps: ``predict``'s ``steps``; the result divides it (see
+            `_steps_per_execution_for`).
+        batches: the batches that `predict` reads, where known.
+
+    Returns:
+        ``compiled`` where its steps hold at most `PREDICT_EXECUTION_BYTES`
+        (or ``step_bytes`` is unknown), else the most steps that do and
+        give the same predictions, failing that the fewest above them that
+        do (at worst ``compiled``).
+    """
+    if compiled <= 1 or not step_bytes:
+        return compiled
+    within = max(1, PREDICT_EXECUTION_BYTES // step_bytes)
+    if within >= compiled:
+        return compiled
+    if steps is not None:
+        batches = steps
+
+    def same_predictions(count):
+        if steps is not None and steps % count:
+            return False
+        return batches is None or (batches % count == 1) == (batches % compiled == 1)
+
+    for count in (*range(within, 1, -1), *range(within + 1, compiled + 1)):
+        if same_predictions(count):
+            return count
+    return _steps_per_execution_for(within, [steps])  # `compiled` does not divide `steps`
 
 
 def _step_route(model, batch_size, num_visible):
@@ -514,12 +568,20 @@ def _value_range(x):
 
 
 def _host_array(data):
-    """``data`` as a NumPy array where it is an eager tensor; anything else as it is.
+    """``data`` as a NumPy array where it is an eager tensor or a list;
+    anything else as it is.
 
     Keras takes tensors wherever it takes arrays. Converted, they get the
     checks (`RBM._check_data`) and the input pipeline of arrays; a tensor
-    in host memory is shared, not copied.
+    in host memory is shared, not copied. A list of rows becomes the array
+    it spells (Keras would refuse it, printing all of it).
     """
+    if isinstance(data, list):
+        try:
+            return np.asarray(data)
+        except ValueError:
+            raise ValueError("RBM data given as a list must hold rows of one length "
+                             "(or be a NumPy array).") from None
     if data is None or isinstance(data, np.ndarray) or not ops.is_tensor(data):
         return data
     try:
@@ -533,6 +595,36 @@ def _host_validation_data(validation_data):
     if isinstance(validation_data, (tuple, list)) and validation_data:
         return type(validation_data)([_host_array(validation_data[0]), *validation_data[1:]])
     return _host_array(validation_data)
+
+
+def _warn_of_short_epochs(x, steps_per_epoch):
+    """Warns where a dataset of known length holds fewer batches than
+    ``steps_per_epoch``: Keras ends each epoch when they run out, after
+    fewer updates, and says so only at one step per execution."""
+    if steps_per_epoch is None:
+        return
+    batches = int(x.cardinality())
+    if 0 <= batches < steps_per_epoch:
+        warnings.warn(
+            f"The dataset holds {batches} batches, fewer than steps_per_epoch="
+            f"{steps_per_epoch}: each epoch ends when they run out, after {batches} updates. "
+            f"Add .repeat() to the dataset to run {steps_per_epoch} steps in every epoch.",
+            stacklevel=3,
+        )
+
+
+def _warn_of_layer_histograms(callbacks):
+    """Warns of a TensorBoard asked for weight histograms or images, which
+    Keras draws from a model's sublayers: an RBM has none."""
+    for callback in callbacks or []:
+        if isinstance(callback, keras.callbacks.TensorBoard) and (
+                callback.histogram_freq or callback.write_images):
+            warnings.warn(
+                "TensorBoard's histogram_freq and write_images log the weights of a model's "
+                "sublayers, and an RBM has none (its weights are its own): they write "
+                "nothing here. keras_dbn.callbacks.WeightHistograms logs an RBM's weights.",
+                stacklevel=3,
+            )
 
 
 def _refuse_endless(data, steps, caller):
@@ -1618,6 +1710,7 @@ class RBM(ExtraStateMixin, keras.Model):
         x, validation_data = _host_array(x), _host_validation_data(validation_data)
         array_input.check_ends(dict(kwargs, validation_data=validation_data), x, "RBM.fit")
         hardware.warn_if_emulated(self.dtype_policy)
+        _warn_of_layer_histograms(callbacks)
         if not self.trainable:
             warnings.warn(
                 "The RBM is frozen (trainable=False): fit() reports its monitors but "
@@ -1637,6 +1730,7 @@ class RBM(ExtraStateMixin, keras.Model):
                 batch_size = array_input.checked_batch_size(batch_size)
             batch_size = keras_batch_size if batch_size is None else batch_size
         elif _is_dataset(x):
+            _warn_of_short_epochs(x, kwargs.get("steps_per_epoch"))
             shape = getattr(_dataset_input_spec(x), "shape", None)
             if not self.built and shape is not None and shape.rank and None not in shape[1:]:
                 # Built from the dataset's shape, as for arrays: a callback's
@@ -1815,8 +1909,41 @@ class RBM(ExtraStateMixin, keras.Model):
         # them by default here): with large batches, that was up to the
         # whole array. Row indices into a view of it hold nothing.
         data, rows, _ = self._evaluation_input(x, batch_size, indexed=True)
-        return super().predict(data, batch_size=rows, verbose=verbose, steps=steps,
-                               callbacks=with_step_progbar(callbacks, verbose))
+        with self._few_steps_per_prediction(data, steps):
+            return super().predict(data, batch_size=rows, verbose=verbose, steps=steps,
+                                   callbacks=with_step_progbar(callbacks, verbose))
+
+    @contextlib.contextmanager
+    def _few_steps_per_prediction(self, data, steps):
+        """Runs `predict` with no more steps per execution than hold about
+        `PREDICT_EXECUTION_BYTES` of input batches, then restores the
+        number (`fit` and `evaluate` read their batches one at a time, in
+        the compiled loop, and keep theirs).
+
+        Keras' predict loop takes an execution's batches into a list first:
+        with the default 32 steps and batches of data (an array that
+        `array_input.indexed_batches` cannot view, or a dataset of large
+        batches), one execution held up to 32 of them. Only the number of
+        steps that Keras' loop reads changes: Keras' predict function for
+        several steps (built here first where it was not yet) takes
+        executions of any length, also of one step.
+        """
+        footprint = array_input.batch_footprint(data) if _is_dataset(data) else None
+        compiled = self.steps_per_execution
+        fewer = compiled
+        if footprint is not None:
+            batches = int(data.cardinality())
+            fewer = _predict_steps_per_execution(
+                compiled, footprint[1], steps, batches if batches >= 0 else None)
+        if fewer >= compiled:
+            yield
+            return
+        self.make_predict_function()
+        self.steps_per_execution = fewer
+        try:
+            yield
+        finally:
+            self.steps_per_execution = compiled
 
     def predict_step(self, data):
         """`keras.Model.predict_step`; also for `array_input.indexed_batches`' row indices."""

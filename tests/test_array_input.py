@@ -468,6 +468,7 @@ def test_batch_rows_reads_the_batch_size_of_a_pipeline():
     for dtype in ("float32", "float64"):  # gathered from a view, or read by NumPy
         ds = array_dataset(x.astype(dtype), batch_size=30)
         assert rows(ds) == rows(ds.map(lambda v: v)) == 30
+    assert rows(array_input.indexed_batches(array_input.as_aligned(x), 30)) == 30
     seeds = tf.data.Dataset.random(seed=0)
     assert rows(tf.data.Dataset.zip((slices.batch(20), seeds))) == 20
     # Unknown: no batching, batches remade, zipped parts that disagree.
@@ -583,6 +584,136 @@ def test_rbm_predicts_an_aligned_array_from_row_indices(monkeypatch, jit_compile
     np.testing.assert_allclose(rbm.predict(unaligned, batch_size=20, verbose=0), expected,
                                rtol=1e-6)
     assert not isinstance(given[-1][1].element_spec, dict)
+
+
+def test_batch_footprint_counts_every_tensor_of_a_batch_but_a_shared_view():
+    x, y = np.zeros((10, 6), "float32"), np.zeros(10, "int64")
+    assert array_input.batch_footprint(array_dataset(x, batch_size=4)) == (4, 96)
+    assert array_input.batch_footprint(array_dataset(x, y, batch_size=4)) == (4, 128)
+    sliced = tf.data.Dataset.from_tensor_slices((x, y)).batch(5).prefetch(1)
+    assert array_input.batch_footprint(sliced) == (5, 5 * (6 * 4 + 8))
+    fixed = tf.data.Dataset.from_tensor_slices(x).batch(3, drop_remainder=True)
+    assert array_input.batch_footprint(fixed) == (3, 72)
+    # Only the row indices: the view is the same tensor in every element.
+    indexed = array_input.indexed_batches(array_input.as_aligned(x), 4, shuffle=False)
+    assert array_input.batch_footprint(indexed) == (4, 32)
+    unknown = tf.data.Dataset.from_generator(
+        lambda: iter([x]), output_signature=tf.TensorSpec((None, 6), tf.float32))
+    assert array_input.batch_footprint(unknown) is None
+    assert array_input.batch_footprint(tf.data.Dataset.range(3)) is None  # no batches
+
+
+def rows_per_execution():
+    """A callback and the list of the rows each execution of Keras' predict
+    loop returned, i.e. (its steps) x (rows per batch)."""
+    rows = []
+    return keras.callbacks.LambdaCallback(
+        on_predict_batch_end=lambda step, logs: rows.append(len(logs["outputs"]))), rows
+
+
+def test_rbm_predict_holds_few_large_batches_of_an_unaligned_array_at_once():
+    """Keras' predict loop takes an execution's input batches (32 by
+    default here) into a list before running them: for an array read
+    through NumPy batches, one execution at batch 4096 of 784 float32 held
+    up to 392 MiB. It now runs as many steps as keep an execution's
+    batches within `PREDICT_EXECUTION_BYTES` (32 MiB), with the
+    same predictions, and the compiled number comes back afterwards."""
+    rng = np.random.default_rng(0)
+    x = (rng.random((3 * 4096 + 5, 784)) < 0.3).astype("float32")
+    unaligned = unaligned_copy(x)
+    rbm = keras_dbn.RBM(8, seed=0)
+    rbm.compile()
+    assert rbm.steps_per_execution == 32
+    spy, rows = rows_per_execution()
+    predicted = rbm.predict(unaligned, batch_size=4096, verbose=0, callbacks=[spy])
+    # A batch holds 4096 x 784 x 4 bytes: two fit in 32 MiB (the old loop
+    # held all four batches, 12293 rows, at once).
+    assert rows == [8192, 4101]
+    assert max(rows) * 784 * 4 <= 32 << 20
+    assert rbm.steps_per_execution == 32
+    aligned = rbm.predict(array_input.as_aligned(x), batch_size=4096, verbose=0)
+    np.testing.assert_array_equal(predicted, aligned)
+    np.testing.assert_allclose(predicted, np.asarray(rbm.hidden_given_visible(x)), rtol=1e-6)
+    # A dataset of such batches is held the same way.
+    rows.clear()
+    dataset = tf.data.Dataset.from_tensor_slices(x).batch(4096)
+    np.testing.assert_array_equal(rbm.predict(dataset, verbose=0, callbacks=[spy]), predicted)
+    assert rows == [8192, 4101]
+    # Small batches keep the compiled 32 steps per execution.
+    rows.clear()
+    small = rbm.predict(unaligned[:1000], batch_size=20, verbose=0, callbacks=[spy])
+    assert rows == [640, 360]
+    np.testing.assert_array_equal(small, rbm.predict(x[:1000], batch_size=20, verbose=0))
+
+
+def test_rbm_predict_with_fewer_steps_gives_the_same_predictions(monkeypatch):
+    """`predict`'s fewer steps per execution still divide its ``steps``, and
+    leave a step alone in an execution only where the compiled number
+    would (TensorFlow's graph optimiser fuses such a step's GEMM, bias and
+    sigmoid, which rounds differently), so the predictions are exactly
+    those of the compiled 32 steps. (Exactly where a batch holds a multiple
+    of 16 hidden means, as here: TensorFlow takes the sigmoid of an
+    execution's concatenated batches at once, and its last few values,
+    outside whole SIMD packets, may round differently.)"""
+    import keras_dbn.rbm as rbm_module
+
+    x = unaligned_copy(binary_data(99))
+    rbm = keras_dbn.RBM(16, seed=2)
+    rbm.compile()
+    spy, rows = rows_per_execution()
+    expected = {size: rbm.predict(x, batch_size=size, verbose=0, callbacks=[spy])
+                for size in (3, 10)}
+    assert rows == [96, 3, 99]  # 33 batches of 3 rows: the last runs alone
+    # 3 x 12 x 4 bytes per batch: 3 fit, yet 33 batches in executions of 3
+    # would leave none alone; in executions of 2 the last is alone.
+    monkeypatch.setattr(rbm_module, "PREDICT_EXECUTION_BYTES", 3 * 144, raising=False)
+    rows.clear()
+    np.testing.assert_array_equal(
+        rbm.predict(x, batch_size=3, verbose=0, callbacks=[spy]), expected[3])
+    assert rows == [6] * 16 + [3]
+    rows.clear()
+    np.testing.assert_array_equal(
+        rbm.predict(x, batch_size=3, steps=9, verbose=0, callbacks=[spy]), expected[3][:27])
+    assert rows == [9] * 3  # 3 steps per execution divide the 9 asked for
+    rows.clear()
+    np.testing.assert_array_equal(
+        rbm.predict(x, batch_size=3, steps=4, verbose=0, callbacks=[spy]), expected[3][:12])
+    assert rows == [6, 6]  # 2 steps, not 3, divide the 4 asked for
+    # 10 x 48 bytes per batch: 3 fit, but 10 batches would leave the last alone.
+    monkeypatch.setattr(rbm_module, "PREDICT_EXECUTION_BYTES", 3 * 480, raising=False)
+    rows.clear()
+    np.testing.assert_array_equal(
+        rbm.predict(x, batch_size=10, verbose=0, callbacks=[spy]), expected[10])
+    assert rows == [20] * 4 + [19]
+    assert rbm.steps_per_execution == 32
+
+
+def test_rbm_predict_of_one_step_per_execution_keeps_the_multi_step_function(monkeypatch):
+    """A `predict` that lowers the steps per execution to 1 leaves a predict
+    function that still runs every step of the compiled 32 (Keras' function
+    built for one step would take only the first batch of each execution),
+    and `fit` keeps its own number."""
+    import keras_dbn.rbm as rbm_module
+
+    x = unaligned_copy(binary_data(95))
+    rbm = keras_dbn.RBM(4, seed=2)
+    rbm.compile()
+    expected = np.asarray(rbm.hidden_given_visible(x))
+    monkeypatch.setattr(rbm_module, "_predict_steps_per_execution", lambda *args: 1,
+                        raising=False)
+    spy, rows = rows_per_execution()
+    np.testing.assert_allclose(rbm.predict(x, batch_size=40, verbose=0, callbacks=[spy]),
+                               expected, rtol=1e-6)
+    assert rows == [40, 40, 15] and rbm.steps_per_execution == 32
+    monkeypatch.undo()
+    rows.clear()
+    np.testing.assert_allclose(rbm.predict(x, batch_size=2, verbose=0, callbacks=[spy]),
+                               expected, rtol=1e-6)
+    assert rows == [64, 31]
+    iterations = int(rbm.optimizer.iterations.numpy())
+    rbm.fit(x, batch_size=5, epochs=1, verbose=0)
+    assert rbm.steps_per_execution == 32
+    assert int(rbm.optimizer.iterations.numpy()) == iterations + 19
 
 
 def test_rbm_iterates_datasets_without_autotuning_unless_they_set_it(monkeypatch):

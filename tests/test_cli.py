@@ -355,15 +355,15 @@ def test_an_earlier_run_is_kept_unless_overwrite(tmp_path, capsys, monkeypatch):
     (tmp_path / "run" / "filters.png").write_text("earlier")
     assert cli.main(["train", "--out", str(tmp_path / "run")]) == 2
     assert "filters.png; choose another --out" in capsys.readouterr().err
-    # With --overwrite the run starts (here into a dataset that does not exist).
+    # With --overwrite the checks pass on (here to a dataset that does not exist).
     code = cli.main(["train", "--overwrite", "--out", str(tmp_path / "run"),
                      "--dataset", "no_such_dataset"])
-    assert code == 1 and "Unknown TFDS dataset 'no_such_dataset'" in capsys.readouterr().err
+    assert code == 2 and "--dataset 'no_such_dataset': Unknown" in capsys.readouterr().err
     # An exported SavedModel is not in the way: the run adds the next version.
     (tmp_path / "run" / "filters.png").unlink()
     (tmp_path / "run" / "saved_model" / "1").mkdir(parents=True)
     code = cli.main(["train", "--out", str(tmp_path / "run"), "--dataset", "no_such_dataset"])
-    assert code == 1 and "Unknown TFDS dataset 'no_such_dataset'" in capsys.readouterr().err
+    assert code == 2 and "--dataset 'no_such_dataset': Unknown" in capsys.readouterr().err
 
 
 def test_colour_images_are_drawn_in_colour(tmp_path, tfds_data_dir, monkeypatch, capsys):

@@ -37,7 +37,10 @@ def test_layers_are_rbms_with_per_layer_options():
 
 @pytest.mark.parametrize(
     "args, kwargs",
-    [(([],), {}), (([10, 5],), {"k": [1]}), (([keras_dbn.RBM(5, hidden="gaussian"), 3],), {})],
+    [(([],), {}), (([10, 5],), {"k": [1]}),
+     # An RBM given whole keeps its units: Bernoulli visible on Gaussian hidden.
+     (([keras_dbn.RBM(5, hidden="gaussian"), keras_dbn.RBM(3)],), {}),
+     (([keras_dbn.RBM(5, hidden="gaussian"), 3],), {"hidden": "gaussian"})],
 )
 def test_bad_construction_raises(args, kwargs):
     with pytest.raises(ValueError):

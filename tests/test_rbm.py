@@ -1479,6 +1479,51 @@ def test_methods_check_tensors_and_lists_as_they_check_arrays():
     np.testing.assert_array_equal(np.asarray(rbm.hidden_given_visible(scaled.tolist())), expected)
 
 
+def test_fit_evaluate_and_predict_read_lists_as_arrays():
+    x = (np.random.default_rng(0).random((40, 6)) < 0.5).astype("float32")
+    weights = {}
+    for given in (x, x.tolist()):
+        rbm = keras_dbn.RBM(3, seed=0)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1))
+        rbm.fit(given, batch_size=10, epochs=1, shuffle=False, verbose=0)
+        weights[type(given)] = (np.asarray(rbm.kernel), rbm.predict(given, verbose=0),
+                                rbm.evaluate(given, verbose=0, return_dict=True))
+    (kernel_a, predicted_a, logs_a), (kernel_l, predicted_l, logs_l) = weights.values()
+    np.testing.assert_array_equal(kernel_l, kernel_a)
+    np.testing.assert_array_equal(predicted_l, predicted_a)
+    assert logs_l == logs_a
+    with pytest.raises(ValueError, match="list must hold rows of one length"):
+        rbm.predict([[0.0, 1.0], [1.0]], verbose=0)
+    with pytest.raises(ValueError, match=r"need data in \[0, 1\]"):
+        rbm.fit((x * 255).tolist(), verbose=0)
+
+
+def test_fit_warns_of_a_dataset_shorter_than_steps_per_epoch(tmp_path):
+    """Keras ends an epoch when a finite dataset runs out, and says so only
+    at one step per execution; the RBM runs several."""
+    import warnings
+
+    import tensorflow as tf
+
+    x = (np.random.default_rng(0).random((200, 6)) < 0.5).astype("float32")
+    rbm = keras_dbn.RBM(3, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.1))
+    data = tf.data.Dataset.from_tensor_slices(x).batch(20)  # 10 batches
+    with pytest.warns(UserWarning, match="holds 10 batches, fewer than steps_per_epoch=15: "
+                                         "each epoch ends when they run out, after 10 updates"):
+        rbm.fit(data, steps_per_epoch=15, epochs=2, verbose=0)
+    assert int(rbm.optimizer.iterations) == 20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        rbm.fit(data, steps_per_epoch=10, epochs=1, verbose=0)
+        rbm.fit(data.repeat(), steps_per_epoch=15, epochs=1, verbose=0)
+    assert int(rbm.optimizer.iterations) == 45
+    # TensorBoard's weight histograms read sublayers, and an RBM has none.
+    with pytest.warns(UserWarning, match="WeightHistograms logs an RBM's weights"):
+        rbm.fit(data, epochs=1, verbose=0,
+                callbacks=[keras.callbacks.TensorBoard(tmp_path, histogram_freq=1)])
+
+
 def test_seeds_may_be_numpy_integers_and_nothing_else():
     a, b = keras_dbn.RBM(5, seed=np.int64(3)), keras_dbn.RBM(5, seed=3)
     a.build((None, 7))
