@@ -381,8 +381,9 @@ def parse_args(argv=None):
                              "each of the last this many fine-tuning epochs (fewer than "
                              "--mlp-epochs), run at a constant learning rate "
                              "(Izmailov et al. 2018)")
-    parser.add_argument("--swa-lr", type=positive_float, default=0.2,
-                        help="that constant learning rate, as a fraction of --mlp-lr in (0, 1]")
+    parser.add_argument("--swa-lr", type=positive_float, default=None,
+                        help="that constant learning rate, as a fraction of --mlp-lr in (0, 1] "
+                             "(default: 0.2; only with --swa-epochs)")
     parser.add_argument("--batch-norm", action="store_true",
                         help="fine-tune with batch normalisation before each hidden activation, "
                         "initialised to leave the pretrained network's function unchanged")
@@ -405,6 +406,10 @@ def parse_args(argv=None):
     if args.swa_epochs and not args.swa_epochs < args.mlp_epochs:
         parser.error(f"--swa-epochs must be less than --mlp-epochs ({args.mlp_epochs}), "
                      f"got {args.swa_epochs}")
+    if args.swa_lr is not None and not args.swa_epochs:
+        parser.error("--swa-lr sets the learning rate of the --swa-epochs: give those too")
+    if args.swa_lr is None:
+        args.swa_lr = 0.2
     if args.swa_epochs and not args.swa_lr <= 1:
         parser.error(f"--swa-lr is a fraction of --mlp-lr in (0, 1], got {args.swa_lr}")
     _common.check_input_file(parser, args.dbn, "--dbn")
@@ -440,6 +445,7 @@ def run_benchmark(args):
     if args.save_dbn and not args.dbn:
         os.makedirs(os.path.dirname(os.path.abspath(args.save_dbn)), exist_ok=True)
         dbn.save(args.save_dbn)
+        print(f"wrote the pretrained DBN to {args.save_dbn}", flush=True)
     classifier = dbn.to_classifier(10, dropout=args.dropout, input_dropout=args.input_dropout)
     if args.batch_norm:
         classifier = with_batch_norm(classifier, x_train)

@@ -85,9 +85,10 @@ def step_flops(batch, visible, hidden, k=1):
 
 
 def samples_for(hidden, seconds_at_100_gflops, cap):
-    """Samples per timed run so that one run lasts about the given time."""
+    """Samples per timed run so that one run lasts about the given time
+    (at least 2,000), at most ``cap``."""
     n = int(seconds_at_100_gflops * 100e9 / step_flops(1, VISIBLE, hidden))
-    return max(2000, min(cap, n))
+    return min(cap, max(2000, n))  # --max-samples caps it last
 
 
 def make_keras(hidden, batch, dtype, lr, x, epochs, shuffle=True, persistent=False):

@@ -137,7 +137,8 @@ def load_numpy(
     """
     threshold = _check_binarize(binarize, threshold)
     try:
-        chosen = np.dtype(dtype)
+        # A TensorFlow dtype (tf.bfloat16) names its NumPy one.
+        chosen = np.dtype(getattr(dtype, "as_numpy_dtype", dtype))
     except TypeError:  # a name NumPy does not know
         chosen = None
     if chosen is None or (chosen != np.float32 and not array_input.is_bfloat16(chosen)):
@@ -472,8 +473,12 @@ def _unresolved_download_host(builder):
     Without a network TFDS retries each download with growing pauses,
     ~3.5 minutes in all, before it fails; an unresolvable host name tells
     at once. URLs reached through a proxy (the ``*_proxy`` environment
-    variables) are left to the download, since the proxy resolves them.
+    variables) are left to the download, since the proxy resolves them,
+    and so are builders whose ``download_and_prepare`` is not TFDS's own.
     """
+    method = getattr(type(builder), "download_and_prepare", None)
+    if not getattr(method, "__module__", "").startswith("tensorflow_datasets.core"):
+        return None  # replaced (tfds.testing.mock_data's no-op): it downloads nothing
     hosts = {}
     for url in builder.url_infos or {}:
         parts = urllib.parse.urlsplit(url)

@@ -15,6 +15,7 @@ from keras_dbn.callbacks import ImageGridCallback
 from keras_dbn.extra_state import ExtraStateMixin
 from keras_dbn.rbm import (
     RBM,
+    _as_float32,
     _is_dataset,
     checked_count,
     checked_sample_count,
@@ -290,6 +291,11 @@ class DBN(ExtraStateMixin, keras.Model):
             x = rbm.hidden_given_visible(x)
         return x
 
+    def predict_step(self, data):
+        """`keras.Model.predict_step`, in float32 under a mixed policy too,
+        as `transform` gives it (`RBM.predict_step`)."""
+        return _as_float32(super().predict_step(data))
+
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.rbms[-1].units)
 
@@ -304,7 +310,8 @@ class DBN(ExtraStateMixin, keras.Model):
                 `keras.Model.predict`.
 
         Returns:
-            A NumPy array of shape ``(examples, units of the top RBM)``.
+            A NumPy array of shape ``(examples, units of the top RBM)``,
+            float32 under a mixed policy too, as `transform` gives.
 
         Raises:
             ValueError: for a DBN not pretrained (nor built) yet.
@@ -751,7 +758,9 @@ class DBN(ExtraStateMixin, keras.Model):
                 model.add(keras.layers.Dropout(dropout, name=f"dropout_{i}", dtype=dtype,
                                                seed=seeded(i + 2)))
         # Mixed precision keeps the probabilities in float32 (Keras' guide).
-        mixed = dtype is not None and keras.dtype_policies.get(dtype).name.startswith("mixed_")
+        policy = keras.dtype_policies.get(dtype) if dtype is not None else (
+            keras.config.dtype_policy())  # the layers' policy where none is given
+        mixed = policy.name.startswith("mixed_")
         model.add(keras.layers.Dense(
             num_classes, activation="softmax", name="probabilities",
             dtype="float32" if mixed else dtype,

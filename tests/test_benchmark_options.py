@@ -54,6 +54,15 @@ def test_bad_counts_exit_2_naming_the_option(capsys, tmp_path, name, argv, optio
     assert option in refused(capsys, name, argv + ["--out", str(tmp_path / "x.json")])
 
 
+def test_max_samples_is_the_most_samples_of_a_timed_run(capsys, tmp_path):
+    throughput = script("rbm_throughput")
+    assert throughput.samples_for(500, 3.0, 1000) == 1000  # it used to give 2,000
+    assert throughput.samples_for(500, 0.001, 60000) == 2000  # the floor of a short run
+    out = ["--out", str(tmp_path / "x.json")]
+    message = refused(capsys, "rbm_throughput", ["--max-samples", "500", "--batch", "1500"] + out)
+    assert "--batch 1500 exceeds the 500 samples" in message
+
+
 def test_swa_epochs_must_be_fewer_than_the_fine_tuning_epochs(capsys, tmp_path):
     out = str(tmp_path / "x.json")
     message = refused(capsys, "mnist_dbn", ["--swa-epochs", "3", "--mlp-epochs", "1", "--out", out])
@@ -84,6 +93,10 @@ def test_results_go_to_the_gitignored_runs_folder_by_default(capsys, tmp_path):
                                          "runs/benchmarks/mnist_dbn.keras")
     out = ["--out", str(tmp_path / "x.json")]
     assert "--save-dbn" in refused(capsys, "mnist_dbn", ["--save-dbn", str(tmp_path)] + out)
+    # --swa-lr alone would be ignored by a whole default run.
+    assert "give those too" in refused(capsys, "mnist_dbn", ["--swa-lr", "0.5"] + out)
+    args = script("mnist_dbn").parse_args(["--swa-epochs", "5"] + out)
+    assert args.swa_lr == 0.2
 
 
 def test_quick_leaves_the_options_given_alone(tmp_path):

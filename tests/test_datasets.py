@@ -136,6 +136,10 @@ def test_bfloat16_images_are_the_float32_ones_rounded(load, mnist_test):
     x_grey = mnist_test[0][:500]
     x16, y16 = load.numpy(limit=500, dtype="bfloat16")
     assert array_input.is_bfloat16(x16.dtype) and array_input.is_aligned(x16)
+    import tensorflow as tf
+
+    # TensorFlow's name for it too.
+    np.testing.assert_array_equal(load.numpy(limit=500, dtype=tf.bfloat16)[0], x16)
     np.testing.assert_array_equal(y16, mnist_test[1][:500])
     # Grey levels k / 255 rounded to nearest: within half a bfloat16 step.
     np.testing.assert_array_equal(x16, x_grey.astype(x16.dtype))

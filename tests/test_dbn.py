@@ -513,6 +513,25 @@ def test_a_best_only_checkpoint_saves_every_layer_by_its_own_best(tmp_path):
     assert checkpoint.best == min(second)
 
 
+def test_the_classifier_of_a_global_mixed_policy_outputs_float32():
+    """Without ``dtype`` the layers follow Keras' global policy; under a
+    mixed one the softmax still computes in float32, as with ``dtype``."""
+    dbn = keras_dbn.DBN([6, 4], seed=0)
+    dbn.build((None, 10))
+    x = np.random.default_rng(0).random((50, 10)).astype("float32")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        classifier = dbn.to_classifier(3)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert classifier.layers[0].dtype_policy.name == "mixed_bfloat16"
+    assert classifier.layers[-1].dtype_policy.name == "float32"
+    probabilities = classifier.predict(x, verbose=0)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+
+
 def test_a_generator_is_refused_with_the_inputs_that_work():
     dbn = keras_dbn.DBN([4], seed=0)
     dbn.build((None, 6))

@@ -1071,6 +1071,20 @@ def test_mixed_policy_free_energy_sums_in_float32():
     assert abs(np.mean(mixed) - np.mean(exact)) < 0.05
     scores = {d: rbm.evaluate(x, verbose=0, return_dict=True) for d, rbm in rbms.items()}
     assert abs(scores["mixed_bfloat16"]["free_energy"] - scores["float32"]["free_energy"]) < 0.05
+    # The joint energy too (in bfloat16 it was off by up to ~2.6 nats).
+    h = (rng.random((200, 500)) < 0.3).astype("float32")
+    exact = np.asarray(rbms["float32"].energy(x, h), "float64")
+    mixed = np.asarray(rbms["mixed_bfloat16"].energy(x, h))
+    assert mixed.dtype == np.float32 and np.abs(mixed - exact).max() < 1e-3
+    # And predict gives float32 arrays, as transform does (bfloat16 ones are
+    # not numbers to scikit-learn or np.savez).
+    for rbm in rbms.values():
+        assert rbm.predict(x, verbose=0).dtype == np.float32
+    dbn = keras_dbn.DBN([rbms["mixed_bfloat16"]])
+    dbn.build((None, 784))
+    predicted = dbn.predict(x, verbose=0)
+    assert predicted.dtype == np.float32
+    np.testing.assert_allclose(predicted, rbms["mixed_bfloat16"].predict(x, verbose=0))
 
 
 def bfloat16_copy(x):
