@@ -382,9 +382,9 @@ def train(args):
     """Runs the whole pipeline; returns a dict of results.
 
     Raises:
-        UsageError: for contradicting options or unusable paths, before any
-            work, and for a --labels the training data cannot meet, before
-            pretraining.
+        UsageError: for contradicting options, unusable paths or a
+            --dataset that TFDS does not know, before any work, and for a
+            --labels the training data cannot meet, before pretraining.
     """
     save_path, export_dir = _check_train_options(args)
     _load_api()

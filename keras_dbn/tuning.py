@@ -795,8 +795,9 @@ def run_search(args=None, **kwargs):
 
     Raises:
         UsageError: before any work, for an unusable --directory or
-            --output, a resumed search with other options, or an
-            --overwrite that would delete exported SavedModel versions;
+            --output, a resumed search with other options, an
+            --overwrite that would delete exported SavedModel versions, or
+            a --dataset that TFDS does not know as an image dataset;
             before any trial, for a --validation or --labels the data
             cannot meet.
 
