@@ -10,11 +10,9 @@ import sys
 import time
 
 from keras_dbn.argtypes import (
-    UsageError, add_option, check_writable, image_shape, is_within, layer_sizes, positive_float,
-    positive_int, rate,
+    UsageError, add_option, check_dataset_name, check_writable, image_shape, is_within,
+    layer_sizes, positive_float, positive_int, rate, seed as seed_type,
 )
-from keras_dbn.argtypes import check_dataset_name
-from keras_dbn.argtypes import seed as seed_type
 from keras_dbn.search_options import add_search_arguments
 from keras_dbn.tf_logging import quiet_keras_retracing, quiet_tensorflow_startup
 

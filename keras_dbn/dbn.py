@@ -248,7 +248,7 @@ class DBN(ExtraStateMixin, keras.Model):
                 layer = RBM(
                     layer,
                     # An upper RBM's data are the hidden activations below.
-                    visible=visible if i == 0 else rbms[i - 1].hidden_units,
+                    visible=visible if below is None else below,
                     hidden=hiddens[i],
                     k=ks[i],
                     persistent=persistents[i],

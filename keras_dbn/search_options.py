@@ -9,9 +9,8 @@ and mistyped options answer without loading either.
 import argparse
 
 from keras_dbn.argtypes import (
-    add_option, fraction_or_count, layer_sizes, non_negative_int, positive_int,
+    add_option, fraction_or_count, layer_sizes, non_negative_int, positive_int, seed as seed_type,
 )
-from keras_dbn.argtypes import seed as seed_type
 
 #: The search algorithms of `keras_dbn.tuning.make_tuner`.
 TUNERS = ("hyperband", "random", "bayesian")
