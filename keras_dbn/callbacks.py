@@ -435,7 +435,7 @@ class WeightHistograms(keras.callbacks.Callback):
     def _weights(self):
         model = self.model
         if isinstance(model, RBM):
-            return [model.kernel, model.visible_bias, model.hidden_bias]
+            return model._parameters()
         return list(model.trainable_weights)
 
     def on_train_begin(self, logs=None):
@@ -466,7 +466,3 @@ class WeightHistograms(keras.callbacks.Callback):
                                           float(np.mean(np.abs(change))) / scale, step=epoch)
                 self._previous[id(weight)] = (weight, value)
         self._writer.flush()
-
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.flush()
