@@ -184,8 +184,10 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
     ``evaluate`` take plain ``(x, y)`` data), reads the training batches,
     computes the cross-entropy, applies the gradients and keeps the metrics:
     ``loss``, ``labelled_crossentropy``, one running mean per name in
-    `EXTRA_METRICS`, ``labelled_accuracy`` (on the training batches, in
-    training mode) and ``accuracy`` (``evaluate``'s). A subclass writes
+    `EXTRA_METRICS` and ``accuracy`` (in training, on the labelled batches
+    in training mode; in ``evaluate`` and validation, in inference mode:
+    one metric, as Keras' compiled ``metrics=["accuracy"]``, so that
+    ``accuracy`` and ``val_accuracy`` pair up in TensorBoard and callbacks). A subclass writes
     `_step`, one update on an unpacked batch, with `_minimize`; with
     ``jit_compile`` it runs as one XLA function, its labels checked beside
     it.
@@ -205,7 +207,7 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
     >>> isinstance(trainer, keras_dbn.semi_supervised.ClassifierTrainer)
     True
     >>> trainer.metrics_names  # EXTRA_METRICS after labelled_crossentropy
-    ['loss', 'labelled_crossentropy', 'unlabelled_crossentropy', 'labelled_accuracy', 'accuracy']
+    ['loss', 'labelled_crossentropy', 'unlabelled_crossentropy', 'accuracy']
     """
 
     #: Names of the running means a subclass logs after ``labelled_crossentropy``.
@@ -231,9 +233,6 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.labelled_ce_tracker = keras.metrics.Mean(name="labelled_crossentropy")
         self.extra_trackers = [keras.metrics.Mean(name=name) for name in self.EXTRA_METRICS]
-        self.labelled_accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(
-            name="labelled_accuracy"
-        )
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self._xla_step = None
         if getattr(classifier, "built", False):
@@ -253,7 +252,6 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
             self.loss_tracker,
             self.labelled_ce_tracker,
             *self.extra_trackers,
-            self.labelled_accuracy_tracker,
             self.accuracy_tracker,
         ]
 
@@ -514,7 +512,7 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
                 mean labelled cross-entropy, one value per name in
                 `EXTRA_METRICS`, and the classifier's output on the labelled
                 batch.
-            y_labelled: the labels of that batch, for ``labelled_accuracy``.
+            y_labelled: the labels of that batch, for ``accuracy``.
 
         Returns:
             The logs of the metrics updated in training.
@@ -538,8 +536,8 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         self.labelled_ce_tracker.update_state(labelled_ce, sample_weight=size)
         for tracker, value in zip(self.extra_trackers, extras):
             tracker.update_state(value, sample_weight=size)
-        self.labelled_accuracy_tracker.update_state(y_labelled, probabilities)
-        return {m.name: m.result() for m in self.metrics[:-1]}
+        self.accuracy_tracker.update_state(y_labelled, probabilities)
+        return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -605,8 +603,8 @@ class PseudoLabel(ClassifierTrainer):
     ``((x_l, y_l), x_u)`` batches, most simply from `semi_supervised_dataset`,
     and reports ``loss`` (L above, plus any regularisation losses of the
     classifier), ``labelled_crossentropy``, ``unlabelled_crossentropy``
-    (against the pseudo-labels, before weighting), ``labelled_accuracy``
-    (on the training batches, with dropout active) and ``alpha`` (the weight
+    (against the pseudo-labels, before weighting), ``accuracy``
+    (on the labelled training batches, with dropout active) and ``alpha`` (the weight
     used by the latest update; the others are averages over the epoch).
     Validation data, if any, is plain ``(x, y)``. The regularisation losses
     added are those of the classifier after its last forward pass, the one

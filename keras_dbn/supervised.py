@@ -93,10 +93,10 @@ class SupervisedTrainer(ClassifierTrainer):
     of them. Other classifiers are called as they are, in the graph.
 
     Logs ``loss`` (with the classifier's regularisation losses),
-    ``labelled_crossentropy`` and ``labelled_accuracy`` (on the training
-    batches, dropout active), averaged over the epoch with each batch
-    weighted by its size, as Keras does; ``evaluate`` gives ``loss`` and
-    ``accuracy``. Batches are ``(x, y)`` or ``(x, y, sample_weight)``; ``x``
+    ``labelled_crossentropy`` and ``accuracy`` (on the training batches,
+    dropout active), averaged over the epoch with each batch weighted by
+    its size, as Keras does; ``evaluate`` and validation give ``loss`` and
+    ``accuracy`` (``val_loss`` and ``val_accuracy`` in ``fit``'s logs). Batches are ``(x, y)`` or ``(x, y, sample_weight)``; ``x``
     may be a single tensor in a dict or other structure (``{"inputs": x}``).
 
     Args:

@@ -134,8 +134,8 @@ class VirtualAdversarial(ClassifierTrainer):
     smoothness term is taken on the labelled batch itself (supervised VAT;
     sample weights then weight the cross-entropy like Keras' compiled loss).
     It logs ``loss`` (L above plus any regularisation losses of the
-    classifier), ``labelled_crossentropy``, ``lds`` and ``labelled_accuracy``
-    (on the training batches, with dropout active), each averaged over the
+    classifier), ``labelled_crossentropy``, ``lds`` and ``accuracy``
+    (on the labelled training batches, with dropout active), each averaged over the
     epoch with each update weighted by its labelled batch size, as Keras'
     ``fit`` does. ``call``, ``predict`` and ``evaluate`` work as for `PseudoLabel`:
     plain ``(x, y)`` data with integer labels, ``loss`` and ``accuracy``.

@@ -129,7 +129,7 @@ def test_one_sgd_step_matches_manual_update():
     assert logs["loss"] == pytest.approx(ce_l + alpha * ce_u, rel=1e-5)
     assert logs["alpha"] == pytest.approx(alpha)
     accuracy = np.mean(softmax(x_l @ W0 + B0).argmax(axis=1) == y_l)
-    assert logs["labelled_accuracy"] == pytest.approx(accuracy)
+    assert logs["accuracy"] == pytest.approx(accuracy)
 
 
 def test_alpha_zero_ignores_unlabelled_data_and_equals_supervised_training():

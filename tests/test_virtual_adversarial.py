@@ -142,7 +142,7 @@ def test_one_sgd_step_matches_manual_update(semi_supervised):
     assert logs["lds"] == pytest.approx(lds, rel=1e-4)
     assert logs["loss"] == pytest.approx(ce + weight * lds, rel=1e-5)
     accuracy = np.mean(softmax(x_l @ W0 + B0).argmax(axis=1) == y_l)
-    assert logs["labelled_accuracy"] == pytest.approx(accuracy)
+    assert logs["accuracy"] == pytest.approx(accuracy)
 
 
 def test_weight_zero_with_sample_weights_equals_keras_supervised_training():
@@ -168,7 +168,7 @@ def test_fit_on_arrays_and_on_the_semi_supervised_stream_logs_every_term():
     data = semi_supervised_dataset(x_l, y_l, x_u, seed=0)
     history_u = vat.fit(data, steps_per_epoch=3, epochs=2, verbose=0, shuffle=False)
     for logs in (history.history, history_u.history):
-        assert set(logs) == {"loss", "labelled_crossentropy", "lds", "labelled_accuracy"}
+        assert set(logs) == {"loss", "labelled_crossentropy", "lds", "accuracy"}
         assert all(np.isfinite(v).all() and len(v) == 2 for v in logs.values())
         assert min(logs["lds"]) > 0
     assert int(vat.optimizer.iterations) == 2 + 6
