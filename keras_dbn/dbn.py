@@ -407,7 +407,9 @@ class DBN(ExtraStateMixin, keras.Model):
             batch_size: batch size for NumPy input, an int or one per layer.
             optimizer: optimizer for RBMs not compiled yet: a name, a config
                 or an instance (cloned for each layer), or one per layer.
-                Default: ``SGD(0.1, momentum=0.5)``.
+                Default: each RBM's own (`RBM.compile`): ``SGD(0.1,
+                momentum=0.5)``, with a learning rate of 0.01 for an RBM
+                with a Gaussian layer.
             callbacks: Keras callbacks passed to every layer's ``fit()``,
                 or a list of such lists, one per layer (e.g. a
                 `keras.callbacks.TensorBoard` with its own ``log_dir`` per
@@ -449,6 +451,9 @@ class DBN(ExtraStateMixin, keras.Model):
                 that are not integers >= 0, and data that `RBM.fit` refuses
                 (not finite, outside [0, 1] for Bernoulli units, of the
                 wrong width or without rows).
+            FloatingPointError: when a layer's training diverges (`RBM.fit`):
+                pretraining stops there, that layer keeps the weights of the
+                start of its failed epoch and the layers above stay untrained.
 
         Example:
 
@@ -594,7 +599,7 @@ class DBN(ExtraStateMixin, keras.Model):
     @staticmethod
     def _fresh_optimizer(optimizer):
         if optimizer is None:
-            return keras.optimizers.SGD(learning_rate=0.1, momentum=0.5)
+            return None  # the RBM's own default (`RBM.compile`)
         if isinstance(optimizer, keras.optimizers.Optimizer):
             # An optimizer holds per-variable state: one instance per RBM.
             return optimizer.__class__.from_config(optimizer.get_config())

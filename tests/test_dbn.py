@@ -683,3 +683,13 @@ def test_a_seeded_classifier_starts_and_drops_out_alike():
     np.testing.assert_array_equal(np.asarray(a(x, training=True)), np.asarray(b(x, training=True)))
     with pytest.raises(ValueError, match="`seed` must be an integer or None"):
         dbn.to_classifier(3, seed=1.5)
+
+
+def test_pretrain_gives_each_layer_the_default_optimizer_of_its_units():
+    """A Gaussian first layer takes the smaller default rate; the Bernoulli
+    layer above it the usual one."""
+    x = np.random.default_rng(0).normal(size=(40, 5)).astype("float32")
+    dbn = keras_dbn.DBN([4, 3], visible="gaussian", seed=0)
+    dbn.pretrain(x, epochs=1, batch_size=20, verbose=0)
+    rates = [float(rbm.optimizer.learning_rate) for rbm in dbn.rbms]
+    assert rates == pytest.approx([0.01, 0.1])

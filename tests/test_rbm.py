@@ -254,6 +254,51 @@ def test_update_goes_through_the_optimizer():
         np.testing.assert_allclose(np.array(after) - before, -0.5 * np.array(grad), atol=1e-6)
 
 
+@pytest.mark.parametrize("visible, hidden, rate", [
+    ("bernoulli", "bernoulli", 0.1),
+    ("gaussian", "bernoulli", 0.01),
+    ("bernoulli", "gaussian", 0.01),
+])
+def test_the_default_optimizer_takes_a_smaller_rate_for_gaussian_units(visible, hidden, rate):
+    """Practical guide 13.2: Gaussian units need 10-100x the smaller rate;
+    at 0.1 MNIST RBMs with a Gaussian layer reach NaN in one epoch."""
+    rbm = keras_dbn.RBM(3, visible=visible, hidden=hidden)
+    rbm.compile()
+    assert isinstance(rbm.optimizer, keras.optimizers.SGD)
+    assert float(rbm.optimizer.learning_rate) == pytest.approx(rate)
+    assert float(rbm.optimizer.momentum) == pytest.approx(0.5)
+
+
+class _RateSchedule(keras.callbacks.Callback):
+    """A gentle rate for two epochs, then one that makes CD's updates blow up;
+    keeps the weights after the second epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate.assign(0.01 if epoch < 2 else 1000.0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            self.weights = self.model.get_weights()
+        self.last_epoch = epoch
+
+
+def test_a_diverging_fit_stops_restores_the_epochs_start_and_raises():
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
+    rbm = keras_dbn.RBM(4, visible="gaussian", seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.01))
+    schedule = _RateSchedule()
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 3(.|\n)*than the current 1e\+03"):
+        rbm.fit(x, epochs=6, batch_size=20, verbose=0, callbacks=[schedule])
+    # Stopped after the epoch that diverged; its start's weights are back,
+    # so the first two epochs' work is kept.
+    assert schedule.last_epoch == 2
+    history = rbm.history.history["reconstruction_error"]
+    assert len(history) == 3 and np.isfinite(history[:2]).all() and not np.isfinite(history[2])
+    for kept, now in zip(schedule.weights, rbm.get_weights()):
+        np.testing.assert_array_equal(kept, now)
+    assert all(np.isfinite(w).all() for w in rbm.get_weights())
+
+
 def test_weight_decay_spares_biases():
     x = (np.random.default_rng(0).random((40, 5)) < 0.5).astype("float32")
 
