@@ -122,6 +122,25 @@ def _dense_activation(rbm):
     return name
 
 
+def _same_optimizer(compiled, requested):
+    """Whether ``requested`` (an optimizer, its name or config, or None) is
+    ``compiled`` again: None, or the same class and configuration."""
+    if requested is None:
+        return True
+    if isinstance(requested, keras.optimizers.Optimizer):
+        if requested is compiled:
+            return True
+    else:
+        try:
+            requested = keras.optimizers.get(requested)
+        except (ValueError, TypeError):
+            return False
+    def config(optimizer):  # Keras numbers the names of new optimizers
+        return {k: v for k, v in optimizer.get_config().items() if k != "name"}
+
+    return type(requested) is type(compiled) and config(requested) == config(compiled)
+
+
 def _per_layer(value, count, name):
     """Broadcasts a scalar option to one value per layer."""
     if isinstance(value, (list, tuple)):
@@ -280,6 +299,18 @@ class DBN(ExtraStateMixin, keras.Model):
             shape = (None, rbm.units)
         self.built = True
 
+    def _require_weights(self, message="The DBN has no weights yet: pretrain it first."):
+        """Raises ``ValueError(message)`` unless the DBN has its weights.
+
+        A DBN made of RBMs that are all built already (trained on their
+        own, or loaded) is built here, which checks that each RBM's visible
+        units are as many as the hidden units below it.
+        """
+        if not self.built and all(rbm.built for rbm in self.rbms):
+            self.build((None, self.rbms[0].num_visible))
+        if not self.built:
+            raise ValueError(message)
+
     @property
     def num_visible(self):
         return self.rbms[0].num_visible
@@ -323,8 +354,7 @@ class DBN(ExtraStateMixin, keras.Model):
 
         >>> features = dbn.predict(x_test, batch_size=1000, verbose=0)
         """
-        if not self.built:
-            raise ValueError("The DBN has no weights yet: pretrain it first.")
+        self._require_weights()
         if isinstance(x, list):
             x = np.asarray(x)
         x, batch_size, _ = self.rbms[0]._evaluation_input(x, batch_size)
@@ -362,8 +392,8 @@ class DBN(ExtraStateMixin, keras.Model):
                 f"`num_layers` is {num_layers}, but the DBN has {len(self.rbms)} RBMs."
             )
         batch_size = checked_count(batch_size, "`batch_size`", 1)
-        if num_layers and not self.built:
-            raise ValueError("The DBN has no weights yet: pretrain it first.")
+        if num_layers:
+            self._require_weights()
         x = _as_data_array(x, keep_dtype=True)
         if not num_layers:
             return x.astype("float32", copy=False)
@@ -406,7 +436,11 @@ class DBN(ExtraStateMixin, keras.Model):
             epochs: epochs per layer, an int >= 0 or one per layer.
             batch_size: batch size for NumPy input, an int or one per layer.
             optimizer: optimizer for RBMs not compiled yet: a name, a config
-                or an instance (cloned for each layer), or one per layer.
+                or an instance (cloned for each layer), or one per layer. An
+                RBM compiled already keeps its optimizer, and its state,
+                where this one has the same class and configuration (a
+                pretraining resumed with the same call goes on as it would
+                have), and is compiled with this one otherwise.
                 Default: each RBM's own (`RBM.compile`): ``SGD(0.1,
                 momentum=0.5)``, with a learning rate of 0.01 for an RBM
                 with a Gaussian layer.
@@ -525,8 +559,14 @@ class DBN(ExtraStateMixin, keras.Model):
                 "held-out batches as `validation_data`."
             )
         # A seeded DBN shuffles and samples reproducibly, yet differently on
-        # each call.
-        self._pretrain_calls = getattr(self, "_pretrain_calls", 0) + 1
+        # each call that trains a layer. Counted per layer, and a layer of no
+        # epochs draws (its visible biases' start) as its next training call
+        # will: a pretraining split into calls (epochs=[n, 0], then [0, n])
+        # draws as one call would.
+        earlier_calls = self._layer_pretrain_calls()
+        self._pretrain_calls = [
+            calls + (layer_epochs > 0) for calls, layer_epochs in zip(earlier_calls, epochs)
+        ]
 
         histories = []
         layer_input, layer_val = x, val
@@ -550,7 +590,7 @@ class DBN(ExtraStateMixin, keras.Model):
                 dtype = _feature_dtype(below, rbm)
                 seed = None
                 if rbm.seed is not None:
-                    seed = (rbm.seed * 1_000_003 + self._pretrain_calls) % (2**31 - 1)
+                    seed = (rbm.seed * 1_000_003 + earlier_calls[i] + 1) % (2**31 - 1)
                 layer_input = self._propagate(
                     layer_input, below, sample, batch_sizes[i], dtype,
                     shuffle=fit_kwargs.get("shuffle", True), cache_bytes=cache_bytes,
@@ -562,7 +602,7 @@ class DBN(ExtraStateMixin, keras.Model):
                     layer_val = _predicted(below, layer_val, dtype=dtype)
                 elif layer_val is not None:
                     layer_val = self._propagate(layer_val, below, False, None, dtype)
-            if not rbm.compiled or optimizers[i] is not None:
+            if not rbm.compiled or not _same_optimizer(rbm.optimizer, optimizers[i]):
                 rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
             if init_visible_bias and _untrained(rbm):
                 if isinstance(layer_input, np.ndarray):
@@ -736,8 +776,7 @@ class DBN(ExtraStateMixin, keras.Model):
         >>> clf = dbn.to_classifier(10, dropout=0.2)
         >>> clf.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
         """
-        if not self.built:
-            raise ValueError("Pretrain (or build) the DBN before converting it to a classifier.")
+        self._require_weights("Pretrain (or build) the DBN before converting it to a classifier.")
         num_classes = checked_count(num_classes, "`num_classes`", 2)
         seed = checked_seed(seed)
 
@@ -813,8 +852,7 @@ class DBN(ExtraStateMixin, keras.Model):
         (16, 784)
         >>> completions = dbn.generate(None, gibbs_steps=100, initial=x_test[:16])
         """
-        if not self.built:
-            raise ValueError("The DBN has no weights yet: pretrain it first.")
+        self._require_weights()
         with contextlib.ExitStack() as seeded:
             if seed is not None:
                 seeded.enter_context(self.rbms[0].drawing_from(seed))  # checks the seed
@@ -828,11 +866,15 @@ class DBN(ExtraStateMixin, keras.Model):
         if initial is not None:
             start = _as_data_array(initial).astype("float32", copy=False)
             n = checked_sample_count(n, start)
-            for rbm in self.rbms[:-1]:
-                start = rbm.hidden_given_visible(start, sample=True)
+            # Only the data are checked: the states above are the DBN's own.
+            for depth, rbm in enumerate(self.rbms[:-1]):
+                start = (rbm.hidden_given_visible(start, sample=True) if depth == 0
+                         else rbm._hidden_given(start, sample=True))
         if len(self.rbms) == 1:
             return top.sample(n, gibbs_steps, initial=start, return_mean=return_mean)
-        h = ops.convert_to_tensor(top.sample(n, gibbs_steps, initial=start, return_mean=False))
+        gibbs_steps = checked_count(gibbs_steps, "`gibbs_steps`")
+        h = ops.convert_to_tensor(top._sample(n, gibbs_steps, start, return_mean=False,
+                                              check_initial=False))
         lower = self.rbms[:-1]
         for depth, rbm in enumerate(reversed(lower)):
             bottom = depth == len(lower) - 1
@@ -841,16 +883,22 @@ class DBN(ExtraStateMixin, keras.Model):
 
     # --------------------------------------------------------- serialization
 
+    def _layer_pretrain_calls(self):
+        """How many `pretrain` calls trained each layer (one count per RBM)."""
+        return list(getattr(self, "_pretrain_calls", None) or [0] * len(self.rbms))
+
     def _extra_state(self):
         # Seeds the upper layers' shuffling: a loaded DBN's next `pretrain`
         # shuffles as the saved one's would have.
-        return dict(super()._extra_state(),
-                    pretrain_calls=np.asarray(getattr(self, "_pretrain_calls", 0), "int64"))
+        return dict(super()._extra_state(), layer_pretrain_calls=np.asarray(
+            self._layer_pretrain_calls(), "int64"))
 
     def _load_extra_state(self, values):
         super()._load_extra_state(values)
-        if "pretrain_calls" in values:
-            self._pretrain_calls = int(values["pretrain_calls"])
+        if "layer_pretrain_calls" in values:
+            self._pretrain_calls = [int(c) for c in np.ravel(values["layer_pretrain_calls"])]
+        elif "pretrain_calls" in values:  # files saved before the per-layer counts
+            self._pretrain_calls = [int(values["pretrain_calls"])] * len(self.rbms)
 
     def get_config(self):
         return {

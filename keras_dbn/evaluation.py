@@ -75,19 +75,32 @@ def _dataset_rows(data, name):
     return np.concatenate(rows)
 
 
-def _as_matrix(x, rbm):
+def _as_matrix(x, rbm, binary_for=None):
     """``x`` as float64 rows of the RBM's visible width; clear errors otherwise.
 
     ``x`` is an array or a `tf.data.Dataset` (`_dataset_rows`). The values
     are checked as `RBM.fit` checks its data: finite, and in [0, 1] for
-    Bernoulli visible units, whose likelihoods of other values would be
-    numbers without meaning.
+    Bernoulli visible units. With ``binary_for`` (a ``(function name,
+    reason)`` pair) Bernoulli visible units also need every value 0 or 1:
+    a Bernoulli RBM's probabilities are of binary states, and its formulas
+    at grey levels give numbers without meaning.
     """
     x = _dataset_rows(x, "`x`") if _is_dataset(x) else np.asarray(x, dtype=np.float64)
     rbm._check_data(x)  # rank, width and values
     if not len(x):
         raise ValueError("The data holds no examples.")
+    if (binary_for is not None and rbm.visible_units.name == "bernoulli"
+            and not np.all((x == 0) | (x == 1))):
+        name, reason = binary_for
+        raise ValueError(
+            f"{name} needs binary data for Bernoulli visible units, every value 0 or 1: "
+            f"{reason}; binarise the data first, e.g. `x > 0.5` or "
+            "`datasets.load_numpy(..., binarize=\"threshold\")`."
+        )
     return x.reshape(x.shape[0], math.prod(x.shape[1:]))
+
+
+_PROBABILITIES_OF_BINARY_STATES = "p(v) is a probability of binary states only"
 
 
 def _free_energy64(rbm, v, weights, batch_size=4096):
@@ -512,7 +525,9 @@ def _log_mean_interval(log_w, num_std=3.0):
 def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
     """Average log-probability of ``x`` under the RBM, in nats.
 
-    ``mean_n log p(v_n) = -mean_n F(v_n) - log Z``. The free energies are
+    ``mean_n log p(v_n) = -mean_n F(v_n) - log Z``, for binary ``v`` with
+    Bernoulli visible units (e.g. MNIST binarised as in Salakhutdinov &
+    Murray 2008, whose figures are of such data). The free energies are
     exact (float64); ``log Z`` is estimated by `ais_log_partition` unless
     given, so the result is an estimate whose uncertainty is that of
     ``log Z`` (see ``log_z_low``/``log_z_high`` of the AIS result). For
@@ -534,9 +549,10 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
     Raises:
         ValueError: for data that `RBM.fit` would refuse (not finite, of
             the wrong width, or outside [0, 1] for Bernoulli visible
-            units, or without rows), a dataset that never ends or yields
-            single examples, a ``log_z`` that is not a finite number, and
-            AIS options beside a given ``log_z``.
+            units, or without rows), for Bernoulli visible units data
+            other than 0 and 1 (binarise grey levels first), a dataset
+            that never ends or yields single examples, a ``log_z`` that is
+            not a finite number, and AIS options beside a given ``log_z``.
         TypeError: for a dataset whose elements are not tensors (e.g.
             dicts).
 
@@ -548,7 +564,7 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
         Salakhutdinov & Murray, ICML 2008, section 4.1 (table 1).
     """
     rbm._require_built()
-    v = _as_matrix(x, rbm)
+    v = _as_matrix(x, rbm, binary_for=("log_likelihood", _PROBABILITIES_OF_BINARY_STATES))
     log_z = _known_or_estimated_log_z(rbm, log_z, ais_kwargs)
     return float(-np.mean(_free_energy64(rbm, v, _weights(rbm))) - log_z)
 
@@ -641,7 +657,9 @@ def dbn_log_likelihood_bound(
         TypeError: when ``dbn`` is not a `keras_dbn.DBN`, or for a dataset
             whose elements are not tensors.
         ValueError: for data or a ``log_z`` that `log_likelihood` refuses,
-            and a ``samples`` or ``batch_size`` that is not an integer >= 1.
+            a ``samples`` or ``batch_size`` that is not an integer >= 1,
+            and a DBN whose RBMs are not all built or whose widths do not
+            chain.
 
     Example:
 
@@ -659,13 +677,13 @@ def dbn_log_likelihood_bound(
             f"dbn_log_likelihood_bound takes a keras_dbn.DBN, got {type(dbn).__name__}; "
             "for an RBM use log_likelihood."
         )
+    dbn._require_weights()  # its RBMs built, and their widths in a chain
     rbms = list(dbn.rbms)
-    for rbm in rbms:
-        rbm._require_built()
     samples = checked_count(samples, "`samples`", 1)
     batch_size = checked_count(batch_size, "`batch_size`", 1)
     top = rbms[-1]
-    v = _as_matrix(x, rbms[0])
+    v = _as_matrix(x, rbms[0], binary_for=("dbn_log_likelihood_bound",
+                                           _PROBABILITIES_OF_BINARY_STATES))
     log_z = _known_or_estimated_log_z(top, log_z, ais_kwargs)
     weights = [_weights(rbm) for rbm in rbms]
     seed_generator = keras.random.SeedGenerator(seed)
@@ -749,12 +767,8 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
         raise ValueError(
             f"`seed` must be None, an integer or a np.random.RandomState, got {seed!r}."
         )
-    v = _as_matrix(x, rbm)
-    if not np.all((v == 0) | (v == 1)):
-        raise ValueError(
-            "pseudo_likelihood needs binary data, every value 0 or 1: flipping a bit of "
-            "other values is meaningless; binarise the data first, e.g. `x > 0.5`."
-        )
+    v = _as_matrix(x, rbm, binary_for=("pseudo_likelihood",
+                                       "flipping a bit of other values is meaningless"))
     n, num_visible = v.shape
     weights = _weights(rbm)
     free_energy = _free_energy64(rbm, v, weights)

@@ -8,17 +8,26 @@ Dropout layers of a classifier that a trainer holds; Keras does not save
 them either) and the counters that seed each `fit` call's shuffling.
 Saved beside the variables under their own names, they make a loaded
 model continue exactly as the saved one would have; files written without
-them still load. `save` checks the config before Keras opens the file.
+them still load. The layers' states are restored by position where Keras
+named the layers of a model built anew otherwise (`_matched_generators`),
+with a warning where they cannot be matched. `save` checks the config
+before Keras opens the file.
 """
+
+import warnings
 
 import numpy as np
 
 #: Start of the names of the inner layers' SeedGenerator states.
 _LAYER_SEED_PREFIX = "seed_generator_state:"
+#: Name of the walk positions of those states, listed in sorted-name order
+#: (under the prefix, which earlier versions load as a state of no layer:
+#: they ignore it rather than refuse it as a variable).
+_LAYER_SEED_ORDER = f"{_LAYER_SEED_PREFIX}order"
 
 
 def _inner_seed_generators(model):
-    """The SeedGenerators of the layers inside ``model``, by stable names.
+    """The SeedGenerators of the layers inside ``model``, by name paths.
 
     The layers are walked depth first in Keras' tracking order (that of a
     model rebuilt from the same config). A layer's entry is named by the
@@ -56,12 +65,111 @@ def _inner_seed_generators(model):
     return found
 
 
+def _walk_order(names):
+    """The walk position of each of ``names`` (in walk order), listed in
+    sorted-name order: HDF5 lists a file's entries by name, not as saved."""
+    return np.array([names.index(name) for name in sorted(names)], dtype="int64")
+
+
+def _matched_generators(generators, saved, order):
+    """Pairs the inner layers' saved states with the generators they restore.
+
+    Keras names a model's layers anew in each model built (``dropout``,
+    ``dropout_1``, ...), so the same architecture rebuilt in the same
+    process (to resume from `keras.callbacks.BackupAndRestore`, or to load
+    weights into) may name every path differently. Where the saved names
+    are not exactly the model's, the states are restored by position, as
+    Keras restores variables, if they correspond one to one in walk order
+    (same count, same state shapes); else by name, as far as names match.
+
+    Args:
+        generators: `_inner_seed_generators` of the model being loaded.
+        saved: the file's inner states, ``{name: array}``.
+        order: the file's `_LAYER_SEED_ORDER` entry, or None (files written
+            before it was saved).
+
+    Returns:
+        ``(pairs, unmatched)``: the ``(generator, array)`` pairs to assign
+        and, where the names did not all match, None or the reason why
+        the rest could not be matched by position.
+    """
+    if set(saved) == set(generators):
+        return [(generators[name], saved[name]) for name in generators], None
+    by_name = [(generators[name], saved[name]) for name in generators if name in saved]
+    if order is None:
+        return by_name, "the file (written by an earlier keras_dbn) does not record their order"
+    if len(saved) != len(generators) or len(order) != len(saved):
+        return by_name, (f"the file holds {len(saved)} of them and this model has "
+                         f"{len(generators)}")
+    walk = [name for _, name in sorted(zip(np.asarray(order).tolist(), sorted(saved)))]
+    pairs = list(zip(generators.values(), (saved[name] for name in walk)))
+    if any(np.shape(value) != tuple(generator.state.shape) for generator, value in pairs):
+        return by_name, "their state shapes differ from this model's"
+    return pairs, None
+
+
+def _listed(names):
+    """``names`` without `_LAYER_SEED_PREFIX`, for a message."""
+    return ", ".join(name.removeprefix(_LAYER_SEED_PREFIX) for name in names)
+
+
+def _format_refusal(model, filepath):
+    """Why ``model.save(filepath)`` would be refused, or None."""
+    if isinstance(model, ExtraStateMixin) and str(filepath).lower().endswith((".h5", ".hdf5")):
+        return (
+            f"{type(model).__name__} models save in Keras' .keras format; the legacy "
+            f"HDF5 format cannot hold them (got {str(filepath)!r})."
+        )
+    return None
+
+
+def check_checkpoint_formats(callbacks, model):
+    """Refuses full-model checkpoints to a file format ``model`` cannot save.
+
+    A `keras.callbacks.ModelCheckpoint` saves with ``model.save``, which
+    refuses the legacy HDF5 format for keras_dbn models (`ExtraStateMixin.save`)
+    only when the checkpoint first saves: after the first epoch has
+    trained. (Keras' ModelCheckpoint itself refuses paths that end in
+    neither ``.keras`` nor ``.h5``, and weights-only checkpoints that do
+    not end in ``.weights.h5``.)
+
+    Args:
+        callbacks: the callbacks given to ``fit``, or ``None``.
+        model: the model that ``fit`` trains.
+
+    Raises:
+        ValueError: for a full-model ModelCheckpoint (``save_weights_only=False``)
+            to an ``.h5`` path, naming its path.
+
+    Example:
+
+    >>> check_checkpoint_formats([keras.callbacks.ModelCheckpoint("rbm.h5")], rbm)
+    Traceback (most recent call last):
+    ValueError: ModelCheckpoint('rbm.h5') would fail at the end of the first epoch: ...
+    """
+    import keras
+
+    for callback in getattr(callbacks, "callbacks", callbacks) or ():
+        if (not isinstance(callback, keras.callbacks.ModelCheckpoint)
+                or callback.save_weights_only):
+            continue
+        refusal = _format_refusal(model, callback.filepath)
+        if refusal is not None:
+            when = ("at the end of the first epoch" if callback.save_freq == "epoch"
+                    else f"after the first {callback.save_freq} batches")
+            raise ValueError(
+                f"ModelCheckpoint({callback.filepath!r}) would fail {when}: {refusal} "
+                "Give it a .keras path, or save_weights_only=True and a .weights.h5 path."
+            )
+
+
 class ExtraStateMixin:
     """Adds named entries to `save_own_variables` / `load_own_variables`.
 
     By default the positions of the model's ``seed_generator`` (if it has
     one) and of the SeedGenerators of the layers inside it (such as
-    Dropout layers; named by `_inner_seed_generators`) are saved. A subclass
+    Dropout layers; named by `_inner_seed_generators`, restored as
+    `_matched_generators` pairs them) are saved. A subclass
     (listed before ``keras.Model``) adds entries by extending
     ``_extra_state()``, returning ``{name: array}``, and
     ``_load_extra_state(values)``, receiving the entries found in the file
@@ -81,22 +189,90 @@ class ExtraStateMixin:
     """
 
     def _extra_state(self):
-        generators = _inner_seed_generators(self)
+        inner = _inner_seed_generators(self)
+        generators = dict(inner)
         own = getattr(self, "seed_generator", None)
         if own is not None:
             generators = {"seed_generator_state": own, **generators}
-        return {name: np.array(generator.state.numpy())
-                for name, generator in generators.items()}
+        state = {name: np.array(generator.state.numpy())
+                 for name, generator in generators.items()}
+        if inner:
+            state[_LAYER_SEED_ORDER] = _walk_order(list(inner))
+        return state
 
     def _load_extra_state(self, values):
-        generators = _inner_seed_generators(self)
+        pairs = []
         own = getattr(self, "seed_generator", None)
-        if own is not None:
-            generators["seed_generator_state"] = own
-        for name, generator in generators.items():
-            if name in values:  # absent from files saved before it was
-                state = generator.state
-                state.assign(np.asarray(values[name], dtype=state.dtype))
+        if own is not None and "seed_generator_state" in values:  # absent from old files
+            pairs.append((own, values["seed_generator_state"]))
+        # None saved: a file from before the inner states were, or a model
+        # without inner generators.
+        saved = {name: value for name, value in values.items()
+                 if name.startswith(_LAYER_SEED_PREFIX) and name != _LAYER_SEED_ORDER}
+        if saved:
+            generators = _inner_seed_generators(self)
+            matched, unmatched = _matched_generators(
+                generators, saved, values.get(_LAYER_SEED_ORDER))
+            pairs += matched
+            if unmatched is not None:
+                restored = {id(generator) for generator, _ in matched}
+                self._warn_unrestored(
+                    [name for name in saved if id(generators.get(name)) not in restored],
+                    [name for name, generator in generators.items()
+                     if id(generator) not in restored],
+                    unmatched)
+        for generator, value in pairs:
+            state = generator.state
+            state.assign(np.asarray(value, dtype=state.dtype))
+
+    def _warn_unrestored(self, lost, missed, reason):
+        """Warns that saved layer random streams found no layer to restore.
+
+        Args:
+            lost: names of the saved states not restored.
+            missed: names of this model's generators given no saved state.
+            reason: why they could not be matched by position.
+        """
+        parts = []
+        if lost:
+            parts.append(f"the saved random-stream states of inner layers "
+                         f"({_listed(lost)}) were not restored")
+        if missed:
+            parts.append(f"the streams of this model's layers ({_listed(missed)}) "
+                         "start anew")
+        warnings.warn(
+            f"Loading {type(self).__name__} {self.name!r}: {' and '.join(parts)}: the "
+            f"layers' names differ and the states cannot be matched by position "
+            f"({reason}). Their dropout masks (or other random draws) will not be "
+            "those the saved model would have drawn.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    def _build_optimizer_as_saved(self, variables):
+        """Has the optimizer built while the file loads, if the saved one was.
+
+        For `compile_from_config`. Building it there, as Keras does, comes
+        before Keras loads the saved optimizer's variables: one saved
+        compiled but untrained (not yet built, so without its slot
+        variables) then loads with Keras' warning that the optimizer's
+        variables were skipped. The optimizer is built when its saved
+        variables are loaded instead, if they are more than its own
+        unbuilt ones; a file without them leaves it to be built by the
+        first update, as after `compile`.
+
+        Args:
+            variables: the variables the optimizer updates.
+        """
+        optimizer = self.optimizer
+
+        def load_own_variables(store):
+            del optimizer.load_own_variables  # the optimizer's own again
+            if not optimizer.built and len(store.keys()) != len(optimizer.variables):
+                optimizer.build(variables)
+            optimizer.load_own_variables(store)
+
+        optimizer.load_own_variables = load_own_variables
 
     def save(self, filepath, *args, **kwargs):
         """`keras.Model.save`, once the config is known to serialise.
@@ -118,11 +294,11 @@ class ExtraStateMixin:
 
         >>> rbm.save("rbm.keras")
         """
-        if str(filepath).lower().endswith((".h5", ".hdf5")):
+        refusal = _format_refusal(self, filepath)
+        if refusal is not None:
             raise ValueError(
-                f"{type(self).__name__} models save in Keras' .keras format; the legacy "
-                f"HDF5 format cannot hold them (got {str(filepath)!r}). Use a .keras path, "
-                "or save_weights('....weights.h5') for the weights alone."
+                f"{refusal} Use a .keras path, or save_weights('....weights.h5') for "
+                "the weights alone."
             )
         self.get_config()
         return super().save(filepath, *args, **kwargs)
@@ -145,9 +321,9 @@ class ExtraStateMixin:
         """
         names = set(self._extra_state())
         keys = list(store.keys())
-        # Inner layers' entries this model does not know of (none, for a
-        # model rebuilt from its saved config) are left out, not loaded
-        # as variables.
+        # Inner layers' entries under names this model does not have (from a
+        # model whose layers Keras named differently) are extra state too,
+        # not variables.
         extra = {key: np.asarray(store[key]) for key in keys
                  if key in names or key.startswith(_LAYER_SEED_PREFIX)}
         if extra:

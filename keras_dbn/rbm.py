@@ -12,7 +12,7 @@ from keras import ops
 from keras_dbn import array_input
 from keras_dbn import hardware
 from keras_dbn import units as units_lib
-from keras_dbn.extra_state import ExtraStateMixin
+from keras_dbn.extra_state import ExtraStateMixin, check_checkpoint_formats
 from keras_dbn.monitor_modes import check_monitors, resolve_monitor_modes
 from keras_dbn.progress import with_step_progbar
 
@@ -686,28 +686,44 @@ class _DivergenceGuard(keras.callbacks.Callback):
     Too large a learning rate (Gaussian units, practical guide 13.2) makes
     CD's updates grow without bound; once a weight overflows, every later
     update is NaN, so training on would only hide the failure. The guard
-    copies the RBM's weights (parameters, chains, random state) at the
-    start of each epoch, one copy at a time, and `RBM.fit` raises
-    `FloatingPointError` once Keras' loop has ended (its callbacks'
-    ``on_train_end`` run as usual).
+    copies the RBM's weights (parameters, chains, random state) and its
+    optimizer's state (iterations, momenta; not the learning rate, which
+    the caller is to lower) at the start of each epoch, one copy at a time,
+    and `RBM.fit` raises `FloatingPointError` once Keras' loop has ended
+    (its callbacks' ``on_train_end`` run as usual).
     """
 
     def __init__(self):
         super().__init__()
         self.diverged_epoch = None
-        self._weights = None
+        self._saved = None
+
+    def _optimizer_state(self):
+        """The optimizer's variables but its learning rate (none unbuilt)."""
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None or not optimizer.built:
+            return []
+        rate = getattr(optimizer, "_learning_rate", None)
+        return [v for v in optimizer.variables if v is not rate]
 
     def on_train_begin(self, logs=None):
         self.diverged_epoch = None
-        self._weights = self.model.get_weights()
+        self._saved = (self.model.get_weights(),
+                       [np.array(v.numpy()) for v in self._optimizer_state()])
 
     def on_epoch_end(self, epoch, logs=None):
         weights = self.model.get_weights()
         error = (logs or {}).get("reconstruction_error", 0.0)
         if all(np.isfinite(np.sum(w, dtype="float64")) for w in weights) and np.isfinite(error):
-            self._weights = weights
+            self._saved = (weights, [np.array(v.numpy()) for v in self._optimizer_state()])
             return
-        self.model.set_weights(self._weights)
+        weights, optimizer_state = self._saved
+        self.model.set_weights(weights)
+        variables = self._optimizer_state()
+        # An optimizer built during the epoch started from zeros.
+        values = optimizer_state or [np.zeros(v.shape, v.dtype) for v in variables]
+        for variable, value in zip(variables, values):
+            variable.assign(value)
         self.diverged_epoch = epoch
         self.model.stop_training = True
 
@@ -716,25 +732,26 @@ class _DivergenceGuard(keras.callbacks.Callback):
         if self.diverged_epoch is None:
             return
         rate = getattr(optimizer, "learning_rate", None)
-        rate = "" if rate is None else f" than {_describe_rate(rate)}"
+        rate = "" if rate is None else f" ({_describe_rate(rate)})"
         raise FloatingPointError(
             f"RBM training diverged in epoch {self.diverged_epoch + 1}: its updates "
             "made weights or the reconstruction error NaN or infinite. The weights "
-            "are restored to where they were when that epoch began; `rbm.history` "
-            "holds the epochs' logs. Compile with a smaller learning rate"
-            f"{rate} and fit again: Gaussian units usually need 10-100x less than "
-            "Bernoulli ones (practical guide, section 13.2)."
+            "and the optimizer's state are restored to where they were when that "
+            "epoch began; `rbm.history` holds the epochs' logs. Lower the learning "
+            f"rate{rate}, by compiling again or setting `rbm.optimizer.learning_rate`, "
+            "and fit again: Gaussian units usually need 10-100x less than Bernoulli "
+            "ones (practical guide, section 13.2)."
         )
 
 
 def _describe_rate(rate):
     """A learning rate for a message: its value, or its schedule's name."""
     if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
-        return f"the {type(rate).__name__} schedule's"
+        return f"a {type(rate).__name__} schedule"
     try:
-        return f"the current {float(keras.ops.convert_to_numpy(rate)):.3g}"
+        return f"now {float(keras.ops.convert_to_numpy(rate)):.3g}"
     except (TypeError, ValueError):
-        return "the current one"
+        return "now a tensor"
 
 
 class _FreeEnergyGap(keras.callbacks.Callback):
@@ -1060,6 +1077,19 @@ class RBM(ExtraStateMixin, keras.Model):
         dtype = self.compute_dtype
         return "float32" if dtype in units_lib._LOW_PRECISION else dtype
 
+    @property
+    def _sampling_dtype(self):
+        """The dtype of the sampling methods' arithmetic (`gibbs`, `sample`,
+        the conditionals with ``sample=True``, and so `DBN.generate`).
+
+        Under a mixed policy it is float32: a sigmoid rounded to bfloat16
+        is 1 for every probability above 1 - 2^-9, so a unit with p(on) =
+        0.9985 would never be drawn off (in float32, 0.15% of the time),
+        and chains of a small RBM drew states far from its exact
+        distribution. Training keeps the fused 16-bit means for speed.
+        """
+        return self._statistics_dtype
+
     def _flatten(self, v, dtype=None):
         """``v`` as ``(batch, num_visible)`` in ``dtype`` (the compute dtype).
 
@@ -1100,9 +1130,9 @@ class RBM(ExtraStateMixin, keras.Model):
         or not (a frozen RBM's optimizer still knows them)."""
         return [self.kernel, self.visible_bias, self.hidden_bias]
 
-    def _hidden_states(self, h):
-        """``h`` in the compute dtype, after a check of its width."""
-        h = ops.cast(h, self.compute_dtype)
+    def _hidden_states(self, h, dtype=None):
+        """``h`` in ``dtype`` (the compute dtype), after a check of its width."""
+        h = ops.cast(h, self.compute_dtype if dtype is None else dtype)
         self._require_built()
         if len(h.shape) != 2 or h.shape[-1] not in (None, self.units):
             raise ValueError(
@@ -1124,9 +1154,10 @@ class RBM(ExtraStateMixin, keras.Model):
                 "it with `build((None, num_visible))` first."
             )
 
-    def _weights(self):
+    def _weights(self, dtype=None):
+        """The kernel and biases in ``dtype`` (the compute dtype)."""
         self._require_built()
-        dtype = self.compute_dtype
+        dtype = self.compute_dtype if dtype is None else dtype
         return (
             ops.cast(self.kernel, dtype),
             ops.cast(self.visible_bias, dtype),
@@ -1150,14 +1181,24 @@ class RBM(ExtraStateMixin, keras.Model):
             sample: return a sample instead of the mean.
 
         Returns:
-            Tensor of shape ``(batch, units)``.
+            Tensor of shape ``(batch, units)``, in the compute dtype; a
+            sample is drawn, and returned, in float32 under a mixed policy
+            (16-bit means would round probabilities above 1 - 2^-9 to 1).
 
         Example:
 
         >>> h = rbm.hidden_given_visible(x_test[:10])  # p(h = 1 | v), shape (10, 64)
         >>> h_states = rbm.hidden_given_visible(x_test[:10], sample=True)  # binary states
         """
-        mean = self.hidden_units.mean(self._hidden_pre(self._flatten(v), self._weights()))
+        return self._hidden_given(self._flatten(v, self._sampling_dtype if sample else None), sample)
+
+    def _hidden_given(self, v, sample):
+        """`hidden_given_visible` of flattened ``v`` (in `_sampling_dtype`
+        to sample), which it does not check: states of a DBN's layer below,
+        not data (a Gaussian layer's states need not be standardised)."""
+        dtype = self._sampling_dtype if sample else None
+        mean = self.hidden_units.mean(self._hidden_pre(ops.cast(v, v.dtype if dtype is None else dtype),
+                                                       self._weights(dtype)))
         return self.hidden_units.sample(mean, self.seed_generator) if sample else mean
 
     def visible_given_hidden(self, h, sample=False):
@@ -1168,7 +1209,9 @@ class RBM(ExtraStateMixin, keras.Model):
             sample: return a sample instead of the mean.
 
         Returns:
-            Tensor of shape ``(batch, num_visible)``.
+            Tensor of shape ``(batch, num_visible)``, in the compute dtype;
+            a sample is drawn, and returned, in float32 under a mixed
+            policy, as in `hidden_given_visible`.
 
         Example:
 
@@ -1176,8 +1219,9 @@ class RBM(ExtraStateMixin, keras.Model):
         >>> v = rbm.visible_given_hidden(h)  # p(v = 1 | h), shape (10, 784)
         >>> v_states = rbm.visible_given_hidden(h, sample=True)
         """
-        h = self._hidden_states(h)
-        mean = self.visible_units.mean(self._visible_pre(h, self._weights()))
+        dtype = self._sampling_dtype if sample else None
+        h = self._hidden_states(h, dtype)
+        mean = self.visible_units.mean(self._visible_pre(h, self._weights(dtype)))
         return self.visible_units.sample(mean, self.seed_generator) if sample else mean
 
     def energy(self, v, h):
@@ -1703,7 +1747,7 @@ class RBM(ExtraStateMixin, keras.Model):
             config.pop(ignored, None)
         self.compile(**config)
         if self.built:  # a frozen RBM's optimizer still holds all its weights' slots
-            self.optimizer.build(self._parameters())
+            self._build_optimizer_as_saved(self._parameters())
 
     def fit(
         self,
@@ -1790,8 +1834,9 @@ class RBM(ExtraStateMixin, keras.Model):
             FloatingPointError: when an epoch's updates made a weight or the
                 reconstruction error NaN or infinite (too large a learning
                 rate): training stops after that epoch, the RBM gets back the
-                weights it had when the epoch began, and the error is raised
-                once Keras' loop has ended (``rbm.history`` holds the logs).
+                weights and optimizer state it had when the epoch began, and
+                the error is raised once Keras' loop has ended
+                (``rbm.history`` holds the logs).
 
         Example:
 
@@ -1844,6 +1889,7 @@ class RBM(ExtraStateMixin, keras.Model):
             logged += [f"val_{name}" for name in logged] + ["free_energy_gap"]
             callbacks.insert(0, _FreeEnergyGap())
         check_monitors(callbacks, logged, "an RBM")
+        check_checkpoint_formats(callbacks, self)
         # First, so that later callbacks (checkpoints, early stopping) see
         # the restored weights of a diverged epoch.
         guard = _DivergenceGuard()
@@ -1862,7 +1908,8 @@ class RBM(ExtraStateMixin, keras.Model):
             validation_data = self._checked_dataset(validation_data)
         if isinstance(x, np.ndarray) and array_input.fit_can_stream(kwargs):
             x, validation_data = self._array_inputs(
-                x, batch_size, validation_split, validation_data, kwargs
+                x, batch_size, validation_split, validation_data, kwargs,
+                trains=epochs > kwargs.get("initial_epoch", 0),
             )
             y, batch_size, validation_split = None, None, 0.0
         if _is_dataset(x):
@@ -2135,13 +2182,15 @@ class RBM(ExtraStateMixin, keras.Model):
             self.steps_per_execution = exact
             self.train_function = self.test_function = self.predict_function = None
 
-    def _array_inputs(self, x, batch_size, validation_split, validation_data, kwargs):
+    def _array_inputs(self, x, batch_size, validation_split, validation_data, kwargs,
+                      trains=True):
         """``fit()``'s NumPy input as lean `array_input` datasets.
 
         Splits off ``validation_split`` the way Keras does (the last rows,
         before shuffling) and updates ``kwargs`` in place: ``shuffle`` moves
         into the dataset, ``sample_weight`` (ignored by an RBM) and
-        ``validation_batch_size`` are consumed.
+        ``validation_batch_size`` are consumed. ``trains``: whether the call
+        runs any epoch (only such calls count for the shuffling's seed).
         """
         batch_size = 32 if batch_size is None else batch_size
         shuffle = bool(kwargs.get("shuffle", True))
@@ -2150,8 +2199,10 @@ class RBM(ExtraStateMixin, keras.Model):
         val_batch_size = kwargs.pop("validation_batch_size", None) or batch_size
         if validation_split and validation_data is None:
             x, validation_data = split_validation(x, validation_split)
-        # A seeded RBM shuffles reproducibly, yet differently on each call.
-        self._array_fit_calls = getattr(self, "_array_fit_calls", 0) + 1
+        # A seeded RBM shuffles reproducibly, yet differently on each call
+        # that trains: one of no epochs (a DBN layer already done) leaves
+        # the next call's order as it would have been.
+        self._array_fit_calls = getattr(self, "_array_fit_calls", 0) + bool(trains)
         seed = None
         if self.seed is not None:
             seed = (self.seed * 1_000_003 + self._array_fit_calls) % (2**31 - 1)
@@ -2318,7 +2369,8 @@ class RBM(ExtraStateMixin, keras.Model):
             steps: number of Gibbs steps, ``>= 0``.
 
         Returns:
-            The visible sample after the last step.
+            The visible sample after the last step (the chain runs in
+            float32 under a mixed policy: `_sampling_dtype`).
 
         Raises:
             ValueError: on a negative number of steps.
@@ -2328,12 +2380,13 @@ class RBM(ExtraStateMixin, keras.Model):
         >>> v = rbm.gibbs(x_test[:16], steps=100)  # 16 chains started at data, (16, 784)
         """
         steps = checked_count(steps, "`steps`")
-        return self._gibbs_chain(self._flatten(v), steps)
+        return self._gibbs_chain(self._flatten(v, self._sampling_dtype), steps)
 
     def _gibbs_chain(self, v, steps):
         """`gibbs` from flattened visible states ``v`` (checked already, or the
-        chain's own samples, which need no check)."""
-        weights = self._weights()
+        chain's own samples, which need no check), in `_sampling_dtype`."""
+        weights = self._weights(self._sampling_dtype)
+        v = ops.cast(v, self._sampling_dtype)
         if steps and keras.backend.backend() == "tensorflow":
             return _compiled_gibbs_chain()(self, v, weights, ops.convert_to_tensor(steps, "int32"))
         for _ in range(steps):
@@ -2459,24 +2512,30 @@ class RBM(ExtraStateMixin, keras.Model):
         with self.drawing_from(seed):
             return self._sample(n, gibbs_steps, initial, return_mean)
 
-    def _sample(self, n, gibbs_steps, initial, return_mean):
-        weights = self._weights()
+    def _sample(self, n, gibbs_steps, initial, return_mean, check_initial=True):
+        """`sample` without its seed; ``check_initial=False`` takes ``initial``
+        as a DBN's own states of the layer below (flat, not checked as data)."""
+        dtype = self._sampling_dtype
+        weights = self._weights(dtype)
         if initial is None:
             n = checked_count(n, "`n` (number of samples)")
             start_mean = self.visible_units.mean(
-                ops.zeros((int(n), self.num_visible), self.compute_dtype) + weights[1]
+                ops.zeros((int(n), self.num_visible), dtype) + weights[1]
             )
             v = self.visible_units.sample(start_mean, self.seed_generator)
             if gibbs_steps < 1 and return_mean:
                 v = start_mean
         else:
-            v = self._flatten(initial)
+            v = self._flatten(initial, dtype) if check_initial else ops.cast(initial, dtype)
             checked_sample_count(n, v)
         if gibbs_steps < 1:
             return ops.convert_to_numpy(ops.cast(v, "float32"))
         v = self._gibbs_chain(v, gibbs_steps - 1)
         h = self.hidden_units.sample(self.hidden_units.mean(self._hidden_pre(v, weights)), self.seed_generator)
-        return ops.convert_to_numpy(ops.cast(self.visible_given_hidden(h, sample=not return_mean), "float32"))
+        v = self.visible_units.mean(self._visible_pre(h, weights))
+        if not return_mean:
+            v = self.visible_units.sample(v, self.seed_generator)
+        return ops.convert_to_numpy(ops.cast(v, "float32"))
 
     # --------------------------------------------------------- serialization
 

@@ -304,10 +304,11 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         self._compile_config.config["jit_compile"] = jit_compile  # ours, when saved
 
     def compile_from_config(self, config):
-        """Restores the optimizer of a loaded trainer so that training continues."""
+        """Restores the optimizer of a loaded trainer so that training continues
+        (built as the saved one was: `ExtraStateMixin._build_optimizer_as_saved`)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
-            self.optimizer.build(self.trainable_variables)
+            self._build_optimizer_as_saved(self.trainable_variables)
 
     def _uses_xla(self, jit_compile):
         """Whether the update runs as an XLA function after ``compile(...,

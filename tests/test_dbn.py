@@ -693,3 +693,67 @@ def test_pretrain_gives_each_layer_the_default_optimizer_of_its_units():
     dbn.pretrain(x, epochs=1, batch_size=20, verbose=0)
     rates = [float(rbm.optimizer.learning_rate) for rbm in dbn.rbms]
     assert rates == pytest.approx([0.01, 0.1])
+
+
+def test_a_dbn_of_rbms_trained_on_their_own_transforms_generates_and_classifies():
+    """RBMs trained (or loaded) on their own make a DBN that needs no
+    pretraining: it is built from them, its widths checked."""
+    x = (np.random.default_rng(0).random((60, 8)) < 0.5).astype("float32")
+    below = keras_dbn.RBM(5, seed=0)
+    below.fit(x, epochs=1, batch_size=20, verbose=0)
+    top = keras_dbn.RBM(3, seed=1)
+    top.fit(below.predict(x, verbose=0), epochs=1, batch_size=20, verbose=0)
+    dbn = keras_dbn.DBN([below, top])
+    np.testing.assert_allclose(
+        dbn.transform(x), top.predict(below.predict(x, verbose=0), verbose=0), rtol=1e-6)
+    assert dbn.generate(4, gibbs_steps=3, seed=0).shape == (4, 8)
+    assert dbn.to_classifier(2).predict(x[:3], verbose=0).shape == (3, 2)
+    wrong = keras_dbn.DBN([below, keras_dbn.RBM(2)])
+    wrong.rbms[1].build((None, 7))
+    with pytest.raises(ValueError, match="expects 7 inputs but the layer below gives 5"):
+        wrong.generate(2, gibbs_steps=1)
+
+
+def test_a_pretraining_split_into_calls_and_a_save_ends_as_one_call_would(tmp_path):
+    """The README's resume: layer by layer, saved between, ``epochs=0`` for
+    the layers done, the same optimizer given again. The loaded RBMs keep
+    their optimizers' state, and calls of no epochs draw no shuffling seed.
+    (Upper layers fed by a stream, ``cache_bytes=0`` or ``sample=True``,
+    read other orders and samples when resumed.)"""
+    options = {}
+    x = _binary()
+
+    def optimizer():
+        schedule = keras.optimizers.schedules.PolynomialDecay(0.1, 8, end_learning_rate=0.0)
+        return keras.optimizers.SGD(schedule, momentum=0.9)
+
+    whole = keras_dbn.DBN([8, 4], seed=0)
+    whole.pretrain(x, epochs=2, batch_size=25, optimizer=optimizer(), verbose=0, **options)
+    split = keras_dbn.DBN([8, 4], seed=0)
+    split.pretrain(x, epochs=[2, 0], batch_size=25, optimizer=optimizer(), verbose=0, **options)
+    split.save(tmp_path / "dbn.keras")
+    split = keras.models.load_model(tmp_path / "dbn.keras")
+    split.pretrain(x, epochs=[0, 2], batch_size=25, optimizer=optimizer(), verbose=0, **options)
+    for a, b in zip(whole.rbms, split.rbms):
+        assert int(a.optimizer.iterations) == int(b.optimizer.iterations) == 16
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+    # Another optimizer replaces a compiled one.
+    split.pretrain(x, epochs=0, optimizer="adam", verbose=0)
+    assert all(isinstance(rbm.optimizer, keras.optimizers.Adam) for rbm in split.rbms)
+
+
+def test_generate_from_data_checks_the_data_not_the_dbns_own_states():
+    """A Gaussian hidden layer's states are not data to standardise: only
+    ``initial`` itself is checked."""
+    x = _binary(rows=40, width=6)
+    dbn = keras_dbn.DBN([4, 3], hidden=["gaussian", "bernoulli"], seed=0)
+    dbn.build(x.shape)
+    dbn.rbms[0].kernel.assign(np.full((6, 4), 8.0, "float32"))  # states spread far beyond 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert dbn.generate(None, gibbs_steps=2, initial=x, seed=0).shape == x.shape
+    with pytest.raises(ValueError, match=r"need data in \[0, 1\]"):
+        dbn.generate(None, gibbs_steps=2, initial=x + 2.0)
+    with pytest.raises(ValueError, match="`gibbs_steps`"):
+        dbn.generate(None, gibbs_steps=-1, initial=x)

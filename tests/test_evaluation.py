@@ -294,6 +294,13 @@ def test_wrongly_typed_arguments_get_clear_errors():
         evaluation.dbn_log_likelihood_bound(rbm, x, log_z=0.0)
 
 
+def test_the_bound_of_a_dbn_of_trained_rbms_checks_that_their_widths_chain():
+    below, top = make_rbm(4, 3), make_rbm(5, 2)  # top reads 5 units, below gives 3
+    with pytest.raises(ValueError, match="expects 5 inputs but the layer below gives 3"):
+        evaluation.dbn_log_likelihood_bound(keras_dbn.DBN([below, top]), np.zeros((2, 4)),
+                                            log_z=0.0)
+
+
 def test_chunk_and_batch_sizes_must_be_positive():
     rbm = make_rbm(4, 3)
     with pytest.raises(ValueError, match="`chunk_size` must be an integer >= 1"):
@@ -385,6 +392,25 @@ def test_pseudo_likelihood_one_bit_is_unbiased_for_all_bits():
 def test_pseudo_likelihood_needs_bernoulli_visible():
     with pytest.raises(ValueError, match="Bernoulli visible"):
         evaluation.pseudo_likelihood(make_rbm(4, 3, visible="gaussian"), np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("evaluate", [
+    lambda rbm, x: evaluation.log_likelihood(rbm, x, log_z=1.0),
+    lambda rbm, x: evaluation.dbn_log_likelihood_bound(keras_dbn.DBN([rbm]), x, log_z=1.0),
+])
+def test_likelihoods_of_bernoulli_units_need_binary_data(evaluate):
+    """p(v) of Bernoulli visible units is a probability of binary states:
+    -F(v) - log Z of grey levels is no log-probability (and no bound)."""
+    rbm = make_rbm(4, 3)
+    x = (np.random.default_rng(0).random((3, 4)) > 0.5).astype("float64")
+    assert np.isfinite(evaluate(rbm, x))
+    grey = x.copy()
+    grey[1, 2] = 0.5
+    with pytest.raises(ValueError, match=r"needs binary data for Bernoulli visible units.*"
+                                         r"binarise the data first"):
+        evaluate(rbm, grey)
+    # Gaussian visible units take real values.
+    assert np.isfinite(evaluate(make_rbm(4, 3, visible="gaussian"), grey))
 
 
 @pytest.mark.parametrize("all_bits", [False, True])

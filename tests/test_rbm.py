@@ -279,15 +279,16 @@ class _RateSchedule(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == 1:
             self.weights = self.model.get_weights()
+            self.optimizer_state = [np.array(v.numpy()) for v in self.model.optimizer.variables]
         self.last_epoch = epoch
 
 
 def test_a_diverging_fit_stops_restores_the_epochs_start_and_raises():
     x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
     rbm = keras_dbn.RBM(4, visible="gaussian", seed=0)
-    rbm.compile(optimizer=keras.optimizers.SGD(0.01))
+    rbm.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
     schedule = _RateSchedule()
-    with pytest.raises(FloatingPointError, match=r"diverged in epoch 3(.|\n)*than the current 1e\+03"):
+    with pytest.raises(FloatingPointError, match=r"diverged in epoch 3(.|\n)*rate \(now 1e\+03\),"):
         rbm.fit(x, epochs=6, batch_size=20, verbose=0, callbacks=[schedule])
     # Stopped after the epoch that diverged; its start's weights are back,
     # so the first two epochs' work is kept.
@@ -296,6 +297,16 @@ def test_a_diverging_fit_stops_restores_the_epochs_start_and_raises():
     assert len(history) == 3 and np.isfinite(history[:2]).all() and not np.isfinite(history[2])
     for kept, now in zip(schedule.weights, rbm.get_weights()):
         np.testing.assert_array_equal(kept, now)
+    assert all(np.isfinite(w).all() for w in rbm.get_weights())
+    # So is the optimizer's state (momenta, iterations), but not the rate:
+    # at a gentle rate again, training goes on from the second epoch's end.
+    assert float(rbm.optimizer.learning_rate) == 1000.0
+    for kept, now in zip(schedule.optimizer_state, rbm.optimizer.variables):
+        if now is not rbm.optimizer._learning_rate:
+            np.testing.assert_array_equal(kept, now.numpy())
+    assert int(rbm.optimizer.iterations) == 2 * 10
+    rbm.optimizer.learning_rate = 0.01
+    rbm.fit(x, epochs=1, batch_size=20, verbose=0)
     assert all(np.isfinite(w).all() for w in rbm.get_weights())
 
 
@@ -1607,3 +1618,61 @@ def test_sampling_without_gibbs_steps_returns_where_the_chains_start():
     np.testing.assert_allclose(states.mean(axis=0), rate, atol=0.05)
     start = (np.random.default_rng(0).random((3, 6)) > 0.5).astype("float32")
     np.testing.assert_array_equal(rbm.sample(None, gibbs_steps=0, initial=start), start)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_draws_of_probabilities_near_one_are_right_under_a_mixed_policy(dtype):
+    """A sigmoid rounded to bfloat16 is 1 above 1 - 2^-9: a unit with
+    p(off) = 0.0015 was never drawn off under mixed_bfloat16. The sampling
+    methods draw from float32 means."""
+    rbm = keras_dbn.RBM(1, dtype=dtype, seed=0)
+    rbm.build((None, 1))
+    rbm.kernel.assign([[0.0]])
+    rbm.visible_bias.assign([6.5])
+    rbm.hidden_bias.assign([6.5])
+    p_off = 1 / (1 + np.exp(6.5))
+    n = 100_000
+    zeros = np.zeros((n, 1), "float32")
+    draws = {
+        "sample": rbm.sample(n, gibbs_steps=1, return_mean=False, seed=0),
+        "gibbs": rbm.gibbs(zeros, steps=1),
+        "hidden_given_visible": rbm.hidden_given_visible(zeros, sample=True),
+        "visible_given_hidden": rbm.visible_given_hidden(zeros, sample=True),
+        "DBN.generate": keras_dbn.DBN([rbm]).generate(n, gibbs_steps=1, return_mean=False,
+                                                     seed=1),
+    }
+    for name, drawn in draws.items():
+        off = 1 - float(np.mean(np.asarray(drawn, "float64")))
+        # Binomial standard error ~1.2e-4: 5 of them either side.
+        assert abs(off - p_off) < 5 * np.sqrt(p_off / n), (name, off, p_off)
+
+
+def test_fit_refuses_a_checkpoint_it_could_not_save_before_training(tmp_path):
+    x = (np.random.default_rng(0).random((40, 5)) < 0.5).astype("float32")
+    rbm = keras_dbn.RBM(3, seed=0)
+    rbm.compile()
+    checkpoint = keras.callbacks.ModelCheckpoint(str(tmp_path / "rbm.h5"))
+    with pytest.raises(ValueError, match=r"would fail at the end of the first epoch"):
+        rbm.fit(x, epochs=2, verbose=0, callbacks=[checkpoint])
+    assert int(rbm.optimizer.iterations) == 0
+    dbn = keras_dbn.DBN([3, 2], seed=0)
+    with pytest.raises(ValueError, match=r"would fail at the end of the first epoch"):
+        dbn.pretrain(x, epochs=2, verbose=0, callbacks=[checkpoint])
+    assert int(dbn.rbms[0].optimizer.iterations) == 0
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_an_rbm_saved_compiled_loads_its_optimizer_without_warnings(trained, tmp_path):
+    x = (np.random.default_rng(0).random((40, 5)) < 0.5).astype("float32")
+    rbm = keras_dbn.RBM(3, seed=0)
+    rbm.build((None, 5))
+    rbm.compile(optimizer="adam")
+    if trained:
+        rbm.fit(x, epochs=1, batch_size=10, verbose=0)
+    rbm.save(tmp_path / "rbm.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = keras.models.load_model(tmp_path / "rbm.keras")
+    assert len(loaded.optimizer.variables) == len(rbm.optimizer.variables)
+    for a, b in zip(rbm.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
