@@ -708,14 +708,17 @@ class _DivergenceGuard(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.diverged_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Here, not at the start of training: `BackupAndRestore` puts its
+        # backup's weights back in its own `on_train_begin`.
         self._saved = (self.model.get_weights(),
                        [np.array(v.numpy()) for v in self._optimizer_state()])
 
     def on_epoch_end(self, epoch, logs=None):
-        weights = self.model.get_weights()
         error = (logs or {}).get("reconstruction_error", 0.0)
-        if all(np.isfinite(np.sum(w, dtype="float64")) for w in weights) and np.isfinite(error):
-            self._saved = (weights, [np.array(v.numpy()) for v in self._optimizer_state()])
+        if np.isfinite(error) and all(np.isfinite(np.sum(w.numpy(), dtype="float64"))
+                                      for w in self.model.weights):
             return
         weights, optimizer_state = self._saved
         self.model.set_weights(weights)

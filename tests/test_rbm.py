@@ -1676,3 +1676,37 @@ def test_an_rbm_saved_compiled_loads_its_optimizer_without_warnings(trained, tmp
     assert len(loaded.optimizer.variables) == len(rbm.optimizer.variables)
     for a, b in zip(rbm.optimizer.variables, loaded.optimizer.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_fit_resumed_by_backup_and_restore_that_diverges_keeps_the_backup(tmp_path):
+    """The divergence guard copies the weights when each epoch begins, after
+    `BackupAndRestore` has put its backup back: a resumed run that diverges
+    at once returns to the backup, not to the new model's random start."""
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.weights = self.model.get_weights()
+                raise KeyboardInterrupt
+
+    def gaussian_rbm():
+        rbm = keras_dbn.RBM(4, visible="gaussian", seed=0)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.01))
+        return rbm
+
+    interrupt = Interrupt()
+    with pytest.raises(KeyboardInterrupt):
+        gaussian_rbm().fit(x, epochs=4, batch_size=20, verbose=0, callbacks=[
+            keras.callbacks.BackupAndRestore(str(tmp_path)), interrupt])
+
+    class Blowup(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.optimizer.learning_rate.assign(1000.0)
+
+    resumed = gaussian_rbm()
+    with pytest.raises(FloatingPointError, match="diverged in epoch 3"):
+        resumed.fit(x, epochs=4, batch_size=20, verbose=0, callbacks=[
+            keras.callbacks.BackupAndRestore(str(tmp_path)), Blowup()])
+    for backed_up, now in zip(interrupt.weights, resumed.get_weights()):
+        np.testing.assert_array_equal(backed_up, now)
