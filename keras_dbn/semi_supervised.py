@@ -366,6 +366,13 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         """
         kwargs = _as_keywords(keras.Model.fit, ("x", "y"), args, kwargs)
         y = self._checked_array_labels(y)
+        if kwargs.get("class_weight") is not None and _is_labelled_unlabelled_stream(x):
+            raise ValueError(
+                f"{type(self).__name__}.fit cannot apply `class_weight` to batches "
+                "`((x_labelled, y_labelled), x_unlabelled)`: Keras would take the "
+                "unlabelled images for labels. Weigh the classes by the labelled "
+                "examples you pass (e.g. repeat the rarer ones), or use `(x, y)` data."
+            )
         resolve_monitor_modes(kwargs.get("callbacks"), self.metrics)
         array_input.check_ends(kwargs, x, f"{type(self).__name__}.fit")
         kwargs["callbacks"] = _with_bar(kwargs)
@@ -792,6 +799,13 @@ class PseudoLabel(ClassifierTrainer):
             "ramp_start": self.ramp_start,
             "ramp_end": self.ramp_end,
         }
+
+
+def _is_labelled_unlabelled_stream(data):
+    """Whether ``data`` is a `tf.data.Dataset` of ``((x_l, y_l), x_u)`` batches."""
+    spec = getattr(data, "element_spec", None)
+    return (isinstance(spec, tuple) and len(spec) == 2
+            and isinstance(spec[0], tuple) and len(spec[0]) == 2)
 
 
 def semi_supervised_dataset(

@@ -42,11 +42,13 @@ from keras_dbn.semi_supervised import ClassifierTrainer, _checked_seed
 def _drawn_dropouts(classifier):
     """The Dropout layers of ``classifier`` whose masks can be drawn outside,
     or None when the classifier is not a `keras.Sequential` or has a
-    Dropout with a ``noise_shape`` (which then keeps Keras' own call)."""
+    Dropout with a ``noise_shape`` or of a subclass (e.g. `SpatialDropout2D`,
+    whose masks drop whole channels), which then keeps Keras' own call."""
     if not isinstance(classifier, keras.Sequential):
         return None
     dropouts = [layer for layer in classifier.layers if isinstance(layer, keras.layers.Dropout)]
-    if any(layer.noise_shape is not None for layer in dropouts):
+    if any(layer.noise_shape is not None or type(layer) is not keras.layers.Dropout
+           for layer in dropouts):
         return None
     return dropouts
 
@@ -185,6 +187,10 @@ class SupervisedTrainer(ClassifierTrainer):
             if isinstance(layer, keras.layers.Dropout):
                 keep = next(masks)
                 if keep is not None:
+                    if "float" not in keras.backend.standardize_dtype(x.dtype):
+                        # Integer inputs (e.g. uint8 pixels) would truncate
+                        # the 1 / (1 - rate) scale to 1.
+                        x = ops.cast(x, layer.compute_dtype)
                     x = x * ops.cast(keep, x.dtype)
             else:
                 x = layer(x, training=True)

@@ -43,6 +43,21 @@ DEFAULT_XI = 1e-6
 _LOG_FLOOR = 1e-7
 
 
+def _refuse_low_precision(classifier):
+    """Raises for a classifier with a layer computing in 16 bits (see
+    `VirtualAdversarial`'s Raises)."""
+    low = sorted({layer.compute_dtype for layer in classifier._flatten_layers()
+                  if layer.compute_dtype in ("float16", "bfloat16")})
+    if low:
+        raise ValueError(
+            f"VirtualAdversarial needs a classifier that computes in float32, but layers "
+            f"of this one compute in {', '.join(low)}: the power iteration's probe (xi, "
+            "1e-6 by default) is far below their resolution, and the direction found "
+            "would be that of rounding errors. Build the classifier in float32, e.g. "
+            "dbn.to_classifier(10, dtype=\"float32\")."
+        )
+
+
 def _unit(d):
     """Each example of ``d`` scaled to L2 norm 1 (zero stays zero), in float32.
 
@@ -171,7 +186,11 @@ class VirtualAdversarial(ClassifierTrainer):
         ValueError: on a non-model ``classifier``, an ``epsilon`` or ``xi``
             that is not a finite number > 0, a ``weight`` that is not a
             finite number >= 0, or ``power_iterations`` that is not an
-            integer >= 1.
+            integer >= 1; on a classifier with a layer that computes in
+            float16 or bfloat16 (e.g. ``to_classifier(dtype=
+            "mixed_bfloat16")``): a probe of length ``xi`` is below their
+            resolution, so the power iteration would return the direction
+            of rounding errors, whatever the seed or number of steps.
 
     Example:
 
@@ -206,6 +225,7 @@ class VirtualAdversarial(ClassifierTrainer):
         **kwargs,
     ):
         super().__init__(classifier, **kwargs)
+        _refuse_low_precision(classifier)
         self.epsilon = _positive_number("epsilon", epsilon)
         self.xi = _positive_number("xi", xi)
         self.weight = _positive_number("weight", weight, allow_zero=True)

@@ -340,3 +340,36 @@ def test_refused_batches_are_named_for_the_trainer():
     x, _, _ = batches()
     with pytest.raises(ValueError, match=r"expects batches `\(x, y\)` or `\(x, y, sample_weight\)`"):
         trainer.train_on_batch(x)
+
+
+def test_spatial_dropout_keeps_its_own_channel_masks():
+    """SpatialDropout1D subclasses Dropout but drops whole channels: the
+    trainer leaves it to its own call instead of drawing element masks."""
+    classifier = keras.Sequential([
+        keras.Input((8, 4)), keras.layers.SpatialDropout1D(0.5), keras.layers.Flatten(),
+        keras.layers.Dense(3, activation="softmax")])
+    trainer = SupervisedTrainer(classifier, seed=0)
+    x = np.ones((2, 8, 4), "float32")
+    assert trainer.dropout_keeps(x) is None
+    trainer.compile(optimizer="sgd")
+    history = trainer.fit(x, np.array([0, 1]), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+@pytest.mark.parametrize("jit_compile", ["auto", False])
+def test_integer_inputs_are_scaled_by_the_dropout_keep_as_floats_are(jit_compile):
+    """uint8 inputs with a Dropout on the input: the kept ones are scaled by
+    1 / (1 - rate) = 1.25, which a mask cast to the inputs' dtype made 1."""
+    x = (np.random.default_rng(0).random((8, 4)) > 0.5).astype("uint8")
+    y = np.arange(8) % 3
+    weights = []
+    for data in (x, x.astype("float32")):
+        keras.utils.set_random_seed(0)
+        classifier = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.2),
+                                       keras.layers.Dense(3, activation="softmax")])
+        trainer = SupervisedTrainer(classifier, seed=0)
+        trainer.compile(optimizer=keras.optimizers.SGD(1.0), jit_compile=jit_compile)
+        trainer.fit(data, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        weights.append(classifier.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -255,3 +255,29 @@ def test_smoothness_on_unlabelled_data_moves_the_boundary_into_the_gap():
             VirtualAdversarial(classifier, epsilon=1.0, weight=weight, seed=0))
     assert accuracy[0.0] < 0.96
     assert accuracy[1.0] > 0.99
+
+
+def test_a_classifier_computing_in_16_bits_is_refused():
+    """A probe of length xi (1e-6) is below bfloat16's resolution: the power
+    iteration returned the same direction of rounding errors whatever the
+    seed or number of steps."""
+    dbn = keras_dbn.DBN([5], seed=0)
+    dbn.build((None, 4))
+    for policy in ("mixed_bfloat16", "mixed_float16"):
+        with pytest.raises(ValueError, match="computes in float32, but layers of this one "
+                                             "compute in (b)?float16"):
+            VirtualAdversarial(dbn.to_classifier(3, dtype=policy))
+    VirtualAdversarial(dbn.to_classifier(3, dtype="float32"))
+
+
+@pytest.mark.parametrize("trainer", ["pseudo_label", "vat"])
+def test_class_weight_with_labelled_and_unlabelled_batches_is_refused(trainer):
+    x_l, y_l = np.zeros((6, 4), "float32"), np.array([0, 1, 2, 0, 1, 2])
+    data = semi_supervised_dataset(x_l, y_l, np.zeros((20, 4), "float32"), seed=0)
+    model = (keras_dbn.PseudoLabel(tiny_classifier(), ramp_start=0, ramp_end=1)
+             if trainer == "pseudo_label"
+             else VirtualAdversarial(tiny_classifier(), seed=0))
+    model.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"cannot apply `class_weight` to batches"):
+        model.fit(data, steps_per_epoch=2, class_weight={0: 1.0, 1: 2.0, 2: 1.0}, verbose=0)
+    assert int(model.optimizer.iterations) == 0
