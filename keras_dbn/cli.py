@@ -30,6 +30,9 @@ SEMI_SUPERVISED_STEPS_PER_EPOCH = 150
 FINE_TUNE_STEPS_PER_EXECUTION = 16
 SEMI_SUPERVISED_STEPS_PER_EXECUTION = 10
 
+#: Pretraining learning rate of the RBMs below the top one (``--dbn-lr``).
+DBN_LR = 0.05
+
 USAGE_EXAMPLES = """examples:
   keras-dbn train                                  # MNIST, 784-500-500-2000-10
   keras-dbn train --layers 1000,500 --k 20 --batch 200 --dbn-epochs 10
@@ -66,11 +69,12 @@ def build_parser():
     add_option(train, "--batch", type=positive_int, default=100, help="batch size (default: 100)")
     add_option(train, "--dbn-epochs", type=positive_int, default=10,
          help="pretraining epochs per RBM (default: 10)")
-    add_option(train, "--dbn-lr", type=positive_float, default=0.05,
-         help="pretraining learning rate, SGD with momentum 0.9 (default: 0.05)")
+    add_option(train, "--dbn-lr", type=positive_float, default=None,
+         help="pretraining learning rate of the RBMs below the top one, SGD with momentum "
+              f"0.9 (default: {DBN_LR})")
     add_option(train, "--k", type=positive_int, default=1, help="Gibbs steps per CD update (default: 1)")
     add_option(train, "--persistent", action="store_true",
-         help="train the lower RBMs by persistent CD (PCD) too")
+         help="train the RBMs below the top one by persistent CD (PCD) too")
     add_option(train, "--top", choices=["cd", "pcd"], default="pcd",
          help="how the top RBM, the DBN's generative model, is trained (default: pcd, "
          "which gives far better samples than CD)")
@@ -278,6 +282,16 @@ def _check_train_options(args):
                          "training image is used unlabelled)")
     if args.pseudo_label and args.vat:
         raise UsageError("choose one of --pseudo-label and --vat")
+    if len(args.layers) == 1:
+        for given, option in ((args.dbn_lr is not None, "--dbn-lr"),
+                              (args.persistent, "--persistent")):
+            if given:
+                raise UsageError(
+                    f"{option} applies to the RBMs below the top one, and with one "
+                    "layer the only RBM is the top one: set its training with --top and "
+                    "--top-lr")
+    if args.dbn_lr is None:
+        args.dbn_lr = DBN_LR
     if args.save and not args.save.endswith((".keras", ".h5")):
         # Keras would refuse it only when saving, after all the training.
         raise UsageError(f"--save needs a .keras (or .h5) file name, got {args.save!r}; "
@@ -303,6 +317,21 @@ def _check_train_options(args):
             "(nothing was overwritten)"
         )
     return save_path, export_dir
+
+
+def _remove_earlier_results(out, save_path):
+    """Removes an earlier run's results (``--overwrite``) once this run's DBN
+    has replaced its ``dbn.keras``: --out then never holds one run's DBN
+    beside another's classifier, results and pictures, also when the run
+    stops before writing its own. SavedModel versions are kept."""
+    earlier = [path for path in [os.path.join(out, name) for name in RUN_FILES
+                                 if name != "dbn.keras"] + [save_path]
+               if os.path.isfile(path)]
+    for path in earlier:
+        os.remove(path)
+    if earlier:
+        _log(f"removed the earlier run's {', '.join(map(os.path.basename, earlier))} "
+             "(--overwrite); this run writes its own at the end")
 
 
 def _check_no_collision(out, save_path, export_dir, written):
@@ -433,6 +462,7 @@ def _train(args, save_path, export_dir):
     dbn_path = os.path.join(args.out, "dbn.keras")
     dbn.save(dbn_path)
     _log(f"pretraining took {pretrain_seconds:.0f} s; DBN saved to {dbn_path}")
+    _remove_earlier_results(args.out, save_path)
 
     unlabelled = x_train if args.pseudo_label or (args.vat and args.labels) else None
     if args.labels:

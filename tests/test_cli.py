@@ -92,6 +92,20 @@ def test_bad_options_exit_nonzero_with_a_message(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--layers", "8", "--persistent"], "--persistent applies to the RBMs below the top one"),
+     (["--layers", "8", "--dbn-lr", "0.1"], "--dbn-lr applies to the RBMs below the top one"),
+     (["--pseudo-label"], "--pseudo-label needs --labels N"),
+     (["--labels", "100", "--pseudo-label", "--vat", "1"], "choose one of")],
+)
+def test_contradicting_train_options_exit_2_before_any_work(args, message, capsys, tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["train", *args, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_module_entry_point_reports_errors(tmp_path):
     out = run("sample", "--model", str(tmp_path / "missing.keras"))
     assert out.returncode != 0 and "no such model file" in out.stderr
@@ -551,3 +565,30 @@ def test_each_run_exports_the_next_saved_model_version(mnist_manual_dir, tfds_da
     assert json.loads((out / "results.json").read_text())["saved_model"] == str(models / "5")
     assert sorted(os.listdir(models)) == ["3", "4", "5"]
     assert (models / "4" / "saved_model.pb").read_bytes() == version_4
+
+
+def test_the_lower_rbms_rate_defaults_where_not_given(tmp_path):
+    args = cli.build_parser().parse_args(["train", "--layers", "8,4", "--out", str(tmp_path)])
+    assert args.dbn_lr is None
+    cli._check_train_options(args)
+    assert args.dbn_lr == cli.DBN_LR == 0.05
+    args = cli.build_parser().parse_args(["train", "--layers", "8", "--out", str(tmp_path)])
+    cli._check_train_options(args)  # one layer: the top RBM's options alone
+
+
+def test_an_overwriting_run_removes_the_earlier_results_once_its_dbn_is_saved(tmp_path, capsys):
+    """--out never holds one run's DBN beside another run's classifier,
+    results and pictures; SavedModel versions stay."""
+    names = ["results.json", "samples.png", "filters.png", "classifier.keras"]
+    for name in names + ["dbn.keras"]:
+        (tmp_path / name).write_text("earlier")
+    (tmp_path / "saved_model" / "1").mkdir(parents=True)
+    elsewhere = tmp_path / "mine.keras"
+    elsewhere.write_text("earlier")
+    cli._remove_earlier_results(str(tmp_path), str(elsewhere))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["classifier.keras", "dbn.keras", "saved_model"]  # --save named another file
+    assert ("removed the earlier run's results.json, samples.png, filters.png, mine.keras"
+            in capsys.readouterr().out)
+    cli._remove_earlier_results(str(tmp_path), str(tmp_path / "classifier.keras"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dbn.keras", "saved_model"]
