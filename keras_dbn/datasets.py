@@ -518,7 +518,13 @@ def _load(name, split, data_dir, manual_dir, **load_kwargs):
     """
     _check_split(split)
     builder = _prepared_builder(name, data_dir, manual_dir)
-    return builder.as_dataset(split=split, as_supervised=True, **load_kwargs), builder.info
+    try:
+        dataset = builder.as_dataset(split=split, as_supervised=True, **load_kwargs)
+    except ValueError as error:
+        if "corresponds to no data" not in str(error):  # an empty slice, e.g. "train[5:5]"
+            raise
+        raise ValueError(f"Split {split!r} of {name!r} holds no examples.") from None
+    return dataset, builder.info
 
 
 def _check_split(split):

@@ -461,6 +461,10 @@ class DBNHyperModel(kt.HyperModel):
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
+        # Built now, so that a checkpoint keras-tuner loads into the model (a
+        # continued Hyperband trial, the best models) restores Adam's state
+        # too instead of skipping it with a warning.
+        model.optimizer.build(model.trainable_variables)
         return model
 
     # ------------------------------------------------------------------- fit

@@ -441,3 +441,10 @@ def test_train_validation_split_errors_use_the_given_name():
                                          "of 100; both sets must be non-empty"):
         datasets.train_validation_split(np.zeros((100, 2)), np.arange(100) % 2, 500,
                                         name="--validation")
+
+
+@pytest.mark.parametrize("split", ["train[5:5]", "test[10000:]"])
+def test_an_empty_slice_of_a_split_says_so(split, load):
+    for loader in (load.numpy, load.dataset):
+        with pytest.raises(ValueError, match=r"Split '.*' of 'mnist' holds no examples\."):
+            loader(split)

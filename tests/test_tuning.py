@@ -486,3 +486,22 @@ def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds
 
     with pytest.raises(UsageError, match=r"--units \[32\] -> \[64\]"):
         run_search(**dict(options, units=[64]))
+
+
+def test_a_checkpoint_loads_into_a_rebuilt_model_with_its_optimizer_state(tmp_path):
+    """keras-tuner rebuilds a trial's model and loads its checkpoint (a
+    continued Hyperband trial, `get_best_models`): Adam's state comes back
+    instead of being skipped with Keras' warning."""
+    hypermodel = DBNHyperModel(10, input_dim=784, **FIXED_PRETRAINING)
+    hp = kt.HyperParameters()
+    model = hypermodel.build(hp)
+    x = np.random.default_rng(0).random((20, 784)).astype("float32")
+    model.fit(x, np.arange(20) % 10, epochs=1, verbose=0)
+    model.save_weights(tmp_path / "trial.weights.h5")
+    rebuilt = hypermodel.build(hp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rebuilt.load_weights(tmp_path / "trial.weights.h5")
+    assert int(rebuilt.optimizer.iterations) == int(model.optimizer.iterations) == 1
+    for a, b in zip(model.optimizer.variables, rebuilt.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
