@@ -135,6 +135,7 @@ def _same_optimizer(compiled, requested):
             requested = keras.optimizers.get(requested)
         except (ValueError, TypeError):
             return False
+
     def config(optimizer):  # Keras numbers the names of new optimizers
         return {k: v for k, v in optimizer.get_config().items() if k != "name"}
 
@@ -882,6 +883,9 @@ class DBN(ExtraStateMixin, keras.Model):
         return ops.convert_to_numpy(ops.cast(h, "float32"))
 
     # --------------------------------------------------------- serialization
+
+    # One count for all layers, before `layer_pretrain_calls`.
+    _LEGACY_STATE_NAMES = ("pretrain_calls",)
 
     def _layer_pretrain_calls(self):
         """How many `pretrain` calls trained each layer (one count per RBM)."""

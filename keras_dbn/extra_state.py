@@ -188,6 +188,10 @@ class ExtraStateMixin:
     ```
     """
 
+    #: Names of entries that earlier versions saved and `_load_extra_state`
+    #: still reads (not variables).
+    _LEGACY_STATE_NAMES = ()
+
     def _extra_state(self):
         inner = _inner_seed_generators(self)
         generators = dict(inner)
@@ -319,7 +323,7 @@ class ExtraStateMixin:
         Args:
             store: Keras' store of this object's saved values.
         """
-        names = set(self._extra_state())
+        names = set(self._extra_state()) | set(self._LEGACY_STATE_NAMES)
         keys = list(store.keys())
         # Inner layers' entries under names this model does not have (from a
         # model whose layers Keras named differently) are extra state too,

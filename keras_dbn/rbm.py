@@ -1193,15 +1193,17 @@ class RBM(ExtraStateMixin, keras.Model):
         >>> h = rbm.hidden_given_visible(x_test[:10])  # p(h = 1 | v), shape (10, 64)
         >>> h_states = rbm.hidden_given_visible(x_test[:10], sample=True)  # binary states
         """
-        return self._hidden_given(self._flatten(v, self._sampling_dtype if sample else None), sample)
+        dtype = self._sampling_dtype if sample else None
+        return self._hidden_given(self._flatten(v, dtype), sample)
 
     def _hidden_given(self, v, sample):
         """`hidden_given_visible` of flattened ``v`` (in `_sampling_dtype`
         to sample), which it does not check: states of a DBN's layer below,
         not data (a Gaussian layer's states need not be standardised)."""
         dtype = self._sampling_dtype if sample else None
-        mean = self.hidden_units.mean(self._hidden_pre(ops.cast(v, v.dtype if dtype is None else dtype),
-                                                       self._weights(dtype)))
+        if dtype is not None:
+            v = ops.cast(v, dtype)
+        mean = self.hidden_units.mean(self._hidden_pre(v, self._weights(dtype)))
         return self.hidden_units.sample(mean, self.seed_generator) if sample else mean
 
     def visible_given_hidden(self, h, sample=False):

@@ -98,8 +98,9 @@ class SupervisedTrainer(ClassifierTrainer):
     ``labelled_crossentropy`` and ``accuracy`` (on the training batches,
     dropout active), averaged over the epoch with each batch weighted by
     its size, as Keras does; ``evaluate`` and validation give ``loss`` and
-    ``accuracy`` (``val_loss`` and ``val_accuracy`` in ``fit``'s logs). Batches are ``(x, y)`` or ``(x, y, sample_weight)``; ``x``
-    may be a single tensor in a dict or other structure (``{"inputs": x}``).
+    ``accuracy`` (``val_loss`` and ``val_accuracy`` in ``fit``'s logs).
+    Batches are ``(x, y)`` or ``(x, y, sample_weight)``; ``x`` may be a
+    single tensor in a dict or other structure (``{"inputs": x}``).
 
     Args:
         classifier: a Keras model mapping inputs to class probabilities

@@ -757,3 +757,24 @@ def test_generate_from_data_checks_the_data_not_the_dbns_own_states():
         dbn.generate(None, gibbs_steps=2, initial=x + 2.0)
     with pytest.raises(ValueError, match="`gibbs_steps`"):
         dbn.generate(None, gibbs_steps=-1, initial=x)
+
+
+def test_a_dbn_saved_with_one_pretraining_count_for_all_layers_loads(tmp_path, monkeypatch):
+    """Files written before the counts were per layer hold `pretrain_calls`,
+    one number: it loads as every layer's count."""
+    x = _binary()
+    dbn = keras_dbn.DBN([8, 4], seed=0)
+    dbn.pretrain(x, epochs=1, batch_size=50, verbose=0)
+    dbn.pretrain(x, epochs=1, batch_size=50, verbose=0)
+    base = keras_dbn.DBN.__mro__[1]._extra_state  # ExtraStateMixin's
+
+    def earlier_format(self):
+        return dict(base(self), pretrain_calls=np.asarray(2, "int64"))
+
+    monkeypatch.setattr(keras_dbn.DBN, "_extra_state", earlier_format)
+    dbn.save(tmp_path / "earlier.keras")
+    monkeypatch.undo()
+    loaded = keras.models.load_model(tmp_path / "earlier.keras")
+    assert loaded._layer_pretrain_calls() == [2, 2]
+    for a, b in zip(dbn.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
