@@ -309,7 +309,7 @@ def _check_train_options(args):
     check_writable("--export", export_dir, folder=True)
     written = [os.path.join(args.out, name) for name in RUN_FILES]
     _check_no_collision(args.out, save_path, export_dir, written)
-    earlier = [p for p in written + [save_path] if os.path.exists(p)]
+    earlier = _earlier_outputs(args.out, save_path)
     if earlier and not args.overwrite:
         raise UsageError(
             f"an earlier run's files are in the way: {', '.join(earlier)}; choose another "
@@ -319,13 +319,19 @@ def _check_train_options(args):
     return save_path, export_dir
 
 
+def _earlier_outputs(out, save_path, keep=()):
+    """The files of the run's outputs (`RUN_FILES` in ``out``, the classifier
+    at ``save_path``) that exist already, but those named in ``keep``."""
+    paths = [os.path.join(out, name) for name in RUN_FILES if name not in keep]
+    return [path for path in paths + [save_path] if os.path.exists(path)]
+
+
 def _remove_earlier_results(out, save_path):
     """Removes an earlier run's results (``--overwrite``) once this run's DBN
     has replaced its ``dbn.keras``: --out then never holds one run's DBN
     beside another's classifier, results and pictures, also when the run
     stops before writing its own. SavedModel versions are kept."""
-    earlier = [path for path in [os.path.join(out, name) for name in RUN_FILES
-                                 if name != "dbn.keras"] + [save_path]
+    earlier = [path for path in _earlier_outputs(out, save_path, keep=("dbn.keras",))
                if os.path.isfile(path)]
     for path in earlier:
         os.remove(path)

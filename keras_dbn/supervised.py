@@ -188,7 +188,7 @@ class SupervisedTrainer(ClassifierTrainer):
             if isinstance(layer, keras.layers.Dropout):
                 keep = next(masks)
                 if keep is not None:
-                    if "float" not in keras.backend.standardize_dtype(x.dtype):
+                    if not keras.backend.is_float_dtype(x.dtype):
                         # Integer inputs (e.g. uint8 pixels) would truncate
                         # the 1 / (1 - rate) scale to 1.
                         x = ops.cast(x, layer.compute_dtype)

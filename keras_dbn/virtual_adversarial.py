@@ -30,6 +30,7 @@ Reference:
 import keras
 from keras import ops
 
+from keras_dbn import units as units_lib
 from keras_dbn.semi_supervised import ClassifierTrainer
 from keras_dbn.semi_supervised import _checked_seed, _is_integer
 from keras_dbn.semi_supervised import _positive_number
@@ -47,7 +48,7 @@ def _refuse_low_precision(classifier):
     """Raises for a classifier with a layer computing in 16 bits (see
     `VirtualAdversarial`'s Raises)."""
     low = sorted({layer.compute_dtype for layer in classifier._flatten_layers()
-                  if layer.compute_dtype in ("float16", "bfloat16")})
+                  if layer.compute_dtype in units_lib._LOW_PRECISION})
     if low:
         raise ValueError(
             f"VirtualAdversarial needs a classifier that computes in float32, but layers "
