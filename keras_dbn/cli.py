@@ -643,6 +643,11 @@ def _load_api():
 
     with quiet_tensorflow_startup():
         keras_dbn.import_api()
+        import tensorflow as tf
+
+        # TensorFlow probes for a GPU when its devices are first listed; on
+        # a machine without CUDA drivers that logs an error line, hidden here.
+        tf.config.list_physical_devices()
 
 
 def main(argv=None):

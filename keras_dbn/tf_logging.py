@@ -79,6 +79,12 @@ def quiet_keras_retracing():
 _ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called"
 _ABSL_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d\d")
 _LEVELS = "IWEF"  # TF_CPP_MIN_LOG_LEVEL 1 hides I, 2 also W, 3 also E
+# On a machine without CUDA drivers TensorFlow says so as it loads (an INFO
+# line), then logs its probe for a GPU, when the devices are first listed,
+# as an error that adds nothing. Where drivers were found the error is kept:
+# there it means a GPU that failed to start.
+_NO_CUDA_DRIVERS = "Could not find cuda drivers"
+_CUINIT_FAILED = "failed call to cuInit"
 
 
 def _min_log_level():
@@ -88,8 +94,8 @@ def _min_log_level():
         return 0
 
 
-def _shown(line, level):
-    if line.startswith(_ABSL_PREAMBLE):
+def _shown(line, level, no_cuda_drivers=False):
+    if line.startswith(_ABSL_PREAMBLE) or (no_cuda_drivers and _CUINIT_FAILED in line):
         return False
     match = _ABSL_LINE.match(line)
     return match is None or _LEVELS.index(match.group(1)) >= level
@@ -104,7 +110,10 @@ def quiet_tensorflow_startup():
     variable. With the variable at 1 or more and TensorFlow not yet loaded,
     the block's writes to the process's stderr (file descriptor 2) are
     captured and written back afterwards, all but the lines of the levels
-    the variable hides; Python's warnings and errors pass unchanged.
+    the variable hides; Python's warnings and errors pass unchanged. On a
+    machine without CUDA drivers, which TensorFlow reports as it loads, its
+    error line for the failed GPU probe ("failed call to cuInit") is hidden
+    too, where the block also lists the devices (the probe's moment).
 
     Returns:
         A context manager.
@@ -114,6 +123,7 @@ def quiet_tensorflow_startup():
     >>> os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     >>> with quiet_tensorflow_startup():
     ...     import tensorflow as tf
+    ...     tf.config.list_physical_devices()
     """
     level = _min_log_level()
     if level <= 0 or "tensorflow" in sys.modules:
@@ -131,5 +141,6 @@ def quiet_tensorflow_startup():
             os.close(saved)
             captured.seek(0)
             lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if _shown(line, level)))
+            no_drivers = any(_NO_CUDA_DRIVERS in line for line in lines)
+            sys.stderr.write("".join(line for line in lines if _shown(line, level, no_drivers)))
             sys.stderr.flush()

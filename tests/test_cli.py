@@ -113,7 +113,7 @@ def test_module_entry_point_reports_errors(tmp_path):
     assert out.returncode == 2 and "positive integer" in out.stderr
 
 
-def test_command_quiets_tensorflow_cpp_log_only_for_itself(tmp_path):
+def test_command_quiets_tensorflow_cpp_log_only_for_itself(tmp_path, small_dbn):
     # TensorFlow reads TF_CPP_MIN_LOG_LEVEL once, when it loads, and writes
     # its first lines (oneDNN, CUDA drivers) before it reads it at all.
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -136,6 +136,11 @@ def test_command_quiets_tensorflow_cpp_log_only_for_itself(tmp_path):
     quiet = stderr_of(*command, code=1)
     assert len(quiet.strip().splitlines()) == 1, quiet
     assert quiet.startswith("keras-dbn sample: error: ")
+    # A command that runs: nothing from TensorFlow, the error line of its
+    # GPU probe on a machine without CUDA drivers included.
+    works = ("-m", "keras_dbn", "sample", "--model", str(small_dbn), "--n", "4",
+             "--gibbs-steps", "2", "--out", str(tmp_path / "samples.png"))
+    assert stderr_of(*works) == ""
     # Imported as a library, keras_dbn leaves the process's logging alone.
     library = stderr_of("-c", "import os, keras_dbn; assert 'TF_CPP_MIN_LOG_LEVEL' not in os.environ")
     assert features in library or startup in library

@@ -77,3 +77,22 @@ def test_startup_lines_hidden_by_level_everything_else_passes(monkeypatch, capfd
         lines = written.splitlines()
         assert [line for line in err if line != "from Python"] == [lines[i] for i in kept]
         assert "from Python" in err
+
+
+def test_gpu_probe_error_hidden_only_where_tensorflow_found_no_cuda_drivers(monkeypatch, capfd):
+    from keras_dbn.tf_logging import quiet_tensorflow_startup
+
+    no_drivers = ("I0000 00:00:1796362342.519552   15169 cudart_stub.cc:31] Could not find cuda "
+                  "drivers on your machine, GPU will not be used.\n")
+    probe = ("E0000 00:00:1796362346.000172   15169 cuda_platform.cc:52] failed call to cuInit: "
+             "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n")
+    other_error = "E0000 00:00:1796362346.000172   15169 stub.cc:31] an error\n"
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # as if not loaded yet
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    for written, shown in [
+        (no_drivers + probe + other_error, other_error),  # nothing new in the probe's error
+        (probe + other_error, probe + other_error),  # drivers found: a GPU failed to start
+    ]:
+        with quiet_tensorflow_startup():
+            os.write(2, written.encode())
+        assert capfd.readouterr().err == shown
