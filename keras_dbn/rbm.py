@@ -1560,14 +1560,15 @@ class RBM(ExtraStateMixin, keras.Model):
         dtype = self._statistics_dtype
         if keras.backend.standardize_dtype(x.dtype) == self.compute_dtype:
             dtype = self.compute_dtype
-        stats = self._training_statistics(self._flatten(x, dtype))
+        v0 = self._flatten(x, dtype)  # of known rank, where a retraced step's `x` may not be
+        stats = self._training_statistics(v0)
         if self.trainable:  # a frozen RBM (trainable=False) only reports its monitors
             self.optimizer.apply(stats["gradients"], self._parameters())
             if self.persistent:
                 self.chains.assign(ops.cast(stats["chain_state"], self.chains.dtype))
         # Each batch counts by the rows its monitors read, as Keras weighs
         # its loss by the batch size: a small last batch counts for less.
-        rows = ops.cast(ops.minimum(ops.shape(x)[0], MONITOR_ROWS), "float32")
+        rows = ops.cast(ops.minimum(ops.shape(v0)[0], MONITOR_ROWS), "float32")
         self.reconstruction_tracker.update_state(stats["reconstruction_error"], sample_weight=rows)
         self.free_energy_tracker.update_state(stats["free_energy"], sample_weight=rows)
         return {m.name: m.result() for m in self.metrics}

@@ -752,6 +752,20 @@ def test_methods_given_visible_data_build_the_rbm_from_it(method):
     np.testing.assert_array_equal(result, np.asarray(method(built, v)))
 
 
+def test_fit_on_images_then_on_flat_rows_trains_as_on_flat_rows_twice():
+    # The second fit retraces the step for a batch of another rank, which
+    # TensorFlow then gives it as a tensor of unknown rank.
+    v = np.tile(all_states(6), (3, 1)).astype("float32")
+    first, second = keras_dbn.RBM(3, seed=4), keras_dbn.RBM(3, seed=4)
+    logs = {}
+    for rbm, shapes in ((first, ((-1, 2, 3), (-1, 6), (-1, 2, 3))), (second, ((-1, 6),) * 3)):
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1))
+        logs[rbm] = [rbm.fit(v.reshape(shape), batch_size=64, epochs=1, shuffle=False,
+                             verbose=0).history["reconstruction_error"] for shape in shapes]
+    np.testing.assert_allclose(first.kernel, second.kernel, rtol=1e-6)
+    np.testing.assert_allclose(logs[first], logs[second], rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     "call",
     [
