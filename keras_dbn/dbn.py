@@ -16,6 +16,7 @@ from keras_dbn.extra_state import ExtraStateMixin
 from keras_dbn.rbm import (
     RBM,
     _as_float32,
+    _host_validation_data,
     _is_dataset,
     checked_count,
     checked_sample_count,
@@ -544,7 +545,8 @@ class DBN(ExtraStateMixin, keras.Model):
             self.build(x.shape)
         else:
             self.build(self._dataset_feature_shape(x))
-        val = validation_data[0] if isinstance(validation_data, (tuple, list)) else validation_data
+        val = _host_validation_data(validation_data)
+        val = val[0] if isinstance(val, (tuple, list)) else val
         if isinstance(val, tf.data.Dataset):
             self._dataset_feature_shape(val)
         elif val is not None:

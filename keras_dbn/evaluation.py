@@ -558,7 +558,8 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
 
     Example:
 
-    >>> keras_dbn.evaluation.log_likelihood(rbm, x_test, data=x_train, seed=0)
+    >>> x_binary = (x_test > 0.5).astype("float32")  # binary data, as trained on
+    >>> keras_dbn.evaluation.log_likelihood(rbm, x_binary, data=x_train, seed=0)
 
     References:
         Salakhutdinov & Murray, ICML 2008, section 4.1 (table 1).
@@ -664,7 +665,8 @@ def dbn_log_likelihood_bound(
     Example:
 
     >>> top_input = dbn.transform(x_train, num_layers=len(dbn.rbms) - 1)
-    >>> keras_dbn.evaluation.dbn_log_likelihood_bound(dbn, x_test, data=top_input, seed=0)
+    >>> x_binary = (x_test > 0.5).astype("float32")  # binary data, as trained on
+    >>> keras_dbn.evaluation.dbn_log_likelihood_bound(dbn, x_binary, data=top_input, seed=0)
 
     References:
         Salakhutdinov & Murray, "On the Quantitative Analysis of Deep

@@ -610,9 +610,19 @@ def _host_array(data):
 
 
 def _host_validation_data(validation_data):
-    """`fit`'s ``validation_data`` with an eager tensor of inputs as an array."""
+    """`fit`'s ``validation_data`` with an eager tensor of inputs as an array.
+
+    Keras reads a tuple or list as ``(x_val,)``, ``(x_val, y_val)`` or
+    ``(x_val, y_val, sample_weight)``. One of more than three items, or
+    whose first item is a single row, is a list of rows instead, the
+    validation examples themselves.
+    """
     if isinstance(validation_data, (tuple, list)) and validation_data:
-        return type(validation_data)([_host_array(validation_data[0]), *validation_data[1:]])
+        first = validation_data[0]
+        if len(validation_data) > 3 or (
+                not _is_dataset(first) and np.ndim(_host_array(first)) < 2):
+            return _host_array(list(validation_data))
+        return type(validation_data)([_host_array(first), *validation_data[1:]])
     return _host_array(validation_data)
 
 
@@ -809,10 +819,11 @@ class RBM(ExtraStateMixin, keras.Model):
 
     The energy of a visible vector ``v`` and hidden vector ``h`` is
 
-        E(v, h) = E_v(v; b) - c^T h - v^T W h
+        E(v, h) = E_v(v; b) + E_h(h; c) - v^T W h
 
-    (``E_v = -b^T v`` for Bernoulli visible units, ``||v - b||^2 / 2`` for
-    Gaussian ones of unit variance). ``fit()`` follows the gradient of the
+    with one term per layer from its units: ``-b^T v`` for Bernoulli units,
+    ``||v - b||^2 / 2`` for Gaussian ones of unit variance (and likewise
+    ``-c^T h`` or ``||h - c||^2 / 2`` for the hidden layer). ``fit()`` follows the gradient of the
     log-likelihood approximated by CD-k (Hinton 2002): the positive statistics
     ``<v h^T>`` are taken with ``h`` given the data, the negative ones after
     ``k`` steps of block Gibbs sampling started at the data, or, with

@@ -467,6 +467,19 @@ def test_validation_data_may_be_a_dataset():
         keras_dbn.DBN([8, 4]).pretrain(train, validation_split=0.2, verbose=0)
 
 
+def test_validation_data_may_be_a_list_of_rows():
+    x = _binary()
+    histories = {
+        name: keras_dbn.DBN([8, 4], seed=0).pretrain(
+            x[:160], epochs=1, batch_size=40, validation_data=held_out, verbose=0)
+        for name, held_out in (("array", x[160:]), ("list", x[160:].tolist()))
+    }
+    for listed, array in zip(histories["list"], histories["array"]):
+        np.testing.assert_allclose(
+            listed.history["val_free_energy"], array.history["val_free_energy"], rtol=1e-6
+        )
+
+
 def test_classifier_options_take_numpy_integers_and_refuse_non_numbers():
     dbn = keras_dbn.DBN([8, 4], seed=0)
     dbn.build((None, 12))

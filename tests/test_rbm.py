@@ -345,6 +345,28 @@ def test_fit_accepts_datasets_with_labels_and_validation_logs():
     )
 
 
+def test_validation_data_given_as_rows_in_a_list_validates_on_those_rows():
+    x = (np.random.default_rng(1).random((90, 6)) < 0.4).astype("float32")
+    validations = {"array": x[60:], "(array,)": (x[60:],), "list of rows": x[60:].tolist(),
+                   "tuple of two rows": (x[60], x[61]), "list of one row": [x[60].tolist()]}
+    logs = {}
+    for name, validation in validations.items():
+        rbm = keras_dbn.RBM(3, seed=2)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1))
+        logs[name] = rbm.fit(x[:60], batch_size=20, epochs=2, shuffle=False, verbose=0,
+                             validation_data=validation).history
+    for name in ("(array,)", "list of rows"):
+        assert logs[name].keys() == logs["array"].keys()
+        for key, values in logs["array"].items():
+            np.testing.assert_allclose(logs[name][key], values, rtol=1e-6)
+    for name, rows in (("tuple of two rows", x[60:62]), ("list of one row", x[60:61])):
+        rbm = keras_dbn.RBM(3, seed=2)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1))
+        rbm.fit(x[:60], batch_size=20, epochs=2, shuffle=False, verbose=0)
+        assert logs[name]["val_free_energy"][-1] == pytest.approx(
+            rbm.evaluate(rows, verbose=0, return_dict=True)["free_energy"], rel=1e-6)
+
+
 def test_progress_bar_counts_no_further_than_the_epoch(monkeypatch):
     # 100 batches at the default 32 steps per execution: Keras itself would
     # show 128/100 for the last, partial execution.
