@@ -774,6 +774,32 @@ def test_methods_given_visible_data_build_the_rbm_from_it(method):
     np.testing.assert_array_equal(result, np.asarray(method(built, v)))
 
 
+def test_contrastive_divergence_draws_from_an_integer_seed_as_from_its_seed_generator():
+    # An integer handed to Keras's random ops would draw the same numbers
+    # for every state of the chain, biasing CD-k.
+    rbm = make_rbm(4, 3, k=3, seed=1)
+    v = all_states(4).astype("float32")
+    by_int, again = (rbm.contrastive_divergence(v, seed=7)["gradients"] for _ in range(2))
+    by_generator = rbm.contrastive_divergence(v, seed=keras.random.SeedGenerator(7))["gradients"]
+    for a, b, c in zip(by_int, again, by_generator):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    with pytest.raises(ValueError, match="`seed` must be an integer"):
+        rbm.contrastive_divergence(v, seed=True)
+
+
+def test_bias_statistics_of_a_large_float64_batch_keep_float64_sums():
+    # With W = 0, CD-1's visible-bias gradient is exactly sigmoid(b) - mean(v).
+    rng = np.random.default_rng(0)
+    rbm = make_rbm(4, 3, dtype="float64")
+    rbm.kernel.assign(np.zeros((4, 3)))
+    v = (rng.random((60_000, 4)) < 0.7).astype("float64")
+    b = np.asarray(rbm.visible_bias, "float64")
+    grad_b = np.asarray(rbm.contrastive_divergence(v)["gradients"][1], "float64")
+    # The gradient is float32: one rounding, not 60,000 rounded additions.
+    np.testing.assert_allclose(grad_b, 1 / (1 + np.exp(-b)) - v.mean(axis=0), rtol=0, atol=1e-7)
+
+
 def test_fit_on_images_then_on_flat_rows_trains_as_on_flat_rows_twice():
     # The second fit retraces the step for a batch of another rank, which
     # TensorFlow then gives it as a tensor of unknown rank.
