@@ -872,7 +872,10 @@ class RBM(ExtraStateMixin, keras.Model):
             samples fell into 1.4-3.8 digit classes effectively, with the
             rate annealed 6.4-8.4 (``benchmarks/RESULTS.md``, section 7).
         num_chains: number of persistent chains (PCD only); fixed so that the
-            chains do not depend on the size of the last batch.
+            chains do not depend on the size of the last batch. Under a
+            `tf.distribute` strategy every replica starts each update
+            from the same chains, which then go on from the first
+            replica's draws.
         sample_visible: whether the last visible state of the negative phase
             is a sample (``True``) or the conditional mean (``False``).
             ``None`` picks the mean for CD and a sample for PCD.
@@ -1017,6 +1020,10 @@ class RBM(ExtraStateMixin, keras.Model):
                 shape=(self.num_chains, self.units),
                 initializer=self._initial_chains,
                 trainable=False,
+                # Under a `tf.distribute` strategy every replica takes the
+                # first replica's next states: one set of chains, which a
+                # saved file holds whole, rather than one per replica.
+                aggregation="only_first_replica",
                 name="persistent_chains",
             )
         self.built = True

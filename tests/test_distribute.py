@@ -6,6 +6,7 @@ back as JSON.
 """
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -58,15 +59,36 @@ SCRIPT = textwrap.dedent(
         out[visible]["visible"] = [
             t.numpy().tolist() for t in strategy.experimental_local_results(visible_states)
         ]
+
+    # PCD: the replicas keep one set of chains, which a saved file holds,
+    # so a run resumed from the file goes on as the uninterrupted one.
+    with strategy.scope():
+        rbm = RBM(5, persistent=True, num_chains=8, seed=3)
+        rbm.compile(keras.optimizers.SGD(0.1))
+        rbm.build((None, 20))
+        rbm.kernel.assign(np.random.default_rng(1).normal(size=(20, 5)).astype("float32") * 3)
+    rbm.fit(x[:64], epochs=1, batch_size=16, verbose=0, shuffle=False)
+    chains = [t.numpy() for t in rbm.chains.value.values]
+    path = os.path.join(os.environ["PCD_DIR"], "pcd.keras")
+    rbm.save(path)
+    with strategy.scope():
+        resumed = keras.models.load_model(path)
+    for model in (rbm, resumed):
+        model.fit(x[:64], epochs=1, batch_size=16, verbose=0, shuffle=False)
+    out["pcd"] = {
+        "replica_chains_equal": bool(np.array_equal(chains[0], chains[1])),
+        "resumed_kernel_difference": float(np.abs(rbm.kernel.numpy() - resumed.kernel.numpy()).max()),
+    }
     print("RESULT" + json.dumps(out))
     """
 )
 
 
 @pytest.fixture(scope="module")
-def result():
+def result(tmp_path_factory):
+    env = dict(os.environ, PCD_DIR=str(tmp_path_factory.mktemp("pcd")))
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600, env=env
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")][-1]
@@ -93,3 +115,8 @@ def test_replicas_draw_different_samples(result, visible):
     assert first != second
     first, second = result[visible]["visible"]
     assert first != second
+
+
+def test_persistent_chains_are_one_set_for_all_replicas_and_resume_from_a_file(result):
+    assert result["pcd"]["replica_chains_equal"]
+    assert result["pcd"]["resumed_kernel_difference"] == 0.0
