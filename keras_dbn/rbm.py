@@ -94,6 +94,10 @@ GAUSSIAN_LEARNING_RATE = 0.01
 #: has a larger standard deviation than this, over the first rows.
 _GAUSSIAN_MAX_STD = 3.0
 _SCALE_CHECK_ROWS = 10_000
+#: `free_energy_gap` compares the validation data with this many training
+#: rows (at most), evaluated in batches of `_GAP_BATCH_SIZE`.
+_GAP_ROWS = 10_000
+_GAP_BATCH_SIZE = 1000
 
 
 @functools.cache
@@ -777,20 +781,53 @@ def _describe_rate(rate):
         return "now a tensor"
 
 
+def _gap_rows(x, validation_split, validation_data):
+    """The training examples `free_energy_gap` compares with the validation data.
+
+    Up to `_GAP_ROWS` rows spread evenly over an array's training rows
+    (those before a ``validation_split``), or the first rows of a dataset's
+    first batches; ``None`` for other input, or for a dataset without rows.
+    """
+    if isinstance(x, np.ndarray):
+        rows = _training_rows(len(x), validation_split, validation_data)
+        return x[np.linspace(0, rows - 1, min(rows, _GAP_ROWS)).round().astype(np.int64)]
+    if not _is_dataset(x):
+        return None
+    batches, count = [], 0
+    for element in x:
+        batch = element[0] if isinstance(element, tuple) else element
+        batches.append(np.asarray(batch))
+        count += len(batches[-1])
+        if count >= _GAP_ROWS:
+            break
+    return np.concatenate(batches)[:_GAP_ROWS] if count else None
+
+
 class _FreeEnergyGap(keras.callbacks.Callback):
-    """Adds ``free_energy_gap = val_free_energy - free_energy`` to the logs.
+    """Adds ``free_energy_gap`` to the logs: ``val_free_energy`` minus the
+    mean free energy of training examples, both at the epoch's final weights.
 
     Hinton's practical guide (section 6) monitors overfitting by the gap
-    between the average free energy of validation data and of training data:
-    a growing gap means the model assigns relatively less probability to
-    held-out data. The training figure is the average over the epoch's
-    batches (of at most `MONITOR_ROWS` rows of each), each taken before that
-    batch's update.
+    between the average free energy of validation data and of a
+    representative subset of the training data: a growing gap means the
+    model assigns relatively less probability to held-out data. The logged
+    ``free_energy`` does not serve, as it averages the epoch's batches, each
+    before its update. Those training rows (`_gap_rows`) are evaluated as
+    the validation data are, by `RBM.evaluate`.
+
+    Args:
+        training_rows: the training examples to compare with.
     """
 
+    def __init__(self, training_rows):
+        super().__init__()
+        self.training_rows = training_rows
+
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and "val_free_energy" in logs and "free_energy" in logs:
-            logs["free_energy_gap"] = logs["val_free_energy"] - logs["free_energy"]
+        if logs is not None and "val_free_energy" in logs:
+            training = self.model.evaluate(self.training_rows, batch_size=_GAP_BATCH_SIZE,
+                                           verbose=0, return_dict=True)["free_energy"]
+            logs["free_energy_gap"] = logs["val_free_energy"] - training
 
 
 def _require_tensorflow_trainer(method):
@@ -1810,7 +1847,9 @@ class RBM(ExtraStateMixin, keras.Model):
         refused, since CD's statistics weigh every example alike. An RBM
         that was not compiled is compiled with the default optimizer. With validation data the logs
         hold ``val_reconstruction_error``, ``val_free_energy`` and
-        ``free_energy_gap``. The training figures of batches larger than
+        ``free_energy_gap``: ``val_free_energy`` minus the mean free energy
+        of up to 10,000 training examples at the same, final weights of the
+        epoch (Hinton's overfitting monitor). The training figures of batches larger than
         `MONITOR_ROWS` (256) come from their first 256 rows, a random sample
         when the data are shuffled; validation reads every row.
 
@@ -1927,8 +1966,13 @@ class RBM(ExtraStateMixin, keras.Model):
         resolve_monitor_modes(callbacks, self.metrics)
         logged = [metric.name for metric in self.metrics]
         if validation_data is not None or validation_split:
-            logged += [f"val_{name}" for name in logged] + ["free_energy_gap"]
-            callbacks.insert(0, _FreeEnergyGap())
+            logged += [f"val_{name}" for name in logged]
+            training_rows = None
+            if epochs > kwargs.get("initial_epoch", 0):
+                training_rows = _gap_rows(x, validation_split, validation_data)
+            if training_rows is not None:
+                logged.append("free_energy_gap")
+                callbacks.insert(0, _FreeEnergyGap(training_rows))
         check_monitors(callbacks, logged, "an RBM")
         check_checkpoint_formats(callbacks, self)
         # First, so that later callbacks (checkpoints, early stopping) see

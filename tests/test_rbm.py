@@ -340,9 +340,24 @@ def test_fit_accepts_datasets_with_labels_and_validation_logs():
     logs = history.history
     for key in ("reconstruction_error", "free_energy", "val_reconstruction_error", "val_free_energy"):
         assert len(logs[key]) == 3 and np.all(np.isfinite(logs[key]))
-    np.testing.assert_allclose(
-        logs["free_energy_gap"], np.array(logs["val_free_energy"]) - np.array(logs["free_energy"]), rtol=1e-6
-    )
+    # The gap compares with the training examples at the final weights.
+    training = rbm.evaluate(x, batch_size=1000, verbose=0, return_dict=True)["free_energy"]
+    assert logs["free_energy_gap"][-1] == pytest.approx(logs["val_free_energy"][-1] - training, rel=1e-6)
+
+
+def test_free_energy_gap_compares_validation_and_training_data_at_the_same_weights():
+    x = (np.random.default_rng(3).random((400, 16)) < 0.3).astype("float32")
+    rbm = keras_dbn.RBM(8, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.2, momentum=0.9))
+    # Validated on its own training data, the model has no gap (Hinton's
+    # practical guide, section 6), though it learns during each epoch.
+    logs = rbm.fit(x, batch_size=20, epochs=3, validation_data=x, verbose=0).history
+    assert logs["free_energy"][-1] != pytest.approx(logs["val_free_energy"][-1], abs=0.05)
+    np.testing.assert_allclose(logs["free_energy_gap"], 0.0, atol=1e-5)
+    # The examples held out by `validation_split` are not training examples.
+    logs = rbm.fit(x, batch_size=20, epochs=1, validation_split=0.25, verbose=0).history
+    training = rbm.evaluate(x[:300], verbose=0, return_dict=True)["free_energy"]
+    assert logs["free_energy_gap"][-1] == pytest.approx(logs["val_free_energy"][-1] - training, rel=1e-6)
 
 
 def test_validation_data_given_as_rows_in_a_list_validates_on_those_rows():
