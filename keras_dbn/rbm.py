@@ -790,11 +790,13 @@ def _gap_rows(x, validation_split, validation_data):
     """
     if isinstance(x, np.ndarray):
         rows = _training_rows(len(x), validation_split, validation_data)
+        if not 0 < rows <= len(x):  # a bad split, which `fit` refuses later
+            return None
         return x[np.linspace(0, rows - 1, min(rows, _GAP_ROWS)).round().astype(np.int64)]
     if not _is_dataset(x):
         return None
     batches, count = [], 0
-    for element in x:
+    for element in array_input.without_autotuning(x):  # as `fit` reads it
         batch = element[0] if isinstance(element, tuple) else element
         batches.append(np.asarray(batch))
         count += len(batches[-1])

@@ -524,14 +524,16 @@ def test_validation_input_converts_arrays_and_datasets_and_keeps_the_rest():
         assert array_input.validation_input(kept, 20) is kept
 
 
-def autotuned_iterations(monkeypatch):
-    """A list that records, for each tf.data iterator made from now on,
-    whether its pipeline has autotuning on."""
+def autotuned_iterations(monkeypatch, rows=None):
+    """A list that records, for each tf.data iterator made from now on (of
+    a pipeline of batches of ``rows`` rows where given), whether its
+    pipeline has autotuning on."""
     seen = []
     real = tf.data.Dataset.__iter__
 
     def spy(ds):
-        seen.append(ds.options().autotune.enabled is not False)
+        if rows is None or array_input.batch_rows(ds) == rows:
+            seen.append(ds.options().autotune.enabled is not False)
         return real(ds)
 
     monkeypatch.setattr(tf.data.Dataset, "__iter__", spy)
@@ -733,7 +735,9 @@ def test_rbm_iterates_datasets_without_autotuning_unless_they_set_it(monkeypatch
     for data, expect_autotuned in ((plain, False), (tuned, True)):
         rbm = keras_dbn.RBM(4, seed=3)
         rbm.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
-        autotuned = autotuned_iterations(monkeypatch)
+        # The caller's pipeline, not the RBM's own over the training rows
+        # that `free_energy_gap` evaluates.
+        autotuned = autotuned_iterations(monkeypatch, rows=20)
         rbm.fit(data, epochs=2, verbose=0, validation_data=data)
         rbm.evaluate(data, verbose=0)
         rbm.predict(data, verbose=0)
