@@ -872,12 +872,13 @@ class RBM(ExtraStateMixin, keras.Model):
 
     with one term per layer from its units: ``-b^T v`` for Bernoulli units,
     ``||v - b||^2 / 2`` for Gaussian ones of unit variance (and likewise
-    ``-c^T h`` or ``||h - c||^2 / 2`` for the hidden layer). ``fit()`` follows the gradient of the
-    log-likelihood approximated by CD-k (Hinton 2002): the positive statistics
-    ``<v h^T>`` are taken with ``h`` given the data, the negative ones after
-    ``k`` steps of block Gibbs sampling started at the data, or, with
-    ``persistent=True``, at the hidden states of ``num_chains`` persistent
-    chains that carry over between updates (PCD, Tieleman 2008). The update
+    ``-c^T h`` or ``||h - c||^2 / 2`` for the hidden layer). ``fit()``
+    follows the gradient of the log-likelihood approximated by CD-k
+    (Hinton 2002): the positive statistics ``<v h^T>`` are taken with ``h``
+    given the data, the negative ones after ``k`` steps of block Gibbs
+    sampling started at the data, or, with ``persistent=True``, at the
+    hidden states of ``num_chains`` persistent chains that carry over between
+    updates (PCD, Tieleman 2008). The update
     ``-(positive - negative)`` is handed to the compiled optimizer as the
     gradient, so every Keras optimizer, learning-rate schedule, momentum,
     weight decay and clipping option applies unchanged.
@@ -1548,7 +1549,8 @@ class RBM(ExtraStateMixin, keras.Model):
         # TensorFlow's graph then drops the unused float32 copy of 16-bit data.
         v0_32 = ops.cast(v0, f32)
         v0_mean = rescaled(
-            _column_means(data_only(v0_low)) if low_data else _mean_in(data_only(v0), statistics_dtype),
+            _column_means(data_only(v0_low)) if low_data
+            else _mean_in(data_only(v0), statistics_dtype),
             pos_scale,
         )
         grad_b = v_model_mean - v0_mean
@@ -1851,9 +1853,10 @@ class RBM(ExtraStateMixin, keras.Model):
         hold ``val_reconstruction_error``, ``val_free_energy`` and
         ``free_energy_gap``: ``val_free_energy`` minus the mean free energy
         of up to 10,000 training examples at the same, final weights of the
-        epoch (Hinton's overfitting monitor). The training figures of batches larger than
-        `MONITOR_ROWS` (256) come from their first 256 rows, a random sample
-        when the data are shuffled; validation reads every row.
+        epoch (Hinton's overfitting monitor). The training figures of
+        batches larger than `MONITOR_ROWS` (256) come from their first 256
+        rows, a random sample when the data are shuffled; validation reads
+        every row.
 
         A `tf.data.Dataset` is iterated with tf.data's autotuning off,
         unless its options set it (`array_input.without_autotuning`: the

@@ -77,7 +77,8 @@ SCRIPT = textwrap.dedent(
         model.fit(x[:64], epochs=1, batch_size=16, verbose=0, shuffle=False)
     out["pcd"] = {
         "replica_chains_equal": bool(np.array_equal(chains[0], chains[1])),
-        "resumed_kernel_difference": float(np.abs(rbm.kernel.numpy() - resumed.kernel.numpy()).max()),
+        "resumed_kernel_difference": float(
+            np.abs(rbm.kernel.numpy() - resumed.kernel.numpy()).max()),
     }
     print("RESULT" + json.dumps(out))
     """
