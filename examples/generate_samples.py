@@ -56,7 +56,10 @@ def main(argv=None):
                  optimizer=lower + [keras.optimizers.SGD(top_rate, momentum=0.9)])
 
     images = dbn.generate(100, gibbs_steps=args.gibbs_steps)
-    print("wrote", callbacks.save_image_grid(images, args.out))
+    # Bernoulli means as they are, as `keras-dbn sample` draws them: stretched
+    # per image, faint noise would look like a full-contrast digit.
+    print("wrote", callbacks.save_image_grid(
+        images, args.out, normalize=callbacks.rescales_samples(dbn.rbms[0])))
 
     reader = dbn.to_classifier(num_classes=10)
     reader.compile("adam", "sparse_categorical_crossentropy")

@@ -95,7 +95,8 @@ def layer_sizes(text):
 
 
 def image_shape(text):
-    """An image shape ``HEIGHTxWIDTH`` or ``HEIGHTxWIDTHxCHANNELS``, e.g. ``32x32x3``."""
+    """An image shape ``HEIGHTxWIDTH`` or ``HEIGHTxWIDTHxCHANNELS``, e.g. ``32x32x3``
+    (at most 4 channels, as a PNG holds)."""
     try:
         shape = tuple(int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -103,6 +104,9 @@ def image_shape(text):
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise argparse.ArgumentTypeError(
             f"expected HEIGHTxWIDTH or HEIGHTxWIDTHxCHANNELS like 28x28 or 32x32x3, got {text!r}")
+    if len(shape) == 3 and shape[2] > 4:  # what a PNG holds
+        raise argparse.ArgumentTypeError(
+            f"a PNG image has 1 to 4 channels (grey, grey and alpha, RGB, RGBA), got {text!r}")
     return shape
 
 

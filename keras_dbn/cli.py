@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+import zipfile
 
 from keras_dbn.argtypes import (
     UsageError, add_option, check_dataset_name, check_writable, image_shape, is_within,
@@ -259,6 +260,8 @@ def _fine_tune(model, x, y, args, x_test, y_test, x_unlabelled=None):
 
 # What `train` writes into --out, besides the classifier and the SavedModel.
 RUN_FILES = ("dbn.keras", "results.json", "samples.png", "filters.png")
+#: The fine-tuned classifier in --out, unless --save names another file.
+CLASSIFIER_FILE = "classifier.keras"
 
 
 def _check_train_options(args):
@@ -298,7 +301,7 @@ def _check_train_options(args):
                          "--export writes the SavedModel.")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out!r} is a file, not a folder")
-    save_path = args.save or os.path.join(args.out, "classifier.keras")
+    save_path = args.save or os.path.join(args.out, CLASSIFIER_FILE)
     if os.path.isdir(save_path):
         raise UsageError(f"--save {save_path!r} is a folder; name the .keras file to write")
     export_dir = args.export or os.path.join(args.out, "saved_model")
@@ -321,9 +324,14 @@ def _check_train_options(args):
 
 def _earlier_outputs(out, save_path, keep=()):
     """The files of the run's outputs (`RUN_FILES` in ``out``, the classifier
-    at ``save_path``) that exist already, but those named in ``keep``."""
-    paths = [os.path.join(out, name) for name in RUN_FILES if name not in keep]
-    return [path for path in paths + [save_path] if os.path.exists(path)]
+    at ``save_path``) that exist already, but those named in ``keep``; also
+    a classifier at ``out``'s default place where --save names another
+    file, an earlier run's that would otherwise sit beside this run's DBN."""
+    paths = [os.path.join(out, name) for name in (*RUN_FILES, CLASSIFIER_FILE)
+             if name not in keep]
+    if not any(is_within(save_path, path) for path in paths):
+        paths.append(save_path)
+    return [path for path in paths if os.path.exists(path)]
 
 
 def _remove_earlier_results(out, save_path):
@@ -544,6 +552,9 @@ def _check_sample_options(args):
     if not args.model.endswith(".keras"):
         raise UsageError(f"--model needs a DBN saved as a .keras file, got {args.model!r} "
                          f"({what})")
+    if not zipfile.is_zipfile(args.model):  # Keras would say "File not found"
+        raise UsageError(f"--model {args.model!r} is not a .keras file (a zip archive): "
+                         f"damaged, cut short or of another kind ({what})")
     if os.path.isdir(args.out):
         raise UsageError(f"--out {args.out!r} is a folder; name the PNG file to write")
     if not args.out.lower().endswith(".png"):
@@ -565,7 +576,11 @@ def sample(args):
     import keras_dbn
     from keras_dbn import callbacks as grid
 
-    model = keras.models.load_model(args.model)
+    try:
+        model = keras.models.load_model(args.model)
+    except KeyError as error:  # Keras's error for a zip archive without its config
+        raise ValueError(f"{args.model} is a zip archive but not a saved Keras model: "
+                         f"{error}") from None
     if not isinstance(model, (keras_dbn.DBN, keras_dbn.RBM)):
         raise UsageError(
             f"{args.model} holds a {type(model).__name__}, not a DBN or RBM "

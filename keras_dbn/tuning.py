@@ -903,8 +903,9 @@ def run_search(args=None, **kwargs):
         "trials": len(tuner.oracle.trials),
         "search_seconds": round(seconds, 1),
         "pretrain_runs": hypermodel.pretrain_calls,
-        "model": str(model_path),
-        "saved_model": exported,
+        # Absolute: a rerun from another working directory reads them too.
+        "model": os.path.abspath(model_path),
+        "saved_model": os.path.abspath(exported),
     }
     (output / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(f"[tune] best: val accuracy {val_accuracy:.4f}, test accuracy {test_accuracy:.4f}; "

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -80,6 +81,7 @@ def test_pretraining_rates_of_pcd_layers_fall_to_zero(options, top_schedule):
      (["train", "--no-such-option"], "unrecognized"),
      (["sample"], "--model"),
      (["sample", "--model", "m.keras", "--image-shape", "32x"], "HEIGHTxWIDTH"),
+     (["sample", "--model", "m.keras", "--image-shape", "2x4x6"], "1 to 4 channels"),
      (["tune", "--validation", "0"], "fraction in (0, 1)"),
      (["tune", "--validation", "1.5"], "whole number"),
      (["tune", "--validation", "nan"], "fraction in (0, 1)"),
@@ -126,8 +128,10 @@ def test_command_quiets_tensorflow_cpp_log_only_for_itself(tmp_path, small_dbn):
         assert out.returncode == code, out.stderr
         return out.stderr
 
-    # A command that loads TensorFlow, then fails to read its model.
-    (tmp_path / "junk.keras").write_text("not a model")
+    # A command that loads TensorFlow, then fails to read its model (a zip
+    # archive, so that it is not refused before TensorFlow loads).
+    with zipfile.ZipFile(tmp_path / "junk.keras", "w") as archive:
+        archive.writestr("notes.txt", "not a model")
     command = ("-m", "keras_dbn", "sample", "--model", str(tmp_path / "junk.keras"),
                "--out", str(tmp_path / "x.png"))
     loud = stderr_of(*command, code=1, TF_CPP_MIN_LOG_LEVEL="0")
@@ -378,6 +382,13 @@ def test_an_earlier_run_is_kept_unless_overwrite(tmp_path, capsys, monkeypatch):
     code = cli.main(["train", "--overwrite", "--out", str(tmp_path / "run"),
                      "--dataset", "no_such_dataset"])
     assert code == 2 and "--dataset 'no_such_dataset': Unknown" in capsys.readouterr().err
+    # Nor would an earlier run's classifier stay beside this run's DBN when
+    # --save names another file.
+    (tmp_path / "run2").mkdir()
+    (tmp_path / "run2" / "classifier.keras").write_text("earlier")
+    assert cli.main(["train", "--out", str(tmp_path / "run2"),
+                     "--save", str(tmp_path / "mine.keras")]) == 2
+    assert "classifier.keras; choose another --out" in capsys.readouterr().err
     # An exported SavedModel is not in the way: the run adds the next version.
     (tmp_path / "run" / "filters.png").unlink()
     (tmp_path / "run" / "saved_model" / "1").mkdir(parents=True)
@@ -530,7 +541,9 @@ def test_sample_shows_bernoulli_probabilities_unstretched(tmp_path):
 def test_sample_needs_a_keras_file_as_model(small_dbn, tmp_path, capsys):
     (tmp_path / "run1").mkdir()
     (tmp_path / "dbn.h5").write_bytes(small_dbn.read_bytes())
-    for model, message in ((tmp_path / "run1", "is a folder"), (tmp_path / "dbn.h5", ".keras")):
+    (tmp_path / "cut.keras").write_bytes(small_dbn.read_bytes()[:1000])  # an interrupted copy
+    for model, message in ((tmp_path / "run1", "is a folder"), (tmp_path / "dbn.h5", ".keras"),
+                           (tmp_path / "cut.keras", "is not a .keras file (a zip archive)")):
         code = cli.main(["sample", "--model", str(model), "--out", str(tmp_path / "s.png")])
         assert code == 2
         line = error_line(capsys.readouterr().err, "keras-dbn sample")
@@ -539,7 +552,7 @@ def test_sample_needs_a_keras_file_as_model(small_dbn, tmp_path, capsys):
     assert cli.main(["sample", "--model", str(small_dbn), "--out", str(tmp_path / "s.jpg")]) == 2
     assert "--out needs a .png file name" in error_line(capsys.readouterr().err,
                                                         "keras-dbn sample")
-    assert sorted(os.listdir(tmp_path)) == ["dbn.h5", "run1"]
+    assert sorted(os.listdir(tmp_path)) == ["cut.keras", "dbn.h5", "run1"]
 
 
 def test_each_run_exports_the_next_saved_model_version(mnist_manual_dir, tfds_data_dir,
@@ -590,10 +603,15 @@ def test_an_overwriting_run_removes_the_earlier_results_once_its_dbn_is_saved(tm
     (tmp_path / "saved_model" / "1").mkdir(parents=True)
     elsewhere = tmp_path / "mine.keras"
     elsewhere.write_text("earlier")
+    # --save names another file: the earlier run's classifier in --out goes
+    # too, as it would sit beside this run's DBN.
     cli._remove_earlier_results(str(tmp_path), str(elsewhere))
-    left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["classifier.keras", "dbn.keras", "saved_model"]  # --save named another file
-    assert ("removed the earlier run's results.json, samples.png, filters.png, mine.keras"
-            in capsys.readouterr().out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dbn.keras", "saved_model"]
+    assert ("removed the earlier run's results.json, samples.png, filters.png, "
+            "classifier.keras, mine.keras" in capsys.readouterr().out)
+    for name in names:
+        (tmp_path / name).write_text("earlier")
     cli._remove_earlier_results(str(tmp_path), str(tmp_path / "classifier.keras"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dbn.keras", "saved_model"]
+    assert ("removed the earlier run's results.json, samples.png, filters.png, "
+            "classifier.keras (--overwrite)" in capsys.readouterr().out)

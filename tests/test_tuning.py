@@ -444,7 +444,7 @@ def test_search_labels_the_data_cannot_meet_fail_before_any_trial(mnist_manual_d
 
 
 def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds_data_dir,
-                                                          tmp_path, capsys):
+                                                          tmp_path, capsys, monkeypatch):
     import json
 
     import tensorflow as tf
@@ -454,7 +454,11 @@ def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds
     options = dict(tuner="random", max_trials=1, max_epochs=1, units=[32], max_layers=1,
                    max_pretrain_epochs=1, train_limit=2000, manual_dir=mnist_manual_dir,
                    data_dir=tfds_data_dir, directory=str(tmp_path), verbose=0)
-    results = run_search(**options)
+    # The first search names its folder relative to the working directory;
+    # the reruns below run elsewhere.
+    monkeypatch.chdir(tmp_path)
+    results = run_search(**dict(options, directory="."))
+    monkeypatch.chdir(tmp_path.parent)
     best_dir = tmp_path / "dbn_mnist" / "best"
     assert json.loads((best_dir / "results.json").read_text())["trials"] == results["trials"] == 1
     assert results["test_accuracy"] > 0.5
