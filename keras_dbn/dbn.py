@@ -18,9 +18,11 @@ from keras_dbn.rbm import (
     _as_float32,
     _host_validation_data,
     _is_dataset,
+    _is_multi_replica,
     checked_count,
     checked_sample_count,
     checked_seed,
+    export_signature,
     split_validation,
 )
 
@@ -46,6 +48,10 @@ def _predicted(rbm, data, batch_size=1000, dtype="float32"):
         # RBM's own check cannot see it.
         raise rbm._width_error(data.shape[1])
     out = array_input.aligned_empty((len(data), rbm.units), dtype=dtype)
+    if _is_multi_replica(rbm):
+        # Keras' `predict_on_batch` returns each replica's copy of the rows.
+        out[:] = np.asarray(rbm.predict(data, batch_size=batch_size, verbose=0))
+        return out
     for start in range(0, len(data), batch_size):
         stop = start + batch_size
         out[start:stop] = np.asarray(rbm.predict_on_batch(data[start:stop]))  # converts to dtype
@@ -293,7 +299,9 @@ class DBN(ExtraStateMixin, keras.Model):
         shape = (None, int(np.prod(input_shape[1:])))
         for rbm in self.rbms:
             if not rbm.built:
-                rbm.build(shape)
+                # Its weights in the scope of the strategy it was made under.
+                with rbm.distribute_strategy.scope():
+                    rbm.build(shape)
             elif rbm.num_visible != shape[1]:
                 raise ValueError(
                     f"{rbm.name} expects {rbm.num_visible} inputs but the layer below gives {shape[1]}."
@@ -323,6 +331,17 @@ class DBN(ExtraStateMixin, keras.Model):
         for rbm in self.rbms:
             x = rbm.hidden_given_visible(x)
         return x
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
+               **kwargs):
+        """`keras.Model.export` of `call` (the top layer's hidden means),
+        for rows of ``num_visible`` values unless ``input_signature`` says
+        otherwise. For a classifier, export `to_classifier`'s model
+        (`keras_dbn.export_saved_model`)."""
+        self._require_weights()
+        return super().export(filepath, format=format, verbose=verbose,
+                              input_signature=export_signature(self, input_signature),
+                              **kwargs)
 
     def predict_step(self, data):
         """`keras.Model.predict_step`, in float32 under a mixed policy too,
@@ -464,8 +483,10 @@ class DBN(ExtraStateMixin, keras.Model):
                 `tf.data.Dataset` of ``x`` or ``(x, y)``.
             verbose: Keras verbosity of each ``fit()``; a header names each
                 layer unless ``verbose=0``.
-            sample: train upper layers on sampled binary states of the layers
-                below (fresh samples each epoch) instead of probabilities.
+            sample: train upper layers on states sampled from the layers
+                below (binary for Bernoulli hidden units, the mean plus
+                standard normal noise for Gaussian ones; fresh samples each
+                epoch) instead of their conditional means.
             init_visible_bias: set each RBM's visible biases from the mean
                 of its input before training (practical guide, section 8.1)
                 when ``x`` is a NumPy array (for the layers above, the mean
@@ -606,7 +627,9 @@ class DBN(ExtraStateMixin, keras.Model):
                 elif layer_val is not None:
                     layer_val = self._propagate(layer_val, below, False, None, dtype)
             if not rbm.compiled or not _same_optimizer(rbm.optimizer, optimizers[i]):
-                rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
+                # In the scope of the strategy the RBM was created under, if any.
+                with rbm.distribute_strategy.scope():
+                    rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
             if init_visible_bias and _untrained(rbm):
                 if isinstance(layer_input, np.ndarray):
                     rbm.initialize_visible_bias(layer_input)
@@ -680,19 +703,22 @@ class DBN(ExtraStateMixin, keras.Model):
                 array, batch_size=batch_size, shuffle=shuffle, seed=seed, dtype=None
             )
 
-        def sampled(dataset, probabilities):
-            """``dataset`` mapped to binary states drawn from ``probabilities(batch)``."""
+        def sampled(dataset, means):
+            """``dataset`` mapped to the hidden states drawn given ``means(batch)``."""
             # One stateless seed per batch; rerandomize_each_iteration draws
             # new ones in every epoch, reproducibly for a given seed.
             noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+            units = rbm.hidden_units
+            draw_noise = (tf.random.stateless_uniform if units.noise == "uniform"
+                          else tf.random.stateless_normal)
 
             def draw(batch, noise_seed):
-                # float32 uniforms: a bfloat16 one has only 7 random bits.
-                p = tf.cast(probabilities(batch), "float32")
-                uniform = tf.random.stateless_uniform(
-                    tf.shape(p), seed=tf.stack([noise_seed, tf.constant(0, tf.int64)])
+                # float32 noise: a bfloat16 uniform has only 7 random bits.
+                mean = tf.cast(means(batch), "float32")
+                noise = draw_noise(
+                    tf.shape(mean), seed=tf.stack([noise_seed, tf.constant(0, tf.int64)])
                 )
-                return tf.cast(units_lib.bernoulli_from_uniform(p, uniform), dtype)
+                return tf.cast(units.states_from_noise(mean, noise), dtype)
 
             return tf.data.Dataset.zip((dataset, noise_seeds)).map(
                 draw, num_parallel_calls=tf.data.AUTOTUNE

@@ -31,12 +31,26 @@ from keras import ops
 
 from keras_dbn import array_input
 from keras_dbn.dbn import DBN
-from keras_dbn.rbm import _is_dataset, checked_count, float64_batches, visible_mean
+from keras_dbn.rbm import RBM, _is_dataset, checked_count, float64_batches, visible_mean
 
 _F64 = "float64"
 
 
 # ----------------------------------------------------------------- helpers
+
+
+def _checked_rbm(rbm, function):
+    """Raises unless ``rbm`` is a built `RBM`: a `TypeError` naming what to
+    pass instead for anything else (a DBN is several RBMs)."""
+    if isinstance(rbm, DBN):
+        raise TypeError(
+            f"{function} takes one keras_dbn.RBM, got a DBN: pass one of its RBMs "
+            "(e.g. dbn.rbms[0]), or use dbn_log_likelihood_bound for the DBN's "
+            "log-likelihood."
+        )
+    if not isinstance(rbm, RBM):
+        raise TypeError(f"{function} takes a keras_dbn.RBM, got {type(rbm).__name__}.")
+    rbm._require_built()
 
 
 def _weights(rbm, dtype=_F64):
@@ -167,7 +181,7 @@ def exact_log_partition(rbm, enumerate_layer=None, max_units=20, chunk_size=2**1
     References:
         Salakhutdinov & Murray, ICML 2008, section 2 (eq. 3-4).
     """
-    rbm._require_built()
+    _checked_rbm(rbm, "exact_log_partition")
     max_units = checked_count(max_units, "`max_units`", 1)
     chunk_size = checked_count(chunk_size, "`chunk_size`", 1)
     layers = {"visible": rbm.visible_units, "hidden": rbm.hidden_units}
@@ -426,7 +440,7 @@ def ais_log_partition(
         Neal, "Annealed Importance Sampling", Statistics and Computing 11,
         2001.
     """
-    rbm._require_built()
+    _checked_rbm(rbm, "ais_log_partition")
     if not rbm.hidden_units.discrete:
         raise ValueError(
             "ais_log_partition needs Bernoulli hidden units: tempering "
@@ -467,9 +481,9 @@ def ais_log_partition(
             rbm.visible_units.bias_from_mean(ops.convert_to_tensor(base_mean, _F64))
         )
     if seed is not None and (isinstance(seed, (bool, np.bool_))
-                             or not isinstance(seed, (int, np.integer))):
-        raise ValueError(f"`seed` must be an integer or None, got {seed!r}.")
-    seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else int(seed) % (2**31 - 1)
+                             or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**31):
+        raise ValueError(f"`seed` must be None or an integer in [0, 2**31), got {seed!r}.")
+    seed = int(np.random.randint(0, 2**31)) if seed is None else int(seed)
 
     compute_dtype = rbm.compute_dtype
     if compute_dtype not in ("float32", "float64"):
@@ -564,7 +578,7 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
     References:
         Salakhutdinov & Murray, ICML 2008, section 4.1 (table 1).
     """
-    rbm._require_built()
+    _checked_rbm(rbm, "log_likelihood")
     v = _as_matrix(x, rbm, binary_for=("log_likelihood", _PROBABILITIES_OF_BINARY_STATES))
     log_z = _known_or_estimated_log_z(rbm, log_z, ais_kwargs)
     return float(-np.mean(_free_energy64(rbm, v, _weights(rbm))) - log_z)
@@ -756,7 +770,7 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
         Besag, The Statistician 24, 1975.
         scikit-learn, `sklearn.neural_network.BernoulliRBM.score_samples`.
     """
-    rbm._require_built()
+    _checked_rbm(rbm, "pseudo_likelihood")
     if rbm.visible_units.name != "bernoulli":
         raise ValueError(
             "pseudo_likelihood needs Bernoulli visible units (got "

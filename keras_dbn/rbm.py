@@ -134,11 +134,29 @@ def _replicas_in_sync():
     return 1 if context is None else context.num_replicas_in_sync
 
 
+def export_signature(model, input_signature=None):
+    """``input_signature``, or for a built RBM or DBN without one, a batch
+    of rows of its ``num_visible`` values (float64 under a float64 policy,
+    else float32), for `keras.Model.export`."""
+    if input_signature is not None or not model.built:
+        return input_signature
+    dtype = "float64" if model.compute_dtype == "float64" else "float32"
+    return [keras.InputSpec(shape=(None, model.num_visible), dtype=dtype)]
+
+
 def _is_multi_replica(model):
     """Whether ``model`` trains under a `tf.distribute` strategy with more
     than one replica."""
     strategy = getattr(model, "distribute_strategy", None)
     return strategy is not None and strategy.num_replicas_in_sync > 1
+
+
+def _under_strategy(model):
+    """Whether ``model`` runs under a `tf.distribute` strategy: its own (it
+    was created in a strategy's scope) or the one whose scope is open."""
+    import tensorflow as tf
+
+    return getattr(model, "_distribute_strategy", None) is not None or tf.distribute.has_strategy()
 
 
 def _default_steps_per_execution(model):
@@ -785,24 +803,57 @@ def _gap_rows(x, validation_split, validation_data):
     """The training examples `free_energy_gap` compares with the validation data.
 
     Up to `_GAP_ROWS` rows spread evenly over an array's training rows
-    (those before a ``validation_split``), or the first rows of a dataset's
-    first batches; ``None`` for other input, or for a dataset without rows.
+    (those before a ``validation_split``); for a dataset a `_RowTap`, which
+    keeps the first rows that training reads from it; ``None`` for other
+    input.
     """
     if isinstance(x, np.ndarray):
         rows = _training_rows(len(x), validation_split, validation_data)
         if not 0 < rows <= len(x):  # a bad split, which `fit` refuses later
             return None
         return x[np.linspace(0, rows - 1, min(rows, _GAP_ROWS)).round().astype(np.int64)]
-    if not _is_dataset(x):
-        return None
-    batches, count = [], 0
-    for element in array_input.without_autotuning(x):  # as `fit` reads it
-        batch = element[0] if isinstance(element, tuple) else element
-        batches.append(np.asarray(batch))
-        count += len(batches[-1])
-        if count >= _GAP_ROWS:
-            break
-    return np.concatenate(batches)[:_GAP_ROWS] if count else None
+    return _RowTap() if _is_dataset(x) else None
+
+
+class _RowTap:
+    """Keeps the first `_GAP_ROWS` rows that training reads from a dataset.
+
+    Reading them before `fit` would start one more iteration of the
+    dataset, which moves its per-iteration randomness (a reshuffling
+    ``shuffle``, ``Dataset.random``): training would then see other epochs
+    than without validation data. The tap copies the rows as training
+    reads them instead, in the input pipeline, until `rows` is first
+    called.
+    """
+
+    def __init__(self):
+        self._batches, self._count, self._frozen = [], 0, None
+
+    def _record(self, batch):
+        if self._frozen is None and self._count < _GAP_ROWS:
+            batch = np.asarray(batch)[: _GAP_ROWS - self._count]
+            self._batches.append(batch.copy())
+            self._count += len(batch)
+        return np.int32(0)
+
+    def wrap(self, dataset):
+        """`dataset`, whose first rows are copied here as they are read."""
+        import tensorflow as tf
+
+        def tapped(*element):
+            copied = tf.py_function(self._record, [element[0]], tf.int32)
+            with tf.control_dependencies([copied]):
+                first = tf.identity(element[0])
+            return first if len(element) == 1 else (first,) + element[1:]
+
+        return dataset.map(tapped)
+
+    def rows(self):
+        """The rows copied so far, from now on fixed; ``None`` if none."""
+        if self._frozen is None:
+            self._frozen = np.concatenate(self._batches) if self._batches else False
+            self._batches = []
+        return None if self._frozen is False else self._frozen
 
 
 class _FreeEnergyGap(keras.callbacks.Callback):
@@ -826,8 +877,13 @@ class _FreeEnergyGap(keras.callbacks.Callback):
         self.training_rows = training_rows
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None and "val_free_energy" in logs:
-            training = self.model.evaluate(self.training_rows, batch_size=_GAP_BATCH_SIZE,
+        if logs is None or "val_free_energy" not in logs:
+            return
+        rows = self.training_rows
+        if isinstance(rows, _RowTap):
+            rows = rows.rows()
+        if rows is not None:
+            training = self.model.evaluate(rows, batch_size=_GAP_BATCH_SIZE,
                                            verbose=0, return_dict=True)["free_energy"]
             logs["free_energy_gap"] = logs["val_free_energy"] - training
 
@@ -1371,6 +1427,18 @@ class RBM(ExtraStateMixin, keras.Model):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
+               **kwargs):
+        """`keras.Model.export` of `call` (the hidden means), for rows of
+        ``num_visible`` values unless ``input_signature`` says otherwise.
+
+        Keras infers a subclassed model's signature from its first call,
+        which training by `fit` never makes.
+        """
+        return super().export(filepath, format=format, verbose=verbose,
+                              input_signature=export_signature(self, input_signature),
+                              **kwargs)
+
     def contrastive_divergence(self, v0, seed=None, data_rows=None):
         """One CD-k (or PCD) estimate of the log-likelihood gradient.
 
@@ -1800,8 +1868,17 @@ class RBM(ExtraStateMixin, keras.Model):
                 )
         kwargs.setdefault("steps_per_execution", _default_steps_per_execution(self))
         # The CD statistics are the update itself, not the gradient of a
-        # scaled loss: a float16 policy's loss scaling would only divide
-        # them by its scale (32768 at first).
+        # scaled loss: loss scaling would only divide them by its scale
+        # (32768 at first), and training would silently stall.
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            raise ValueError(
+                "An RBM has no loss to scale: a LossScaleOptimizer would divide its CD "
+                "updates by the loss scale. Pass its inner optimizer "
+                "(`optimizer.inner_optimizer`) instead."
+            )
+        if kwargs.get("auto_scale_loss"):
+            raise ValueError("An RBM has no loss to scale: `auto_scale_loss=True` would "
+                             "divide its CD updates by the loss scale; leave it False.")
         kwargs.setdefault("auto_scale_loss", False)
         self._jit_auto = kwargs.get("jit_compile", "auto") == "auto"
         self._xla_chain = 0  # an "auto" `fit` chooses it
@@ -1970,9 +2047,9 @@ class RBM(ExtraStateMixin, keras.Model):
         callbacks = with_step_progbar(callbacks, verbose)
         resolve_monitor_modes(callbacks, self.metrics)
         logged = [metric.name for metric in self.metrics]
+        training_rows = None
         if validation_data is not None or validation_split:
             logged += [f"val_{name}" for name in logged]
-            training_rows = None
             if epochs > kwargs.get("initial_epoch", 0):
                 training_rows = _gap_rows(x, validation_split, validation_data)
             if training_rows is not None:
@@ -1994,6 +2071,8 @@ class RBM(ExtraStateMixin, keras.Model):
         # NumPy data were checked whole; a dataset's batches are checked as they come.
         if _is_dataset(x):
             x = self._checked_dataset(x)
+            if isinstance(training_rows, _RowTap):
+                x = training_rows.wrap(x)
         if _is_dataset(validation_data):
             validation_data = self._checked_dataset(validation_data)
         if isinstance(x, np.ndarray) and array_input.fit_can_stream(kwargs):
@@ -2070,6 +2149,7 @@ class RBM(ExtraStateMixin, keras.Model):
             self.compile()
         self._run_exact_steps(steps)
         x, batch_size, converted = self._evaluation_input(x, batch_size)
+        x = self._first_steps(x, steps)
         if converted:
             y = sample_weight = None  # ignored by an RBM; Keras rejects them beside a dataset
         _restart(self.evaluation_seed_generator, self._evaluation_seed)
@@ -2149,6 +2229,7 @@ class RBM(ExtraStateMixin, keras.Model):
         # them by default here): with large batches, that was up to the
         # whole array. Row indices into a view of it hold nothing.
         data, rows, _ = self._evaluation_input(x, batch_size, indexed=True)
+        data = self._first_steps(data, steps)
         with self._few_steps_per_prediction(data, steps):
             return super().predict(data, batch_size=rows, verbose=verbose, steps=steps,
                                    callbacks=with_step_progbar(callbacks, verbose))
@@ -2211,7 +2292,8 @@ class RBM(ExtraStateMixin, keras.Model):
             return x, batch_size, False
         if isinstance(x, np.ndarray):
             self._check_data(x)
-            if indexed:
+            # A strategy would split the view of `indexed_batches` too.
+            if indexed and not _under_strategy(self):
                 rows = array_input.indexed_batches(
                     x, 32 if batch_size is None else batch_size, shuffle=False)
                 if rows is not None:
@@ -2272,6 +2354,14 @@ class RBM(ExtraStateMixin, keras.Model):
             self.steps_per_execution = exact
             self.train_function = self.test_function = self.predict_function = None
 
+    def _first_steps(self, data, steps):
+        """The first ``steps`` batches of a dataset read inside `fit` (by a
+        callback), where `_run_exact_steps` leaves `fit`'s number of steps
+        per execution, which Keras' loops would read instead."""
+        if steps is None or not getattr(self, "_fitting", False) or not _is_dataset(data):
+            return data
+        return data.take(steps)
+
     def _array_inputs(self, x, batch_size, validation_split, validation_data, kwargs,
                       trains=True):
         """``fit()``'s NumPy input as lean `array_input` datasets.
@@ -2300,7 +2390,7 @@ class RBM(ExtraStateMixin, keras.Model):
         # zero-copy view (XLA's gather was slower than the pipeline's). Not
         # under a `tf.distribute` strategy, which would split the view too.
         train = None
-        if not self.jit_compile and getattr(self, "_distribute_strategy", None) is None:
+        if not self.jit_compile and not _under_strategy(self):
             train = array_input.indexed_batches(
                 x, batch_size=batch_size, shuffle=shuffle, seed=seed
             )

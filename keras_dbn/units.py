@@ -276,6 +276,25 @@ class Units:
         """
         raise NotImplementedError
 
+    #: The noise `states_from_noise` reads: ``"uniform"`` in [0, 1) or
+    #: ``"normal"`` (standard normal).
+    noise = None
+
+    def states_from_noise(self, mean, noise):
+        """The states `sample` draws, from noise the caller drew itself.
+
+        For callers that draw their own random numbers (e.g. stateless
+        ones inside a ``tf.data`` pipeline), of the kind `noise` names.
+
+        Args:
+            mean: conditional means, float32 or wider.
+            noise: random numbers of `noise`'s kind, shaped as ``mean``.
+
+        Returns:
+            The states, with the shape and dtype of ``mean``.
+        """
+        raise NotImplementedError
+
     def energy(self, states, bias):
         """The unit's own energy term ``E_u(u; a)``, summed over units.
 
@@ -375,6 +394,11 @@ class BernoulliUnits(Units):
     def sample(self, mean, seed, shape=None):
         return bernoulli_sample(mean, seed, shape)
 
+    noise = "uniform"
+
+    def states_from_noise(self, mean, noise):
+        return bernoulli_from_uniform(mean, noise)
+
     def energy(self, states, bias):
         return -ops.sum(states * bias, axis=-1)
 
@@ -435,6 +459,11 @@ class GaussianUnits(Units):
             noise = _normal_tensorflow(shape, mean.dtype, seed)
         else:
             noise = random.normal(shape, dtype=mean.dtype, seed=seed)
+        return self.states_from_noise(mean, noise)
+
+    noise = "normal"
+
+    def states_from_noise(self, mean, noise):
         return mean + noise
 
     def energy(self, states, bias):

@@ -112,6 +112,24 @@ def test_sampled_upper_layer_input_is_binary_with_the_layer_probabilities(cache_
 
 
 @pytest.mark.parametrize("cache_bytes", [None, 0])
+def test_sampled_gaussian_hidden_states_are_the_means_plus_standard_normal_noise(cache_bytes):
+    x = (np.random.default_rng(1).random((4000, 12)) < 0.3).astype("float32")
+    dbn = keras_dbn.DBN([6, 4], hidden=["gaussian", "bernoulli"], seed=0)
+    dbn.pretrain(x, epochs=1, batch_size=100, verbose=0)
+    bottom = dbn.rbms[0]
+    samples = np.concatenate([
+        np.asarray(batch)
+        for batch in dbn._propagate(x, bottom, True, 100, shuffle=False, cache_bytes=cache_bytes)
+    ])
+    noise = samples - np.asarray(bottom.hidden_given_visible(x))
+    assert noise.shape == (4000, 6)
+    # Standard normal per unit: mean within 4 standard errors of 0, and
+    # variance within 4 of 1 (the variance of a sample variance is ~2/n).
+    np.testing.assert_array_less(np.abs(noise.mean(axis=0)), 4 / np.sqrt(len(x)))
+    np.testing.assert_array_less(np.abs(noise.var(axis=0) - 1), 4 * np.sqrt(2 / len(x)))
+
+
+@pytest.mark.parametrize("cache_bytes", [None, 0])
 @pytest.mark.parametrize("sample", [False, True])
 def test_mixed_bfloat16_upper_layers_read_bfloat16_activations(monkeypatch, sample, cache_bytes):
     """Under ``mixed_bfloat16`` the layer below predicts bfloat16 and the
@@ -465,6 +483,18 @@ def test_validation_data_may_be_a_dataset():
         )
     with pytest.raises(ValueError, match="`validation_split` needs NumPy data"):
         keras_dbn.DBN([8, 4]).pretrain(train, validation_split=0.2, verbose=0)
+
+
+def test_validation_leaves_the_sampled_states_of_upper_layers_as_they_are():
+    x = (np.random.default_rng(5).random((200, 12)) < 0.3).astype("float32")
+    kernels = []
+    for validation in (None, x[:40]):
+        dbn = keras_dbn.DBN([8, 6], seed=0)
+        dbn.pretrain(x, epochs=2, batch_size=20, sample=True, validation_data=validation,
+                     verbose=0)
+        kernels.append([rbm.kernel.numpy() for rbm in dbn.rbms])
+    for without, with_validation in zip(*kernels):
+        np.testing.assert_array_equal(without, with_validation)
 
 
 def test_validation_data_may_be_a_list_of_rows():

@@ -15,7 +15,7 @@ import pytest
 
 SCRIPT = textwrap.dedent(
     """
-    import json, os
+    import contextlib, json, os
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import numpy as np
     import tensorflow as tf
@@ -80,6 +80,18 @@ SCRIPT = textwrap.dedent(
         "resumed_kernel_difference": float(
             np.abs(rbm.kernel.numpy() - resumed.kernel.numpy()).max()),
     }
+    # Predictions of NumPy rows, and a DBN made in the strategy's scope,
+    # pretrained inside it and outside it.
+    predicted = rbm.predict(x[:10], batch_size=5, verbose=0)
+    out["predict_difference"] = float(
+        np.abs(predicted - rbm.hidden_given_visible(x[:10]).numpy()).max())
+    from keras_dbn import DBN
+    for inside in (True, False):
+        with strategy.scope():
+            dbn = DBN([6, 4], seed=0)
+        with strategy.scope() if inside else contextlib.nullcontext():
+            dbn.pretrain(x[:200], epochs=1, batch_size=20, verbose=0)
+        out[f"dbn_inside_{inside}"] = [list(rbm.kernel.shape) for rbm in dbn.rbms]
     print("RESULT" + json.dumps(out))
     """
 )
@@ -121,3 +133,9 @@ def test_replicas_draw_different_samples(result, visible):
 def test_persistent_chains_are_one_set_for_all_replicas_and_resume_from_a_file(result):
     assert result["pcd"]["replica_chains_equal"]
     assert result["pcd"]["resumed_kernel_difference"] == 0.0
+
+
+def test_predict_of_arrays_and_dbn_pretraining_run_under_the_strategy(result):
+    assert result["predict_difference"] < 1e-6
+    for inside in (True, False):
+        assert result[f"dbn_inside_{inside}"] == [[20, 6], [6, 4]]

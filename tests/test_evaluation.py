@@ -162,7 +162,8 @@ def test_ais_needs_two_chains_for_its_interval():
     rbm = make_rbm(20, 10, scale=0.5, seed=4)
     with pytest.raises(ValueError, match="`num_chains` must be an integer >= 2"):
         evaluation.ais_log_partition(rbm, num_chains=1, betas=np.linspace(0.0, 1.0, 11))
-    with pytest.raises(ValueError, match="`seed` must be an integer or None, got 1.7"):
+    with pytest.raises(ValueError,
+                       match=r"`seed` must be None or an integer in \[0, 2\*\*31\), got 1.7"):
         evaluation.ais_log_partition(rbm, betas=np.linspace(0.0, 1.0, 11), seed=1.7)
     two = evaluation.ais_log_partition(rbm, num_chains=2, betas=np.linspace(0.0, 1.0, 11), seed=0)
     assert two.log_z_low < two.log_z < two.log_z_high
@@ -292,6 +293,26 @@ def test_wrongly_typed_arguments_get_clear_errors():
     with pytest.raises(TypeError, match="takes a keras_dbn.DBN, got RBM; for an RBM use "
                                         "log_likelihood"):
         evaluation.dbn_log_likelihood_bound(rbm, x, log_z=0.0)
+    dbn = keras_dbn.DBN([rbm])
+    for name, call in (("exact_log_partition", lambda m: evaluation.exact_log_partition(m)),
+                       ("ais_log_partition", lambda m: evaluation.ais_log_partition(m)),
+                       ("log_likelihood", lambda m: evaluation.log_likelihood(m, x, log_z=0.0)),
+                       ("pseudo_likelihood", lambda m: evaluation.pseudo_likelihood(m, x))):
+        with pytest.raises(TypeError, match=f"{name} takes one keras_dbn.RBM, got a DBN.*"
+                                            "dbn.rbms.*dbn_log_likelihood_bound"):
+            call(dbn)
+        with pytest.raises(TypeError, match=f"{name} takes a keras_dbn.RBM, got str"):
+            call("rbm")
+    # AIS seeds are those of every keras_dbn sampler: [0, 2**31), none folded onto another.
+    for seed in (-1, 2**31):
+        with pytest.raises(ValueError,
+                           match=r"`seed` must be None or an integer in \[0, 2\*\*31\)"):
+            evaluation.ais_log_partition(rbm, betas=evaluation.paper_betas(10), num_chains=4,
+                                         seed=seed)
+    estimates = {evaluation.ais_log_partition(rbm, betas=evaluation.paper_betas(10),
+                                              num_chains=4, seed=seed).log_z
+                 for seed in (0, 2**31 - 1)}
+    assert len(estimates) == 2
 
 
 def test_the_bound_of_a_dbn_of_trained_rbms_checks_that_their_widths_chain():

@@ -377,3 +377,20 @@ def test_files_where_folders_belong_are_refused_and_kept(tmp_path):
     with pytest.raises(ValueError, match="is a file, not an exported version"):
         export_saved_model(_classifier(), tmp_path / "base", overwrite=True)
     assert base_file.read_text() == version_file.read_text() == "notes"
+
+
+def test_keras_export_of_an_rbm_or_dbn_trained_by_fit_serves_its_hidden_means(tmp_path):
+    import tensorflow as tf
+
+    import keras_dbn
+
+    x = (np.random.default_rng(0).random((100, 12)) < 0.3).astype("float32")
+    rbm = keras_dbn.RBM(4, seed=0)
+    rbm.fit(x, epochs=1, verbose=0)  # never called on a batch, which Keras' export needed
+    dbn = keras_dbn.DBN([6, 3], seed=0)
+    dbn.pretrain(x, epochs=1, verbose=0)
+    for name, model in (("rbm", rbm), ("dbn", dbn)):
+        model.export(str(tmp_path / name), verbose=False)
+        served = tf.saved_model.load(str(tmp_path / name))
+        np.testing.assert_allclose(served.serve(tf.constant(x[:5])).numpy(),
+                                   model.predict(x[:5], verbose=0), atol=1e-6)

@@ -362,6 +362,25 @@ def test_free_energy_gap_compares_validation_and_training_data_at_the_same_weigh
     assert logs["free_energy_gap"][-1] == pytest.approx(gap, abs=1e-5)
 
 
+def test_validation_leaves_a_reshuffling_dataset_s_epochs_as_they_are():
+    import tensorflow as tf
+
+    x = (np.random.default_rng(4).random((300, 16)) < 0.3).astype("float32")
+    kernels, logs = [], None
+    for validation in (None, x[:50]):
+        # A reshuffling pipeline's order depends on how often it was read.
+        ds = tf.data.Dataset.from_tensor_slices(x).shuffle(300, seed=1).batch(30)
+        rbm = keras_dbn.RBM(8, seed=0)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1))
+        logs = rbm.fit(ds, epochs=2, validation_data=validation, verbose=0).history
+        kernels.append(rbm.kernel.numpy())
+    np.testing.assert_array_equal(kernels[0], kernels[1])
+    # The gap's training examples are all 300 rows, as training read them.
+    training = rbm.evaluate(x, verbose=0, return_dict=True)["free_energy"]
+    assert logs["free_energy_gap"][-1] == pytest.approx(logs["val_free_energy"][-1] - training,
+                                                        abs=1e-5)
+
+
 def test_validation_data_given_as_rows_in_a_list_validates_on_those_rows():
     x = (np.random.default_rng(1).random((90, 6)) < 0.4).astype("float32")
     validations = {"array": x[60:], "(array,)": (x[60:],), "list of rows": x[60:].tolist(),
@@ -518,13 +537,22 @@ def test_evaluate_predict_and_validation_read_exactly_the_steps_asked_for():
     assert rbm.predict(ds, verbose=0).shape == (6400, 4)
     # A callback's `predict` during a fit with its own steps leaves the
     # training loop alone.
-    predicted = []
-    probe = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: predicted.append(rbm.predict(x[:200], verbose=0)))
+    predicted, counted = [], []
+
+    def read(epoch, logs):
+        predicted.append(rbm.predict(x[:200], verbose=0))
+        # ... and reads the steps it asks for too.
+        counted.append((rbm.predict(x[:200], batch_size=7, steps=3, verbose=0).shape,
+                        free_energy(x[:200], batch_size=100, steps=1),
+                        rbm.predict(ds, steps=2, verbose=0).shape))
+
+    probe = keras.callbacks.LambdaCallback(on_epoch_end=read)
     iterations = int(rbm.optimizer.iterations.numpy())
     rbm.fit(ds.repeat(), steps_per_epoch=5, epochs=2, verbose=0, callbacks=[probe])
     assert len(predicted) == 2 and predicted[0].shape == (200, 4)
     assert int(rbm.optimizer.iterations.numpy()) == iterations + 10
+    assert counted[-1][0] == (21, 4) and counted[-1][2] == (200, 4)
+    assert counted[-1][1] == pytest.approx(free_energy(x[:100]), rel=1e-6)
 
 
 def test_save_load_round_trip_and_continued_training(tmp_path):
@@ -857,6 +885,22 @@ def test_compile_refuses_losses_and_metrics_and_fit_class_weights():
     rbm.compile_from_config({"optimizer": keras.optimizers.serialize(keras.optimizers.SGD(0.3)),
                              "loss": "mse", "metrics": None})
     assert float(rbm.optimizer.learning_rate) == pytest.approx(0.3)
+
+
+def test_compile_refuses_loss_scaling_which_would_stall_training():
+    rbm = keras_dbn.RBM(3, seed=0)
+    scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match="no loss to scale.*inner_optimizer"):
+        rbm.compile(optimizer=scaled)
+    with pytest.raises(ValueError, match="no loss to scale"):
+        rbm.compile(optimizer="sgd", auto_scale_loss=True)
+    # The inner optimizer trains as it would alone.
+    rbm.compile(optimizer=scaled.inner_optimizer)
+    plain = keras_dbn.RBM(3, seed=0)
+    plain.compile(optimizer=keras.optimizers.SGD(0.1))
+    for model in (rbm, plain):
+        model.fit(all_states(4).astype("float32"), epochs=3, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(rbm.kernel.numpy(), plain.kernel.numpy())
 
 
 def test_fit_on_an_endless_dataset_needs_its_step_counts():
