@@ -46,8 +46,8 @@ import numpy as np
 from keras import ops
 
 from keras_dbn import array_input
-from keras_dbn.extra_state import ExtraStateMixin
-from keras_dbn.monitor_modes import resolve_monitor_modes
+from keras_dbn.extra_state import ExtraStateMixin, check_checkpoint_formats
+from keras_dbn.monitor_modes import check_monitors, resolve_monitor_modes
 from keras_dbn.probability_output import check_probability_output
 from keras_dbn.progress import with_step_progbar
 
@@ -373,7 +373,13 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
                 "unlabelled images for labels. Weigh the classes by the labelled "
                 "examples you pass (e.g. repeat the rarer ones), or use `(x, y)` data."
             )
-        resolve_monitor_modes(kwargs.get("callbacks"), self.metrics)
+        callbacks = kwargs.get("callbacks")
+        resolve_monitor_modes(callbacks, self.metrics)
+        logged = [metric.name for metric in self.metrics]
+        if kwargs.get("validation_data") is not None or kwargs.get("validation_split"):
+            logged += ["val_loss", "val_accuracy"]  # `test_step`'s figures
+        check_monitors(callbacks, logged, f"a {type(self).__name__}")
+        check_checkpoint_formats(callbacks, self)
         array_input.check_ends(kwargs, x, f"{type(self).__name__}.fit")
         kwargs["callbacks"] = _with_bar(kwargs)
         if "shuffle" not in kwargs and array_input.is_stream(x):
@@ -484,6 +490,13 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         labels = ops.cast(labels, "int32")
         if len(labels.shape) == len(probabilities.shape) and labels.shape[-1] == 1:
             labels = ops.squeeze(labels, axis=-1)
+        if len(labels.shape) != len(probabilities.shape) - 1:
+            # Keras' own message would blame the probabilities.
+            raise ValueError(
+                f"Labels must be one integer class per example, got labels of shape "
+                f"{tuple(labels.shape)} for probabilities of shape "
+                f"{tuple(probabilities.shape)} (one-hot labels? pass y.argmax(-1))."
+            )
         if probabilities.dtype != "float32":
             probabilities = ops.cast(probabilities, "float32")
         return ops.sparse_categorical_crossentropy(labels, probabilities)

@@ -52,6 +52,7 @@ __all__ = [
     "DBNHyperModel",
     "PretrainCache",
     "add_search_arguments",
+    "best_trials",
     "make_tuner",
     "run_search",
     "trials_table",
@@ -152,7 +153,8 @@ def _fingerprint(x):
     x = np.ascontiguousarray(x)
     digest = hashlib.blake2b(digest_size=16)
     digest.update(repr((x.shape, x.dtype.str)).encode())
-    digest.update(memoryview(x).cast("B"))
+    # Bytes of any dtype (a buffer of NumPy's bfloat16 cannot be exported).
+    digest.update(memoryview(x.reshape(-1).view(np.uint8)))
     return digest.hexdigest()
 
 
@@ -649,6 +651,33 @@ def _accuracy(model, x, y):
     return model.evaluate(data, y, batch_size=batch_size, verbose=0, return_dict=True)["accuracy"]
 
 
+def best_trials(tuner, num_trials=1):
+    """The best completed trials of a search, best first.
+
+    As keras-tuner's ``oracle.get_best_trials``, except that trials of
+    equal score keep the order of their ids: keras-tuner's own order of
+    ties changes when a project is reloaded, so a rerun that ran no new
+    trial could pick (and export) another best model.
+
+    Args:
+        tuner: a keras-tuner ``Tuner`` after (or during) its search.
+        num_trials: how many trials to return at most.
+
+    Returns:
+        A list of ``keras_tuner`` trials.
+
+    Example:
+
+    >>> best_trials(tuner)[0].hyperparameters.values
+    """
+    done = [t for t in tuner.oracle.trials.values()
+            if t.status == "COMPLETED" and t.score is not None]
+    done.sort(key=lambda t: (len(t.trial_id), t.trial_id))
+    maximize = getattr(tuner.oracle.objective, "direction", "max") == "max"
+    # A stable sort: equal scores stay in the order of their ids.
+    return sorted(done, key=lambda t: t.score, reverse=maximize)[:num_trials]
+
+
 def trials_table(tuner, num_trials=10):
     """A compact text table of the best completed trials, best first.
 
@@ -661,7 +690,7 @@ def trials_table(tuner, num_trials=10):
     >>> print(trials_table(tuner, num_trials=5))
     """
     rows = [("trial", "score", "layers", "cd", "pre_lr", "pre_ep", "ft_lr", "drop", "batch", "epochs")]
-    for trial in tuner.oracle.get_best_trials(num_trials):
+    for trial in best_trials(tuner, num_trials):
         v = trial.hyperparameters.values
         layers = "-".join(str(v[UNITS.format(i)]) for i in range(v[NUM_LAYERS]))
         rows.append((
@@ -869,12 +898,15 @@ def run_search(args=None, **kwargs):
 
     tuner.results_summary(num_trials=3)
     print("\n" + trials_table(tuner), flush=True)
-    best_hp = tuner.get_best_hyperparameters(1)[0]
-    best_trial = tuner.oracle.get_best_trials(1)[0].trial_id
+    top = best_trials(tuner, 1)
+    if not top:
+        raise RuntimeError(f"No trial of {os.path.join(o.directory, project)} completed "
+                           "with a score: there is no best model to save.")
+    best_hp, best_trial = top[0].hyperparameters, top[0].trial_id
     with warnings.catch_warnings():
         # The checkpoint holds Adam's state, the rebuilt model's Adam none yet.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        best = tuner.get_best_models(1)[0]
+        best = tuner.load_model(top[0])
     val_accuracy = _accuracy(best, x_val, y_val)
     test_accuracy = _accuracy(best, x_test, y_test)
     output.mkdir(parents=True, exist_ok=True)

@@ -47,8 +47,11 @@ _LOG_FLOOR = 1e-7
 def _refuse_low_precision(classifier):
     """Raises for a classifier with a layer computing in 16 bits (see
     `VirtualAdversarial`'s Raises)."""
+    # Models (the classifier itself, nested ones) and their input layers
+    # compute nothing themselves: their layers are listed too.
     low = sorted({layer.compute_dtype for layer in classifier._flatten_layers()
-                  if layer.compute_dtype in units_lib._LOW_PRECISION})
+                  if layer.compute_dtype in units_lib._LOW_PRECISION
+                  and not isinstance(layer, (keras.Model, keras.layers.InputLayer))})
     if low:
         raise ValueError(
             f"VirtualAdversarial needs a classifier that computes in float32, but layers "

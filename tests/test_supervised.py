@@ -217,6 +217,36 @@ def test_array_labels_outside_the_classes_raise_before_training(jit_compile):
     trainer.fit(x, y[:, None].astype("float32"), epochs=1, verbose=0)
 
 
+def test_one_hot_labels_of_a_dataset_are_named_as_labels():
+    x, y = labelled()
+    trainer = SupervisedTrainer(dropout_classifier(), seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+    data = keras_dbn.array_dataset(x, keras.utils.to_categorical(y, 3), batch_size=10)
+    for call in (trainer.fit, trainer.evaluate):
+        with pytest.raises(ValueError, match=r"one integer class per example.*\(10, 3\).*"
+                                             r"one-hot labels\? pass y.argmax"):
+            call(data, verbose=0)
+
+
+def test_callbacks_that_would_fail_or_never_act_are_refused_before_training(tmp_path):
+    x, y = labelled()
+    trainer = SupervisedTrainer(dropout_classifier(), seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+    before = [w.copy() for w in trainer.classifier.get_weights()]
+    with pytest.raises(ValueError, match="would fail at the end of the first epoch"):
+        trainer.fit(x, y, epochs=2, verbose=0,
+                    callbacks=[keras.callbacks.ModelCheckpoint(str(tmp_path / "ck.h5"))])
+    with pytest.raises(ValueError, match="EarlyStopping monitors 'val_accuracy'"):
+        trainer.fit(x, y, epochs=2, verbose=0,
+                    callbacks=[keras.callbacks.EarlyStopping("val_accuracy")])
+    for w, w0 in zip(trainer.classifier.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
+    # With validation data the figure is logged, and the run stops on it.
+    history = trainer.fit(x, y, epochs=50, verbose=0, validation_data=(x, y),
+                          callbacks=[keras.callbacks.EarlyStopping("val_accuracy", patience=0)])
+    assert len(history.history["val_accuracy"]) < 50
+
+
 def test_progress_bar_counts_no_further_than_the_epoch(monkeypatch):
     """As an RBM's (tests/test_rbm.py): 100 batches at 32 steps per
     execution showed 128/100 for the last, partial execution."""

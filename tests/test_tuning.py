@@ -11,6 +11,7 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
+import keras_dbn
 from keras_dbn import datasets
 from keras_dbn.dbn import DBN
 from keras_dbn.tuning import DBNHyperModel, PretrainCache, make_tuner, trials_table
@@ -172,6 +173,38 @@ def test_cache_reuses_lower_layers_and_persists_on_disk(mnist, count_pretraining
     other_data = fresh.pretrain(values, x_train[::-1].copy())
     assert count_pretraining == [1, 1, 1]  # other data, other fingerprint
     assert not np.array_equal(np.asarray(other_data.rbms[0].kernel), np.asarray(one.rbms[0].kernel))
+
+
+def test_bfloat16_data_pretrain_and_get_their_own_fingerprint(mnist, count_pretraining):
+    x16 = keras_dbn.as_aligned(mnist[0][:600], dtype="bfloat16")
+    values = dict(layers=[16], k=1, persistent=False, pretrain_lr=0.05, pretrain_epochs=1,
+                  batch_size=100)
+    hypermodel = DBNHyperModel(10, input_dim=784)
+    hypermodel.pretrain(values, x16)
+    hypermodel.pretrain(values, x16.copy())  # the same values: from the cache
+    hypermodel.pretrain(values, x16[::-1].copy())
+    assert count_pretraining == [1, 1]
+
+
+def test_best_trials_break_ties_by_trial_id_whatever_their_order():
+    from types import SimpleNamespace
+
+    from keras_dbn.tuning import best_trials
+
+    def trial(trial_id, score, status="COMPLETED"):
+        return SimpleNamespace(trial_id=trial_id, score=score, status=status)
+
+    # keras-tuner's own order of equal scores follows its dict, which a
+    # reloaded project fills in another order.
+    for order in (["0", "2", "1", "10", "3"], ["3", "10", "1", "2", "0"]):
+        scores = {"0": 0.5, "1": 0.9, "2": 0.9, "3": None, "10": 0.9}
+        trials = {i: trial(i, scores[i], "RUNNING" if i == "3" else "COMPLETED")
+                  for i in order}
+        for direction, expected in (("max", ["1", "2", "10", "0"]), ("min", ["0", "1", "2", "10"])):
+            tuner = SimpleNamespace(oracle=SimpleNamespace(
+                trials=trials, objective=SimpleNamespace(direction=direction)))
+            assert [t.trial_id for t in best_trials(tuner, 10)] == expected
+            assert [t.trial_id for t in best_trials(tuner)] == expected[:1]
 
 
 def test_cache_memory_stays_within_budget():

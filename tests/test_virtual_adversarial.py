@@ -270,6 +270,22 @@ def test_a_classifier_computing_in_16_bits_is_refused():
     VirtualAdversarial(dbn.to_classifier(3, dtype="float32"))
 
 
+def test_a_float32_classifier_is_accepted_and_loads_under_a_mixed_global_policy(tmp_path):
+    """Its model and input layer take the global policy but compute nothing."""
+    dbn = keras_dbn.DBN([5], seed=0)
+    dbn.build((None, 4))
+    path = str(tmp_path / "vat.keras")
+    VirtualAdversarial(dbn.to_classifier(3, dtype="float32"), seed=0).save(path)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        VirtualAdversarial(dbn.to_classifier(3, dtype="float32"), seed=0)
+        assert isinstance(keras.models.load_model(path), VirtualAdversarial)
+        with pytest.raises(ValueError, match="compute in bfloat16"):
+            VirtualAdversarial(dbn.to_classifier(3))  # the global policy's
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
 @pytest.mark.parametrize("trainer", ["pseudo_label", "vat"])
 def test_class_weight_with_labelled_and_unlabelled_batches_is_refused(trainer):
     x_l, y_l = np.zeros((6, 4), "float32"), np.array([0, 1, 2, 0, 1, 2])
