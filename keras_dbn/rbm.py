@@ -2332,6 +2332,23 @@ class RBM(ExtraStateMixin, keras.Model):
                 # a frozen RBM, which could then never be trained again.
                 self.optimizer.build(self._parameters())
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras' build before a loop, without reading the data when nothing needs it.
+
+        For a model made in a `tf.distribute` scope, Keras' TensorFlow
+        trainer reads one batch from a new iteration of the data to build
+        what is unbuilt, even when everything is built. That iteration
+        moves a dataset's per-iteration randomness (a reshuffling
+        ``shuffle``: training would see other epochs than without a
+        strategy) and, prefetching, reads several batches that `_RowTap`
+        would take for training's. A built RBM (`fit` builds it from an
+        array's or a dataset's shape) has no compiled loss or metrics to
+        build, so the batch is read only where the RBM is unbuilt.
+        """
+        if iterator is not None and self.built:
+            iterator = None  # `_symbolic_build` then builds only the optimizer
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def _run_exact_steps(self, *step_counts):
         """Sets ``steps_per_execution`` so that each loop runs the steps asked for.
 
