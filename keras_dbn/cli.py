@@ -354,7 +354,9 @@ def _check_no_collision(out, save_path, export_dir, written):
     The classifier saved over ``OUT/dbn.keras`` would silently replace the
     DBN the same run saved there, and a file at (or above) --export would
     make the export fail after all the training; so would a --save at or
-    above --out, made as a folder first. Refused even with ``--overwrite``.
+    above --out, made as a folder first; and a --save inside --export
+    would make a folder there that is no model version. Refused even with
+    ``--overwrite``.
 
     Raises:
         UsageError: naming the option at fault and the path it collides with.
@@ -372,6 +374,10 @@ def _check_no_collision(out, save_path, export_dir, written):
         where = "is" if is_within(save_path, export_dir) else "lies in"
         raise UsageError(f"--export {export_dir!r} {where} the --save file {save_path!r}; "
                          "name another folder (nothing was written)")
+    if is_within(save_path, export_dir):
+        raise UsageError(f"--save {save_path!r} lies in the --export folder {export_dir!r}, "
+                         "whose folders TF Serving reads as model versions; name a .keras "
+                         "file elsewhere (nothing was written)")
 
 
 def _grid_shape(dataset, data_dir, num_features):
@@ -441,6 +447,7 @@ def _train(args, save_path, export_dir):
     import keras_dbn
     from keras_dbn import callbacks as grid
     from keras_dbn import datasets, evaluation, export
+    from keras_dbn.extra_state import save_replacing
 
     keras.utils.set_random_seed(args.seed)
     binarize = None if args.binarize == "none" else args.binarize
@@ -506,12 +513,21 @@ def _train(args, save_path, export_dir):
         results["baseline_test_accuracy"] = base_accuracy
         _log(f"randomly initialised baseline: test accuracy {base_accuracy:.4f}")
 
-    classifier.save(save_path)
+    # Replaced once complete: a save that fails leaves no truncated file,
+    # and the export still keeps the fine-tuned classifier.
+    try:
+        save_replacing(classifier.save, save_path)
+        save_error = None
+    except OSError as error:
+        save_error = error
     # The next version, never an existing one: TF Serving serves the highest
     # version and does not reload one replaced in place.
     exported = keras_dbn.export_saved_model(classifier, export_dir,
                                             version=export.next_version(export_dir))
-    results["saved_model"] = exported
+    if save_error is not None:
+        raise OSError(f"{save_error}; the fine-tuned classifier is exported to "
+                      f"{exported}") from save_error
+    results["saved_model"] = os.path.abspath(exported)
     _log(f"classifier saved to {save_path}; SavedModel exported to {exported}")
 
     samples = dbn.generate(args.samples, gibbs_steps=args.gibbs_steps)

@@ -630,7 +630,10 @@ class DBN(ExtraStateMixin, keras.Model):
                 # In the scope of the strategy the RBM was created under, if any.
                 with rbm.distribute_strategy.scope():
                     rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
-            if init_visible_bias and _untrained(rbm):
+            # A layer given no epochs is left alone: its input may come from
+            # a layer below that is still untrained (``epochs=[2, 0, 0]``,
+            # continued later), and it would then look trained.
+            if init_visible_bias and epochs[i] > 0 and _untrained(rbm):
                 if isinstance(layer_input, np.ndarray):
                     rbm.initialize_visible_bias(layer_input)
                 elif is_numpy:

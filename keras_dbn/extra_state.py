@@ -11,9 +11,13 @@ model continue exactly as the saved one would have; files written without
 them still load. The layers' states are restored by position where Keras
 named the layers of a model built anew otherwise (`_matched_generators`),
 with a warning where they cannot be matched. `save` checks the config
-before Keras opens the file.
+before Keras opens the file, and writes a new file that replaces the old
+one only once complete (`save_replacing`).
 """
 
+import contextlib
+import os
+import secrets
 import warnings
 
 import numpy as np
@@ -121,6 +125,56 @@ def _format_refusal(model, filepath):
             f"HDF5 format cannot hold them (got {str(filepath)!r})."
         )
     return None
+
+
+def save_replacing(save, filepath, *args, **kwargs):
+    """``save(filepath, ...)`` into a new file beside ``filepath``, moved there once written.
+
+    Keras writes a ``.keras`` file in place: a save that fails half-way
+    (a full disk, an interrupt, a variable that cannot be written) would
+    leave a truncated file where an earlier, good one was. Here an earlier
+    file stays whole until the new one is complete, and a failed save
+    leaves no partial file. Paths Keras does not write as one local file
+    (``zipped=False`` folders, remote ``scheme://`` paths, file objects), an
+    existing target that is not a regular file (e.g. a device) and one
+    that ``overwrite=False`` protects are handed to ``save`` as they are.
+
+    Args:
+        save: a ``keras.Model.save``-like callable, ``save(path, *args, **kwargs)``.
+        filepath: where the file goes; a link to a file is followed.
+        *args, **kwargs: passed to ``save``.
+
+    Returns:
+        What ``save`` returns.
+
+    Raises:
+        OSError: where writing fails, naming ``filepath``.
+
+    Example:
+
+    >>> save_replacing(classifier.save, "classifier.keras")
+    """
+    overwrite = args[0] if args else kwargs.get("overwrite", True)
+    path = os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else None
+    if (path is None or "://" in path or kwargs.get("zipped") is False
+            or (os.path.exists(path) and (not overwrite or not os.path.isfile(path)))):
+        return save(filepath, *args, **kwargs)
+    path = os.path.realpath(path)
+    folder, name = os.path.split(path)
+    partial = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.partial.keras")
+    try:
+        result = save(partial, *args, **kwargs)
+        os.replace(partial, path)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        if isinstance(error, OSError) and error.filename in (None, partial):
+            # The partial file's name would only puzzle; say which file failed.
+            if error.errno is None:
+                raise OSError(f"{error} (writing {path})") from error
+            raise OSError(error.errno, error.strerror, path) from error
+        raise
+    return result
 
 
 def check_checkpoint_formats(callbacks, model):
@@ -283,7 +337,10 @@ class ExtraStateMixin:
 
         Keras opens (and so empties) the file before it asks for the config:
         a config that fails (e.g. an RBM's unregistered custom unit type)
-        would leave an empty file where an earlier save may have been.
+        would leave an empty file where an earlier save may have been. The
+        file is written beside its place and moved there once complete
+        (`save_replacing`), so a save that fails later, or is interrupted,
+        leaves an earlier file whole too.
         Keras' legacy HDF5 format cannot hold these models at all (it
         failed half-way, leaving a partial file), so ``.h5`` paths are
         refused first.
@@ -305,7 +362,7 @@ class ExtraStateMixin:
                 "the weights alone."
             )
         self.get_config()
-        return super().save(filepath, *args, **kwargs)
+        return save_replacing(super().save, filepath, *args, **kwargs)
 
     def save_own_variables(self, store):
         """Saves the variables, then the extra state under its names.

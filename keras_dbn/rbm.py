@@ -728,11 +728,13 @@ class _DivergenceGuard(keras.callbacks.Callback):
     Too large a learning rate (Gaussian units, practical guide 13.2) makes
     CD's updates grow without bound; once a weight overflows, every later
     update is NaN, so training on would only hide the failure. The guard
-    copies the RBM's weights (parameters, chains, random state) and its
-    optimizer's state (iterations, momenta; not the learning rate, which
-    the caller is to lower) at the start of each epoch, one copy at a time,
-    and `RBM.fit` raises `FloatingPointError` once Keras' loop has ended
-    (its callbacks' ``on_train_end`` run as usual).
+    copies the RBM's weights (parameters, chains) and its optimizer's
+    state (iterations, momenta; not the learning rate, which the caller is
+    to lower) at the start of each epoch, one copy at a time, and
+    `RBM.fit` raises `FloatingPointError` once Keras' loop has ended (its
+    callbacks' ``on_train_end`` run as usual, as after Keras'
+    `TerminateOnNaN`: a `BackupAndRestore` then sees a finished call). The
+    random stream's position is not put back: a retry draws new numbers.
     """
 
     def __init__(self):
@@ -1973,8 +1975,10 @@ class RBM(ExtraStateMixin, keras.Model):
         finished epoch with the weights, optimizer state and random stream
         it backed up; the resumed epochs of a shuffled array take new
         orders, so a seeded run resumed that way ends with other weights
-        than an uninterrupted one (unshuffled data and datasets give the
-        same).
+        than an uninterrupted one. Unshuffled data and datasets give the
+        same, except with a ``steps_per_epoch`` whose epochs end inside a
+        pass over the data: the resumed call starts a new pass, where the
+        uninterrupted one would have gone on in the middle of one.
 
         Raises:
             ValueError: for NumPy data (or a tensor) that is not finite, or
@@ -2566,8 +2570,9 @@ class RBM(ExtraStateMixin, keras.Model):
             steps: number of Gibbs steps, ``>= 0``.
 
         Returns:
-            The visible sample after the last step (the chain runs in
-            float32 under a mixed policy: `_sampling_dtype`).
+            The visible sample after the last step, a backend tensor (a
+            `tf.Tensor` with TensorFlow; `sample` returns NumPy); the chain
+            runs in float32 under a mixed policy (`_sampling_dtype`).
 
         Raises:
             ValueError: on a negative number of steps.

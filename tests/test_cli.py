@@ -330,7 +330,9 @@ def test_unusable_paths_stop_before_any_work(options, message, tmp_path, capsys,
      (["--export", "{out}/results.json"], "is '{out}/results.json', a file the run writes"),
      (["--export", "{out}/samples.png/models"], "lies in '{out}/samples.png'"),
      (["--export", "{tmp}/m.keras", "--save", "{tmp}/m.keras"],
-      "--export '{tmp}/m.keras' is the --save file '{tmp}/m.keras'")],
+      "--export '{tmp}/m.keras' is the --save file '{tmp}/m.keras'"),
+     (["--export", "{tmp}/serving", "--save", "{tmp}/serving/1/clf.keras"],
+      "--save '{tmp}/serving/1/clf.keras' lies in the --export folder '{tmp}/serving'")],
 )
 def test_save_or_export_where_the_run_writes_stops_before_any_work(options, message, tmp_path,
                                                                    capsys, monkeypatch):
@@ -583,6 +585,37 @@ def test_each_run_exports_the_next_saved_model_version(mnist_manual_dir, tfds_da
     assert json.loads((out / "results.json").read_text())["saved_model"] == str(models / "5")
     assert sorted(os.listdir(models)) == ["3", "4", "5"]
     assert (models / "4" / "saved_model.pb").read_bytes() == version_4
+
+
+def test_a_failed_classifier_save_still_exports_and_leaves_no_partial_file(
+        mnist_manual_dir, tfds_data_dir, tmp_path, capsys, monkeypatch):
+    """A full disk at --save lost the fine-tuned classifier (the export was
+    not attempted) and left a truncated file there. (--overwrite removes an
+    earlier run's classifier once pretraining ends, by design.)"""
+    import errno
+
+    import keras
+
+    save = tmp_path / "clf.keras"
+    save.write_bytes(b"an earlier classifier")  # removed by --overwrite
+
+    def disk_full(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"half a zip")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Sequential, "save", disk_full)
+    models = tmp_path / "models"
+    args = ["train", "--layers", "8", "--dbn-epochs", "1", "--mlp-epochs", "1", "--limit",
+            "300", "--data-dir", tfds_data_dir, "--manual-dir", mnist_manual_dir,
+            "--samples", "4", "--gibbs-steps", "2", "--verbose", "0", "--out",
+            str(tmp_path / "run"), "--export", str(models), "--save", str(save), "--overwrite"]
+    assert cli.main(args) == 1
+    line = error_line(capsys.readouterr().err, "keras-dbn train")
+    assert f"No space left on device: '{save}'" in line
+    assert f"the fine-tuned classifier is exported to {models / '1'}" in line
+    assert (models / "1" / "saved_model.pb").exists()
+    assert sorted(os.listdir(tmp_path)) == ["models", "run"]
 
 
 def test_the_lower_rbms_rate_defaults_where_not_given(tmp_path):

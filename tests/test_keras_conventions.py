@@ -1,6 +1,9 @@
 """keras_dbn models behave like Keras' own: saving resumes exactly, evaluation
 and pictures leave training alone, monitors and weights work as in Keras."""
 
+import errno
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -259,6 +262,31 @@ def test_the_public_api_is_imported_with_the_package():
     assert keras.saving.get_registered_object("keras_dbn>DBN") is keras_dbn.DBN
     with pytest.raises(AttributeError, match="no attribute 'RMB'"):
         keras_dbn.RMB
+
+
+def test_a_save_that_fails_half_way_leaves_the_earlier_file_whole(x, tmp_path, monkeypatch):
+    """Keras writes a .keras file in place: a full disk or an interrupt
+    during the save truncated the earlier file (the CLI's `dbn.keras`)."""
+    rbm = keras_dbn.RBM(4, seed=0)
+    rbm.fit(x, epochs=1, batch_size=50, verbose=0)
+    path = tmp_path / "rbm.keras"
+    rbm.save(path)
+    earlier = path.read_bytes()
+    rbm.fit(x, epochs=1, batch_size=50, verbose=0)
+
+    def disk_full(self, store):
+        store["0"] = np.zeros(10_000)  # written, then the disk fills
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras_dbn.RBM, "save_own_variables", disk_full)
+    with pytest.raises(OSError, match=r"No space left on device: .*rbm\.keras"):
+        rbm.save(path)
+    assert path.read_bytes() == earlier
+    assert os.listdir(tmp_path) == ["rbm.keras"]  # no partial file left behind
+    monkeypatch.undo()
+    rbm.save(path)
+    loaded = keras.models.load_model(path)
+    assert _kernel_gap(loaded, rbm) == 0.0
 
 
 @pytest.mark.parametrize("suffix", [".h5", ".HDF5"])
