@@ -22,7 +22,7 @@ from keras_dbn.rbm import (
     checked_count,
     checked_sample_count,
     checked_seed,
-    export_signature,
+    export_model,
     split_validation,
 )
 
@@ -336,12 +336,12 @@ class DBN(ExtraStateMixin, keras.Model):
                **kwargs):
         """`keras.Model.export` of `call` (the top layer's hidden means),
         for rows of ``num_visible`` values unless ``input_signature`` says
-        otherwise. For a classifier, export `to_classifier`'s model
+        otherwise, served in float32 under a mixed policy too. For a
+        classifier, export `to_classifier`'s model
         (`keras_dbn.export_saved_model`)."""
         self._require_weights()
-        return super().export(filepath, format=format, verbose=verbose,
-                              input_signature=export_signature(self, input_signature),
-                              **kwargs)
+        return export_model(self, super().export, filepath, format, verbose,
+                            input_signature, **kwargs)
 
     def predict_step(self, data):
         """`keras.Model.predict_step`, in float32 under a mixed policy too,
@@ -492,7 +492,9 @@ class DBN(ExtraStateMixin, keras.Model):
                 when ``x`` is a NumPy array (for the layers above, the mean
                 of their cached or streamed activations, or of the states
                 drawn with ``sample``) and the RBM is untrained (no updates
-                yet and its visible biases still zero).
+                yet and its visible biases still zero); for an RBM above the
+                first, only when it is given epochs (its input may come from
+                an untrained layer below).
             cache_bytes: the most memory one layer's cached activations may
                 take (default 2 GiB); ``0`` always streams (least memory,
                 the lower layers are recomputed every epoch).
@@ -630,10 +632,11 @@ class DBN(ExtraStateMixin, keras.Model):
                 # In the scope of the strategy the RBM was created under, if any.
                 with rbm.distribute_strategy.scope():
                     rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
-            # A layer given no epochs is left alone: its input may come from
-            # a layer below that is still untrained (``epochs=[2, 0, 0]``,
-            # continued later), and it would then look trained.
-            if init_visible_bias and epochs[i] > 0 and _untrained(rbm):
+            # An upper layer given no epochs is left alone: its input may
+            # come from a layer below that is still untrained
+            # (``epochs=[2, 0, 0]``, continued later), and it would then look
+            # trained. The first layer's input is the data in any case.
+            if init_visible_bias and (i == 0 or epochs[i] > 0) and _untrained(rbm):
                 if isinstance(layer_input, np.ndarray):
                     rbm.initialize_visible_bias(layer_input)
                 elif is_numpy:

@@ -144,6 +144,35 @@ def export_signature(model, input_signature=None):
     return [keras.InputSpec(shape=(None, model.num_visible), dtype=dtype)]
 
 
+def export_model(model, export, filepath, format="tf_saved_model", verbose=None,
+                 input_signature=None, **kwargs):
+    """`RBM.export` and `DBN.export`: ``export`` (Keras') with `export_signature`.
+
+    Under a 16-bit policy the SavedModel's ``serve`` endpoint (and its
+    ``serving_default`` signature) casts the output to float32, as
+    ``predict`` returns it; Keras' own export would serve the compute dtype.
+
+    Args:
+        model: a built RBM or DBN.
+        export: the bound ``keras.Model.export`` of ``model``.
+        filepath, format, verbose, input_signature, **kwargs: as for
+            `keras.Model.export`.
+    """
+    signature = export_signature(model, input_signature)
+    top = model.rbms[-1] if getattr(model, "rbms", None) else model  # whose output it serves
+    low = keras.backend.standardize_dtype(top.compute_dtype) in ("bfloat16", "float16")
+    if format != "tf_saved_model" or not low or input_signature is not None or signature is None:
+        return export(filepath, format=format, verbose=verbose, input_signature=signature,
+                      **kwargs)
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda x: ops.cast(model(x), "float32"),
+                         input_signature=[tf.TensorSpec((None, model.num_visible), tf.float32)])
+    archive.write_out(filepath, verbose=True if verbose is None else verbose)
+
+
 def _is_multi_replica(model):
     """Whether ``model`` trains under a `tf.distribute` strategy with more
     than one replica."""
@@ -720,6 +749,10 @@ def _is_dataset(data):
     return isinstance(data, tf.data.Dataset)
 
 
+class _Diverged(Exception):
+    """Ends Keras' loop from `_DivergenceGuard.on_epoch_end`."""
+
+
 class _DivergenceGuard(keras.callbacks.Callback):
     """Stops `RBM.fit` at the first epoch whose updates made a weight or the
     reconstruction error NaN or infinite, and puts back the weights the RBM
@@ -731,15 +764,16 @@ class _DivergenceGuard(keras.callbacks.Callback):
     copies the RBM's weights (parameters, chains) and its optimizer's
     state (iterations, momenta; not the learning rate, which the caller is
     to lower) at the start of each epoch, one copy at a time, and
-    `RBM.fit` raises `FloatingPointError` once Keras' loop has ended (its
-    callbacks' ``on_train_end`` run as usual, as after Keras'
-    `TerminateOnNaN`: a `BackupAndRestore` then sees a finished call). The
-    random stream's position is not put back: a retry draws new numbers.
+    `RBM.fit` raises `FloatingPointError`. The later callbacks do not see
+    the rolled-back epoch end, and all but `BackupAndRestore` see training
+    end (`end_training`): a backup keeps the finished epochs for the retry,
+    where Keras' `TerminateOnNaN` would have it deleted. The random
+    stream's position is not put back: a retry draws new numbers.
     """
 
     def __init__(self):
         super().__init__()
-        self.diverged_epoch = None
+        self.diverged_epoch, self.diverged_logs = None, None
         self._saved = None
 
     def _optimizer_state(self):
@@ -771,8 +805,39 @@ class _DivergenceGuard(keras.callbacks.Callback):
         values = optimizer_state or [np.zeros(v.shape, v.dtype) for v in variables]
         for variable, value in zip(variables, values):
             variable.assign(value)
-        self.diverged_epoch = epoch
-        self.model.stop_training = True
+        self.diverged_epoch, self.diverged_logs = epoch, dict(logs or {})
+        # Out of Keras' loop at once: the callbacks after this one must not
+        # take the rolled-back epoch for a finished one (a BackupAndRestore
+        # would mark it done, a ModelCheckpoint save the restored weights
+        # under its number).
+        raise _Diverged()
+
+    def end_training(self, model, callbacks, history_before):
+        """What Keras' loop would have done after the epoch that diverged.
+
+        The epoch's logs go into the call's `keras.callbacks.History` (a new
+        one where no epoch ended, ``model.history`` still being
+        ``history_before``), the progress bars end their line and every
+        callback but `BackupAndRestore` gets ``on_train_end``: the backup of
+        the finished epochs stays for the retry, which resumes at the
+        epoch that diverged.
+
+        Returns:
+            The `keras.callbacks.History` of the call.
+        """
+        history = getattr(model, "history", None)
+        if history is history_before or not isinstance(history, keras.callbacks.History):
+            history = keras.callbacks.History()
+            history.set_model(model)
+            history.on_train_begin()
+        history.on_epoch_end(self.diverged_epoch, self.diverged_logs)
+        for callback in callbacks:
+            if isinstance(callback, keras.callbacks.ProgbarLogger):
+                callback.on_epoch_end(self.diverged_epoch, self.diverged_logs)
+        for callback in callbacks:
+            if not isinstance(callback, (keras.callbacks.BackupAndRestore, _DivergenceGuard)):
+                callback.on_train_end(self.diverged_logs)
+        return history
 
     def raise_if_diverged(self, optimizer):
         """Raises `FloatingPointError` if the last `fit` diverged."""
@@ -1435,11 +1500,11 @@ class RBM(ExtraStateMixin, keras.Model):
         ``num_visible`` values unless ``input_signature`` says otherwise.
 
         Keras infers a subclassed model's signature from its first call,
-        which training by `fit` never makes.
+        which training by `fit` never makes. Under a mixed policy the
+        SavedModel serves float32, as `predict` returns (`export_model`).
         """
-        return super().export(filepath, format=format, verbose=verbose,
-                              input_signature=export_signature(self, input_signature),
-                              **kwargs)
+        return export_model(self, super().export, filepath, format, verbose,
+                            input_signature, **kwargs)
 
     def contrastive_divergence(self, v0, seed=None, data_rows=None):
         """One CD-k (or PCD) estimate of the log-likelihood gradient.
@@ -2001,8 +2066,10 @@ class RBM(ExtraStateMixin, keras.Model):
                 reconstruction error NaN or infinite (too large a learning
                 rate): training stops after that epoch, the RBM gets back the
                 weights and optimizer state it had when the epoch began, and
-                the error is raised once Keras' loop has ended
-                (``rbm.history`` holds the logs).
+                the error is raised once the callbacks but `BackupAndRestore`
+                have seen training end, no later callback having seen the
+                epoch end (``rbm.history`` holds the logs; a backup keeps
+                the finished epochs).
 
         Example:
 
@@ -2100,6 +2167,7 @@ class RBM(ExtraStateMixin, keras.Model):
             if batches > 0:
                 kwargs["steps_per_epoch"] = batches
         self._fitting = True  # see `_run_exact_steps`
+        history_before = getattr(self, "history", None)
         try:
             history = super().fit(
                 x=x,
@@ -2112,6 +2180,8 @@ class RBM(ExtraStateMixin, keras.Model):
                 validation_data=validation_data,
                 **kwargs,
             )
+        except _Diverged:
+            history = guard.end_training(self, callbacks, history_before)
         finally:
             self._fitting = False
         guard.raise_if_diverged(self.optimizer)

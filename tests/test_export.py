@@ -394,3 +394,23 @@ def test_keras_export_of_an_rbm_or_dbn_trained_by_fit_serves_its_hidden_means(tm
         served = tf.saved_model.load(str(tmp_path / name))
         np.testing.assert_allclose(served.serve(tf.constant(x[:5])).numpy(),
                                    model.predict(x[:5], verbose=0), atol=1e-6)
+
+
+def test_keras_export_under_a_mixed_policy_serves_float32_as_predict_returns(tmp_path):
+    import tensorflow as tf
+
+    import keras_dbn
+
+    x = (np.random.default_rng(0).random((100, 12)) < 0.3).astype("float32")
+    rbm = keras_dbn.RBM(4, seed=0, dtype="mixed_bfloat16")
+    rbm.fit(x, epochs=1, verbose=0)
+    dbn = keras_dbn.DBN([6, 3], seed=0, rbm_kwargs={"dtype": "mixed_bfloat16"})
+    dbn.pretrain(x, epochs=1, verbose=0)
+    for name, model in (("rbm", rbm), ("dbn", dbn)):
+        model.export(str(tmp_path / name), verbose=False)
+        served = tf.saved_model.load(str(tmp_path / name))
+        for outputs in (served.serve(tf.constant(x[:5])),
+                        served.signatures["serving_default"](tf.constant(x[:5]))):
+            outputs = outputs if tf.is_tensor(outputs) else next(iter(outputs.values()))
+            assert outputs.dtype == tf.float32
+            np.testing.assert_array_equal(outputs.numpy(), model.predict(x[:5], verbose=0))

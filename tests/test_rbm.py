@@ -290,9 +290,10 @@ def test_a_diverging_fit_stops_restores_the_epochs_start_and_raises():
     schedule = _RateSchedule()
     with pytest.raises(FloatingPointError, match=r"diverged in epoch 3(.|\n)*rate \(now 1e\+03\),"):
         rbm.fit(x, epochs=6, batch_size=20, verbose=0, callbacks=[schedule])
-    # Stopped after the epoch that diverged; its start's weights are back,
-    # so the first two epochs' work is kept.
-    assert schedule.last_epoch == 2
+    # Stopped in the epoch that diverged; its start's weights are back, so
+    # the first two epochs' work is kept. Later callbacks do not see the
+    # rolled-back epoch end; the history holds its logs.
+    assert schedule.last_epoch == 1
     history = rbm.history.history["reconstruction_error"]
     assert len(history) == 3 and np.isfinite(history[:2]).all() and not np.isfinite(history[2])
     for kept, now in zip(schedule.weights, rbm.get_weights()):
@@ -1799,6 +1800,42 @@ def test_an_rbm_saved_compiled_loads_its_optimizer_without_warnings(trained, tmp
     assert len(loaded.optimizer.variables) == len(rbm.optimizer.variables)
     for a, b in zip(rbm.optimizer.variables, loaded.optimizer.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_diverged_epoch_leaves_backups_and_checkpoints_of_the_finished_ones(tmp_path):
+    """The retry the error advises resumes from the backup at the epoch that
+    diverged: the backup was neither deleted nor marked past that epoch, and
+    no checkpoint holds the rolled-back weights under its number."""
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
+
+    def gaussian_rbm():
+        rbm = keras_dbn.RBM(4, visible="gaussian", seed=0)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+        return rbm
+
+    rbm, schedule = gaussian_rbm(), _RateSchedule()
+    backup = tmp_path / "backup"
+    csv = tmp_path / "log.csv"
+    with pytest.raises(FloatingPointError, match="diverged in epoch 3"):
+        rbm.fit(x, epochs=4, batch_size=20, verbose=0, callbacks=[
+            schedule, keras.callbacks.BackupAndRestore(str(backup)),
+            keras.callbacks.ModelCheckpoint(str(tmp_path / "rbm_{epoch}.keras")),
+            keras.callbacks.CSVLogger(str(csv))])
+    assert sorted(p.name for p in tmp_path.glob("rbm_*")) == ["rbm_1.keras", "rbm_2.keras"]
+    assert len(csv.read_text().splitlines()) == 3  # a header, two epochs; the file closed
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "rbm_2.keras").kernel,
+                                  schedule.weights[0])
+    # A new process at a gentle rate: the backup's weights, from epoch 3.
+    seen = []
+    resumed = gaussian_rbm()
+    resumed.fit(x, epochs=4, batch_size=20, verbose=0, callbacks=[
+        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(
+            (epoch, resumed.kernel.numpy().copy())))])
+    assert [epoch for epoch, _ in seen] == [2, 3]
+    np.testing.assert_array_equal(seen[0][1], schedule.weights[0])
+    assert int(resumed.optimizer.iterations) == 4 * 10
+    assert not backup.exists()  # deleted once the call ends well
 
 
 def test_a_fit_resumed_by_backup_and_restore_that_diverges_keeps_the_backup(tmp_path):
