@@ -513,22 +513,21 @@ def _train(args, save_path, export_dir):
         results["baseline_test_accuracy"] = base_accuracy
         _log(f"randomly initialised baseline: test accuracy {base_accuracy:.4f}")
 
-    # Replaced once complete: a save that fails leaves no truncated file,
-    # and the export still keeps the fine-tuned classifier.
+    # Replaced once complete: a save that fails leaves no truncated file;
+    # the run's other outputs (the export first) are still written, and the
+    # failure is raised at the end.
     try:
         save_replacing(classifier.save, save_path)
         save_error = None
-    except OSError as error:
+    except Exception as error:
         save_error = error
     # The next version, never an existing one: TF Serving serves the highest
     # version and does not reload one replaced in place.
     exported = keras_dbn.export_saved_model(classifier, export_dir,
                                             version=export.next_version(export_dir))
-    if save_error is not None:
-        raise OSError(f"{save_error}; the fine-tuned classifier is exported to "
-                      f"{exported}") from save_error
     results["saved_model"] = os.path.abspath(exported)
-    _log(f"classifier saved to {save_path}; SavedModel exported to {exported}")
+    saved = f"saved to {save_path}" if save_error is None else "not saved (see the end)"
+    _log(f"classifier {saved}; SavedModel exported to {exported}")
 
     samples = dbn.generate(args.samples, gibbs_steps=args.gibbs_steps)
     mix = evaluation.sample_class_mix(classifier, samples)
@@ -546,6 +545,10 @@ def _train(args, save_path, export_dir):
     grid.save_image_grid(filters, os.path.join(args.out, "filters.png"),
                          image_shape=picture_shape)
     _log(f"wrote results.json, samples.png and filters.png to {args.out}")
+    if save_error is not None:
+        _log(f"saving the classifier to {save_path} failed; the fine-tuned classifier is "
+             f"exported to {exported}")
+        raise save_error
     return results
 
 

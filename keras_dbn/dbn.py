@@ -492,9 +492,8 @@ class DBN(ExtraStateMixin, keras.Model):
                 when ``x`` is a NumPy array (for the layers above, the mean
                 of their cached or streamed activations, or of the states
                 drawn with ``sample``) and the RBM is untrained (no updates
-                yet and its visible biases still zero); for an RBM above the
-                first, only when it is given epochs (its input may come from
-                an untrained layer below).
+                yet and its visible biases still zero); for an RBM given no
+                epochs above an untrained one, not at all.
             cache_bytes: the most memory one layer's cached activations may
                 take (default 2 GiB); ``0`` always streams (least memory,
                 the lower layers are recomputed every epoch).
@@ -596,6 +595,7 @@ class DBN(ExtraStateMixin, keras.Model):
 
         histories = []
         layer_input, layer_val = x, val
+        below_untrained = False
         # Keras' ModelCheckpoint keeps its best figure across fit() calls: one
         # layer's figures would be compared with another's, and a layer whose
         # error stays above the first layer's would never be saved.
@@ -632,11 +632,12 @@ class DBN(ExtraStateMixin, keras.Model):
                 # In the scope of the strategy the RBM was created under, if any.
                 with rbm.distribute_strategy.scope():
                     rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
-            # An upper layer given no epochs is left alone: its input may
-            # come from a layer below that is still untrained
-            # (``epochs=[2, 0, 0]``, continued later), and it would then look
-            # trained. The first layer's input is the data in any case.
-            if init_visible_bias and (i == 0 or epochs[i] > 0) and _untrained(rbm):
+            # A layer given no epochs above an untrained one is left alone
+            # (``epochs=[2, 0, 0]``, continued later): its biases would come
+            # from the untrained layer's activations, and it would then look
+            # trained.
+            untrained = _untrained(rbm)
+            if init_visible_bias and untrained and (epochs[i] > 0 or not below_untrained):
                 if isinstance(layer_input, np.ndarray):
                     rbm.initialize_visible_bias(layer_input)
                 elif is_numpy:
@@ -666,6 +667,7 @@ class DBN(ExtraStateMixin, keras.Model):
             )
             history.layer_name = rbm.name
             histories.append(history)
+            below_untrained = below_untrained or (untrained and not epochs[i])
         return histories
 
     @staticmethod

@@ -18,6 +18,7 @@ one only once complete (`save_replacing`).
 import contextlib
 import os
 import secrets
+import stat
 import warnings
 
 import numpy as np
@@ -134,8 +135,10 @@ def save_replacing(save, filepath, *args, **kwargs):
     (a full disk, an interrupt, a variable that cannot be written) would
     leave a truncated file where an earlier, good one was. Here an earlier
     file stays whole until the new one is complete, and a failed save
-    leaves no partial file. Paths Keras does not write as one local file
-    (``zipped=False`` folders, remote ``scheme://`` paths, file objects), an
+    leaves no partial file; the new file keeps the old one's permissions
+    (a hard link to the old file keeps the old contents). Paths other than
+    a local ``.keras`` file (the legacy ``.h5``, ``zipped=False`` folders,
+    remote ``scheme://`` paths, file objects, names Keras refuses), an
     existing target that is not a regular file (e.g. a device) and one
     that ``overwrite=False`` protects are handed to ``save`` as they are.
 
@@ -156,14 +159,23 @@ def save_replacing(save, filepath, *args, **kwargs):
     """
     overwrite = args[0] if args else kwargs.get("overwrite", True)
     path = os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else None
-    if (path is None or "://" in path or kwargs.get("zipped") is False
+    if (path is None or not path.endswith(".keras") or "://" in path
+            or kwargs.get("zipped") is False
             or (os.path.exists(path) and (not overwrite or not os.path.isfile(path)))):
         return save(filepath, *args, **kwargs)
     path = os.path.realpath(path)
-    folder, name = os.path.split(path)
-    partial = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.partial.keras")
+    # Keras reads the format from the name's ending; the rest is free, and
+    # short enough wherever ``path``'s own name fits.
+    partial = os.path.join(os.path.dirname(path),
+                           f".keras_dbn-{secrets.token_hex(6)}.partial.keras")
+    if os.path.exists(path):  # the file keeps its permissions
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    else:
+        mode = None
     try:
         result = save(partial, *args, **kwargs)
+        if mode is not None:
+            os.chmod(partial, mode)
         os.replace(partial, path)
     except BaseException as error:
         with contextlib.suppress(OSError):

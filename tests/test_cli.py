@@ -611,11 +611,14 @@ def test_a_failed_classifier_save_still_exports_and_leaves_no_partial_file(
             "--samples", "4", "--gibbs-steps", "2", "--verbose", "0", "--out",
             str(tmp_path / "run"), "--export", str(models), "--save", str(save), "--overwrite"]
     assert cli.main(args) == 1
-    line = error_line(capsys.readouterr().err, "keras-dbn train")
-    assert f"No space left on device: '{save}'" in line
-    assert f"the fine-tuned classifier is exported to {models / '1'}" in line
+    captured = capsys.readouterr()
+    assert f"No space left on device: '{save}'" in error_line(captured.err, "keras-dbn train")
+    assert f"the fine-tuned classifier is exported to {models / '1'}" in captured.out
     assert (models / "1" / "saved_model.pb").exists()
     assert sorted(os.listdir(tmp_path)) == ["models", "run"]
+    # The run's other outputs are written before the failure is raised.
+    assert sorted(os.listdir(tmp_path / "run")) == ["dbn.keras", "filters.png", "results.json",
+                                                    "samples.png"]
 
 
 def test_the_lower_rbms_rate_defaults_where_not_given(tmp_path):

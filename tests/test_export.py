@@ -406,8 +406,10 @@ def test_keras_export_under_a_mixed_policy_serves_float32_as_predict_returns(tmp
     rbm.fit(x, epochs=1, verbose=0)
     dbn = keras_dbn.DBN([6, 3], seed=0, rbm_kwargs={"dtype": "mixed_bfloat16"})
     dbn.pretrain(x, epochs=1, verbose=0)
-    for name, model in (("rbm", rbm), ("dbn", dbn)):
-        model.export(str(tmp_path / name), verbose=False)
+    signature = [tf.TensorSpec((None, 12), tf.float32)]
+    for name, model, options in (("rbm", rbm, {}), ("dbn", dbn, {}),
+                                 ("signed", rbm, {"input_signature": signature})):
+        model.export(str(tmp_path / name), verbose=False, **options)
         served = tf.saved_model.load(str(tmp_path / name))
         for outputs in (served.serve(tf.constant(x[:5])),
                         served.signatures["serving_default"](tf.constant(x[:5]))):

@@ -289,6 +289,25 @@ def test_a_save_that_fails_half_way_leaves_the_earlier_file_whole(x, tmp_path, m
     assert _kernel_gap(loaded, rbm) == 0.0
 
 
+def test_replacing_saves_keep_the_format_permissions_and_keras_refusals(x, tmp_path):
+    from keras_dbn.extra_state import save_replacing
+
+    classifier = keras.Sequential([keras.Input((16,)), keras.layers.Dense(2)])
+    save_replacing(classifier.save, tmp_path / "clf.h5")  # the legacy format, as Keras writes it
+    assert (tmp_path / "clf.h5").read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    keras.models.load_model(tmp_path / "clf.h5")
+    rbm = keras_dbn.RBM(4, seed=0)
+    rbm.fit(x, epochs=1, batch_size=50, verbose=0)
+    with pytest.raises(ValueError, match="Invalid filepath extension"):
+        rbm.save(tmp_path / "rbm")
+    path = tmp_path / "rbm.keras"
+    rbm.save(path)
+    path.chmod(0o600)
+    rbm.save(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["clf.h5", "rbm.keras"]
+
+
 @pytest.mark.parametrize("suffix", [".h5", ".HDF5"])
 def test_legacy_hdf5_saves_are_refused_before_any_file_is_touched(x, tmp_path, suffix):
     rbm = keras_dbn.RBM(4, seed=0)

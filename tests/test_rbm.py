@@ -976,6 +976,20 @@ def test_gaussian_units_warn_about_unstandardised_data():
         keras_dbn.RBM(3).fit((x > 50).astype("float32"), verbose=0)  # Bernoulli: no check
 
 
+def test_gaussian_units_warn_about_data_far_from_their_biases():
+    """Unit-variance data shifted by 10 saturated every hidden unit; the
+    biases set from the data's mean (as DBN.pretrain sets them) take it."""
+    import warnings
+
+    x = np.random.default_rng(0).normal(size=(300, 6)).astype("float32") + 10.0
+    with pytest.warns(UserWarning, match=r"mean lies 1\d\.\d+ from its bias"):
+        keras_dbn.RBM(3, visible="gaussian", seed=0).fit(x, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        keras_dbn.RBM(3, visible="gaussian", seed=0).initialize_visible_bias(x).fit(x, verbose=0)
+        keras_dbn.DBN([3, 2], visible="gaussian", seed=0).pretrain(x, epochs=1, verbose=0)
+
+
 @pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
 def test_log_partition_shortcut_from_the_mean_is_exact(name):
     units = keras_dbn.units.get(name)
@@ -1561,6 +1575,10 @@ def test_a_sparsity_target_needs_a_cost():
     keras_dbn.RBM(5, sparsity_target=0.05, sparsity_cost=0.1)
     with pytest.raises(ValueError, match="has no effect without a `sparsity_target`"):
         keras_dbn.RBM(5, sparsity_cost=0.1)
+    # A probability of binary units: Gaussian hidden means are real-valued.
+    with pytest.raises(ValueError, match="'gaussian' hidden units have real-valued means"):
+        keras_dbn.RBM(5, hidden="gaussian", sparsity_target=0.05, sparsity_cost=0.1)
+    keras_dbn.RBM(5, visible="gaussian", sparsity_target=0.05, sparsity_cost=0.1)
 
 
 def test_evaluate_and_predict_refuse_an_endless_dataset_without_steps():
@@ -1802,10 +1820,13 @@ def test_an_rbm_saved_compiled_loads_its_optimizer_without_warnings(trained, tmp
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_a_diverged_epoch_leaves_backups_and_checkpoints_of_the_finished_ones(tmp_path):
+@pytest.mark.parametrize("save_freq", ["epoch", 4])
+def test_a_diverged_epoch_leaves_backups_and_checkpoints_of_the_finished_ones(tmp_path,
+                                                                              save_freq):
     """The retry the error advises resumes from the backup at the epoch that
-    diverged: the backup was neither deleted nor marked past that epoch, and
-    no checkpoint holds the rolled-back weights under its number."""
+    diverged: the backup was neither deleted nor marked past that epoch nor
+    left with weights backed up during it (``save_freq=4``), and no
+    checkpoint holds the rolled-back weights under its number."""
     x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
 
     def gaussian_rbm():
@@ -1818,7 +1839,7 @@ def test_a_diverged_epoch_leaves_backups_and_checkpoints_of_the_finished_ones(tm
     csv = tmp_path / "log.csv"
     with pytest.raises(FloatingPointError, match="diverged in epoch 3"):
         rbm.fit(x, epochs=4, batch_size=20, verbose=0, callbacks=[
-            schedule, keras.callbacks.BackupAndRestore(str(backup)),
+            schedule, keras.callbacks.BackupAndRestore(str(backup), save_freq=save_freq),
             keras.callbacks.ModelCheckpoint(str(tmp_path / "rbm_{epoch}.keras")),
             keras.callbacks.CSVLogger(str(csv))])
     assert sorted(p.name for p in tmp_path.glob("rbm_*")) == ["rbm_1.keras", "rbm_2.keras"]
@@ -1835,7 +1856,21 @@ def test_a_diverged_epoch_leaves_backups_and_checkpoints_of_the_finished_ones(tm
     assert [epoch for epoch, _ in seen] == [2, 3]
     np.testing.assert_array_equal(seen[0][1], schedule.weights[0])
     assert int(resumed.optimizer.iterations) == 4 * 10
+    assert all(np.isfinite(w).all() for w in resumed.get_weights())
     assert not backup.exists()  # deleted once the call ends well
+
+
+def test_the_divergence_message_says_when_early_stopping_put_back_its_best_weights():
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
+    rbm = keras_dbn.RBM(4, visible="gaussian", seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    schedule = _RateSchedule()
+    stop = keras.callbacks.EarlyStopping("reconstruction_error", patience=5,
+                                         restore_best_weights=True)
+    with pytest.raises(FloatingPointError, match=r"put back the weights of its best epoch"):
+        rbm.fit(x, epochs=6, batch_size=20, verbose=0, callbacks=[schedule, stop])
+    for best, now in zip(stop.best_weights, rbm.get_weights()):
+        np.testing.assert_array_equal(best, now)
 
 
 def test_a_fit_resumed_by_backup_and_restore_that_diverges_keeps_the_backup(tmp_path):
