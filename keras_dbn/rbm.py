@@ -134,6 +134,43 @@ def _replicas_in_sync():
     return 1 if context is None else context.num_replicas_in_sync
 
 
+def _replica_shares(gradients, rows, replicas, in_xla=False):
+    """One replica's part of a batch's CD statistics under `tf.distribute`.
+
+    The replicas' updates are summed. Each replica's means are weighted by
+    its share of the batch's data rows: a batch split unevenly (the last,
+    small batch of an epoch) then sums to the whole batch's means, and a
+    replica left without rows (a batch of fewer rows than replicas), whose
+    means are 0/0, adds nothing. (With PCD every replica reads the same
+    chains, so their negative statistics average out alike.) Inside XLA,
+    where the replicas' row counts are not summed, each takes ``1 /
+    replicas``.
+
+    Args:
+        gradients: this replica's statistics.
+        rows: its number of data rows (a scalar tensor).
+        replicas: the number of replicas in sync.
+        in_xla: whether the statistics are traced into an XLA function.
+
+    Returns:
+        The statistics to sum over the replicas.
+    """
+    if in_xla:
+        return [g / replicas for g in gradients]
+    import tensorflow as tf
+
+    rows = ops.cast(rows, "float32")
+    share = rows / tf.distribute.get_replica_context().all_reduce("sum", rows)
+    return [ops.where(rows > 0, g, ops.zeros_like(g)) * share for g in gradients]
+
+
+def _monitor_value(value, rows):
+    """A batch's monitor for a weighted mean: 0 where the batch has no rows
+    (a replica's empty share of a small batch), whose NaN a zero weight
+    would not cancel."""
+    return ops.where(rows > 0, value, ops.zeros_like(value))
+
+
 def export_signature(model, input_signature=None):
     """``input_signature``, or for a built RBM or DBN without one, a batch
     of rows of its ``num_visible`` values (float64 under a float64 policy,
@@ -1803,7 +1840,7 @@ class RBM(ExtraStateMixin, keras.Model):
         replicas = _replicas_in_sync()
         gradients = [grad_w, grad_b, grad_c]
         if replicas > 1:
-            gradients = [g / replicas for g in gradients]
+            gradients = _replica_shares(gradients, n_pos, replicas, in_xla)
         return {
             "gradients": gradients,
             "chain_state": chain_state,
@@ -1834,8 +1871,10 @@ class RBM(ExtraStateMixin, keras.Model):
         # Each batch counts by the rows its monitors read, as Keras weighs
         # its loss by the batch size: a small last batch counts for less.
         rows = ops.cast(ops.minimum(ops.shape(v0)[0], MONITOR_ROWS), "float32")
-        self.reconstruction_tracker.update_state(stats["reconstruction_error"], sample_weight=rows)
-        self.free_energy_tracker.update_state(stats["free_energy"], sample_weight=rows)
+        self.reconstruction_tracker.update_state(
+            _monitor_value(stats["reconstruction_error"], rows), sample_weight=rows)
+        self.free_energy_tracker.update_state(
+            _monitor_value(stats["free_energy"], rows), sample_weight=rows)
         return {m.name: m.result() for m in self.metrics}
 
     def _training_statistics(self, v0):
@@ -1917,11 +1956,13 @@ class RBM(ExtraStateMixin, keras.Model):
         # every example, whatever the batch size.
         rows = ops.cast(ops.shape(v0)[0], "float32")
         self.reconstruction_tracker.update_state(
-            ops.mean(ops.square(ops.cast(reconstruction, "float32") - ops.cast(v0, "float32"))),
+            _monitor_value(ops.mean(ops.square(
+                ops.cast(reconstruction, "float32") - ops.cast(v0, "float32"))), rows),
             sample_weight=rows,
         )
         self.free_energy_tracker.update_state(
-            ops.mean(ops.cast(self._free_energy(v0, hidden_pre, weights), "float32")),
+            _monitor_value(ops.mean(ops.cast(
+                self._free_energy(v0, hidden_pre, weights), "float32")), rows),
             sample_weight=rows,
         )
         return {m.name: m.result() for m in self.metrics}
@@ -2003,9 +2044,12 @@ class RBM(ExtraStateMixin, keras.Model):
         kwargs.setdefault("auto_scale_loss", False)
         self._jit_auto = kwargs.get("jit_compile", "auto") == "auto"
         self._xla_chain = 0  # an "auto" `fit` chooses it
-        if optimizer is None:
-            optimizer = self._default_optimizer()
-        optimizer = keras.optimizers.get(optimizer)
+        # In the scope of the strategy the RBM was made under, as Keras
+        # builds it: an optimizer made outside it could not be built there.
+        with self.distribute_strategy.scope():
+            if optimizer is None:
+                optimizer = self._default_optimizer()
+            optimizer = keras.optimizers.get(optimizer)
         if getattr(optimizer, "weight_decay", None) and not optimizer.built:
             optimizer.exclude_from_weight_decay(var_names=["bias"])
         super().compile(optimizer=optimizer, **kwargs)

@@ -103,6 +103,25 @@ SCRIPT = textwrap.dedent(
     logs = rbm.fit(reshuffled(), validation_data=x[:100], epochs=1, verbose=0).history
     expected = logs["val_free_energy"][0] - float(np.mean(rbm.free_energy(epoch_rows)))
     out["gap_error"] = abs(logs["free_energy_gap"][0] - expected)
+    # A batch split unevenly (3 rows: 2 and 1) or leaving a replica without
+    # rows (1 row) updates as without a strategy; saturated hidden units make
+    # the CD statistics deterministic.
+    out["uneven"] = []
+    for rows in (3, 1):
+        kernels = []
+        for scope in (strategy.scope(), contextlib.nullcontext()):
+            with scope:
+                model = RBM(5, seed=0)
+                model.compile(keras.optimizers.SGD(0.5))
+                model.build((None, 20))
+                model.hidden_bias.assign(np.array([100, -100, 100, -100, 100], "float32"))
+            model.fit(x[:rows], batch_size=rows, epochs=1, verbose=0, shuffle=False)
+            kernels.append(model.kernel.numpy())
+        out["uneven"].append(float(np.abs(kernels[0] - kernels[1]).max()))
+    with strategy.scope():
+        created_inside = RBM(5, seed=0)  # fit compiles it, outside the scope
+    out["compiled_outside"] = list(
+        created_inside.fit(x, batch_size=40, epochs=1, verbose=0).history)
     print("RESULT" + json.dumps(out))
     """
 )
@@ -155,3 +174,15 @@ def test_predict_of_arrays_and_dbn_pretraining_run_under_the_strategy(result):
 def test_free_energy_gap_reads_the_epochs_rows_of_a_reshuffling_dataset(result):
     # Keras' build under a strategy read batches of another pass (0.005-0.03 off).
     assert result["gap_error"] < 1e-5
+
+
+def test_batches_split_unevenly_over_the_replicas_update_as_one_replica(result):
+    # Each replica weighed 1/2: the 2-row and 1-row means averaged (0.01-0.1
+    # off), and a replica without rows made the update NaN.
+    assert result["uneven"][0] < 1e-6
+    assert result["uneven"][1] < 1e-6
+
+
+def test_an_rbm_made_in_the_scope_is_compiled_in_it(result):
+    # "Mixing different tf.distribute.Strategy objects" before.
+    assert sorted(result["compiled_outside"]) == ["free_energy", "reconstruction_error"]
