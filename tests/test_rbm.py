@@ -1,5 +1,6 @@
 """RBM math against brute-force enumeration, learning, and Keras integration."""
 
+import re
 import warnings
 
 import keras
@@ -967,8 +968,11 @@ def test_gaussian_units_warn_about_unstandardised_data():
 
     rng = np.random.default_rng(0)
     x = rng.normal(50.0, 10.0, (200, 5)).astype("float32")
-    with pytest.warns(UserWarning, match=r"standard deviation 1\d\.\d.*Standardise"):
+    with pytest.warns(UserWarning) as record:
         keras_dbn.RBM(3, visible="gaussian").fit(x, verbose=0)
+    messages = " | ".join(str(w.message) for w in record)
+    assert re.search(r"standard deviation 1\d\.\d.*Standardise", messages)
+    assert re.search(r"mean lies 5\d\.\d from its bias", messages)  # and it lies far off
     standardised = (x - x.mean(0)) / x.std(0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
