@@ -180,7 +180,10 @@ class ImageGridCallback(keras.callbacks.Callback):
     columns of the RBM's kernel, one tile per hidden unit) and
     ``samples_epochNNN.png`` (fantasies after ``gibbs_steps`` Gibbs steps)
     into ``log_dir``, and with ``tensorboard=True`` the same pictures as
-    image summaries ``filters`` and ``samples`` (step = epoch number).
+    image summaries ``filters`` and ``samples`` in ``log_dir/train`` at
+    step ``NNN - 1``: beside the scalars of a
+    ``keras.callbacks.TensorBoard(log_dir)``, which counts epochs from 0
+    (as `WeightHistograms` writes its histograms).
 
     Epochs are counted over every ``fit()`` the callback sees, so a second
     call, or the next layer of `DBN.pretrain`, writes new files instead of
@@ -312,10 +315,11 @@ class ImageGridCallback(keras.callbacks.Callback):
             _write_png(grid, paths[name])
         if self.tensorboard:
             if self._writer is None:
-                self._writer = tf.summary.create_file_writer(self.log_dir)
+                self._writer = tf.summary.create_file_writer(
+                    os.path.join(self.log_dir, "train"))
             with self._writer.as_default():
                 for name, grid in grids.items():
-                    _image_summary(name, grid, epoch)
+                    _image_summary(name, grid, epoch - 1)  # Keras' TensorBoard's step
             self._writer.flush()
         return paths
 

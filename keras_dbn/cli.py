@@ -470,7 +470,7 @@ def _train(args, save_path, export_dir):
     dbn = keras_dbn.DBN(args.layers, k=args.k, persistent=persistent, seed=args.seed,
                         rbm_kwargs={"dtype": args.dtype})
     _log(f"pretraining DBN {x_train.shape[1]}-{'-'.join(map(str, args.layers))} "
-         f"({args.dbn_epochs} epochs per layer, k={args.k})")
+         f"({_count(args.dbn_epochs, 'epoch')} per layer, k={args.k})")
     start = time.perf_counter()
     dbn.pretrain(
         x_train,
@@ -490,7 +490,9 @@ def _train(args, save_path, export_dir):
         _log(f"fine-tuning on {len(y_fit)} labelled examples")
     classifier = dbn.to_classifier(num_classes, dropout=args.dropout,
                                    input_dropout=args.input_dropout)
-    _log(f"fine-tuning {len(classifier.layers)}-layer classifier for {args.mlp_epochs} epochs")
+    dense = sum(isinstance(layer, keras.layers.Dense) for layer in classifier.layers)
+    _log(f"fine-tuning the classifier ({_count(dense, 'Dense layer')}) for "
+         f"{_count(args.mlp_epochs, 'epoch')}")
     accuracy, finetune_seconds, updates = _fine_tune(classifier, x_fit, y_fit, args, x_test,
                                                      y_test, unlabelled)
     _log(f"test accuracy {accuracy:.4f} (fine-tuning took {finetune_seconds:.0f} s)")
@@ -550,6 +552,11 @@ def _train(args, save_path, export_dir):
              f"exported to {exported}")
         raise save_error
     return results
+
+
+def _count(number, noun):
+    """``"1 epoch"``, ``"2 epochs"``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _check_sample_options(args):

@@ -25,6 +25,7 @@ from keras_dbn.rbm import (
     export_model,
     split_validation,
 )
+from keras_dbn.tf_logging import quiet_keras_retracing
 
 # Activations of one layer for the whole dataset are kept in memory below
 # this many bytes (faster than recomputing them every epoch); above it the
@@ -601,73 +602,76 @@ class DBN(ExtraStateMixin, keras.Model):
         # error stays above the first layer's would never be saved.
         checkpoints = [(callback, callback.best) for callback in every_callback
                        if isinstance(callback, keras.callbacks.ModelCheckpoint)]
-        for i, rbm in enumerate(self.rbms):
-            for callback, best in checkpoints:
-                callback.best = best
-            if verbose != 0:
-                print(
-                    f"Pretraining layer {i + 1}/{count}: {rbm.name} "
-                    f"({rbm.num_visible} {rbm.visible} -> {rbm.units} {rbm.hidden}, "
-                    f"{'PCD' if rbm.persistent else 'CD'}-{rbm.k})",
-                    flush=True,
-                )
-            if i > 0:
-                below = self.rbms[i - 1]
-                dtype = _feature_dtype(below, rbm)
-                seed = None
-                if rbm.seed is not None:
-                    seed = (rbm.seed * 1_000_003 + earlier_calls[i] + 1) % (2**31 - 1)
-                layer_input = self._propagate(
-                    layer_input, below, sample, batch_sizes[i], dtype,
-                    shuffle=fit_kwargs.get("shuffle", True), cache_bytes=cache_bytes,
-                    seed=seed,
-                    rebatch_rows=len(x) if is_numpy and batch_sizes[i] != batch_sizes[i - 1]
-                    else None,
-                )
-                if isinstance(layer_val, np.ndarray):
-                    layer_val = _predicted(below, layer_val, dtype=dtype)
-                elif layer_val is not None:
-                    layer_val = self._propagate(layer_val, below, False, None, dtype)
-            if not rbm.compiled or not _same_optimizer(rbm.optimizer, optimizers[i]):
-                # In the scope of the strategy the RBM was created under, if any.
-                with rbm.distribute_strategy.scope():
-                    rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
-            # A layer given no epochs above an untrained one is left alone
-            # (``epochs=[2, 0, 0]``, continued later): its biases would come
-            # from the untrained layer's activations, and it would then look
-            # trained.
-            untrained = _untrained(rbm)
-            if init_visible_bias and untrained and (epochs[i] > 0 or not below_untrained):
+        # Each layer's RBM traces its own Keras functions (fit, and predict
+        # for the validation data above): TensorFlow would call that retracing.
+        with quiet_keras_retracing():
+            for i, rbm in enumerate(self.rbms):
+                for callback, best in checkpoints:
+                    callback.best = best
+                if verbose != 0:
+                    print(
+                        f"Pretraining layer {i + 1}/{count}: {rbm.name} "
+                        f"({rbm.num_visible} {rbm.visible} -> {rbm.units} {rbm.hidden}, "
+                        f"{'PCD' if rbm.persistent else 'CD'}-{rbm.k})",
+                        flush=True,
+                    )
+                if i > 0:
+                    below = self.rbms[i - 1]
+                    dtype = _feature_dtype(below, rbm)
+                    seed = None
+                    if rbm.seed is not None:
+                        seed = (rbm.seed * 1_000_003 + earlier_calls[i] + 1) % (2**31 - 1)
+                    layer_input = self._propagate(
+                        layer_input, below, sample, batch_sizes[i], dtype,
+                        shuffle=fit_kwargs.get("shuffle", True), cache_bytes=cache_bytes,
+                        seed=seed,
+                        rebatch_rows=len(x) if is_numpy and batch_sizes[i] != batch_sizes[i - 1]
+                        else None,
+                    )
+                    if isinstance(layer_val, np.ndarray):
+                        layer_val = _predicted(below, layer_val, dtype=dtype)
+                    elif layer_val is not None:
+                        layer_val = self._propagate(layer_val, below, False, None, dtype)
+                if not rbm.compiled or not _same_optimizer(rbm.optimizer, optimizers[i]):
+                    # In the scope of the strategy the RBM was created under, if any.
+                    with rbm.distribute_strategy.scope():
+                        rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
+                # A layer given no epochs above an untrained one is left alone
+                # (``epochs=[2, 0, 0]``, continued later): its biases would come
+                # from the untrained layer's activations, and it would then look
+                # trained.
+                untrained = _untrained(rbm)
+                if init_visible_bias and untrained and (epochs[i] > 0 or not below_untrained):
+                    if isinstance(layer_input, np.ndarray):
+                        rbm.initialize_visible_bias(layer_input)
+                    elif is_numpy:
+                        # Streamed from NumPy data (or sampled): the mean of about
+                        # one pass, as a cached input gives it, so that
+                        # `cache_bytes` and `sample` leave the start alone.
+                        rbm.initialize_visible_bias(
+                            layer_input.take(math.ceil(len(x) / batch_sizes[i])))
+                layer_kwargs = dict(fit_kwargs)
                 if isinstance(layer_input, np.ndarray):
-                    rbm.initialize_visible_bias(layer_input)
-                elif is_numpy:
-                    # Streamed from NumPy data (or sampled): the mean of about
-                    # one pass, as a cached input gives it, so that
-                    # `cache_bytes` and `sample` leave the start alone.
-                    rbm.initialize_visible_bias(
-                        layer_input.take(math.ceil(len(x) / batch_sizes[i])))
-            layer_kwargs = dict(fit_kwargs)
-            if isinstance(layer_input, np.ndarray):
-                layer_kwargs["batch_size"] = batch_sizes[i]
-            else:  # datasets arrive batched and shuffled
-                layer_kwargs["shuffle"] = False
-            if i > 0 and is_numpy and fit_kwargs.get("steps_per_epoch") and not isinstance(
-                    layer_input, np.ndarray):
-                # Streamed from an array, as `RBM.fit` streams one: every
-                # epoch makes exactly `steps_per_epoch` updates, whether the
-                # layer's input is cached or streamed.
-                layer_input = layer_input.repeat()
-            history = rbm.fit(
-                layer_input,
-                epochs=epochs[i],
-                callbacks=list(layer_callbacks[i]),
-                validation_data=layer_val,
-                verbose=verbose,
-                **layer_kwargs,
-            )
-            history.layer_name = rbm.name
-            histories.append(history)
-            below_untrained = below_untrained or (untrained and not epochs[i])
+                    layer_kwargs["batch_size"] = batch_sizes[i]
+                else:  # datasets arrive batched and shuffled
+                    layer_kwargs["shuffle"] = False
+                if i > 0 and is_numpy and fit_kwargs.get("steps_per_epoch") and not isinstance(
+                        layer_input, np.ndarray):
+                    # Streamed from an array, as `RBM.fit` streams one: every
+                    # epoch makes exactly `steps_per_epoch` updates, whether the
+                    # layer's input is cached or streamed.
+                    layer_input = layer_input.repeat()
+                history = rbm.fit(
+                    layer_input,
+                    epochs=epochs[i],
+                    callbacks=list(layer_callbacks[i]),
+                    validation_data=layer_val,
+                    verbose=verbose,
+                    **layer_kwargs,
+                )
+                history.layer_name = rbm.name
+                histories.append(history)
+                below_untrained = below_untrained or (untrained and not epochs[i])
         return histories
 
     @staticmethod

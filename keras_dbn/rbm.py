@@ -198,7 +198,9 @@ def export_model(model, export, filepath, format="tf_saved_model", verbose=None,
     signature = export_signature(model, input_signature)
     top = model.rbms[-1] if getattr(model, "rbms", None) else model  # whose output it serves
     low = keras.backend.standardize_dtype(top.compute_dtype) in ("bfloat16", "float16")
-    if format != "tf_saved_model" or not low or signature is None or kwargs:
+    # Keras' TensorFlow export ignores other keyword arguments (those it
+    # reads are for JAX), as this one does.
+    if format != "tf_saved_model" or not low or signature is None:
         return export(filepath, format=format, verbose=verbose, input_signature=signature,
                       **kwargs)
     import tensorflow as tf
@@ -2029,6 +2031,16 @@ class RBM(ExtraStateMixin, keras.Model):
                     "effect, so do not pass it."
                 )
         kwargs.setdefault("steps_per_execution", _default_steps_per_execution(self))
+        if kwargs["steps_per_execution"] != 1 and _is_multi_replica(self):
+            # Also an RBM saved with the default of one device, loaded in a
+            # strategy's scope (`compile_from_config`).
+            warnings.warn(
+                f"steps_per_execution={kwargs['steps_per_execution']} fails under a "
+                "tf.distribute strategy with several replicas (Keras' multi-step loop: "
+                "keras-team/keras#19246); the RBM runs one step per execution.",
+                stacklevel=2,
+            )
+            kwargs["steps_per_execution"] = 1
         # The CD statistics are the update itself, not the gradient of a
         # scaled loss: loss scaling would only divide them by its scale
         # (32768 at first), and training would silently stall.
@@ -2190,12 +2202,13 @@ class RBM(ExtraStateMixin, keras.Model):
                 stacklevel=2,
             )
         if isinstance(x, np.ndarray):
-            self._check_data(x)
+            self._check_data(x, scale=epochs > kwargs.get("initial_epoch", 0))
             # Built before Keras' loop, so that callbacks' `on_train_begin`
             # sees the weights; in the strategy's scope, as Keras builds.
             with self.distribute_strategy.scope():
                 self._ensure_built(x)
-            self._warn_of_offset_data(x)
+            if epochs > kwargs.get("initial_epoch", 0):
+                self._warn_of_offset_data(x)
             keras_batch_size = _array_batch_size(
                 len(x), kwargs.get("steps_per_epoch"), validation_split, validation_data
             )
@@ -2643,7 +2656,11 @@ class RBM(ExtraStateMixin, keras.Model):
         # and 0.97-1.0x as fast as without the check this way.
         return dataset.map(check_element).prefetch(1)
 
-    def _check_data(self, x):
+    def _check_data(self, x, scale=False):
+        """Refuses data the RBM cannot read; with ``scale`` (data to train
+        on), warns where Gaussian visible units get data far from unit
+        variance. A few rows of standardised data can spread much wider
+        (a rarely lit pixel), so data read for inference are not judged."""
         if not array_input.is_numeric(x.dtype):
             raise ValueError(f"RBM data must be numeric, got dtype {x.dtype}.")
         array_input.check_rank(x.shape)
@@ -2661,9 +2678,11 @@ class RBM(ExtraStateMixin, keras.Model):
                 f"[{low}, {high}]); scale the data (e.g. x / 255) or use "
                 "visible='gaussian' for standardised real-valued data."
             )
-        if self.visible_units.name == "gaussian":
-            # A sample of rows is enough to see the scale, and copies little.
-            rows = x[:_SCALE_CHECK_ROWS].reshape(min(len(x), _SCALE_CHECK_ROWS), -1)
+        if scale and self.visible_units.name == "gaussian":
+            # A sample of rows from the whole array (sorted data's first rows
+            # may differ from the rest) is enough to see the scale.
+            rows = x[::-(-len(x) // _SCALE_CHECK_ROWS)]
+            rows = rows.reshape(len(rows), -1)
             spread = float(np.max(np.std(rows, axis=0)))
             if spread > _GAUSSIAN_MAX_STD:
                 warnings.warn(
@@ -2688,7 +2707,13 @@ class RBM(ExtraStateMixin, keras.Model):
         """
         if self.visible_units.name != "gaussian" or not x.size or not self.trainable:
             return
-        rows = x[:_SCALE_CHECK_ROWS].reshape(min(len(x), _SCALE_CHECK_ROWS), -1)
+        # Rows from the whole array (sorted data's first rows may all lie
+        # near the bias), as many as the scale check reads.
+        rows = x[::-(-len(x) // _SCALE_CHECK_ROWS)]
+        rows = rows.reshape(len(rows), -1)
+        spread = np.std(rows, axis=0, dtype="float64")
+        if spread.max() > _GAUSSIAN_MAX_STD:
+            return  # the scale warning (`_check_data`) says to standardise already
         offset = np.abs(rows.mean(axis=0, dtype="float64")
                         - np.asarray(self.visible_bias, dtype="float64"))
         if offset.max() > _GAUSSIAN_MAX_STD:
@@ -2959,4 +2984,17 @@ class RBM(ExtraStateMixin, keras.Model):
     def from_config(cls, config):
         config = dict(config)
         config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
+        if (config.get("sparsity_target") is not None
+                and not units_lib.get(config.get("hidden", "bernoulli")).discrete):
+            # Saved before such RBMs were refused: they load as they were.
+            warnings.warn(
+                "This RBM was saved with a sparsity_target for real-valued hidden "
+                "units, which new RBMs refuse (the target is a probability of binary "
+                "units); it loads with its penalty as saved.",
+                stacklevel=2,
+            )
+            sparsity = config["sparsity_target"], config.get("sparsity_cost", 0.0)
+            rbm = cls(**dict(config, sparsity_target=None, sparsity_cost=0.0))
+            rbm.sparsity_target, rbm.sparsity_cost = sparsity
+            return rbm
         return cls(**config)

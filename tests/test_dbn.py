@@ -826,3 +826,14 @@ def test_a_dbn_saved_with_one_pretraining_count_for_all_layers_loads(tmp_path, m
     assert loaded._layer_pretrain_calls() == [2, 2]
     for a, b in zip(dbn.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_pretraining_a_deep_dbn_with_validation_logs_no_retracing_warning(caplog):
+    """Each layer's RBM traces Keras' functions anew, which TensorFlow
+    reported as retracing, twice per message, from the third trace on."""
+    rng = np.random.default_rng(0)
+    x = (rng.random((600, 30)) < 0.3).astype("float32")
+    dbn = keras_dbn.DBN([16, 12, 8, 6], seed=0)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        dbn.pretrain(x[:500], epochs=2, batch_size=50, validation_data=x[500:], verbose=0)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

@@ -15,7 +15,7 @@ import pytest
 
 SCRIPT = textwrap.dedent(
     """
-    import contextlib, json, os
+    import contextlib, json, os, warnings
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     import numpy as np
     import tensorflow as tf
@@ -122,6 +122,19 @@ SCRIPT = textwrap.dedent(
         created_inside = RBM(5, seed=0)  # fit compiles it, outside the scope
     out["compiled_outside"] = list(
         created_inside.fit(x, batch_size=40, epochs=1, verbose=0).history)
+    # Saved off the strategy with the default 32 steps per execution, which
+    # Keras' multi-step loop cannot run under it: loaded in the scope, one.
+    single = RBM(5, seed=0)
+    single.fit(x, batch_size=40, epochs=1, verbose=0)
+    path = os.path.join(os.environ["PCD_DIR"], "single.keras")
+    single.save(path)
+    with strategy.scope():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            reloaded = keras.models.load_model(path)
+    reloaded.fit(x, batch_size=40, epochs=1, verbose=0)
+    out["reloaded"] = [reloaded.steps_per_execution,
+                       any("keras-team/keras#19246" in str(w.message) for w in caught)]
     print("RESULT" + json.dumps(out))
     """
 )
@@ -186,3 +199,9 @@ def test_batches_split_unevenly_over_the_replicas_update_as_one_replica(result):
 def test_an_rbm_made_in_the_scope_is_compiled_in_it(result):
     # "Mixing different tf.distribute.Strategy objects" before.
     assert sorted(result["compiled_outside"]) == ["free_energy", "reconstruction_error"]
+
+
+def test_an_rbm_saved_off_the_strategy_trains_when_loaded_in_its_scope(result):
+    # The saved 32 steps per execution failed ("You must feed a value for
+    # placeholder tensor"); it runs one, with a warning.
+    assert result["reloaded"] == [1, True]

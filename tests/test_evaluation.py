@@ -517,12 +517,14 @@ def test_save_image_grid_writes_png(tmp_path):
 
 
 def _image_summaries(log_dir):
-    """{(tag, step): decoded image} of the images-plugin summaries in log_dir."""
+    """{(tag, step): decoded image} of the images-plugin summaries in
+    log_dir/train, where Keras' TensorBoard writes its training scalars."""
     found = {}
-    for event_file in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+    for event_file in glob.glob(os.path.join(log_dir, "train", "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(event_file):
             for value in event.summary.value:
-                assert value.metadata.plugin_data.plugin_name == "images"
+                if value.metadata.plugin_data.plugin_name != "images":
+                    continue  # Keras' TensorBoard scalars
                 width, height, png = tf.make_ndarray(value.tensor)
                 image = tf.io.decode_png(png).numpy()
                 assert image.shape[:2] == (int(height), int(width))
@@ -531,18 +533,24 @@ def _image_summaries(log_dir):
 
 
 def test_image_grid_callback_during_fit(tmp_path):
+    """The pictures sit beside Keras' TensorBoard scalars: in log_dir/train,
+    at its 0-based epoch steps (they were one folder and one step off)."""
     x = (np.random.default_rng(2).random((64, 16)) < 0.5).astype("float32")
     rbm = keras_dbn.RBM(6, seed=0)
     callback = ImageGridCallback(tmp_path, num_filters=4, num_samples=9, gibbs_steps=3)
-    rbm.fit(x, epochs=2, batch_size=32, verbose=0, callbacks=[callback])
+    rbm.fit(x, epochs=2, batch_size=32, verbose=0,
+            callbacks=[callback, keras.callbacks.TensorBoard(str(tmp_path))])
     summaries = _image_summaries(str(tmp_path))
     assert len(summaries) == 4
+    scalars = {step for (tag, step) in _summaries(str(tmp_path / "train"))
+               if tag == "epoch_reconstruction_error"}
+    assert scalars == {step for (_, step) in summaries} == {0, 1}
     for epoch in (1, 2):
         for name in ("filters", "samples"):
             path = tmp_path / f"{name}_epoch{epoch:03d}.png"
             image = tf.io.decode_png(tf.io.read_file(str(path))).numpy()
             assert image.shape == {"filters": (9, 9, 1), "samples": (14, 14, 1)}[name]
-            np.testing.assert_array_equal(summaries[(name, epoch)], image)
+            np.testing.assert_array_equal(summaries[(name, epoch - 1)], image)
 
     sparse = tmp_path / "every2"
     rbm.fit(x, epochs=3, verbose=0, callbacks=[ImageGridCallback(sparse, every_n_epochs=2, gibbs_steps=1, tensorboard=False)])
@@ -669,7 +677,7 @@ def test_image_grid_callback_numbers_resumed_fits_from_initial_epoch(tmp_path):
     assert numbers(every) == numbers(fresh) == [1, 2, 3, 4]
     assert numbers(sparse) == [2, 4]
     assert sorted(_image_summaries(str(sparse))) == [
-        (name, step) for name in ("filters", "samples") for step in (2, 4)]
+        (name, step) for name in ("filters", "samples") for step in (1, 3)]
     # An initial_epoch below the callback's own count continues that count.
     rbm.fit(x, epochs=2, initial_epoch=1, batch_size=32, verbose=0, callbacks=same[:1])
     assert numbers(every) == [1, 2, 3, 4, 5]
