@@ -181,9 +181,9 @@ class ImageGridCallback(keras.callbacks.Callback):
     ``samples_epochNNN.png`` (fantasies after ``gibbs_steps`` Gibbs steps)
     into ``log_dir``, and with ``tensorboard=True`` the same pictures as
     image summaries ``filters`` and ``samples`` in ``log_dir/train`` at
-    step ``NNN - 1``: beside the scalars of a
-    ``keras.callbacks.TensorBoard(log_dir)``, which counts epochs from 0
-    (as `WeightHistograms` writes its histograms).
+    step ``NNN - 1``: for one ``fit()``, beside the scalars of a
+    ``keras.callbacks.TensorBoard(log_dir)``, which counts that call's
+    epochs from 0 (this callback counts on over later calls and layers).
 
     Epochs are counted over every ``fit()`` the callback sees, so a second
     call, or the next layer of `DBN.pretrain`, writes new files instead of
@@ -298,6 +298,8 @@ class ImageGridCallback(keras.callbacks.Callback):
         >>> grids.write(1)  # without training, e.g. after loading an RBM
         {'filters': 'logs/rbm/filters_epoch001.png', 'samples': 'logs/rbm/samples_epoch001.png'}
         """
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 1:
+            raise ValueError(f"`epoch` counts from 1, got {epoch!r}.")
         rbm = self._filter_rbm()
         if isinstance(rbm, RBM):
             rbm._require_built()  # "no weights yet", not a missing attribute

@@ -2030,10 +2030,11 @@ class RBM(ExtraStateMixin, keras.Model):
                     f"(reconstruction_error, free_energy); `{given}` would have no "
                     "effect, so do not pass it."
                 )
+        asked = kwargs.get("steps_per_execution")
         kwargs.setdefault("steps_per_execution", _default_steps_per_execution(self))
         if kwargs["steps_per_execution"] != 1 and _is_multi_replica(self):
-            # Also an RBM saved with the default of one device, loaded in a
-            # strategy's scope (`compile_from_config`).
+            # Also an RBM saved with a number of one device's (32 before
+            # the default went unsaved), loaded in a strategy's scope.
             warnings.warn(
                 f"steps_per_execution={kwargs['steps_per_execution']} fails under a "
                 "tf.distribute strategy with several replicas (Keras' multi-step loop: "
@@ -2069,6 +2070,13 @@ class RBM(ExtraStateMixin, keras.Model):
         self._exact_steps_per_execution = self.steps_per_execution
         if self._jit_auto:  # saved as "auto", so a loaded RBM chooses again
             self._compile_config.config["jit_compile"] = "auto"
+        # Saved as asked: a default is chosen again where the RBM is loaded
+        # (one step per execution under several replicas, else 32), and a
+        # number one strategy cannot run is kept for where it can.
+        if asked is None:
+            self._compile_config.config.pop("steps_per_execution", None)
+        else:
+            self._compile_config.config["steps_per_execution"] = asked
 
     def _default_optimizer(self):
         gaussian = "gaussian" in (self.visible_units.name, self.hidden_units.name)
@@ -2994,6 +3002,7 @@ class RBM(ExtraStateMixin, keras.Model):
                 stacklevel=2,
             )
             sparsity = config["sparsity_target"], config.get("sparsity_cost", 0.0)
+            cls(5, sparsity_target=sparsity[0], sparsity_cost=sparsity[1])  # their own checks
             rbm = cls(**dict(config, sparsity_target=None, sparsity_cost=0.0))
             rbm.sparsity_target, rbm.sparsity_cost = sparsity
             return rbm

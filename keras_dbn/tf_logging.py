@@ -41,7 +41,10 @@ _RETRACING = "triggered tf.function retracing"
 
 class _KerasRetracingFilter(logging.Filter):
     def filter(self, record):
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: its handler reports it, as without the filter
+            return True
         return not (_RETRACING in message and _KERAS_TRAINER in message)
 
 

@@ -579,6 +579,8 @@ def test_image_grid_write_of_an_unbuilt_rbm_says_it_has_no_weights(tmp_path):
     grids = ImageGridCallback(tmp_path, rbm=keras_dbn.RBM(6), gibbs_steps=1, tensorboard=False)
     with pytest.raises(ValueError, match="no weights yet"):
         grids.write(1)
+    with pytest.raises(ValueError, match="counts from 1"):
+        grids.write(0)
     assert not os.listdir(tmp_path)
 
 

@@ -1604,6 +1604,8 @@ def test_a_sparsity_target_needs_a_cost():
         loaded = keras_dbn.RBM.from_config(config)
     assert (loaded.sparsity_target, loaded.sparsity_cost) == (0.05, 0.1)
     assert loaded.get_config()["sparsity_target"] == 0.05
+    with pytest.raises(ValueError, match="must lie in"):  # the values are still checked
+        keras_dbn.RBM.from_config(dict(config, sparsity_target=5.0))
 
 
 def test_evaluate_and_predict_refuse_an_endless_dataset_without_steps():

@@ -96,3 +96,16 @@ def test_gpu_probe_error_hidden_only_where_tensorflow_found_no_cuda_drivers(monk
         with quiet_tensorflow_startup():
             os.write(2, written.encode())
         assert capfd.readouterr().err == shown
+
+
+def test_a_malformed_log_call_passes_the_filter_to_its_handler():
+    """A user's log call with bad arguments raised from the filter (which
+    formats the message outside the handlers' error handling) and ended
+    `DBN.pretrain`; its handler reports it instead, as without the filter."""
+    import logging
+
+    from keras_dbn.tf_logging import _KerasRetracingFilter
+
+    record = logging.LogRecord("tensorflow", logging.WARNING, __file__, 1,
+                               "epoch %d done", ("one",), None)
+    assert _KerasRetracingFilter().filter(record) is True
