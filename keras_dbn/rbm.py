@@ -2994,15 +2994,16 @@ class RBM(ExtraStateMixin, keras.Model):
         config["kernel_initializer"] = keras.initializers.deserialize(config["kernel_initializer"])
         if (config.get("sparsity_target") is not None
                 and not units_lib.get(config.get("hidden", "bernoulli")).discrete):
-            # Saved before such RBMs were refused: they load as they were.
+            # Saved before such RBMs were refused: they load as they were,
+            # their values checked as a Bernoulli layer's would be.
+            sparsity = config["sparsity_target"], config.get("sparsity_cost", 0.0)
+            cls(5, sparsity_target=sparsity[0], sparsity_cost=sparsity[1])
             warnings.warn(
                 "This RBM was saved with a sparsity_target for real-valued hidden "
                 "units, which new RBMs refuse (the target is a probability of binary "
                 "units); it loads with its penalty as saved.",
                 stacklevel=2,
             )
-            sparsity = config["sparsity_target"], config.get("sparsity_cost", 0.0)
-            cls(5, sparsity_target=sparsity[0], sparsity_cost=sparsity[1])  # their own checks
             rbm = cls(**dict(config, sparsity_target=None, sparsity_cost=0.0))
             rbm.sparsity_target, rbm.sparsity_cost = sparsity
             return rbm
