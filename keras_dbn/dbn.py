@@ -3,7 +3,6 @@
 import contextlib
 import math
 import numbers
-import warnings
 
 import keras
 import numpy as np
@@ -11,6 +10,7 @@ from keras import ops
 
 from keras_dbn import array_input
 from keras_dbn import units as units_lib
+from keras_dbn import user_warnings
 from keras_dbn.callbacks import ImageGridCallback
 from keras_dbn.extra_state import ExtraStateMixin
 from keras_dbn.rbm import (
@@ -538,12 +538,11 @@ class DBN(ExtraStateMixin, keras.Model):
         for callback in every_callback:
             layers_seen = sum(callback in layer for layer in layer_callbacks)
             if isinstance(callback, keras.callbacks.TensorBoard) and layers_seen > 1:
-                warnings.warn(
+                user_warnings.warn(
                     "A TensorBoard callback shared by the layers of DBN.pretrain writes each "
                     "layer's epochs over the one below's, in one run. Give each layer its "
                     "own, e.g. callbacks=[[keras.callbacks.TensorBoard(f'logs/{rbm.name}')] "
-                    "for rbm in dbn.rbms].",
-                    stacklevel=2,
+                    "for rbm in dbn.rbms]."
                 )
             if isinstance(callback, keras.callbacks.BackupAndRestore) and count > 1:
                 raise ValueError(
@@ -633,7 +632,8 @@ class DBN(ExtraStateMixin, keras.Model):
                     elif layer_val is not None:
                         layer_val = self._propagate(layer_val, below, False, None, dtype)
                 if not rbm.compiled or not _same_optimizer(rbm.optimizer, optimizers[i]):
-                    # In the scope of the strategy the RBM was created under, if any.
+                    # In the scope of the strategy the RBM was created under, if
+                    # any: the fresh optimizer's variables are made here too.
                     with rbm.distribute_strategy.scope():
                         rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
                 # A layer given no epochs above an untrained one is left alone

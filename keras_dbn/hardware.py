@@ -13,7 +13,8 @@ twentieth and twenty-first sessions).
 """
 
 import functools
-import warnings
+
+from keras_dbn import user_warnings
 
 #: CPU flags (``/proc/cpuinfo``) of bfloat16 arithmetic that oneDNN uses.
 BFLOAT16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
@@ -88,7 +89,7 @@ def _has_accelerator():
     return False
 
 
-def warn_if_emulated(dtype_policy, stacklevel=3):
+def warn_if_emulated(dtype_policy):
     """Warns, once per process, when a bfloat16 policy will run emulated.
 
     Only where the computation runs on the CPU (no GPU or TPU is visible)
@@ -96,7 +97,6 @@ def warn_if_emulated(dtype_policy, stacklevel=3):
 
     Args:
         dtype_policy: a `keras.DTypePolicy` (e.g. a model's ``dtype_policy``).
-        stacklevel: passed to `warnings.warn`.
 
     Returns:
         True when it warned (in this call).
@@ -107,11 +107,10 @@ def warn_if_emulated(dtype_policy, stacklevel=3):
     if native_bfloat16() is not False or _has_accelerator():
         return False
     _warned = True
-    warnings.warn(
+    user_warnings.warn(
         f"The {dtype_policy.name!r} policy computes in bfloat16, but this CPU has no "
         "bfloat16 instructions (avx512_bf16, amx_bf16 or bf16): TensorFlow emulates "
         "them, and training is usually slower than in float32 (0.7-0.8x for an RBM "
-        "at 784x500 on such a machine). Use dtype='float32' here.",
-        stacklevel=stacklevel,
+        "at 784x500 on such a machine). Use dtype='float32' here."
     )
     return True

@@ -12,6 +12,7 @@ from keras import ops
 from keras_dbn import array_input
 from keras_dbn import hardware
 from keras_dbn import units as units_lib
+from keras_dbn import user_warnings
 from keras_dbn.extra_state import ExtraStateMixin, check_checkpoint_formats
 from keras_dbn.monitor_modes import check_monitors, resolve_monitor_modes
 from keras_dbn.progress import with_step_progbar
@@ -735,11 +736,10 @@ def _warn_of_short_epochs(x, steps_per_epoch):
         return
     batches = int(x.cardinality())
     if 0 <= batches < steps_per_epoch:
-        warnings.warn(
+        user_warnings.warn(
             f"The dataset holds {batches} batches, fewer than steps_per_epoch="
             f"{steps_per_epoch}: each epoch ends when they run out, after {batches} updates. "
-            f"Add .repeat() to the dataset to run {steps_per_epoch} steps in every epoch.",
-            stacklevel=3,
+            f"Add .repeat() to the dataset to run {steps_per_epoch} steps in every epoch."
         )
 
 
@@ -749,11 +749,10 @@ def _warn_of_layer_histograms(callbacks):
     for callback in callbacks or []:
         if isinstance(callback, keras.callbacks.TensorBoard) and (
                 callback.histogram_freq or callback.write_images):
-            warnings.warn(
+            user_warnings.warn(
                 "TensorBoard's histogram_freq and write_images log the weights of a model's "
                 "sublayers, and an RBM has none (its weights are its own): they write "
-                "nothing here. keras_dbn.callbacks.WeightHistograms logs an RBM's weights.",
-                stacklevel=3,
+                "nothing here. keras_dbn.callbacks.WeightHistograms logs an RBM's weights."
             )
 
 
@@ -2035,11 +2034,10 @@ class RBM(ExtraStateMixin, keras.Model):
         if kwargs["steps_per_execution"] != 1 and _is_multi_replica(self):
             # Also an RBM saved with a number of one device's (32 before
             # the default went unsaved), loaded in a strategy's scope.
-            warnings.warn(
+            user_warnings.warn(
                 f"steps_per_execution={kwargs['steps_per_execution']} fails under a "
                 "tf.distribute strategy with several replicas (Keras' multi-step loop: "
-                "keras-team/keras#19246); the RBM runs one step per execution.",
-                stacklevel=2,
+                "keras-team/keras#19246); the RBM runs one step per execution."
             )
             kwargs["steps_per_execution"] = 1
         # The CD statistics are the update itself, not the gradient of a
@@ -2204,19 +2202,18 @@ class RBM(ExtraStateMixin, keras.Model):
         hardware.warn_if_emulated(self.dtype_policy)
         _warn_of_layer_histograms(callbacks)
         if not self.trainable:
-            warnings.warn(
+            user_warnings.warn(
                 "The RBM is frozen (trainable=False): fit() reports its monitors but "
-                "changes no weights.",
-                stacklevel=2,
+                "changes no weights."
             )
         if isinstance(x, np.ndarray):
-            self._check_data(x, scale=epochs > kwargs.get("initial_epoch", 0))
+            self._check_data(x)
             # Built before Keras' loop, so that callbacks' `on_train_begin`
             # sees the weights; in the strategy's scope, as Keras builds.
             with self.distribute_strategy.scope():
                 self._ensure_built(x)
             if epochs > kwargs.get("initial_epoch", 0):
-                self._warn_of_offset_data(x)
+                self._warn_of_unscaled_data(x)
             keras_batch_size = _array_batch_size(
                 len(x), kwargs.get("steps_per_epoch"), validation_split, validation_data
             )
@@ -2664,11 +2661,8 @@ class RBM(ExtraStateMixin, keras.Model):
         # and 0.97-1.0x as fast as without the check this way.
         return dataset.map(check_element).prefetch(1)
 
-    def _check_data(self, x, scale=False):
-        """Refuses data the RBM cannot read; with ``scale`` (data to train
-        on), warns where Gaussian visible units get data far from unit
-        variance. A few rows of standardised data can spread much wider
-        (a rarely lit pixel), so data read for inference are not judged."""
+    def _check_data(self, x):
+        """Refuses data the RBM cannot read."""
         if not array_input.is_numeric(x.dtype):
             raise ValueError(f"RBM data must be numeric, got dtype {x.dtype}.")
         array_input.check_rank(x.shape)
@@ -2686,24 +2680,11 @@ class RBM(ExtraStateMixin, keras.Model):
                 f"[{low}, {high}]); scale the data (e.g. x / 255) or use "
                 "visible='gaussian' for standardised real-valued data."
             )
-        if scale and self.visible_units.name == "gaussian":
-            # A sample of rows from the whole array (sorted data's first rows
-            # may differ from the rest) is enough to see the scale.
-            rows = x[::-(-len(x) // _SCALE_CHECK_ROWS)]
-            rows = rows.reshape(len(rows), -1)
-            spread = float(np.max(np.std(rows, axis=0)))
-            if spread > _GAUSSIAN_MAX_STD:
-                warnings.warn(
-                    "Gaussian visible units model data of unit variance (practical "
-                    f"guide 13.2), but a feature of these data has standard deviation "
-                    f"{spread:.3g}: an RBM fits such data poorly. Standardise each "
-                    "feature first, e.g. (x - x.mean(0)) / x.std(0).",
-                    stacklevel=3,
-                )
 
-    def _warn_of_offset_data(self, x):
-        """Warns where Gaussian visible units will train on data whose mean
-        lies far from their biases.
+    def _warn_of_unscaled_data(self, x):
+        """Warns where Gaussian visible units will train on data far from
+        unit variance, or (a frozen RBM aside) whose mean lies far from
+        their biases.
 
         The units model unit-variance data around their biases (practical
         guide 13.2), which start at zero: data shifted by 10 made every
@@ -2711,26 +2692,35 @@ class RBM(ExtraStateMixin, keras.Model):
         the independent Gaussian of the data's mean (the review's 8-feature
         test: -11.36 nats per example, against -11.12 for the centred
         data). `initialize_visible_bias` (which `DBN.pretrain` calls) moves
-        the biases to the data's mean.
+        the biases to the data's mean. Only data to train on are judged: a
+        few rows of standardised data can spread much wider (a rarely lit
+        pixel).
         """
-        if self.visible_units.name != "gaussian" or not x.size or not self.trainable:
+        if self.visible_units.name != "gaussian" or not x.size:
             return
-        # Rows from the whole array (sorted data's first rows may all lie
-        # near the bias), as many as the scale check reads.
+        # A sample of rows from the whole array (sorted data's first rows
+        # may differ from the rest) is enough to see scale and offset.
         rows = x[::-(-len(x) // _SCALE_CHECK_ROWS)]
         rows = rows.reshape(len(rows), -1)
-        spread = np.std(rows, axis=0, dtype="float64")
-        if spread.max() > _GAUSSIAN_MAX_STD:
-            return  # the scale warning (`_check_data`) says to standardise already
+        spread = float(np.max(np.std(rows, axis=0, dtype="float64")))
+        if spread > _GAUSSIAN_MAX_STD:
+            user_warnings.warn(
+                "Gaussian visible units model data of unit variance (practical "
+                f"guide 13.2), but a feature of these data has standard deviation "
+                f"{spread:.3g}: an RBM fits such data poorly. Standardise each "
+                "feature first, e.g. (x - x.mean(0)) / x.std(0)."
+            )
+            return
+        if not self.trainable:
+            return
         offset = np.abs(rows.mean(axis=0, dtype="float64")
                         - np.asarray(self.visible_bias, dtype="float64"))
         if offset.max() > _GAUSSIAN_MAX_STD:
-            warnings.warn(
+            user_warnings.warn(
                 "Gaussian visible units model data of unit variance around their "
                 f"biases, but a feature's mean lies {offset.max():.3g} from its bias: "
                 "the hidden units would saturate and learn nothing. Centre each feature "
-                "(x - x.mean(0)) or call rbm.initialize_visible_bias(x) before fit.",
-                stacklevel=3,
+                "(x - x.mean(0)) or call rbm.initialize_visible_bias(x) before fit."
             )
 
     # -------------------------------------------------------------- sampling

@@ -39,13 +39,12 @@ Reference:
 
 import inspect
 import math
-import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_dbn import array_input
+from keras_dbn import array_input, user_warnings
 from keras_dbn.extra_state import ExtraStateMixin, check_checkpoint_formats
 from keras_dbn.monitor_modes import check_monitors, resolve_monitor_modes
 from keras_dbn.probability_output import check_probability_output
@@ -754,13 +753,12 @@ class PseudoLabel(ClassifierTrainer):
         if self.alpha > 0 and updates is not None:
             first = int(self.optimizer.iterations)
             if first + updates <= self.ramp_start:
-                warnings.warn(
+                user_warnings.warn(
                     f"PseudoLabel.fit runs updates {first} to {first + updates - 1}, all "
                     f"before ramp_start={self.ramp_start}: the unlabelled loss has weight 0 "
                     "throughout, so this is supervised training on the labelled batches "
                     "alone. Run more updates (steps_per_epoch * epochs) or lower "
-                    "ramp_start and ramp_end.",
-                    stacklevel=2,
+                    "ramp_start and ramp_end."
                 )
         return super().fit(x, y, **kwargs)
 

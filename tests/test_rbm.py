@@ -1008,6 +1008,28 @@ def test_gaussian_units_warn_about_data_far_from_their_biases():
                                                         verbose=0)
 
 
+def test_warnings_name_the_callers_line_however_deep_they_arise():
+    """A warning of `RBM.fit` raised under `DBN.pretrain` (or the trainers,
+    or the command line) named keras_dbn's own line, a fixed stacklevel
+    above it; it names the line outside the package that called in."""
+    x = np.random.default_rng(0).normal(0.0, 10.0, (200, 5)).astype("float32")
+    calls = {
+        "RBM.fit": lambda: keras_dbn.RBM(3, visible="gaussian", seed=0).fit(x, verbose=0),
+        "DBN.pretrain": lambda: keras_dbn.DBN([3, 2], visible="gaussian", seed=0).pretrain(
+            x, epochs=1, verbose=0),
+    }
+    for name, call in calls.items():
+        with pytest.warns(UserWarning, match="standard deviation") as record:
+            call()
+        found = [w for w in record if "standard deviation" in str(w.message)]
+        assert [w.filename for w in found] == [__file__], name
+    frozen = keras_dbn.RBM(3, seed=0)
+    frozen.trainable = False
+    with pytest.warns(UserWarning, match="frozen") as record:
+        frozen.fit((x > 0).astype("float32"), verbose=0)
+    assert {w.filename for w in record if "frozen" in str(w.message)} == {__file__}
+
+
 @pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
 def test_log_partition_shortcut_from_the_mean_is_exact(name):
     units = keras_dbn.units.get(name)

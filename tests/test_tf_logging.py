@@ -5,6 +5,14 @@ import os
 import subprocess
 import sys
 
+# Imported while the test file is collected: importing keras_dbn loads
+# TensorFlow, whose own start-up lines would otherwise land in the output a
+# test below captures, when this file runs alone.
+from keras_dbn.tf_logging import (
+    _KerasRetracingFilter,
+    quiet_tensorflow_startup,
+)
+
 # Run in a fresh process: TensorFlow warns at most twice per traced Python
 # function for the whole process, so other tests could have used them up.
 SCENARIO = r"""
@@ -57,7 +65,6 @@ def test_new_models_warn_only_outside_the_block():
 
 
 def test_startup_lines_hidden_by_level_everything_else_passes(monkeypatch, capfd):
-    from keras_dbn.tf_logging import quiet_tensorflow_startup
 
     # absl's lines as TensorFlow writes them while it loads, and others.
     written = (
@@ -80,7 +87,6 @@ def test_startup_lines_hidden_by_level_everything_else_passes(monkeypatch, capfd
 
 
 def test_gpu_probe_error_hidden_only_where_tensorflow_found_no_cuda_drivers(monkeypatch, capfd):
-    from keras_dbn.tf_logging import quiet_tensorflow_startup
 
     no_drivers = ("I0000 00:00:1796362342.519552   15169 cudart_stub.cc:31] Could not find cuda "
                   "drivers on your machine, GPU will not be used.\n")
@@ -103,8 +109,6 @@ def test_a_malformed_log_call_passes_the_filter_to_its_handler():
     formats the message outside the handlers' error handling) and ended
     `DBN.pretrain`; its handler reports it instead, as without the filter."""
     import logging
-
-    from keras_dbn.tf_logging import _KerasRetracingFilter
 
     record = logging.LogRecord("tensorflow", logging.WARNING, __file__, 1,
                                "epoch %d done", ("one",), None)
