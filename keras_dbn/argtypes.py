@@ -72,11 +72,16 @@ def fraction_or_count(text):
     """A fraction in (0, 1) or a whole count >= 1, such as a validation size.
 
     Returns a float for a fraction and an int for a count (``"500"`` and
-    ``"500.0"`` are 500 examples).
+    ``"500.0"`` are 500 examples). ``"1.0"`` is refused: read as a count it
+    holds out one example, where it looks like the whole.
     """
     value = float(text)
     if 0 < value < 1:
         return value
+    if value == 1 and text.strip() != "1":
+        raise argparse.ArgumentTypeError(
+            f"{text} is ambiguous: a fraction lies below 1 (e.g. 0.2), and a count of "
+            "one example is written 1")
     if value >= 1 and value < math.inf and value == int(value):
         return int(value)
     raise argparse.ArgumentTypeError(

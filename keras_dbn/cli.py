@@ -447,7 +447,7 @@ def _train(args, save_path, export_dir):
     import keras_dbn
     from keras_dbn import callbacks as grid
     from keras_dbn import datasets, evaluation, export
-    from keras_dbn.extra_state import save_replacing
+    from keras_dbn.extra_state import save_replacing, write_text_replacing
 
     keras.utils.set_random_seed(args.seed)
     binarize = None if args.binarize == "none" else args.binarize
@@ -497,9 +497,11 @@ def _train(args, save_path, export_dir):
                                                      y_test, unlabelled)
     _log(f"test accuracy {accuracy:.4f} (fine-tuning took {finetune_seconds:.0f} s)")
     results = {
+        # How the run was made: every option, as given or defaulted.
+        "options": {name: value for name, value in vars(args).items() if name != "command"},
         "dataset": args.dataset,
         "layers": args.layers,
-        "labels": len(y_fit),
+        "labels": len(y_fit),  # the labelled examples fine-tuned on, with --labels or not
         "pseudo_label": bool(args.pseudo_label),
         "vat": args.vat,
         "test_accuracy": accuracy,
@@ -539,8 +541,7 @@ def _train(args, save_path, export_dir):
     _log(f"{len(samples)} generated samples as the classifier reads them: {shares} "
          f"({mix.effective_classes:.1f} of {num_classes} classes effectively)")
     results["total_seconds"] = round(time.perf_counter() - start, 1)
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    write_text_replacing(os.path.join(args.out, "results.json"), json.dumps(results, indent=2))
     grid.save_image_grid(samples, os.path.join(args.out, "samples.png"),
                          image_shape=picture_shape, normalize=grid.rescales_samples(dbn.rbms[0]))
     filters = np.asarray(dbn.rbms[0].kernel).T[:100]

@@ -163,17 +163,47 @@ def save_replacing(save, filepath, *args, **kwargs):
             or kwargs.get("zipped") is False
             or (os.path.exists(path) and (not overwrite or not os.path.isfile(path)))):
         return save(filepath, *args, **kwargs)
+    return _replacing(path, lambda partial: save(partial, *args, **kwargs))
+
+
+def write_text_replacing(path, text):
+    """Writes ``text`` to the file ``path`` as `save_replacing` saves:
+    into a new file beside it, moved there once complete.
+
+    Args:
+        path: the file to write; a link to a file is followed.
+        text: a string, written as UTF-8.
+
+    Returns:
+        None.
+
+    Raises:
+        OSError: where writing fails, naming ``path``.
+
+    Example:
+
+    >>> write_text_replacing("results.json", json.dumps(results, indent=2))
+    """
+    def write(partial):
+        with open(partial, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    _replacing(os.fspath(path), write)
+
+
+def _replacing(path, write):
+    """``write(partial)`` into a new file beside ``path``, then moved onto it."""
     path = os.path.realpath(path)
     # Keras reads the format from the name's ending; the rest is free, and
     # short enough wherever ``path``'s own name fits.
-    partial = os.path.join(os.path.dirname(path),
-                           f".keras_dbn-{secrets.token_hex(6)}.partial.keras")
+    partial = os.path.join(os.path.dirname(path), f".keras_dbn-{secrets.token_hex(6)}.partial"
+                           f"{os.path.splitext(path)[1]}")
     if os.path.exists(path):  # the file keeps its permissions
         mode = stat.S_IMODE(os.stat(path).st_mode)
     else:
         mode = None
     try:
-        result = save(partial, *args, **kwargs)
+        result = write(partial)
         if mode is not None:
             os.chmod(partial, mode)
         os.replace(partial, path)

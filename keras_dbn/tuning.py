@@ -46,6 +46,7 @@ import numpy as np
 from keras_dbn.argtypes import UsageError, check_dataset_name, check_writable, is_within
 from keras_dbn.array_input import array_dataset, evaluation_input, fit_can_stream, validation_input
 from keras_dbn.dbn import DBN
+from keras_dbn.extra_state import save_replacing, write_text_replacing
 from keras_dbn.search_options import TUNERS, add_search_arguments, defaults
 
 __all__ = [
@@ -725,7 +726,7 @@ def _search_options(options):
 def _save_search_options(options, project_dir):
     path = pathlib.Path(project_dir) / "search_options.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_search_options(options), indent=2))
+    write_text_replacing(path, json.dumps(_search_options(options), indent=2))
 
 
 def _check_resumed_options(options, project_dir):
@@ -915,7 +916,7 @@ def run_search(args=None, **kwargs):
     # the state it expects instead of warning that it skips it.
     if not best.optimizer.built:
         best.optimizer.build(best.trainable_variables)
-    best.save(model_path)
+    save_replacing(best.save, model_path)  # an earlier run's file stays whole until then
     # What identifies the best model: trial ids alone repeat after an
     # --overwrite, whose new search may keep an --output outside the project.
     identity = {"best_trial": best_trial,
@@ -939,7 +940,7 @@ def run_search(args=None, **kwargs):
         "model": os.path.abspath(model_path),
         "saved_model": os.path.abspath(exported),
     }
-    (output / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    write_text_replacing(output / "results.json", json.dumps(results, indent=2, default=str))
     print(f"[tune] best: val accuracy {val_accuracy:.4f}, test accuracy {test_accuracy:.4f}; "
           f"saved {model_path}, exported {exported}", flush=True)
     return results

@@ -85,6 +85,8 @@ def test_pretraining_rates_of_pcd_layers_fall_to_zero(options, top_schedule):
      (["tune", "--validation", "0"], "fraction in (0, 1)"),
      (["tune", "--validation", "1.5"], "whole number"),
      (["tune", "--validation", "nan"], "fraction in (0, 1)"),
+     (["tune", "--validation", "1.0"], "1.0 is ambiguous"),
+     (["tune", "--validation", "1e0"], "1e0 is ambiguous"),
      (["tune", "--patience", "-1"], "integer >= 0")],
 )
 def test_bad_options_exit_nonzero_with_a_message(args, message, capsys):
@@ -201,6 +203,9 @@ def test_train_then_sample_end_to_end(mnist_manual_dir, tfds_data_dir, tmp_path)
     assert "test accuracy" in out.stdout
     results = json.loads((out_dir / "results.json").read_text())
     assert results["test_accuracy"] > 0.7  # 3,000 images, five epochs: far above chance
+    # Every option, as given or defaulted: the file says how the run was made.
+    assert results["options"]["layers"] == [64, 32] and results["options"]["batch"] == 50
+    assert results["options"]["dtype"] == "mixed_bfloat16" and results["options"]["k"] == 1
     # 60 batches an epoch, in executions of 16 updates: the last of each epoch is partial.
     assert results["finetune_updates"] == 5 * 60
     # The fine-tuned classifier's reading of the 16 samples.
@@ -463,6 +468,7 @@ def test_train_with_few_labels_and_virtual_adversarial_training(mnist_manual_dir
     # Without --labels: supervised, the smoothness term on the labelled batches.
     results = cli.train(cli.build_parser().parse_args(common + ["--out", str(tmp_path / "all")]))
     assert results["labels"] == 3000 and results["test_accuracy"] > 0.8
+    assert results["options"]["labels"] is None  # fine-tuned on every image's label
     assert results["finetune_updates"] == 2 * 30  # 30 batches of 100 an epoch
 
 

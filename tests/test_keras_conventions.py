@@ -3,6 +3,7 @@ and pictures leave training alone, monitors and weights work as in Keras."""
 
 import errno
 import os
+import stat
 
 import keras
 import numpy as np
@@ -287,6 +288,21 @@ def test_a_save_that_fails_half_way_leaves_the_earlier_file_whole(x, tmp_path, m
     rbm.save(path)
     loaded = keras.models.load_model(path)
     assert _kernel_gap(loaded, rbm) == 0.0
+
+
+def test_replacing_text_writes_keep_the_earlier_file_until_complete(tmp_path):
+    from keras_dbn.extra_state import write_text_replacing
+
+    path = tmp_path / "results.json"
+    write_text_replacing(path, '{"accuracy": 0.98}')
+    os.chmod(path, 0o640)
+    write_text_replacing(path, '{"accuracy": 0.99}')
+    assert path.read_text() == '{"accuracy": 0.99}'
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    with pytest.raises(TypeError):
+        write_text_replacing(path, b"not text")  # fails after opening its new file
+    assert path.read_text() == '{"accuracy": 0.99}'
+    assert os.listdir(tmp_path) == ["results.json"]  # no partial file left behind
 
 
 def test_replacing_saves_keep_the_format_permissions_and_keras_refusals(x, tmp_path):

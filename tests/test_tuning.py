@@ -517,6 +517,22 @@ def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds
     assert again["saved_model"].endswith("saved_model/2")
     assert (best_dir / "saved_model" / "1").is_dir()
     assert "no new SavedModel version" not in capsys.readouterr().out
+    # A rerun whose save fails half-way (a full disk, an interrupt) leaves
+    # the earlier best model and record whole.
+    before = {name: (best_dir / name).read_bytes() for name in ("best_model.keras",
+                                                                "results.json")}
+
+    def failing_save(model, filepath, *args, **kwargs):
+        pathlib.Path(filepath).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError(28, "No space left on device", str(filepath))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "save", failing_save)
+        with pytest.raises(OSError, match="best_model.keras"):
+            run_search(**options)
+    assert {name: (best_dir / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in best_dir.iterdir()) == ["best_model.keras", "results.json",
+                                                          "saved_model"]
     # Resumed with another search space: refused, where keras-tuner would
     # silently keep the saved one.
     from keras_dbn.argtypes import UsageError
