@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_dbn import array_input
+from keras_dbn import array_input, user_warnings
 from keras_dbn.dbn import DBN
 from keras_dbn.rbm import RBM, _is_dataset, checked_count, float64_batches, visible_mean
 
@@ -425,9 +425,18 @@ def ais_log_partition(
         with ``return_details=True``.
 
     Raises:
-        ValueError: for Gaussian hidden units, malformed ``betas``, or a
+        ValueError: for Gaussian hidden units, malformed ``betas``, a
             base rate (``base_rate`` or the mean of ``data``) that is not
-            finite, or outside [0, 1] for Bernoulli visible units.
+            finite, or outside [0, 1] for Bernoulli visible units, an array
+            ``data`` that `RBM.fit` would refuse, or a dataset that never
+            ends.
+        tf.errors.InvalidArgumentError: for a dataset batch that `RBM.fit`
+            refuses, as `fit` does.
+
+    Warns:
+        UserWarning: where the interval has no lower end (``log_z_low`` is
+            ``-inf``: three standard errors of the weights' mean exceed the
+            mean): the estimate may lie outside the interval.
 
     Example:
 
@@ -461,6 +470,12 @@ def ais_log_partition(
                              f"({num_visible}), got shape {base_mean.shape}.")
         base_mean = np.broadcast_to(base_mean, (num_visible,))
     elif data is not None:
+        # Values checked as `fit` checks them: data outside [0, 1] can
+        # still have column means inside it.
+        if isinstance(data, np.ndarray):
+            rbm._check_data(data)
+        elif _is_dataset(data):
+            data = rbm._checked_dataset(data)
         base_mean = visible_mean(data)
         if base_mean.shape != (num_visible,):
             raise ValueError(
@@ -513,6 +528,14 @@ def ais_log_partition(
         )[0]
     )
     log_z, log_z_low, log_z_high = _log_mean_interval(log_w)
+    if not math.isfinite(log_z_low):
+        user_warnings.warn(
+            "AIS: the importance weights spread so widely (three standard errors of their "
+            f"mean exceed it) that the interval has no lower end (log_z_low = -inf; log_z_high - log_z = {log_z_high - log_z:.3g}): the "
+            "estimate may be off by more than the interval shows, usually too low, which "
+            "makes log-likelihoods look better than they are. Use more betas (the "
+            "default paper_betas() has 14,500), more chains, or data= for the base rates."
+        )
     return AISResult(
         log_z=float(log_z_base + log_z),
         log_z_low=float(log_z_base + log_z_low),

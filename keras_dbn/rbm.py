@@ -606,8 +606,8 @@ def visible_mean(data):
         NumPy float64 array of shape ``(features,)``.
 
     Raises:
-        ValueError: when ``data`` holds no examples, or yields single
-            examples instead of batches.
+        ValueError: when ``data`` holds no examples, yields single
+            examples instead of batches, or is a dataset that never ends.
 
     Example:
 
@@ -618,6 +618,9 @@ def visible_mean(data):
     """
     batches = isinstance(data, (list, tuple)) and len(data) > 0 and all(
         isinstance(batch, tuple) or np.ndim(batch) >= 2 for batch in data)
+    if array_input.is_endless(data):
+        raise ValueError("`data` is a dataset that never ends (e.g. `.repeat()`): pass a "
+                         "finite one, e.g. `dataset.take(num_batches)`.")
     if not (batches or hasattr(data, "__next__") or _is_dataset(data)):
         data = np.asarray(data)
         array_input.check_rank(data.shape)
@@ -1385,6 +1388,11 @@ class RBM(ExtraStateMixin, keras.Model):
         (`_check_data`): the conditionals, energies and chains of unscaled
         data would be silently meaningless.
         """
+        if _is_dataset(v):
+            raise TypeError(
+                "This RBM method reads visible states as an array or tensor, not a "
+                "tf.data.Dataset: pass the rows themselves, or use predict or evaluate, "
+                "which read datasets.")
         v = np.asarray(v) if isinstance(v, (list, tuple)) else _host_array(v)
         if isinstance(v, np.ndarray):
             self._check_data(v)

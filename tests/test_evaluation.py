@@ -165,7 +165,9 @@ def test_ais_needs_two_chains_for_its_interval():
     with pytest.raises(ValueError,
                        match=r"`seed` must be None or an integer in \[0, 2\*\*31\), got 1.7"):
         evaluation.ais_log_partition(rbm, betas=np.linspace(0.0, 1.0, 11), seed=1.7)
-    two = evaluation.ais_log_partition(rbm, num_chains=2, betas=np.linspace(0.0, 1.0, 11), seed=0)
+    with pytest.warns(UserWarning, match="no lower end"):  # two weights spread widely
+        two = evaluation.ais_log_partition(rbm, num_chains=2, betas=np.linspace(0.0, 1.0, 11),
+                                           seed=0)
     assert two.log_z_low < two.log_z < two.log_z_high
 
 
@@ -183,6 +185,41 @@ def test_ais_base_rate_from_array_or_dataset():
     assert from_array.log_z_base == pytest.approx(
         softplus(np.log(p / (1 - p))).sum() + 10 * math.log(2), abs=1e-6
     )
+
+
+def test_ais_warns_where_its_interval_has_no_lower_end():
+    """A 784x12 RBM at a tenth of the paper's schedule, without data, gave
+    intervals 2.3-2.7 nats below the exact log Z, their lower end -inf and
+    no word; `log_likelihood` passed the figure on as it was."""
+    rbm = make_rbm(20, 10, scale=3.0, seed=2)
+    exact = evaluation.exact_log_partition(rbm)
+    short = dict(num_chains=20, betas=np.linspace(0.0, 1.0, 3), seed=0)
+    with pytest.warns(UserWarning, match="no lower end") as record:
+        result = evaluation.ais_log_partition(rbm, **short)
+    assert result.log_z_low == -np.inf and result.log_z_high < exact  # off, as warned
+    assert [w.filename for w in record] == [__file__]
+    x = (np.random.default_rng(2).random((30, 20)) < 0.5).astype("float32")
+    with pytest.warns(UserWarning, match="no lower end"):
+        evaluation.log_likelihood(rbm, x, **short)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        good = evaluation.ais_log_partition(make_rbm(20, 10, scale=0.5, seed=4), num_chains=50,
+                                            betas=np.linspace(0.0, 1.0, 201), seed=7)
+    assert math.isfinite(good.log_z_low)
+
+
+def test_data_read_for_its_mean_must_end():
+    """An endless dataset as AIS's `data` or `initialize_visible_bias`'s
+    input was read forever; `log_likelihood` refused the same one."""
+    rbm = make_rbm(6, 4, seed=0)
+    x = (np.random.default_rng(0).random((10, 6)) < 0.5).astype("float32")
+    endless = tf.data.Dataset.from_tensor_slices(x).batch(5).repeat()
+    with pytest.raises(ValueError, match="never ends"):
+        evaluation.ais_log_partition(rbm, data=endless, betas=[0.0, 1.0], seed=0)
+    with pytest.raises(ValueError, match="never ends"):
+        rbm.initialize_visible_bias(endless)
+    with pytest.raises(TypeError, match="not a tf.data.Dataset"):
+        rbm.gibbs(tf.data.Dataset.from_tensor_slices(x).batch(5))
 
 
 def test_ais_zero_weights_is_exact():
@@ -222,8 +259,15 @@ def test_ais_argument_errors():
     with pytest.raises(ValueError, match="betas"):
         evaluation.ais_log_partition(make_rbm(4, 3), betas=[0.0, np.nan, 1.0])
     rbm, betas = make_rbm(4, 3), np.linspace(0, 1, 5)
-    with pytest.raises(ValueError, match=r"base rate in \[0, 1\].*means in \[255, 255\]"):
+    with pytest.raises(ValueError, match=r"need data in \[0, 1\] \(got values in \[255.0, 255.0\]\)"):
         evaluation.ais_log_partition(rbm, betas=betas, data=np.full((3, 4), 255.0))
+    # Values outside [0, 1] whose column means lie inside it: refused as `fit` refuses them.
+    outside = np.array([[-1.0, 2.0, 0.0, 1.0], [2.0, -1.0, 1.0, 0.0]], "float32")
+    with pytest.raises(ValueError, match=r"got values in \[-1.0, 2.0\]"):
+        evaluation.ais_log_partition(rbm, betas=betas, data=outside)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"need data in \[0, 1\]"):
+        evaluation.ais_log_partition(rbm, betas=betas,
+                                     data=tf.data.Dataset.from_tensor_slices(outside).batch(2))
     with pytest.raises(ValueError, match=r"base rate in \[0, 1\]"):
         evaluation.ais_log_partition(rbm, betas=betas, base_rate=1.5)
     with pytest.raises(ValueError, match="NaN or infinite"):
