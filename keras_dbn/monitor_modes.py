@@ -68,10 +68,10 @@ def check_monitors(callbacks, logged, model_name):
         monitor = getattr(callback, "monitor", None)
         if watches and monitor not in logged:
             hint = ""
-            if monitor.removeprefix("val_") == "loss":
-                hint = " Contrastive divergence follows no loss it can compute."
-            elif monitor.removeprefix("val_") in logged:
+            if monitor.removeprefix("val_") in logged:
                 hint = " Its val_ figures need validation_data or validation_split."
+            elif monitor.removeprefix("val_") == "loss":
+                hint = " Contrastive divergence follows no loss it can compute."
             raise ValueError(
                 f"{type(callback).__name__} monitors {monitor!r}, which {model_name}'s fit() "
                 f"does not log, so it would never act. This fit() logs: "

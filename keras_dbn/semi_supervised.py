@@ -136,6 +136,26 @@ def _checked_label_range(y, num_classes):
         return tf.identity(y)
 
 
+def _checked_integer_labels(y):
+    """``y`` after a graph check that float labels are whole numbers.
+
+    Arrays are checked before training (`_checked_labels`); a dataset's
+    float labels were cast down silently (``3.5`` trained as class 3) and
+    the accuracy, which compares them unrounded, read 0. Integer labels
+    pass unchecked (no op added).
+    """
+    import tensorflow as tf
+
+    if not tf.as_dtype(y.dtype).is_floating:
+        return y
+    # A message of strings alone: TensorFlow then adds no conditional.
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.equal(y, tf.floor(y))),
+        ["Labels must be integer class labels, but a batch holds one with a fraction."])
+    with tf.control_dependencies([check]):
+        return tf.identity(y)
+
+
 def _num_replicas():
     """Replicas whose gradients `tf.distribute` sums (1 outside it)."""
     import tensorflow as tf
@@ -329,6 +349,7 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         x_labelled, y_labelled, x_unlabelled, sample_weight = self._unpack(
             data, plain=self._PLAIN_BATCHES
         )
+        y_labelled = _checked_integer_labels(y_labelled)
         if self._xla_step is None:
             return self._step(x_labelled, y_labelled, x_unlabelled, sample_weight)
         y_labelled = self._checked_step_labels(y_labelled)
@@ -352,9 +373,11 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         Raises:
             ValueError: for array labels (of the training or validation
                 data) that are not one integer class label in
-                ``[0, classes)`` per example (`_checked_labels`), and for a
-                dataset that never ends (`semi_supervised_dataset`)
-                without ``steps_per_epoch``.
+                ``[0, classes)`` per example (`_checked_labels`), for an
+                array without examples, and for a dataset that never ends
+                (`semi_supervised_dataset`) without ``steps_per_epoch``.
+            tf.errors.InvalidArgumentError: for a dataset's float labels
+                that are not whole numbers.
 
         Example:
 
@@ -364,6 +387,9 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         >>> history.history["val_accuracy"][-1]
         """
         kwargs = _as_keywords(keras.Model.fit, ("x", "y"), args, kwargs)
+        if isinstance(x, np.ndarray) and not len(x):
+            # Keras would warn that it ran out of data and return an empty history.
+            raise ValueError("The data holds no examples.")
         y = self._checked_array_labels(y)
         if kwargs.get("class_weight") is not None and _is_labelled_unlabelled_stream(x):
             raise ValueError(
@@ -563,6 +589,7 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if y is None:
             raise ValueError(f"{type(self).__name__}.evaluate needs labelled data `(x, y)`.")
+        y = _checked_integer_labels(y)
         probabilities = self(x, training=False)
         # Like Keras' compiled loss and `metrics=["accuracy"]`: each batch's
         # loss is the mean over its examples of the weighted cross-entropy

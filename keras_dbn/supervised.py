@@ -36,7 +36,7 @@ Reference:
 import keras
 from keras import ops
 
-from keras_dbn.semi_supervised import ClassifierTrainer, _checked_seed
+from keras_dbn.semi_supervised import ClassifierTrainer, _checked_integer_labels, _checked_seed
 
 
 def _drawn_dropouts(classifier):
@@ -213,6 +213,7 @@ class SupervisedTrainer(ClassifierTrainer):
                 "SupervisedTrainer.fit expects labelled batches `(x, y)`; for batches "
                 "with unlabelled images use PseudoLabel or VirtualAdversarial."
             )
+        y = _checked_integer_labels(y)
         keeps = self.dropout_keeps(x)
         if self._xla_step is not None and keeps is not None:
             y = self._checked_step_labels(y)

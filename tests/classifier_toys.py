@@ -103,5 +103,10 @@ def check_out_of_range_labels_stop_the_xla_step(trainer):
     data = semi_supervised_dataset(x_l, y_l + 1, x_u, seed=0)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"class labels in \[0, 3\)"):
         trainer.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+    # Float labels with a fraction, which a cast would silently round down
+    # (`semi_supervised_dataset` refuses them; a hand-made stream has them).
+    data = tf.data.Dataset.from_tensors(((x_l, (y_l + 0.5).astype("float32")), x_u)).repeat()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="with a fraction"):
+        trainer.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
     for w, w0 in zip(trainer.classifier.get_weights(), (W0, B0)):
         np.testing.assert_array_equal(w, w0)

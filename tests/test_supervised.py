@@ -315,6 +315,40 @@ def test_dataset_labels_outside_the_classes_stop_the_xla_step():
         np.testing.assert_array_equal(w, w0)
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_fractional_dataset_labels_stop_training_and_evaluation(jit_compile):
+    """Array labels with a fraction are refused before training; in a
+    dataset they were cast down (3.5 trained as class 3) while the accuracy,
+    comparing them unrounded, read 0."""
+    import tensorflow as tf
+
+    x, y = labelled()
+    trainer = SupervisedTrainer(dropout_classifier(), seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit_compile)
+    before = [w.copy() for w in trainer.classifier.get_weights()]
+    halves = tf.data.Dataset.from_tensor_slices((x, y.astype("float32") * 0.5)).batch(20)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="with a fraction"):
+        trainer.fit(halves, epochs=1, verbose=0)
+    for w, w0 in zip(trainer.classifier.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="with a fraction"):
+        trainer.evaluate(halves, verbose=0)
+    # Whole numbers as floats train as their integers do.
+    whole = tf.data.Dataset.from_tensor_slices((x, y.astype("float32"))).batch(20)
+    assert trainer.fit(whole, epochs=1, verbose=0).history["accuracy"][0] > 0.0
+    with pytest.raises(ValueError, match="holds no examples"):
+        trainer.fit(x[:0], y[:0], verbose=0)
+
+
+def test_a_trainer_without_validation_data_is_told_its_val_figures_need_it():
+    trainer = SupervisedTrainer(dropout_classifier(), seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+    x, y = labelled()
+    with pytest.raises(ValueError, match="monitors 'val_loss'") as error:
+        trainer.fit(x, y, callbacks=[keras.callbacks.ReduceLROnPlateau()], verbose=0)
+    assert "validation_data" in str(error.value) and "Contrastive" not in str(error.value)
+
+
 def test_validation_labels_are_checked_before_training():
     x, y = labelled()
     trainer = SupervisedTrainer(dropout_classifier(), seed=0)
