@@ -531,10 +531,11 @@ def ais_log_partition(
     if not math.isfinite(log_z_low):
         user_warnings.warn(
             "AIS: the importance weights spread so widely (three standard errors of their "
-            f"mean exceed it) that the interval has no lower end (log_z_low = -inf; log_z_high - log_z = {log_z_high - log_z:.3g}): the "
-            "estimate may be off by more than the interval shows, usually too low, which "
-            "makes log-likelihoods look better than they are. Use more betas (the "
-            "default paper_betas() has 14,500), more chains, or data= for the base rates."
+            "mean exceed it) that the interval has no lower end (log_z_low = -inf; "
+            f"log_z_high - log_z = {log_z_high - log_z:.3g}): the estimate may be off by "
+            "more than the interval shows, usually too low, which makes log-likelihoods "
+            "look better than they are. Use more betas (the default paper_betas() has "
+            "14,500), more chains, or data= for the base rates."
         )
     return AISResult(
         log_z=float(log_z_base + log_z),
