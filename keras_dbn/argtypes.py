@@ -78,7 +78,7 @@ def fraction_or_count(text):
     value = float(text)
     if 0 < value < 1:
         return value
-    if value == 1 and text.strip() != "1":
+    if value == 1 and any(mark in text for mark in ".eE"):  # "1.0", "1e0": not "01"
         raise argparse.ArgumentTypeError(
             f"{text} is ambiguous: a fraction lies below 1 (e.g. 0.2), and a count of "
             "one example is written 1")

@@ -19,12 +19,12 @@ import math
 import numbers
 import os
 import re
-import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_dbn import user_warnings
 from keras_dbn.rbm import RBM, checked_count
 
 
@@ -365,11 +365,10 @@ class ImageGridCallback(keras.callbacks.Callback):
         earlier.sort()
         if earlier:
             shown = ", ".join(earlier[:3]) + (", ..." if len(earlier) > 3 else "")
-            warnings.warn(
+            user_warnings.warn(
                 f"ImageGridCallback: {self.log_dir} already holds {len(earlier)} pictures of "
                 f"an earlier run ({shown}); this run's pictures of the same epochs will "
-                "replace them. Give each run its own log_dir to keep both.",
-                stacklevel=2,
+                "replace them. Give each run its own log_dir to keep both."
             )
 
     def on_epoch_end(self, epoch, logs=None):

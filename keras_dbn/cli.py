@@ -498,7 +498,9 @@ def _train(args, save_path, export_dir):
     _log(f"test accuracy {accuracy:.4f} (fine-tuning took {finetune_seconds:.0f} s)")
     results = {
         # How the run was made: every option, as given or defaulted.
-        "options": {name: value for name, value in vars(args).items() if name != "command"},
+        "options": json.loads(json.dumps(
+            {name: value for name, value in vars(args).items() if name != "command"},
+            default=str)),
         "dataset": args.dataset,
         "layers": args.layers,
         "labels": len(y_fit),  # the labelled examples fine-tuned on, with --labels or not

@@ -16,12 +16,14 @@ one only once complete (`save_replacing`).
 """
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
-import warnings
 
 import numpy as np
+
+from keras_dbn import user_warnings
 
 #: Start of the names of the inner layers' SeedGenerator states.
 _LAYER_SEED_PREFIX = "seed_generator_state:"
@@ -140,7 +142,9 @@ def save_replacing(save, filepath, *args, **kwargs):
     a local ``.keras`` file (the legacy ``.h5``, ``zipped=False`` folders,
     remote ``scheme://`` paths, file objects, names Keras refuses), an
     existing target that is not a regular file (e.g. a device) and one
-    that ``overwrite=False`` protects are handed to ``save`` as they are.
+    that ``overwrite=False`` protects are handed to ``save`` as they are,
+    as is a file in a folder that refuses new files (saved in place); an
+    existing file that refuses writes is refused, as Keras' save would be.
 
     Args:
         save: a ``keras.Model.save``-like callable, ``save(path, *args, **kwargs)``.
@@ -168,7 +172,8 @@ def save_replacing(save, filepath, *args, **kwargs):
 
 def write_text_replacing(path, text):
     """Writes ``text`` to the file ``path`` as `save_replacing` saves:
-    into a new file beside it, moved there once complete.
+    into a new file beside it, moved there once complete (a device, a pipe
+    and a file in a folder that refuses new files are written in place).
 
     Args:
         path: the file to write; a link to a file is followed.
@@ -178,7 +183,8 @@ def write_text_replacing(path, text):
         None.
 
     Raises:
-        OSError: where writing fails, naming ``path``.
+        OSError: where writing fails (a file that refuses writes included),
+            naming ``path``.
 
     Example:
 
@@ -192,8 +198,19 @@ def write_text_replacing(path, text):
 
 
 def _replacing(path, write):
-    """``write(partial)`` into a new file beside ``path``, then moved onto it."""
+    """``write(partial)`` into a new file beside ``path``, then moved onto it.
+
+    Where that cannot be done, ``write(path)`` writes in place, as a plain
+    write would: onto a device or a pipe (never replaced by a file), and in
+    a folder that refuses new files. A file that refuses writes is refused.
+    """
     path = os.path.realpath(path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        return write(path)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+    if not os.access(os.path.dirname(path), os.W_OK | os.X_OK):
+        return write(path)
     # Keras reads the format from the name's ending; the rest is free, and
     # short enough wherever ``path``'s own name fits.
     partial = os.path.join(os.path.dirname(path), f".keras_dbn-{secrets.token_hex(6)}.partial"
@@ -340,13 +357,11 @@ class ExtraStateMixin:
         if missed:
             parts.append(f"the streams of this model's layers ({_listed(missed)}) "
                          "start anew")
-        warnings.warn(
+        user_warnings.warn(
             f"Loading {type(self).__name__} {self.name!r}: {' and '.join(parts)}: the "
             f"layers' names differ and the states cannot be matched by position "
             f"({reason}). Their dropout masks (or other random draws) will not be "
-            "those the saved model would have drawn.",
-            UserWarning,
-            stacklevel=3,
+            "those the saved model would have drawn."
         )
 
     def _build_optimizer_as_saved(self, variables):

@@ -3,7 +3,6 @@
 import contextlib
 import functools
 import math
-import warnings
 
 import keras
 import numpy as np
@@ -594,13 +593,15 @@ def checked_sample_count(n, initial):
     return rows
 
 
-def visible_mean(data):
+def visible_mean(data, check=None):
     """The mean visible vector of a dataset, in float64.
 
     Args:
         data: a NumPy array (rows are examples, images are flattened), or an
             iterable of batches such as a `tf.data.Dataset` or a list of
             2-D arrays, each batch ``x`` or ``(x, y)``.
+        check: called with the array, or with each batch as a NumPy array,
+            before it is summed (e.g. `RBM._check_data`, which raises).
 
     Returns:
         NumPy float64 array of shape ``(features,)``.
@@ -624,6 +625,8 @@ def visible_mean(data):
     if not (batches or hasattr(data, "__next__") or _is_dataset(data)):
         data = np.asarray(data)
         array_input.check_rank(data.shape)
+        if check is not None:
+            check(data)
         if not len(data):
             raise ValueError("The data holds no examples.")
         data = data.reshape(len(data), -1)
@@ -635,6 +638,8 @@ def visible_mean(data):
         return total / len(data)
     total, count = 0.0, 0
     for batch in float64_batches(data, "`data`"):
+        if check is not None:
+            check(batch)
         total, count = total + batch.reshape(len(batch), -1).sum(axis=0), count + len(batch)
     if not count:
         raise ValueError("The data holds no examples.")
@@ -2996,11 +3001,10 @@ class RBM(ExtraStateMixin, keras.Model):
             # their values checked as a Bernoulli layer's would be.
             sparsity = config["sparsity_target"], config.get("sparsity_cost", 0.0)
             cls(5, sparsity_target=sparsity[0], sparsity_cost=sparsity[1])
-            warnings.warn(
+            user_warnings.warn(
                 "This RBM was saved with a sparsity_target for real-valued hidden "
                 "units, which new RBMs refuse (the target is a probability of binary "
-                "units); it loads with its penalty as saved.",
-                stacklevel=2,
+                "units); it loads with its penalty as saved."
             )
             rbm = cls(**dict(config, sparsity_target=None, sparsity_cost=0.0))
             rbm.sparsity_target, rbm.sparsity_cost = sparsity

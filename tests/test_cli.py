@@ -87,6 +87,7 @@ def test_pretraining_rates_of_pcd_layers_fall_to_zero(options, top_schedule):
      (["tune", "--validation", "nan"], "fraction in (0, 1)"),
      (["tune", "--validation", "1.0"], "1.0 is ambiguous"),
      (["tune", "--validation", "1e0"], "1e0 is ambiguous"),
+     (["tune", "--validation", "1."], "1. is ambiguous"),
      (["tune", "--patience", "-1"], "integer >= 0")],
 )
 def test_bad_options_exit_nonzero_with_a_message(args, message, capsys):

@@ -305,6 +305,42 @@ def test_replacing_text_writes_keep_the_earlier_file_until_complete(tmp_path):
     assert os.listdir(tmp_path) == ["results.json"]  # no partial file left behind
 
 
+def test_replacing_writes_go_in_place_where_a_file_cannot_replace_the_target(
+        tmp_path, monkeypatch):
+    """A pipe (or a device, such as /dev/null) is written to, never replaced by
+    a regular file; a folder that refuses new files gets the file written in
+    place; a file that refuses writes is refused, as a plain write refuses it."""
+    import threading
+
+    from keras_dbn import extra_state
+
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text()), daemon=True)
+    reader.start()
+    extra_state.write_text_replacing(pipe, '{"a": 1}')
+    reader.join(timeout=30)
+    assert received == ['{"a": 1}'] and stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+    # Permissions as a user other than root meets them (the tests may run as root).
+    path = tmp_path / "results.json"
+    path.write_text("old")
+    inode = os.stat(path).st_ino
+    real_access = os.access
+    refused = set()
+    monkeypatch.setattr(extra_state.os, "access",
+                        lambda p, mode: str(p) not in refused and real_access(p, mode))
+    refused.add(str(tmp_path))  # the folder refuses new files
+    extra_state.write_text_replacing(path, "new")
+    assert path.read_text() == "new" and os.stat(path).st_ino == inode  # written in place
+    refused.add(str(path))  # the file refuses writes
+    with pytest.raises(PermissionError) as error:
+        extra_state.write_text_replacing(path, "newer")
+    assert error.value.filename == str(path) and path.read_text() == "new"
+    assert sorted(os.listdir(tmp_path)) == ["pipe.json", "results.json"]
+
+
 def test_replacing_saves_keep_the_format_permissions_and_keras_refusals(x, tmp_path):
     from keras_dbn.extra_state import save_replacing
 

@@ -1030,6 +1030,18 @@ def test_warnings_name_the_callers_line_however_deep_they_arise():
     assert {w.filename for w in record if "frozen" in str(w.message)} == {__file__}
 
 
+def test_warnings_under_the_command_name_the_commands_line():
+    """The `keras-dbn` command has no line of the user's: its warnings named
+    `<frozen runpy>` under ``python -m keras_dbn``; they name the command's."""
+    from keras_dbn import cli, user_warnings
+
+    # A call made from a line of cli.py, as the command makes its calls.
+    command_line = compile("user_warnings.warn('from the command')", cli.__file__, "exec")
+    with pytest.warns(UserWarning, match="from the command") as record:
+        exec(command_line, {"user_warnings": user_warnings})
+    assert [w.filename for w in record] == [cli.__file__]
+
+
 @pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
 def test_log_partition_shortcut_from_the_mean_is_exact(name):
     units = keras_dbn.units.get(name)
