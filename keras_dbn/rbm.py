@@ -77,6 +77,12 @@ _MEAN_BLOCK_ROWS = 8192
 #: 1.02-1.03x faster in float32 (benchmarks/RESULTS.md, seventeenth
 #: session). `RBM.evaluate` reads every row.
 MONITOR_ROWS = 256
+#: PCD's reconstruction error, which its chains do not compute on the way
+#: (CD's first reconstruction is its chain's first step), reads at most this
+#: many rows of each batch: its extra GEMM and draws made PCD-1 at 784x500,
+#: batch 100, 1.05-1.12x slower with 256 (benchmarks/RESULTS.md,
+#: forty-eighth session); an epoch's mean still reads thousands of rows.
+PCD_MONITOR_ROWS = 32
 
 #: Learning rates of `RBM.compile`'s default optimizer, ``SGD(rate,
 #: momentum=0.5)``: for two Bernoulli layers, and for an RBM with a Gaussian
@@ -1641,7 +1647,8 @@ class RBM(ExtraStateMixin, keras.Model):
             ``reconstruction_error`` (mean squared error of the one-step
             reconstruction of ``v0``) and ``free_energy`` (mean ``F(v0)``);
             these two monitors are estimated from the first `MONITOR_ROWS`
-            rows of larger batches.
+            rows of larger batches (PCD's reconstruction error from the
+            first `PCD_MONITOR_ROWS`).
 
         Example:
 
@@ -1703,9 +1710,10 @@ class RBM(ExtraStateMixin, keras.Model):
         # cheap monitor.
         if self.persistent:
             # PCD's chains do not start from the reconstruction, so it covers
-            # only the rows the monitors read.
-            rows_shape = (ops.shape(v0[:MONITOR_ROWS])[0], self.units)
-            reconstruction = down(hidden.sample(h0_mean[:MONITOR_ROWS], seed, rows_shape))
+            # only the rows its monitor reads.
+            reconstruction_rows = slice(0, PCD_MONITOR_ROWS)
+            rows_shape = (ops.shape(v0[reconstruction_rows])[0], self.units)
+            reconstruction = down(hidden.sample(h0_mean[reconstruction_rows], seed, rows_shape))
             # The chains carry their hidden states, drawn at the end of the
             # previous update, so each update's chain starts with a visible
             # draw: one GEMM fewer than re-drawing h from stored visible
@@ -1717,6 +1725,7 @@ class RBM(ExtraStateMixin, keras.Model):
             h = ops.cast(self.chains, dtype)
             h_shape, v_shape = tuple(self.chains.shape), (self.num_chains, ops.shape(v0)[1])
         else:
+            reconstruction_rows = slice(0, MONITOR_ROWS)
             h = hidden.sample(h0_mean, seed, h_shape)
             reconstruction = down(h)  # also the chain's first visible means
         for step in range(self.k):
@@ -1817,8 +1826,9 @@ class RBM(ExtraStateMixin, keras.Model):
         hidden_bias32 = ops.cast(self.hidden_bias, f32)
         h0_rows = ops.cast(h0_mean[rows], f32)
 
-        def rows_mean(values, per_row_axis=None):
-            """The mean of a monitor's values for `rows` over their data rows.
+        def rows_mean(values, per_row_axis=None, read=rows):
+            """The mean of a monitor's values for the rows ``read`` over
+            their data rows.
 
             ``per_row_axis``: an axis of values per row, averaged first.
             """
@@ -1826,7 +1836,7 @@ class RBM(ExtraStateMixin, keras.Model):
                 return ops.mean(values)
             if per_row_axis is not None:
                 values = ops.mean(values, axis=per_row_axis)
-            weights = row_weights[rows][:, 0]
+            weights = row_weights[read][:, 0]
             return ops.sum(values * weights) / ops.sum(weights)
 
         if in_xla or row_weights is not None:
@@ -1859,7 +1869,9 @@ class RBM(ExtraStateMixin, keras.Model):
             "gradients": gradients,
             "chain_state": chain_state,
             "reconstruction_error": rows_mean(
-                ops.square(ops.cast(reconstruction[rows], f32) - v0_rows), per_row_axis=-1
+                ops.square(ops.cast(reconstruction[reconstruction_rows], f32)
+                           - v0_rows[reconstruction_rows]),
+                per_row_axis=-1, read=reconstruction_rows,
             ),
             "free_energy": free_energy,
         }
@@ -1885,8 +1897,11 @@ class RBM(ExtraStateMixin, keras.Model):
         # Each batch counts by the rows its monitors read, as Keras weighs
         # its loss by the batch size: a small last batch counts for less.
         rows = ops.cast(ops.minimum(ops.shape(v0)[0], MONITOR_ROWS), "float32")
+        reconstruction_rows = ops.cast(ops.minimum(
+            ops.shape(v0)[0], PCD_MONITOR_ROWS if self.persistent else MONITOR_ROWS), "float32")
         self.reconstruction_tracker.update_state(
-            _monitor_value(stats["reconstruction_error"], rows), sample_weight=rows)
+            _monitor_value(stats["reconstruction_error"], reconstruction_rows),
+            sample_weight=reconstruction_rows)
         self.free_energy_tracker.update_state(
             _monitor_value(stats["free_energy"], rows), sample_weight=rows)
         return {m.name: m.result() for m in self.metrics}
@@ -2128,8 +2143,9 @@ class RBM(ExtraStateMixin, keras.Model):
         of up to 10,000 training examples at the same, final weights of the
         epoch (Hinton's overfitting monitor). The training figures of
         batches larger than `MONITOR_ROWS` (256) come from their first 256
-        rows, a random sample when the data are shuffled; validation reads
-        every row.
+        rows (PCD's reconstruction error from their first 32,
+        `PCD_MONITOR_ROWS`), a random sample when the data are shuffled;
+        validation reads every row.
 
         A `tf.data.Dataset` is iterated with tf.data's autotuning off,
         unless its options set it (`array_input.without_autotuning`: the
