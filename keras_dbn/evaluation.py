@@ -117,7 +117,11 @@ def _as_matrix(x, rbm, binary_for=None):
 _PROBABILITIES_OF_BINARY_STATES = "p(v) is a probability of binary states only"
 
 
-def _free_energy64(rbm, v, weights, batch_size=4096):
+#: Rows per chunk of the float64 evaluations.
+_CHUNK_ROWS = 4096
+
+
+def _free_energy64(rbm, v, weights, batch_size=_CHUNK_ROWS):
     """``F(v)`` in float64 through the RBM's own free energy, in chunks."""
     out = []
     for start in range(0, v.shape[0], batch_size):
@@ -813,14 +817,28 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
                                        "flipping a bit of other values is meaningless"))
     n, num_visible = v.shape
     weights = _weights(rbm)
-    free_energy = _free_energy64(rbm, v, weights)
+    kernel = weights[0]
+    # A flip of bit i adds (1 - 2 v_i) W_i to the example's hidden input: a
+    # row of the kernel, where a GEMM of the flipped copies took ~4.5x the
+    # time of the whole estimate (one random bit) and num_visible times the
+    # FLOPs of the free energies (every bit).
     if not all_bits:
         rng = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
         flip = rng.randint(0, num_visible, n)
-        flipped = v.copy()
-        flipped[np.arange(n), flip] = 1.0 - flipped[np.arange(n), flip]
-        gap = _free_energy64(rbm, flipped, weights) - free_energy
-        return -num_visible * np.logaddexp(0.0, -gap)
+        gaps = []
+        for start in range(0, n, _CHUNK_ROWS):
+            chunk, bits = v[start:start + _CHUNK_ROWS], flip[start:start + _CHUNK_ROWS]
+            rows = np.arange(len(chunk))
+            flipped = chunk.copy()
+            flipped[rows, bits] = 1.0 - chunk[rows, bits]
+            chunk, flipped = (ops.convert_to_tensor(a, _F64) for a in (chunk, flipped))
+            hidden_pre = rbm._hidden_pre(chunk, weights)
+            step = ops.convert_to_tensor((1.0 - 2.0 * v[start + rows, bits])[:, None], _F64)
+            flipped_pre = hidden_pre + step * ops.take(kernel, bits, axis=0)
+            gaps.append(ops.convert_to_numpy(
+                rbm._free_energy(flipped, flipped_pre, weights)
+                - rbm._free_energy(chunk, hidden_pre, weights)))
+        return -num_visible * np.logaddexp(0.0, -np.concatenate(gaps))
 
     if batch_size is None:
         batch_size = max(1, 2**22 // (num_visible * max(num_visible, rbm.units)))
@@ -829,13 +847,20 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
     for start in range(0, n, batch_size):
         chunk = v[start : start + batch_size]
         b = chunk.shape[0]
-        # All num_visible one-bit flips of each example: (b, V, V); the hidden
-        # input of a flip is the example's input plus (1 - 2 v_i) W_i.
-        flipped = chunk[:, None, :] + eye[None] * (1.0 - 2.0 * chunk[:, None, :])
-        flipped = ops.convert_to_tensor(flipped.reshape(b * num_visible, num_visible))
-        hidden_pre = rbm._hidden_pre(flipped, weights)
-        flipped_energy = ops.convert_to_numpy(rbm._free_energy(flipped, hidden_pre, weights))
-        gap = flipped_energy.reshape(b, num_visible) - free_energy[start : start + b, None]
+        # All num_visible one-bit flips of each example: (b, V, V), and
+        # their hidden inputs: the example's plus (1 - 2 v_i) W_i, (b, V, H).
+        steps = 1.0 - 2.0 * chunk
+        flipped = ops.convert_to_tensor(
+            (chunk[:, None, :] + eye[None] * steps[:, None, :]).reshape(b * num_visible,
+                                                                       num_visible))
+        tensor = ops.convert_to_tensor(chunk, _F64)
+        hidden_pre = rbm._hidden_pre(tensor, weights)
+        flipped_pre = ops.reshape(
+            hidden_pre[:, None, :] + ops.convert_to_tensor(steps[:, :, None]) * kernel[None],
+            (b * num_visible, -1))
+        flipped_energy = ops.convert_to_numpy(rbm._free_energy(flipped, flipped_pre, weights))
+        energy = ops.convert_to_numpy(rbm._free_energy(tensor, hidden_pre, weights))
+        gap = flipped_energy.reshape(b, num_visible) - energy[:, None]
         totals.append(-np.logaddexp(0.0, -gap).sum(axis=1))
     return np.concatenate(totals)
 
