@@ -195,6 +195,64 @@ def is_bfloat16(dtype):
     return getattr(dtype, "name", None) == "bfloat16"
 
 
+def value_range(x):
+    """``(min, max)`` of a non-empty NumPy array as floats; NaN if it holds one.
+
+    min and max propagate NaN and show infinities: two passes over the data
+    without the temporary array that ``np.isfinite`` would allocate.
+    NumPy's reductions over bfloat16 are not vectorised (~0.5 s for MNIST's
+    60,000 images), so bfloat16 data are read as their 16-bit words where
+    that settles it: without the sign bit set, words order like the values
+    they encode, and those below ``0x7F80`` are finite.
+
+    Args:
+        x: a non-empty NumPy array of numbers.
+
+    Returns:
+        ``(low, high)`` as Python floats.
+
+    Example:
+
+    >>> value_range(np.array([[0.0, 2.5], [1.0, -1.0]]))
+    (-1.0, 2.5)
+    """
+    if is_bfloat16(x.dtype):
+        words = x.view(np.uint16)
+        low, high = words.min(), words.max()
+        if high < 0x7F80:  # no negative, infinite or NaN value
+            low, high = np.array([low, high], np.uint16).view(x.dtype).astype("float32")
+            return float(low), float(high)
+        x = x.astype("float32")  # rare: a slow path is fine
+    return float(np.min(x)), float(np.max(x))
+
+
+def check_finite(x, name):
+    """Refuses a NumPy array of floats that holds NaN or infinite values.
+
+    Training on one such value makes every weight NaN within an update,
+    silently where no divergence check watches (a classifier's `fit`).
+
+    Args:
+        x: a NumPy array (other inputs, and integer arrays, pass).
+        name: how the error names ``x``.
+
+    Raises:
+        ValueError: naming ``x``.
+
+    Example:
+
+    >>> check_finite(np.array([[0.0, np.nan]]), "`x`")
+    Traceback (most recent call last):
+    ValueError: `x` contains NaN or infinite values.
+    """
+    if not isinstance(x, np.ndarray) or not x.size or not (
+            np.issubdtype(x.dtype, np.inexact) or is_bfloat16(x.dtype)):
+        return
+    low, high = value_range(x)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+
+
 def check_rank(shape):
     """Raises a clear error for data without an example axis and a feature axis.
 

@@ -675,26 +675,6 @@ def float64_batches(data, name):
         yield batch
 
 
-def _value_range(x):
-    """``(min, max)`` of a non-empty NumPy array as floats; NaN if it holds one.
-
-    min and max propagate NaN and show infinities: two passes over the data
-    without the temporary array that ``np.isfinite`` would allocate.
-    NumPy's reductions over bfloat16 are not vectorised (~0.5 s for MNIST's
-    60,000 images), so bfloat16 data are read as their 16-bit words where
-    that settles it: without the sign bit set, words order like the values
-    they encode, and those below ``0x7F80`` are finite.
-    """
-    if array_input.is_bfloat16(x.dtype):
-        words = x.view(np.uint16)
-        low, high = words.min(), words.max()
-        if high < 0x7F80:  # no negative, infinite or NaN value
-            low, high = np.array([low, high], np.uint16).view(x.dtype).astype("float32")
-            return float(low), float(high)
-        x = x.astype("float32")  # rare: a slow path is fine
-    return float(np.min(x)), float(np.max(x))
-
-
 def _as_float32(x):
     """``x`` in float32 where it is in a 16-bit float dtype."""
     if keras.backend.standardize_dtype(x.dtype) in units_lib._LOW_PRECISION:
@@ -2700,7 +2680,7 @@ class RBM(ExtraStateMixin, keras.Model):
             raise self._width_error(width)
         if not x.size:
             return
-        low, high = _value_range(x)
+        low, high = array_input.value_range(x)
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError("RBM data contains NaN or infinite values.")
         if self.visible_units.name == "bernoulli" and (low < 0 or high > 1):

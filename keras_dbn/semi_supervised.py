@@ -374,7 +374,9 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
             ValueError: for array labels (of the training or validation
                 data) that are not one integer class label in
                 ``[0, classes)`` per example (`_checked_labels`), for an
-                array without examples, and for a dataset that never ends
+                array without examples or with NaN or infinite values (one
+                made every weight NaN within an update, and training went
+                on), and for a dataset that never ends
                 (`semi_supervised_dataset`) without ``steps_per_epoch``.
             tf.errors.InvalidArgumentError: for a dataset's float labels
                 that are not whole numbers.
@@ -390,6 +392,7 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         if isinstance(x, np.ndarray) and not len(x):
             # Keras would warn that it ran out of data and return an empty history.
             raise ValueError("The data holds no examples.")
+        array_input.check_finite(x, "`x`")
         y = self._checked_array_labels(y)
         if kwargs.get("class_weight") is not None and _is_labelled_unlabelled_stream(x):
             raise ValueError(
@@ -415,6 +418,7 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         validation_data = kwargs.get("validation_data")
         if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
             # Checked before training, not after the first epoch.
+            array_input.check_finite(validation_data[0], "The validation data")
             labels = self._checked_array_labels(validation_data[1])
             kwargs["validation_data"] = (validation_data[0], labels, *validation_data[2:])
         if kwargs.get("validation_data") is not None:
@@ -887,7 +891,8 @@ def semi_supervised_dataset(
         shapes ``(b_l, ...)``, ``(b_l,)`` (or ``(b_l, 1)``) and ``(b_u, ...)``.
 
     Raises:
-        ValueError: on empty inputs, ``x_labelled`` and ``y_labelled`` of
+        ValueError: on empty inputs, inputs with NaN or infinite values,
+            ``x_labelled`` and ``y_labelled`` of
             different lengths, labels that are not one integer >= 0 per example,
             inputs of different trailing shapes, or batch sizes that are not
             positive integers.
@@ -916,6 +921,8 @@ def semi_supervised_dataset(
         raise ValueError("`x_labelled` holds no examples.")
     if x_unlabelled.ndim < 1 or not len(x_unlabelled):
         raise ValueError("`x_unlabelled` holds no examples.")
+    array_input.check_finite(x_labelled, "`x_labelled`")
+    array_input.check_finite(x_unlabelled, "`x_unlabelled`")
     if y_labelled.ndim < 1 or len(y_labelled) != len(x_labelled):
         raise ValueError(
             f"`x_labelled` and `y_labelled` must have the same length, got "

@@ -340,6 +340,25 @@ def test_fractional_dataset_labels_stop_training_and_evaluation(jit_compile):
         trainer.fit(x[:0], y[:0], verbose=0)
 
 
+def test_data_with_nan_is_refused_before_training():
+    """One NaN pixel made every weight NaN within an update, and training
+    went on, epoch after epoch."""
+    x, y = labelled()
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    trainer = SupervisedTrainer(dropout_classifier(), seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match="`x` contains NaN or infinite values"):
+        trainer.fit(bad, y, verbose=0)
+    with pytest.raises(ValueError, match="validation data contains NaN"):
+        trainer.fit(x, y, validation_data=(np.where(bad == bad, bad, np.inf), y), verbose=0)
+    for labelled_x, unlabelled_x, name in ((bad, x, "x_labelled"), (x, bad, "x_unlabelled")):
+        with pytest.raises(ValueError, match=f"`{name}` contains NaN"):
+            keras_dbn.semi_supervised_dataset(labelled_x, y, unlabelled_x, seed=0)
+    assert int(trainer.optimizer.iterations) == 0
+    trainer.fit(x.astype("float16"), y, verbose=0)  # other float dtypes read as well
+
+
 def test_a_trainer_without_validation_data_is_told_its_val_figures_need_it():
     trainer = SupervisedTrainer(dropout_classifier(), seed=0)
     trainer.compile(optimizer=keras.optimizers.SGD(0.1))
