@@ -200,29 +200,35 @@ def write_text_replacing(path, text):
 def _replacing(path, write):
     """``write(partial)`` into a new file beside ``path``, then moved onto it.
 
-    Where that cannot be done, ``write(path)`` writes in place, as a plain
-    write would: onto a device or a pipe (never replaced by a file), and in
-    a folder that refuses new files. A file that refuses writes is refused.
+    The new file keeps the earlier one's permissions, and its owner and
+    group where the writer may set them (root). Where a new file cannot
+    take the earlier one's place, ``write(path)`` writes in place, as a
+    plain write would: onto a device or a pipe (never replaced by a file),
+    in a folder that refuses new files, and onto another user's file (a
+    replacement would take it over, and a sticky folder such as /tmp
+    refuses it). A file that refuses writes is refused.
     """
     path = os.path.realpath(path)
-    if os.path.exists(path) and not os.path.isfile(path):
+    earlier = os.stat(path) if os.path.exists(path) else None
+    if earlier is not None and not stat.S_ISREG(earlier.st_mode):
         return write(path)
-    if os.path.exists(path) and not os.access(path, os.W_OK):
+    if earlier is not None and not os.access(path, os.W_OK):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
-    if not os.access(os.path.dirname(path), os.W_OK | os.X_OK):
+    euid = os.geteuid() if hasattr(os, "geteuid") else None
+    if (not os.access(os.path.dirname(path), os.W_OK | os.X_OK)
+            or (earlier is not None and euid not in (None, 0, earlier.st_uid))):
         return write(path)
     # Keras reads the format from the name's ending; the rest is free, and
     # short enough wherever ``path``'s own name fits.
     partial = os.path.join(os.path.dirname(path), f".keras_dbn-{secrets.token_hex(6)}.partial"
                            f"{os.path.splitext(path)[1]}")
-    if os.path.exists(path):  # the file keeps its permissions
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    else:
-        mode = None
     try:
         result = write(partial)
-        if mode is not None:
-            os.chmod(partial, mode)
+        if earlier is not None:
+            os.chmod(partial, stat.S_IMODE(earlier.st_mode))
+            if euid is not None:
+                with contextlib.suppress(OSError):  # a group the writer is not in
+                    os.chown(partial, earlier.st_uid, earlier.st_gid)
         os.replace(partial, path)
     except BaseException as error:
         with contextlib.suppress(OSError):

@@ -81,7 +81,8 @@ MONITOR_ROWS = 256
 #: (CD's first reconstruction is its chain's first step), reads at most this
 #: many rows of each batch: its extra GEMM and draws made PCD-1 at 784x500,
 #: batch 100, 1.05-1.12x slower with 256 (benchmarks/RESULTS.md,
-#: forty-eighth session); an epoch's mean still reads thousands of rows.
+#: forty-eighth session); an epoch's mean reads 32 rows of every batch
+#: (19,200 for 60,000 images at batch 100).
 PCD_MONITOR_ROWS = 32
 
 #: Learning rates of `RBM.compile`'s default optimizer, ``SGD(rate,
@@ -1797,9 +1798,10 @@ class RBM(ExtraStateMixin, keras.Model):
         # anyway, and the conditional in that route made it copy the kernel
         # in every step (the step ran 1.09-1.12x faster without it at
         # 784x500, batch 100).
-        # Both monitors read the batch's first `MONITOR_ROWS` rows (`rows`);
-        # the column means they share with the statistics cover the whole
-        # batch, which keeps the estimates unbiased.
+        # Both monitors read the batch's first `MONITOR_ROWS` rows (`rows`;
+        # PCD's reconstruction error its first `PCD_MONITOR_ROWS`); the column
+        # means they share with the statistics cover the whole batch, which
+        # keeps the estimates unbiased.
         rows = slice(0, MONITOR_ROWS)
         v0_rows = ops.cast(v0[rows], f32) if low_data else v0_32[rows]
         visible_bias32 = ops.cast(self.visible_bias, f32)
@@ -2123,9 +2125,9 @@ class RBM(ExtraStateMixin, keras.Model):
         of up to 10,000 training examples at the same, final weights of the
         epoch (Hinton's overfitting monitor). The training figures of
         batches larger than `MONITOR_ROWS` (256) come from their first 256
-        rows (PCD's reconstruction error from their first 32,
-        `PCD_MONITOR_ROWS`), a random sample when the data are shuffled;
-        validation reads every row.
+        rows, and PCD's reconstruction error from the first 32 rows of
+        batches larger than that (`PCD_MONITOR_ROWS`): a random sample
+        where the rows are shuffled; validation reads every row.
 
         A `tf.data.Dataset` is iterated with tf.data's autotuning off,
         unless its options set it (`array_input.without_autotuning`: the

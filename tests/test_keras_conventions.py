@@ -339,6 +339,28 @@ def test_replacing_writes_go_in_place_where_a_file_cannot_replace_the_target(
         extra_state.write_text_replacing(path, "newer")
     assert error.value.filename == str(path) and path.read_text() == "new"
     assert sorted(os.listdir(tmp_path)) == ["pipe.json", "results.json"]
+    refused.clear()
+    # Another user's writable file: written in place, so that it stays theirs
+    # (a sticky folder such as /tmp refuses a replacement outright).
+    shared = tmp_path / "shared.json"
+    shared.write_text("theirs")
+    os.chown(shared, 0, 0)
+    inode = os.stat(shared).st_ino
+    monkeypatch.setattr(extra_state.os, "geteuid", lambda: 4321)
+    extra_state.write_text_replacing(shared, "ours")
+    assert shared.read_text() == "ours" and os.stat(shared).st_ino == inode
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="sets owners")
+def test_a_replacing_write_keeps_the_earlier_files_owner_and_group(tmp_path):
+    from keras_dbn.extra_state import write_text_replacing
+
+    path = tmp_path / "results.json"
+    path.write_text("old")
+    os.chown(path, 65534, 65534)
+    write_text_replacing(path, "new")
+    assert path.read_text() == "new"
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (65534, 65534)
 
 
 def test_replacing_saves_keep_the_format_permissions_and_keras_refusals(x, tmp_path):
