@@ -146,7 +146,7 @@ def _checked_integer_labels(y):
     """
     import tensorflow as tf
 
-    if not tf.as_dtype(y.dtype).is_floating:
+    if y is None or not tf.as_dtype(y.dtype).is_floating:
         return y
     # A message of strings alone: TensorFlow then adds no conditional.
     check = tf.debugging.Assert(
