@@ -19,7 +19,9 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import stat
+import tempfile
 
 import numpy as np
 
@@ -201,45 +203,68 @@ def _replacing(path, write):
     """``write(partial)`` into a new file beside ``path``, then moved onto it.
 
     The new file keeps the earlier one's permissions, and its owner and
-    group where the writer may set them (root). Where a new file cannot
-    take the earlier one's place, ``write(path)`` writes in place, as a
-    plain write would: onto a device or a pipe (never replaced by a file),
-    in a folder that refuses new files, and onto another user's file (a
-    replacement would take it over, and a sticky folder such as /tmp
-    refuses it). A file that refuses writes is refused.
+    group where the writer may set them (root; another user's file in a
+    folder the writer may write becomes the writer's, as an editor's save
+    makes it). Where a new file cannot take the earlier one's place (a
+    folder that refuses new files, or a sticky folder such as /tmp holding
+    another user's file), the partial file is written beside it or in the
+    temporary folder and its bytes then copied onto the earlier file: a
+    write that fails leaves the earlier file whole, and only the copy
+    itself writes in place. A device or a pipe is written to directly,
+    never replaced by a file. A file that refuses writes is refused, as is
+    a loop of links.
     """
     path = os.path.realpath(path)
-    earlier = os.stat(path) if os.path.exists(path) else None
+    try:
+        earlier = os.stat(path)
+    except FileNotFoundError:
+        earlier = None
+    except OSError as error:  # a loop of links: a plain write fails the same way
+        raise OSError(error.errno, error.strerror, path) from error
     if earlier is not None and not stat.S_ISREG(earlier.st_mode):
         return write(path)
     if earlier is not None and not os.access(path, os.W_OK):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
-    euid = os.geteuid() if hasattr(os, "geteuid") else None
-    if (not os.access(os.path.dirname(path), os.W_OK | os.X_OK)
-            or (earlier is not None and euid not in (None, 0, earlier.st_uid))):
-        return write(path)
+    folder = os.path.dirname(path)
+    writable_folder = os.access(folder, os.W_OK | os.X_OK)
+    replaceable = writable_folder and not _sticky_refuses(folder, earlier)
     # Keras reads the format from the name's ending; the rest is free, and
     # short enough wherever ``path``'s own name fits.
-    partial = os.path.join(os.path.dirname(path), f".keras_dbn-{secrets.token_hex(6)}.partial"
+    partial = os.path.join(folder if writable_folder else tempfile.gettempdir(),
+                           f".keras_dbn-{secrets.token_hex(6)}.partial"
                            f"{os.path.splitext(path)[1]}")
     try:
         result = write(partial)
-        if earlier is not None:
-            os.chmod(partial, stat.S_IMODE(earlier.st_mode))
-            if euid is not None:
-                with contextlib.suppress(OSError):  # a group the writer is not in
-                    os.chown(partial, earlier.st_uid, earlier.st_gid)
-        os.replace(partial, path)
+        if not replaceable:
+            shutil.copyfile(partial, path)  # in place: inode, owner and mode stay
+        else:
+            if earlier is not None:
+                os.chmod(partial, stat.S_IMODE(earlier.st_mode))
+                if hasattr(os, "chown"):
+                    with contextlib.suppress(OSError):  # not root, or not in the group
+                        os.chown(partial, earlier.st_uid, earlier.st_gid)
+            os.replace(partial, path)
     except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.remove(partial)
         if isinstance(error, OSError) and error.filename in (None, partial):
             # The partial file's name would only puzzle; say which file failed.
             if error.errno is None:
                 raise OSError(f"{error} (writing {path})") from error
             raise OSError(error.errno, error.strerror, path) from error
         raise
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
     return result
+
+
+def _sticky_refuses(folder, earlier):
+    """Whether a sticky ``folder`` (as /tmp) refuses this process replacing
+    the file of stat ``earlier``: only its owner, the folder's and root may."""
+    if earlier is None or not hasattr(os, "geteuid") or os.geteuid() == 0:
+        return False
+    folder_stat = os.stat(folder)
+    return bool(folder_stat.st_mode & stat.S_ISVTX) and os.geteuid() not in (
+        earlier.st_uid, folder_stat.st_uid)
 
 
 def check_checkpoint_formats(callbacks, model):

@@ -393,6 +393,7 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
             # Keras would warn that it ran out of data and return an empty history.
             raise ValueError("The data holds no examples.")
         array_input.check_finite(x, "`x`")
+        array_input.check_finite(kwargs.get("sample_weight"), "`sample_weight`")
         y = self._checked_array_labels(y)
         if kwargs.get("class_weight") is not None and _is_labelled_unlabelled_stream(x):
             raise ValueError(

@@ -340,15 +340,34 @@ def test_replacing_writes_go_in_place_where_a_file_cannot_replace_the_target(
     assert error.value.filename == str(path) and path.read_text() == "new"
     assert sorted(os.listdir(tmp_path)) == ["pipe.json", "results.json"]
     refused.clear()
-    # Another user's writable file: written in place, so that it stays theirs
-    # (a sticky folder such as /tmp refuses a replacement outright).
-    shared = tmp_path / "shared.json"
+    # Another user's writable file in a sticky folder such as /tmp, which
+    # refuses its replacement: the new text is written beside it, then
+    # copied onto it; a write that fails leaves it whole.
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    shared = sticky / "shared.json"
     shared.write_text("theirs")
     os.chown(shared, 0, 0)
     inode = os.stat(shared).st_ino
-    monkeypatch.setattr(extra_state.os, "geteuid", lambda: 4321)
+    monkeypatch.setattr(extra_state.os, "geteuid", lambda: 4321)  # another user than root
     extra_state.write_text_replacing(shared, "ours")
     assert shared.read_text() == "ours" and os.stat(shared).st_ino == inode
+    with pytest.raises(TypeError):
+        extra_state.write_text_replacing(shared, b"not text")
+    assert shared.read_text() == "ours" and os.listdir(sticky) == ["shared.json"]
+    # Outside a sticky folder another user's file is replaced, as ever.
+    other = tmp_path / "other.json"
+    other.write_text("theirs")
+    inode = os.stat(other).st_ino
+    extra_state.write_text_replacing(other, "ours")
+    assert other.read_text() == "ours" and os.stat(other).st_ino != inode
+    # A loop of links fails as a plain write does, and stays a loop.
+    os.symlink(tmp_path / "loop_b", tmp_path / "loop_a")
+    os.symlink(tmp_path / "loop_a", tmp_path / "loop_b")
+    with pytest.raises(OSError) as error:
+        extra_state.write_text_replacing(tmp_path / "loop_a", "x")
+    assert error.value.errno == errno.ELOOP and os.path.islink(tmp_path / "loop_a")
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="sets owners")

@@ -348,8 +348,15 @@ def test_data_with_nan_is_refused_before_training():
     bad[3, 1] = np.nan
     trainer = SupervisedTrainer(dropout_classifier(), seed=0)
     trainer.compile(optimizer=keras.optimizers.SGD(0.1))
-    with pytest.raises(ValueError, match="`x` contains NaN or infinite values"):
-        trainer.fit(bad, y, verbose=0)
+    import tensorflow as tf
+
+    for given in (bad, tf.constant(bad), np.ma.masked_invalid(bad)):
+        with pytest.raises(ValueError, match="`x` contains NaN or infinite values"):
+            trainer.fit(given, y, verbose=0)
+    weights = np.ones(len(y))
+    weights[2] = np.nan
+    with pytest.raises(ValueError, match="`sample_weight` contains NaN"):
+        trainer.fit(x, y, sample_weight=weights, verbose=0)
     with pytest.raises(ValueError, match="validation data contains NaN"):
         trainer.fit(x, y, validation_data=(np.where(bad == bad, bad, np.inf), y), verbose=0)
     for labelled_x, unlabelled_x, name in ((bad, x, "x_labelled"), (x, bad, "x_unlabelled")):
