@@ -144,8 +144,10 @@ def save_replacing(save, filepath, *args, **kwargs):
     a local ``.keras`` file (the legacy ``.h5``, ``zipped=False`` folders,
     remote ``scheme://`` paths, file objects, names Keras refuses), an
     existing target that is not a regular file (e.g. a device) and one
-    that ``overwrite=False`` protects are handed to ``save`` as they are,
-    as is a file in a folder that refuses new files (saved in place); an
+    that ``overwrite=False`` protects are handed to ``save`` as they are.
+    Where a new file cannot replace the earlier one (a folder that refuses
+    new files; another user's file in a sticky folder such as /tmp) the
+    model is saved first and its bytes copied onto the earlier file. An
     existing file that refuses writes is refused, as Keras' save would be.
 
     Args:
@@ -174,8 +176,9 @@ def save_replacing(save, filepath, *args, **kwargs):
 
 def write_text_replacing(path, text):
     """Writes ``text`` to the file ``path`` as `save_replacing` saves:
-    into a new file beside it, moved there once complete (a device, a pipe
-    and a file in a folder that refuses new files are written in place).
+    into a new file beside it, moved there once complete (a device or a
+    pipe is written to; where a new file cannot replace the earlier one,
+    its bytes are copied onto it once complete).
 
     Args:
         path: the file to write; a link to a file is followed.
