@@ -237,6 +237,10 @@ def _replacing(path, write):
                            f".keras_dbn-{secrets.token_hex(6)}.partial"
                            f"{os.path.splitext(path)[1]}")
     try:
+        if earlier is not None:
+            # The new contents are as private as the earlier file's until
+            # they take its place (the temporary folder is everyone's).
+            os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         result = write(partial)
         if not replaceable:
             shutil.copyfile(partial, path)  # in place: inode, owner and mode stay
@@ -249,6 +253,10 @@ def _replacing(path, write):
             os.replace(partial, path)
     except BaseException as error:
         if isinstance(error, OSError) and error.filename in (None, partial):
+            if not writable_folder and error.filename == partial:
+                # The temporary folder failed, not the target: say both.
+                raise OSError(error.errno, f"{error.strerror} (the temporary copy for "
+                              f"{path})", partial) from error
             # The partial file's name would only puzzle; say which file failed.
             if error.errno is None:
                 raise OSError(f"{error} (writing {path})") from error

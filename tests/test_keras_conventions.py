@@ -310,6 +310,7 @@ def test_replacing_writes_go_in_place_where_a_file_cannot_replace_the_target(
     """A pipe (or a device, such as /dev/null) is written to, never replaced by
     a regular file; a folder that refuses new files gets the file written in
     place; a file that refuses writes is refused, as a plain write refuses it."""
+    import tempfile
     import threading
 
     from keras_dbn import extra_state
@@ -334,10 +335,28 @@ def test_replacing_writes_go_in_place_where_a_file_cannot_replace_the_target(
     refused.add(str(tmp_path))  # the folder refuses new files
     extra_state.write_text_replacing(path, "new")
     assert path.read_text() == "new" and os.stat(path).st_ino == inode  # written in place
+    # The new contents wait in the temporary folder, which is everyone's:
+    # readable by their writer alone; a failure there names that folder.
+    modes = []
+
+    def recording(partial):
+        modes.append(stat.S_IMODE(os.stat(partial).st_mode))
+        with open(partial, "w") as f:
+            f.write("newest")
+
+    extra_state._replacing(path, recording)
+    assert modes == [0o600] and path.read_text() == "newest"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="the temporary copy for") as error:
+        extra_state.write_text_replacing(path, "lost")
+    assert str(tmp_path / "missing") in error.value.filename and path.read_text() == "newest"
+    monkeypatch.undo()
+    monkeypatch.setattr(extra_state.os, "access",
+                        lambda p, mode: str(p) not in refused and real_access(p, mode))
     refused.add(str(path))  # the file refuses writes
     with pytest.raises(PermissionError) as error:
         extra_state.write_text_replacing(path, "newer")
-    assert error.value.filename == str(path) and path.read_text() == "new"
+    assert error.value.filename == str(path) and path.read_text() == "newest"
     assert sorted(os.listdir(tmp_path)) == ["pipe.json", "results.json"]
     refused.clear()
     # Another user's writable file in a sticky folder such as /tmp, which
