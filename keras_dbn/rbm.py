@@ -1692,7 +1692,7 @@ class RBM(ExtraStateMixin, keras.Model):
         if self.persistent:
             # PCD's chains do not start from the reconstruction, so it covers
             # only the rows its monitor reads.
-            reconstruction_rows = slice(0, PCD_MONITOR_ROWS)
+            reconstruction_rows = slice(0, self._reconstruction_monitor_rows)
             rows_shape = (ops.shape(v0[reconstruction_rows])[0], self.units)
             reconstruction = down(hidden.sample(h0_mean[reconstruction_rows], seed, rows_shape))
             # The chains carry their hidden states, drawn at the end of the
@@ -1706,7 +1706,7 @@ class RBM(ExtraStateMixin, keras.Model):
             h = ops.cast(self.chains, dtype)
             h_shape, v_shape = tuple(self.chains.shape), (self.num_chains, ops.shape(v0)[1])
         else:
-            reconstruction_rows = slice(0, MONITOR_ROWS)
+            reconstruction_rows = slice(0, self._reconstruction_monitor_rows)
             h = hidden.sample(h0_mean, seed, h_shape)
             reconstruction = down(h)  # also the chain's first visible means
         for step in range(self.k):
@@ -1879,14 +1879,19 @@ class RBM(ExtraStateMixin, keras.Model):
         # Each batch counts by the rows its monitors read, as Keras weighs
         # its loss by the batch size: a small last batch counts for less.
         rows = ops.cast(ops.minimum(ops.shape(v0)[0], MONITOR_ROWS), "float32")
-        reconstruction_rows = ops.cast(ops.minimum(
-            ops.shape(v0)[0], PCD_MONITOR_ROWS if self.persistent else MONITOR_ROWS), "float32")
+        reconstruction_rows = ops.cast(
+            ops.minimum(ops.shape(v0)[0], self._reconstruction_monitor_rows), "float32")
         self.reconstruction_tracker.update_state(
             _monitor_value(stats["reconstruction_error"], reconstruction_rows),
             sample_weight=reconstruction_rows)
         self.free_energy_tracker.update_state(
             _monitor_value(stats["free_energy"], rows), sample_weight=rows)
         return {m.name: m.result() for m in self.metrics}
+
+    @property
+    def _reconstruction_monitor_rows(self):
+        """Rows of each batch the training `reconstruction_error` reads."""
+        return PCD_MONITOR_ROWS if self.persistent else MONITOR_ROWS
 
     def _training_statistics(self, v0):
         """`contrastive_divergence` of a batch, by the route `fit` chose."""
