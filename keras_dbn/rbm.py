@@ -1012,8 +1012,10 @@ class _FreeEnergyGap(keras.callbacks.Callback):
     representative subset of the training data: a growing gap means the
     model assigns relatively less probability to held-out data. The logged
     ``free_energy`` does not serve, as it averages the epoch's batches, each
-    before its update. Those training rows (`_gap_rows`) are evaluated as
-    the validation data are, by `RBM.evaluate`.
+    before its update. Those training rows (`_gap_rows`) go through the
+    free energy alone, by one compiled function per `fit` call: `RBM.evaluate`
+    would also reconstruct them, which doubled the call's GEMMs (it took ~8%
+    of an epoch at 784x500 with a tenth of MNIST held out).
 
     Args:
         training_rows: the training examples to compare with.
@@ -1022,6 +1024,24 @@ class _FreeEnergyGap(keras.callbacks.Callback):
     def __init__(self, training_rows):
         super().__init__()
         self.training_rows = training_rows
+        self._sum_function = None
+
+    def _mean_free_energy(self, rows):
+        """The mean free energy of `rows` at the model's weights now."""
+        import tensorflow as tf
+
+        if self._sum_function is None:
+            model = self.model
+
+            # float64 sums: the mean over 10,000 rows keeps float32's digits.
+            def free_energy_sum(v):
+                return ops.sum(ops.cast(model.free_energy(v), "float64"))
+
+            self._sum_function = tf.function(free_energy_sum, reduce_retracing=True)
+        total = 0.0
+        for start in range(0, len(rows), _GAP_BATCH_SIZE):
+            total += float(self._sum_function(rows[start:start + _GAP_BATCH_SIZE]))
+        return total / len(rows)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or "val_free_energy" not in logs:
@@ -1030,9 +1050,7 @@ class _FreeEnergyGap(keras.callbacks.Callback):
         if isinstance(rows, _RowTap):
             rows = rows.rows()
         if rows is not None:
-            training = self.model.evaluate(rows, batch_size=_GAP_BATCH_SIZE,
-                                           verbose=0, return_dict=True)["free_energy"]
-            logs["free_energy_gap"] = logs["val_free_energy"] - training
+            logs["free_energy_gap"] = logs["val_free_energy"] - self._mean_free_energy(rows)
 
 
 def _require_tensorflow_trainer(method):

@@ -364,6 +364,22 @@ def test_free_energy_gap_compares_validation_and_training_data_at_the_same_weigh
     assert logs["free_energy_gap"][-1] == pytest.approx(gap, abs=1e-5)
 
 
+@pytest.mark.parametrize("visible, dtype", [("bernoulli", "mixed_bfloat16"),
+                                             ("gaussian", "float32")])
+def test_free_energy_gap_of_images_is_the_mean_free_energy_of_the_training_rows(visible, dtype):
+    rng = np.random.default_rng(5)
+    if visible == "gaussian":
+        x = rng.normal(size=(310, 4, 4)).astype("float32")
+    else:
+        x = (rng.random((310, 4, 4)) < 0.3).astype("uint8")
+    rbm = keras_dbn.RBM(6, visible=visible, dtype=dtype, seed=0)
+    logs = rbm.fit(x, batch_size=40, epochs=2, validation_split=0.2, verbose=0).history
+    training = np.mean(np.asarray(rbm.free_energy(x[:248]), dtype="float64"))
+    assert logs["free_energy_gap"][-1] == pytest.approx(logs["val_free_energy"][-1] - training,
+                                                        abs=1e-4)
+    assert logs["free_energy_gap"][-1] != pytest.approx(logs["free_energy_gap"][0], abs=1e-6)
+
+
 def test_validation_leaves_a_reshuffling_dataset_s_epochs_as_they_are():
     import tensorflow as tf
 
