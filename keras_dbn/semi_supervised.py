@@ -420,6 +420,7 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
             # Checked before training, not after the first epoch.
             array_input.check_finite(validation_data[0], "The validation data")
+            array_input.check_finite(validation_data[2:], "The validation sample_weight")
             labels = self._checked_array_labels(validation_data[1])
             kwargs["validation_data"] = (validation_data[0], labels, *validation_data[2:])
         if kwargs.get("validation_data") is not None:

@@ -359,6 +359,8 @@ def test_data_with_nan_is_refused_before_training():
         trainer.fit(x, y, sample_weight=weights, verbose=0)
     with pytest.raises(ValueError, match="validation data contains NaN"):
         trainer.fit(x, y, validation_data=(np.where(bad == bad, bad, np.inf), y), verbose=0)
+    with pytest.raises(ValueError, match="validation sample_weight contains NaN"):
+        trainer.fit(x, y, validation_data=(x, y, weights), verbose=0)
     for labelled_x, unlabelled_x, name in ((bad, x, "x_labelled"), (x, bad, "x_unlabelled")):
         with pytest.raises(ValueError, match=f"`{name}` contains NaN"):
             keras_dbn.semi_supervised_dataset(labelled_x, y, unlabelled_x, seed=0)
