@@ -211,6 +211,55 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     return str(target)
 
 
+def write_saved_model_folder(write, filepath):
+    """Calls ``write(path)`` to write a SavedModel, into a new folder that
+    then takes the place of ``filepath``: `RBM.export` and `DBN.export`.
+
+    Keras' own export writes into ``filepath`` as it is: over an earlier
+    SavedModel file by file (a failed export left a mix of the two) and
+    among whatever else the folder held. Here an earlier SavedModel is
+    replaced only once the new one is complete, and a folder holding
+    anything else is refused. A remote path (``scheme://...``) is written
+    as Keras writes it.
+
+    Args:
+        write: writes a SavedModel at the path it is given.
+        filepath: where the SavedModel goes.
+
+    Raises:
+        ValueError: where ``filepath`` is a file, or a folder that holds
+            files but no SavedModel.
+    """
+    if "://" in str(filepath):
+        return write(str(filepath))
+    target = pathlib.Path(filepath)
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{target} is a file, not a folder to export into; move it first "
+                         "or choose another path.")
+    if target.is_dir() and any(target.iterdir()) and not (target / "saved_model.pb").exists():
+        raise ValueError(
+            f"{target} holds files that are not a SavedModel; export into a new or empty "
+            "folder (an earlier SavedModel there is replaced)."
+        )
+    parent = target.absolute().parent
+    created = [folder for folder in (parent, *parent.parents) if not folder.exists()]
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.export-", dir=parent))
+    try:
+        write(str(staging / "saved_model"))
+        _replace(staging / "saved_model", target, staging / "replaced")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return None
+
+
 def _place(export, target):
     """Renames the folder ``export`` to ``target`` if nothing is there.
 

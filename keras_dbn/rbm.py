@@ -3,6 +3,7 @@
 import contextlib
 import functools
 import math
+import os
 
 import keras
 import numpy as np
@@ -192,9 +193,13 @@ def export_model(model, export, filepath, format="tf_saved_model", verbose=None,
                  input_signature=None, **kwargs):
     """`RBM.export` and `DBN.export`: ``export`` (Keras') with `export_signature`.
 
-    Under a 16-bit policy the SavedModel's ``serve`` endpoint (and its
-    ``serving_default`` signature) casts the output to float32, as
-    ``predict`` returns it; Keras' own export would serve the compute dtype.
+    A SavedModel's ``serve`` endpoint (and its ``serving_default``
+    signature) takes rows named ``inputs``, as `export_saved_model`'s does,
+    under every dtype policy; under a 16-bit one it casts the output to
+    float32, as ``predict`` returns it (Keras' own export would serve the
+    compute dtype). The SavedModel is written beside ``filepath`` and moved
+    there once complete (`export.write_saved_model_folder`): an earlier one
+    there is replaced, a folder holding other files refused.
 
     Args:
         model: a built RBM or DBN.
@@ -203,21 +208,32 @@ def export_model(model, export, filepath, format="tf_saved_model", verbose=None,
             `keras.Model.export`.
     """
     signature = export_signature(model, input_signature)
-    top = model.rbms[-1] if getattr(model, "rbms", None) else model  # whose output it serves
-    low = keras.backend.standardize_dtype(top.compute_dtype) in ("bfloat16", "float16")
     # Keras' TensorFlow export ignores other keyword arguments (those it
     # reads are for JAX), as this one does.
-    if format != "tf_saved_model" or not low or signature is None:
+    if format != "tf_saved_model" or signature is None:
         return export(filepath, format=format, verbose=verbose, input_signature=signature,
                       **kwargs)
     import tensorflow as tf
 
+    from keras_dbn.export import INPUT_NAME, write_saved_model_folder
+
+    top = model.rbms[-1] if getattr(model, "rbms", None) else model  # whose output it serves
+    low = keras.backend.standardize_dtype(top.compute_dtype) in ("bfloat16", "float16")
     archive = keras.export.ExportArchive()
     archive.track(model)
-    specs = [tf.TensorSpec(s.shape, s.dtype) if isinstance(s, keras.InputSpec) else s
-             for s in signature]
-    archive.add_endpoint("serve", lambda x: ops.cast(model(x), "float32"), input_signature=specs)
-    archive.write_out(filepath, verbose=True if verbose is None else verbose)
+    if not isinstance(signature, (list, tuple)):
+        signature = [signature]
+    specs = [tf.TensorSpec(s.shape, s.dtype, name=INPUT_NAME) if isinstance(s, keras.InputSpec)
+             else s for s in signature]
+
+    def serve(inputs):
+        outputs = model(inputs)
+        return ops.cast(outputs, "float32") if low else outputs
+
+    archive.add_endpoint("serve", serve, input_signature=specs)
+    write_saved_model_folder(
+        lambda path: archive.write_out(path, verbose=True if verbose is None else verbose),
+        filepath)
 
 
 def _is_multi_replica(model):
@@ -813,6 +829,69 @@ def _back_up_epoch_start(backup, epoch, rate):
             variable.assign(current)
 
 
+#: Left in a `keras.callbacks.BackupAndRestore`'s folder by a diverged `fit`:
+#: the retry takes the caller's learning rate over the backup's.
+_DIVERGED_MARKER = "keras_dbn_diverged.json"
+
+
+def _mark_diverged_backup(backup, epoch, rate):
+    """Marks ``backup``'s folder as left by a `fit` that diverged in ``epoch``
+    (0-based) at the learning rate ``rate`` (a float or ``None``), where
+    the folder holds a backup."""
+    import json
+
+    import tensorflow as tf
+
+    if not tf.io.gfile.isdir(backup.backup_dir):  # nothing backed up: a retry starts afresh
+        return
+    with tf.io.gfile.GFile(os.path.join(backup.backup_dir, _DIVERGED_MARKER), "w") as file:
+        file.write(json.dumps({"diverged_in_epoch": epoch + 1, "learning_rate": rate}))
+
+
+class _RetryRate(keras.callbacks.Callback):
+    """Keeps the caller's learning rate where a `BackupAndRestore` resumes
+    a `fit` that diverged.
+
+    The backup holds the optimizer's variables, its learning rate among
+    them, and Keras loads them all: the retry that `RBM.fit`'s error
+    advises, at a lower rate, would have run at the rate that diverged.
+    Where the backup's folder holds `_DIVERGED_MARKER`, the rate the
+    optimizer had when `fit` was called is put back after the backup's
+    (a schedule's rate is not a variable, and is left alone). Backups of
+    interrupted calls keep their own rate (a `ReduceLROnPlateau` may have
+    lowered it). The marker goes once the retry has finished an epoch,
+    whose backup then holds the new rate.
+
+    Args:
+        backup: the `keras.callbacks.BackupAndRestore` this follows.
+        optimizer: the model's optimizer.
+    """
+
+    def __init__(self, backup, optimizer):
+        super().__init__()
+        self.backup = backup
+        rate = getattr(optimizer, "_learning_rate", None)
+        self._rate = (rate, np.array(rate.numpy())) if isinstance(rate, keras.Variable) else None
+
+    def _marker(self):
+        import tensorflow as tf
+
+        path = os.path.join(self.backup.backup_dir, _DIVERGED_MARKER)
+        return path if tf.io.gfile.exists(path) else None
+
+    def on_train_begin(self, logs=None):
+        if self._rate is not None and self._marker():
+            variable, value = self._rate
+            variable.assign(value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        marker = self._marker()
+        if marker:
+            tf.io.gfile.remove(marker)
+
+
 class _Diverged(Exception):
     """Ends Keras' loop from `_DivergenceGuard.on_epoch_end`."""
 
@@ -906,6 +985,7 @@ class _DivergenceGuard(keras.callbacks.Callback):
         for callback in callbacks:
             if isinstance(callback, keras.callbacks.BackupAndRestore):
                 _back_up_epoch_start(callback, self.diverged_epoch, self._saved_rate)
+                _mark_diverged_backup(callback, self.diverged_epoch, self._rate_value())
             elif not isinstance(callback, _DivergenceGuard):
                 callback.on_train_end(self.diverged_logs)
         self.restored_best = [
@@ -914,6 +994,13 @@ class _DivergenceGuard(keras.callbacks.Callback):
             and callback.restore_best_weights and callback.best_weights is not None
         ]
         return history
+
+    def _rate_value(self):
+        """The learning rate as a float (the epoch's, where it was a
+        variable), or ``None`` for a schedule."""
+        if self._saved_rate is not None:
+            return float(self._saved_rate[1])
+        return None
 
     def raise_if_diverged(self, optimizer):
         """Raises `FloatingPointError` if the last `fit` diverged."""
@@ -931,7 +1018,8 @@ class _DivergenceGuard(keras.callbacks.Callback):
             f"made weights or the reconstruction error NaN or infinite. {restored}; "
             "`rbm.history` holds the epochs' logs. Lower the learning "
             f"rate{rate}, by compiling again or setting `rbm.optimizer.learning_rate`, "
-            "and fit again: Gaussian units usually need 10-100x less than Bernoulli "
+            "and fit again (a BackupAndRestore backup then resumes at that epoch, "
+            "at the new rate): Gaussian units usually need 10-100x less than Bernoulli "
             "ones (practical guide, section 13.2)."
         )
 
@@ -1019,11 +1107,17 @@ class _FreeEnergyGap(keras.callbacks.Callback):
 
     Args:
         training_rows: the training examples to compare with.
+        csv_loggers: the call's `keras.callbacks.CSVLogger` callbacks, which
+            take their columns from the first epoch's logs: where that epoch
+            does not validate (``validation_freq`` above 1), they are given
+            a ``free_energy_gap`` column here, as Keras gives them the
+            ``val_`` ones.
     """
 
-    def __init__(self, training_rows):
+    def __init__(self, training_rows, csv_loggers=()):
         super().__init__()
         self.training_rows = training_rows
+        self.csv_loggers = list(csv_loggers)
         self._sum_function = None
 
     def _mean_free_energy(self, rows):
@@ -1044,7 +1138,13 @@ class _FreeEnergyGap(keras.callbacks.Callback):
         return total / len(rows)
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None or "val_free_energy" not in logs:
+        if logs is None:
+            return
+        if "val_free_energy" not in logs:
+            for logger in self.csv_loggers:
+                if logger.keys is None:  # Keras' columns, and the gap's
+                    keys = sorted(logs)
+                    logger.keys = sorted(keys + ["free_energy_gap"]) + [f"val_{k}" for k in keys]
             return
         rows = self.training_rows
         if isinstance(rows, _RowTap):
@@ -1647,7 +1747,8 @@ class RBM(ExtraStateMixin, keras.Model):
             reconstruction of ``v0``) and ``free_energy`` (mean ``F(v0)``);
             these two monitors are estimated from the first `MONITOR_ROWS`
             rows of larger batches (PCD's reconstruction error from the
-            first `PCD_MONITOR_ROWS`).
+            first `PCD_MONITOR_ROWS`), but for the visible term of the free
+            energy, which reads every row.
 
         Example:
 
@@ -2147,10 +2248,13 @@ class RBM(ExtraStateMixin, keras.Model):
         ``free_energy_gap``: ``val_free_energy`` minus the mean free energy
         of up to 10,000 training examples at the same, final weights of the
         epoch (Hinton's overfitting monitor). The training figures of
-        batches larger than `MONITOR_ROWS` (256) come from their first 256
-        rows, and PCD's reconstruction error from the first 32 rows of
-        batches larger than that (`PCD_MONITOR_ROWS`): a random sample
-        where the rows are shuffled; validation reads every row.
+        batches larger than `MONITOR_ROWS` (256) are estimates: the
+        reconstruction error and the hidden layer's term of the free energy
+        come from their first 256 rows (PCD's reconstruction error from the
+        first 32 rows of batches larger than that, `PCD_MONITOR_ROWS`), the
+        visible term from every row; where the rows are shuffled, the first
+        rows are a random sample and the estimates unbiased. Validation
+        reads every row.
 
         A `tf.data.Dataset` is iterated with tf.data's autotuning off,
         unless its options set it (`array_input.without_autotuning`: the
@@ -2190,10 +2294,17 @@ class RBM(ExtraStateMixin, keras.Model):
         finished epoch with the weights, optimizer state and random stream
         it backed up; the resumed epochs of a shuffled array take new
         orders, so a seeded run resumed that way ends with other weights
-        than an uninterrupted one. Unshuffled data and datasets give the
-        same, except with a ``steps_per_epoch`` whose epochs end inside a
-        pass over the data: the resumed call starts a new pass, where the
-        uninterrupted one would have gone on in the middle of one.
+        than an uninterrupted one, as do those of a dataset that reshuffles
+        each pass. Unshuffled arrays and datasets that do not reshuffle give
+        the same, except with a ``steps_per_epoch`` whose epochs end inside
+        a pass over the data (the resumed call starts a new pass, where the
+        uninterrupted one would have gone on in the middle of one) and with
+        an integer ``save_freq`` (Keras then restarts the epoch of the
+        backup from its first batch, so the batches before the backup train
+        twice). A call that diverged (`FloatingPointError`) leaves its
+        backup for the retry, which resumes at the epoch that diverged at
+        the learning rate the optimizer has when `fit` is called, not the
+        backup's.
 
         Raises:
             ValueError: for NumPy data (or a tensor) that is not finite, or
@@ -2276,13 +2387,17 @@ class RBM(ExtraStateMixin, keras.Model):
                 training_rows = _gap_rows(x, validation_split, validation_data)
             if training_rows is not None:
                 logged.append("free_energy_gap")
-                callbacks.insert(0, _FreeEnergyGap(training_rows))
+                callbacks.insert(0, _FreeEnergyGap(training_rows, [
+                    c for c in callbacks if isinstance(c, keras.callbacks.CSVLogger)]))
         check_monitors(callbacks, logged, "an RBM")
         check_checkpoint_formats(callbacks, self)
         # First, so that later callbacks (checkpoints, early stopping) see
         # the restored weights of a diverged epoch.
         guard = _DivergenceGuard()
         callbacks.insert(0, guard)
+        for index in reversed(range(len(callbacks))):
+            if isinstance(callbacks[index], keras.callbacks.BackupAndRestore):
+                callbacks.insert(index + 1, _RetryRate(callbacks[index], self.optimizer))
         if array_input.is_stream(x):
             kwargs.setdefault("shuffle", False)  # Keras warns that it cannot shuffle one
         self._prepare_jit_compile(x, batch_size, validation_split, validation_data)

@@ -416,3 +416,44 @@ def test_keras_export_under_a_mixed_policy_serves_float32_as_predict_returns(tmp
             outputs = outputs if tf.is_tensor(outputs) else next(iter(outputs.values()))
             assert outputs.dtype == tf.float32
             np.testing.assert_array_equal(outputs.numpy(), model.predict(x[:5], verbose=0))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_keras_export_of_an_rbm_names_its_input_and_replaces_only_a_saved_model(tmp_path, dtype):
+    """The input was `args_0` in float32 and `x` under a mixed policy; an
+    export went over an earlier SavedModel file by file and among a
+    folder's other files."""
+    import tensorflow as tf
+
+    import keras_dbn
+
+    x = (np.random.default_rng(0).random((100, 12)) < 0.3).astype("float32")
+    rbm = keras_dbn.RBM(4, seed=0, dtype=dtype)
+    rbm.fit(x, epochs=1, verbose=0)
+    path = tmp_path / "models" / "rbm"
+    rbm.export(str(path), verbose=False)
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    outputs = next(iter(served(inputs=tf.constant(x[:5])).values()))
+    assert outputs.dtype == tf.float32
+    np.testing.assert_allclose(outputs.numpy(), rbm.predict(x[:5], verbose=0), atol=1e-6)
+    # A second export replaces the first once written; one that fails leaves it.
+    (path / "assets" / "mine.txt").parent.mkdir(exist_ok=True)
+    (path / "assets" / "mine.txt").write_text("of the earlier export")
+    rbm.export(str(path), verbose=False)
+    assert not (path / "assets" / "mine.txt").exists()
+    before = sorted(p.relative_to(path) for p in path.rglob("*"))
+    with pytest.raises(Exception):
+        rbm.export(str(path), verbose=False,
+                   input_signature=[tf.TensorSpec((None, 5), tf.float32)])
+    assert sorted(p.relative_to(path) for p in path.rglob("*")) == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["rbm"]  # no staging left
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds files that are not a SavedModel"):
+        rbm.export(str(notes), verbose=False)
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ValueError, match="is a file"):
+        rbm.export(str(tmp_path / "file"), verbose=False)
+    assert sorted(p.name for p in notes.iterdir()) == ["todo.txt"]
+    assert (tmp_path / "file").read_text() == "mine"

@@ -380,6 +380,25 @@ def test_free_energy_gap_of_images_is_the_mean_free_energy_of_the_training_rows(
     assert logs["free_energy_gap"][-1] != pytest.approx(logs["free_energy_gap"][0], abs=1e-6)
 
 
+def test_a_csv_log_has_the_gap_when_the_first_epoch_does_not_validate(tmp_path):
+    """Keras' CSVLogger takes its columns from the first epoch's logs (and
+    adds the `val_` ones): with ``validation_freq=2`` the gap was left out."""
+    import csv
+
+    x = (np.random.default_rng(3).random((200, 8)) < 0.3).astype("float32")
+    rbm = keras_dbn.RBM(4, seed=0)
+    path = tmp_path / "log.csv"
+    logs = rbm.fit(x[:150], epochs=4, batch_size=50, validation_data=x[150:],
+                   validation_freq=2, verbose=0,
+                   callbacks=[keras.callbacks.CSVLogger(str(path))]).history
+    rows = list(csv.DictReader(path.open()))
+    assert [row["free_energy_gap"] for row in rows[::2]] == ["NA", "NA"]
+    np.testing.assert_allclose([float(row["free_energy_gap"]) for row in rows[1::2]],
+                               logs["free_energy_gap"], rtol=1e-6)
+    np.testing.assert_allclose([float(row["val_free_energy"]) for row in rows[1::2]],
+                               logs["val_free_energy"], rtol=1e-6)
+
+
 def test_validation_leaves_a_reshuffling_dataset_s_epochs_as_they_are():
     import tensorflow as tf
 
@@ -1940,6 +1959,81 @@ def test_a_diverged_epoch_leaves_backups_and_checkpoints_of_the_finished_ones(tm
     assert int(resumed.optimizer.iterations) == 4 * 10
     assert all(np.isfinite(w).all() for w in resumed.get_weights())
     assert not backup.exists()  # deleted once the call ends well
+
+
+class _RateSpy(keras.callbacks.Callback):
+    """Records each epoch's number and learning rate as it begins."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append((epoch, float(self.model.optimizer.learning_rate.numpy())))
+
+
+class _Sabotage(keras.callbacks.Callback):
+    """Makes the third epoch's updates blow up, the rate left as it is."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            self.model.kernel.assign(self.model.kernel * 1e30)
+
+
+@pytest.mark.parametrize("retry", ["same model", "new process"])
+def test_a_retry_at_a_lower_rate_resumes_from_the_backup_at_that_rate(tmp_path, retry):
+    """The backup holds the optimizer's rate, which Keras loaded over the
+    lowered one: the retry that the error advises ran at the rate that
+    diverged."""
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
+
+    def gaussian_rbm(rate):
+        rbm = keras_dbn.RBM(4, visible="gaussian", seed=0)
+        rbm.compile(optimizer=keras.optimizers.SGD(rate, momentum=0.9))
+        return rbm
+
+    backup = tmp_path / "backup"
+    rbm = gaussian_rbm(0.02)
+    with pytest.raises(FloatingPointError, match="resumes at that epoch, at the new rate"):
+        rbm.fit(x, epochs=4, batch_size=20, verbose=0, callbacks=[
+            keras.callbacks.BackupAndRestore(str(backup)), _Sabotage()])
+    if retry == "same model":
+        rbm.optimizer.learning_rate.assign(0.002)
+    else:
+        rbm = gaussian_rbm(0.002)
+    spy = _RateSpy()
+    rbm.fit(x, epochs=4, batch_size=20, verbose=0,
+            callbacks=[keras.callbacks.BackupAndRestore(str(backup)), spy])
+    assert spy.seen == [(2, pytest.approx(0.002)), (3, pytest.approx(0.002))]
+    assert not backup.exists()
+
+
+def test_a_resumed_interruption_keeps_the_backups_learning_rate(tmp_path):
+    """Only a diverged call's backup gives way to the caller's rate: an
+    interrupted one resumes at the rate it had (here lowered by a callback,
+    as `ReduceLROnPlateau` would)."""
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
+
+    class LowerThenInterrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.optimizer.learning_rate.assign(0.001)
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    def gaussian_rbm():
+        rbm = keras_dbn.RBM(4, visible="gaussian", seed=0)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.01))
+        return rbm
+
+    backup = str(tmp_path / "backup")
+    with pytest.raises(KeyboardInterrupt):
+        gaussian_rbm().fit(x, epochs=4, batch_size=20, verbose=0, callbacks=[
+            LowerThenInterrupt(), keras.callbacks.BackupAndRestore(backup)])
+    spy = _RateSpy()
+    gaussian_rbm().fit(x, epochs=4, batch_size=20, verbose=0,
+                       callbacks=[keras.callbacks.BackupAndRestore(backup), spy])
+    assert spy.seen == [(1, pytest.approx(0.001)), (2, pytest.approx(0.001)),
+                        (3, pytest.approx(0.001))]
 
 
 def test_the_divergence_message_says_when_early_stopping_put_back_its_best_weights():
