@@ -4,6 +4,7 @@ import contextlib
 import functools
 import math
 import os
+import weakref
 
 import keras
 import numpy as np
@@ -1091,6 +1092,46 @@ class _RowTap:
         return None if self._frozen is False else self._frozen
 
 
+#: Each RBM's compiled `_free_energy_sum_function`, for as long as it lives.
+_FREE_ENERGY_SUMS = weakref.WeakKeyDictionary()
+
+
+def _free_energy_sum_function(rbm):
+    """A compiled function of a batch of rows: the sum of their free
+    energies under ``rbm``, in float64 (the mean of 10,000 rows keeps
+    float32's digits).
+
+    It computes them as `RBM.test_step` does, so that the gap compares like
+    with like (under a mixed policy the compiled and eager routes round
+    differently), and by the private `RBM._free_energy`, as `test_step`
+    does, not by a subclass's `free_energy`. One function per RBM, traced
+    once for each shape of rows (one per `fit` call set TensorFlow's
+    warning of frequent retracing off after a few calls); it holds the RBM
+    weakly.
+    """
+    function = _FREE_ENERGY_SUMS.get(rbm)
+    if function is None:
+        import tensorflow as tf
+
+        model = weakref.ref(rbm)
+
+        def free_energy_sum(v):
+            current = model()
+            v = current._flatten(v, current._statistics_dtype)
+            weights = current._weights()
+            hidden_pre = current._hidden_pre(ops.cast(v, current.compute_dtype), weights)
+            return ops.sum(ops.cast(current._free_energy(v, hidden_pre, weights), "float64"))
+
+        function = tf.function(free_energy_sum, reduce_retracing=True)
+        # TensorFlow counts the traces of one Python function over all its
+        # tf.functions: a trace per RBM (a tuner's trials, a DBN's layers,
+        # on few rows) would set off its warning of retracing "in a loop".
+        # Its own flag for that; an attribute without effect where missing.
+        function._omit_frequent_tracing_warning = True
+        _FREE_ENERGY_SUMS[rbm] = function
+    return function
+
+
 class _FreeEnergyGap(keras.callbacks.Callback):
     """Adds ``free_energy_gap`` to the logs: ``val_free_energy`` minus the
     mean free energy of training examples, both at the epoch's final weights.
@@ -1101,7 +1142,7 @@ class _FreeEnergyGap(keras.callbacks.Callback):
     model assigns relatively less probability to held-out data. The logged
     ``free_energy`` does not serve, as it averages the epoch's batches, each
     before its update. Those training rows (`_gap_rows`) go through the
-    free energy alone, by one compiled function per `fit` call: `RBM.evaluate`
+    free energy alone, by one compiled function per RBM: `RBM.evaluate`
     would also reconstruct them, which doubled the call's GEMMs (it took ~8%
     of an epoch at 784x500 with a tenth of MNIST held out).
 
@@ -1118,23 +1159,13 @@ class _FreeEnergyGap(keras.callbacks.Callback):
         super().__init__()
         self.training_rows = training_rows
         self.csv_loggers = list(csv_loggers)
-        self._sum_function = None
 
     def _mean_free_energy(self, rows):
         """The mean free energy of `rows` at the model's weights now."""
-        import tensorflow as tf
-
-        if self._sum_function is None:
-            model = self.model
-
-            # float64 sums: the mean over 10,000 rows keeps float32's digits.
-            def free_energy_sum(v):
-                return ops.sum(ops.cast(model.free_energy(v), "float64"))
-
-            self._sum_function = tf.function(free_energy_sum, reduce_retracing=True)
+        function = _free_energy_sum_function(self.model)
         total = 0.0
         for start in range(0, len(rows), _GAP_BATCH_SIZE):
-            total += float(self._sum_function(rows[start:start + _GAP_BATCH_SIZE]))
+            total += float(function(rows[start:start + _GAP_BATCH_SIZE]))
         return total / len(rows)
 
     def on_epoch_end(self, epoch, logs=None):

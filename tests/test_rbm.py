@@ -380,6 +380,39 @@ def test_free_energy_gap_of_images_is_the_mean_free_energy_of_the_training_rows(
     assert logs["free_energy_gap"][-1] != pytest.approx(logs["free_energy_gap"][0], abs=1e-6)
 
 
+def test_the_gap_compares_like_with_like_for_a_subclass_and_repeated_fits(caplog):
+    """The training side went through a subclass's own `free_energy`, where
+    `val_free_energy` comes from the test step; and a compiled function per
+    `fit` call set off TensorFlow's warning of frequent retracing."""
+    import gc
+    import logging
+    import weakref
+
+    from keras_dbn import rbm as rbm_module
+
+    class Shifted(keras_dbn.RBM):
+        def free_energy(self, v):
+            return super().free_energy(v) + 100.0
+
+    x = (np.random.default_rng(2).random((2500, 12)) < 0.3).astype("float32")
+    caplog.set_level(logging.WARNING, logger="tensorflow")
+    for _ in range(6):  # a trace for each RBM, as in a search over many
+        keras_dbn.RBM(3, seed=0).fit(x[:50], validation_data=x[50:60], verbose=0)
+    rbm = Shifted(5, seed=0)
+    for _ in range(5):
+        logs = rbm.fit(x[:2000], validation_data=x[2000:], epochs=1, batch_size=100,
+                       verbose=0).history
+    training = rbm.evaluate(x[:2000], verbose=0, return_dict=True)["free_energy"]
+    assert logs["free_energy_gap"][-1] == pytest.approx(logs["val_free_energy"][-1] - training,
+                                                        abs=1e-4)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    assert rbm in rbm_module._FREE_ENERGY_SUMS
+    alive = weakref.ref(rbm)
+    del rbm
+    gc.collect()
+    assert alive() is None  # its compiled function does not keep it alive
+
+
 def test_a_csv_log_has_the_gap_when_the_first_epoch_does_not_validate(tmp_path):
     """Keras' CSVLogger takes its columns from the first epoch's logs (and
     adds the `val_` ones): with ``validation_freq=2`` the gap was left out."""
