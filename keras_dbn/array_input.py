@@ -123,6 +123,26 @@ def fit_can_stream(fit_kwargs):
     return not tf.distribute.has_strategy()
 
 
+def refuse_dataset(value, name, function):
+    """Raises where ``value`` is a `tf.data.Dataset` given for an array.
+
+    NumPy reads a dataset as a scalar object array, so the errors that
+    follow speak of a scalar or of no examples.
+
+    Args:
+        value: what was given.
+        name: how the error names it (e.g. "`x_labelled`").
+        function: the function or method that takes arrays.
+
+    Raises:
+        TypeError: for a dataset.
+    """
+    tf = sys.modules.get("tensorflow")  # no Dataset exists unless it is imported
+    if tf is not None and isinstance(value, tf.data.Dataset):
+        raise TypeError(f"{function} takes arrays, not a tf.data.Dataset, for {name}: "
+                        "pass NumPy arrays (or tensors) of the examples.")
+
+
 def is_stream(data):
     """Whether ``data`` is a `tf.data.Dataset` or a generator.
 
@@ -483,6 +503,7 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     Raises:
         ValueError: for a batch size below 1, an empty array, or ``y`` of
             another length.
+        TypeError: for a `tf.data.Dataset` given as ``x`` or ``y``.
 
     Example:
 
@@ -494,6 +515,8 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
     """
     import tensorflow as tf
 
+    refuse_dataset(x, "x", "array_dataset")
+    refuse_dataset(y, "y", "array_dataset")
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     batch_size = checked_batch_size(batch_size)

@@ -298,14 +298,15 @@ class DBN(ExtraStateMixin, keras.Model):
 
     def build(self, input_shape):
         shape = (None, int(np.prod(input_shape[1:])))
-        for rbm in self.rbms:
+        for index, rbm in enumerate(self.rbms):
             if not rbm.built:
                 # Its weights in the scope of the strategy it was made under.
                 with rbm.distribute_strategy.scope():
                     rbm.build(shape)
             elif rbm.num_visible != shape[1]:
+                below = "the data give" if index == 0 else "the layer below gives"
                 raise ValueError(
-                    f"{rbm.name} expects {rbm.num_visible} inputs but the layer below gives {shape[1]}."
+                    f"{rbm.name} expects {rbm.num_visible} inputs but {below} {shape[1]}."
                 )
             shape = (None, rbm.units)
         self.built = True

@@ -23,12 +23,15 @@ The answer is ``{"predictions": [[p_0, ..., p_9]]}``, one row of class
 probabilities per instance.
 """
 
+import contextlib
 import errno
+import io
 import json
 import numbers
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -211,24 +214,33 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     return str(target)
 
 
+#: The entries of a SavedModel folder, which an export into it replaces.
+SAVED_MODEL_ENTRIES = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "variables",
+                       "assets", "assets.extra")
+
+
 def write_saved_model_folder(write, filepath):
-    """Calls ``write(path)`` to write a SavedModel, into a new folder that
-    then takes the place of ``filepath``: `RBM.export` and `DBN.export`.
+    """Calls ``write(path)`` to write a SavedModel, into a hidden folder in
+    ``filepath``, then moves its entries into ``filepath``: `RBM.export`
+    and `DBN.export`.
 
     Keras' own export writes into ``filepath`` as it is: over an earlier
     SavedModel file by file (a failed export left a mix of the two) and
-    among whatever else the folder held. Here an earlier SavedModel is
-    replaced only once the new one is complete, and a folder holding
-    anything else is refused. A remote path (``scheme://...``) is written
-    as Keras writes it.
+    among whatever else the folder held. Here a failed export leaves an
+    earlier SavedModel as it was, its entries (`SAVED_MODEL_ENTRIES`) are
+    replaced only once the new ones are written, and a folder holding
+    anything else but hidden files (``.gitkeep``) is refused. The folder
+    itself stays (a link to it, a mount point, the working folder, its
+    owner and mode). What ``write`` prints names ``filepath``. A remote path
+    (``scheme://...``) is written as Keras writes it.
 
     Args:
         write: writes a SavedModel at the path it is given.
-        filepath: where the SavedModel goes.
+        filepath: the folder the SavedModel goes in; created if missing.
 
     Raises:
         ValueError: where ``filepath`` is a file, or a folder that holds
-            files but no SavedModel.
+            other entries than a SavedModel's.
     """
     if "://" in str(filepath):
         return write(str(filepath))
@@ -236,27 +248,49 @@ def write_saved_model_folder(write, filepath):
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target} is a file, not a folder to export into; move it first "
                          "or choose another path.")
-    if target.is_dir() and any(target.iterdir()) and not (target / "saved_model.pb").exists():
+    others = sorted(entry.name for entry in target.iterdir()
+                    if entry.name not in SAVED_MODEL_ENTRIES
+                    and not entry.name.startswith(".")) if target.is_dir() else []
+    if others:
         raise ValueError(
-            f"{target} holds files that are not a SavedModel; export into a new or empty "
-            "folder (an earlier SavedModel there is replaced)."
+            f"{target} holds other entries than a SavedModel's ({', '.join(others[:3])}"
+            f"{', ...' if len(others) > 3 else ''}); export into a new folder, or one that "
+            "holds a SavedModel alone, which is replaced."
         )
-    parent = target.absolute().parent
-    created = [folder for folder in (parent, *parent.parents) if not folder.exists()]
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.export-", dir=parent))
+    created = [folder for folder in (target.absolute(), *target.absolute().parents)
+               if not folder.exists()]
+    target.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=".export-", dir=target))
+    written, aside = staging / "saved_model", staging / "replaced"
+    moved_aside, moved_in = [], []
     try:
-        write(str(staging / "saved_model"))
-        _replace(staging / "saved_model", target, staging / "replaced")
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            write(str(written))
+        aside.mkdir()
+        for name in SAVED_MODEL_ENTRIES:
+            if os.path.lexists(target / name):
+                os.rename(target / name, aside / name)
+                moved_aside.append(name)
+        for entry in sorted(written.iterdir()):
+            os.rename(entry, target / entry.name)
+            moved_in.append(entry.name)
     except BaseException:
+        for name in moved_in:  # the earlier SavedModel back as it was
+            shutil.rmtree(target / name, ignore_errors=True)
+            if os.path.lexists(target / name):
+                os.remove(target / name)
+        for name in moved_aside:
+            os.rename(aside / name, target / name)
         shutil.rmtree(staging, ignore_errors=True)
-        for folder in created:
+        for folder in created:  # rmdir, not rmtree: only what this call made and left empty
             try:
                 folder.rmdir()
             except OSError:
                 break
         raise
     shutil.rmtree(staging, ignore_errors=True)
+    sys.stdout.write(printed.getvalue().replace(str(written), str(filepath)))
     return None
 
 

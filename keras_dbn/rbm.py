@@ -194,13 +194,13 @@ def export_model(model, export, filepath, format="tf_saved_model", verbose=None,
                  input_signature=None, **kwargs):
     """`RBM.export` and `DBN.export`: ``export`` (Keras') with `export_signature`.
 
-    A SavedModel's ``serve`` endpoint (and its ``serving_default``
-    signature) takes rows named ``inputs``, as `export_saved_model`'s does,
-    under every dtype policy; under a 16-bit one it casts the output to
-    float32, as ``predict`` returns it (Keras' own export would serve the
-    compute dtype). The SavedModel is written beside ``filepath`` and moved
-    there once complete (`export.write_saved_model_folder`): an earlier one
-    there is replaced, a folder holding other files refused.
+    Without an ``input_signature`` the SavedModel's ``serve`` endpoint (and
+    its ``serving_default`` signature) takes rows named ``inputs``, as
+    `export_saved_model`'s does. Under a 16-bit policy it casts the output
+    to float32, as ``predict`` returns it (Keras' own export would serve
+    the compute dtype). The SavedModel is written aside and moved into
+    ``filepath`` once complete (`export.write_saved_model_folder`): an
+    earlier one there is replaced, a folder holding other files refused.
 
     Args:
         model: a built RBM or DBN.
@@ -220,12 +220,18 @@ def export_model(model, export, filepath, format="tf_saved_model", verbose=None,
 
     top = model.rbms[-1] if getattr(model, "rbms", None) else model  # whose output it serves
     low = keras.backend.standardize_dtype(top.compute_dtype) in ("bfloat16", "float16")
+    if input_signature is not None and not low:
+        return write_saved_model_folder(
+            lambda path: export(path, format=format, verbose=verbose,
+                                input_signature=signature, **kwargs), filepath)
+    if input_signature is None:
+        specs = [tf.TensorSpec(s.shape, s.dtype, name=INPUT_NAME) for s in signature]
+    else:
+        signature = signature if isinstance(signature, (list, tuple)) else [signature]
+        specs = [tf.TensorSpec(s.shape, s.dtype, name=s.name) if isinstance(s, keras.InputSpec)
+                 else s for s in signature]
     archive = keras.export.ExportArchive()
     archive.track(model)
-    if not isinstance(signature, (list, tuple)):
-        signature = [signature]
-    specs = [tf.TensorSpec(s.shape, s.dtype, name=INPUT_NAME) if isinstance(s, keras.InputSpec)
-             else s for s in signature]
 
     def serve(inputs):
         outputs = model(inputs)
@@ -860,8 +866,9 @@ class _RetryRate(keras.callbacks.Callback):
     optimizer had when `fit` was called is put back after the backup's
     (a schedule's rate is not a variable, and is left alone). Backups of
     interrupted calls keep their own rate (a `ReduceLROnPlateau` may have
-    lowered it). The marker goes once the retry has finished an epoch,
-    whose backup then holds the new rate.
+    lowered it). The marker goes once the backup has been saved again
+    (its training metadata rewritten) by the end of an epoch: the backup
+    then holds the new rate.
 
     Args:
         backup: the `keras.callbacks.BackupAndRestore` this follows.
@@ -880,7 +887,17 @@ class _RetryRate(keras.callbacks.Callback):
         path = os.path.join(self.backup.backup_dir, _DIVERGED_MARKER)
         return path if tf.io.gfile.exists(path) else None
 
+    def _backup_saved(self):
+        """When the backup's training metadata were last written, or None."""
+        import tensorflow as tf
+
+        path = getattr(self.backup, "_training_metadata_path", None)
+        if path is None or not tf.io.gfile.exists(path):
+            return None
+        return tf.io.gfile.stat(path).mtime_nsec, tf.io.gfile.GFile(path).read()
+
     def on_train_begin(self, logs=None):
+        self._saved_at = self._backup_saved()
         if self._rate is not None and self._marker():
             variable, value = self._rate
             variable.assign(value)
@@ -889,7 +906,7 @@ class _RetryRate(keras.callbacks.Callback):
         import tensorflow as tf
 
         marker = self._marker()
-        if marker:
+        if marker and self._backup_saved() != self._saved_at:
             tf.io.gfile.remove(marker)
 
 
@@ -1003,8 +1020,13 @@ class _DivergenceGuard(keras.callbacks.Callback):
             return float(self._saved_rate[1])
         return None
 
-    def raise_if_diverged(self, optimizer):
-        """Raises `FloatingPointError` if the last `fit` diverged."""
+    def raise_if_diverged(self, optimizer, sampled_checks=False):
+        """Raises `FloatingPointError` if the last `fit` diverged.
+
+        ``sampled_checks``: whether the data were checked on the first rows
+        of each batch only (a dataset's), so that bad values may have
+        caused it.
+        """
         if self.diverged_epoch is None:
             return
         rate = getattr(optimizer, "learning_rate", None)
@@ -1022,6 +1044,9 @@ class _DivergenceGuard(keras.callbacks.Callback):
             "and fit again (a BackupAndRestore backup then resumes at that epoch, "
             "at the new rate): Gaussian units usually need 10-100x less than Bernoulli "
             "ones (practical guide, section 13.2)."
+            + (f" A dataset's batches are checked for NaN, infinite or out-of-range "
+               f"values in their first {MONITOR_ROWS} rows only: if a lower rate does "
+               "not help, check the data." if sampled_checks else "")
         )
 
 
@@ -1132,6 +1157,31 @@ def _free_energy_sum_function(rbm):
     return function
 
 
+class _GapColumn(keras.callbacks.Callback):
+    """Gives a `keras.callbacks.CSVLogger`, which it runs just before, a
+    ``free_energy_gap`` column where the first epoch does not validate.
+
+    The logger takes its columns from the first epoch's logs and adds the
+    ``val_`` ones (``validation_freq`` above 1 leaves them out of that
+    epoch); the gap, a validation figure without that prefix, was left out
+    of the file. Run just before it, this sees the logs that it sees.
+
+    Args:
+        logger: the `keras.callbacks.CSVLogger`.
+    """
+
+    def __init__(self, logger):
+        super().__init__()
+        self.logger = logger
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.logger.keys is None and logs and "free_energy_gap" not in logs:
+            keys = sorted(logs)
+            if not any(key.startswith("val_") for key in keys):
+                keys += [f"val_{key}" for key in keys]
+            self.logger.keys = sorted(keys + ["free_energy_gap"])
+
+
 class _FreeEnergyGap(keras.callbacks.Callback):
     """Adds ``free_energy_gap`` to the logs: ``val_free_energy`` minus the
     mean free energy of training examples, both at the epoch's final weights.
@@ -1148,17 +1198,11 @@ class _FreeEnergyGap(keras.callbacks.Callback):
 
     Args:
         training_rows: the training examples to compare with.
-        csv_loggers: the call's `keras.callbacks.CSVLogger` callbacks, which
-            take their columns from the first epoch's logs: where that epoch
-            does not validate (``validation_freq`` above 1), they are given
-            a ``free_energy_gap`` column here, as Keras gives them the
-            ``val_`` ones.
     """
 
-    def __init__(self, training_rows, csv_loggers=()):
+    def __init__(self, training_rows):
         super().__init__()
         self.training_rows = training_rows
-        self.csv_loggers = list(csv_loggers)
 
     def _mean_free_energy(self, rows):
         """The mean free energy of `rows` at the model's weights now."""
@@ -1169,13 +1213,7 @@ class _FreeEnergyGap(keras.callbacks.Callback):
         return total / len(rows)
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        if "val_free_energy" not in logs:
-            for logger in self.csv_loggers:
-                if logger.keys is None:  # Keras' columns, and the gap's
-                    keys = sorted(logs)
-                    logger.keys = sorted(keys + ["free_energy_gap"]) + [f"val_{k}" for k in keys]
+        if logs is None or "val_free_energy" not in logs:
             return
         rows = self.training_rows
         if isinstance(rows, _RowTap):
@@ -1716,7 +1754,11 @@ class RBM(ExtraStateMixin, keras.Model):
             v: visible states, shape ``(batch, num_visible)``.
 
         Returns:
-            Tensor of shape ``(batch,)``; float32 under a mixed policy.
+            Tensor of shape ``(batch,)``; float32 under a mixed policy, where
+            the input to the hidden units comes from a bfloat16 GEMM: called
+            eagerly, as here, it rounds differently from the compiled
+            `evaluate` and `fit` (which log ``free_energy`` and the gap), by
+            up to ~1e-4 relative in a 784x32 RBM on MNIST.
 
         Example:
 
@@ -2272,8 +2314,8 @@ class RBM(ExtraStateMixin, keras.Model):
 
         Labels (``y``) are accepted and ignored, so labelled datasets can be
         passed as they are (so are the weights in a dataset's ``(x, y, w)``
-        elements); a ``sample_weight`` or ``class_weight`` argument is
-        refused, since CD's statistics weigh every example alike. An RBM
+        elements, with a warning); a ``sample_weight`` or ``class_weight``
+        argument is refused, since CD's statistics weigh every example alike. An RBM
         that was not compiled is compiled with the default optimizer. With validation data the logs
         hold ``val_reconstruction_error``, ``val_free_energy`` and
         ``free_energy_gap``: ``val_free_energy`` minus the mean free energy
@@ -2344,7 +2386,8 @@ class RBM(ExtraStateMixin, keras.Model):
             tf.errors.InvalidArgumentError: for a batch of a
                 `tf.data.Dataset` (``x`` or validation data) whose values
                 `_check_data` would refuse in a NumPy array, at that batch
-                (`_checked_dataset`).
+                (`_checked_dataset`, which reads each batch's first 256
+                rows: bad values beyond them may show as a divergence).
             ValueError: for an `EarlyStopping`, `ReduceLROnPlateau` or
                 best-only `ModelCheckpoint` monitoring a figure this call
                 does not log (`monitor_modes.check_monitors`).
@@ -2374,6 +2417,7 @@ class RBM(ExtraStateMixin, keras.Model):
             raise TypeError("An RBM reads one input: pass the visible data as an array or "
                             "a dataset, not a dict.")
         x, validation_data = _host_array(x), _host_validation_data(validation_data)
+        streamed = _is_dataset(x)
         array_input.check_ends(dict(kwargs, validation_data=validation_data), x, "RBM.fit")
         hardware.warn_if_emulated(self.dtype_policy)
         _warn_of_layer_histograms(callbacks)
@@ -2398,6 +2442,12 @@ class RBM(ExtraStateMixin, keras.Model):
             batch_size = keras_batch_size if batch_size is None else batch_size
         elif _is_dataset(x):
             _warn_of_short_epochs(x, kwargs.get("steps_per_epoch"))
+            if isinstance(x.element_spec, tuple) and len(x.element_spec) == 3:
+                user_warnings.warn(
+                    "The dataset's elements hold sample weights (x, y, w), which RBM.fit "
+                    "ignores: CD's statistics weigh every example alike. Repeat or drop "
+                    "examples to weigh them."
+                )
             shape = getattr(_dataset_input_spec(x), "shape", None)
             if not self.built and shape is not None and shape.rank and None not in shape[1:]:
                 # Built from the dataset's shape, as for arrays: a callback's
@@ -2418,8 +2468,10 @@ class RBM(ExtraStateMixin, keras.Model):
                 training_rows = _gap_rows(x, validation_split, validation_data)
             if training_rows is not None:
                 logged.append("free_energy_gap")
-                callbacks.insert(0, _FreeEnergyGap(training_rows, [
-                    c for c in callbacks if isinstance(c, keras.callbacks.CSVLogger)]))
+                for index in reversed(range(len(callbacks))):
+                    if isinstance(callbacks[index], keras.callbacks.CSVLogger):
+                        callbacks.insert(index, _GapColumn(callbacks[index]))
+                callbacks.insert(0, _FreeEnergyGap(training_rows))
         check_monitors(callbacks, logged, "an RBM")
         check_checkpoint_formats(callbacks, self)
         # First, so that later callbacks (checkpoints, early stopping) see
@@ -2481,7 +2533,7 @@ class RBM(ExtraStateMixin, keras.Model):
             history = guard.end_training(self, callbacks, history_before)
         finally:
             self._fitting = False
-        guard.raise_if_diverged(self.optimizer)
+        guard.raise_if_diverged(self.optimizer, sampled_checks=streamed)
         return history
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
@@ -2795,7 +2847,7 @@ class RBM(ExtraStateMixin, keras.Model):
         if isinstance(validation_data, (tuple, list)):
             validation_data = validation_data[0]
         if isinstance(validation_data, np.ndarray):
-            self._check_data(validation_data)
+            self._check_data(validation_data, "The validation data")
             validation_data = array_input.array_dataset(
                 validation_data, batch_size=val_batch_size, shuffle=False
             )
@@ -2841,8 +2893,9 @@ class RBM(ExtraStateMixin, keras.Model):
         # and 0.97-1.0x as fast as without the check this way.
         return dataset.map(check_element).prefetch(1)
 
-    def _check_data(self, x):
-        """Refuses data the RBM cannot read."""
+    def _check_data(self, x, name=None):
+        """Refuses data the RBM cannot read; ``name`` (e.g. "The validation
+        data") says which, where it is not the data the call reads."""
         if not array_input.is_numeric(x.dtype):
             raise ValueError(f"RBM data must be numeric, got dtype {x.dtype}.")
         array_input.check_rank(x.shape)
@@ -2853,10 +2906,11 @@ class RBM(ExtraStateMixin, keras.Model):
             return
         low, high = array_input.value_range(x)
         if not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError("RBM data contains NaN or infinite values.")
+            raise ValueError(f"{name or 'RBM data'} contains NaN or infinite values.")
         if self.visible_units.name == "bernoulli" and (low < 0 or high > 1):
             raise ValueError(
-                "Bernoulli visible units need data in [0, 1] (got values in "
+                ("" if name is None else f"{name}: ")
+                + "Bernoulli visible units need data in [0, 1] (got values in "
                 f"[{low}, {high}]); scale the data (e.g. x / 255) or use "
                 "visible='gaussian' for standardised real-valued data."
             )
@@ -2964,11 +3018,13 @@ class RBM(ExtraStateMixin, keras.Model):
         the same random numbers as steps run one by one.
 
         Args:
-            v: starting visible states, shape ``(batch, num_visible)``.
+            v: starting visible states, shape ``(batch, num_visible)``, or
+                examples of any shape with ``num_visible`` values (images).
             steps: number of Gibbs steps, ``>= 0``.
 
         Returns:
-            The visible sample after the last step, a backend tensor (a
+            The visible sample after the last step, shape ``(batch,
+            num_visible)`` (images come back as rows), a backend tensor (a
             `tf.Tensor` with TensorFlow; `sample` returns NumPy); the chain
             runs in float32 under a mixed policy (`_sampling_dtype`).
 
@@ -2997,15 +3053,17 @@ class RBM(ExtraStateMixin, keras.Model):
         """Deterministic reconstruction: ``E[v | h = p(h | v)]``.
 
         Args:
-            v: visible data, shape ``(batch, num_visible)``.
+            v: visible data, shape ``(batch, num_visible)``, or examples of
+                any shape with ``num_visible`` values (images).
 
         Returns:
-            The mean visible state given the hidden means, same shape.
+            The mean visible state given the hidden means, shape ``(batch,
+            num_visible)``: images come back as rows.
 
         Example:
 
         >>> x_hat = rbm.reconstruct(x_test[:10])  # shape (10, 784)
-        >>> error = np.mean((rbm.reconstruct(x_test) - x_test) ** 2)
+        >>> error = np.mean((rbm.reconstruct(x_test) - x_test.reshape(len(x_test), -1)) ** 2)
         """
         return self.visible_given_hidden(self.hidden_given_visible(v))
 

@@ -898,6 +898,7 @@ def semi_supervised_dataset(
             different lengths, labels that are not one integer >= 0 per example,
             inputs of different trailing shapes, or batch sizes that are not
             positive integers.
+        TypeError: for a `tf.data.Dataset` given for an array.
 
     Example:
 
@@ -909,6 +910,9 @@ def semi_supervised_dataset(
     """
     import tensorflow as tf
 
+    for name, value in (("`x_labelled`", x_labelled), ("`y_labelled`", y_labelled),
+                        ("`x_unlabelled`", x_unlabelled)):
+        array_input.refuse_dataset(value, name, "semi_supervised_dataset")
     x_labelled = np.asarray(x_labelled)
     y_labelled = np.asarray(y_labelled)
     x_unlabelled = np.asarray(x_unlabelled)

@@ -755,6 +755,10 @@ def test_a_dbn_of_rbms_trained_on_their_own_transforms_generates_and_classifies(
     wrong.rbms[1].build((None, 7))
     with pytest.raises(ValueError, match="expects 7 inputs but the layer below gives 5"):
         wrong.generate(2, gibbs_steps=1)
+    narrow = keras_dbn.DBN([keras_dbn.RBM(5), keras_dbn.RBM(2)])
+    narrow.build((None, 8))
+    with pytest.raises(ValueError, match="rbm.* expects 8 inputs but the data give 6"):
+        keras_dbn.DBN(narrow.rbms).build((None, 6))
 
 
 def test_a_pretraining_split_into_calls_and_a_save_ends_as_one_call_would(tmp_path):

@@ -419,7 +419,8 @@ def test_keras_export_under_a_mixed_policy_serves_float32_as_predict_returns(tmp
 
 
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
-def test_keras_export_of_an_rbm_names_its_input_and_replaces_only_a_saved_model(tmp_path, dtype):
+def test_keras_export_of_an_rbm_names_its_input_and_replaces_only_a_saved_model(
+        tmp_path, dtype, monkeypatch, capsys):
     """The input was `args_0` in float32 and `x` under a mixed policy; an
     export went over an earlier SavedModel file by file and among a
     folder's other files."""
@@ -431,29 +432,39 @@ def test_keras_export_of_an_rbm_names_its_input_and_replaces_only_a_saved_model(
     rbm = keras_dbn.RBM(4, seed=0, dtype=dtype)
     rbm.fit(x, epochs=1, verbose=0)
     path = tmp_path / "models" / "rbm"
-    rbm.export(str(path), verbose=False)
+    rbm.export(str(path))
+    assert f"Saved artifact at '{path}'" in capsys.readouterr().out  # not the staging folder
     served = tf.saved_model.load(str(path)).signatures["serving_default"]
     outputs = next(iter(served(inputs=tf.constant(x[:5])).values()))
     assert outputs.dtype == tf.float32
     np.testing.assert_allclose(outputs.numpy(), rbm.predict(x[:5], verbose=0), atol=1e-6)
     # A second export replaces the first once written; one that fails leaves it.
-    (path / "assets" / "mine.txt").parent.mkdir(exist_ok=True)
+    (path / "assets").mkdir(exist_ok=True)
     (path / "assets" / "mine.txt").write_text("of the earlier export")
+    (path / ".gitkeep").write_text("")
     rbm.export(str(path), verbose=False)
-    assert not (path / "assets" / "mine.txt").exists()
+    assert not (path / "assets" / "mine.txt").exists() and (path / ".gitkeep").exists()
     before = sorted(p.relative_to(path) for p in path.rglob("*"))
     with pytest.raises(Exception):
         rbm.export(str(path), verbose=False,
                    input_signature=[tf.TensorSpec((None, 5), tf.float32)])
     assert sorted(p.relative_to(path) for p in path.rglob("*")) == before
-    assert sorted(p.name for p in path.parent.iterdir()) == ["rbm"]  # no staging left
-    notes = tmp_path / "notes"
-    notes.mkdir()
-    (notes / "todo.txt").write_text("mine")
-    with pytest.raises(ValueError, match="holds files that are not a SavedModel"):
-        rbm.export(str(notes), verbose=False)
+    # Into the working folder, and through a link, which stays a link.
+    monkeypatch.chdir(path)
+    rbm.export(".", verbose=False)
+    rbm.export(str(path), verbose=False)
+    assert os.getcwd() == str(path) and (path / "saved_model.pb").exists()
+    (tmp_path / "link").symlink_to(path)
+    rbm.export(str(tmp_path / "link"), verbose=False)
+    assert (tmp_path / "link").is_symlink()
+    assert sorted(p.name for p in path.iterdir()) == sorted(
+        [".gitkeep", "assets", "fingerprint.pb", "saved_model.pb", "variables"])
+    # Other files are refused, a folder of them and a file.
+    (path / "README.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds other entries than a SavedModel's \(README.txt\)"):
+        rbm.export(str(path), verbose=False)
     (tmp_path / "file").write_text("mine")
     with pytest.raises(ValueError, match="is a file"):
         rbm.export(str(tmp_path / "file"), verbose=False)
-    assert sorted(p.name for p in notes.iterdir()) == ["todo.txt"]
+    assert (path / "README.txt").read_text() == "mine"
     assert (tmp_path / "file").read_text() == "mine"

@@ -422,9 +422,13 @@ def test_a_csv_log_has_the_gap_when_the_first_epoch_does_not_validate(tmp_path):
     rbm = keras_dbn.RBM(4, seed=0)
     path = tmp_path / "log.csv"
     logs = rbm.fit(x[:150], epochs=4, batch_size=50, validation_data=x[150:],
-                   validation_freq=2, verbose=0,
-                   callbacks=[keras.callbacks.CSVLogger(str(path))]).history
+                   validation_freq=2, verbose=0, callbacks=[
+                       keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate * 0.5),
+                       keras.callbacks.CSVLogger(str(path))]).history
     rows = list(csv.DictReader(path.open()))
+    # The columns other callbacks add stay.
+    np.testing.assert_allclose([float(row["learning_rate"]) for row in rows],
+                               [0.05, 0.025, 0.0125, 0.00625])
     assert [row["free_energy_gap"] for row in rows[::2]] == ["NA", "NA"]
     np.testing.assert_allclose([float(row["free_energy_gap"]) for row in rows[1::2]],
                                logs["free_energy_gap"], rtol=1e-6)
@@ -1994,6 +1998,42 @@ def test_a_diverged_epoch_leaves_backups_and_checkpoints_of_the_finished_ones(tm
     assert not backup.exists()  # deleted once the call ends well
 
 
+def test_bad_values_past_a_datasets_checked_rows_are_named_as_a_possible_cause():
+    """A dataset's batches are checked on their first 256 rows: a NaN after
+    them made training diverge, and the error blamed the learning rate
+    alone. Bad validation arrays are named as such."""
+    import tensorflow as tf
+
+    x = (np.random.default_rng(0).random((600, 8)) < 0.3).astype("float32")
+    bad = x.copy()
+    bad[300, 2] = np.nan
+    rbm = keras_dbn.RBM(4, seed=0)
+    with pytest.raises(FloatingPointError, match="first 256 rows only"):
+        rbm.fit(tf.data.Dataset.from_tensor_slices(bad).batch(600), verbose=0)
+    with pytest.raises(FloatingPointError) as error:
+        keras_dbn.RBM(4, visible="gaussian", seed=0).fit(
+            np.random.default_rng(0).normal(size=(200, 6)).astype("float32"), epochs=3,
+            verbose=0, callbacks=[_Sabotage()])
+    assert "first 256 rows" not in str(error.value)
+    with pytest.raises(ValueError, match="The validation data contains NaN"):
+        keras_dbn.RBM(4, seed=0).fit(x, validation_data=bad, verbose=0)
+    with pytest.raises(ValueError, match="The validation data: Bernoulli visible units"):
+        keras_dbn.RBM(4, seed=0).fit(x, validation_data=x * 2, verbose=0)
+
+
+def test_sample_weights_in_a_dataset_are_ignored_with_a_warning():
+    import tensorflow as tf
+
+    x = (np.random.default_rng(0).random((100, 8)) < 0.3).astype("float32")
+    weights = np.zeros(100, "float32")
+    weights[:10] = 1.0
+    rbm = keras_dbn.RBM(4, seed=0)
+    with pytest.warns(UserWarning, match=r"sample weights \(x, y, w\), which RBM.fit ignores"):
+        rbm.fit(tf.data.Dataset.from_tensor_slices((x, np.zeros(100), weights)).batch(20),
+                verbose=0)
+    assert int(rbm.optimizer.iterations) == 5  # every batch trained, weights or not
+
+
 class _RateSpy(keras.callbacks.Callback):
     """Records each epoch's number and learning rate as it begins."""
 
@@ -2039,6 +2079,36 @@ def test_a_retry_at_a_lower_rate_resumes_from_the_backup_at_that_rate(tmp_path, 
             callbacks=[keras.callbacks.BackupAndRestore(str(backup)), spy])
     assert spy.seen == [(2, pytest.approx(0.002)), (3, pytest.approx(0.002))]
     assert not backup.exists()
+
+
+def test_a_retry_interrupted_before_its_backup_is_saved_again_keeps_its_rate(tmp_path):
+    """The marker of a diverged call went at the retry's first epoch end,
+    though with an integer ``save_freq`` no backup had been saved since:
+    resumed again, the retry ran at the rate that diverged."""
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
+
+    def gaussian_rbm(rate):
+        rbm = keras_dbn.RBM(4, visible="gaussian", seed=0)
+        rbm.compile(optimizer=keras.optimizers.SGD(rate, momentum=0.9),
+                    steps_per_execution=1)
+        return rbm
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 3:
+                raise KeyboardInterrupt
+
+    backup = str(tmp_path / "backup")
+    with pytest.raises(FloatingPointError):
+        gaussian_rbm(0.02).fit(x, epochs=4, batch_size=20, verbose=0, callbacks=[
+            keras.callbacks.BackupAndRestore(backup, save_freq=1000), _Sabotage()])
+    with pytest.raises(KeyboardInterrupt):  # epoch 3 ends with no backup saved
+        gaussian_rbm(0.002).fit(x, epochs=4, batch_size=20, verbose=0, callbacks=[
+            keras.callbacks.BackupAndRestore(backup, save_freq=1000), Interrupt()])
+    spy = _RateSpy()
+    gaussian_rbm(0.002).fit(x, epochs=4, batch_size=20, verbose=0, callbacks=[
+        keras.callbacks.BackupAndRestore(backup, save_freq=1000), spy])
+    assert [rate for _, rate in spy.seen] == [pytest.approx(0.002)] * len(spy.seen)
 
 
 def test_a_resumed_interruption_keeps_the_backups_learning_rate(tmp_path):

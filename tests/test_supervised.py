@@ -465,3 +465,18 @@ def test_integer_inputs_are_scaled_by_the_dropout_keep_as_floats_are(jit_compile
         weights.append(classifier.get_weights())
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_array_functions_given_a_dataset_say_so():
+    """NumPy read the dataset as a scalar: "holds no examples", "got a scalar"."""
+    import tensorflow as tf
+
+    x, y = labelled()
+    dataset = tf.data.Dataset.from_tensor_slices(x)
+    with pytest.raises(TypeError, match="semi_supervised_dataset takes arrays, not a "
+                                        "tf.data.Dataset, for `x_labelled`"):
+        keras_dbn.semi_supervised_dataset(dataset, y, x, seed=0)
+    with pytest.raises(TypeError, match="for `x_unlabelled`"):
+        keras_dbn.semi_supervised_dataset(x, y, dataset, seed=0)
+    with pytest.raises(TypeError, match="array_dataset takes arrays, not a tf.data.Dataset"):
+        keras_dbn.array_dataset(dataset, batch_size=10)
