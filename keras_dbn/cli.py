@@ -41,7 +41,7 @@ USAGE_EXAMPLES = """examples:
   keras-dbn train --labels 100 --pseudo-label      # few labels + unlabelled images
   keras-dbn train --labels 100 --vat 2.0           # the same by virtual adversarial training
   keras-dbn train --manual-dir ~/mnist_files       # offline, from the IDX files
-  keras-dbn sample --model runs/dbn.keras --n 100 --out grid.png
+  keras-dbn sample --model keras_dbn_run/dbn.keras --n 100 --out grid.png
   keras-dbn tune --tuner random --max-trials 6 --train-limit 10000 --units 64,128,256
 """
 
@@ -139,7 +139,13 @@ def build_parser():
     add_option(train, "--verbose", type=int, choices=[0, 1, 2], default=2,
          help="Keras verbosity: 0 silent, 1 progress bars, 2 one line per epoch (default: 2)")
 
-    sample = commands.add_parser("sample", help="generate samples from a saved DBN as a PNG grid")
+    sample = commands.add_parser(
+        "sample",
+        help="generate samples from a saved DBN as a PNG grid",
+        description="Draw samples from a DBN saved by `keras-dbn train` (OUT/dbn.keras): "
+        "Gibbs sampling in its top RBM, then an ancestral pass down to the images, "
+        "written as a PNG grid.",
+    )
     add_option(sample, "--model", required=True, help="a DBN saved as .keras (e.g. OUT/dbn.keras)")
     add_option(sample, "--n", type=positive_int, default=100, help="number of samples (default: 100)")
     add_option(sample, "--gibbs-steps", type=positive_int, default=1000,
