@@ -214,9 +214,12 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     return str(target)
 
 
-#: The entries of a SavedModel folder, which an export into it replaces.
-SAVED_MODEL_ENTRIES = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "variables",
-                       "assets", "assets.extra")
+#: The entries of a SavedModel folder that an export into it replaces,
+#: ``saved_model.pb`` last (a reader then finds the rest in place).
+SAVED_MODEL_ENTRIES = ("fingerprint.pb", "variables", "assets", "saved_model.pbtxt",
+                       "saved_model.pb")
+#: What an export keeps: TF Serving's warm-up requests, which Keras never writes.
+KEPT_ENTRIES = ("assets.extra",)
 
 
 def write_saved_model_folder(write, filepath):
@@ -228,8 +231,10 @@ def write_saved_model_folder(write, filepath):
     SavedModel file by file (a failed export left a mix of the two) and
     among whatever else the folder held. Here a failed export leaves an
     earlier SavedModel as it was, its entries (`SAVED_MODEL_ENTRIES`) are
-    replaced only once the new ones are written, and a folder holding
-    anything else but hidden files (``.gitkeep``) is refused. The folder
+    replaced only once the new ones are written (``assets.extra``, TF
+    Serving's warm-up requests, stays), and a folder holding anything else
+    but hidden files (``.gitkeep``), or such entries without a SavedModel,
+    is refused. The folder
     itself stays (a link to it, a mount point, the working folder, its
     owner and mode). What ``write`` prints names ``filepath``. A remote path
     (``scheme://...``) is written as Keras writes it.
@@ -245,12 +250,15 @@ def write_saved_model_folder(write, filepath):
     if "://" in str(filepath):
         return write(str(filepath))
     target = pathlib.Path(filepath)
+    if os.path.islink(target) and not target.exists():
+        raise ValueError(f"{target} is a link to nothing; remove it or export elsewhere.")
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target} is a file, not a folder to export into; move it first "
                          "or choose another path.")
-    others = sorted(entry.name for entry in target.iterdir()
-                    if entry.name not in SAVED_MODEL_ENTRIES
-                    and not entry.name.startswith(".")) if target.is_dir() else []
+    names = [entry.name for entry in target.iterdir()] if target.is_dir() else []
+    saved_model = "saved_model.pb" in names or "saved_model.pbtxt" in names
+    others = sorted(name for name in names if not name.startswith(".") and name not in KEPT_ENTRIES
+                    and (name not in SAVED_MODEL_ENTRIES or not saved_model))
     if others:
         raise ValueError(
             f"{target} holds other entries than a SavedModel's ({', '.join(others[:3])}"
@@ -272,9 +280,13 @@ def write_saved_model_folder(write, filepath):
             if os.path.lexists(target / name):
                 os.rename(target / name, aside / name)
                 moved_aside.append(name)
-        for entry in sorted(written.iterdir()):
-            os.rename(entry, target / entry.name)
-            moved_in.append(entry.name)
+        entries = {entry.name: entry for entry in written.iterdir()}
+        order = [name for name in SAVED_MODEL_ENTRIES if name in entries]
+        for name in sorted(set(entries) - set(order)) + order:
+            if name in KEPT_ENTRIES and os.path.lexists(target / name):
+                continue  # the folder's own warm-up requests stay
+            os.rename(entries[name], target / name)
+            moved_in.append(name)
     except BaseException:
         for name in moved_in:  # the earlier SavedModel back as it was
             shutil.rmtree(target / name, ignore_errors=True)

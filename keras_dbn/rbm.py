@@ -894,7 +894,8 @@ class _RetryRate(keras.callbacks.Callback):
         path = getattr(self.backup, "_training_metadata_path", None)
         if path is None or not tf.io.gfile.exists(path):
             return None
-        return tf.io.gfile.stat(path).mtime_nsec, tf.io.gfile.GFile(path).read()
+        with tf.io.gfile.GFile(path) as file:
+            return tf.io.gfile.stat(path).mtime_nsec, file.read()
 
     def on_train_begin(self, logs=None):
         self._saved_at = self._backup_saved()
@@ -936,6 +937,7 @@ class _DivergenceGuard(keras.callbacks.Callback):
         super().__init__()
         self.diverged_epoch, self.diverged_logs = None, None
         self.restored_best = []  # EarlyStopping callbacks that put back their best weights
+        self.unrestored = False  # diverged in the epoch that built the RBM
         self._saved = self._saved_rate = None
 
     def _optimizer_state(self):
@@ -952,8 +954,11 @@ class _DivergenceGuard(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         # Here, not at the start of training: `BackupAndRestore` puts its
         # backup's weights back in its own `on_train_begin`.
+        # An RBM first built by the epoch's first step (from a generator or
+        # a PyDataset) has no weights from before it to put back.
         self._saved = (self.model.get_weights(),
-                       [np.array(v.numpy()) for v in self._optimizer_state()])
+                       [np.array(v.numpy()) for v in self._optimizer_state()]
+                       ) if self.model.weights else None
         rate = getattr(getattr(self.model, "optimizer", None), "_learning_rate", None)
         self._saved_rate = None
         if isinstance(rate, keras.Variable):  # not a schedule
@@ -964,13 +969,15 @@ class _DivergenceGuard(keras.callbacks.Callback):
         if np.isfinite(error) and all(np.isfinite(np.sum(w.numpy(), dtype="float64"))
                                       for w in self.model.weights):
             return
-        weights, optimizer_state = self._saved
-        self.model.set_weights(weights)
-        variables = self._optimizer_state()
-        # An optimizer built during the epoch started from zeros.
-        values = optimizer_state or [np.zeros(v.shape, v.dtype) for v in variables]
-        for variable, value in zip(variables, values):
-            variable.assign(value)
+        self.unrestored = self._saved is None
+        if not self.unrestored:
+            weights, optimizer_state = self._saved
+            self.model.set_weights(weights)
+            variables = self._optimizer_state()
+            # An optimizer built during the epoch started from zeros.
+            values = optimizer_state or [np.zeros(v.shape, v.dtype) for v in variables]
+            for variable, value in zip(variables, values):
+                variable.assign(value)
         self.diverged_epoch, self.diverged_logs = epoch, dict(logs or {})
         # Out of Keras' loop at once: the callbacks after this one must not
         # take the rolled-back epoch for a finished one (a BackupAndRestore
@@ -1020,12 +1027,11 @@ class _DivergenceGuard(keras.callbacks.Callback):
             return float(self._saved_rate[1])
         return None
 
-    def raise_if_diverged(self, optimizer, sampled_checks=False):
+    def raise_if_diverged(self, optimizer, data_note=""):
         """Raises `FloatingPointError` if the last `fit` diverged.
 
-        ``sampled_checks``: whether the data were checked on the first rows
-        of each batch only (a dataset's), so that bad values may have
-        caused it.
+        ``data_note``: a sentence for data that were not checked whole (a
+        dataset's, a generator's), whose bad values may have caused it.
         """
         if self.diverged_epoch is None:
             return
@@ -1033,6 +1039,10 @@ class _DivergenceGuard(keras.callbacks.Callback):
         rate = "" if rate is None else f" ({_describe_rate(rate)})"
         restored = "The weights and the optimizer's state are restored to where they were "
         restored += "when that epoch began"
+        if self.unrestored:
+            restored = ("The RBM was built by that epoch's first step, so it had no weights "
+                        "before it to put back: they hold the diverged values (build a new "
+                        "RBM, or call `rbm.build((None, num_visible))` before `fit`)")
         if self.restored_best:
             restored += (" (then EarlyStopping(restore_best_weights=True) put back the "
                          "weights of its best epoch)")
@@ -1044,9 +1054,7 @@ class _DivergenceGuard(keras.callbacks.Callback):
             "and fit again (a BackupAndRestore backup then resumes at that epoch, "
             "at the new rate): Gaussian units usually need 10-100x less than Bernoulli "
             "ones (practical guide, section 13.2)."
-            + (f" A dataset's batches are checked for NaN, infinite or out-of-range "
-               f"values in their first {MONITOR_ROWS} rows only: if a lower rate does "
-               "not help, check the data." if sampled_checks else "")
+            + data_note
         )
 
 
@@ -2417,7 +2425,15 @@ class RBM(ExtraStateMixin, keras.Model):
             raise TypeError("An RBM reads one input: pass the visible data as an array or "
                             "a dataset, not a dict.")
         x, validation_data = _host_array(x), _host_validation_data(validation_data)
-        streamed = _is_dataset(x)
+        data_note = ""  # for a divergence: how much of the data was checked
+        if _is_dataset(x):
+            data_note = (f" A dataset's batches are checked for NaN, infinite or out-of-range "
+                         f"values in their first {MONITOR_ROWS} rows only: if a lower rate "
+                         "does not help, check the data.")
+        elif not isinstance(x, (np.ndarray, list, tuple)) and x is not None:
+            data_note = (" Data from a generator or PyDataset are not checked for NaN, "
+                         "infinite or out-of-range values: if a lower rate does not help, "
+                         "check the data.")
         array_input.check_ends(dict(kwargs, validation_data=validation_data), x, "RBM.fit")
         hardware.warn_if_emulated(self.dtype_policy)
         _warn_of_layer_histograms(callbacks)
@@ -2533,7 +2549,7 @@ class RBM(ExtraStateMixin, keras.Model):
             history = guard.end_training(self, callbacks, history_before)
         finally:
             self._fitting = False
-        guard.raise_if_diverged(self.optimizer, sampled_checks=streamed)
+        guard.raise_if_diverged(self.optimizer, data_note)
         return history
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,

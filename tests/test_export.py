@@ -459,6 +459,21 @@ def test_keras_export_of_an_rbm_names_its_input_and_replaces_only_a_saved_model(
     assert (tmp_path / "link").is_symlink()
     assert sorted(p.name for p in path.iterdir()) == sorted(
         [".gitkeep", "assets", "fingerprint.pb", "saved_model.pb", "variables"])
+    # TF Serving's warm-up requests stay; a SavedModel's entries without
+    # one are the user's own, and refused.
+    (path / "assets.extra").mkdir()
+    (path / "assets.extra" / "tf_serving_warmup_requests").write_text("warm")
+    rbm.export(str(path), verbose=False)
+    assert (path / "assets.extra" / "tf_serving_warmup_requests").read_text() == "warm"
+    site = tmp_path / "site"
+    (site / "assets").mkdir(parents=True)
+    (site / "assets" / "logo.png").write_text("png")
+    with pytest.raises(ValueError, match=r"other entries than a SavedModel's \(assets\)"):
+        rbm.export(str(site), verbose=False)
+    assert (site / "assets" / "logo.png").read_text() == "png"
+    (tmp_path / "nowhere").symlink_to(tmp_path / "missing")
+    with pytest.raises(ValueError, match="is a link to nothing"):
+        rbm.export(str(tmp_path / "nowhere"), verbose=False)
     # Other files are refused, a folder of them and a file.
     (path / "README.txt").write_text("mine")
     with pytest.raises(ValueError, match=r"holds other entries than a SavedModel's \(README.txt\)"):

@@ -2034,6 +2034,26 @@ def test_sample_weights_in_a_dataset_are_ignored_with_a_warning():
     assert int(rbm.optimizer.iterations) == 5  # every batch trained, weights or not
 
 
+def test_an_rbm_built_by_a_diverging_epoch_raises_the_divergence():
+    """Built by its first step (a PyDataset's or a generator's batch), the
+    RBM had no weights to put back, and putting back none failed with
+    Keras' "set_weights ... length 0" instead of the divergence."""
+    x = 50 * np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return (x[index * 50:(index + 1) * 50],)
+
+    rbm = keras_dbn.RBM(3, visible="gaussian", seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(1e6))
+    with pytest.raises(FloatingPointError, match=r"built by that epoch's first step(.|\n)*"
+                                                 r"generator or PyDataset are not checked"):
+        rbm.fit(Batches(), epochs=2, verbose=0)
+
+
 class _RateSpy(keras.callbacks.Callback):
     """Records each epoch's number and learning rate as it begins."""
 
