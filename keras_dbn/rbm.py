@@ -2912,12 +2912,17 @@ class RBM(ExtraStateMixin, keras.Model):
     def _check_data(self, x, name=None):
         """Refuses data the RBM cannot read; ``name`` (e.g. "The validation
         data") says which, where it is not the data the call reads."""
-        if not array_input.is_numeric(x.dtype):
-            raise ValueError(f"RBM data must be numeric, got dtype {x.dtype}.")
-        array_input.check_rank(x.shape)
-        width = math.prod(x.shape[1:])
-        if self.built and width != self.num_visible:
-            raise self._width_error(width)
+        try:
+            if not array_input.is_numeric(x.dtype):
+                raise ValueError(f"RBM data must be numeric, got dtype {x.dtype}.")
+            array_input.check_rank(x.shape)
+            width = math.prod(x.shape[1:])
+            if self.built and width != self.num_visible:
+                raise self._width_error(width)
+        except ValueError as error:
+            if name is None:
+                raise
+            raise ValueError(f"{name}: {error}") from None
         if not x.size:
             return
         low, high = array_input.value_range(x)

@@ -2021,6 +2021,10 @@ def test_bad_values_past_a_datasets_checked_rows_are_named_as_a_possible_cause()
         keras_dbn.RBM(4, seed=0).fit(x, validation_data=bad, verbose=0)
     with pytest.raises(ValueError, match="The validation data: Bernoulli visible units"):
         keras_dbn.RBM(4, seed=0).fit(x, validation_data=x * 2, verbose=0)
+    with pytest.raises(ValueError, match="The validation data: RBM data must be numeric"):
+        keras_dbn.RBM(4, seed=0).fit(x, validation_data=np.full((5, 8), "a"), verbose=0)
+    with pytest.raises(ValueError, match="The validation data: The RBM has 8 visible units, but the data has 6"):
+        keras_dbn.RBM(4, seed=0).fit(x, validation_data=x[:, :6], verbose=0)
 
 
 def test_sample_weights_in_a_dataset_are_ignored_with_a_warning():
