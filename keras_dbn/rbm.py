@@ -194,9 +194,9 @@ def export_model(model, export, filepath, format="tf_saved_model", verbose=None,
                  input_signature=None, **kwargs):
     """`RBM.export` and `DBN.export`: ``export`` (Keras') with `export_signature`.
 
-    Without an ``input_signature`` the SavedModel's ``serve`` endpoint (and
-    its ``serving_default`` signature) takes rows named ``inputs``, as
-    `export_saved_model`'s does. Under a 16-bit policy it casts the output
+    The SavedModel's ``serve`` endpoint (and its ``serving_default``
+    signature) takes rows named ``inputs`` (unless an ``input_signature``
+    names them), as `export_saved_model`'s does. Under a 16-bit policy it casts the output
     to float32, as ``predict`` returns it (Keras' own export would serve
     the compute dtype). The SavedModel is written aside and moved into
     ``filepath`` once complete (`export.write_saved_model_folder`): an
@@ -220,16 +220,13 @@ def export_model(model, export, filepath, format="tf_saved_model", verbose=None,
 
     top = model.rbms[-1] if getattr(model, "rbms", None) else model  # whose output it serves
     low = keras.backend.standardize_dtype(top.compute_dtype) in ("bfloat16", "float16")
-    if input_signature is not None and not low:
-        return write_saved_model_folder(
-            lambda path: export(path, format=format, verbose=verbose,
-                                input_signature=signature, **kwargs), filepath)
-    if input_signature is None:
-        specs = [tf.TensorSpec(s.shape, s.dtype, name=INPUT_NAME) for s in signature]
-    else:
-        signature = signature if isinstance(signature, (list, tuple)) else [signature]
-        specs = [tf.TensorSpec(s.shape, s.dtype, name=s.name) if isinstance(s, keras.InputSpec)
-                 else s for s in signature]
+    signature = signature if isinstance(signature, (list, tuple)) else [signature]
+    # Unnamed inputs are `inputs` whatever the policy (Keras' export named
+    # them `args_0`, this endpoint's argument `x`).
+    specs = [tf.TensorSpec(s.shape, s.dtype or "float32", name=s.name or INPUT_NAME)
+             if isinstance(s, keras.InputSpec) else
+             tf.TensorSpec(s.shape, s.dtype, name=s.name or INPUT_NAME)
+             if isinstance(s, tf.TensorSpec) else s for s in signature]
     archive = keras.export.ExportArchive()
     archive.track(model)
 

@@ -483,3 +483,27 @@ def test_keras_export_of_an_rbm_names_its_input_and_replaces_only_a_saved_model(
         rbm.export(str(tmp_path / "file"), verbose=False)
     assert (path / "README.txt").read_text() == "mine"
     assert (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_keras_export_with_a_signature_names_its_input_alike_under_every_policy(tmp_path, dtype):
+    """An unnamed signature's input was `args_0` in float32 (Keras' export)
+    and `inputs` under a mixed policy; a bare spec failed in float32."""
+    import tensorflow as tf
+
+    import keras_dbn
+
+    x = (np.random.default_rng(0).random((60, 12)) < 0.3).astype("float32")
+    rbm = keras_dbn.RBM(4, seed=0, dtype=dtype)
+    rbm.fit(x, epochs=1, verbose=0)
+    signatures = {
+        "inputs": [keras.InputSpec(shape=(None, 12), dtype="float32")],
+        "inputs ": tf.TensorSpec((None, 12), tf.float32),
+        "pixels": [tf.TensorSpec((None, 12), tf.float32, name="pixels")],
+    }
+    for index, (name, signature) in enumerate(signatures.items()):
+        path = str(tmp_path / str(index))
+        rbm.export(path, verbose=False, input_signature=signature)
+        served = tf.saved_model.load(path).signatures["serving_default"]
+        outputs = next(iter(served(**{name.strip(): tf.constant(x[:3])}).values()))
+        np.testing.assert_allclose(outputs.numpy(), rbm.predict(x[:3], verbose=0), atol=1e-6)
