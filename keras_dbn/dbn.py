@@ -662,14 +662,24 @@ class DBN(ExtraStateMixin, keras.Model):
                     # epoch makes exactly `steps_per_epoch` updates, whether the
                     # layer's input is cached or streamed.
                     layer_input = layer_input.repeat()
-                history = rbm.fit(
-                    layer_input,
-                    epochs=epochs[i],
-                    callbacks=list(layer_callbacks[i]),
-                    validation_data=layer_val,
-                    verbose=verbose,
-                    **layer_kwargs,
-                )
+                # Above the bottom layer the input is the layer below's
+                # activations, not data a user could check.
+                rbm._input_from_below = i > 0
+                try:
+                    history = rbm.fit(
+                        layer_input,
+                        epochs=epochs[i],
+                        callbacks=list(layer_callbacks[i]),
+                        validation_data=layer_val,
+                        verbose=verbose,
+                        **layer_kwargs,
+                    )
+                except FloatingPointError as error:
+                    raise FloatingPointError(
+                        f"DBN.pretrain, layer {i + 1} of {len(self.rbms)} ({rbm.name}): {error}"
+                    ) from None
+                finally:
+                    rbm._input_from_below = False
                 history.layer_name = rbm.name
                 histories.append(history)
                 below_untrained = below_untrained or (untrained and not epochs[i])

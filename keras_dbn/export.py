@@ -214,10 +214,12 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     return str(target)
 
 
-#: The entries of a SavedModel folder that an export into it replaces,
-#: ``saved_model.pb`` last (a reader then finds the rest in place).
-SAVED_MODEL_ENTRIES = ("fingerprint.pb", "variables", "assets", "saved_model.pbtxt",
-                       "saved_model.pb")
+#: The entries of a SavedModel folder that an export into it replaces, in
+#: the order they are moved in: ``saved_model.pb`` last, and moved aside
+#: first, so that a reader finds the rest of either model beside it.
+#: (``keras_metadata.pb``: tf.keras 2's.)
+SAVED_MODEL_ENTRIES = ("fingerprint.pb", "variables", "assets", "keras_metadata.pb",
+                       "saved_model.pbtxt", "saved_model.pb")
 #: What an export keeps: TF Serving's warm-up requests, which Keras never writes.
 KEPT_ENTRIES = ("assets.extra",)
 
@@ -276,24 +278,32 @@ def write_saved_model_folder(write, filepath):
         with contextlib.redirect_stdout(printed):
             write(str(written))
         aside.mkdir()
-        for name in SAVED_MODEL_ENTRIES:
+        # Each name is noted before its rename: a Ctrl-C just after one
+        # (Python raises it as the call returns) still finds it noted.
+        for name in reversed(SAVED_MODEL_ENTRIES):
             if os.path.lexists(target / name):
-                os.rename(target / name, aside / name)
                 moved_aside.append(name)
+                os.rename(target / name, aside / name)
         entries = {entry.name: entry for entry in written.iterdir()}
         order = [name for name in SAVED_MODEL_ENTRIES if name in entries]
         for name in sorted(set(entries) - set(order)) + order:
             if name in KEPT_ENTRIES and os.path.lexists(target / name):
                 continue  # the folder's own warm-up requests stay
-            os.rename(entries[name], target / name)
             moved_in.append(name)
+            os.rename(entries[name], target / name)
     except BaseException:
-        for name in moved_in:  # the earlier SavedModel back as it was
-            shutil.rmtree(target / name, ignore_errors=True)
-            if os.path.lexists(target / name):
-                os.remove(target / name)
+        # The earlier SavedModel back as it was: a new entry is in the way
+        # where its rename happened (the old one, if any, then lies aside).
+        for name in moved_in:
+            if os.path.lexists(target / name) and (
+                    name not in moved_aside or os.path.lexists(aside / name)):
+                if os.path.isdir(target / name) and not os.path.islink(target / name):
+                    shutil.rmtree(target / name)
+                else:
+                    os.remove(target / name)
         for name in moved_aside:
-            os.rename(aside / name, target / name)
+            if os.path.lexists(aside / name) and not os.path.lexists(target / name):
+                os.rename(aside / name, target / name)
         shutil.rmtree(staging, ignore_errors=True)
         for folder in created:  # rmdir, not rmtree: only what this call made and left empty
             try:

@@ -962,9 +962,12 @@ class _DivergenceGuard(keras.callbacks.Callback):
             self._saved_rate = (rate, np.array(rate.numpy()))
 
     def on_epoch_end(self, epoch, logs=None):
-        error = (logs or {}).get("reconstruction_error", 0.0)
-        if np.isfinite(error) and all(np.isfinite(np.sum(w.numpy(), dtype="float64"))
-                                      for w in self.model.weights):
+        # An overflowing free energy too: weights of ~1e38 give a finite
+        # reconstruction error but an infinite free energy.
+        monitors = [(logs or {}).get(name, 0.0) for name in ("reconstruction_error",
+                                                              "free_energy")]
+        if np.all(np.isfinite(monitors)) and all(np.isfinite(np.sum(w.numpy(), dtype="float64"))
+                                                  for w in self.model.weights):
             return
         self.unrestored = self._saved is None
         if not self.unrestored:
@@ -1000,6 +1003,10 @@ class _DivergenceGuard(keras.callbacks.Callback):
             history = keras.callbacks.History()
             history.set_model(model)
             history.on_train_begin()
+        # Figures that later callbacks add (the gap, a scheduler's rate) are
+        # NaN for the rolled-back epoch: the columns keep their lengths.
+        for key in history.history:
+            self.diverged_logs.setdefault(key, float("nan"))
         history.on_epoch_end(self.diverged_epoch, self.diverged_logs)
         for callback in callbacks:
             if isinstance(callback, keras.callbacks.ProgbarLogger):
@@ -1037,15 +1044,22 @@ class _DivergenceGuard(keras.callbacks.Callback):
         restored = "The weights and the optimizer's state are restored to where they were "
         restored += "when that epoch began"
         if self.unrestored:
-            restored = ("The RBM was built by that epoch's first step, so it had no weights "
-                        "before it to put back: they hold the diverged values (build a new "
-                        "RBM, or call `rbm.build((None, num_visible))` before `fit`)")
+            raise FloatingPointError(
+                f"RBM training diverged in epoch {self.diverged_epoch + 1}: its updates "
+                "made weights, the reconstruction error or the free energy NaN or "
+                "infinite. The RBM was built by that epoch's first step, so it had no "
+                "weights before it to put back: they are the diverged ones. Build a new "
+                "RBM (calling `rbm.build((None, num_visible))` before `fit` lets a "
+                f"divergence put its first weights back), and train it at a lower rate{rate}."
+                + data_note
+            )
         if self.restored_best:
             restored += (" (then EarlyStopping(restore_best_weights=True) put back the "
                          "weights of its best epoch)")
         raise FloatingPointError(
             f"RBM training diverged in epoch {self.diverged_epoch + 1}: its updates "
-            f"made weights or the reconstruction error NaN or infinite. {restored}; "
+            "made weights, the reconstruction error or the free energy NaN or infinite. "
+            f"{restored}; "
             "`rbm.history` holds the epochs' logs. Lower the learning "
             f"rate{rate}, by compiling again or setting `rbm.optimizer.learning_rate`, "
             "and fit again (a BackupAndRestore backup then resumes at that epoch, "
@@ -2423,7 +2437,9 @@ class RBM(ExtraStateMixin, keras.Model):
                             "a dataset, not a dict.")
         x, validation_data = _host_array(x), _host_validation_data(validation_data)
         data_note = ""  # for a divergence: how much of the data was checked
-        if _is_dataset(x):
+        if getattr(self, "_input_from_below", False):  # `DBN.pretrain`'s activations
+            pass
+        elif _is_dataset(x):
             data_note = (f" A dataset's batches are checked for NaN, infinite or out-of-range "
                          f"values in their first {MONITOR_ROWS} rows only: if a lower rate "
                          "does not help, check the data.")

@@ -841,3 +841,19 @@ def test_pretraining_a_deep_dbn_with_validation_logs_no_retracing_warning(caplog
     with caplog.at_level("WARNING", logger="tensorflow"):
         dbn.pretrain(x[:500], epochs=2, batch_size=50, validation_data=x[500:], verbose=0)
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
+@pytest.mark.parametrize("cache_bytes", [None, 0])
+def test_a_diverging_upper_layer_is_named_and_its_input_not_blamed(cache_bytes):
+    """The error named no layer, and with the activations streamed to the
+    layer above (a dataset) told the user to check data that `pretrain`
+    had checked whole."""
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
+    dbn = keras_dbn.DBN([keras_dbn.RBM(4, visible="gaussian", seed=0),
+                         keras_dbn.RBM(3, hidden="gaussian", seed=1)])
+    with pytest.raises(FloatingPointError,
+                       match=r"^DBN.pretrain, layer 2 of 2 \(.*\): RBM training diverged") as error:
+        dbn.pretrain(x, epochs=2, batch_size=20, verbose=0, cache_bytes=cache_bytes,
+                     optimizer=[keras.optimizers.SGD(1e-3), keras.optimizers.SGD(1e6)])
+    assert "check the data" not in str(error.value)
+    assert all(np.isfinite(w).all() for w in dbn.rbms[1].get_weights())

@@ -507,3 +507,49 @@ def test_keras_export_with_a_signature_names_its_input_alike_under_every_policy(
         served = tf.saved_model.load(path).signatures["serving_default"]
         outputs = next(iter(served(**{name.strip(): tf.constant(x[:3])}).values()))
         np.testing.assert_allclose(outputs.numpy(), rbm.predict(x[:3], verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("after", [False, True])
+def test_an_export_interrupted_at_any_rename_leaves_the_earlier_saved_model(
+        tmp_path, monkeypatch, after):
+    """A Ctrl-C just after a rename (Python raises it as the call returns)
+    found the entry not yet noted: the earlier SavedModel lost it."""
+    import tensorflow as tf
+
+    import keras_dbn
+
+    x = (np.random.default_rng(0).random((60, 12)) < 0.3).astype("float32")
+    earlier, later = keras_dbn.RBM(4, seed=0), keras_dbn.RBM(4, seed=1)
+    for rbm in (earlier, later):
+        rbm.fit(x, epochs=1, verbose=0)
+    expected = earlier.predict(x[:3], verbose=0)
+    path = tmp_path / "rbm"
+    real_rename = os.rename
+    for n in range(1, 12):
+        earlier.export(str(path), verbose=False)
+        calls = []
+
+        def rename(source, destination):
+            calls.append(source)
+            if len(calls) == n and not after:
+                raise KeyboardInterrupt
+            real_rename(source, destination)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(os, "rename", rename)
+        try:
+            later.export(str(path), verbose=False)
+            interrupted = False
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            monkeypatch.setattr(os, "rename", real_rename)
+        loaded = tf.saved_model.load(str(path))
+        served = loaded.serve(tf.constant(x[:3])).numpy()
+        if not interrupted:  # past the last rename: the later model is in place
+            np.testing.assert_allclose(served, later.predict(x[:3], verbose=0), atol=1e-6)
+            break
+        np.testing.assert_allclose(served, expected, atol=1e-6)
+        assert [p.name for p in path.iterdir() if p.name.startswith(".")] == []
+    assert not interrupted and n > 5

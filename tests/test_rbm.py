@@ -2060,6 +2060,32 @@ def test_an_rbm_built_by_a_diverging_epoch_raises_the_divergence():
         rbm.fit(Batches(), epochs=2, verbose=0)
 
 
+def test_a_diverged_epoch_keeps_the_history_columns_even():
+    """The rolled-back epoch was logged without the figures of callbacks
+    after the guard (the gap, a scheduler's rate): columns of unequal
+    lengths, the gap's last entry another epoch's."""
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype("float32")
+    rbm = keras_dbn.RBM(4, visible="gaussian", seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    with pytest.raises(FloatingPointError, match="diverged in epoch 3"):
+        rbm.fit(x, epochs=4, batch_size=20, validation_data=x[:40], verbose=0, callbacks=[
+            keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate), _Sabotage()])
+    logs = rbm.history.history
+    assert {len(values) for values in logs.values()} == {3}
+    assert np.isnan(logs["free_energy_gap"][2]) and np.isfinite(logs["free_energy_gap"][:2]).all()
+
+
+def test_an_overflowing_free_energy_is_a_divergence():
+    """Weights of ~1e38 gave a finite reconstruction error but an infinite
+    free energy, and training went on."""
+    x = (np.random.default_rng(0).random((200, 8)) < 0.3).astype("float32")
+    rbm = keras_dbn.RBM(4, seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(1e38))
+    with pytest.raises(FloatingPointError, match="the free energy NaN or infinite"):
+        rbm.fit(x, epochs=3, batch_size=20, verbose=0)
+    assert all(np.isfinite(w).all() for w in rbm.get_weights())
+
+
 class _RateSpy(keras.callbacks.Callback):
     """Records each epoch's number and learning rate as it begins."""
 
