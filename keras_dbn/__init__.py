@@ -13,6 +13,7 @@ _API = {
     "PseudoLabel": "semi_supervised",
     "RBM": "rbm",
     "SupervisedTrainer": "supervised",
+    "TrainingDiverged": "rbm",
     "VirtualAdversarial": "virtual_adversarial",
     "array_dataset": "array_input",
     "array_input": "array_input",

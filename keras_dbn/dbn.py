@@ -15,6 +15,7 @@ from keras_dbn.callbacks import ImageGridCallback
 from keras_dbn.extra_state import ExtraStateMixin
 from keras_dbn.rbm import (
     RBM,
+    TrainingDiverged,
     _as_float32,
     _host_validation_data,
     _is_dataset,
@@ -674,9 +675,11 @@ class DBN(ExtraStateMixin, keras.Model):
                         verbose=verbose,
                         **layer_kwargs,
                     )
-                except FloatingPointError as error:
-                    raise FloatingPointError(
-                        f"DBN.pretrain, layer {i + 1} of {len(self.rbms)} ({rbm.name}): {error}"
+                except TrainingDiverged as error:
+                    raise TrainingDiverged(
+                        f"DBN.pretrain, layer {i + 1} of {len(self.rbms)} ({rbm.name}): {error} "
+                        "To go on, call pretrain again with that layer's lower rate in "
+                        "`optimizer` (one per layer) and 0 `epochs` for the layers below it."
                     ) from None
                 finally:
                     rbm._input_from_below = False

@@ -238,7 +238,9 @@ def write_saved_model_folder(write, filepath):
     but hidden files (``.gitkeep``), or such entries without a SavedModel,
     is refused. The folder
     itself stays (a link to it, a mount point, the working folder, its
-    owner and mode). What ``write`` prints names ``filepath``. A remote path
+    owner and mode). Exports into one folder wait for each other (a
+    `flock` of the folder, where the system has one). What ``write``
+    prints names ``filepath``. A remote path
     (``scheme://...``) is written as Keras writes it.
 
     Args:
@@ -257,7 +259,81 @@ def write_saved_model_folder(write, filepath):
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target} is a file, not a folder to export into; move it first "
                          "or choose another path.")
-    names = [entry.name for entry in target.iterdir()] if target.is_dir() else []
+    created = [folder for folder in (target.absolute(), *target.absolute().parents)
+               if not folder.exists()]
+    target.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(target):
+        _check_saved_model_folder(target)
+        staging = pathlib.Path(tempfile.mkdtemp(prefix=".export-", dir=target))
+        written, aside = staging / "saved_model", staging / "replaced"
+        moved_aside, moved_in, entries = [], [], {}
+        try:
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                write(str(written))
+            aside.mkdir()
+            # Each name is noted before its rename: a Ctrl-C just after one
+            # (Python raises it as the call returns) still finds it noted.
+            for name in reversed(SAVED_MODEL_ENTRIES):
+                if os.path.lexists(target / name):
+                    moved_aside.append(name)
+                    os.rename(target / name, aside / name)
+            entries = {entry.name: entry for entry in written.iterdir()}
+            order = [name for name in SAVED_MODEL_ENTRIES if name in entries]
+            for name in sorted(set(entries) - set(order)) + order:
+                if name in KEPT_ENTRIES and os.path.lexists(target / name):
+                    continue  # the folder's own warm-up requests stay
+                moved_in.append(name)
+                os.rename(entries[name], target / name)
+        except BaseException:
+            # The earlier SavedModel back as it was, in the reverse order:
+            # the entries this call moved in (gone from the staging folder)
+            # go back into it, ``saved_model.pb`` first; the earlier ones
+            # return, ``saved_model.pb`` last.
+            undone = staging / "undone"
+            undone.mkdir(exist_ok=True)
+            for name in reversed(moved_in):
+                if not os.path.lexists(entries[name]) and os.path.lexists(target / name):
+                    os.rename(target / name, undone / name)
+            for name in reversed(moved_aside):
+                if os.path.lexists(aside / name) and not os.path.lexists(target / name):
+                    os.rename(aside / name, target / name)
+            shutil.rmtree(staging, ignore_errors=True)
+            for folder in created:  # rmdir, not rmtree: only what this call made, left empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+    sys.stdout.write(printed.getvalue().replace(str(written), str(filepath)))
+    return None
+
+
+@contextlib.contextmanager
+def _folder_lock(folder):
+    """Holds an exclusive `flock` of ``folder`` (where the system has one),
+    so that exports into one folder run one after the other: two at once
+    left entries of both."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks
+            pass
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _check_saved_model_folder(target):
+    """Refuses a folder holding other entries than a SavedModel's."""
+    names = [entry.name for entry in target.iterdir()]
     saved_model = "saved_model.pb" in names or "saved_model.pbtxt" in names
     others = sorted(name for name in names if not name.startswith(".") and name not in KEPT_ENTRIES
                     and (name not in SAVED_MODEL_ENTRIES or not saved_model))
@@ -267,53 +343,6 @@ def write_saved_model_folder(write, filepath):
             f"{', ...' if len(others) > 3 else ''}); export into a new folder, or one that "
             "holds a SavedModel alone, which is replaced."
         )
-    created = [folder for folder in (target.absolute(), *target.absolute().parents)
-               if not folder.exists()]
-    target.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=".export-", dir=target))
-    written, aside = staging / "saved_model", staging / "replaced"
-    moved_aside, moved_in = [], []
-    try:
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            write(str(written))
-        aside.mkdir()
-        # Each name is noted before its rename: a Ctrl-C just after one
-        # (Python raises it as the call returns) still finds it noted.
-        for name in reversed(SAVED_MODEL_ENTRIES):
-            if os.path.lexists(target / name):
-                moved_aside.append(name)
-                os.rename(target / name, aside / name)
-        entries = {entry.name: entry for entry in written.iterdir()}
-        order = [name for name in SAVED_MODEL_ENTRIES if name in entries]
-        for name in sorted(set(entries) - set(order)) + order:
-            if name in KEPT_ENTRIES and os.path.lexists(target / name):
-                continue  # the folder's own warm-up requests stay
-            moved_in.append(name)
-            os.rename(entries[name], target / name)
-    except BaseException:
-        # The earlier SavedModel back as it was: a new entry is in the way
-        # where its rename happened (the old one, if any, then lies aside).
-        for name in moved_in:
-            if os.path.lexists(target / name) and (
-                    name not in moved_aside or os.path.lexists(aside / name)):
-                if os.path.isdir(target / name) and not os.path.islink(target / name):
-                    shutil.rmtree(target / name)
-                else:
-                    os.remove(target / name)
-        for name in moved_aside:
-            if os.path.lexists(aside / name) and not os.path.lexists(target / name):
-                os.rename(aside / name, target / name)
-        shutil.rmtree(staging, ignore_errors=True)
-        for folder in created:  # rmdir, not rmtree: only what this call made and left empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-        raise
-    shutil.rmtree(staging, ignore_errors=True)
-    sys.stdout.write(printed.getvalue().replace(str(written), str(filepath)))
-    return None
 
 
 def _place(export, target):

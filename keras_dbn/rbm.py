@@ -912,6 +912,11 @@ class _Diverged(Exception):
     """Ends Keras' loop from `_DivergenceGuard.on_epoch_end`."""
 
 
+class TrainingDiverged(FloatingPointError):
+    """`RBM.fit`'s error where its updates blew up (`_DivergenceGuard`);
+    a `FloatingPointError`, so that callers catch it as one."""
+
+
 class _DivergenceGuard(keras.callbacks.Callback):
     """Stops `RBM.fit` at the first epoch whose updates made a weight or the
     reconstruction error NaN or infinite, and puts back the weights the RBM
@@ -1005,8 +1010,10 @@ class _DivergenceGuard(keras.callbacks.Callback):
             history.on_train_begin()
         # Figures that later callbacks add (the gap, a scheduler's rate) are
         # NaN for the rolled-back epoch: the columns keep their lengths.
+        validated = any(key.startswith("val_") for key in self.diverged_logs)
         for key in history.history:
-            self.diverged_logs.setdefault(key, float("nan"))
+            if validated or not (key.startswith("val_") or key == "free_energy_gap"):
+                self.diverged_logs.setdefault(key, float("nan"))
         history.on_epoch_end(self.diverged_epoch, self.diverged_logs)
         for callback in callbacks:
             if isinstance(callback, keras.callbacks.ProgbarLogger):
@@ -1044,7 +1051,7 @@ class _DivergenceGuard(keras.callbacks.Callback):
         restored = "The weights and the optimizer's state are restored to where they were "
         restored += "when that epoch began"
         if self.unrestored:
-            raise FloatingPointError(
+            raise TrainingDiverged(
                 f"RBM training diverged in epoch {self.diverged_epoch + 1}: its updates "
                 "made weights, the reconstruction error or the free energy NaN or "
                 "infinite. The RBM was built by that epoch's first step, so it had no "
@@ -1056,7 +1063,7 @@ class _DivergenceGuard(keras.callbacks.Callback):
         if self.restored_best:
             restored += (" (then EarlyStopping(restore_best_weights=True) put back the "
                          "weights of its best epoch)")
-        raise FloatingPointError(
+        raise TrainingDiverged(
             f"RBM training diverged in epoch {self.diverged_epoch + 1}: its updates "
             "made weights, the reconstruction error or the free energy NaN or infinite. "
             f"{restored}; "

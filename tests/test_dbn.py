@@ -856,4 +856,13 @@ def test_a_diverging_upper_layer_is_named_and_its_input_not_blamed(cache_bytes):
         dbn.pretrain(x, epochs=2, batch_size=20, verbose=0, cache_bytes=cache_bytes,
                      optimizer=[keras.optimizers.SGD(1e-3), keras.optimizers.SGD(1e6)])
     assert "check the data" not in str(error.value)
+    assert isinstance(error.value, keras_dbn.TrainingDiverged)
     assert all(np.isfinite(w).all() for w in dbn.rbms[1].get_weights())
+
+    class Raises(keras.callbacks.Callback):  # a user's own error goes through as it is
+        def on_epoch_end(self, epoch, logs=None):
+            raise FloatingPointError("mine")
+
+    with pytest.raises(FloatingPointError, match="^mine$"):
+        keras_dbn.DBN([3, 2], seed=0).pretrain((x > 0).astype("float32"), epochs=1,
+                                                verbose=0, callbacks=[Raises()])

@@ -553,3 +553,40 @@ def test_an_export_interrupted_at_any_rename_leaves_the_earlier_saved_model(
         np.testing.assert_allclose(served, expected, atol=1e-6)
         assert [p.name for p in path.iterdir() if p.name.startswith(".")] == []
     assert not interrupted and n > 5
+
+
+def test_exports_into_one_folder_at_once_run_one_after_the_other(tmp_path, monkeypatch):
+    """One export ran in the middle of another's renames: the folder held
+    entries of both and loaded as neither."""
+    import threading
+
+    import tensorflow as tf
+
+    import keras_dbn
+
+    x = (np.random.default_rng(0).random((60, 12)) < 0.3).astype("float32")
+    models = [keras_dbn.RBM(4, seed=seed) for seed in range(3)]
+    for rbm in models:
+        rbm.fit(x, epochs=1, verbose=0)
+    earlier, first, second = models
+    path = tmp_path / "rbm"
+    earlier.export(str(path), verbose=False)
+    real_rename, calls, other = os.rename, [], []
+
+    def rename(source, destination):
+        calls.append(source)
+        if len(calls) == 3:  # amid the first export's renames, the second starts
+            other.append(threading.Thread(
+                target=lambda: second.export(str(path), verbose=False)))
+            other[0].start()
+            other[0].join(timeout=2)
+            assert other[0].is_alive()  # waiting for the first to finish
+        real_rename(source, destination)
+
+    monkeypatch.setattr(os, "rename", rename)
+    first.export(str(path), verbose=False)
+    other[0].join()
+    monkeypatch.setattr(os, "rename", real_rename)
+    loaded = tf.saved_model.load(str(path))
+    np.testing.assert_allclose(loaded.serve(tf.constant(x[:3])).numpy(),
+                               second.predict(x[:3], verbose=0), atol=1e-6)

@@ -2073,6 +2073,15 @@ def test_a_diverged_epoch_keeps_the_history_columns_even():
     logs = rbm.history.history
     assert {len(values) for values in logs.values()} == {3}
     assert np.isnan(logs["free_energy_gap"][2]) and np.isfinite(logs["free_energy_gap"][:2]).all()
+    # An epoch that would not have validated gets no validation figures.
+    rbm = keras_dbn.RBM(4, visible="gaussian", seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    with pytest.raises(FloatingPointError, match="diverged in epoch 3"):
+        rbm.fit(x, epochs=4, batch_size=20, validation_data=x[:40], validation_freq=2,
+                verbose=0, callbacks=[_Sabotage()])
+    logs = rbm.history.history
+    assert len(logs["free_energy"]) == 3 and len(logs["val_free_energy"]) == 1
+    assert len(logs["free_energy_gap"]) == 1
 
 
 def test_an_overflowing_free_energy_is_a_divergence():
