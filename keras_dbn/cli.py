@@ -645,7 +645,8 @@ def run_reporting_errors(function, prog, resume_hint=""):
 
     Errors a user can act on become one line on stderr instead of a
     traceback: `UsageError` exits 2 (as argparse's own errors do), bad
-    values and file or TensorFlow I/O errors 1, Ctrl-C 130 (``resume_hint``
+    values, file or TensorFlow I/O errors and a diverged pretraining
+    (`TrainingDiverged`) 1, Ctrl-C 130 (``resume_hint``
     is added to its message). TensorFlow's retracing warnings about the
     Keras functions of each new model are dropped (`quiet_keras_retracing`).
 
@@ -671,6 +672,15 @@ def run_reporting_errors(function, prog, resume_hint=""):
         return 2
     except (ValueError, OSError) as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    except FloatingPointError as error:
+        diverged = getattr(sys.modules.get("keras_dbn.rbm"), "TrainingDiverged", None)
+        if diverged is None or not isinstance(error, diverged):
+            raise
+        # The error's advice is for the Python API; here it is the options'.
+        print(f"{prog}: error: {error.what} Lower the pretraining learning rate "
+              "(`keras-dbn train`: --dbn-lr for the RBMs below the top one, --top-lr for "
+              f"the top one).{error.data_note}", file=sys.stderr)
         return 1
     except Exception as error:
         # TensorFlow loads inside `function` (`_load_api`), if at all.

@@ -676,10 +676,15 @@ class DBN(ExtraStateMixin, keras.Model):
                         **layer_kwargs,
                     )
                 except TrainingDiverged as error:
+                    what = f"DBN.pretrain, layer {i + 1} of {len(self.rbms)} ({rbm.name}): "
+                    what += error.what
+                    below = " and 0 `epochs` for the layers below it" if i else ""
                     raise TrainingDiverged(
-                        f"DBN.pretrain, layer {i + 1} of {len(self.rbms)} ({rbm.name}): {error} "
-                        "To go on, call pretrain again with that layer's lower rate in "
-                        "`optimizer` (one per layer) and 0 `epochs` for the layers below it."
+                        f"{what} To go on, call pretrain again with a lower rate for that "
+                        f"layer in its `optimizer` (one per layer; it replaces a rate set on "
+                        f"the RBM's optimizer by hand){below}: Gaussian units usually need "
+                        f"10-100x less than Bernoulli ones.{error.data_note}",
+                        epoch=error.epoch, what=what, data_note=error.data_note,
                     ) from None
                 finally:
                     rbm._input_from_below = False

@@ -33,6 +33,7 @@ import pathlib
 import shutil
 import sys
 import tempfile
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -261,7 +262,22 @@ def write_saved_model_folder(write, filepath):
                          "or choose another path.")
     created = [folder for folder in (target.absolute(), *target.absolute().parents)
                if not folder.exists()]
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        printed = _write_and_move_in(write, target)
+    except BaseException:
+        for folder in created:  # rmdir, not rmtree: only what this call made, left empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+    sys.stdout.write(printed)
+    return None
+
+
+def _write_and_move_in(write, target):
+    """`write_saved_model_folder`'s work under the folder's lock; returns
+    what ``write`` printed, naming ``target``."""
     with _folder_lock(target):
         _check_saved_model_folder(target)
         staging = pathlib.Path(tempfile.mkdtemp(prefix=".export-", dir=target))
@@ -299,35 +315,69 @@ def write_saved_model_folder(write, filepath):
                 if os.path.lexists(aside / name) and not os.path.lexists(target / name):
                     os.rename(aside / name, target / name)
             shutil.rmtree(staging, ignore_errors=True)
-            for folder in created:  # rmdir, not rmtree: only what this call made, left empty
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
             raise
         shutil.rmtree(staging, ignore_errors=True)
-    sys.stdout.write(printed.getvalue().replace(str(written), str(filepath)))
-    return None
+    return printed.getvalue().replace(str(written), str(target))
+
+
+#: The folders (device, inode) whose export lock a thread of this process
+#: holds, and which thread: flock would make a second one wait for itself.
+_HELD_FOLDERS = {}
 
 
 @contextlib.contextmanager
 def _folder_lock(folder):
-    """Holds an exclusive `flock` of ``folder`` (where the system has one),
-    so that exports into one folder run one after the other: two at once
-    left entries of both."""
+    """Holds an exclusive `flock` of ``folder`` (created where missing,
+    where the system has flock), so that exports into one folder run one
+    after the other: two at once left entries of both.
+
+    A folder removed (an export that created it failed) or replaced while
+    this waited is locked anew. An export into a folder whose lock this
+    thread holds already (from inside another export's write) is refused;
+    waiting for another holder is announced once on stderr.
+
+    Raises:
+        RuntimeError: for an export into a folder this thread is exporting into.
+    """
     try:
         import fcntl
     except ImportError:  # not POSIX
+        folder.mkdir(parents=True, exist_ok=True)
         yield
         return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
+    while True:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(folder, os.O_RDONLY)
+        status = os.fstat(descriptor)
+        key = (status.st_dev, status.st_ino)
+        if _HELD_FOLDERS.get(key) == threading.get_ident():
+            os.close(descriptor)
+            raise RuntimeError(f"An export into {folder} is already running in this thread "
+                               "(an export from inside another's write?).")
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"Waiting for another export into {folder} to finish...",
+                      file=sys.stderr)
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
         except OSError:  # a file system without locks
             pass
+        except BaseException:
+            os.close(descriptor)
+            raise
+        try:
+            same = os.path.samestat(status, os.stat(folder))
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(descriptor)  # removed or replaced while waiting: lock the one there now
+    _HELD_FOLDERS[key] = threading.get_ident()
+    try:
         yield
     finally:
+        del _HELD_FOLDERS[key]
         os.close(descriptor)
 
 

@@ -913,8 +913,24 @@ class _Diverged(Exception):
 
 
 class TrainingDiverged(FloatingPointError):
-    """`RBM.fit`'s error where its updates blew up (`_DivergenceGuard`);
-    a `FloatingPointError`, so that callers catch it as one."""
+    """`RBM.fit`'s error where its updates blew up (`_DivergenceGuard`); a
+    `FloatingPointError`, so that callers catch it as one.
+
+    Args:
+        message: the whole message.
+        epoch: the epoch that diverged, counted from 1.
+        what: the message's account of what happened and what was put back,
+            without advice (for callers that advise otherwise: `DBN.pretrain`,
+            the command line).
+        data_note: its sentence on data not checked whole, or "".
+    """
+
+    def __init__(self, message, epoch=None, what=None, data_note=""):
+        super().__init__(message)
+        self.epoch, self.what, self.data_note = epoch, what or message, data_note
+
+    def __reduce__(self):
+        return type(self), (str(self), self.epoch, self.what, self.data_note)
 
 
 class _DivergenceGuard(keras.callbacks.Callback):
@@ -1011,7 +1027,10 @@ class _DivergenceGuard(keras.callbacks.Callback):
         # Figures that later callbacks add (the gap, a scheduler's rate) are
         # NaN for the rolled-back epoch: the columns keep their lengths.
         validated = any(key.startswith("val_") for key in self.diverged_logs)
-        for key in history.history:
+        keys = list(history.history)
+        if validated and any(isinstance(c, _FreeEnergyGap) for c in callbacks):
+            keys.append("free_energy_gap")  # a first validating epoch that diverged
+        for key in keys:
             if validated or not (key.startswith("val_") or key == "free_energy_gap"):
                 self.diverged_logs.setdefault(key, float("nan"))
         history.on_epoch_end(self.diverged_epoch, self.diverged_logs)
@@ -1048,32 +1067,31 @@ class _DivergenceGuard(keras.callbacks.Callback):
             return
         rate = getattr(optimizer, "learning_rate", None)
         rate = "" if rate is None else f" ({_describe_rate(rate)})"
-        restored = "The weights and the optimizer's state are restored to where they were "
-        restored += "when that epoch began"
+        epoch = self.diverged_epoch + 1
+        what = (f"RBM training diverged in epoch {epoch}: its updates made weights, the "
+                "reconstruction error or the free energy NaN or infinite.")
         if self.unrestored:
-            raise TrainingDiverged(
-                f"RBM training diverged in epoch {self.diverged_epoch + 1}: its updates "
-                "made weights, the reconstruction error or the free energy NaN or "
-                "infinite. The RBM was built by that epoch's first step, so it had no "
-                "weights before it to put back: they are the diverged ones. Build a new "
-                "RBM (calling `rbm.build((None, num_visible))` before `fit` lets a "
-                f"divergence put its first weights back), and train it at a lower rate{rate}."
-                + data_note
-            )
-        if self.restored_best:
-            restored += (" (then EarlyStopping(restore_best_weights=True) put back the "
+            what += (" The RBM was built by that epoch's first step, so it had no weights "
+                     "before it to put back: they are the diverged ones.")
+            advice = (" Build a new RBM (calling `rbm.build((None, num_visible))` before "
+                      "`fit` lets a divergence put its first weights back), and train it "
+                      f"at a lower rate{rate}.")
+        else:
+            what += (" The weights and the optimizer's state are restored to where they "
+                     "were when that epoch began")
+            if self.restored_best:
+                what += (" (then EarlyStopping(restore_best_weights=True) put back the "
                          "weights of its best epoch)")
-        raise TrainingDiverged(
-            f"RBM training diverged in epoch {self.diverged_epoch + 1}: its updates "
-            "made weights, the reconstruction error or the free energy NaN or infinite. "
-            f"{restored}; "
-            "`rbm.history` holds the epochs' logs. Lower the learning "
-            f"rate{rate}, by compiling again or setting `rbm.optimizer.learning_rate`, "
-            "and fit again (a BackupAndRestore backup then resumes at that epoch, "
-            "at the new rate): Gaussian units usually need 10-100x less than Bernoulli "
-            "ones (practical guide, section 13.2)."
-            + data_note
-        )
+            what += "."
+            advice = (
+                " `rbm.history` holds the epochs' logs. Lower the learning "
+                f"rate{rate}, by compiling again or setting `rbm.optimizer.learning_rate`, "
+                "and fit again (a BackupAndRestore backup then resumes at that epoch, "
+                "at the new rate): Gaussian units usually need 10-100x less than Bernoulli "
+                "ones (practical guide, section 13.2)."
+            )
+        raise TrainingDiverged(what + advice + data_note, epoch=epoch, what=what,
+                               data_note=data_note)
 
 
 def _describe_rate(rate):

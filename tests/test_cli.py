@@ -658,3 +658,25 @@ def test_an_overwriting_run_removes_the_earlier_results_once_its_dbn_is_saved(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dbn.keras", "saved_model"]
     assert ("removed the earlier run's results.json, samples.png, filters.png, "
             "classifier.keras (--overwrite)" in capsys.readouterr().out)
+
+
+def test_a_diverged_pretraining_is_one_line_with_the_options_to_lower(capsys):
+    """It came out as a traceback whose advice was the Python API's."""
+    from keras_dbn import cli
+    from keras_dbn.rbm import TrainingDiverged
+
+    def diverge():
+        raise TrainingDiverged("the API's advice", epoch=2,
+                               what="DBN.pretrain, layer 1 of 2 (rbm_0): RBM training diverged.")
+
+    assert cli.run_reporting_errors(diverge, "keras-dbn train") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "API's advice" not in err
+    assert err.startswith("keras-dbn train: error: DBN.pretrain, layer 1 of 2 (rbm_0)")
+    assert "--dbn-lr" in err and "--top-lr" in err
+
+    def other():
+        raise FloatingPointError("a user's own")
+
+    with pytest.raises(FloatingPointError, match="a user's own"):
+        cli.run_reporting_errors(other, "keras-dbn train")

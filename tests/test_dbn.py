@@ -856,7 +856,10 @@ def test_a_diverging_upper_layer_is_named_and_its_input_not_blamed(cache_bytes):
         dbn.pretrain(x, epochs=2, batch_size=20, verbose=0, cache_bytes=cache_bytes,
                      optimizer=[keras.optimizers.SGD(1e-3), keras.optimizers.SGD(1e6)])
     assert "check the data" not in str(error.value)
-    assert isinstance(error.value, keras_dbn.TrainingDiverged)
+    assert "a lower rate for that layer in its `optimizer`" in str(error.value)
+    assert "0 `epochs` for the layers below it" in str(error.value)
+    assert "compiling again" not in str(error.value)  # RBM.fit's advice, undone by pretrain
+    assert isinstance(error.value, keras_dbn.TrainingDiverged) and error.value.epoch == 1
     assert all(np.isfinite(w).all() for w in dbn.rbms[1].get_weights())
 
     class Raises(keras.callbacks.Callback):  # a user's own error goes through as it is

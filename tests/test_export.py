@@ -590,3 +590,63 @@ def test_exports_into_one_folder_at_once_run_one_after_the_other(tmp_path, monke
     loaded = tf.saved_model.load(str(path))
     np.testing.assert_allclose(loaded.serve(tf.constant(x[:3])).numpy(),
                                second.predict(x[:3], verbose=0), atol=1e-6)
+
+
+def test_an_export_from_inside_another_into_the_same_folder_is_refused(tmp_path):
+    """With the folder's lock held by the outer export, the inner one
+    (through a link, too) waited for itself: a hang."""
+    import tensorflow as tf
+
+    import keras_dbn
+    from keras_dbn.export import write_saved_model_folder
+
+    x = (np.random.default_rng(0).random((60, 12)) < 0.3).astype("float32")
+    rbm = keras_dbn.RBM(4, seed=0)
+    rbm.fit(x, epochs=1, verbose=0)
+    path = tmp_path / "rbm"
+    rbm.export(str(path), verbose=False)
+    (tmp_path / "link").symlink_to(path)
+
+    def write(where):
+        tf.saved_model.save(tf.Module(), where)
+        rbm.export(str(tmp_path / "link"), verbose=False)
+
+    with pytest.raises(RuntimeError, match="already running in this thread"):
+        write_saved_model_folder(write, path)
+    loaded = tf.saved_model.load(str(path))
+    np.testing.assert_allclose(loaded.serve(tf.constant(x[:3])).numpy(),
+                               rbm.predict(x[:3], verbose=0), atol=1e-6)
+
+
+def test_an_export_waiting_on_a_folder_that_another_removed_makes_it_anew(tmp_path):
+    """The first export created the folder, failed and removed it: the
+    second, waiting with the folder open, failed with a bare
+    FileNotFoundError."""
+    import threading
+    import time
+
+    import tensorflow as tf
+
+    from keras_dbn.export import write_saved_model_folder
+
+    path = tmp_path / "new" / "model"
+    started, errors = threading.Event(), []
+
+    def failing(where):
+        started.set()
+        time.sleep(1.0)
+        raise ValueError("no model")
+
+    def first():
+        try:
+            write_saved_model_folder(failing, path)
+        except ValueError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    started.wait()
+    write_saved_model_folder(lambda where: tf.saved_model.save(tf.Module(), where), path)
+    thread.join()
+    assert [str(e) for e in errors] == ["no model"]
+    assert (path / "saved_model.pb").exists()

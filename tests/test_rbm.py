@@ -2082,6 +2082,14 @@ def test_a_diverged_epoch_keeps_the_history_columns_even():
     logs = rbm.history.history
     assert len(logs["free_energy"]) == 3 and len(logs["val_free_energy"]) == 1
     assert len(logs["free_energy_gap"]) == 1
+    # The first epoch that validates diverged: its gap is NaN, not missing.
+    rbm = keras_dbn.RBM(4, visible="gaussian", seed=0)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    with pytest.raises(FloatingPointError, match="diverged in epoch 3"):
+        rbm.fit(x, epochs=4, batch_size=20, validation_data=x[:40], validation_freq=3,
+                verbose=0, callbacks=[_Sabotage()])
+    gaps = rbm.history.history["free_energy_gap"]
+    assert len(gaps) == 1 and np.isnan(gaps[0])
 
 
 def test_an_overflowing_free_energy_is_a_divergence():
