@@ -678,9 +678,13 @@ def run_reporting_errors(function, prog, resume_hint=""):
         if diverged is None or not isinstance(error, diverged):
             raise
         # The error's advice is for the Python API; here it is the options'.
-        print(f"{prog}: error: {error.what} Lower the pretraining learning rate "
-              "(`keras-dbn train`: --dbn-lr for the RBMs below the top one, --top-lr for "
-              f"the top one).{error.data_note}", file=sys.stderr)
+        where = "" if error.layer is None else f" in layer {error.layer} of {error.layers},"
+        advice = "lower the pretraining learning rate"
+        if prog.endswith("train") and error.layer is not None:
+            advice = "lower " + ("--top-lr" if error.layer == error.layers else "--dbn-lr")
+        print(f"{prog}: error: pretraining diverged{where} epoch {error.epoch}: its updates "
+              "made weights, the reconstruction error or the free energy NaN or infinite; "
+              f"{advice}.", file=sys.stderr)
         return 1
     except Exception as error:
         # TensorFlow loads inside `function` (`_load_api`), if at all.

@@ -685,6 +685,7 @@ class DBN(ExtraStateMixin, keras.Model):
                         f"the RBM's optimizer by hand){below}: Gaussian units usually need "
                         f"10-100x less than Bernoulli ones.{error.data_note}",
                         epoch=error.epoch, what=what, data_note=error.data_note,
+                        layer=i + 1, layers=len(self.rbms),
                     ) from None
                 finally:
                     rbm._input_from_below = False

@@ -25,7 +25,6 @@ probabilities per instance.
 
 import contextlib
 import errno
-import io
 import json
 import numbers
 import os
@@ -240,8 +239,7 @@ def write_saved_model_folder(write, filepath):
     is refused. The folder
     itself stays (a link to it, a mount point, the working folder, its
     owner and mode). Exports into one folder wait for each other (a
-    `flock` of the folder, where the system has one). What ``write``
-    prints names ``filepath``. A remote path
+    `flock` of the folder, where the system has one). A remote path
     (``scheme://...``) is written as Keras writes it.
 
     Args:
@@ -260,64 +258,73 @@ def write_saved_model_folder(write, filepath):
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target} is a file, not a folder to export into; move it first "
                          "or choose another path.")
-    created = [folder for folder in (target.absolute(), *target.absolute().parents)
-               if not folder.exists()]
-    try:
-        printed = _write_and_move_in(write, target)
-    except BaseException:
-        for folder in created:  # rmdir, not rmtree: only what this call made, left empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-        raise
-    sys.stdout.write(printed)
+    with _folder_lock(target) as created:
+        try:
+            _check_saved_model_folder(target)
+            _write_and_move_in(write, target)
+        except BaseException:
+            # Under the lock: an export waiting for it then finds the folder
+            # gone, and makes it anew.
+            _remove_empty(created)
+            raise
     return None
 
 
-def _write_and_move_in(write, target):
-    """`write_saved_model_folder`'s work under the folder's lock; returns
-    what ``write`` printed, naming ``target``."""
-    with _folder_lock(target):
-        _check_saved_model_folder(target)
-        staging = pathlib.Path(tempfile.mkdtemp(prefix=".export-", dir=target))
-        written, aside = staging / "saved_model", staging / "replaced"
-        moved_aside, moved_in, entries = [], [], {}
+def _missing_folders(folder):
+    """``folder`` and its parents that do not exist, the deepest first."""
+    return [path for path in (folder.absolute(), *folder.absolute().parents)
+            if not path.exists()]
+
+
+def _remove_empty(folders):
+    """Removes the ``folders`` (the deepest first) that are empty; rmdir, not
+    rmtree: only what an export made and left empty."""
+    for folder in folders:
         try:
-            printed = io.StringIO()
-            with contextlib.redirect_stdout(printed):
-                write(str(written))
-            aside.mkdir()
-            # Each name is noted before its rename: a Ctrl-C just after one
-            # (Python raises it as the call returns) still finds it noted.
-            for name in reversed(SAVED_MODEL_ENTRIES):
-                if os.path.lexists(target / name):
-                    moved_aside.append(name)
-                    os.rename(target / name, aside / name)
-            entries = {entry.name: entry for entry in written.iterdir()}
-            order = [name for name in SAVED_MODEL_ENTRIES if name in entries]
-            for name in sorted(set(entries) - set(order)) + order:
-                if name in KEPT_ENTRIES and os.path.lexists(target / name):
-                    continue  # the folder's own warm-up requests stay
-                moved_in.append(name)
-                os.rename(entries[name], target / name)
-        except BaseException:
-            # The earlier SavedModel back as it was, in the reverse order:
-            # the entries this call moved in (gone from the staging folder)
-            # go back into it, ``saved_model.pb`` first; the earlier ones
-            # return, ``saved_model.pb`` last.
-            undone = staging / "undone"
-            undone.mkdir(exist_ok=True)
-            for name in reversed(moved_in):
-                if not os.path.lexists(entries[name]) and os.path.lexists(target / name):
-                    os.rename(target / name, undone / name)
-            for name in reversed(moved_aside):
-                if os.path.lexists(aside / name) and not os.path.lexists(target / name):
-                    os.rename(aside / name, target / name)
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            break
+
+
+def _write_and_move_in(write, target):
+    """`write_saved_model_folder`'s work, under the folder's lock."""
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=".export-", dir=target))
+    written, aside = staging / "saved_model", staging / "replaced"
+    moved_aside, moved_in, entries = [], [], {}
+    try:
+        write(str(written))
+        aside.mkdir()
+        # Each name is noted before its rename: a Ctrl-C just after one
+        # (Python raises it as the call returns) still finds it noted.
+        for name in reversed(SAVED_MODEL_ENTRIES):
+            if os.path.lexists(target / name):
+                moved_aside.append(name)
+                os.rename(target / name, aside / name)
+        entries = {entry.name: entry for entry in written.iterdir()}
+        order = [name for name in SAVED_MODEL_ENTRIES if name in entries]
+        for name in sorted(set(entries) - set(order)) + order:
+            if name in KEPT_ENTRIES and os.path.lexists(target / name):
+                continue  # the folder's own warm-up requests stay
+            moved_in.append(name)
+            os.rename(entries[name], target / name)
+    except BaseException:
+        # The earlier SavedModel back as it was, in the reverse order:
+        # the entries this call moved in (gone from the staging folder)
+        # go back into it, ``saved_model.pb`` first; the earlier ones
+        # return, ``saved_model.pb`` last.
+        undone = staging / "undone"
+        undone.mkdir(exist_ok=True)
+        for name in reversed(moved_in):
+            if not os.path.lexists(entries[name]) and os.path.lexists(target / name):
+                os.rename(target / name, undone / name)
+        for name in reversed(moved_aside):
+            if os.path.lexists(aside / name) and not os.path.lexists(target / name):
+                os.rename(aside / name, target / name)
         shutil.rmtree(staging, ignore_errors=True)
-    return printed.getvalue().replace(str(written), str(target))
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 #: The folders (device, inode) whose export lock a thread of this process
@@ -327,55 +334,66 @@ _HELD_FOLDERS = {}
 
 @contextlib.contextmanager
 def _folder_lock(folder):
-    """Holds an exclusive `flock` of ``folder`` (created where missing,
-    where the system has flock), so that exports into one folder run one
-    after the other: two at once left entries of both.
+    """Holds an exclusive `flock` of ``folder`` (where the system has
+    flock), so that exports into one folder run one after the other: two
+    at once left entries of both. Yields the folders it made (``folder``
+    and missing parents, the deepest first), for the caller to remove if
+    it fails.
 
-    A folder removed (an export that created it failed) or replaced while
-    this waited is locked anew. An export into a folder whose lock this
-    thread holds already (from inside another export's write) is refused;
-    waiting for another holder is announced once on stderr.
+    The folder is made where missing; one removed (an export that made it
+    failed) or replaced while this waited is made and locked anew. An
+    export into a folder whose lock this thread holds already (from inside
+    another export's write) is refused; waiting for another holder is
+    announced once on stderr.
 
     Raises:
         RuntimeError: for an export into a folder this thread is exporting into.
     """
+    made, announced = [], False
     try:
         import fcntl
     except ImportError:  # not POSIX
+        made = _missing_folders(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        yield
+        yield made
         return
     while True:
+        made += [path for path in _missing_folders(folder) if path not in made]
         folder.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(folder, os.O_RDONLY)
-        status = os.fstat(descriptor)
-        key = (status.st_dev, status.st_ino)
-        if _HELD_FOLDERS.get(key) == threading.get_ident():
-            os.close(descriptor)
-            raise RuntimeError(f"An export into {folder} is already running in this thread "
-                               "(an export from inside another's write?).")
+        descriptor = None
         try:
+            descriptor = os.open(folder, os.O_RDONLY)
+            status = os.fstat(descriptor)
+            key = (status.st_dev, status.st_ino)
+            if _HELD_FOLDERS.get(key) == threading.get_ident():
+                raise RuntimeError(f"An export into {folder} is already running in this "
+                                   "thread (an export from inside another's write?).")
             try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                print(f"Waiting for another export into {folder} to finish...",
-                      file=sys.stderr)
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
-        except OSError:  # a file system without locks
-            pass
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if not announced:
+                        print(f"Waiting for another export into {folder} to finish...",
+                              file=sys.stderr)
+                        announced = True
+                    fcntl.flock(descriptor, fcntl.LOCK_EX)
+            except OSError:  # a file system without locks
+                pass
+            try:
+                same = os.path.samestat(status, os.stat(folder))
+            except OSError:
+                same = False
         except BaseException:
-            os.close(descriptor)
+            if descriptor is not None:
+                os.close(descriptor)
+            _remove_empty(made)
             raise
-        try:
-            same = os.path.samestat(status, os.stat(folder))
-        except OSError:
-            same = False
         if same:
             break
         os.close(descriptor)  # removed or replaced while waiting: lock the one there now
     _HELD_FOLDERS[key] = threading.get_ident()
     try:
-        yield
+        yield made
     finally:
         del _HELD_FOLDERS[key]
         os.close(descriptor)

@@ -235,9 +235,11 @@ def export_model(model, export, filepath, format="tf_saved_model", verbose=None,
         return ops.cast(outputs, "float32") if low else outputs
 
     archive.add_endpoint("serve", serve, input_signature=specs)
-    write_saved_model_folder(
-        lambda path: archive.write_out(path, verbose=True if verbose is None else verbose),
-        filepath)
+    # Keras' own message would name the hidden folder it is written in.
+    write_saved_model_folder(lambda path: archive.write_out(path, verbose=False), filepath)
+    if verbose is None or verbose:
+        print(f"Saved artifact at '{filepath}'. Its endpoint 'serve' (also its "
+              f"'serving_default' signature) takes {', '.join(map(str, specs))}.")
 
 
 def _is_multi_replica(model):
@@ -923,14 +925,14 @@ class TrainingDiverged(FloatingPointError):
             without advice (for callers that advise otherwise: `DBN.pretrain`,
             the command line).
         data_note: its sentence on data not checked whole, or "".
+        layer, layers: in `DBN.pretrain`, the layer that diverged (counted
+            from 1) and the number of layers; else ``None``.
     """
 
-    def __init__(self, message, epoch=None, what=None, data_note=""):
+    def __init__(self, message, epoch=None, what=None, data_note="", layer=None, layers=None):
         super().__init__(message)
         self.epoch, self.what, self.data_note = epoch, what or message, data_note
-
-    def __reduce__(self):
-        return type(self), (str(self), self.epoch, self.what, self.data_note)
+        self.layer, self.layers = layer, layers
 
 
 class _DivergenceGuard(keras.callbacks.Callback):

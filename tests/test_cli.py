@@ -665,15 +665,17 @@ def test_a_diverged_pretraining_is_one_line_with_the_options_to_lower(capsys):
     from keras_dbn import cli
     from keras_dbn.rbm import TrainingDiverged
 
-    def diverge():
-        raise TrainingDiverged("the API's advice", epoch=2,
-                               what="DBN.pretrain, layer 1 of 2 (rbm_0): RBM training diverged.")
+    for layer, option in ((1, "--dbn-lr"), (2, "--top-lr")):
+        def diverge():
+            raise TrainingDiverged("the API's advice", epoch=3, what="RBM training diverged.",
+                                   layer=layer, layers=2)
 
-    assert cli.run_reporting_errors(diverge, "keras-dbn train") == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err and "API's advice" not in err
-    assert err.startswith("keras-dbn train: error: DBN.pretrain, layer 1 of 2 (rbm_0)")
-    assert "--dbn-lr" in err and "--top-lr" in err
+        assert cli.run_reporting_errors(diverge, "keras-dbn train") == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and "API's advice" not in err
+        assert err.startswith(f"keras-dbn train: error: pretraining diverged in layer {layer} "
+                              "of 2, epoch 3: its updates made weights")
+        assert err.endswith(f"; lower {option}.\n")
 
     def other():
         raise FloatingPointError("a user's own")

@@ -650,3 +650,30 @@ def test_an_export_waiting_on_a_folder_that_another_removed_makes_it_anew(tmp_pa
     thread.join()
     assert [str(e) for e in errors] == ["no model"]
     assert (path / "saved_model.pb").exists()
+
+
+def test_two_failing_exports_into_a_new_folder_leave_nothing(tmp_path):
+    """The waiting export made the folder anew, failed too, and left it."""
+    import threading
+    import time
+
+    from keras_dbn.export import write_saved_model_folder
+
+    path = tmp_path / "new" / "model"
+    started = threading.Event()
+
+    def failing(where):
+        started.set()
+        time.sleep(0.5)
+        raise ValueError("no model")
+
+    def export():
+        with pytest.raises(ValueError, match="no model"):
+            write_saved_model_folder(failing, path)
+
+    thread = threading.Thread(target=export)
+    thread.start()
+    started.wait()
+    export()
+    thread.join()
+    assert list(tmp_path.iterdir()) == []
