@@ -236,19 +236,27 @@ def write_saved_model_folder(write, filepath):
     replaced only once the new ones are written (``assets.extra``, TF
     Serving's warm-up requests, stays), and a folder holding anything else
     but hidden files (``.gitkeep``), or such entries without a SavedModel,
-    is refused. The folder
-    itself stays (a link to it, a mount point, the working folder, its
-    owner and mode). Exports into one folder wait for each other (a
-    `flock` of the folder, where the system has one). A remote path
-    (``scheme://...``) is written as Keras writes it.
+    is refused. The folder itself stays (a link to it, a mount point, the
+    working folder, its owner and mode). Exports into one folder wait for
+    each other (`_folder_lock`). A remote path (``scheme://...``) is
+    written as Keras writes it.
 
     Args:
         write: writes a SavedModel at the path it is given.
         filepath: the folder the SavedModel goes in; created if missing.
 
+    Returns:
+        None.
+
     Raises:
         ValueError: where ``filepath`` is a file, or a folder that holds
             other entries than a SavedModel's.
+        RuntimeError: for an export into a folder that this thread is
+            exporting into already.
+
+    Example:
+
+    >>> write_saved_model_folder(lambda path: tf.saved_model.save(module, path), "served/rbm")
     """
     if "://" in str(filepath):
         return write(str(filepath))
