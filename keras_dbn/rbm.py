@@ -1174,8 +1174,8 @@ def _free_energy_sum_function(rbm):
 
     It computes them as `RBM.test_step` does, so that the gap compares like
     with like (under a mixed policy the compiled and eager routes round
-    differently), and by the private `RBM._free_energy`, as `test_step`
-    does, not by a subclass's `free_energy`. One function per RBM, traced
+    differently), and by the private `RBM._free_energy_of`, not by a
+    subclass's `free_energy`. One function per RBM, traced
     once for each shape of rows (one per `fit` call set TensorFlow's
     warning of frequent retracing off after a few calls); it holds the RBM
     weakly.
@@ -1187,11 +1187,7 @@ def _free_energy_sum_function(rbm):
         model = weakref.ref(rbm)
 
         def free_energy_sum(v):
-            current = model()
-            v = current._flatten(v, current._statistics_dtype)
-            weights = current._weights()
-            hidden_pre = current._hidden_pre(ops.cast(v, current.compute_dtype), weights)
-            return ops.sum(ops.cast(current._free_energy(v, hidden_pre, weights), "float64"))
+            return ops.sum(ops.cast(model()._free_energy_of(v), "float64"))
 
         function = tf.function(free_energy_sum, reduce_retracing=True)
         # TensorFlow counts the traces of one Python function over all its
@@ -1811,6 +1807,11 @@ class RBM(ExtraStateMixin, keras.Model):
         >>> f = rbm.free_energy(x_test)  # shape (len(x_test),)
         >>> gap = np.mean(rbm.free_energy(x_val)) - np.mean(rbm.free_energy(x_train[:len(x_val)]))
         """
+        return self._free_energy_of(v)
+
+    def _free_energy_of(self, v):
+        """`free_energy`, which a subclass may override, as `test_step` and
+        `free_energy_gap` compute it."""
         v = self._flatten(v, self._statistics_dtype)
         weights = self._weights()
         hidden_pre = self._hidden_pre(ops.cast(v, self.compute_dtype), weights)
