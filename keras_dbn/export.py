@@ -189,7 +189,7 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
         fn=serve,
         input_signature=[tf.TensorSpec([None, features], tf.float32, name=INPUT_NAME)],
     )
-    created = [folder for folder in (base, *base.parents) if not folder.exists()]
+    created = _missing_folders(base)
     base.mkdir(parents=True, exist_ok=True)
 
     # TF Serving only loads all-digit directory names, so it ignores this one.
@@ -203,12 +203,8 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
             _place(staging / "saved_model", target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        # rmdir, not rmtree: another export may have written into them since.
-        for folder in created:
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        # Not rmtree: another export may have written into them since.
+        _remove_empty(created)
         raise
     shutil.rmtree(staging, ignore_errors=True)
     return str(target)

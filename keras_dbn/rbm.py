@@ -224,9 +224,7 @@ def export_model(model, export, filepath, format="tf_saved_model", verbose=None,
     # Unnamed inputs are `inputs` whatever the policy (Keras' export named
     # them `args_0`, this endpoint's argument `x`).
     specs = [tf.TensorSpec(s.shape, s.dtype or "float32", name=s.name or INPUT_NAME)
-             if isinstance(s, keras.InputSpec) else
-             tf.TensorSpec(s.shape, s.dtype, name=s.name or INPUT_NAME)
-             if isinstance(s, tf.TensorSpec) else s for s in signature]
+             if isinstance(s, (keras.InputSpec, tf.TensorSpec)) else s for s in signature]
     archive = keras.export.ExportArchive()
     archive.track(model)
 
