@@ -33,6 +33,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -115,7 +116,10 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     untouched. Without ``overwrite``, the name is claimed only at that rename
     and only if it is still free, so of two exports to the same version
     (two jobs that both chose ``next_version(base_dir)``, say) one succeeds
-    and the other raises `FileExistsError`; neither is lost unnoticed.
+    and the other raises `FileExistsError`; neither is lost unnoticed. An
+    export killed outright (``kill -9``, a power cut) leaves its hidden
+    folder: the next export into ``base_dir`` puts back a version it had
+    moved aside, and removes the rest.
 
     Args:
         model: A built Keras model with one input of shape
@@ -191,22 +195,21 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     )
     created = _missing_folders(base)
     base.mkdir(parents=True, exist_ok=True)
+    _clear_stale_stagings(base, VERSION_STAGING, lambda staging: _recover_version(base, staging))
 
-    # TF Serving only loads all-digit directory names, so it ignores this one.
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".export-{version}-", dir=base))
     try:
-        # The endpoint is traced here: a model that `serve` refuses fails now.
-        archive.write_out(str(staging / "saved_model"), verbose=False)
-        if overwrite:
-            _replace(staging / "saved_model", target, staging / "replaced")
-        else:
-            _place(staging / "saved_model", target)
+        # TF Serving only loads all-digit directory names, so it ignores this one.
+        with _staging(base, f"{VERSION_STAGING}{version}-") as staging:
+            # The endpoint is traced here: a model that `serve` refuses fails now.
+            archive.write_out(str(staging / "saved_model"), verbose=False)
+            if overwrite:
+                _replace(staging / "saved_model", target, staging / "replaced")
+            else:
+                _place(staging / "saved_model", target)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
         # Not rmtree: another export may have written into them since.
         _remove_empty(created)
         raise
-    shutil.rmtree(staging, ignore_errors=True)
     return str(target)
 
 
@@ -234,8 +237,12 @@ def write_saved_model_folder(write, filepath):
     but hidden files (``.gitkeep``), or such entries without a SavedModel,
     is refused. The folder itself stays (a link to it, a mount point, the
     working folder, its owner and mode). Exports into one folder wait for
-    each other (`_folder_lock`). A remote path (``scheme://...``) is
-    written as Keras writes it.
+    each other (`_folder_lock`). What an export killed outright left (its
+    hidden folder, an earlier SavedModel moved aside, part of its own moved
+    in) the next export into the folder puts right first: the earlier
+    SavedModel back, as a failed export leaves it, or the new one if it was
+    moved in whole. A remote path (``scheme://...``) is written as Keras
+    writes it.
 
     Args:
         write: writes a SavedModel at the path it is given.
@@ -264,6 +271,8 @@ def write_saved_model_folder(write, filepath):
                          "or choose another path.")
     with _folder_lock(target) as created:
         try:
+            _clear_stale_stagings(target, FOLDER_STAGING,
+                                  lambda staging: _recover_moves(target, staging))
             _check_saved_model_folder(target)
             _write_and_move_in(write, target)
         except BaseException:
@@ -293,42 +302,167 @@ def _remove_empty(folders):
 
 
 def _write_and_move_in(write, target):
-    """`write_saved_model_folder`'s work, under the folder's lock."""
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=".export-", dir=target))
-    written, aside = staging / "saved_model", staging / "replaced"
-    moved_aside, moved_in, entries = [], [], {}
+    """`write_saved_model_folder`'s work, under the folder's lock.
+
+    The staging folder records how far the moves got, for the next export
+    to put right the work of one killed amid them (`_recover_moves`): the
+    earlier entries go into ``moving-aside``, renamed ``moved-aside`` once
+    all are there; the new ones then move in, ``saved_model.pb`` last.
+    """
+    with _staging(target, FOLDER_STAGING) as staging:
+        written, aside = staging / "saved_model", staging / "moving-aside"
+        moved_aside, moved_in, entries = [], [], {}
+        try:
+            write(str(written))
+            aside.mkdir()
+            # Each name is noted before its rename: a Ctrl-C just after one
+            # (Python raises it as the call returns) still finds it noted.
+            for name in reversed(SAVED_MODEL_ENTRIES):
+                if os.path.lexists(target / name):
+                    moved_aside.append(name)
+                    os.rename(target / name, aside / name)
+            os.rename(aside, staging / "moved-aside")
+            aside = staging / "moved-aside"
+            entries = {entry.name: entry for entry in written.iterdir()}
+            order = [name for name in SAVED_MODEL_ENTRIES if name in entries]
+            for name in sorted(set(entries) - set(order)) + order:
+                if name in KEPT_ENTRIES and os.path.lexists(target / name):
+                    continue  # the folder's own warm-up requests stay
+                moved_in.append(name)
+                os.rename(entries[name], target / name)
+        except BaseException:
+            # The earlier SavedModel back as it was, in the reverse order:
+            # the entries this call moved in (gone from the staging folder)
+            # go back into it, ``saved_model.pb`` first; the earlier ones
+            # return, ``saved_model.pb`` last.
+            if not aside.is_dir():  # interrupted as the rename returned
+                aside = staging / "moved-aside"
+            undone = staging / "undone"
+            undone.mkdir(exist_ok=True)
+            for name in reversed(moved_in):
+                if not os.path.lexists(entries[name]) and os.path.lexists(target / name):
+                    os.rename(target / name, undone / name)
+            for name in reversed(moved_aside):
+                if os.path.lexists(aside / name) and not os.path.lexists(target / name):
+                    os.rename(aside / name, target / name)
+            raise
+
+
+#: The prefixes of the hidden staging folders of `write_saved_model_folder`
+#: (inside the folder exported into) and `export_saved_model` (in the base
+#: folder, followed by the version).
+FOLDER_STAGING, VERSION_STAGING = ".export-", ".version-export-"
+
+
+@contextlib.contextmanager
+def _staging(folder, prefix):
+    """A new hidden folder in ``folder``, locked (`flock`, where the system
+    has it) while the export that made it runs, so that another export can
+    tell it from the leftovers of one that was killed (`_clear_stale_stagings`);
+    removed with its contents at the end."""
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
+    descriptor = os.open(staging, os.O_RDONLY)
     try:
-        write(str(written))
-        aside.mkdir()
-        # Each name is noted before its rename: a Ctrl-C just after one
-        # (Python raises it as the call returns) still finds it noted.
-        for name in reversed(SAVED_MODEL_ENTRIES):
-            if os.path.lexists(target / name):
-                moved_aside.append(name)
-                os.rename(target / name, aside / name)
-        entries = {entry.name: entry for entry in written.iterdir()}
-        order = [name for name in SAVED_MODEL_ENTRIES if name in entries]
-        for name in sorted(set(entries) - set(order)) + order:
-            if name in KEPT_ENTRIES and os.path.lexists(target / name):
-                continue  # the folder's own warm-up requests stay
-            moved_in.append(name)
-            os.rename(entries[name], target / name)
-    except BaseException:
-        # The earlier SavedModel back as it was, in the reverse order:
-        # the entries this call moved in (gone from the staging folder)
-        # go back into it, ``saved_model.pb`` first; the earlier ones
-        # return, ``saved_model.pb`` last.
+        try:
+            import fcntl
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # not POSIX, or a file system without locks
+            pass
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        os.close(descriptor)
+
+
+def _clear_stale_stagings(folder, prefix, recover):
+    """Puts right what killed exports left in ``folder``: each staging folder
+    (`_staging`) that no running export holds is locked, handed to
+    ``recover`` and removed, unless ``recover`` returns False (something
+    left in it could not be put back; then it stays, and stderr says so).
+    Nothing is done where the system cannot lock folders (no telling the
+    stale from the live), nor to an empty one less than a minute old (made
+    by an export that has not locked it yet).
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return
+    stagings = sorted(entry for entry in folder.iterdir() if entry.name.startswith(prefix)
+                      and entry.is_dir() and not entry.is_symlink())
+    for staging in stagings:
+        try:
+            descriptor = os.open(staging, os.O_RDONLY)
+        except OSError:  # finished and removed meanwhile
+            continue
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held by a running export, or no locks here
+                continue
+            if not any(staging.iterdir()) and time.time() - os.fstat(descriptor).st_mtime < 60:
+                continue
+            if recover(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+            else:
+                print(f"An export into {folder} was killed, and what it had moved aside could "
+                      f"not all be put back: it is in {staging}.", file=sys.stderr)
+        finally:
+            os.close(descriptor)
+
+
+def _recover_moves(target, staging):
+    """Finishes the work of a `write_saved_model_folder` export killed amid
+    its renames (`_write_and_move_in` records how far they got): the
+    earlier SavedModel goes back in place, as a failed export leaves it,
+    unless the new one was moved in whole (its ``saved_model.pb``, moved
+    last, is in place).
+
+    Returns:
+        Whether the staging folder holds nothing more to put back.
+    """
+    written, moved, moving = (staging / "saved_model", staging / "moved-aside",
+                              staging / "moving-aside")
+    if moved.is_dir():
+        if not any(os.path.lexists(written / name) for name in SAVED_MODEL_ENTRIES):
+            return True  # the new SavedModel is in place whole
         undone = staging / "undone"
         undone.mkdir(exist_ok=True)
-        for name in reversed(moved_in):
-            if not os.path.lexists(entries[name]) and os.path.lexists(target / name):
+        for name in reversed(SAVED_MODEL_ENTRIES):  # all the earlier ones are aside
+            if os.path.lexists(target / name) and not os.path.lexists(undone / name):
                 os.rename(target / name, undone / name)
-        for name in reversed(moved_aside):
-            if os.path.lexists(aside / name) and not os.path.lexists(target / name):
-                os.rename(aside / name, target / name)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(staging, ignore_errors=True)
+        aside = moved
+    elif moving.is_dir():
+        aside = moving
+    else:
+        return True  # killed while writing: nothing was moved
+    restored = [name for name in SAVED_MODEL_ENTRIES
+                if os.path.lexists(aside / name) and not os.path.lexists(target / name)]
+    for name in restored:
+        os.rename(aside / name, target / name)
+    if restored:
+        print(f"An export into {target} was killed amid its renames; the SavedModel it was "
+              "replacing is back in place.", file=sys.stderr)
+    return not any(aside.iterdir())
+
+
+def _recover_version(base, staging):
+    """Puts back the version that an `export_saved_model` export killed
+    between the two renames of `_replace` had moved aside.
+
+    Returns:
+        Whether the staging folder holds nothing more to put back.
+    """
+    version = staging.name[len(VERSION_STAGING):].split("-")[0]
+    replaced, target = staging / "replaced", base / version
+    if not replaced.is_dir() or os.path.lexists(target):
+        return True  # nothing moved aside, or the new version is in place
+    if not version.isdigit():
+        return False
+    os.rename(replaced, target)
+    print(f"An export of {target} was killed after moving the earlier version aside; "
+          "it is back in place.", file=sys.stderr)
+    return True
+
 
 
 #: The folders (device, inode) whose export lock a thread of this process

@@ -677,3 +677,149 @@ def test_two_failing_exports_into_a_new_folder_leave_nothing(tmp_path):
     export()
     thread.join()
     assert list(tmp_path.iterdir()) == []
+
+
+class _Killed(BaseException):
+    """A kill -9 as far as the export can tell: nothing after it runs."""
+
+
+def _kill_at_rename(monkeypatch, n, after):
+    """From the ``n``-th ``os.rename`` on, renames and rmtree raise
+    `_Killed` (the ``n``-th after renaming if ``after``); returns a function
+    that closes the folders the export opened, as the system would for a
+    killed process (releasing their locks), and undoes the patches."""
+    import shutil
+
+    real_rename, real_open, real_rmtree = os.rename, os.open, shutil.rmtree
+    calls, opened = [], []
+
+    def rename(source, destination):
+        calls.append(source)
+        if len(calls) > n or (len(calls) == n and not after):
+            raise _Killed
+        real_rename(source, destination)
+        if len(calls) == n:
+            raise _Killed
+
+    def open_(path, flags, *args, **kwargs):
+        descriptor = real_open(path, flags, *args, **kwargs)
+        opened.append(descriptor)
+        return descriptor
+
+    def rmtree(*args, **kwargs):
+        if len(calls) >= n:
+            raise _Killed
+        real_rmtree(*args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+
+    def restart():
+        monkeypatch.setattr(os, "rename", real_rename)
+        monkeypatch.setattr(os, "open", real_open)
+        monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+        for descriptor in opened:
+            try:
+                os.close(descriptor)
+            except OSError:
+                pass
+        return len(calls)
+
+    return restart
+
+
+@pytest.mark.parametrize("after", [False, True])
+def test_the_next_export_puts_right_what_a_killed_one_left(tmp_path, monkeypatch, capsys, after):
+    """An export killed amid its renames left the earlier SavedModel in its
+    hidden folder: the folder had no saved_model.pb, and the next export
+    refused it ("holds other entries") or left the hidden copy for good."""
+    import tensorflow as tf
+
+    import keras_dbn
+    from keras_dbn.export import write_saved_model_folder
+
+    x = (np.random.default_rng(0).random((60, 12)) < 0.3).astype("float32")
+    earlier, later = keras_dbn.RBM(4, seed=0), keras_dbn.RBM(4, seed=1)
+    for rbm in (earlier, later):
+        rbm.fit(x, epochs=1, verbose=0)
+    path = tmp_path / "rbm"
+    earlier.export(str(path), verbose=False)
+    restart = _kill_at_rename(monkeypatch, 10**6, after)
+    earlier.export(str(path), verbose=False)
+    renames = restart()
+
+    def served():
+        loaded = tf.saved_model.load(str(path))
+        return loaded.serve(tf.constant(x[:3])).numpy()
+
+    def failing(where):
+        raise ValueError("no model")
+
+    for n in range(1, renames + 1):
+        earlier.export(str(path), verbose=False)
+        restart = _kill_at_rename(monkeypatch, n, after)
+        with pytest.raises(_Killed):
+            later.export(str(path), verbose=False)
+        restart()
+        assert [p.name for p in path.iterdir() if p.name.startswith(".")] != []
+        capsys.readouterr()
+        # A failing export leaves the folder as the killed one should have.
+        with pytest.raises(ValueError, match="no model"):
+            write_saved_model_folder(failing, path)
+        whole = n == renames and after  # the later model's saved_model.pb moved in
+        np.testing.assert_allclose(served(), (later if whole else earlier).predict(
+            x[:3], verbose=0), atol=1e-6)
+        assert [p.name for p in path.iterdir() if p.name.startswith(".")] == []
+        moved = n > 1 or after  # the earlier saved_model.pb is aside
+        assert ("back in place" in capsys.readouterr().err) == (moved and not whole)
+        later.export(str(path), verbose=False)
+        np.testing.assert_allclose(served(), later.predict(x[:3], verbose=0), atol=1e-6)
+    assert renames > 5
+
+
+def test_the_next_export_puts_back_a_version_a_killed_one_moved_aside(
+        tmp_path, monkeypatch, capsys):
+    base = tmp_path / "models"
+    models = [_classifier(seed) for seed in range(3)]
+    x = np.random.default_rng(0).random((3, FEATURES)).astype("float32")
+    export_saved_model(models[0], base, version=1)
+    restart = _kill_at_rename(monkeypatch, 1, after=True)  # version 1 moved aside
+    with pytest.raises(_Killed):
+        export_saved_model(models[1], base, version=1, overwrite=True)
+    restart()
+    assert sorted(p.name for p in base.iterdir())[0].startswith(".")
+    assert not (base / "1").exists()
+    export_saved_model(models[2], base, version=2)
+    assert "back in place" in capsys.readouterr().err
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
+    import tensorflow as tf
+
+    for version, model in ((1, models[0]), (2, models[2])):
+        serve = tf.saved_model.load(str(base / str(version))).signatures["serving_default"]
+        np.testing.assert_allclose(serve(inputs=tf.constant(x))["probabilities"].numpy(),
+                                   model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_an_export_leaves_a_running_exports_staging_folder_alone(tmp_path, monkeypatch):
+    """Leftovers are told from a running export's folder by its lock."""
+    import threading
+
+    base = tmp_path / "models"
+    writing, go_on = threading.Event(), threading.Event()
+    real_write_out = keras.export.ExportArchive.write_out
+
+    def slow_write_out(self, path, **kwargs):
+        if not writing.is_set():
+            writing.set()
+            go_on.wait(timeout=60)
+        return real_write_out(self, path, **kwargs)
+
+    monkeypatch.setattr(keras.export.ExportArchive, "write_out", slow_write_out)
+    first = threading.Thread(target=lambda: export_saved_model(_classifier(0), base, version=1))
+    first.start()
+    writing.wait(timeout=60)
+    export_saved_model(_classifier(1), base, version=2)
+    go_on.set()
+    first.join()
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
