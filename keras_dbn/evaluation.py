@@ -31,7 +31,8 @@ from keras import ops
 
 from keras_dbn import array_input, user_warnings
 from keras_dbn.dbn import DBN
-from keras_dbn.rbm import RBM, _is_dataset, checked_count, float64_batches, visible_mean
+from keras_dbn.rbm import (RBM, _is_dataset, checked_count, checked_seed, float64_batches,
+                           visible_mean)
 
 _F64 = "float64"
 
@@ -54,11 +55,23 @@ def _checked_rbm(rbm, function):
 
 
 def _weights(rbm, dtype=_F64):
-    """``(kernel, visible_bias, hidden_bias)`` as tensors of ``dtype``."""
-    return tuple(
+    """``(kernel, visible_bias, hidden_bias)`` as tensors of ``dtype``.
+
+    Raises:
+        ValueError: where they hold NaN or infinite values: every figure
+            computed from them would be NaN, or an AIS warning about its
+            weights' spread.
+    """
+    weights = tuple(
         ops.cast(ops.convert_to_tensor(w), dtype)
         for w in (rbm.kernel, rbm.visible_bias, rbm.hidden_bias)
     )
+    if not all(np.isfinite(ops.convert_to_numpy(w)).all() for w in weights):
+        raise ValueError(
+            f"The weights of {rbm.name} hold NaN or infinite values (a diverged fit?); "
+            "there is nothing to evaluate."
+        )
+    return weights
 
 
 def _dataset_rows(data, name):
@@ -174,8 +187,8 @@ def exact_log_partition(rbm, enumerate_layer=None, max_units=20, chunk_size=2**1
 
     Raises:
         ValueError: if the layer to enumerate is not binary or is larger than
-            ``max_units``, or for a ``max_units`` or ``chunk_size`` that is
-            not an integer >= 1.
+            ``max_units``, for a ``max_units`` or ``chunk_size`` that is
+            not an integer >= 1, or for weights that are not finite.
 
     Example:
 
@@ -206,7 +219,10 @@ def exact_log_partition(rbm, enumerate_layer=None, max_units=20, chunk_size=2**1
     if n > max_units:
         raise ValueError(
             f"Exact log Z would enumerate 2**{n} states of the {enumerate_layer} "
-            f"layer (limit: {max_units} units); use ais_log_partition instead."
+            f"layer (limit: {max_units} units); "
+            + ("use ais_log_partition instead." if rbm.hidden_units.discrete else
+               f"raise `max_units` if 2**{n} states are affordable (ais_log_partition "
+               f"needs Bernoulli hidden units, and these are {rbm.hidden_units.name}).")
         )
     weights = _weights(rbm)
     kernel, visible_bias, hidden_bias = weights
@@ -436,15 +452,18 @@ def ais_log_partition(
         ValueError: for Gaussian hidden units, malformed ``betas``, a
             base rate (``base_rate`` or the mean of ``data``) that is not
             finite, or outside [0, 1] for Bernoulli visible units, ``data``
-            (any of its batches) that `RBM.fit` would refuse, or a dataset
-            that never ends.
+            (any of its batches) that `RBM.fit` would refuse, a dataset
+            that never ends, or weights that are not finite.
 
     Warns:
         UserWarning: where the interval has no lower end (``log_z_low`` is
             ``-inf``: three standard errors of the weights' mean exceed the
-            mean): the estimate may lie far below ``log Z``. A 784x64 RBM
-            trained 2 epochs on 10,000 binarised MNIST images gave, with
-            the default schedule, 254.8 without ``data`` (and this warning)
+            mean): the estimate may lie far below ``log Z``. Either base
+            model can fall short: a 784x64 RBM trained 2 epochs
+            (``compile()``'s defaults, batch 100) on 10,000 binarised MNIST
+            images gave, with the default schedule, 337.5 without ``data``
+            (interval 337.4-337.6) and 315.9 with it (and this warning);
+            one trained otherwise 254.8 without ``data`` (and this warning)
             and 275.0 with it (interval 274.6-275.3).
 
     Example:
@@ -463,7 +482,9 @@ def ais_log_partition(
         raise ValueError(
             "ais_log_partition needs Bernoulli hidden units: tempering "
             f"{rbm.hidden_units.name} hidden units also changes their variance, "
-            "which this annealing path does not model."
+            "which this annealing path does not model. For a small Bernoulli visible "
+            "layer, exact_log_partition(rbm) gives log Z (pass it as `log_z` where a "
+            "function takes one)."
         )
     betas = paper_betas() if betas is None else np.asarray(betas, dtype=np.float64)
     if (betas.ndim != 1 or betas.shape[0] < 2 or betas[0] != 0.0 or betas[-1] != 1.0
@@ -596,7 +617,8 @@ def log_likelihood(rbm, x, log_z=None, **ais_kwargs):
             units, or without rows), for Bernoulli visible units data
             other than 0 and 1 (binarise grey levels first), a dataset
             that never ends or yields single examples, a ``log_z`` that is
-            not a finite number, and AIS options beside a given ``log_z``.
+            not a finite number, AIS options beside a given ``log_z``, and
+            weights that are not finite.
         TypeError: for a dataset whose elements are not tensors (e.g.
             dicts).
 
@@ -645,7 +667,7 @@ def log_conditional(units, states, pre_activation, bias):
         bias: the layer's bias ``a``, shape ``(n,)``.
 
     Returns:
-        A tensor of shape ``(batch,)``.
+        A tensor of shape ``(batch,)``, in the widest dtype of the three.
 
     Example:
 
@@ -654,6 +676,10 @@ def log_conditional(units, states, pre_activation, bias):
     >>> log_p = keras_dbn.evaluation.log_conditional(  # log p(v | h), shape (10,)
     ...     rbm.visible_units, x_test[:10], pre, rbm.visible_bias)
     """
+    tensors = [ops.convert_to_tensor(t) for t in (states, pre_activation, bias)]
+    # One dtype, the widest (float64 data, x / 255., with float32 weights).
+    dtype = keras.backend.result_type(*(t.dtype for t in tensors))
+    states, pre_activation, bias = (ops.cast(t, dtype) for t in tensors)
     interaction = ops.sum(states * (pre_activation - bias), axis=-1)
     return -units.energy(states, bias) + interaction - units.log_partition(pre_activation, bias)
 
@@ -702,7 +728,8 @@ def dbn_log_likelihood_bound(
         TypeError: when ``dbn`` is not a `keras_dbn.DBN`, or for a dataset
             whose elements are not tensors.
         ValueError: for data or a ``log_z`` that `log_likelihood` refuses,
-            a ``samples`` or ``batch_size`` that is not an integer >= 1,
+            a ``samples`` or ``batch_size`` that is not an integer >= 1, a
+            ``seed`` that is not an integer (NumPy's too) or None,
             and a DBN whose RBMs are not all built or whose widths do not
             chain.
 
@@ -732,7 +759,7 @@ def dbn_log_likelihood_bound(
                                            _PROBABILITIES_OF_BINARY_STATES))
     log_z = _known_or_estimated_log_z(top, log_z, ais_kwargs)
     weights = [_weights(rbm) for rbm in rbms]
-    seed_generator = keras.random.SeedGenerator(seed)
+    seed_generator = keras.random.SeedGenerator(checked_seed(seed))
     bounds = []
     # Row r of the chunks is example r // samples: each chunk gathers its
     # rows, so memory grows with batch_size, not with n * samples.
@@ -786,8 +813,8 @@ def pseudo_likelihood(rbm, x, seed=None, all_bits=False, batch_size=None):
         ValueError: for visible units that are not Bernoulli, for data
             that are not all 0 or 1, of the wrong width or without rows,
             for a dataset that never ends or yields single examples, for a
-            ``seed`` of another kind, and for a ``batch_size`` that is not
-            an integer >= 1.
+            ``seed`` of another kind, for a ``batch_size`` that is not
+            an integer >= 1, and for weights that are not finite.
         TypeError: for a dataset whose elements are not tensors (e.g.
             dicts).
 
@@ -930,12 +957,21 @@ def sample_class_mix(classifier, samples, batch_size=1000):
     if not len(samples):
         raise ValueError("`samples` holds no examples.")
     data, _, batch = array_input.evaluation_input(samples, None, batch_size)
-    probabilities = np.asarray(classifier.predict(data, batch_size=batch, verbose=0))
+    # float64: NumPy sums a bfloat16 classifier's outputs in bfloat16, whose
+    # sum stops growing at 256.
+    probabilities = np.asarray(classifier.predict(data, batch_size=batch, verbose=0),
+                               dtype="float64")
     if probabilities.ndim != 2 or probabilities.shape[1] < 2:
         raise ValueError(
             "sample_class_mix reads one probability per class, at least two columns; "
             f"the classifier gives shape {probabilities.shape} (for a one-column "
             "sigmoid output give it a two-class softmax)."
+        )
+    if not np.isfinite(probabilities).all():
+        raise ValueError(
+            "The classifier gives NaN or infinite probabilities for "
+            f"{int(np.sum(~np.isfinite(probabilities).all(axis=1)))} of the {len(probabilities)} "
+            "samples; are the samples finite, and is the classifier trained?"
         )
     counts = np.bincount(probabilities.argmax(axis=1), minlength=probabilities.shape[1])
     frequencies = counts / counts.sum()

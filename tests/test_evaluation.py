@@ -986,3 +986,72 @@ def test_sample_class_mix_reads_a_batched_dataset(labelled):
     from_array = evaluation.sample_class_mix(_argmax_classifier(), samples)
     np.testing.assert_array_equal(from_dataset.frequencies, from_array.frequencies)
     assert from_dataset.entropy == from_array.entropy
+
+
+def test_sample_class_mix_of_a_bfloat16_classifier_reads_its_probabilities_in_float64():
+    """NumPy summed a bfloat16 classifier's probabilities in bfloat16, whose
+    sum stops at 256: the confidence of 4,000 samples came out 0.064."""
+    rng = np.random.default_rng(0)
+    samples = rng.normal(size=(4000, 4)).astype("float32")
+    classifier = keras.Sequential([keras.Input((4,)), keras.layers.Softmax(dtype="bfloat16")])
+    probabilities = np.asarray(classifier.predict(samples, verbose=0))
+    assert probabilities.dtype.name == "bfloat16"
+    mix = evaluation.sample_class_mix(classifier, samples)
+    assert mix.confidence == pytest.approx(probabilities.astype("float64").max(axis=1).mean())
+    assert mix.confidence > 0.4
+
+
+def test_sample_class_mix_refuses_samples_the_classifier_cannot_read():
+    """NaN probabilities were counted as class 0: a plausible mix of one class."""
+    samples = np.full((10, 4), 5.0, dtype="float32")
+    samples[3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite probabilities for 1 of the 10"):
+        evaluation.sample_class_mix(_argmax_classifier(), samples)
+
+
+def test_dbn_bound_takes_seeds_as_the_other_estimates_do():
+    dbn = _tiny_dbn()
+    x = all_states(5)[::3]
+    by_int = evaluation.dbn_log_likelihood_bound(dbn, x, log_z=1.0, samples=3, seed=3)
+    by_numpy = evaluation.dbn_log_likelihood_bound(dbn, x, log_z=1.0, samples=3, seed=np.int64(3))
+    assert by_int == by_numpy
+    with pytest.raises(ValueError, match="`seed` must be an integer or None"):
+        evaluation.dbn_log_likelihood_bound(dbn, x, log_z=1.0, seed=True)
+
+
+@pytest.mark.parametrize("estimate", [
+    lambda rbm, x: evaluation.exact_log_partition(rbm),
+    lambda rbm, x: evaluation.ais_log_partition(rbm, betas=evaluation.paper_betas(50),
+                                                num_chains=10, seed=0),
+    lambda rbm, x: evaluation.log_likelihood(rbm, x, log_z=1.0),
+    lambda rbm, x: evaluation.pseudo_likelihood(rbm, x, seed=0),
+])
+def test_estimates_refuse_weights_that_are_not_finite(estimate):
+    """They returned NaN, and AIS warned about its importance weights' spread."""
+    rbm = make_rbm(5, 3, seed=0)
+    kernel = np.array(rbm.kernel)
+    kernel[2, 1] = np.nan
+    rbm.kernel.assign(kernel)
+    with pytest.raises(ValueError, match="hold NaN or infinite values"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            estimate(rbm, all_states(5))
+
+
+def test_log_conditional_of_float64_states_and_float32_inputs():
+    """The docstring's example with data of x / 255. raised TensorFlow's dtype error."""
+    rbm = make_rbm(5, 3, seed=0)
+    w, b, _ = params(rbm)
+    v = all_states(5)  # float64
+    h = all_states(3)[[0, 5, 2, 7] * 8]
+    pre = keras.ops.matmul(h.astype("float32"), keras.ops.transpose(rbm.kernel)) + rbm.visible_bias
+    got = np.asarray(evaluation.log_conditional(rbm.visible_units, v, pre, rbm.visible_bias))
+    mean = _sigmoid(h @ w.T + b)
+    np.testing.assert_allclose(got, _log_bernoulli(v, mean), rtol=1e-6)
+
+
+def test_ais_names_a_keras_style_pair_given_as_data():
+    rbm = make_rbm(5, 3, seed=0)
+    x = all_states(5)
+    with pytest.raises(ValueError, match="for arrays x and y give x alone"):
+        evaluation.ais_log_partition(rbm, data=(x, np.zeros(len(x))), seed=0)

@@ -2253,3 +2253,21 @@ def test_a_fit_resumed_by_backup_and_restore_that_diverges_keeps_the_backup(tmp_
             keras.callbacks.BackupAndRestore(str(tmp_path)), Blowup()])
     for backed_up, now in zip(interrupt.weights, resumed.get_weights()):
         np.testing.assert_array_equal(backed_up, now)
+
+
+def test_reconstruct_under_a_mixed_policy_returns_float32_that_numpy_averages_rightly():
+    """It returned bfloat16: NumPy's mean of the squared error, summed in
+    bfloat16, came out ~400 times too small."""
+    x = (np.random.default_rng(0).random((2000, 12)) < 0.3).astype("float32")
+    mixed = keras_dbn.RBM(5, seed=0, dtype="mixed_bfloat16")
+    exact = keras_dbn.RBM(5, seed=0)
+    for rbm in (mixed, exact):
+        rbm.build((None, 12))
+    exact.set_weights(mixed.get_weights())
+    reconstruction = mixed.reconstruct(x)
+    assert keras.backend.standardize_dtype(reconstruction.dtype) == "float32"
+    np.testing.assert_allclose(np.asarray(reconstruction), np.asarray(exact.reconstruct(x)),
+                               rtol=1e-6, atol=1e-7)
+    error = np.mean((np.asarray(reconstruction) - x) ** 2)
+    assert error == pytest.approx(np.mean((np.asarray(exact.reconstruct(x), "float64") - x) ** 2),
+                                  rel=1e-5)
