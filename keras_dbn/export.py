@@ -29,6 +29,7 @@ import json
 import numbers
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -352,6 +353,8 @@ def _write_and_move_in(write, target):
 #: (inside the folder exported into) and `export_saved_model` (in the base
 #: folder, followed by the version).
 FOLDER_STAGING, VERSION_STAGING = ".export-", ".version-export-"
+#: What a staging folder holds (`_write_and_move_in`, `export_saved_model`).
+_STAGING_ENTRIES = {"saved_model", "moving-aside", "moved-aside", "undone", "replaced"}
 
 
 @contextlib.contextmanager
@@ -379,15 +382,20 @@ def _clear_stale_stagings(folder, prefix, recover):
     (`_staging`) that no running export holds is locked, handed to
     ``recover`` and removed, unless ``recover`` returns False (something
     left in it could not be put back; then it stays, and stderr says so).
-    Nothing is done where the system cannot lock folders (no telling the
-    stale from the live), nor to an empty one less than a minute old (made
-    by an export that has not locked it yet).
+    Only folders named as `_staging` names them and holding nothing but
+    what an export puts there are touched; nothing is done where the system
+    cannot lock folders (no telling the stale from the live), nor to an
+    empty one less than a minute old (made by an export that has not
+    locked it yet).
     """
     try:
         import fcntl
     except ImportError:
         return
-    stagings = sorted(entry for entry in folder.iterdir() if entry.name.startswith(prefix)
+    # Only what `_staging` makes: its name, and nothing in it but its own.
+    name = re.compile(re.escape(prefix) + (r"\d+-" if prefix == VERSION_STAGING else "")
+                      + r"[a-z0-9_]{8}")
+    stagings = sorted(entry for entry in folder.iterdir() if name.fullmatch(entry.name)
                       and entry.is_dir() and not entry.is_symlink())
     for staging in stagings:
         try:
@@ -397,9 +405,15 @@ def _clear_stale_stagings(folder, prefix, recover):
         try:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # held by a running export, or no locks here
+                # Another export may have put it right and removed it meanwhile.
+                if not os.path.samestat(os.fstat(descriptor), os.lstat(staging)):
+                    continue
+                entries = {entry.name for entry in staging.iterdir()}
+            except OSError:  # held by a running export, gone, or no locks here
                 continue
-            if not any(staging.iterdir()) and time.time() - os.fstat(descriptor).st_mtime < 60:
+            if not entries <= _STAGING_ENTRIES:
+                continue
+            if not entries and time.time() - os.fstat(descriptor).st_mtime < 60:
                 continue
             if recover(staging):
                 shutil.rmtree(staging, ignore_errors=True)

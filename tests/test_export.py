@@ -823,3 +823,18 @@ def test_an_export_leaves_a_running_exports_staging_folder_alone(tmp_path, monke
     go_on.set()
     first.join()
     assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
+
+
+def test_hidden_folders_that_are_not_an_exports_leftovers_stay(tmp_path):
+    import tensorflow as tf
+
+    from keras_dbn.export import write_saved_model_folder
+
+    path = tmp_path / "rbm"
+    for name in (".export-notes", ".export-abcdefgh"):
+        (path / name).mkdir(parents=True)
+        (path / name / "mine.txt").write_text("kept")
+    write_saved_model_folder(lambda where: tf.saved_model.save(tf.Module(), where), path)
+    for name in (".export-notes", ".export-abcdefgh"):
+        assert (path / name / "mine.txt").read_text() == "kept"
+    assert (path / "saved_model.pb").exists()
