@@ -99,6 +99,16 @@ def layer_sizes(text):
     return sizes
 
 
+def folder_name(text):
+    """One folder's name, to be made inside another folder: not a path (no
+    separator), not ``.`` or ``..``, not empty."""
+    separators = [sep for sep in (os.sep, os.altsep, "/") if sep]
+    if text in ("", ".", "..") or any(sep in text for sep in separators):
+        raise argparse.ArgumentTypeError(
+            f"expected a folder's name (no path, not '.' or '..'), got {text!r}")
+    return text
+
+
 def image_shape(text):
     """An image shape ``HEIGHTxWIDTH`` or ``HEIGHTxWIDTHxCHANNELS``, e.g. ``32x32x3``
     (at most 4 channels, as a PNG holds)."""

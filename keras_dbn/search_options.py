@@ -9,7 +9,8 @@ and mistyped options answer without loading either.
 import argparse
 
 from keras_dbn.argtypes import (
-    add_option, fraction_or_count, layer_sizes, non_negative_int, positive_int, seed as seed_type,
+    add_option, folder_name, fraction_or_count, layer_sizes, non_negative_int, positive_int,
+    seed as seed_type,
 )
 
 #: The search algorithms of `keras_dbn.tuning.make_tuner`.
@@ -44,7 +45,8 @@ def add_search_arguments(parser):
     add_option(group, "--patience", type=non_negative_int, default=3,
                help="early stopping patience in epochs, 0 disables (default: 3)")
     add_option(group, "--directory", default="tuning_runs", help="trial records (default: tuning_runs)")
-    add_option(group, "--project-name", default=None, help="project folder (default: dbn_<dataset>)")
+    add_option(group, "--project-name", type=folder_name, default=None,
+               help="project folder's name, inside --directory (default: dbn_<dataset>)")
     add_option(group, "--overwrite", action="store_true",
                help="discard an existing project instead of resuming it (refused "
                "when SavedModel versions exported inside it would go too)")
@@ -78,3 +80,53 @@ def add_search_arguments(parser):
 def defaults():
     """`add_search_arguments`' options and their defaults, as a dict."""
     return vars(add_search_arguments(argparse.ArgumentParser()).parse_args([]))
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ValueError(f"run_search: {message}")
+
+
+def parse_options(options):
+    """Options of `keras_dbn.tuning.run_search` given by name, checked and
+    converted as the command line's are (``max_trials=0`` is refused as
+    ``--max-trials 0`` is; ``units`` may be a list or ``"64,128"``).
+
+    Args:
+        options: a dict of option names (``max_trials``) and values.
+
+    Returns:
+        A dict of the same names and the values the command line would give.
+
+    Raises:
+        ValueError: for a value the command line refuses, and ``None`` where
+            the option does not default to None.
+        TypeError: for an unknown option name.
+
+    Example:
+
+    >>> parse_options({"units": [64, 128], "max_trials": "3"})
+    {'units': [64, 128], 'max_trials': 3}
+    """
+    parser = add_search_arguments(_RaisingParser(prog="run_search", add_help=False))
+    known = defaults()
+    unknown = set(options) - set(known)
+    if unknown:
+        raise TypeError(f"Unknown run_search options: {sorted(unknown)}")
+    argv, parsed = [], {}
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(known[name], bool):  # a switch
+            if not isinstance(value, bool):
+                raise ValueError(f"run_search: {name} must be True or False, got {value!r}")
+            parsed[name] = value
+        elif value is None:
+            if known[name] is not None:
+                raise ValueError(f"run_search: {name} must not be None")
+            parsed[name] = None
+        else:
+            if isinstance(value, (list, tuple)):
+                value = ",".join(str(v) for v in value)
+            argv.append(f"{flag}={value}")
+    namespace = vars(parser.parse_args(argv))
+    return {name: parsed[name] if name in parsed else namespace[name] for name in options}

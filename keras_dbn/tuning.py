@@ -43,11 +43,13 @@ import keras
 import keras_tuner as kt
 import numpy as np
 
-from keras_dbn.argtypes import UsageError, check_dataset_name, check_writable, is_within
+from keras_dbn.argtypes import (UsageError, check_dataset_name, check_writable, folder_name,
+                                is_within)
 from keras_dbn.array_input import array_dataset, evaluation_input, fit_can_stream, validation_input
 from keras_dbn.dbn import DBN
+from keras_dbn.rbm import _is_dataset, checked_count
 from keras_dbn.extra_state import save_replacing, write_text_replacing
-from keras_dbn.search_options import TUNERS, add_search_arguments, defaults
+from keras_dbn.search_options import TUNERS, add_search_arguments, defaults, parse_options
 
 __all__ = [
     "DBNHyperModel",
@@ -222,7 +224,7 @@ class PretrainCache:
         >>> cache = PretrainCache(directory="runs/rbm_cache")
         >>> cache.put(((500,), "CD-1", "x_train"), rbm.get_weights())  # copies the arrays
         >>> PretrainCache(directory="runs/rbm_cache").get(((500,), "CD-1", "x_train"))[0].shape
-        (784, 64)
+        (784, 500)
         """
         name = self._name(key)
         weights = [np.array(w, copy=True) for w in weights]
@@ -255,6 +257,14 @@ class PretrainCache:
 
     def __len__(self):
         return len(self._memory)
+
+
+def _rows(x):
+    """A NumPy array of images as rows (a view where it can be); anything
+    else as it is."""
+    if isinstance(x, np.ndarray) and x.ndim > 2:
+        return x.reshape(len(x), -1)
+    return x
 
 
 def _streamable(x, y, fit_kwargs):
@@ -333,8 +343,11 @@ class DBNHyperModel(kt.HyperModel):
         cache_max_bytes: memory budget of the in-process cache.
         pretrain_verbose: Keras verbosity of pretraining.
         objective: what the tuner should optimise: a metric name (minimised
-            when it names a loss, else maximised) or a `keras_tuner.Objective`;
-            use ``hypermodel.objective`` as the tuner's ``objective``.
+            when it names a loss, else maximised) or a `keras_tuner.Objective`,
+            of a figure the classifier logs (`objectives`: ``val_accuracy``,
+            ``val_loss``, ``accuracy``, ``loss``; a subclass whose ``build``
+            compiles more metrics extends the class attribute); use
+            ``hypermodel.objective`` as the tuner's ``objective``.
         name, tunable: passed to `keras_tuner.HyperModel`.
 
     Example:
@@ -348,6 +361,10 @@ class DBNHyperModel(kt.HyperModel):
     tuner.search(x_few, y_few, validation_data=(x_val, y_val))
     ```
     """
+
+    #: What the classifier of `build` logs, and so what a search can
+    #: maximise or minimise.
+    objectives = ("val_accuracy", "val_loss", "accuracy", "loss")
 
     def __init__(
         self,
@@ -375,6 +392,12 @@ class DBNHyperModel(kt.HyperModel):
         super().__init__(name=name, tunable=tunable)
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
             raise ValueError(f"`num_classes` must be an integer >= 2, got {num_classes!r}.")
+        if isinstance(x_unlabeled, list):
+            x_unlabeled = np.asarray(x_unlabeled)
+        if not (x_unlabeled is None or isinstance(x_unlabeled, np.ndarray)
+                or _is_dataset(x_unlabeled)):
+            raise ValueError("`x_unlabeled` must be a NumPy array or a tf.data.Dataset of "
+                             f"batches, got {type(x_unlabeled).__name__}.")
         if input_dim is None and x_unlabeled is not None:
             input_dim = DBN._dataset_feature_shape(x_unlabeled)[1] if not isinstance(
                 x_unlabeled, np.ndarray) else int(np.prod(x_unlabeled.shape[1:]))
@@ -401,6 +424,10 @@ class DBNHyperModel(kt.HyperModel):
         elif not isinstance(objective, kt.Objective):
             raise ValueError("`objective` must be a metric name such as 'val_accuracy' or a "
                              f"keras_tuner.Objective, got {objective!r}.")
+        if objective.name not in self.objectives:
+            # keras-tuner would find out after each trial's whole training.
+            raise ValueError(f"`objective` must name a figure the classifier logs, one of "
+                             f"{self.objectives}; got {objective.name!r}.")
         self.objective = objective
         self.pretrain_calls = 0  # DBN.pretrain runs, for logs and tests
         self._fingerprint_memo = (None, None)
@@ -508,6 +535,10 @@ class DBNHyperModel(kt.HyperModel):
                 "DBNHyperModel(batch_size=N) or hp.Fixed('batch_size', N)."
             )
         values = self.space(hp)
+        # Images as rows, as pretraining reads them: the classifier takes rows.
+        x = _rows(x)
+        if isinstance(validation_data, (tuple, list)) and validation_data:
+            validation_data = (_rows(validation_data[0]), *validation_data[1:])
         continuing = initial_epoch > 0 or "tuner/trial_id" in hp.values
         if not continuing:
             data = self.x_unlabeled if self.x_unlabeled is not None else x
@@ -559,9 +590,10 @@ class DBNHyperModel(kt.HyperModel):
             self.pretrain_calls += 1
             dbn.pretrain(x, **settings)
             return dbn
-        x = x.reshape(len(x), -1)
+        digest = self._digest(x)
+        x = _rows(x)
         dbn.build(x.shape)
-        keys = [self._cache_key(layers[: i + 1], values, x) for i in range(len(layers))]
+        keys = [self._cache_key(layers[: i + 1], values, digest) for i in range(len(layers))]
         start = 0
         for key, rbm in zip(keys, dbn.rbms):
             weights = self.cache.get(key)
@@ -584,12 +616,16 @@ class DBNHyperModel(kt.HyperModel):
                 self.cache.put(key, weights)
         return dbn
 
-    def _cache_key(self, sizes, values, x):
+    def _digest(self, x):
+        """`_fingerprint` of ``x``, once per array object: the tuner passes the
+        same ``x`` (or ``x_unlabeled``) to every trial."""
         memo_x, digest = self._fingerprint_memo
         if memo_x is not x:
-            # One digest per array object: the tuner passes the same x each trial.
-            digest = _fingerprint(x)
+            digest = _fingerprint(x.reshape(len(x), -1))
             self._fingerprint_memo = (x, digest)
+        return digest
+
+    def _cache_key(self, sizes, values, digest):
         return (
             tuple(int(s) for s in sizes),
             int(values["k"]),
@@ -632,11 +668,28 @@ def make_tuner(hypermodel, tuner="hyperband", max_trials=10, max_epochs=10, exec
     Returns:
         A `keras_tuner.Hyperband`, `RandomSearch` or `BayesianOptimization`.
 
+    Raises:
+        ValueError: for an unknown ``tuner``, a ``max_trials``,
+            ``max_epochs`` or ``executions`` that is not an integer >= 1,
+            or a ``project_name`` that is not one folder's name (keras-tuner
+            deletes ``directory/project_name`` with ``overwrite``).
+
     Example:
 
     >>> tuner = make_tuner(hypermodel, "random", max_trials=5, directory="runs")
     >>> tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=10)
     """
+    # keras-tuner reads max_trials=0 as no limit, and deletes
+    # directory/project_name with `overwrite`: ".." was the directory's parent.
+    for name, value in (("max_trials", max_trials), ("max_epochs", max_epochs),
+                        ("executions", executions)):
+        checked_count(value, f"`{name}`", 1)
+    try:
+        if not isinstance(project_name, str):
+            raise argparse.ArgumentTypeError(f"expected a folder's name, got {project_name!r}")
+        folder_name(project_name)
+    except argparse.ArgumentTypeError as error:
+        raise ValueError(f"`project_name`: {error}") from None
     common = dict(objective=hypermodel.objective, executions_per_trial=executions,
                   directory=directory, project_name=project_name, overwrite=overwrite,
                   seed=seed, hyperparameters=hyperparameters, tune_new_entries=tune_new_entries)
@@ -804,6 +857,22 @@ def _earlier_export(output, identity):
     return path
 
 
+def _earlier_totals(output, project_dir):
+    """The ``search_seconds`` and ``pretrain_runs`` that ``output``'s
+    ``results.json`` records for the search in ``project_dir``, or zeros
+    (no record, or one of another search)."""
+    try:
+        earlier = json.loads((output / "results.json").read_text())
+        seconds, runs = earlier["search_seconds"], earlier["pretrain_runs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0, 0
+    if (earlier.get("project") != project_dir or isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float)) or isinstance(runs, bool)
+            or not isinstance(runs, int)):
+        return 0.0, 0
+    return float(seconds), runs
+
+
 def _split_validation(x, y, o):
     """`train_validation_split` by ``--validation``; a size the data cannot meet is a UsageError."""
     from keras_dbn import datasets
@@ -812,7 +881,8 @@ def _split_validation(x, y, o):
         return datasets.train_validation_split(x, y, o.validation, seed=o.seed,
                                                name="--validation")
     except ValueError as err:  # before any trial, like the folder checks
-        hint = f" (--train-limit {o.train_limit} loaded them)" if o.train_limit else ""
+        counted = isinstance(o.validation, int) and o.train_limit  # more than were loaded
+        hint = f" (--train-limit {o.train_limit} loaded them)" if counted else ""
         raise UsageError(str(err).rstrip(".") + hint) from None
 
 
@@ -822,12 +892,19 @@ def run_search(args=None, **kwargs):
     Args:
         args: an `argparse.Namespace` from `add_search_arguments`, or None.
         **kwargs: the same options by name (``tuner="random"``,
-            ``max_trials=3``, ...), overriding ``args``.
+            ``max_trials=3``, ``units=[64, 128]``, ...), overriding ``args``,
+            checked as the command line checks them
+            (`search_options.parse_options`).
 
     Returns:
-        A dict: best hyperparameters, validation and test accuracy, paths.
+        A dict: best hyperparameters, validation and test accuracy, paths,
+        and the search's time and pretraining runs over every run of it
+        (a resumed search adds to the earlier runs' figures), as written to
+        ``results.json`` in the output folder.
 
     Raises:
+        TypeError: for an unknown option name.
+        ValueError: for an option value the command line would refuse.
         UsageError: before any work, for an unusable --directory or
             --output, a resumed search with other options, an
             --overwrite that would delete exported SavedModel versions, or
@@ -846,10 +923,7 @@ def run_search(args=None, **kwargs):
 
     options = defaults()
     options.update(vars(args) if args is not None else {})
-    unknown = set(kwargs) - set(options)
-    if unknown:
-        raise TypeError(f"Unknown run_search options: {sorted(unknown)}")
-    options.update(kwargs)
+    options.update(parse_options(kwargs))
     o = argparse.Namespace(**options)
     project = o.project_name or f"dbn_{o.dataset}"
     output = pathlib.Path(o.output or os.path.join(o.directory, project, "best"))
@@ -860,6 +934,10 @@ def run_search(args=None, **kwargs):
 
     _check_resumed_options(options, os.path.join(o.directory, project))
     check_dataset_name(o.dataset, o.data_dir)
+    project_dir = os.path.abspath(os.path.join(o.directory, project))
+    # Read now: a search resumed adds to its earlier runs' figures.
+    seconds_before, pretrain_runs_before = (0.0, 0) if o.overwrite else _earlier_totals(
+        output, project_dir)
 
     load = dict(data_dir=o.data_dir, manual_dir=o.manual_dir)
     x, y = datasets.load_numpy(o.dataset, "train", limit=o.train_limit, **load)
@@ -934,8 +1012,10 @@ def run_search(args=None, **kwargs):
     results = {
         **identity,
         "trials": len(tuner.oracle.trials),
-        "search_seconds": round(seconds, 1),
-        "pretrain_runs": hypermodel.pretrain_calls,
+        # Over every run of this search (resumed ones too), not this run alone.
+        "search_seconds": round(seconds_before + seconds, 1),
+        "pretrain_runs": pretrain_runs_before + hypermodel.pretrain_calls,
+        "project": project_dir,
         # Absolute: a rerun from another working directory reads them too.
         "model": os.path.abspath(model_path),
         "saved_model": os.path.abspath(exported),

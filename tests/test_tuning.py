@@ -341,6 +341,11 @@ def test_bad_space_fails_at_construction():
         ({"input_dim": 0}, r"`input_dim` must be an integer >= 1, got 0"),
         ({"input_dim": 784.0}, r"`input_dim` must be an integer >= 1"),
         ({"objective": 3}, r"`objective` must be a metric name"),
+        # keras-tuner found out after each trial's whole training (a KeyError).
+        ({"objective": "val_acc"}, r"`objective` must name a figure the classifier logs"),
+        ({"objective": kt.Objective("val_auc", "max")}, r"got 'val_auc'"),
+        ({"x_unlabeled": {"x": 1}, "input_dim": None},
+         r"`x_unlabeled` must be a NumPy array or a tf.data.Dataset"),
     ):
         with pytest.raises(ValueError, match=message):
             DBNHyperModel(10, **{"input_dim": 784, **given})
@@ -507,6 +512,10 @@ def test_run_search_saves_a_best_model_that_loads_cleanly(mnist_manual_dir, tfds
     # already exported, is not exported again as a new version.
     again = run_search(**options)
     assert again["trials"] == 1 and again["saved_model"] == results["saved_model"]
+    # The record keeps the search's figures (they were overwritten by the
+    # rerun's zeros).
+    assert again["pretrain_runs"] == results["pretrain_runs"] == 1
+    assert again["search_seconds"] >= results["search_seconds"] > 0
     assert sorted(p.name for p in (best_dir / "saved_model").iterdir()) == ["1"]
     assert "no new SavedModel version" in capsys.readouterr().out
     # A best model other than the one last exported (here: the record says
@@ -558,3 +567,86 @@ def test_a_checkpoint_loads_into_a_rebuilt_model_with_its_optimizer_state(tmp_pa
     assert int(rebuilt.optimizer.iterations) == int(model.optimizer.iterations) == 1
     for a, b in zip(model.optimizer.variables, rebuilt.optimizer.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_project_name_that_is_not_one_folder_is_refused_before_anything_is_deleted(tmp_path):
+    """keras-tuner deletes directory/project_name with overwrite: ".." wiped
+    the directory's parent, "." every other project in the directory."""
+    from keras_dbn.search_options import add_search_arguments, parse_options
+
+    directory = tmp_path / "runs"
+    (directory / "other_project").mkdir(parents=True)
+    (tmp_path / "sibling.txt").write_text("kept")
+    hypermodel = DBNHyperModel(10, input_dim=784, **TINY)
+    for name in ("..", ".", "a/b", "", str(tmp_path)):
+        with pytest.raises(ValueError, match="`project_name`"):
+            make_tuner(hypermodel, "random", max_trials=1, directory=str(directory),
+                       project_name=name, overwrite=True)
+        with pytest.raises(ValueError, match="expected a folder's name"):
+            parse_options({"project_name": name})
+    assert (tmp_path / "sibling.txt").read_text() == "kept"
+    assert (directory / "other_project").is_dir()
+    parser = add_search_arguments(argparse.ArgumentParser())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--project-name", ".."])
+    assert parser.parse_args(["--project-name", "mine"]).project_name == "mine"
+
+
+def test_run_search_options_by_name_are_checked_as_the_command_line_checks_them():
+    """max_trials=0 ran an endless search (keras-tuner reads 0 as no limit);
+    a None seed, a negative patience or units as "16,32" failed late or not
+    at all."""
+    from keras_dbn.search_options import parse_options
+    from keras_dbn.tuning import run_search
+
+    for bad, message in (({"max_trials": 0}, "expected a positive integer, got 0"),
+                         ({"executions": 0}, "expected a positive integer"),
+                         ({"seed": None}, "seed must not be None"),
+                         ({"patience": -1}, "expected an integer >= 0"),
+                         ({"no_pcd": 1}, "no_pcd must be True or False"),
+                         ({"tuner": "grid"}, "invalid choice")):
+        with pytest.raises(ValueError, match=message):
+            run_search(**bad)
+    with pytest.raises(TypeError, match="Unknown run_search options"):
+        run_search(max_trial=3)
+    assert parse_options({"units": "16,32", "max_trials": 2, "validation": 0.2,
+                          "train_limit": None, "no_pcd": True}) == {
+        "units": [16, 32], "max_trials": 2, "validation": 0.2, "train_limit": None,
+        "no_pcd": True}
+    hypermodel = DBNHyperModel(10, input_dim=784, **TINY)
+    for name in ("max_trials", "max_epochs", "executions"):
+        with pytest.raises(ValueError, match=f"`{name}` must be an integer >= 1"):
+            make_tuner(hypermodel, "random", **{name: 0}, directory="unused")
+
+
+def test_the_data_fingerprint_is_taken_once_per_array(mnist, monkeypatch):
+    """The array was reshaped first, a new object each call: the memo never
+    hit, and each trial hashed the whole training set again."""
+    import keras_dbn.tuning as tuning
+
+    calls = []
+    original = tuning._fingerprint
+    monkeypatch.setattr(tuning, "_fingerprint", lambda x: (calls.append(1), original(x))[1])
+    values = dict(layers=[8], k=1, persistent=False, pretrain_lr=0.05, pretrain_epochs=1,
+                  batch_size=100)
+    hypermodel = DBNHyperModel(10, input_dim=784)
+    x = mnist[0][:300].reshape(-1, 28, 28)  # images: the digest of their rows
+    for _ in range(3):
+        hypermodel.pretrain(values, x)
+    assert len(calls) == 1
+    assert hypermodel._digest(x) == original(x.reshape(len(x), -1))
+
+
+def test_images_are_fine_tuned_as_the_rows_they_were_pretrained_on(mnist):
+    """Pretraining flattened them, the classifier got them as images: every
+    trial failed after its pretraining."""
+    x_train, y_train, x_val, y_val = (a[:400] for a in mnist[:4])
+    images = x_train.reshape(-1, 28, 28)
+    hypermodel = DBNHyperModel(10, x_unlabeled=images.tolist(), **dict(FIXED_PRETRAINING,
+                                                                        units=8))
+    assert hypermodel.input_dim == 784
+    hp = kt.HyperParameters()
+    model = hypermodel.build(hp)
+    history = hypermodel.fit(hp, model, images, y_train, epochs=1, verbose=0,
+                             validation_data=(x_val.reshape(-1, 28, 28), y_val))
+    assert np.isfinite(history.history["val_accuracy"][0])
