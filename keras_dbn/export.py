@@ -200,7 +200,8 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
 
     try:
         # TF Serving only loads all-digit directory names, so it ignores this one.
-        with _staging(base, f"{VERSION_STAGING}{version}-") as staging:
+        with _staging(base, f"{VERSION_STAGING}{version}-",
+                      lambda staging: _put_back_version(staging, target)[0]) as staging:
             # The endpoint is traced here: a model that `serve` refuses fails now.
             archive.write_out(str(staging / "saved_model"), verbose=False)
             if overwrite:
@@ -305,64 +306,55 @@ def _remove_empty(folders):
 def _write_and_move_in(write, target):
     """`write_saved_model_folder`'s work, under the folder's lock.
 
-    The staging folder records how far the moves got, for the next export
-    to put right the work of one killed amid them (`_recover_moves`): the
-    earlier entries go into ``moving-aside``, renamed ``moved-aside`` once
-    all are there; the new ones then move in, ``saved_model.pb`` last.
+    The staging folder records how far the moves got, so that whatever
+    stops them (an error, Ctrl-C, even again while the earlier SavedModel
+    is put back, or a kill, put right by the next export) ends with the
+    earlier SavedModel in place, or the new one if it was moved in whole
+    and the call was not interrupted (`_put_back`): the earlier entries go
+    into ``moving-aside``, renamed ``moved-aside`` once all are there; the
+    new ones then move in, ``saved_model.pb`` last.
     """
-    with _staging(target, FOLDER_STAGING) as staging:
+    with _staging(target, FOLDER_STAGING,
+                  lambda staging: _put_back(target, staging, keep_whole=True)[0]) as staging:
         written, aside = staging / "saved_model", staging / "moving-aside"
-        moved_aside, moved_in, entries = [], [], {}
         try:
             write(str(written))
             aside.mkdir()
-            # Each name is noted before its rename: a Ctrl-C just after one
-            # (Python raises it as the call returns) still finds it noted.
             for name in reversed(SAVED_MODEL_ENTRIES):
                 if os.path.lexists(target / name):
-                    moved_aside.append(name)
                     os.rename(target / name, aside / name)
             os.rename(aside, staging / "moved-aside")
-            aside = staging / "moved-aside"
             entries = {entry.name: entry for entry in written.iterdir()}
             order = [name for name in SAVED_MODEL_ENTRIES if name in entries]
             for name in sorted(set(entries) - set(order)) + order:
                 if name in KEPT_ENTRIES and os.path.lexists(target / name):
                     continue  # the folder's own warm-up requests stay
-                moved_in.append(name)
                 os.rename(entries[name], target / name)
         except BaseException:
-            # The earlier SavedModel back as it was, in the reverse order:
-            # the entries this call moved in (gone from the staging folder)
-            # go back into it, ``saved_model.pb`` first; the earlier ones
-            # return, ``saved_model.pb`` last.
-            if not aside.is_dir():  # interrupted as the rename returned
-                aside = staging / "moved-aside"
-            undone = staging / "undone"
-            undone.mkdir(exist_ok=True)
-            for name in reversed(moved_in):
-                if not os.path.lexists(entries[name]) and os.path.lexists(target / name):
-                    os.rename(target / name, undone / name)
-            for name in reversed(moved_aside):
-                if os.path.lexists(aside / name) and not os.path.lexists(target / name):
-                    os.rename(aside / name, target / name)
+            _put_back(target, staging, keep_whole=False)
             raise
 
 
 #: The prefixes of the hidden staging folders of `write_saved_model_folder`
 #: (inside the folder exported into) and `export_saved_model` (in the base
-#: folder, followed by the version).
-FOLDER_STAGING, VERSION_STAGING = ".export-", ".version-export-"
-#: What a staging folder holds (`_write_and_move_in`, `export_saved_model`).
-_STAGING_ENTRIES = {"saved_model", "moving-aside", "moved-aside", "undone", "replaced"}
+#: folder, followed by the version and a dash), and what each may hold.
+FOLDER_STAGING, VERSION_STAGING = ".keras_dbn-export-", ".keras_dbn-version-"
+_STAGING_ENTRIES = {
+    FOLDER_STAGING: {"saved_model", "moving-aside", "moved-aside", "undone", "restoring"},
+    VERSION_STAGING: {"saved_model", "replaced"},
+}
 
 
 @contextlib.contextmanager
-def _staging(folder, prefix):
+def _staging(folder, prefix, finish=None):
     """A new hidden folder in ``folder``, locked (`flock`, where the system
     has it) while the export that made it runs, so that another export can
-    tell it from the leftovers of one that was killed (`_clear_stale_stagings`);
-    removed with its contents at the end."""
+    tell it from the leftovers of one that was killed
+    (`_clear_stale_stagings`). At the end ``finish(staging)`` (if given)
+    puts right what is left and says whether the folder may go; it is
+    removed with its contents then, and otherwise left for the next export
+    to put right (``finish`` itself was stopped, by a second Ctrl-C say).
+    """
     staging = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
     descriptor = os.open(staging, os.O_RDONLY)
     try:
@@ -373,8 +365,11 @@ def _staging(folder, prefix):
             pass
         yield staging
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        os.close(descriptor)
+        try:
+            if finish is None or finish(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            os.close(descriptor)
 
 
 def _clear_stale_stagings(folder, prefix, recover):
@@ -382,6 +377,7 @@ def _clear_stale_stagings(folder, prefix, recover):
     (`_staging`) that no running export holds is locked, handed to
     ``recover`` and removed, unless ``recover`` returns False (something
     left in it could not be put back; then it stays, and stderr says so).
+
     Only folders named as `_staging` names them and holding nothing but
     what an export puts there are touched; nothing is done where the system
     cannot lock folders (no telling the stale from the live), nor to an
@@ -392,7 +388,6 @@ def _clear_stale_stagings(folder, prefix, recover):
         import fcntl
     except ImportError:
         return
-    # Only what `_staging` makes: its name, and nothing in it but its own.
     name = re.compile(re.escape(prefix) + (r"\d+-" if prefix == VERSION_STAGING else "")
                       + r"[a-z0-9_]{8}")
     stagings = sorted(entry for entry in folder.iterdir() if name.fullmatch(entry.name)
@@ -411,7 +406,7 @@ def _clear_stale_stagings(folder, prefix, recover):
                 entries = {entry.name for entry in staging.iterdir()}
             except OSError:  # held by a running export, gone, or no locks here
                 continue
-            if not entries <= _STAGING_ENTRIES:
+            if not entries <= _STAGING_ENTRIES[prefix]:
                 continue
             if not entries and time.time() - os.fstat(descriptor).st_mtime < 60:
                 continue
@@ -424,59 +419,85 @@ def _clear_stale_stagings(folder, prefix, recover):
             os.close(descriptor)
 
 
-def _recover_moves(target, staging):
-    """Finishes the work of a `write_saved_model_folder` export killed amid
-    its renames (`_write_and_move_in` records how far they got): the
-    earlier SavedModel goes back in place, as a failed export leaves it,
-    unless the new one was moved in whole (its ``saved_model.pb``, moved
-    last, is in place).
+def _put_back(target, staging, keep_whole):
+    """Ends the moves of a `write_saved_model_folder` export that stopped
+    (`_write_and_move_in` records how far they got): the earlier SavedModel
+    back in place, unless ``keep_whole`` and the new one was moved in whole
+    (nothing of it left to move in, no undoing begun).
+
+    Undoing first moves every SavedModel entry of the folder (all new, the
+    earlier ones being aside) into ``undone``, ``saved_model.pb`` first,
+    then renames ``moved-aside`` to ``restoring``: from then on the
+    folder's entries are the earlier ones, and only those still missing
+    are moved back, ``saved_model.pb`` last. Run again after any stop, it
+    goes on from where it was.
 
     Returns:
-        Whether the staging folder holds nothing more to put back.
+        ``(done, restored)``: whether nothing is left to put back, and
+        whether earlier entries were moved back by this call.
     """
-    written, moved, moving = (staging / "saved_model", staging / "moved-aside",
-                              staging / "moving-aside")
+    written, undone = staging / "saved_model", staging / "undone"
+    moved, restoring, moving = (staging / "moved-aside", staging / "restoring",
+                                staging / "moving-aside")
     if moved.is_dir():
-        if not any(os.path.lexists(written / name) for name in SAVED_MODEL_ENTRIES):
-            return True  # the new SavedModel is in place whole
-        undone = staging / "undone"
-        undone.mkdir(exist_ok=True)
-        for name in reversed(SAVED_MODEL_ENTRIES):  # all the earlier ones are aside
+        whole = not undone.exists() and not any(
+            os.path.lexists(written / name) for name in SAVED_MODEL_ENTRIES)
+        if whole and keep_whole:
+            return True, False
+        undone.mkdir(exist_ok=True)  # undoing begun: the new SavedModel is not kept
+        for name in reversed(SAVED_MODEL_ENTRIES):
             if os.path.lexists(target / name) and not os.path.lexists(undone / name):
                 os.rename(target / name, undone / name)
-        aside = moved
-    elif moving.is_dir():
-        aside = moving
-    else:
-        return True  # killed while writing: nothing was moved
+        os.rename(moved, restoring)
+    aside = restoring if restoring.is_dir() else moving if moving.is_dir() else None
+    if aside is None:
+        return True, False  # stopped while writing: nothing was moved
     restored = [name for name in SAVED_MODEL_ENTRIES
                 if os.path.lexists(aside / name) and not os.path.lexists(target / name)]
     for name in restored:
         os.rename(aside / name, target / name)
+    return not any(aside.iterdir()), bool(restored)
+
+
+def _recover_moves(target, staging):
+    """`_put_back` for a killed export's staging folder, said on stderr."""
+    done, restored = _put_back(target, staging, keep_whole=True)
     if restored:
         print(f"An export into {target} was killed amid its renames; the SavedModel it was "
               "replacing is back in place.", file=sys.stderr)
-    return not any(aside.iterdir())
+    return done
+
+
+def _put_back_version(staging, target, killed=False):
+    """Ends an `export_saved_model` export into ``target`` that stopped: the
+    version that `_replace` had moved aside goes back if ``target`` is free;
+    for an export that was ``killed``, an empty claim of `_place` goes (a
+    running export removes its own, and an empty folder there may be
+    another's claim).
+
+    Returns:
+        ``(done, restored)``, as `_put_back`.
+    """
+    replaced = staging / "replaced"
+    if killed and os.path.isdir(target) and not os.path.islink(target):
+        try:
+            target.rmdir()  # only an empty claim
+        except OSError:
+            pass
+    if not replaced.is_dir() or os.path.lexists(target):
+        return True, False  # nothing moved aside, or the new version is in place
+    os.rename(replaced, target)
+    return True, True
 
 
 def _recover_version(base, staging):
-    """Puts back the version that an `export_saved_model` export killed
-    between the two renames of `_replace` had moved aside.
-
-    Returns:
-        Whether the staging folder holds nothing more to put back.
-    """
+    """`_put_back_version` for a killed export's staging folder, said on stderr."""
     version = staging.name[len(VERSION_STAGING):].split("-")[0]
-    replaced, target = staging / "replaced", base / version
-    if not replaced.is_dir() or os.path.lexists(target):
-        return True  # nothing moved aside, or the new version is in place
-    if not version.isdigit():
-        return False
-    os.rename(replaced, target)
-    print(f"An export of {target} was killed after moving the earlier version aside; "
-          "it is back in place.", file=sys.stderr)
-    return True
-
+    done, restored = _put_back_version(staging, base / version, killed=True)
+    if restored:
+        print(f"An export of {base / version} was killed after moving the earlier version "
+              "aside; it is back in place.", file=sys.stderr)
+    return done
 
 
 #: The folders (device, inode) whose export lock a thread of this process
@@ -583,12 +604,13 @@ def _place(export, target):
         ) from None
     try:
         os.rename(export, target)
-    except OSError as error:
+    except BaseException as error:  # Ctrl-C too: an empty version would stay
         try:
             target.rmdir()  # only while it is still the empty claim
         except OSError:
             pass
-        if error.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+        if isinstance(error, OSError) and error.errno in (errno.EEXIST, errno.ENOTEMPTY,
+                                                          errno.ENOTDIR):
             raise FileExistsError(
                 _exists_message(target, "was written into while this export was moved there")
             ) from error
@@ -604,7 +626,7 @@ def _replace(export, target, aside):
         os.rename(target, aside)
     try:
         os.rename(export, target)
-    except OSError:
+    except BaseException:  # Ctrl-C too: the staging folder goes with ``aside``
         if replacing:
             try:
                 os.rename(aside, target)

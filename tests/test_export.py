@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -158,9 +159,10 @@ def test_next_version_follows_the_highest_export(tmp_path):
     export_saved_model(model, base, version=next_version(base))
     export_saved_model(model, base, version=next_version(base))
     export_saved_model(model, base, version=7)
-    (base / ".export-9-tmp").mkdir()  # a staging folder, as TF Serving ignores it
+    (base / ".keras_dbn-version-9-tmp").mkdir()  # a staging folder, as TF Serving ignores it
     assert next_version(base) == 8
-    assert sorted(p.name for p in base.iterdir() if p.is_dir()) == [".export-9-tmp", "1", "2", "7"]
+    assert sorted(p.name for p in base.iterdir() if p.is_dir()) == [
+        ".keras_dbn-version-9-tmp", "1", "2", "7"]
 
 
 def test_next_version_steps_over_files_named_like_versions(tmp_path):
@@ -683,23 +685,34 @@ class _Killed(BaseException):
     """A kill -9 as far as the export can tell: nothing after it runs."""
 
 
-def _kill_at_rename(monkeypatch, n, after):
-    """From the ``n``-th ``os.rename`` on, renames and rmtree raise
-    `_Killed` (the ``n``-th after renaming if ``after``); returns a function
-    that closes the folders the export opened, as the system would for a
-    killed process (releasing their locks), and undoes the patches."""
+def _stop_at(monkeypatch, kill=None, after=False, interrupt=None, interrupt_before=None):
+    """Patches ``os.rename`` and ``shutil.rmtree`` for one export: after the
+    ``interrupt``-th rename it raises KeyboardInterrupt (a Ctrl-C); from the
+    ``kill``-th on (``"rmtree"``: the first rmtree; the ``kill``-th renamed
+    first if ``after``) every rename, rmtree, mkdir and rmdir raises `_Killed`;
+    ``interrupt_before`` raises KeyboardInterrupt instead of the rename.
+    Returns a
+    function that closes the folders the export opened, as the system
+    would for a killed process (releasing their locks), undoes the patches
+    and returns the number of renames."""
     import shutil
 
     real_rename, real_open, real_rmtree = os.rename, os.open, shutil.rmtree
-    calls, opened = [], []
+    calls, opened, killed = [], [], []
 
     def rename(source, destination):
         calls.append(source)
-        if len(calls) > n or (len(calls) == n and not after):
+        if killed or (len(calls) == kill and not after):
+            killed.append(True)
             raise _Killed
+        if len(calls) == interrupt_before:
+            raise KeyboardInterrupt
         real_rename(source, destination)
-        if len(calls) == n:
+        if len(calls) == kill:
+            killed.append(True)
             raise _Killed
+        if len(calls) == interrupt:
+            raise KeyboardInterrupt
 
     def open_(path, flags, *args, **kwargs):
         descriptor = real_open(path, flags, *args, **kwargs)
@@ -707,18 +720,32 @@ def _kill_at_rename(monkeypatch, n, after):
         return descriptor
 
     def rmtree(*args, **kwargs):
-        if len(calls) >= n:
+        if killed or kill == "rmtree":
+            killed.append(True)
             raise _Killed
         real_rmtree(*args, **kwargs)
+
+    real_mkdir, real_rmdir = os.mkdir, os.rmdir
+
+    def only_alive(function):
+        def call(*args, **kwargs):
+            if killed:  # nothing more happens on disk
+                raise _Killed
+            return function(*args, **kwargs)
+        return call
 
     monkeypatch.setattr(os, "rename", rename)
     monkeypatch.setattr(os, "open", open_)
     monkeypatch.setattr(shutil, "rmtree", rmtree)
+    monkeypatch.setattr(os, "mkdir", only_alive(real_mkdir))
+    monkeypatch.setattr(os, "rmdir", only_alive(real_rmdir))
 
     def restart():
         monkeypatch.setattr(os, "rename", real_rename)
         monkeypatch.setattr(os, "open", real_open)
         monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+        monkeypatch.setattr(os, "mkdir", real_mkdir)
+        monkeypatch.setattr(os, "rmdir", real_rmdir)
         for descriptor in opened:
             try:
                 os.close(descriptor)
@@ -727,6 +754,80 @@ def _kill_at_rename(monkeypatch, n, after):
         return len(calls)
 
     return restart
+
+
+def _kill_at_rename(monkeypatch, n, after):
+    return _stop_at(monkeypatch, kill=n, after=after)
+
+
+def _fake_saved_model(tag):
+    """A ``write`` for `write_saved_model_folder` of a SavedModel's entries,
+    each file holding ``tag``: which export a file came from, at a glance."""
+    def write(where):
+        for name in ("saved_model.pb", "fingerprint.pb", "variables/variables.index",
+                     "assets/vocabulary.txt"):
+            pathlib.Path(where, name).parent.mkdir(parents=True, exist_ok=True)
+            pathlib.Path(where, name).write_text(tag)
+    return write
+
+
+def _tags(path):
+    """The folder's files (hidden ones aside) and what each holds."""
+    return {str(p.relative_to(path)): p.read_text() for p in path.rglob("*")
+            if p.is_file() and not str(p.relative_to(path)).startswith(".")}
+
+
+def test_any_stop_of_an_export_and_of_what_puts_it_right_ends_with_one_whole_saved_model(
+        tmp_path, monkeypatch, capsys):
+    """A Ctrl-C amid the moves, then a kill while they were undone, left the
+    earlier entries in the staging folder's moved-aside folder after they
+    were put back, and the next export moved the earlier model's entries
+    into its undone folder and deleted them; a kill amid the undoing
+    was taken for a new model moved in whole."""
+    from keras_dbn.export import write_saved_model_folder
+
+    def failing(where):
+        raise ValueError("no model")
+
+    path = tmp_path / "rbm"
+    write_saved_model_folder(_fake_saved_model("earlier"), path)
+    restart = _stop_at(monkeypatch)
+    write_saved_model_folder(_fake_saved_model("earlier"), path)
+    renames = restart()
+    earlier = {name: "earlier" for name in _tags(path)}
+    later = {name: "later" for name in _tags(path)}
+    assert len(earlier) == 4 and renames == 9
+    plans = [dict(interrupt=i, kill=k, after=after)
+             for i in (None, *range(1, renames + 1))
+             for k in (*range(1, 2 * renames + 2), "rmtree") for after in (False, True)]
+    for index, plan in enumerate(plans):
+        for name in os.listdir(path):
+            (shutil.rmtree if (path / name).is_dir() else os.remove)(path / name)
+        write_saved_model_folder(_fake_saved_model("earlier"), path)
+        restart = _stop_at(monkeypatch, **plan)
+        try:
+            write_saved_model_folder(_fake_saved_model("later"), path)
+            stopped = False
+        except (_Killed, KeyboardInterrupt):
+            stopped = True
+        restart()
+        if not stopped:
+            continue  # past every rename: a later kill had nothing to stop
+        # Whole and not interrupted: the later model stays; else the earlier.
+        interrupted = plan["interrupt"] is not None and (
+            plan["kill"] == "rmtree" or plan["interrupt"] < plan["kill"])
+        whole = not interrupted and (
+            plan["kill"] == "rmtree" or (plan["kill"] == renames and plan["after"]))
+        # A second stop, amid what puts it right.
+        restart = _stop_at(monkeypatch, kill=1 + index % 4, after=index % 2 == 0)
+        with pytest.raises((_Killed, ValueError)):
+            write_saved_model_folder(failing, path)
+        restart()
+        with pytest.raises(ValueError, match="no model"):
+            write_saved_model_folder(failing, path)
+        assert _tags(path) == (later if whole else earlier), plan
+        assert [p.name for p in path.iterdir() if p.name.startswith(".")] == [], plan
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("after", [False, True])
@@ -831,10 +932,54 @@ def test_hidden_folders_that_are_not_an_exports_leftovers_stay(tmp_path):
     from keras_dbn.export import write_saved_model_folder
 
     path = tmp_path / "rbm"
-    for name in (".export-notes", ".export-abcdefgh"):
-        (path / name).mkdir(parents=True)
-        (path / name / "mine.txt").write_text("kept")
+    kept = {".keras_dbn-export-notes/mine.txt": "kept",
+            ".keras_dbn-export-abcdefgh/mine.txt": "kept",  # named as a staging folder is
+            ".export-20240101/saved_model/saved_model.pb": "a dated backup"}
+    for name, text in kept.items():
+        (path / name).parent.mkdir(parents=True)
+        (path / name).write_text(text)
     write_saved_model_folder(lambda where: tf.saved_model.save(tf.Module(), where), path)
-    for name in (".export-notes", ".export-abcdefgh"):
-        assert (path / name / "mine.txt").read_text() == "kept"
+    for name, text in kept.items():
+        assert (path / name).read_text() == text
     assert (path / "saved_model.pb").exists()
+
+
+def test_a_version_export_stopped_amid_its_renames_leaves_the_versions_as_they_were(
+        tmp_path, monkeypatch, capsys):
+    """A Ctrl-C between the renames of an overwriting export deleted the
+    version it replaced; one between a new version's claim and its rename,
+    or a kill there, left an empty version folder for good (which TF
+    Serving would try to load, and which refused its export again)."""
+    import tensorflow as tf
+
+    base = tmp_path / "models"
+    models = [_classifier(seed) for seed in range(4)]
+    x = np.random.default_rng(0).random((3, FEATURES)).astype("float32")
+
+    def serves(version, model):
+        serve = tf.saved_model.load(str(base / str(version))).signatures["serving_default"]
+        np.testing.assert_allclose(serve(inputs=tf.constant(x))["probabilities"].numpy(),
+                                   model.predict(x, verbose=0), atol=1e-6)
+
+    export_saved_model(models[0], base, version=1)
+    restart = _stop_at(monkeypatch, interrupt=1)  # version 1 moved aside
+    with pytest.raises(KeyboardInterrupt):
+        export_saved_model(models[1], base, version=1, overwrite=True)
+    restart()
+    assert sorted(os.listdir(base)) == ["1"]
+    serves(1, models[0])
+    restart = _stop_at(monkeypatch, interrupt_before=1)  # version 2 claimed, empty
+    with pytest.raises(KeyboardInterrupt):
+        export_saved_model(models[1], base, version=2)
+    restart()
+    assert sorted(os.listdir(base)) == ["1"]
+    restart = _stop_at(monkeypatch, kill=1)
+    with pytest.raises(_Killed):
+        export_saved_model(models[2], base, version=2)
+    restart()
+    assert (base / "2").is_dir() and not os.listdir(base / "2")
+    export_saved_model(models[3], base, version=3)
+    assert sorted(os.listdir(base)) == ["1", "3"]
+    serves(3, models[3])
+    export_saved_model(models[2], base, version=2)
+    serves(2, models[2])
