@@ -160,6 +160,24 @@ def _per_layer(value, count, name):
     return [value] * count
 
 
+def _check_given_rbm(rbm, index, options):
+    """Refuses a per-layer list entry that an `RBM` given to `DBN` as a layer
+    would silently override (``k=[5, 1]`` over ``RBM(64)``'s ``k=1``)."""
+    own = {"k": rbm.k, "persistent": rbm.persistent, "hidden": rbm.hidden_units.name}
+    for name, value in options.items():
+        if not isinstance(value, (list, tuple)) or index >= len(value) or value[index] is None:
+            continue
+        wanted = value[index]
+        if name == "hidden":
+            wanted = units_lib.get(wanted).name
+        if wanted != own[name]:
+            raise ValueError(
+                f"Layer {index} is an RBM given as is, with {name}={own[name]!r}: "
+                f"`{name}`'s entry {value[index]!r} for it would be ignored. Set it on the "
+                "RBM, or give the layer as a size."
+            )
+
+
 def _layer_callbacks(callbacks, count):
     """`DBN.pretrain`'s ``callbacks`` as one list per layer.
 
@@ -170,6 +188,8 @@ def _layer_callbacks(callbacks, count):
         ValueError: for a per-layer list of the wrong length, or one that
             mixes lists and callbacks.
     """
+    if isinstance(callbacks, keras.callbacks.Callback):  # one, as Keras' fit takes it
+        callbacks = [callbacks]
     callbacks = list(callbacks or [])
     nested = [isinstance(c, (list, tuple)) or c is None for c in callbacks]
     if not any(nested):
@@ -201,7 +221,11 @@ class DBN(ExtraStateMixin, keras.Model):
 
     Args:
         layers: list of hidden layer sizes (e.g. ``[500, 500, 2000]``) or of
-            `RBM` instances (for full per-layer control).
+            `RBM` instances (for full per-layer control), or both. An `RBM`
+            given keeps its own settings (``k``, ``persistent``, units,
+            seed, dtype policy): the options below concern the layers given
+            as sizes, and a per-layer list's entry for an `RBM` given must
+            agree with it (or be None).
         visible: unit type of the data, ``"bernoulli"`` or ``"gaussian"``
             (first RBM only; an upper RBM built from a size has the visible
             units of the hidden ones below it).
@@ -209,7 +233,7 @@ class DBN(ExtraStateMixin, keras.Model):
             (e.g. ``["bernoulli", "gaussian"]`` for a linear top layer).
         k: Gibbs steps per CD update, an int or one per layer.
         persistent: PCD instead of CD, a bool or one per layer.
-        seed: integer seed; layer ``i`` gets ``seed + i``.
+        seed: integer seed; layer ``i`` (given as a size) gets ``seed + i``.
         rbm_kwargs: further `RBM` arguments for the layers built from sizes
             (``sparsity_target``, ``num_chains``, ...).
         **kwargs: passed to `keras.Model`; a ``dtype`` (e.g.
@@ -263,7 +287,9 @@ class DBN(ExtraStateMixin, keras.Model):
         for i, layer in enumerate(layers):
             if isinstance(layer, dict):  # from get_config
                 layer = keras.saving.deserialize_keras_object(layer)
-            if not isinstance(layer, RBM):
+            if isinstance(layer, RBM):
+                _check_given_rbm(layer, i, {"k": k, "persistent": persistent, "hidden": hidden})
+            else:
                 below = rbms[i - 1].hidden_units if i else None
                 if below is not None and not (below.discrete
                                               or units_lib.get(hiddens[i]).discrete):
@@ -285,6 +311,9 @@ class DBN(ExtraStateMixin, keras.Model):
                     name=f"rbm_{i}",
                     **rbm_kwargs,
                 )
+            if any(layer is other for other in rbms):
+                raise ValueError(f"The RBM {layer.name} is given as two layers: each layer "
+                                 "needs an RBM of its own.")
             rbms.append(layer)
         for lower, upper in zip(rbms, rbms[1:]):
             if upper.visible_units.name != lower.hidden_units.name:
@@ -366,7 +395,8 @@ class DBN(ExtraStateMixin, keras.Model):
 
         Returns:
             A NumPy array of shape ``(examples, units of the top RBM)``,
-            float32 under a mixed policy too, as `transform` gives.
+            float32 under a mixed policy too, as `transform` gives (float64
+            under a float64 policy, where `transform` gives float32).
 
         Raises:
             ValueError: for a DBN not pretrained (nor built) yet.
@@ -419,9 +449,9 @@ class DBN(ExtraStateMixin, keras.Model):
         if num_layers:
             self._require_weights()
         x = _as_data_array(x, keep_dtype=True)
+        self.rbms[0]._check_data(x)
         if not num_layers:
             return x.astype("float32", copy=False)
-        self.rbms[0]._check_data(x)
         for rbm in self.rbms[:num_layers]:
             x = _predicted(rbm, x, batch_size=batch_size)
         return x
@@ -479,8 +509,9 @@ class DBN(ExtraStateMixin, keras.Model):
                 with ``save_best_only`` each layer's figures are compared
                 with that layer's best, not with the layer below's), and a
                 `CSVLogger` needs ``append=True`` to keep every layer's
-                rows. `BackupAndRestore` is refused for several layers
-                (each layer would restore the same backup).
+                rows. A `BackupAndRestore` shared by several layers is
+                refused (each would restore the same backup); one per layer
+                works.
             validation_data: held-out data, propagated up like the training
                 data: a NumPy array, ``(x, y)``, or a batched
                 `tf.data.Dataset` of ``x`` or ``(x, y)``.
@@ -527,6 +558,9 @@ class DBN(ExtraStateMixin, keras.Model):
                 cache_bytes, numbers.Real) or not cache_bytes >= 0):
             raise ValueError(f"`cache_bytes` must be a number >= 0 or None, got {cache_bytes!r}.")
         count = len(self.rbms)
+        if (isinstance(epochs, np.ndarray) and epochs.shape == (count,)
+                and epochs.dtype.kind in "iu"):
+            epochs = epochs.tolist()  # one per layer
         if hasattr(epochs, "shape") and getattr(epochs, "ndim", 0) > 0:
             # Keras' fit(x, y): labels given where `epochs` stands.
             raise TypeError(
@@ -546,12 +580,13 @@ class DBN(ExtraStateMixin, keras.Model):
                     "own, e.g. callbacks=[[keras.callbacks.TensorBoard(f'logs/{rbm.name}')] "
                     "for rbm in dbn.rbms]."
                 )
-            if isinstance(callback, keras.callbacks.BackupAndRestore) and count > 1:
+            if isinstance(callback, keras.callbacks.BackupAndRestore) and layers_seen > 1:
                 raise ValueError(
-                    "BackupAndRestore cannot follow DBN.pretrain: every layer's fit() would "
-                    "restore the same backup into a different RBM. Save the DBN after each "
-                    "layer instead (pretrain(..., epochs=[n, 0, 0]), dbn.save(...)) and "
-                    "resume with epochs of 0 for the layers done."
+                    "A BackupAndRestore shared by the layers of DBN.pretrain would restore "
+                    "one layer's backup into the next RBM. Give each layer its own (one list "
+                    "of callbacks per layer), or save the DBN after each layer "
+                    "(pretrain(..., epochs=[n, 0, 0]), dbn.save(...)) and resume with epochs "
+                    "of 0 for the layers done."
                 )
             above_first = any(callback in layer for layer in layer_callbacks[1:])
             if isinstance(callback, ImageGridCallback) and callback.rbm is None and above_first:
@@ -563,8 +598,11 @@ class DBN(ExtraStateMixin, keras.Model):
                 )
         batch_sizes = _per_layer(batch_size, count, "batch_size")
         optimizers = _per_layer(optimizer, count, "optimizer")
+        for layer_optimizer in optimizers:  # each checked now, not when its layer starts
+            self._fresh_optimizer(layer_optimizer)
         is_numpy = not isinstance(x, tf.data.Dataset)
         if is_numpy:  # read batch by batch in its own dtype, never copied whole
+            batch_sizes = [array_input.checked_batch_size(b) for b in batch_sizes]
             x = _as_data_array(x, keep_dtype=True)
             self.build(x.shape)
         else:
@@ -572,7 +610,7 @@ class DBN(ExtraStateMixin, keras.Model):
         val = _host_validation_data(validation_data)
         val = val[0] if isinstance(val, (tuple, list)) else val
         if isinstance(val, tf.data.Dataset):
-            self._dataset_feature_shape(val)
+            self._check_validation_dataset(val)
         elif val is not None:
             val = _as_data_array(val, keep_dtype=True)
         validation_split = fit_kwargs.pop("validation_split", 0.0)
@@ -591,10 +629,28 @@ class DBN(ExtraStateMixin, keras.Model):
         # will: a pretraining split into calls (epochs=[n, 0], then [0, n])
         # draws as one call would.
         earlier_calls = self._layer_pretrain_calls()
-        self._pretrain_calls = [
-            calls + (layer_epochs > 0) for calls, layer_epochs in zip(earlier_calls, epochs)
-        ]
+        # Epochs this call runs: none where `initial_epoch` is at `epochs`.
+        trains = [layer_epochs > fit_kwargs.get("initial_epoch", 0) for layer_epochs in epochs]
+        self._pretrain_calls = [calls + bool(t) for calls, t in zip(earlier_calls, trains)]
+        updates_before = [rbm._updates_made() for rbm in self.rbms]
+        try:
+            return self._pretrain_layers(
+                x, epochs, trains, batch_sizes, optimizers, layer_callbacks, every_callback,
+                val, earlier_calls, is_numpy, verbose, sample, init_visible_bias, cache_bytes,
+                fit_kwargs)
+        except BaseException:
+            # A layer that made no update counts as not called: a refused
+            # call leaves a seeded DBN training as it would have.
+            for i, rbm in enumerate(self.rbms):
+                if rbm._updates_made() == updates_before[i]:
+                    self._pretrain_calls[i] = earlier_calls[i]
+            raise
 
+    def _pretrain_layers(self, x, epochs, trains, batch_sizes, optimizers, layer_callbacks,
+                         every_callback, val, earlier_calls, is_numpy, verbose, sample,
+                         init_visible_bias, cache_bytes, fit_kwargs):
+        """`pretrain`'s loop over the layers, its arguments checked."""
+        count = len(self.rbms)
         histories = []
         layer_input, layer_val = x, val
         below_untrained = False
@@ -629,7 +685,16 @@ class DBN(ExtraStateMixin, keras.Model):
                         rebatch_rows=len(x) if is_numpy and batch_sizes[i] != batch_sizes[i - 1]
                         else None,
                     )
-                    if isinstance(layer_val, np.ndarray):
+                    if layer_val is not None and sample:
+                        # Sampled as the training data are, from a stream of
+                        # their own: a layer's monitors (the free-energy
+                        # gap) then compare like with like.
+                        layer_val = self._propagate(
+                            layer_val, below, True,
+                            batch_sizes[i] if isinstance(batch_sizes[i], int) else 1000, dtype,
+                            shuffle=False, cache_bytes=cache_bytes,
+                            seed=None if seed is None else (seed + 1) % (2**31 - 1))
+                    elif isinstance(layer_val, np.ndarray):
                         layer_val = _predicted(below, layer_val, dtype=dtype)
                     elif layer_val is not None:
                         layer_val = self._propagate(layer_val, below, False, None, dtype)
@@ -643,7 +708,7 @@ class DBN(ExtraStateMixin, keras.Model):
                 # from the untrained layer's activations, and it would then look
                 # trained.
                 untrained = _untrained(rbm)
-                if init_visible_bias and untrained and (epochs[i] > 0 or not below_untrained):
+                if init_visible_bias and untrained and (trains[i] or not below_untrained):
                     if isinstance(layer_input, np.ndarray):
                         rbm.initialize_visible_bias(layer_input)
                     elif is_numpy:
@@ -691,7 +756,7 @@ class DBN(ExtraStateMixin, keras.Model):
                     rbm._input_from_below = False
                 history.layer_name = rbm.name
                 histories.append(history)
-                below_untrained = below_untrained or (untrained and not epochs[i])
+                below_untrained = below_untrained or (untrained and not trains[i])
         return histories
 
     @staticmethod
@@ -703,10 +768,25 @@ class DBN(ExtraStateMixin, keras.Model):
             return optimizer.__class__.from_config(optimizer.get_config())
         return keras.optimizers.get(optimizer)
 
+    def _check_validation_dataset(self, dataset):
+        """Refuses validation batches that the bottom RBM would refuse only
+        at the end of its first epoch: the width (from the element spec)
+        and the values of the first batch."""
+        width = self._dataset_feature_shape(dataset)[1]
+        if width != self.rbms[0].num_visible:
+            raise ValueError(f"The validation data: {self.rbms[0]._width_error(width)}")
+        for batch in dataset.take(1):
+            batch = batch[0] if isinstance(batch, (tuple, list)) else batch
+            self.rbms[0]._check_data(np.asarray(batch), "The validation data")
+
     @staticmethod
     def _dataset_feature_shape(dataset):
         spec = dataset.element_spec
         spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+        if not hasattr(spec, "shape"):  # e.g. TFDS' {"image": ..., "label": ...}
+            raise TypeError(
+                "A DBN reads one input: give the dataset's elements as x or (x, y), not "
+                f"{type(spec).__name__}s, e.g. dataset.map(lambda d: d['image']).")
         array_input.check_rank(spec.shape)
         return (None, int(np.prod(spec.shape[1:])))
 

@@ -49,6 +49,8 @@ def with_step_progbar(callbacks, verbose):
     """
     if isinstance(callbacks, keras.callbacks.CallbackList):
         return callbacks
+    if isinstance(callbacks, keras.callbacks.Callback):  # one, as Keras' fit takes it
+        callbacks = [callbacks]
     callbacks = list(callbacks or [])
     if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks):
         callbacks.append(StepProgbarLogger())

@@ -2463,6 +2463,29 @@ class RBM(ExtraStateMixin, keras.Model):
         >>> history = rbm.fit(x_train, epochs=10, batch_size=100, validation_data=x_val)
         >>> history.history["free_energy_gap"][-1]
         """
+        calls_before, updates_before = getattr(self, "_array_fit_calls", 0), self._updates_made()
+        try:
+            return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                             validation_data, **kwargs)
+        except BaseException:
+            # A call refused before any update (a bad argument, bad
+            # validation data) leaves a seeded RBM shuffling as it would have.
+            if self._updates_made() == updates_before:
+                self._array_fit_calls = calls_before
+            raise
+
+    def _updates_made(self):
+        """The optimizer's update count (0 before it is built)."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is None or not optimizer.built:
+            return 0
+        return int(optimizer.iterations.numpy())
+
+    def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+             validation_data, **kwargs):
+        """`fit`'s work."""
+        if isinstance(callbacks, keras.callbacks.Callback):  # one, as Keras' fit takes it
+            callbacks = [callbacks]
         _require_tensorflow_trainer("fit")
         _refuse_weights("fit", kwargs.get("sample_weight"), kwargs.get("class_weight"))
         if isinstance(x, dict):
@@ -3137,8 +3160,9 @@ class RBM(ExtraStateMixin, keras.Model):
         >>> error = np.mean((rbm.reconstruct(x_test) - x_test.reshape(len(x_test), -1)) ** 2)
         """
         dtype = self._sampling_dtype
+        v = self._flatten(v, dtype)  # builds an RBM not built yet
         weights = self._weights(dtype)
-        hidden = self.hidden_units.mean(self._hidden_pre(self._flatten(v, dtype), weights))
+        hidden = self.hidden_units.mean(self._hidden_pre(v, weights))
         return self.visible_units.mean(self._visible_pre(hidden, weights))
 
     def restart_seed_generator(self, seed):

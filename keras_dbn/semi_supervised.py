@@ -403,6 +403,8 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
                 "examples you pass (e.g. repeat the rarer ones), or use `(x, y)` data."
             )
         callbacks = kwargs.get("callbacks")
+        if isinstance(callbacks, keras.callbacks.Callback):  # one, as Keras' fit takes it
+            callbacks = kwargs["callbacks"] = [callbacks]
         resolve_monitor_modes(callbacks, self.metrics)
         logged = [metric.name for metric in self.metrics]
         if kwargs.get("validation_data") is not None or kwargs.get("validation_split"):

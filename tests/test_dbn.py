@@ -869,3 +869,129 @@ def test_a_diverging_upper_layer_is_named_and_its_input_not_blamed(cache_bytes):
     with pytest.raises(FloatingPointError, match="^mine$"):
         keras_dbn.DBN([3, 2], seed=0).pretrain((x > 0).astype("float32"), epochs=1,
                                                 verbose=0, callbacks=[Raises()])
+
+
+def _kernels(dbn):
+    return [np.asarray(rbm.kernel) for rbm in dbn.rbms]
+
+
+def test_a_refused_call_leaves_a_seeded_dbn_or_rbm_training_as_it_would_have():
+    """The calls were counted (for the shuffling's seed) before the call was
+    refused: the next call shuffled otherwise than a first one."""
+    x = _binary(rows=300)
+    plain = keras_dbn.DBN([8, 6], seed=0)
+    plain.pretrain(x, epochs=1, batch_size=30, verbose=0)
+    refused = keras_dbn.DBN([8, 6], seed=0)
+    with pytest.raises(ValueError, match="The validation data"):
+        refused.pretrain(x, epochs=1, batch_size=30, verbose=0, validation_data=x[:20, :5])
+    with pytest.raises(TypeError, match="shufle"):
+        refused.pretrain(x, epochs=1, batch_size=30, verbose=0, shufle=False)
+    refused.pretrain(x, epochs=1, batch_size=30, verbose=0)
+    for a, b in zip(_kernels(plain), _kernels(refused)):
+        np.testing.assert_array_equal(a, b)
+    rbm, again = keras_dbn.RBM(8, seed=0), keras_dbn.RBM(8, seed=0)
+    with pytest.raises(TypeError, match="shufle"):
+        again.fit(x, epochs=1, batch_size=30, verbose=0, shufle=False)
+    for model in (rbm, again):
+        model.fit(x, epochs=1, batch_size=30, verbose=0)
+    np.testing.assert_array_equal(np.asarray(rbm.kernel), np.asarray(again.kernel))
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(batch_size=[30, 0]), "batch_size must be a positive integer, got 0"),
+    (dict(batch_size=None, cache_bytes=0), "batch_size must be a positive integer, got None"),
+    (dict(optimizer=["sgd", "sgdd"]), "sgdd"),
+])
+def test_every_layers_options_are_checked_before_any_layer_trains(options, message):
+    """The upper layer's were checked when it started: after the first
+    layer's whole training."""
+    dbn = keras_dbn.DBN([8, 6], seed=0)
+    with pytest.raises(ValueError, match=message):
+        dbn.pretrain(_binary(), epochs=1, verbose=0, **options)
+    assert [rbm._updates_made() for rbm in dbn.rbms] == [0, 0]
+
+
+def test_a_bad_validation_dataset_is_refused_before_any_layer_trains():
+    import tensorflow as tf
+
+    x = _binary()
+    for bad, message in ((x[:40, :5], "12 visible units, but the data has 5"),
+                         (x[:40] * 255, r"need data in \[0, 1\]")):
+        dbn = keras_dbn.DBN([8, 6], seed=0)
+        with pytest.raises(ValueError, match="The validation data: .*" + message):
+            dbn.pretrain(x, epochs=1, verbose=0,
+                         validation_data=tf.data.Dataset.from_tensor_slices(bad).batch(20))
+        assert [rbm._updates_made() for rbm in dbn.rbms] == [0, 0]
+
+
+def test_pretrain_reads_what_keras_fit_reads_or_says_what_it_cannot():
+    import tensorflow as tf
+
+    x = _binary()
+    dicts = tf.data.Dataset.from_tensor_slices({"image": x, "label": np.zeros(len(x))}).batch(20)
+    with pytest.raises(TypeError, match="give the dataset's elements as x or \\(x, y\\)"):
+        keras_dbn.DBN([8, 6]).pretrain(dicts, epochs=1, verbose=0)
+    stop = keras.callbacks.EarlyStopping("reconstruction_error")
+    histories = keras_dbn.DBN([8, 6]).pretrain(x, epochs=1, verbose=0, callbacks=stop)
+    assert len(histories) == 2  # one callback, not in a list, as Keras' fit takes it
+    assert len(keras_dbn.RBM(4).fit(x, verbose=0, callbacks=stop).history["free_energy"]) == 1
+    trainer = keras_dbn.SupervisedTrainer(_tiny_classifier())
+    trainer.compile("adam")
+    history = trainer.fit(x, np.arange(len(x)) % 3, epochs=1, verbose=0,
+                          callbacks=keras.callbacks.EarlyStopping("loss"))
+    assert len(history.history["loss"]) == 1
+    epochs = keras_dbn.DBN([8, 6], seed=0).pretrain(x, np.array([2, 1]), verbose=0)
+    assert [len(h.history["free_energy"]) for h in epochs] == [2, 1]  # one count per layer
+
+
+def _tiny_classifier():
+    dbn = keras_dbn.DBN([8], seed=0)
+    dbn.build((None, 12))
+    return dbn.to_classifier(3)
+
+
+def test_a_call_that_runs_no_epoch_leaves_the_layers_as_epochs_of_zero_do():
+    """With initial_epoch at epochs nothing trained, yet the upper layer's
+    visible biases were set from the untrained layer below, and then kept."""
+    x = _binary(rows=300)
+    plain = keras_dbn.DBN([8, 6], seed=0)
+    plain.pretrain(x, epochs=2, batch_size=30, verbose=0)
+    split = keras_dbn.DBN([8, 6], seed=0)
+    split.pretrain(x, epochs=1, initial_epoch=1, batch_size=30, verbose=0)
+    split.pretrain(x, epochs=2, batch_size=30, verbose=0)
+    for a, b in zip([*_kernels(plain), np.asarray(plain.rbms[1].visible_bias)],
+                    [*_kernels(split), np.asarray(split.rbms[1].visible_bias)]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sampled_upper_layers_are_validated_on_sampled_states_too():
+    """Validation data went up as means while the layer trained on sampled
+    states: given the training data as validation data, the gap was 0.2."""
+    x = _binary(rows=400, width=20)
+    histories = keras_dbn.DBN([16, 8], seed=0).pretrain(
+        x, epochs=3, batch_size=40, sample=True, validation_data=x, verbose=0)
+    top = histories[1].history
+    assert abs(top["free_energy_gap"][-1]) < 0.05 * abs(top["free_energy"][-1])
+    assert top["val_reconstruction_error"][-1] == pytest.approx(
+        top["reconstruction_error"][-1], rel=0.25)
+
+
+def test_transform_of_no_layers_checks_the_data_as_transform_does():
+    dbn = keras_dbn.DBN([8, 6], seed=0)
+    dbn.pretrain(_binary(), epochs=1, verbose=0)
+    for bad, message in ((np.full((3, 5), 0.5), "12 visible units"),
+                         (np.full((3, 12), 255.0), r"in \[0, 1\]")):
+        with pytest.raises(ValueError, match=message):
+            dbn.transform(bad, num_layers=0)
+
+
+def test_options_that_an_rbm_given_as_a_layer_would_override_are_refused():
+    for options in (dict(k=[5, 1]), dict(persistent=[True, False]),
+                    dict(hidden=["gaussian", "bernoulli"])):
+        with pytest.raises(ValueError, match="Layer 0 is an RBM given as is"):
+            keras_dbn.DBN([keras_dbn.RBM(8), 6], **options)
+    dbn = keras_dbn.DBN([keras_dbn.RBM(8, k=3), 6], k=[None, 2])
+    assert [rbm.k for rbm in dbn.rbms] == [3, 2]
+    rbm = keras_dbn.RBM(8)
+    with pytest.raises(ValueError, match="given as two layers"):
+        keras_dbn.DBN([rbm, rbm])

@@ -213,12 +213,16 @@ def test_rbm_weights_are_refused_not_ignored(x):
         rbm.fit({"visible": x}, verbose=0)
 
 
-def test_dbn_pretrain_refuses_backup_and_restore(x, tmp_path):
+def test_dbn_pretrain_refuses_backup_and_restore_shared_by_layers(x, tmp_path):
     dbn = keras_dbn.DBN([8, 4], seed=0)
-    with pytest.raises(ValueError, match="BackupAndRestore cannot follow DBN.pretrain"):
+    with pytest.raises(ValueError, match="BackupAndRestore shared by the layers"):
         dbn.pretrain(x, epochs=1, verbose=0,
                      callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path))])
     assert not dbn.rbms[0].compiled  # refused before any training
+    # One layer's own (the message said every layer would restore it).
+    histories = dbn.pretrain(x, epochs=1, verbose=0, callbacks=[
+        [], [keras.callbacks.BackupAndRestore(str(tmp_path / "top"))]])
+    assert [len(h.history["reconstruction_error"]) for h in histories] == [1, 1]
 
 
 @pytest.mark.parametrize("bad, message", [
