@@ -16,6 +16,7 @@ from keras_dbn.extra_state import ExtraStateMixin
 from keras_dbn.rbm import (
     RBM,
     TrainingDiverged,
+    _array_batch_size,
     _as_float32,
     _host_validation_data,
     _is_dataset,
@@ -488,7 +489,8 @@ class DBN(ExtraStateMixin, keras.Model):
                 visible units), or a batched `tf.data.Dataset` of ``x`` or
                 ``(x, y)`` (labels are ignored).
             epochs: epochs per layer, an int >= 0 or one per layer.
-            batch_size: batch size for NumPy input, an int or one per layer.
+            batch_size: batch size for NumPy input, an int or one per layer;
+                None takes `RBM.fit`'s (Keras' 32).
             optimizer: optimizer for RBMs not compiled yet: a name, a config
                 or an instance (cloned for each layer), or one per layer. An
                 RBM compiled already keeps its optimizer, and its state,
@@ -600,10 +602,17 @@ class DBN(ExtraStateMixin, keras.Model):
         optimizers = _per_layer(optimizer, count, "optimizer")
         for layer_optimizer in optimizers:  # each checked now, not when its layer starts
             self._fresh_optimizer(layer_optimizer)
+        # Each checked now, not when its layer starts (a sampled validation
+        # array reads them with dataset input too).
+        batch_sizes = [b if b is None else array_input.checked_batch_size(b)
+                       for b in batch_sizes]
         is_numpy = not isinstance(x, tf.data.Dataset)
         if is_numpy:  # read batch by batch in its own dtype, never copied whole
-            batch_sizes = [array_input.checked_batch_size(b) for b in batch_sizes]
             x = _as_data_array(x, keep_dtype=True)
+            # None: the size `RBM.fit` would take (Keras' 32, or that of
+            # `steps_per_epoch`), for every layer, cached or streamed.
+            default = _array_batch_size(len(x), fit_kwargs.get("steps_per_epoch"), 0.0, None)
+            batch_sizes = [(default or 32) if b is None else b for b in batch_sizes]
             self.build(x.shape)
         else:
             self.build(self._dataset_feature_shape(x))
@@ -632,7 +641,7 @@ class DBN(ExtraStateMixin, keras.Model):
         # Epochs this call runs: none where `initial_epoch` is at `epochs`.
         trains = [layer_epochs > fit_kwargs.get("initial_epoch", 0) for layer_epochs in epochs]
         self._pretrain_calls = [calls + bool(t) for calls, t in zip(earlier_calls, trains)]
-        updates_before = [rbm._updates_made() for rbm in self.rbms]
+        updates_before = [rbm._update_count() for rbm in self.rbms]
         try:
             return self._pretrain_layers(
                 x, epochs, trains, batch_sizes, optimizers, layer_callbacks, every_callback,
@@ -642,7 +651,7 @@ class DBN(ExtraStateMixin, keras.Model):
             # A layer that made no update counts as not called: a refused
             # call leaves a seeded DBN training as it would have.
             for i, rbm in enumerate(self.rbms):
-                if rbm._updates_made() == updates_before[i]:
+                if not rbm._updated_since(updates_before[i]):
                     self._pretrain_calls[i] = earlier_calls[i]
             raise
 

@@ -714,7 +714,9 @@ def dbn_log_likelihood_bound(
         log_z: the top RBM's ``log Z``, if known: a number or an
             `AISResult`.
         samples: passes up per example.
-        seed: seed of the samples (reproducible when set).
+        seed: seed of the samples, and of AIS where ``log_z`` is not
+            given (unless ``ais_kwargs`` names one): the bound is
+            reproducible when set.
         batch_size: rows (example-sample pairs) per chunk, which bound
             the memory the samples take.
         **ais_kwargs: passed to `ais_log_partition` for the top RBM when
@@ -754,12 +756,15 @@ def dbn_log_likelihood_bound(
     rbms = list(dbn.rbms)
     samples = checked_count(samples, "`samples`", 1)
     batch_size = checked_count(batch_size, "`batch_size`", 1)
+    seed = checked_seed(seed)  # before AIS, which may run for minutes
+    if seed is not None and log_z is None:
+        ais_kwargs.setdefault("seed", seed)  # the whole bound reproducible
     top = rbms[-1]
     v = _as_matrix(x, rbms[0], binary_for=("dbn_log_likelihood_bound",
                                            _PROBABILITIES_OF_BINARY_STATES))
     log_z = _known_or_estimated_log_z(top, log_z, ais_kwargs)
     weights = [_weights(rbm) for rbm in rbms]
-    seed_generator = keras.random.SeedGenerator(checked_seed(seed))
+    seed_generator = keras.random.SeedGenerator(seed)
     bounds = []
     # Row r of the chunks is example r // samples: each chunk gathers its
     # rows, so memory grows with batch_size, not with n * samples.
@@ -943,7 +948,8 @@ def sample_class_mix(classifier, samples, batch_size=1000):
     Raises:
         ValueError: when ``samples`` holds no examples, is a dataset that
             never ends or yields single examples, or the classifier does
-            not give one probability per class (two columns or more).
+            not give one probability per class (two columns or more), or
+            gives NaN or infinite probabilities.
         TypeError: for a dataset whose elements are not tensors (e.g.
             dicts).
 

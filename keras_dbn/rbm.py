@@ -2463,23 +2463,29 @@ class RBM(ExtraStateMixin, keras.Model):
         >>> history = rbm.fit(x_train, epochs=10, batch_size=100, validation_data=x_val)
         >>> history.history["free_energy_gap"][-1]
         """
-        calls_before, updates_before = getattr(self, "_array_fit_calls", 0), self._updates_made()
+        calls_before, updates_before = getattr(self, "_array_fit_calls", 0), self._update_count()
         try:
             return self._fit(x, y, batch_size, epochs, verbose, callbacks, validation_split,
                              validation_data, **kwargs)
         except BaseException:
             # A call refused before any update (a bad argument, bad
             # validation data) leaves a seeded RBM shuffling as it would have.
-            if self._updates_made() == updates_before:
+            if not self._updated_since(updates_before):
                 self._array_fit_calls = calls_before
             raise
 
-    def _updates_made(self):
-        """The optimizer's update count (0 before it is built)."""
+    def _update_count(self):
+        """``(optimizer, its update count)``, for `_updated_since`."""
         optimizer = getattr(self, "optimizer", None)
         if optimizer is None or not optimizer.built:
-            return 0
-        return int(optimizer.iterations.numpy())
+            return optimizer, 0
+        return optimizer, int(optimizer.iterations.numpy())
+
+    def _updated_since(self, count):
+        """Whether the RBM made an update since `_update_count` gave ``count``
+        (a new optimizer, compiled since, counts from 0)."""
+        optimizer, updates = self._update_count()
+        return updates != (count[1] if optimizer is count[0] else 0)
 
     def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
              validation_data, **kwargs):

@@ -535,15 +535,16 @@ class DBNHyperModel(kt.HyperModel):
                 "DBNHyperModel(batch_size=N) or hp.Fixed('batch_size', N)."
             )
         values = self.space(hp)
+        continuing = initial_epoch > 0 or "tuner/trial_id" in hp.values
+        if not continuing:
+            # The array itself: its fingerprint is taken once per array object.
+            data = self.x_unlabeled if self.x_unlabeled is not None else x
+            dbn = self.pretrain(values, data)
+            model.set_weights(dbn.to_classifier(self.num_classes, dropout=values["dropout"]).get_weights())
         # Images as rows, as pretraining reads them: the classifier takes rows.
         x = _rows(x)
         if isinstance(validation_data, (tuple, list)) and validation_data:
             validation_data = (_rows(validation_data[0]), *validation_data[1:])
-        continuing = initial_epoch > 0 or "tuner/trial_id" in hp.values
-        if not continuing:
-            data = self.x_unlabeled if self.x_unlabeled is not None else x
-            dbn = self.pretrain(values, data)
-            model.set_weights(dbn.to_classifier(self.num_classes, dropout=values["dropout"]).get_weights())
         batch_size = values["batch_size"]
         if _streamable(x, y, kwargs):
             # Batches read from the arrays on one thread: ~1.15x faster
@@ -935,9 +936,6 @@ def run_search(args=None, **kwargs):
     _check_resumed_options(options, os.path.join(o.directory, project))
     check_dataset_name(o.dataset, o.data_dir)
     project_dir = os.path.abspath(os.path.join(o.directory, project))
-    # Read now: a search resumed adds to its earlier runs' figures.
-    seconds_before, pretrain_runs_before = (0.0, 0) if o.overwrite else _earlier_totals(
-        output, project_dir)
 
     load = dict(data_dir=o.data_dir, manual_dir=o.manual_dir)
     x, y = datasets.load_numpy(o.dataset, "train", limit=o.train_limit, **load)
@@ -967,6 +965,10 @@ def run_search(args=None, **kwargs):
     done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
     if done:
         print(f"[tune] resuming {os.path.join(o.directory, project)}: {done} finished trials kept", flush=True)
+    # A search resumed adds to its earlier runs' figures; a new one (also in
+    # a project folder removed by hand) starts from zero.
+    seconds_before, pretrain_runs_before = (_earlier_totals(output, project_dir) if done
+                                            else (0.0, 0))
     callbacks = []
     if o.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=o.patience))

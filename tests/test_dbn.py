@@ -876,17 +876,25 @@ def _kernels(dbn):
 
 
 def test_a_refused_call_leaves_a_seeded_dbn_or_rbm_training_as_it_would_have():
-    """The calls were counted (for the shuffling's seed) before the call was
-    refused: the next call shuffled otherwise than a first one."""
+    """The calls were counted (for the shuffling's and sampling's seeds)
+    before the call was refused: the next call drew otherwise than a first
+    one, also where the refused call had given a layer a new optimizer."""
     x = _binary(rows=300)
+    options = dict(epochs=1, batch_size=30, verbose=0, sample=True)
     plain = keras_dbn.DBN([8, 6], seed=0)
-    plain.pretrain(x, epochs=1, batch_size=30, verbose=0)
+    plain.pretrain(x, **options)
+    plain.pretrain(x, **dict(options, epochs=[0, 1], optimizer=[None, "adam"]))
     refused = keras_dbn.DBN([8, 6], seed=0)
     with pytest.raises(ValueError, match="The validation data"):
-        refused.pretrain(x, epochs=1, batch_size=30, verbose=0, validation_data=x[:20, :5])
+        refused.pretrain(x, **options, validation_data=x[:20, :5])
     with pytest.raises(TypeError, match="shufle"):
-        refused.pretrain(x, epochs=1, batch_size=30, verbose=0, shufle=False)
-    refused.pretrain(x, epochs=1, batch_size=30, verbose=0)
+        refused.pretrain(x, **options, shufle=False)
+    refused.pretrain(x, **options)
+    never_stops = keras.callbacks.EarlyStopping("val_nothing")
+    with pytest.raises(ValueError, match="val_nothing"):
+        refused.pretrain(x, **dict(options, epochs=[0, 1], optimizer=[None, "adam"]),
+                         callbacks=[[], [never_stops]])
+    refused.pretrain(x, **dict(options, epochs=[0, 1], optimizer=[None, "adam"]))
     for a, b in zip(_kernels(plain), _kernels(refused)):
         np.testing.assert_array_equal(a, b)
     rbm, again = keras_dbn.RBM(8, seed=0), keras_dbn.RBM(8, seed=0)
@@ -899,7 +907,7 @@ def test_a_refused_call_leaves_a_seeded_dbn_or_rbm_training_as_it_would_have():
 
 @pytest.mark.parametrize("options, message", [
     (dict(batch_size=[30, 0]), "batch_size must be a positive integer, got 0"),
-    (dict(batch_size=None, cache_bytes=0), "batch_size must be a positive integer, got None"),
+    (dict(batch_size=[30, 2.5], cache_bytes=0), "batch_size must be a positive integer"),
     (dict(optimizer=["sgd", "sgdd"]), "sgdd"),
 ])
 def test_every_layers_options_are_checked_before_any_layer_trains(options, message):
@@ -908,7 +916,22 @@ def test_every_layers_options_are_checked_before_any_layer_trains(options, messa
     dbn = keras_dbn.DBN([8, 6], seed=0)
     with pytest.raises(ValueError, match=message):
         dbn.pretrain(_binary(), epochs=1, verbose=0, **options)
-    assert [rbm._updates_made() for rbm in dbn.rbms] == [0, 0]
+    assert [rbm._update_count()[1] for rbm in dbn.rbms] == [0, 0]
+
+
+def test_a_batch_size_of_none_is_fit_s_default_on_every_input_path():
+    """None worked where the upper layer's input was cached, and failed
+    after the first layer's training where it was streamed."""
+    x = _binary(rows=200)
+    kernels = []
+    for options in (dict(batch_size=None), dict(batch_size=None, cache_bytes=0),
+                    dict(batch_size=32)):
+        dbn = keras_dbn.DBN([8, 6], seed=0)
+        dbn.pretrain(x, epochs=1, verbose=0, shuffle=False, **options)
+        kernels.append(_kernels(dbn))
+    for other in kernels[1:]:
+        for a, b in zip(kernels[0], other):
+            np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_a_bad_validation_dataset_is_refused_before_any_layer_trains():
@@ -921,7 +944,7 @@ def test_a_bad_validation_dataset_is_refused_before_any_layer_trains():
         with pytest.raises(ValueError, match="The validation data: .*" + message):
             dbn.pretrain(x, epochs=1, verbose=0,
                          validation_data=tf.data.Dataset.from_tensor_slices(bad).batch(20))
-        assert [rbm._updates_made() for rbm in dbn.rbms] == [0, 0]
+        assert [rbm._update_count()[1] for rbm in dbn.rbms] == [0, 0]
 
 
 def test_pretrain_reads_what_keras_fit_reads_or_says_what_it_cannot():
@@ -964,14 +987,16 @@ def test_a_call_that_runs_no_epoch_leaves_the_layers_as_epochs_of_zero_do():
         np.testing.assert_array_equal(a, b)
 
 
-def test_sampled_upper_layers_are_validated_on_sampled_states_too():
+def test_sampled_upper_layers_are_validated_on_sampled_states_too(mnist_small):
     """Validation data went up as means while the layer trained on sampled
-    states: given the training data as validation data, the gap was 0.2."""
-    x = _binary(rows=400, width=20)
-    histories = keras_dbn.DBN([16, 8], seed=0).pretrain(
-        x, epochs=3, batch_size=40, sample=True, validation_data=x, verbose=0)
+    states: given the training data as validation data, the top layer's
+    reconstruction error was a third of the training one's, and the gap
+    0.16 nats."""
+    x = mnist_small[0][:1000]
+    histories = keras_dbn.DBN([64, 32], seed=0).pretrain(
+        x, epochs=2, batch_size=100, sample=True, validation_data=x, verbose=0)
     top = histories[1].history
-    assert abs(top["free_energy_gap"][-1]) < 0.05 * abs(top["free_energy"][-1])
+    assert abs(top["free_energy_gap"][-1]) < 0.1
     assert top["val_reconstruction_error"][-1] == pytest.approx(
         top["reconstruction_error"][-1], rel=0.25)
 

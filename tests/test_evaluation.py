@@ -1009,14 +1009,21 @@ def test_sample_class_mix_refuses_samples_the_classifier_cannot_read():
         evaluation.sample_class_mix(_argmax_classifier(), samples)
 
 
-def test_dbn_bound_takes_seeds_as_the_other_estimates_do():
+def test_dbn_bound_takes_seeds_as_the_other_estimates_do(monkeypatch):
     dbn = _tiny_dbn()
     x = all_states(5)[::3]
     by_int = evaluation.dbn_log_likelihood_bound(dbn, x, log_z=1.0, samples=3, seed=3)
     by_numpy = evaluation.dbn_log_likelihood_bound(dbn, x, log_z=1.0, samples=3, seed=np.int64(3))
     assert by_int == by_numpy
-    with pytest.raises(ValueError, match="`seed` must be an integer or None"):
-        evaluation.dbn_log_likelihood_bound(dbn, x, log_z=1.0, seed=True)
+    # With log Z by AIS: the seed makes the whole bound reproducible.
+    ais = dict(samples=3, num_chains=20, betas=evaluation.paper_betas(100))
+    first = evaluation.dbn_log_likelihood_bound(dbn, x, seed=3, **ais)
+    assert evaluation.dbn_log_likelihood_bound(dbn, x, seed=3, **ais) == first
+    # A bad seed is refused before AIS runs (for minutes at real sizes).
+    monkeypatch.setattr(evaluation, "ais_log_partition", None)
+    for bad in (True, 1.5):
+        with pytest.raises(ValueError, match="`seed` must be an integer or None"):
+            evaluation.dbn_log_likelihood_bound(dbn, x, seed=bad)
 
 
 @pytest.mark.parametrize("estimate", [

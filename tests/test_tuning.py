@@ -637,6 +637,40 @@ def test_the_data_fingerprint_is_taken_once_per_array(mnist, monkeypatch):
     assert hypermodel._digest(x) == original(x.reshape(len(x), -1))
 
 
+def test_fine_tuning_images_fingerprints_them_once(mnist, monkeypatch):
+    """`fit` reshaped them before pretraining, a new array each trial."""
+    import keras_dbn.tuning as tuning
+
+    calls = []
+    original = tuning._fingerprint
+    monkeypatch.setattr(tuning, "_fingerprint", lambda x: (calls.append(1), original(x))[1])
+    images, labels = mnist[0][:200].reshape(-1, 28, 28), mnist[1][:200]
+    hypermodel = DBNHyperModel(10, input_dim=784, **dict(FIXED_PRETRAINING, units=8))
+    for _ in range(3):
+        hp = kt.HyperParameters()
+        hypermodel.fit(hp, hypermodel.build(hp), images, labels, epochs=1, verbose=0)
+    assert len(calls) == 1 and hypermodel.pretrain_calls == 1
+
+
+def test_a_new_search_in_a_removed_project_records_its_own_figures(
+        mnist_manual_dir, tfds_data_dir, tmp_path):
+    """The totals of a search whose project was removed were added to the
+    new search's."""
+    import json
+
+    from keras_dbn.tuning import run_search
+
+    options = dict(tuner="random", max_trials=1, max_epochs=1, units=[8], max_layers=1,
+                   max_pretrain_epochs=1, train_limit=500, manual_dir=mnist_manual_dir,
+                   data_dir=tfds_data_dir, directory=str(tmp_path / "runs"),
+                   output=str(tmp_path / "best"), verbose=0)
+    run_search(**options)
+    shutil.rmtree(tmp_path / "runs")
+    again = run_search(**options)
+    record = json.loads((tmp_path / "best" / "results.json").read_text())
+    assert again["pretrain_runs"] == record["pretrain_runs"] == 1
+
+
 def test_images_are_fine_tuned_as_the_rows_they_were_pretrained_on(mnist):
     """Pretraining flattened them, the classifier got them as images: every
     trial failed after its pretraining."""
