@@ -61,7 +61,8 @@ def next_version(base_dir):
     so exporting a retrained model as ``next_version(base_dir)`` puts it in
     service without touching the earlier versions. Every all-digit entry
     counts, files and links too: `export_saved_model` cannot write a version
-    where one of them stands.
+    where one of them stands. What a killed export left is put right first,
+    as `export_saved_model` does (a version it had moved aside counts).
 
     Args:
         base_dir: The model base path; it need not exist yet.
@@ -74,6 +75,7 @@ def next_version(base_dir):
     >>> export_saved_model(classifier, "/srv/models/dbn", version=next_version("/srv/models/dbn"))
     '/srv/models/dbn/1'
     """
+    _clear_stale_versions(pathlib.Path(base_dir))
     return max((int(p.name) for p in version_entries(base_dir)), default=0) + 1
 
 
@@ -172,6 +174,7 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     target = base / str(int(version))
     if base.exists() and not base.is_dir():
         raise ValueError(f"{base} is a file, not a folder to export versions into.")
+    _clear_stale_versions(base)  # a killed export's version back, its empty claim gone
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target} is a file, not an exported version; move it first.")
     if target.exists() and not overwrite:
@@ -196,18 +199,17 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
     )
     created = _missing_folders(base)
     base.mkdir(parents=True, exist_ok=True)
-    _clear_stale_stagings(base, VERSION_STAGING, lambda staging: _recover_version(base, staging))
 
     try:
         # TF Serving only loads all-digit directory names, so it ignores this one.
         with _staging(base, f"{VERSION_STAGING}{version}-",
-                      lambda staging: _put_back_version(staging, target)[0]) as staging:
+                      lambda staging, failed: _put_back_version(staging, target)[0]) as staging:
             # The endpoint is traced here: a model that `serve` refuses fails now.
             archive.write_out(str(staging / "saved_model"), verbose=False)
             if overwrite:
                 _replace(staging / "saved_model", target, staging / "replaced")
             else:
-                _place(staging / "saved_model", target)
+                _place(staging / "saved_model", target, staging / "claimed")
     except BaseException:
         # Not rmtree: another export may have written into them since.
         _remove_empty(created)
@@ -310,29 +312,29 @@ def _write_and_move_in(write, target):
     stops them (an error, Ctrl-C, even again while the earlier SavedModel
     is put back, or a kill, put right by the next export) ends with the
     earlier SavedModel in place, or the new one if it was moved in whole
-    and the call was not interrupted (`_put_back`): the earlier entries go
-    into ``moving-aside``, renamed ``moved-aside`` once all are there; the
-    new ones then move in, ``saved_model.pb`` last.
+    and the call did not fail (`_put_back`, which `_staging` calls at the
+    end whatever happened, told whether the call failed): the earlier
+    entries go into ``moving-aside``, renamed ``moved-aside`` once all are
+    there; the new ones then move in, ``saved_model.pb`` last, and
+    ``moved-in`` is made once all are there (an export killed before then,
+    or stopped again while undoing, ends with the earlier SavedModel).
     """
-    with _staging(target, FOLDER_STAGING,
-                  lambda staging: _put_back(target, staging, keep_whole=True)[0]) as staging:
+    with _staging(target, FOLDER_STAGING, lambda staging, failed: _put_back(
+            target, staging, keep_whole=not failed)[0]) as staging:
         written, aside = staging / "saved_model", staging / "moving-aside"
-        try:
-            write(str(written))
-            aside.mkdir()
-            for name in reversed(SAVED_MODEL_ENTRIES):
-                if os.path.lexists(target / name):
-                    os.rename(target / name, aside / name)
-            os.rename(aside, staging / "moved-aside")
-            entries = {entry.name: entry for entry in written.iterdir()}
-            order = [name for name in SAVED_MODEL_ENTRIES if name in entries]
-            for name in sorted(set(entries) - set(order)) + order:
-                if name in KEPT_ENTRIES and os.path.lexists(target / name):
-                    continue  # the folder's own warm-up requests stay
-                os.rename(entries[name], target / name)
-        except BaseException:
-            _put_back(target, staging, keep_whole=False)
-            raise
+        write(str(written))
+        aside.mkdir()
+        for name in reversed(SAVED_MODEL_ENTRIES):
+            if os.path.lexists(target / name):
+                os.rename(target / name, aside / name)
+        os.rename(aside, staging / "moved-aside")
+        entries = {entry.name: entry for entry in written.iterdir()}
+        order = [name for name in SAVED_MODEL_ENTRIES if name in entries]
+        for name in sorted(set(entries) - set(order)) + order:
+            if name in KEPT_ENTRIES and os.path.lexists(target / name):
+                continue  # the folder's own warm-up requests stay
+            os.rename(entries[name], target / name)
+        (staging / "moved-in").mkdir()  # done: what the next export would keep
 
 
 #: The prefixes of the hidden staging folders of `write_saved_model_folder`
@@ -340,8 +342,9 @@ def _write_and_move_in(write, target):
 #: folder, followed by the version and a dash), and what each may hold.
 FOLDER_STAGING, VERSION_STAGING = ".keras_dbn-export-", ".keras_dbn-version-"
 _STAGING_ENTRIES = {
-    FOLDER_STAGING: {"saved_model", "moving-aside", "moved-aside", "undone", "restoring"},
-    VERSION_STAGING: {"saved_model", "replaced"},
+    FOLDER_STAGING: {"saved_model", "moving-aside", "moved-aside", "moved-in", "undone",
+                     "restoring"},
+    VERSION_STAGING: {"saved_model", "replaced", "claimed"},
 }
 
 
@@ -350,10 +353,11 @@ def _staging(folder, prefix, finish=None):
     """A new hidden folder in ``folder``, locked (`flock`, where the system
     has it) while the export that made it runs, so that another export can
     tell it from the leftovers of one that was killed
-    (`_clear_stale_stagings`). At the end ``finish(staging)`` (if given)
-    puts right what is left and says whether the folder may go; it is
-    removed with its contents then, and otherwise left for the next export
-    to put right (``finish`` itself was stopped, by a second Ctrl-C say).
+    (`_clear_stale_stagings`). At the end ``finish(staging, failed)`` (if
+    given; ``failed``: whether the block raised, a Ctrl-C included) puts
+    right what is left and says whether the folder may go; it is removed
+    with its contents then, and otherwise left for the next export to put
+    right (``finish`` itself was stopped, by a second Ctrl-C say).
     """
     staging = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
     descriptor = os.open(staging, os.O_RDONLY)
@@ -363,13 +367,23 @@ def _staging(folder, prefix, finish=None):
             fcntl.flock(descriptor, fcntl.LOCK_EX)
         except (ImportError, OSError):  # not POSIX, or a file system without locks
             pass
+        failed = True
         yield staging
+        failed = False
     finally:
         try:
-            if finish is None or finish(staging):
+            if finish is None or finish(staging, failed):
                 shutil.rmtree(staging, ignore_errors=True)
         finally:
             os.close(descriptor)
+
+
+def _clear_stale_versions(base):
+    """`_clear_stale_stagings` of `export_saved_model`'s staging folders in
+    ``base`` (where it is a folder)."""
+    if base.is_dir():
+        _clear_stale_stagings(base, VERSION_STAGING,
+                              lambda staging: _recover_version(base, staging))
 
 
 def _clear_stale_stagings(folder, prefix, recover):
@@ -381,8 +395,8 @@ def _clear_stale_stagings(folder, prefix, recover):
     Only folders named as `_staging` names them and holding nothing but
     what an export puts there are touched; nothing is done where the system
     cannot lock folders (no telling the stale from the live), nor to an
-    empty one less than a minute old (made by an export that has not
-    locked it yet).
+    empty version staging folder less than a minute old (made by an export
+    that has not locked it yet).
     """
     try:
         import fcntl
@@ -408,7 +422,10 @@ def _clear_stale_stagings(folder, prefix, recover):
                 continue
             if not entries <= _STAGING_ENTRIES[prefix]:
                 continue
-            if not entries and time.time() - os.fstat(descriptor).st_mtime < 60:
+            # Under the folder's lock (`write_saved_model_folder`) no running
+            # export can have made it.
+            young = time.time() - os.fstat(descriptor).st_mtime < 60
+            if not entries and young and prefix == VERSION_STAGING:
                 continue
             if recover(staging):
                 shutil.rmtree(staging, ignore_errors=True)
@@ -423,7 +440,7 @@ def _put_back(target, staging, keep_whole):
     """Ends the moves of a `write_saved_model_folder` export that stopped
     (`_write_and_move_in` records how far they got): the earlier SavedModel
     back in place, unless ``keep_whole`` and the new one was moved in whole
-    (nothing of it left to move in, no undoing begun).
+    (``moved-in`` made, no undoing begun).
 
     Undoing first moves every SavedModel entry of the folder (all new, the
     earlier ones being aside) into ``undone``, ``saved_model.pb`` first,
@@ -436,12 +453,11 @@ def _put_back(target, staging, keep_whole):
         ``(done, restored)``: whether nothing is left to put back, and
         whether earlier entries were moved back by this call.
     """
-    written, undone = staging / "saved_model", staging / "undone"
+    undone = staging / "undone"
     moved, restoring, moving = (staging / "moved-aside", staging / "restoring",
                                 staging / "moving-aside")
     if moved.is_dir():
-        whole = not undone.exists() and not any(
-            os.path.lexists(written / name) for name in SAVED_MODEL_ENTRIES)
+        whole = (staging / "moved-in").is_dir() and not undone.exists()
         if whole and keep_whole:
             return True, False
         undone.mkdir(exist_ok=True)  # undoing begun: the new SavedModel is not kept
@@ -468,18 +484,18 @@ def _recover_moves(target, staging):
     return done
 
 
-def _put_back_version(staging, target, killed=False):
+def _put_back_version(staging, target):
     """Ends an `export_saved_model` export into ``target`` that stopped: the
-    version that `_replace` had moved aside goes back if ``target`` is free;
-    for an export that was ``killed``, an empty claim of `_place` goes (a
-    running export removes its own, and an empty folder there may be
-    another's claim).
+    version that `_replace` had moved aside goes back if ``target`` is free,
+    and the empty claim of a `_place` that did not move the new version in
+    goes (its ``claimed`` marker says it made one).
 
     Returns:
         ``(done, restored)``, as `_put_back`.
     """
     replaced = staging / "replaced"
-    if killed and os.path.isdir(target) and not os.path.islink(target):
+    if ((staging / "claimed").is_dir() and os.path.lexists(staging / "saved_model")
+            and os.path.isdir(target) and not os.path.islink(target)):
         try:
             target.rmdir()  # only an empty claim
         except OSError:
@@ -493,7 +509,7 @@ def _put_back_version(staging, target, killed=False):
 def _recover_version(base, staging):
     """`_put_back_version` for a killed export's staging folder, said on stderr."""
     version = staging.name[len(VERSION_STAGING):].split("-")[0]
-    done, restored = _put_back_version(staging, base / version, killed=True)
+    done, restored = _put_back_version(staging, base / version)
     if restored:
         print(f"An export of {base / version} was killed after moving the earlier version "
               "aside; it is back in place.", file=sys.stderr)
@@ -586,8 +602,11 @@ def _check_saved_model_folder(target):
         )
 
 
-def _place(export, target):
-    """Renames the folder ``export`` to ``target`` if nothing is there.
+def _place(export, target, claimed):
+    """Renames the folder ``export`` to ``target`` if nothing is there;
+    ``claimed``, a folder made first, tells `_put_back_version` that the
+    empty ``target`` is this export's claim. Interrupted, even as the rename
+    returns, it leaves ``target`` as it was.
 
     Raises:
         FileExistsError: If ``target`` exists; it is left as it is.
@@ -596,15 +615,19 @@ def _place(export, target):
     # may be another writer's claim. mkdir claims the name, failing on any
     # entry, and leaves the rename only this claim to replace. (TF Serving could
     # list the claim in that instant, but it loads a version after listing it.)
+    claimed.mkdir()
     try:
         os.mkdir(target)
     except FileExistsError:
+        claimed.rmdir()  # another's claim, not this export's
         raise FileExistsError(
             _exists_message(target, "was created while this export was written")
         ) from None
     try:
         os.rename(export, target)
     except BaseException as error:  # Ctrl-C too: an empty version would stay
+        if not os.path.lexists(export):  # interrupted as the rename returned
+            os.rename(target, export)
         try:
             target.rmdir()  # only while it is still the empty claim
         except OSError:
@@ -627,6 +650,8 @@ def _replace(export, target, aside):
     try:
         os.rename(export, target)
     except BaseException:  # Ctrl-C too: the staging folder goes with ``aside``
+        if not os.path.lexists(export) and os.path.lexists(target):
+            os.rename(target, export)  # interrupted as the rename returned
         if replacing:
             try:
                 os.rename(aside, target)
