@@ -948,16 +948,11 @@ def test_a_version_export_stopped_amid_its_renames_leaves_the_versions_as_they_w
     version it replaced; one between a new version's claim and its rename,
     or a kill there, left an empty version folder for good (which TF
     Serving would try to load, and which refused its export again)."""
-    import tensorflow as tf
-
     base = tmp_path / "models"
     models = [_classifier(seed) for seed in range(4)]
-    x = np.random.default_rng(0).random((3, FEATURES)).astype("float32")
 
     def serves(version, model):
-        serve = tf.saved_model.load(str(base / str(version))).signatures["serving_default"]
-        np.testing.assert_allclose(serve(inputs=tf.constant(x))["probabilities"].numpy(),
-                                   model.predict(x, verbose=0), atol=1e-6)
+        _assert_serves(base / str(version), model)
 
     export_saved_model(models[0], base, version=1)
     restart = _stop_at(monkeypatch, interrupt=1)  # version 1 moved aside
@@ -983,6 +978,16 @@ def test_a_version_export_stopped_amid_its_renames_leaves_the_versions_as_they_w
     serves(2, models[2])
 
 
+def _assert_serves(path, model):
+    """The SavedModel at ``path`` serves ``model``'s probabilities."""
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).random((3, FEATURES)).astype("float32")
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    np.testing.assert_allclose(serve(inputs=tf.constant(x))["probabilities"].numpy(),
+                               model.predict(x, verbose=0), atol=1e-6)
+
+
 def _interrupt_after(monkeypatch, function, matches):
     """``os.<function>`` raises KeyboardInterrupt just after a call whose
     first or second argument ``matches`` (a Ctrl-C as it returns), once."""
@@ -1004,16 +1009,11 @@ def test_a_version_export_interrupted_as_a_call_returns_leaves_the_versions_as_t
     (its staging folder gone, nothing put it right); one as the new version's
     rename returned kept it and deleted the version it replaced; a killed
     export's empty claim refused the next export of that version."""
-    import tensorflow as tf
-
     base = tmp_path / "models"
     models = [_classifier(seed) for seed in range(3)]
-    x = np.random.default_rng(0).random((3, FEATURES)).astype("float32")
 
     def serves(version, model):
-        serve = tf.saved_model.load(str(base / str(version))).signatures["serving_default"]
-        np.testing.assert_allclose(serve(inputs=tf.constant(x))["probabilities"].numpy(),
-                                   model.predict(x, verbose=0), atol=1e-6)
+        _assert_serves(base / str(version), model)
 
     export_saved_model(models[0], base, version=1)
     _interrupt_after(monkeypatch, "mkdir", lambda path: path == str(base / "2"))
