@@ -47,8 +47,8 @@ from keras_dbn.argtypes import (UsageError, check_dataset_name, check_writable, 
                                 is_within)
 from keras_dbn.array_input import array_dataset, evaluation_input, fit_can_stream, validation_input
 from keras_dbn.dbn import DBN
-from keras_dbn.rbm import _is_dataset, checked_count
 from keras_dbn.extra_state import save_replacing, write_text_replacing
+from keras_dbn.rbm import _is_dataset, checked_count
 from keras_dbn.search_options import TUNERS, add_search_arguments, defaults, parse_options
 
 __all__ = [
