@@ -13,6 +13,7 @@ from keras_dbn import units as units_lib
 from keras_dbn import user_warnings
 from keras_dbn.callbacks import ImageGridCallback
 from keras_dbn.extra_state import ExtraStateMixin
+from keras_dbn.progress import callback_list
 from keras_dbn.rbm import (
     RBM,
     TrainingDiverged,
@@ -189,9 +190,7 @@ def _layer_callbacks(callbacks, count):
         ValueError: for a per-layer list of the wrong length, or one that
             mixes lists and callbacks.
     """
-    if isinstance(callbacks, keras.callbacks.Callback):  # one, as Keras' fit takes it
-        callbacks = [callbacks]
-    callbacks = list(callbacks or [])
+    callbacks = callback_list(callbacks)
     nested = [isinstance(c, (list, tuple)) or c is None for c in callbacks]
     if not any(nested):
         return [callbacks] * count

@@ -28,6 +28,19 @@ class StepProgbarLogger(keras.callbacks.ProgbarLogger):
         super().on_predict_batch_end(self._clamped(batch), logs)
 
 
+def callback_list(callbacks):
+    """``callbacks`` as a list: Keras' ``fit`` also takes one callback
+    alone, and None.
+
+    Example:
+
+    >>> callback_list(keras.callbacks.History())  # [<History ...>]
+    """
+    if isinstance(callbacks, keras.callbacks.Callback):
+        return [callbacks]
+    return list(callbacks or [])
+
+
 def with_step_progbar(callbacks, verbose):
     """``callbacks`` as a list, with `StepProgbarLogger` where Keras would add its bar.
 
@@ -49,9 +62,7 @@ def with_step_progbar(callbacks, verbose):
     """
     if isinstance(callbacks, keras.callbacks.CallbackList):
         return callbacks
-    if isinstance(callbacks, keras.callbacks.Callback):  # one, as Keras' fit takes it
-        callbacks = [callbacks]
-    callbacks = list(callbacks or [])
+    callbacks = callback_list(callbacks)
     if verbose != 0 and not any(isinstance(c, keras.callbacks.ProgbarLogger) for c in callbacks):
         callbacks.append(StepProgbarLogger())
     return callbacks

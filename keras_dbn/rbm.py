@@ -16,7 +16,7 @@ from keras_dbn import units as units_lib
 from keras_dbn import user_warnings
 from keras_dbn.extra_state import ExtraStateMixin, check_checkpoint_formats
 from keras_dbn.monitor_modes import check_monitors, resolve_monitor_modes
-from keras_dbn.progress import with_step_progbar
+from keras_dbn.progress import callback_list, with_step_progbar
 
 
 #: ``steps_per_execution`` of `RBM.compile` when the caller sets none.
@@ -2490,8 +2490,7 @@ class RBM(ExtraStateMixin, keras.Model):
     def _fit(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
              validation_data, **kwargs):
         """`fit`'s work."""
-        if isinstance(callbacks, keras.callbacks.Callback):  # one, as Keras' fit takes it
-            callbacks = [callbacks]
+        callbacks = callback_list(callbacks)
         _require_tensorflow_trainer("fit")
         _refuse_weights("fit", kwargs.get("sample_weight"), kwargs.get("class_weight"))
         if isinstance(x, dict):

@@ -48,7 +48,7 @@ from keras_dbn import array_input, user_warnings
 from keras_dbn.extra_state import ExtraStateMixin, check_checkpoint_formats
 from keras_dbn.monitor_modes import check_monitors, resolve_monitor_modes
 from keras_dbn.probability_output import check_probability_output
-from keras_dbn.progress import with_step_progbar
+from keras_dbn.progress import callback_list, with_step_progbar
 
 #: Final weight ``alpha_f`` of the unlabelled loss (Lee 2013, section 3.3).
 DEFAULT_ALPHA = 3.0
@@ -403,8 +403,8 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
                 "examples you pass (e.g. repeat the rarer ones), or use `(x, y)` data."
             )
         callbacks = kwargs.get("callbacks")
-        if isinstance(callbacks, keras.callbacks.Callback):  # one, as Keras' fit takes it
-            callbacks = kwargs["callbacks"] = [callbacks]
+        if isinstance(callbacks, keras.callbacks.Callback):
+            callbacks = kwargs["callbacks"] = callback_list(callbacks)
         resolve_monitor_modes(callbacks, self.metrics)
         logged = [metric.name for metric in self.metrics]
         if kwargs.get("validation_data") is not None or kwargs.get("validation_split"):
