@@ -109,7 +109,7 @@ def parse_options(options):
     {'units': [64, 128], 'max_trials': 3}
     """
     parser = add_search_arguments(_RaisingParser(prog="run_search", add_help=False))
-    known = defaults()
+    known = vars(parser.parse_args([]))  # the defaults
     unknown = set(options) - set(known)
     if unknown:
         raise TypeError(f"Unknown run_search options: {sorted(unknown)}")

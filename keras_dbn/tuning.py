@@ -833,6 +833,16 @@ def _check_overwrite_keeps_exports(options, project_dir, output):
                 f"{hint} or remove those versions first (nothing was deleted)")
 
 
+def _earlier_record(output):
+    """The ``results.json`` an earlier run wrote in ``output``, as a dict
+    (empty where there is none, or it is not one)."""
+    try:
+        earlier = json.loads((output / "results.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return earlier if isinstance(earlier, dict) else {}
+
+
 def _earlier_export(output, identity):
     """The SavedModel version that an earlier run in ``output`` exported for
     the same best model, if it is still there; else None.
@@ -846,11 +856,8 @@ def _earlier_export(output, identity):
         identity: the best trial's id, hyperparameters and accuracies, as
             ``results.json`` records them.
     """
-    try:
-        earlier = json.loads((output / "results.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(earlier, dict) or any(earlier.get(k) != v for k, v in identity.items()):
+    earlier = _earlier_record(output)
+    if any(earlier.get(k) != v for k, v in identity.items()):
         return None
     path = earlier.get("saved_model")
     if not isinstance(path, str) or not pathlib.Path(path, "saved_model.pb").is_file():
@@ -862,11 +869,8 @@ def _earlier_totals(output, project_dir):
     """The ``search_seconds`` and ``pretrain_runs`` that ``output``'s
     ``results.json`` records for the search in ``project_dir``, or zeros
     (no record, or one of another search)."""
-    try:
-        earlier = json.loads((output / "results.json").read_text())
-        seconds, runs = earlier["search_seconds"], earlier["pretrain_runs"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0, 0
+    earlier = _earlier_record(output)
+    seconds, runs = earlier.get("search_seconds"), earlier.get("pretrain_runs")
     if (earlier.get("project") != project_dir or isinstance(seconds, bool)
             or not isinstance(seconds, (int, float)) or isinstance(runs, bool)
             or not isinstance(runs, int)):
