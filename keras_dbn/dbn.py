@@ -277,6 +277,9 @@ class DBN(ExtraStateMixin, keras.Model):
         if not isinstance(layers, (list, tuple)) or not layers:
             raise ValueError(f"`layers` must be a non-empty list of sizes or RBMs, got {layers!r}.")
         count = len(layers)
+        if seed is not None and seed + count - 1 >= 2**63:
+            raise ValueError(f"`seed` must be under 2**63 - {count - 1} for {count} layers "
+                             f"(layer i gets seed + i), got {seed!r}.")
         hiddens = _per_layer(hidden, count, "hidden")
         ks = _per_layer(k, count, "k")
         persistents = _per_layer(persistent, count, "persistent")
@@ -928,6 +931,9 @@ class DBN(ExtraStateMixin, keras.Model):
         self._require_weights("Pretrain (or build) the DBN before converting it to a classifier.")
         num_classes = checked_count(num_classes, "`num_classes`", 2)
         seed = checked_seed(seed)
+        if seed is not None and seed + len(self.rbms) + 1 >= 2**63:
+            raise ValueError(f"`seed` must be under 2**63 - {len(self.rbms) + 1} (the dropout "
+                             f"layers get seed + 1 to seed + {len(self.rbms) + 1}), got {seed!r}.")
 
         def seeded(offset):
             return None if seed is None else seed + offset

@@ -576,12 +576,15 @@ def checked_seed(seed):
     NumPy integers are accepted (Keras' own seed checks refuse them).
 
     Raises:
-        ValueError: for a bool, a float or any other non-integer.
+        ValueError: for a bool, a float or any other non-integer, and for an
+            integer a random generator's int64 state cannot hold.
     """
     if seed is None:
         return None
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"`seed` must be an integer or None, got {seed!r}.")
+    if not -(2**63) <= seed < 2**63:
+        raise ValueError(f"`seed` must be an integer in [-2**63, 2**63), got {seed!r}.")
     return int(seed)
 
 

@@ -49,6 +49,7 @@ from keras_dbn.extra_state import ExtraStateMixin, check_checkpoint_formats
 from keras_dbn.monitor_modes import check_monitors, resolve_monitor_modes
 from keras_dbn.probability_output import check_probability_output
 from keras_dbn.progress import callback_list, with_step_progbar
+from keras_dbn.rbm import checked_seed
 
 #: Final weight ``alpha_f`` of the unlabelled loss (Lee 2013, section 3.3).
 DEFAULT_ALPHA = 3.0
@@ -60,13 +61,6 @@ DEFAULT_RAMP_END = 1200
 
 def _is_integer(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _checked_seed(seed):
-    """``seed`` as an int, or None; a ValueError for anything else."""
-    if seed is not None and not _is_integer(seed):
-        raise ValueError(f"`seed` must be an integer or None, got {seed!r}.")
-    return None if seed is None else int(seed)
 
 
 def _positive_number(name, value, allow_zero=False):
@@ -924,7 +918,9 @@ def semi_supervised_dataset(
     ):
         if not _is_integer(size) or size < 1:
             raise ValueError(f"`{name}` must be a positive integer, got {size!r}.")
-    _checked_seed(seed)
+    seed = checked_seed(seed)
+    if seed is not None and seed + 1 >= 2**63:  # the unlabelled side's is seed + 1
+        raise ValueError(f"`seed` must be under 2**63 - 1, got {seed!r}.")
     if x_labelled.ndim < 1 or not len(x_labelled):
         raise ValueError("`x_labelled` holds no examples.")
     if x_unlabelled.ndim < 1 or not len(x_unlabelled):

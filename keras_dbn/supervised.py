@@ -36,7 +36,8 @@ Reference:
 import keras
 from keras import ops
 
-from keras_dbn.semi_supervised import ClassifierTrainer, _checked_integer_labels, _checked_seed
+from keras_dbn.rbm import checked_seed
+from keras_dbn.semi_supervised import ClassifierTrainer, _checked_integer_labels
 
 
 def _drawn_dropouts(classifier):
@@ -126,7 +127,7 @@ class SupervisedTrainer(ClassifierTrainer):
 
     def __init__(self, classifier, seed=None, **kwargs):
         super().__init__(classifier, **kwargs)
-        self.seed = _checked_seed(seed)
+        self.seed = checked_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def _uses_xla(self, jit_compile):

@@ -335,7 +335,8 @@ class DBNHyperModel(kt.HyperModel):
             ``(0.0, 0.5)``).
         batch_size: batch size of pretraining and fine-tuning (default
             ``[50, 100, 200]``).
-        seed: base seed of the RBM weights (layer ``i`` gets ``seed + i``).
+        seed: base seed of the RBM weights (layer ``i`` gets ``seed + i``),
+            an integer in ``[0, 2**31)``.
         cache: a `PretrainCache` to share between hypermodels; by default one
             made from ``cache_dir`` and ``cache_max_bytes``.
         cache_dir: folder for pretrained RBM weights reused across processes
@@ -416,6 +417,9 @@ class DBNHyperModel(kt.HyperModel):
         }
         self.spec = {name: DEFAULT_SPACE[name] if value is None else value
                      for name, value in given.items()}
+        if (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
+                or not 0 <= seed < 2**31):
+            raise ValueError(f"`seed` must be an integer in [0, 2**31), got {seed!r}.")
         self.seed = int(seed)
         self.cache = cache if cache is not None else PretrainCache(cache_max_bytes, cache_dir)
         self.pretrain_verbose = pretrain_verbose

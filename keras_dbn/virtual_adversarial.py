@@ -32,7 +32,8 @@ from keras import ops
 
 from keras_dbn import units as units_lib
 from keras_dbn.semi_supervised import ClassifierTrainer
-from keras_dbn.semi_supervised import _checked_seed, _is_integer
+from keras_dbn.rbm import checked_seed
+from keras_dbn.semi_supervised import _is_integer
 from keras_dbn.semi_supervised import _positive_number
 
 #: L2 norm of the perturbation; Miyato et al. used 2.0 for MNIST with all labels.
@@ -238,7 +239,7 @@ class VirtualAdversarial(ClassifierTrainer):
                 f"`power_iterations` must be an integer >= 1, got {power_iterations!r}."
             )
         self.power_iterations = int(power_iterations)
-        self.seed = _checked_seed(seed)
+        self.seed = checked_seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self._graph_perturbation = None
 

@@ -1890,6 +1890,34 @@ def test_seeds_may_be_numpy_integers_and_nothing_else():
             keras_dbn.DBN([4], seed=bad)
 
 
+
+def test_seeds_a_random_generator_cannot_hold_are_refused_by_name():
+    """Seeds past int64, and seeds whose derived seeds (layer i's seed + i,
+    the dropout layers', the unlabelled shuffle's) would pass it, used to
+    fail inside TensorFlow with "out-of-range integer"; the largest that fit
+    are accepted."""
+    for bad in (2**63, -(2**63) - 1):
+        with pytest.raises(ValueError, match=r"`seed` must be an integer in \[-2\*\*63, 2\*\*63\)"):
+            keras_dbn.RBM(5, seed=bad)
+        with pytest.raises(ValueError, match=r"`seed` must be an integer in \[-2\*\*63, 2\*\*63\)"):
+            keras_dbn.SupervisedTrainer(keras.Sequential([keras.layers.Dense(2, "softmax")]), seed=bad)
+    assert keras_dbn.RBM(5, seed=2**63 - 1).seed == 2**63 - 1
+    with pytest.raises(ValueError, match=r"`seed` must be under 2\*\*63 - 2 for 3 layers"):
+        keras_dbn.DBN([4, 3, 2], seed=2**63 - 2)
+    dbn = keras_dbn.DBN([4, 3], seed=2**63 - 2)
+    assert [rbm.seed for rbm in dbn.rbms] == [2**63 - 2, 2**63 - 1]
+    dbn.build((None, 5))
+    with pytest.raises(ValueError, match=r"`seed` must be under 2\*\*63 - 3 \(the dropout"):
+        dbn.to_classifier(2, dropout=0.5, seed=2**63 - 3)
+    dbn.to_classifier(2, dropout=0.5, input_dropout=0.1, seed=2**63 - 4)
+    x = np.zeros((4, 5), "float32")
+    with pytest.raises(ValueError, match=r"`seed` must be under 2\*\*63 - 1, got"):
+        keras_dbn.semi_supervised_dataset(x, [0, 1, 0, 1], x, seed=2**63 - 1)
+    keras_dbn.semi_supervised_dataset(x, [0, 1, 0, 1], x, seed=2**63 - 2)
+    for bad in (2**31, -1, 1.0, None):
+        with pytest.raises(ValueError, match=r"`seed` must be an integer in \[0, 2\*\*31\)"):
+            keras_dbn.tuning.DBNHyperModel(3, input_dim=5, seed=bad)
+
 def test_sampling_without_gibbs_steps_returns_where_the_chains_start():
     rbm = make_rbm(6, 4)
     rate = 1.0 / (1.0 + np.exp(-np.asarray(rbm.visible_bias, "float64")))
