@@ -1,8 +1,9 @@
 """The options every example shares: where MNIST comes from and how much of it."""
 
 import argparse
+import os
 
-from keras_dbn.argtypes import positive_int
+from keras_dbn.argtypes import UsageError, check_writable, positive_int
 
 
 class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -33,3 +34,23 @@ def example_parser(doc, limit_help="use the first N training images"):
     parser.add_argument("--limit", type=positive_int, default=None,
                         help=f"{limit_help} (default: all 60,000)")
     return parser
+
+
+def check_output(parser, option, path, folder=False):
+    """Refuses, as ``parser``'s one-line error (exit status 2), an output
+    path the script could not write once its training is done: a file
+    where a folder must be, or the reverse, or a folder it cannot write in.
+
+    Args:
+        parser: the example's parser.
+        option: the option's name, for the message (e.g. ``"--out"``).
+        path: the file or folder the script will write.
+        folder: whether ``path`` is a folder rather than a file.
+    """
+    if os.path.exists(path) and os.path.isdir(path) != folder:
+        parser.error(f"{option} {path!r} is a {'file' if folder else 'folder'}; name the "
+                     f"{'folder' if folder else 'file'} to write")
+    try:
+        check_writable(option, path, folder=folder)
+    except UsageError as err:
+        parser.error(str(err))

@@ -23,7 +23,8 @@ import keras
 
 import keras_dbn
 from keras_dbn import datasets
-from keras_dbn.argtypes import layer_sizes, non_negative_int, positive_float, positive_int
+from keras_dbn.argtypes import layer_sizes, positive_float, positive_int
+from keras_dbn.argtypes import seed as seed_type
 from keras_dbn.tf_logging import quiet_keras_retracing
 
 from _options import example_parser  # examples/_options.py
@@ -70,7 +71,7 @@ def main(argv=None):
     parser.add_argument("--vat", type=positive_float, default=None, metavar="EPS",
                         help="also learn from the unlabelled images by virtual adversarial "
                              "training with perturbations of this L2 norm (e.g. 2.0)")
-    parser.add_argument("--seed", type=non_negative_int, default=0,
+    parser.add_argument("--seed", type=seed_type, default=0,
                         help="seed of the label subsets, the weights and the batches")
     args = parser.parse_args(argv)
     if args.pseudo_label and args.vat is not None:

@@ -15,6 +15,7 @@ fall into a few digit classes.
 """
 
 import math
+import os
 
 import keras
 
@@ -22,7 +23,7 @@ import keras_dbn
 from keras_dbn import callbacks, datasets, evaluation
 from keras_dbn.argtypes import layer_sizes, positive_int
 
-from _options import example_parser  # examples/_options.py
+from _options import check_output, example_parser  # examples/_options.py
 
 
 def main(argv=None):
@@ -36,9 +37,19 @@ def main(argv=None):
     parser.add_argument("--constant-rate", action="store_true",
                         help="train the top RBM at a constant learning rate")
     parser.add_argument("--out", default="samples.png", help="the PNG of 100 samples")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file")
     parser.add_argument("--log-dir", default="generate_logs",
                         help="folder of the per-epoch pictures and TensorBoard logs")
     args = parser.parse_args(argv)
+    # Checked before the training, not after it.
+    if not args.out.lower().endswith(".png"):
+        parser.error(f"--out needs a .png file name, got {args.out!r}")
+    check_output(parser, "--out", args.out)
+    if os.path.exists(args.out) and not args.overwrite:
+        parser.error(f"--out {args.out!r} exists; name another file, or pass --overwrite "
+                     "to replace it")
+    check_output(parser, "--log-dir", args.log_dir, folder=True)
     keras.utils.set_random_seed(0)
 
     load = dict(data_dir=args.data_dir, manual_dir=args.manual_dir)

@@ -17,7 +17,7 @@ import keras_dbn
 from keras_dbn import datasets
 from keras_dbn.argtypes import fraction_or_count, layer_sizes, positive_int
 
-from _options import example_parser  # examples/_options.py
+from _options import check_output, example_parser  # examples/_options.py
 
 
 def main(argv=None):
@@ -34,6 +34,7 @@ def main(argv=None):
     parser.add_argument("--export", default="mnist_dbn_saved_model",
                         help="model base path of the SavedModel versions")
     args = parser.parse_args(argv)
+    check_output(parser, "--export", args.export, folder=True)  # not after the training
     keras.utils.set_random_seed(0)
 
     load = dict(data_dir=args.data_dir, manual_dir=args.manual_dir)

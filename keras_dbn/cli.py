@@ -81,7 +81,7 @@ def build_parser():
          "which gives far better samples than CD)")
     add_option(train, "--top-lr", type=positive_float, default=0.01,
          help="learning rate of the top RBM, SGD with momentum 0.9 (default: 0.01)")
-    add_option(train, "--pcd-decay", choices=["linear", "none"], default="linear",
+    add_option(train, "--pcd-decay", choices=["linear", "none"], default=None,
          help="learning rate schedule of the RBMs trained by PCD: linear falls to zero "
          "over their pretraining, so that the persistent chains settle into the final "
          "model (MNIST samples of 6-8 digit classes instead of 1-4); none keeps it "
@@ -183,7 +183,7 @@ def _pretrain_optimizers(args, persistent, num_examples):
     updates = args.dbn_epochs * math.ceil(num_examples / args.batch)
     return [
         keras.optimizers.SGD(
-            _pcd_schedule(rate, updates) if pcd and args.pcd_decay == "linear" else rate,
+            _pcd_schedule(rate, updates) if pcd and args.pcd_decay != "none" else rate,
             momentum=0.9,
         )
         for rate, pcd in zip(learning_rates, persistent)
@@ -291,6 +291,16 @@ def _check_train_options(args):
                          "training image is used unlabelled)")
     if args.pseudo_label and args.vat:
         raise UsageError("choose one of --pseudo-label and --vat")
+    if args.pseudo_label:
+        from keras_dbn.semi_supervised import DEFAULT_RAMP_START
+
+        updates = args.mlp_epochs * SEMI_SUPERVISED_STEPS_PER_EPOCH
+        if updates <= DEFAULT_RAMP_START:
+            raise UsageError(
+                f"--pseudo-label with --mlp-epochs {args.mlp_epochs} runs {updates} updates, "
+                f"all before the pseudo-labels start to count (update {DEFAULT_RAMP_START}): "
+                "that is training on the labels alone; pass --mlp-epochs "
+                f"{DEFAULT_RAMP_START // SEMI_SUPERVISED_STEPS_PER_EPOCH + 1} or more")
     if len(args.layers) == 1:
         for given, option in ((args.dbn_lr is not None, "--dbn-lr"),
                               (args.persistent, "--persistent")):
@@ -301,6 +311,12 @@ def _check_train_options(args):
                     "--top-lr")
     if args.dbn_lr is None:
         args.dbn_lr = DBN_LR
+    if args.top == "cd" and not args.persistent:
+        if args.pcd_decay is not None:
+            raise UsageError("--pcd-decay sets the rate of the RBMs trained by PCD, and "
+                             "with --top cd and without --persistent there are none")
+    elif args.pcd_decay is None:
+        args.pcd_decay = "linear"  # as results.json records it
     if args.save and not args.save.endswith((".keras", ".h5")):
         # Keras would refuse it only when saving, after all the training.
         raise UsageError(f"--save needs a .keras (or .h5) file name, got {args.save!r}; "
@@ -613,9 +629,13 @@ def sample(args):
 
     try:
         model = keras.models.load_model(args.model)
-    except KeyError as error:  # Keras's error for a zip archive without its config
-        raise ValueError(f"{args.model} is a zip archive but not a saved Keras model: "
-                         f"{error}") from None
+    except Exception as error:  # noqa: BLE001 - whatever Keras or h5py make of the file
+        # A zip archive without its config (KeyError), a damaged config.json
+        # (JSONDecodeError), damaged or missing weights (h5py's OSError,
+        # Keras' ValueError): each names the part, none the file.
+        raise UsageError(f"--model {args.model!r} could not be loaded: it is a zip archive "
+                         f"but not a whole saved Keras model ({type(error).__name__}: "
+                         f"{error})") from None
     if not isinstance(model, (keras_dbn.DBN, keras_dbn.RBM)):
         raise UsageError(
             f"{args.model} holds a {type(model).__name__}, not a DBN or RBM "

@@ -665,6 +665,52 @@ class DBN(ExtraStateMixin, keras.Model):
         histories = []
         layer_input, layer_val = x, val
         below_untrained = False
+        shuffle = fit_kwargs.get("shuffle", True)
+        # The last inputs that are plain arrays (no shuffling or sampling
+        # state) and the layers they feed. A layer's streamed or sampled
+        # input is built afresh from there, with seeds of that layer's own:
+        # reusing the stream a layer below trained on would carry on from
+        # where its epochs left the shuffle and the draws, so that a
+        # pretraining split into calls would train otherwise than one call.
+        fixed, fixed_val = (x, 0), (val, 0)
+
+        def stage_seed(i, j):
+            """The seed of layer ``j``'s activations in layer ``i``'s input."""
+            if self.rbms[i].seed is None:
+                return None
+            return (self.rbms[i].seed * 1_000_003 + earlier_calls[i] + 1
+                    + 7_919 * (i - j)) % (2**31 - 1)
+
+        def training_input(i):
+            data, start = fixed
+            for j in range(start + 1, i + 1):
+                data = self._propagate(
+                    data, self.rbms[j - 1], sample, batch_sizes[j],
+                    _feature_dtype(self.rbms[j - 1], self.rbms[j]), shuffle=shuffle,
+                    cache_bytes=cache_bytes, seed=stage_seed(i, j),
+                    rebatch_rows=len(x) if is_numpy and batch_sizes[j] != batch_sizes[j - 1]
+                    else None)
+            return data
+
+        def validation_input(i):
+            data, start = fixed_val
+            for j in range(start + 1, i + 1):
+                below, dtype = self.rbms[j - 1], _feature_dtype(self.rbms[j - 1], self.rbms[j])
+                if sample:
+                    # Sampled as the training data are, from a stream of
+                    # their own: a layer's monitors (the free-energy
+                    # gap) then compare like with like.
+                    seed = stage_seed(i, j)
+                    data = self._propagate(
+                        data, below, True,
+                        batch_sizes[j] if isinstance(batch_sizes[j], int) else 1000, dtype,
+                        shuffle=False, cache_bytes=cache_bytes,
+                        seed=None if seed is None else (seed + 1) % (2**31 - 1))
+                elif isinstance(data, np.ndarray):
+                    data = _predicted(below, data, dtype=dtype)
+                else:
+                    data = self._propagate(data, below, False, None, dtype)
+            return data
         # Keras' ModelCheckpoint keeps its best figure across fit() calls: one
         # layer's figures would be compared with another's, and a layer whose
         # error stays above the first layer's would never be saved.
@@ -684,31 +730,13 @@ class DBN(ExtraStateMixin, keras.Model):
                         flush=True,
                     )
                 if i > 0:
-                    below = self.rbms[i - 1]
-                    dtype = _feature_dtype(below, rbm)
-                    seed = None
-                    if rbm.seed is not None:
-                        seed = (rbm.seed * 1_000_003 + earlier_calls[i] + 1) % (2**31 - 1)
-                    layer_input = self._propagate(
-                        layer_input, below, sample, batch_sizes[i], dtype,
-                        shuffle=fit_kwargs.get("shuffle", True), cache_bytes=cache_bytes,
-                        seed=seed,
-                        rebatch_rows=len(x) if is_numpy and batch_sizes[i] != batch_sizes[i - 1]
-                        else None,
-                    )
-                    if layer_val is not None and sample:
-                        # Sampled as the training data are, from a stream of
-                        # their own: a layer's monitors (the free-energy
-                        # gap) then compare like with like.
-                        layer_val = self._propagate(
-                            layer_val, below, True,
-                            batch_sizes[i] if isinstance(batch_sizes[i], int) else 1000, dtype,
-                            shuffle=False, cache_bytes=cache_bytes,
-                            seed=None if seed is None else (seed + 1) % (2**31 - 1))
-                    elif isinstance(layer_val, np.ndarray):
-                        layer_val = _predicted(below, layer_val, dtype=dtype)
-                    elif layer_val is not None:
-                        layer_val = self._propagate(layer_val, below, False, None, dtype)
+                    layer_input = training_input(i)
+                    if isinstance(layer_input, np.ndarray):
+                        fixed = (layer_input, i)
+                    if val is not None:
+                        layer_val = validation_input(i)
+                        if isinstance(layer_val, np.ndarray):
+                            fixed_val = (layer_val, i)
                 if not rbm.compiled or not _same_optimizer(rbm.optimizer, optimizers[i]):
                     # In the scope of the strategy the RBM was created under, if
                     # any: the fresh optimizer's variables are made here too.
@@ -725,9 +753,13 @@ class DBN(ExtraStateMixin, keras.Model):
                     elif is_numpy:
                         # Streamed from NumPy data (or sampled): the mean of about
                         # one pass, as a cached input gives it, so that
-                        # `cache_bytes` and `sample` leave the start alone.
+                        # `cache_bytes` and `sample` leave the start alone. The
+                        # pass is the first of a copy of the stream: read from
+                        # the stream itself, it would start the training's
+                        # epochs at its second pass, and only in the call that
+                        # sets the biases.
                         rbm.initialize_visible_bias(
-                            layer_input.take(math.ceil(len(x) / batch_sizes[i])))
+                            training_input(i).take(math.ceil(len(x) / batch_sizes[i])))
                 layer_kwargs = dict(fit_kwargs)
                 if isinstance(layer_input, np.ndarray):
                     layer_kwargs["batch_size"] = batch_sizes[i]

@@ -49,7 +49,8 @@ def add_search_arguments(parser):
                help="project folder's name, inside --directory (default: dbn_<dataset>)")
     add_option(group, "--overwrite", action="store_true",
                help="discard an existing project instead of resuming it (refused "
-               "when SavedModel versions exported inside it would go too)")
+               "when SavedModel versions exported inside it would go too), and "
+               "replace another run's results in --output")
     add_option(group, "--output", default=None,
                help="best model folder (default: <directory>/<project>/best)")
     add_option(group, "--seed", type=seed_type, default=0, help="random seed (default: 0)")

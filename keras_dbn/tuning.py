@@ -837,6 +837,38 @@ def _check_overwrite_keeps_exports(options, project_dir, output):
                 f"{hint} or remove those versions first (nothing was deleted)")
 
 
+def _check_output_is_this_searchs(output, project_dir, overwrite):
+    """Refuses an --output that holds another run's results, before any work.
+
+    The search writes ``best_model.keras`` and ``results.json`` there and
+    exports the next SavedModel version, which TF Serving would serve
+    instead of the versions there. Only a run of this same search (its
+    ``results.json`` names ``project_dir``, or the folder lies in the
+    project's) takes them over unasked.
+
+    Raises:
+        UsageError: naming --output and the files in the way, unless
+            ``overwrite``.
+    """
+    from keras_dbn.export import version_entries
+
+    if (overwrite or is_within(output, project_dir)
+            or _earlier_record(output).get("project") == project_dir):
+        return
+    found = [str(output / name) for name in ("results.json", "best_model.keras")
+             if (output / name).exists()]
+    versions = [p.name for p in version_entries(output / "saved_model") if p.is_dir()]
+    if versions:
+        found.append(f"the SavedModel versions {', '.join(versions)} in "
+                     f"{str(output / 'saved_model')!r}")
+    if found:
+        raise UsageError(
+            f"--output {str(output)!r} holds another run's results ({'; '.join(found)}), "
+            f"not this search's ({project_dir!r}); choose another --output, or pass "
+            "--overwrite to replace them and export the next version there "
+            "(nothing was overwritten)")
+
+
 def _earlier_record(output):
     """The ``results.json`` an earlier run wrote in ``output``, as a dict
     (empty where there is none, or it is not one)."""
@@ -915,7 +947,8 @@ def run_search(args=None, **kwargs):
         TypeError: for an unknown option name.
         ValueError: for an option value the command line would refuse.
         UsageError: before any work, for an unusable --directory or
-            --output, a resumed search with other options, an
+            --output, an --output holding another run's results (without
+            --overwrite), a resumed search with other options, an
             --overwrite that would delete exported SavedModel versions, or
             a --dataset that TFDS does not know as an image dataset;
             before any trial, for a --validation or --labels the data
@@ -940,10 +973,11 @@ def run_search(args=None, **kwargs):
     check_writable("--directory", o.directory, folder=True)
     check_writable("--output", str(output), folder=True)
     _check_overwrite_keeps_exports(options, pathlib.Path(o.directory, project), output)
+    project_dir = os.path.abspath(os.path.join(o.directory, project))
+    _check_output_is_this_searchs(output, project_dir, o.overwrite)
 
     _check_resumed_options(options, os.path.join(o.directory, project))
     check_dataset_name(o.dataset, o.data_dir)
-    project_dir = os.path.abspath(os.path.join(o.directory, project))
 
     load = dict(data_dir=o.data_dir, manual_dir=o.manual_dir)
     x, y = datasets.load_numpy(o.dataset, "train", limit=o.train_limit, **load)

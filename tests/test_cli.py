@@ -101,7 +101,15 @@ def test_bad_options_exit_nonzero_with_a_message(args, message, capsys):
     "args, message",
     [(["--layers", "8", "--persistent"], "--persistent applies to the RBMs below the top one"),
      (["--layers", "8", "--dbn-lr", "0.1"], "--dbn-lr applies to the RBMs below the top one"),
+     # It was ignored (both runs bit-identical), yet recorded in results.json.
+     (["--top", "cd", "--pcd-decay", "linear"], "with --top cd and without --persistent "
+                                                 "there are none"),
      (["--pseudo-label"], "--pseudo-label needs --labels N"),
+     # PseudoLabel's warning then advised options the command does not have.
+     (["--labels", "100", "--pseudo-label", "--mlp-epochs", "1"],
+      "--pseudo-label with --mlp-epochs 1 runs 150 updates, all before the pseudo-labels "
+      "start to count (update 200): that is training on the labels alone; pass --mlp-epochs "
+      "2 or more"),
      (["--labels", "100", "--pseudo-label", "--vat", "1"], "choose one of")],
 )
 def test_contradicting_train_options_exit_2_before_any_work(args, message, capsys, tmp_path):
@@ -562,6 +570,27 @@ def test_sample_needs_a_keras_file_as_model(small_dbn, tmp_path, capsys):
     assert "--out needs a .png file name" in error_line(capsys.readouterr().err,
                                                         "keras-dbn sample")
     assert sorted(os.listdir(tmp_path)) == ["cut.keras", "dbn.h5", "run1"]
+    # Zip archives damaged inside: they exited 1 with a JSON or HDF5 message
+    # that named no file.
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    with zipfile.ZipFile(small_dbn) as whole:
+        parts = {name: whole.read(name) for name in whole.namelist()}
+    for name, changes in (("config.keras", {"config.json": b"{not json"}),
+                          ("weights.keras", {"model.weights.h5": b"garbage"}),
+                          ("no_weights.keras", {"model.weights.h5": None}),
+                          ("no_config.keras", {"config.json": None})):
+        with zipfile.ZipFile(damaged / name, "w") as broken:
+            for part, data in {**parts, **changes}.items():
+                if data is not None:
+                    broken.writestr(part, data)
+        code = cli.main(["sample", "--model", str(damaged / name), "--out",
+                         str(tmp_path / "s.png")])
+        line = error_line(capsys.readouterr().err, "keras-dbn sample")
+        assert code == 2, line
+        assert f"--model '{damaged / name}' could not be loaded: it is a zip archive but not " \
+               "a whole saved Keras model (" in line
+    assert not (tmp_path / "s.png").exists()
 
 
 def test_each_run_exports_the_next_saved_model_version(mnist_manual_dir, tfds_data_dir,

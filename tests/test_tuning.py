@@ -1,8 +1,10 @@
 """keras-tuner search over the DBN pipeline, on ~2000 real MNIST images."""
 
 import argparse
+import json
 import os
 import pathlib
+import re
 import shutil
 import warnings
 
@@ -442,6 +444,52 @@ def test_overwrite_refuses_to_delete_exported_versions(tmp_path, capsys, monkeyp
     shutil.rmtree(exports)
     with pytest.raises(DataLoaded):
         run_search(directory=str(runs), overwrite=True, output=str(tmp_path / "best"))
+
+
+def test_an_output_holding_another_runs_results_is_refused_before_any_work(
+        tmp_path, capsys, monkeypatch):
+    """--output at another search's best folder, or at a `keras-dbn train`
+    folder, had its best_model.keras and results.json replaced, and a
+    weaker model exported as its highest version."""
+    from keras_dbn import cli
+    from keras_dbn.argtypes import UsageError
+    from keras_dbn.tuning import run_search
+
+    _stop_at_loading(monkeypatch)
+    other = tmp_path / "a" / "dbn_mnist" / "best"
+    (other / "saved_model" / "1").mkdir(parents=True)
+    (other / "best_model.keras").write_text("the other search's model")
+    record = json.dumps({"project": os.path.abspath(tmp_path / "a" / "dbn_mnist")})
+    (other / "results.json").write_text(record)
+    train_out = tmp_path / "train_run"
+    train_out.mkdir()
+    (train_out / "results.json").write_text("{}")  # a train run's: no project
+    bare_versions = tmp_path / "versions"
+    (bare_versions / "saved_model" / "4").mkdir(parents=True)
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    for output, named in ((other, r"results.json; .*best_model.keras; the SavedModel versions 1 "),
+                          (train_out, r"results.json\)"),
+                          (bare_versions, r"the SavedModel versions 4 in")):
+        with pytest.raises(UsageError, match=rf"^--output '{re.escape(str(output))}' holds "
+                           rf"another run's results \(.*{named}.*not this search's "
+                           r"\('.*b.dbn_mnist'\); choose another --output, or pass --overwrite"):
+            run_search(directory=str(tmp_path / "b"), output=str(output))
+        assert cli.main(["tune", "--directory", str(tmp_path / "b"), "--output",
+                         str(output)]) == 2
+        assert "holds another run's results" in error_line(capsys.readouterr().err,
+                                                           "keras-dbn tune")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (other / "best_model.keras").read_text() == "the other search's model"
+    # The search that wrote them resumes there; --overwrite replaces them.
+    with pytest.raises(DataLoaded):
+        run_search(directory=str(tmp_path / "a"), output=str(other))
+    with pytest.raises(DataLoaded):
+        run_search(directory=str(tmp_path / "b"), output=str(train_out), overwrite=True)
+    # An empty folder, or one of other files, is free.
+    (tmp_path / "free").mkdir()
+    (tmp_path / "free" / "notes.txt").write_text("")
+    with pytest.raises(DataLoaded):
+        run_search(directory=str(tmp_path / "b"), output=str(tmp_path / "free"))
 
 
 def test_search_validation_the_data_cannot_meet_fails_before_any_trial(tmp_path, capsys,
