@@ -853,7 +853,7 @@ def _check_output_is_this_searchs(output, project_dir, overwrite):
     from keras_dbn.export import version_entries
 
     if (overwrite or is_within(output, project_dir)
-            or _earlier_record(output).get("project") == project_dir):
+            or _records_project(_earlier_record(output), project_dir)):
         return
     found = [str(output / name) for name in ("results.json", "best_model.keras")
              if (output / name).exists()]
@@ -867,6 +867,14 @@ def _check_output_is_this_searchs(output, project_dir, overwrite):
             f"not this search's ({project_dir!r}); choose another --output, or pass "
             "--overwrite to replace them and export the next version there "
             "(nothing was overwritten)")
+
+
+def _records_project(record, project_dir):
+    """Whether a ``results.json`` ``record`` is of the search in
+    ``project_dir``, however either path is spelled (links resolved, as
+    `is_within` resolves them)."""
+    project = record.get("project")
+    return isinstance(project, str) and os.path.realpath(project) == os.path.realpath(project_dir)
 
 
 def _earlier_record(output):
@@ -907,7 +915,7 @@ def _earlier_totals(output, project_dir):
     (no record, or one of another search)."""
     earlier = _earlier_record(output)
     seconds, runs = earlier.get("search_seconds"), earlier.get("pretrain_runs")
-    if (earlier.get("project") != project_dir or isinstance(seconds, bool)
+    if (not _records_project(earlier, project_dir) or isinstance(seconds, bool)
             or not isinstance(seconds, (int, float)) or isinstance(runs, bool)
             or not isinstance(runs, int)):
         return 0.0, 0

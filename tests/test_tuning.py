@@ -480,9 +480,22 @@ def test_an_output_holding_another_runs_results_is_refused_before_any_work(
                                                            "keras-dbn tune")
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
     assert (other / "best_model.keras").read_text() == "the other search's model"
-    # The search that wrote them resumes there; --overwrite replaces them.
+    # The search that wrote them resumes there, also through a link to its
+    # directory (a string comparison refused it, and --overwrite, as the
+    # message advised, would have discarded its trials); --overwrite
+    # replaces another run's.
     with pytest.raises(DataLoaded):
         run_search(directory=str(tmp_path / "a"), output=str(other))
+    outside = tmp_path / "a_best"  # the search's --output, outside its project
+    outside.mkdir()
+    (outside / "results.json").write_text(record)
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    with pytest.raises(DataLoaded):
+        run_search(directory=str(tmp_path / "link"), output=str(outside))
+    monkeypatch.chdir(tmp_path / "link")
+    with pytest.raises(DataLoaded):
+        run_search(directory=".", output=str(outside))
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(DataLoaded):
         run_search(directory=str(tmp_path / "b"), output=str(train_out), overwrite=True)
     # An empty folder, or one of other files, is free.
