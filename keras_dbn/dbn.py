@@ -103,13 +103,17 @@ def _as_data_array(x, keep_dtype=False):
     return x.reshape(len(x), math.prod(x.shape[1:]))  # -1 fails for no rows
 
 
+def _made_updates(rbm):
+    """Whether ``rbm``'s optimizer has updated it."""
+    optimizer = rbm.optimizer
+    return optimizer is not None and optimizer.built and bool(int(optimizer.iterations.numpy()))
+
+
 def _untrained(rbm):
     """Whether ``rbm`` holds no trained weights: no updates by its optimizer,
     and visible biases still at their zero initial values (weights loaded
     or trained under another optimizer have them set)."""
-    if rbm.optimizer is not None and rbm.optimizer.built and int(rbm.optimizer.iterations.numpy()):
-        return False
-    return not np.any(rbm.visible_bias.numpy())
+    return not _made_updates(rbm) and not np.any(rbm.visible_bias.numpy())
 
 
 def _dense_activation(rbm):
@@ -673,6 +677,7 @@ class DBN(ExtraStateMixin, keras.Model):
         # where its epochs left the shuffle and the draws, so that a
         # pretraining split into calls would train otherwise than one call.
         fixed, fixed_val = (x, 0), (val, 0)
+        memo, memo_val = {}, {}  # the sampled streams' cached activations
 
         def stage_seed(i, j):
             """The seed of layer ``j``'s activations in layer ``i``'s input."""
@@ -689,7 +694,7 @@ class DBN(ExtraStateMixin, keras.Model):
                     _feature_dtype(self.rbms[j - 1], self.rbms[j]), shuffle=shuffle,
                     cache_bytes=cache_bytes, seed=stage_seed(i, j),
                     rebatch_rows=len(x) if is_numpy and batch_sizes[j] != batch_sizes[j - 1]
-                    else None)
+                    else None, memo=memo)
             return data
 
         def validation_input(i):
@@ -705,7 +710,7 @@ class DBN(ExtraStateMixin, keras.Model):
                         data, below, True,
                         batch_sizes[j] if isinstance(batch_sizes[j], int) else 1000, dtype,
                         shuffle=False, cache_bytes=cache_bytes,
-                        seed=None if seed is None else (seed + 1) % (2**31 - 1))
+                        seed=None if seed is None else (seed + 1) % (2**31 - 1), memo=memo_val)
                 elif isinstance(data, np.ndarray):
                     data = _predicted(below, data, dtype=dtype)
                 else:
@@ -742,10 +747,12 @@ class DBN(ExtraStateMixin, keras.Model):
                     # any: the fresh optimizer's variables are made here too.
                     with rbm.distribute_strategy.scope():
                         rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
-                # A layer given no epochs above an untrained one is left alone
-                # (``epochs=[2, 0, 0]``, continued later): its biases would come
-                # from the untrained layer's activations, and it would then look
-                # trained.
+                # A layer given no epochs above one that has made no update is
+                # left alone (``epochs=[2, 0, 0]``, continued later): its biases
+                # would come from the untrained layer's activations, and it
+                # would then look trained. (The layer below counts by its
+                # updates, not its biases, which an earlier call of no epochs
+                # for it may have set.)
                 untrained = _untrained(rbm)
                 if init_visible_bias and untrained and (trains[i] or not below_untrained):
                     if isinstance(layer_input, np.ndarray):
@@ -799,7 +806,7 @@ class DBN(ExtraStateMixin, keras.Model):
                     rbm._input_from_below = False
                 history.layer_name = rbm.name
                 histories.append(history)
-                below_untrained = below_untrained or (untrained and not trains[i])
+                below_untrained = below_untrained or not (trains[i] or _made_updates(rbm))
         return histories
 
     @staticmethod
@@ -834,7 +841,7 @@ class DBN(ExtraStateMixin, keras.Model):
         return (None, int(np.prod(spec.shape[1:])))
 
     def _propagate(self, data, rbm, sample, batch_size, dtype="float32", shuffle=True,
-                   cache_bytes=None, seed=None, rebatch_rows=None):
+                   cache_bytes=None, seed=None, rebatch_rows=None, memo=None):
         """The input of the layer above ``rbm``: its hidden activations, in ``dtype``.
 
         ``seed`` (an int or ``None``) fixes the order in which NumPy data
@@ -842,7 +849,10 @@ class DBN(ExtraStateMixin, keras.Model):
         each epoch, the same sequence for the same seed. ``rebatch_rows``:
         the rows of one pass over a stream begun from NumPy data below,
         which then comes out in batches of ``batch_size`` (it would keep
-        the batch size of the layer where it began).
+        the batch size of the layer where it began). ``memo``: a dict in
+        which NumPy data's cached activations are kept for sampling, so
+        that streams built again from the same array (`pretrain` builds
+        each layer's afresh) compute and hold them once.
         """
         import tensorflow as tf
 
@@ -882,9 +892,15 @@ class DBN(ExtraStateMixin, keras.Model):
         if isinstance(data, np.ndarray):
             nbytes = len(data) * rbm.units * np.dtype(dtype).itemsize
             if nbytes <= (_CACHE_LIMIT_BYTES if cache_bytes is None else cache_bytes):
-                probs = _predicted(rbm, data, dtype=dtype)
                 if not sample:
-                    return probs
+                    return _predicted(rbm, data, dtype=dtype)
+                key = (id(rbm), str(np.dtype(dtype)))
+                if memo is not None and key in memo and memo[key][0] is data:
+                    probs = memo[key][1]
+                else:
+                    probs = _predicted(rbm, data, dtype=dtype)
+                    if memo is not None:
+                        memo[key] = (data, probs)
                 return sampled(batches(probs), lambda p: p).prefetch(tf.data.AUTOTUNE)
             data = batches(data)
 

@@ -789,6 +789,9 @@ def test_a_pretraining_split_into_calls_and_a_save_ends_as_one_call_would(tmp_pa
                    **options)
     split.save(tmp_path / "dbn.keras")
     split = keras.models.load_model(tmp_path / "dbn.keras")
+    # A call of no epochs must not set the top layer's biases either: the
+    # middle one's were set by the first call, but it made no update.
+    split.pretrain(x, epochs=0, batch_size=25, optimizer=optimizer(), verbose=0, **options)
     split.pretrain(x, epochs=[0, 2, 0], batch_size=25, optimizer=optimizer(), verbose=0,
                    **options)
     split.pretrain(x, epochs=[0, 0, 2], batch_size=25, optimizer=optimizer(), verbose=0,
@@ -800,6 +803,27 @@ def test_a_pretraining_split_into_calls_and_a_save_ends_as_one_call_would(tmp_pa
     # Another optimizer replaces a compiled one.
     split.pretrain(x, epochs=0, optimizer="adam", verbose=0)
     assert all(isinstance(rbm.optimizer, keras.optimizers.Adam) for rbm in split.rbms)
+
+
+def test_sampled_layers_compute_the_cached_activations_below_once(monkeypatch):
+    """Each upper layer's sampled stream is built afresh, and the visible
+    biases' start reads a copy of it: the bottom layer's cached
+    activations are computed (and held) once, not for every stream."""
+    from keras_dbn import dbn as dbn_module
+
+    calls = []
+    predicted = dbn_module._predicted
+
+    def counted(rbm, data, *args, **kwargs):
+        calls.append((rbm.name, len(data)))
+        return predicted(rbm, data, *args, **kwargs)
+
+    monkeypatch.setattr(dbn_module, "_predicted", counted)
+    x = _binary()
+    dbn = keras_dbn.DBN([8, 4, 3], seed=0)
+    dbn.pretrain(x[:160], epochs=1, batch_size=20, sample=True, verbose=0,
+                 validation_data=x[160:])
+    assert sorted(calls) == [("rbm_0", 40), ("rbm_0", 160)]
 
 
 def test_generate_from_data_checks_the_data_not_the_dbns_own_states():
