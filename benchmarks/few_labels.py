@@ -111,8 +111,9 @@ def parse_args(argv=None):
                         help="dropout rate after every hidden layer")
     parser.add_argument("--pseudo-label", action="store_true",
                         help="semi-supervised fine-tuning with pseudo-labels (Lee 2013)")
-    parser.add_argument("--alpha", type=float, default=3.0,
-                        help="final weight of the unlabelled loss (--pseudo-label)")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="final weight of the unlabelled loss (--pseudo-label; "
+                             "default: 3)")
     parser.add_argument("--ramp-start", type=non_negative_int, default=None,
                         help="update at which the unlabelled loss starts to count "
                              "(--pseudo-label; default: PseudoLabel's, 200)")
@@ -122,10 +123,11 @@ def parse_args(argv=None):
     parser.add_argument("--vat", type=positive_float, default=None, metavar="EPS",
                         help="semi-supervised fine-tuning by virtual adversarial training "
                              "(Miyato et al. 2019) with perturbations of this L2 norm")
-    parser.add_argument("--vat-weight", type=float, default=1.0,
-                        help="weight of the smoothness term (--vat)")
-    parser.add_argument("--unlabelled-batch", type=positive_int, default=256,
-                        help="unlabelled images per update (--pseudo-label, --vat)")
+    parser.add_argument("--vat-weight", type=float, default=None,
+                        help="weight of the smoothness term (--vat; default: 1)")
+    parser.add_argument("--unlabelled-batch", type=positive_int, default=None,
+                        help="unlabelled images per update (--pseudo-label, --vat; "
+                             "default: 256)")
     _common.add_io_arguments(parser, "few_labels")
     args = parser.parse_args(argv)
 
@@ -135,6 +137,21 @@ def parse_args(argv=None):
                          f"{_common.MNIST_TRAIN_ROWS} labels (one per class at least)")
     if args.pseudo_label and args.vat is not None:
         parser.error("choose one of --pseudo-label and --vat")
+    # Options of a mode not chosen would be ignored without a word.
+    for option, value, modes in (("--alpha", args.alpha, args.pseudo_label),
+                                 ("--ramp-start", args.ramp_start, args.pseudo_label),
+                                 ("--ramp-end", args.ramp_end, args.pseudo_label),
+                                 ("--vat-weight", args.vat_weight, args.vat is not None),
+                                 ("--unlabelled-batch", args.unlabelled_batch,
+                                  args.pseudo_label or args.vat is not None)):
+        if value is not None and not modes:
+            needs = {"--vat-weight": "--vat",
+                     "--unlabelled-batch": "--pseudo-label or --vat"}.get(option, "--pseudo-label")
+            parser.error(f"{option} applies with {needs} only")
+    if args.vat_weight is None:
+        args.vat_weight = 1.0
+    if args.unlabelled_batch is None:
+        args.unlabelled_batch = 256
     _common.check_input_file(parser, args.dbn, "--dbn")
     _common.check_output_path(parser, args.out)
 
@@ -148,6 +165,8 @@ def parse_args(argv=None):
             # Fails early, with VirtualAdversarial's message, on a bad setting.
             keras_dbn.VirtualAdversarial(keras.Sequential([keras.Input((1,))]),
                                          epsilon=args.vat, weight=args.vat_weight)
+        if args.alpha is None:
+            args.alpha = semi_supervised.DEFAULT_ALPHA
         if args.pseudo_label:
             if args.ramp_start is None:
                 args.ramp_start = semi_supervised.DEFAULT_RAMP_START

@@ -126,6 +126,7 @@ def main(argv=None):
 
 
 def run_benchmark(args):
+    info = _common.machine()  # the date and load at the start
     x, y, x_test, y_test = _common.load_train_test(args, limit=args.limit)
     results, rows = [], []
     for hidden, batch in args.configs:
@@ -143,8 +144,8 @@ def run_benchmark(args):
          "keras/graph", "keras/xla", f"test accuracy after {args.reps + 1} epochs (same order)"],
         rows,
     )
-    _common.write_json(args.out, {"machine": _common.machine(), "reps": args.reps,
-                                  "results": results})
+    _common.write_json(args.out, {"machine": info, "reps": args.reps,
+                                  "limit": args.limit, "results": results})
 
 
 if __name__ == "__main__":

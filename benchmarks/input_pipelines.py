@@ -167,6 +167,7 @@ def main(argv=None):
 
 
 def run_benchmark(args):
+    info = _common.machine()  # the date and load at the start
     x, y, x_test, y_test = _common.load_train_test(args, limit=args.limit)
     if args.lifetimes:
         waits = teardown_waits(x, args.lifetimes)
@@ -196,7 +197,7 @@ def run_benchmark(args):
               f"{max(c['seconds'] for c in r):.2f}",
               f"{max(c['after_last_epoch'] for c in r):.2f}"] for name, r in rbm_runs.items()],
         )
-    _common.write_json(args.out, {"machine": _common.machine(), "epochs": args.epochs,
+    _common.write_json(args.out, {"machine": info, "epochs": args.epochs,
                                   "batch": args.batch, "rows": len(x), "reps": args.reps,
                                   "fit": runs, "summary": summary,
                                   "evaluate_seconds": evaluations,

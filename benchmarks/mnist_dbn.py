@@ -335,7 +335,7 @@ def fine_tune(model, x, y, x_test, y_test, epochs, batch, lr, verbose, optimizer
 
 def parse_args(argv=None):
     """The options, checked before any work; exits 2 on a bad one."""
-    from keras_dbn.argtypes import non_negative_int, positive_float, positive_int, rate
+    from keras_dbn.argtypes import non_negative_int, positive_float, positive_int, rate, seed
 
     parser = _common.new_parser(__doc__)
     parser.add_argument("--layers", type=_common.layer_sizes_text, default="500,500,2000",
@@ -387,7 +387,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-norm", action="store_true",
                         help="fine-tune with batch normalisation before each hidden activation, "
                         "initialised to leave the pretrained network's function unchanged")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed")
     parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2],
                         help="Keras' verbosity while training")
     _common.add_io_arguments(parser, "mnist_dbn")
@@ -414,8 +414,9 @@ def parse_args(argv=None):
         parser.error(f"--swa-lr is a fraction of --mlp-lr in (0, 1], got {args.swa_lr}")
     _common.check_input_file(parser, args.dbn, "--dbn")
     if args.save_dbn and not args.dbn:
-        if not args.save_dbn.endswith((".keras", ".h5")):
-            parser.error(f"--save-dbn needs a .keras (or .h5) file name, got {args.save_dbn!r}")
+        if not args.save_dbn.endswith(".keras"):
+            # DBN.save refuses .h5 (legacy HDF5 cannot hold an RBM's state).
+            parser.error(f"--save-dbn needs a .keras file name, got {args.save_dbn!r}")
         _common.check_output_path(parser, args.save_dbn, "--save-dbn")
     _common.check_output_path(parser, args.out)
     return args

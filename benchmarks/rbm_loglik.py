@@ -133,7 +133,7 @@ DEFAULTS = {"methods": "cd1,cd25,pcd", "epochs": 20, "train_limit": None, "test_
 
 def parse_args(argv=None):
     """The options, checked before any work; exits 2 on a bad one."""
-    from keras_dbn.argtypes import positive_float, positive_int
+    from keras_dbn.argtypes import positive_float, positive_int, seed
 
     parser = _common.new_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default=None,
@@ -157,7 +157,7 @@ def parse_args(argv=None):
                         help="use the first N test images (default: all; 1,000 with --quick)")
     parser.add_argument("--manual-dir", default=DEFAULT_MANUAL_DIR, help="folder of the MNIST source files")
     parser.add_argument("--data-dir", default=None, help="TFDS data_dir (TFDS default if unset)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2],
                         help="Keras' fit() verbosity")

@@ -87,8 +87,8 @@ def step_flops(batch, visible, hidden, k=1):
 def samples_for(hidden, seconds_at_100_gflops, cap):
     """Samples per timed run so that one run lasts about the given time
     (at least 2,000), at most ``cap``."""
-    n = int(seconds_at_100_gflops * 100e9 / step_flops(1, VISIBLE, hidden))
-    return min(cap, max(2000, n))  # --max-samples caps it last
+    n = seconds_at_100_gflops * 100e9 / step_flops(1, VISIBLE, hidden)
+    return min(cap, max(2000, int(min(n, cap))))  # --max-samples caps it last
 
 
 def make_keras(hidden, batch, dtype, lr, x, epochs, shuffle=True, persistent=False):
@@ -102,9 +102,12 @@ def make_keras(hidden, batch, dtype, lr, x, epochs, shuffle=True, persistent=Fal
     streamed = not isinstance(x, np.ndarray)
     if streamed:  # trace once, and fill the pipeline's cache of decoded images
         rbm.fit(x, epochs=1, verbose=0)
-    else:  # trace once
-        rbm.fit(x[: batch * 3], batch_size=batch, epochs=1, verbose=0)
     arrays = {} if streamed else {"batch_size": batch, "shuffle": shuffle}
+    if not streamed:
+        # Trace once, on the array the timed calls read: `fit` chooses its
+        # step's route and XLA chain by the number of rows, so a warm-up on
+        # a slice left the first timed call to trace again (~0.25 s).
+        rbm.fit(x, epochs=1, verbose=0, **arrays)
     epoch_seconds = []
 
     class EpochTimer(keras.callbacks.Callback):

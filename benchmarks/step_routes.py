@@ -57,6 +57,8 @@ from benchmarks import _common  # noqa: E402
 
 ROUTES = ("graph", "xla", "xla_chain")
 
+MNIST_WIDTH = 28 * 28  # configurations this wide read MNIST's images
+
 DEFAULT_CONFIGS = [
     "784x500:100:1", "784x100:100:2", "784x500:100:5", "784x1000:200:20",
     "1000x500:200:20:pcd", "500x2000:100:1:pcd", "784x500:1000:2",
@@ -174,6 +176,16 @@ def parse_args(argv=None):
 
     if args.visible == args.hidden == "gaussian":
         parser.error("an RBM cannot have Gaussian units in both layers")
+    for visible, hidden, batch, k, _ in args.configs:
+        rows = args.rows or rows_for(visible, hidden, batch, k, args.budget)
+        if rows < batch:
+            parser.error(f"--rows {rows} is fewer than the batch of {batch} in --configs")
+        if visible == MNIST_WIDTH and rows > _common.MNIST_TRAIN_ROWS:
+            # The rows would be MNIST's 60,000 under a batch's name that no
+            # step ran.
+            parser.error(f"--configs {visible}x{hidden}:{batch}:{k} reads {rows} rows "
+                         f"(10 batches at least) of MNIST's {_common.MNIST_TRAIN_ROWS}: "
+                         "choose a smaller batch, or --rows")
     _common.check_output_path(parser, args.out)
     return args
 
@@ -183,6 +195,7 @@ def main(argv=None):
 
 
 def run_benchmark(args):
+    info = _common.machine()  # the date and load at the start
     units = (args.visible, args.hidden)
     gaussian = args.visible == "gaussian"
     mnist, _ = _common.load_mnist("train", binarize=None if gaussian else "threshold",
@@ -216,7 +229,7 @@ def run_benchmark(args):
         ["step", "rows", "graph /s", "xla /s", "xla_chain /s", "chain/graph", "chain/xla", "auto"],
         rows,
     )
-    _common.write_json(args.out, {"machine": _common.machine(), "reps": args.reps,
+    _common.write_json(args.out, {"machine": info, "reps": args.reps,
                                   "budget_gflop": args.budget, "rows": args.rows,
                                   "input": args.input,
                                   "results": results})

@@ -21,7 +21,7 @@ import keras
 
 import keras_dbn
 from keras_dbn import callbacks, datasets, evaluation
-from keras_dbn.argtypes import layer_sizes, positive_int
+from keras_dbn.argtypes import is_within, layer_sizes, positive_int
 
 from _options import check_output, example_parser  # examples/_options.py
 
@@ -50,6 +50,10 @@ def main(argv=None):
         parser.error(f"--out {args.out!r} exists; name another file, or pass --overwrite "
                      "to replace it")
     check_output(parser, "--log-dir", args.log_dir, folder=True)
+    if is_within(args.out, args.log_dir):
+        # The per-epoch pictures written there could be replaced by the grid.
+        parser.error(f"--out {args.out!r} lies in --log-dir {args.log_dir!r}, where the "
+                     "per-epoch pictures go; name a file outside it")
     keras.utils.set_random_seed(0)
 
     load = dict(data_dir=args.data_dir, manual_dir=args.manual_dir)

@@ -320,6 +320,21 @@ def check_rank(shape):
         )
 
 
+def _without_objects(array, name):
+    """``array`` as a NumPy array; one of Python objects (pandas' labels,
+    say) converted to the numbers or strings it holds, which tf.data reads
+    (it fails on objects only at the first batch)."""
+    array = np.asarray(array)
+    if array.dtype != object:
+        return array
+    converted = np.asarray(array.tolist())
+    mixed = converted.dtype.kind in "US" and not all(isinstance(v, str) for v in array.flat)
+    if converted.dtype == object or converted.shape != array.shape or mixed:
+        raise ValueError(f"{name} holds Python objects that are not all numbers or all "
+                         "strings; convert it to a numeric array first.")
+    return converted
+
+
 def is_numeric(dtype):
     """Whether arrays of ``dtype`` hold numbers: bool, integer, float or bfloat16."""
     dtype = np.dtype(dtype)
@@ -517,16 +532,18 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
 
     refuse_dataset(x, "x", "array_dataset")
     refuse_dataset(y, "y", "array_dataset")
-    if not isinstance(x, np.ndarray):
-        x = np.asarray(x)
+    x = _without_objects(x, "x")
     batch_size = checked_batch_size(batch_size)
     if x.ndim == 0:
         raise ValueError(f"x must be an array of examples, got a scalar {x!r}.")
+    if not is_numeric(x.dtype):
+        # It would fail only at the first batch, inside tf.data.
+        raise ValueError(f"x must hold numbers, got an array of dtype {x.dtype}.")
     n = len(x)
     if n == 0:
         raise ValueError("The array holds no examples.")
     if y is not None:
-        y = np.asarray(y)
+        y = _without_objects(y, "y")
         if y.ndim == 0 or len(y) != n:
             raise ValueError(f"x has {n} rows but y has {len(y) if y.ndim else 'none'}.")
     out_dtype = np.dtype(dtype) if dtype is not None else x.dtype

@@ -360,7 +360,8 @@ def train_validation_split(x, y, validation_size, seed=None, stratify=True,
             of the data (float strictly between 0 and 1).
         seed: Seed of the numpy generator choosing the validation examples.
         stratify: Keep the class proportions of ``y`` in both sets (each class
-            contributes its share, rounded by largest remainder).
+            contributes its share, rounded by largest remainder; classes
+            tied for the last examples are chosen at random).
         name: How error messages call ``validation_size``, e.g. the
             command-line option that set it.
 
@@ -401,7 +402,7 @@ def train_validation_split(x, y, validation_size, seed=None, stratify=True,
     rng = np.random.default_rng(seed)
     if stratify:
         _, y_index, counts = np.unique(y, return_inverse=True, return_counts=True)
-        val_index = _draw_per_class(y_index, _proportional_quotas(counts, n_val), rng)
+        val_index = _draw_per_class(y_index, _proportional_quotas(counts, n_val, rng), rng)
     else:
         val_index = np.sort(rng.choice(n, size=n_val, replace=False))
     is_val = np.zeros(n, dtype=bool)
@@ -653,12 +654,18 @@ def _balanced_quotas(counts, total, rng):
     return quotas
 
 
-def _proportional_quotas(counts, total):
-    """Splits ``total`` over classes in proportion to ``counts`` (largest remainder)."""
+def _proportional_quotas(counts, total, rng):
+    """Splits ``total`` over classes in proportion to ``counts`` (largest
+    remainder); classes tied at the cut get the last ones by ``rng``, not
+    by their order (balanced classes' leftovers went to the lowest)."""
     exact = counts * (total / counts.sum())
     quotas = np.floor(exact).astype(np.int64)
-    order = np.argsort(-(exact - quotas), kind="stable")
-    quotas[order[: total - quotas.sum()]] += 1
+    remainder = exact - quotas
+    left = int(total - quotas.sum())
+    order = np.argsort(-remainder, kind="stable")
+    if 0 < left < len(counts) and remainder[order[left - 1]] == remainder[order[left]]:
+        order = np.lexsort((rng.permutation(len(counts)), -remainder))
+    quotas[order[:left]] += 1
     return quotas
 
 

@@ -90,11 +90,28 @@ def test_batches_do_not_depend_on_how_many_one_read_gathers(monkeypatch, shuffle
         (dict(x=np.zeros((5, 3)), batch_size=None), "batch_size"),
         (dict(x=np.zeros((5, 3)), batch_size="3"), "batch_size"),
         (dict(x=np.float32(3)), "got a scalar"),
+        # These failed only at the first batch, inside tf.data.
+        (dict(x=np.array([["a", "b"]] * 4)), "x must hold numbers, got an array of dtype <U1"),
+        (dict(x=np.zeros((4, 2)), y=np.array([1, "a", 2, 3], dtype=object)),
+         "y holds Python objects that are not all numbers or all strings"),
+        (dict(x=np.array([[1.0], [None]], dtype=object)), "x holds Python objects"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         array_dataset(**kwargs)
+
+
+def test_arrays_of_python_numbers_or_strings_are_read_as_such():
+    """Labels in an object array (pandas gives them) failed at the first batch."""
+    x = np.arange(8, dtype="float32").reshape(4, 2)
+    batches = list(array_dataset(x.astype(object), np.array([0, 1, 2, 3], dtype=object),
+                                 batch_size=4, shuffle=False))
+    np.testing.assert_array_equal(batches[0][0], x)
+    np.testing.assert_array_equal(batches[0][1], [0, 1, 2, 3])
+    words = list(array_dataset(x, np.array(["a", "b", "c", "d"], dtype=object), batch_size=4,
+                               shuffle=False))
+    assert words[0][1].numpy().tolist() == [b"a", b"b", b"c", b"d"]
 
 
 def binary_data(n=240, v=12, seed=0):

@@ -49,6 +49,20 @@ def refused(capsys, name, argv):
     ("pretrain_memory", ["--layers", "50,,20"], "--layers"),
     ("rbm_loglik", ["--batch-size", "0"], "--batch-size"),
     ("bf16_quality", ["--ais-steps", "2"], "--ais-steps"),  # the schedule needs 3
+    # NumPy's traceback once, after the imports.
+    ("mnist_dbn", ["--seed", "-3"], "--seed"),
+    ("rbm_loglik", ["--seed", "-1"], "--seed"),
+    # DBN.save refuses .h5: the run failed after its whole pretraining.
+    ("mnist_dbn", ["--save-dbn", "dbn.h5"], "--save-dbn"),
+    # A batch MNIST cannot fill ran 60,000 rows labelled as the batch.
+    ("step_routes", ["--configs", "784x10:70000:1"], "--configs"),
+    ("step_routes", ["--configs", "784x10:100:1", "--rows", "50"], "--rows"),
+    # Options of a mode not chosen were ignored.
+    ("few_labels", ["--alpha", "5"], "--alpha"),
+    ("few_labels", ["--ramp-start", "3"], "--ramp-start"),
+    ("few_labels", ["--vat-weight", "2"], "--vat-weight"),
+    ("few_labels", ["--pseudo-label", "--vat-weight", "2"], "--vat-weight"),
+    ("few_labels", ["--unlabelled-batch", "64"], "--unlabelled-batch"),
 ])
 def test_bad_counts_exit_2_naming_the_option(capsys, tmp_path, name, argv, option):
     assert option in refused(capsys, name, argv + ["--out", str(tmp_path / "x.json")])
@@ -58,6 +72,7 @@ def test_max_samples_is_the_most_samples_of_a_timed_run(capsys, tmp_path):
     throughput = script("rbm_throughput")
     assert throughput.samples_for(500, 3.0, 1000) == 1000  # it used to give 2,000
     assert throughput.samples_for(500, 0.001, 60000) == 2000  # the floor of a short run
+    assert throughput.samples_for(10, 1e300, 60000) == 60000  # an OverflowError once
     out = ["--out", str(tmp_path / "x.json")]
     message = refused(capsys, "rbm_throughput", ["--max-samples", "500", "--batch", "1500"] + out)
     assert "--batch 1500 exceeds the 500 samples" in message

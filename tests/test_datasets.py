@@ -430,6 +430,23 @@ def test_train_validation_split_unstratified_and_seeded():
     assert np.bincount(strat[3]).tolist() == [18, 2]
 
 
+def test_train_validation_split_gives_tied_classes_the_leftovers_by_seed():
+    """Balanced classes' leftover validation examples went to the lowest
+    classes whatever the seed ([0 1 2 3 4] of 10 classes, 5 examples)."""
+    y = np.repeat(np.arange(10), 10)
+    drawn = set()
+    for seed in range(8):
+        y_val = datasets.train_validation_split(np.arange(100), y, 5, seed=seed)[3]
+        assert np.bincount(y_val, minlength=10).max() == 1 and len(y_val) == 5
+        drawn.add(tuple(np.sort(y_val)))
+        again = datasets.train_validation_split(np.arange(100), y, 5, seed=seed)[3]
+        np.testing.assert_array_equal(y_val, again)
+    assert len(drawn) > 4
+    # Remainders that differ still decide: 18 and 2 of 90 and 10.
+    assert np.bincount(datasets.train_validation_split(
+        np.arange(100), np.repeat([0, 1], [90, 10]), 20, seed=1)[3]).tolist() == [18, 2]
+
+
 @pytest.mark.parametrize("validation_size", [0, 100, 1.0, 0.0, -0.2, 0.001, True, "10"])
 def test_train_validation_split_bad_size_raises(validation_size):
     with pytest.raises(ValueError, match="validation_size"):

@@ -58,7 +58,9 @@ def test_generate_samples_example_writes_where_it_is_told(run_example, tmp_path)
                          ("afile/s.png", r"--out 'afile/s\.png': '.*afile' is a file, not a "
                                          "folder"),
                          ("out/s.png", r"--out 'out/s\.png' exists; name another file, or "
-                                       "pass --overwrite")):
+                                       "pass --overwrite"),
+                         ("generate_logs/x.png", r"--out 'generate_logs/x\.png' lies in "
+                                                 "--log-dir 'generate_logs'")):
         bad = run_example("generate_samples.py", "--out", out)
         assert bad.returncode == 2, bad.stderr[-3000:]
         assert re.search(f"error: {message}", bad.stderr), bad.stderr[-3000:]
