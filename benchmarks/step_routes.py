@@ -183,6 +183,9 @@ def parse_args(argv=None):
         if visible == MNIST_WIDTH and rows > _common.MNIST_TRAIN_ROWS:
             # The rows would be MNIST's 60,000 under a batch's name that no
             # step ran.
+            if args.rows:
+                parser.error(f"--rows {rows} exceeds MNIST's {_common.MNIST_TRAIN_ROWS} "
+                             "training images")
             parser.error(f"--configs {visible}x{hidden}:{batch}:{k} reads {rows} rows "
                          f"(10 batches at least) of MNIST's {_common.MNIST_TRAIN_ROWS}: "
                          "choose a smaller batch, or --rows")

@@ -327,8 +327,12 @@ def _without_objects(array, name):
     array = np.asarray(array)
     if array.dtype != object:
         return array
-    converted = np.asarray(array.tolist())
-    mixed = converted.dtype.kind in "US" and not all(isinstance(v, str) for v in array.flat)
+    try:
+        converted = np.asarray(array.tolist())
+    except ValueError:  # ragged: rows of other lengths
+        converted = array
+    kind = {"U": str, "S": bytes}.get(converted.dtype.kind)
+    mixed = kind is not None and not all(isinstance(v, kind) for v in array.flat)
     if converted.dtype == object or converted.shape != array.shape or mixed:
         raise ValueError(f"{name} holds Python objects that are not all numbers or all "
                          "strings; convert it to a numeric array first.")

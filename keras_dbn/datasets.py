@@ -658,9 +658,8 @@ def _proportional_quotas(counts, total, rng):
     """Splits ``total`` over classes in proportion to ``counts`` (largest
     remainder); classes tied at the cut get the last ones by ``rng``, not
     by their order (balanced classes' leftovers went to the lowest)."""
-    exact = counts * (total / counts.sum())
-    quotas = np.floor(exact).astype(np.int64)
-    remainder = exact - quotas
+    # In integers: float shares hide ties (5 * (3 / 9) is 1.6666666666666665).
+    quotas, remainder = np.divmod(np.asarray(counts, np.int64) * int(total), int(counts.sum()))
     left = int(total - quotas.sum())
     order = np.argsort(-remainder, kind="stable")
     if 0 < left < len(counts) and remainder[order[left - 1]] == remainder[order[left]]:

@@ -751,8 +751,8 @@ class DBN(ExtraStateMixin, keras.Model):
                 # left alone (``epochs=[2, 0, 0]``, continued later): its biases
                 # would come from the untrained layer's activations, and it
                 # would then look trained. (The layer below counts by its
-                # updates, not its biases, which an earlier call of no epochs
-                # for it may have set.)
+                # updates or the calls that trained it, not its biases, which
+                # an earlier call of no epochs for it may have set.)
                 untrained = _untrained(rbm)
                 if init_visible_bias and untrained and (trains[i] or not below_untrained):
                     if isinstance(layer_input, np.ndarray):
@@ -806,7 +806,8 @@ class DBN(ExtraStateMixin, keras.Model):
                     rbm._input_from_below = False
                 history.layer_name = rbm.name
                 histories.append(history)
-                below_untrained = below_untrained or not (trains[i] or _made_updates(rbm))
+                below_untrained = below_untrained or not (
+                    trains[i] or _made_updates(rbm) or self._pretrain_calls[i])
         return histories
 
     @staticmethod

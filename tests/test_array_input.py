@@ -95,6 +95,7 @@ def test_batches_do_not_depend_on_how_many_one_read_gathers(monkeypatch, shuffle
         (dict(x=np.zeros((4, 2)), y=np.array([1, "a", 2, 3], dtype=object)),
          "y holds Python objects that are not all numbers or all strings"),
         (dict(x=np.array([[1.0], [None]], dtype=object)), "x holds Python objects"),
+        (dict(x=np.array([np.zeros(3), np.zeros(2)], dtype=object)), "x holds Python objects"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
@@ -112,6 +113,9 @@ def test_arrays_of_python_numbers_or_strings_are_read_as_such():
     words = list(array_dataset(x, np.array(["a", "b", "c", "d"], dtype=object), batch_size=4,
                                shuffle=False))
     assert words[0][1].numpy().tolist() == [b"a", b"b", b"c", b"d"]
+    raw = list(array_dataset(x, np.array([b"a", b"b", b"c", b"d"], dtype=object), batch_size=4,
+                             shuffle=False))
+    assert raw[0][1].numpy().tolist() == [b"a", b"b", b"c", b"d"]
 
 
 def binary_data(n=240, v=12, seed=0):

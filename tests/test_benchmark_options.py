@@ -57,6 +57,7 @@ def refused(capsys, name, argv):
     # A batch MNIST cannot fill ran 60,000 rows labelled as the batch.
     ("step_routes", ["--configs", "784x10:70000:1"], "--configs"),
     ("step_routes", ["--configs", "784x10:100:1", "--rows", "50"], "--rows"),
+    ("step_routes", ["--configs", "784x10:100:1", "--rows", "70000"], "--rows 70000 exceeds"),
     # Options of a mode not chosen were ignored.
     ("few_labels", ["--alpha", "5"], "--alpha"),
     ("few_labels", ["--ramp-start", "3"], "--ramp-start"),

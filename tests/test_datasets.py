@@ -442,6 +442,12 @@ def test_train_validation_split_gives_tied_classes_the_leftovers_by_seed():
         again = datasets.train_validation_split(np.arange(100), y, 5, seed=seed)[3]
         np.testing.assert_array_equal(y_val, again)
     assert len(drawn) > 4
+    # Ties that float shares hide: 2/3, 2/3 and 5/3 of one each, and two
+    # left (5 * (3 / 9) rounds one ulp low, so class 2 never got one).
+    y = np.repeat([0, 1, 2], [2, 2, 5])
+    counts = {tuple(np.bincount(datasets.train_validation_split(np.arange(9), y, 3, seed=s)[3],
+                                minlength=3)) for s in range(40)}
+    assert counts == {(1, 1, 1), (1, 0, 2), (0, 1, 2)}
     # Remainders that differ still decide: 18 and 2 of 90 and 10.
     assert np.bincount(datasets.train_validation_split(
         np.arange(100), np.repeat([0, 1], [90, 10]), 20, seed=1)[3]).tolist() == [18, 2]

@@ -805,6 +805,23 @@ def test_a_pretraining_split_into_calls_and_a_save_ends_as_one_call_would(tmp_pa
     assert all(isinstance(rbm.optimizer, keras.optimizers.Adam) for rbm in split.rbms)
 
 
+def test_a_layer_trained_under_a_replaced_optimizer_counts_as_trained_for_those_above():
+    """A call that gives a trained layer a new optimizer (no updates yet)
+    must still start the untrained layers above from its activations, as
+    one call would have."""
+    x = _binary()
+    whole = keras_dbn.DBN([8, 4, 3], seed=0)
+    whole.pretrain(x, epochs=[2, 2, 0], batch_size=25, verbose=0,
+                   optimizer=["sgd", "adam", "adam"])
+    split = keras_dbn.DBN([8, 4, 3], seed=0)
+    split.pretrain(x, epochs=[2, 0, 0], batch_size=25, verbose=0,
+                   optimizer=["sgd", "adam", "adam"])
+    split.pretrain(x, epochs=[0, 2, 0], batch_size=25, verbose=0, optimizer="adam")
+    assert np.any(np.asarray(whole.rbms[2].visible_bias))
+    for a, b in zip(whole.rbms[1:], split.rbms[1:]):
+        np.testing.assert_array_equal(np.asarray(a.visible_bias), np.asarray(b.visible_bias))
+
+
 def test_sampled_layers_compute_the_cached_activations_below_once(monkeypatch):
     """Each upper layer's sampled stream is built afresh, and the visible
     biases' start reads a copy of it: the bottom layer's cached
