@@ -534,8 +534,9 @@ class DBN(ExtraStateMixin, keras.Model):
                 when ``x`` is a NumPy array (for the layers above, the mean
                 of their cached or streamed activations, or of the states
                 drawn with ``sample``) and the RBM is untrained (no updates
-                yet and its visible biases still zero); for an RBM given no
-                epochs above an untrained one, not at all.
+                yet and its visible biases still zero); an RBM above the
+                first in the call that trains it (from the layers below as
+                they then are), the first also in a call of no epochs.
             cache_bytes: the most memory one layer's cached activations may
                 take (default 2 GiB); ``0`` always streams (least memory,
                 the lower layers are recomputed every epoch).
@@ -639,10 +640,9 @@ class DBN(ExtraStateMixin, keras.Model):
                 "held-out batches as `validation_data`."
             )
         # A seeded DBN shuffles and samples reproducibly, yet differently on
-        # each call that trains a layer. Counted per layer, and a layer of no
-        # epochs draws (its visible biases' start) as its next training call
-        # will: a pretraining split into calls (epochs=[n, 0], then [0, n])
-        # draws as one call would.
+        # each call that trains a layer. Counted per layer: a pretraining
+        # split into calls (epochs=[n, 0], then [0, n]) draws as one call
+        # would.
         earlier_calls = self._layer_pretrain_calls()
         # Epochs this call runs: none where `initial_epoch` is at `epochs`.
         trains = [layer_epochs > fit_kwargs.get("initial_epoch", 0) for layer_epochs in epochs]
@@ -668,7 +668,6 @@ class DBN(ExtraStateMixin, keras.Model):
         count = len(self.rbms)
         histories = []
         layer_input, layer_val = x, val
-        below_untrained = False
         shuffle = fit_kwargs.get("shuffle", True)
         # The last inputs that are plain arrays (no shuffling or sampling
         # state) and the layers they feed. A layer's streamed or sampled
@@ -747,14 +746,14 @@ class DBN(ExtraStateMixin, keras.Model):
                     # any: the fresh optimizer's variables are made here too.
                     with rbm.distribute_strategy.scope():
                         rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
-                # A layer given no epochs above one that has made no update is
-                # left alone (``epochs=[2, 0, 0]``, continued later): its biases
-                # would come from the untrained layer's activations, and it
-                # would then look trained. (The layer below counts by its
-                # updates or the calls that trained it, not its biases, which
-                # an earlier call of no epochs for it may have set.)
+                # An upper layer's biases start from the activations below in
+                # the call that trains it: the layers below are then as one
+                # call would have left them, also where their epochs were
+                # split over calls (``epochs=[2, 0, 0]``, continued later, or
+                # ``initial_epoch``). The bottom layer's start is the data's,
+                # set by any call.
                 untrained = _untrained(rbm)
-                if init_visible_bias and untrained and (trains[i] or not below_untrained):
+                if init_visible_bias and untrained and (trains[i] or i == 0):
                     if isinstance(layer_input, np.ndarray):
                         rbm.initialize_visible_bias(layer_input)
                     elif is_numpy:
@@ -806,8 +805,6 @@ class DBN(ExtraStateMixin, keras.Model):
                     rbm._input_from_below = False
                 history.layer_name = rbm.name
                 histories.append(history)
-                below_untrained = below_untrained or not (
-                    trains[i] or _made_updates(rbm) or self._pretrain_calls[i])
         return histories
 
     @staticmethod

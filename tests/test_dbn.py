@@ -705,13 +705,21 @@ def test_every_layer_reads_its_own_batch_size_cached_or_streamed(options):
     assert [int(rbm.optimizer.iterations) for rbm in dbn.rbms] == [12, 24, 6]
 
 
-def test_streamed_layers_start_from_their_inputs_mean_as_cached_ones_do():
+def test_streamed_layers_start_from_their_inputs_mean_as_cached_ones_do(monkeypatch):
     x = (np.random.default_rng(0).random((600, 30)) > 0.6).astype("float32")
     biases = {}
+    initialize = keras_dbn.RBM.initialize_visible_bias
+
+    def recorded(rbm, data):
+        result = initialize(rbm, data)
+        if rbm.name == "rbm_1":  # the start, before the layer's epochs
+            biases[cache_bytes] = np.asarray(rbm.visible_bias).copy()
+        return result
+
+    monkeypatch.setattr(keras_dbn.RBM, "initialize_visible_bias", recorded)
     for cache_bytes in (None, 0):
         dbn = keras_dbn.DBN([12, 8], seed=0)
-        dbn.pretrain(x, epochs=[3, 0], batch_size=100, verbose=0, cache_bytes=cache_bytes)
-        biases[cache_bytes] = np.asarray(dbn.rbms[1].visible_bias)
+        dbn.pretrain(x, epochs=[3, 1], batch_size=100, verbose=0, cache_bytes=cache_bytes)
     assert np.abs(biases[None]).max() > 0.01  # set, not left at zero
     np.testing.assert_allclose(biases[0], biases[None], atol=1e-5)
 
@@ -805,21 +813,25 @@ def test_a_pretraining_split_into_calls_and_a_save_ends_as_one_call_would(tmp_pa
     assert all(isinstance(rbm.optimizer, keras.optimizers.Adam) for rbm in split.rbms)
 
 
-def test_a_layer_trained_under_a_replaced_optimizer_counts_as_trained_for_those_above():
-    """A call that gives a trained layer a new optimizer (no updates yet)
-    must still start the untrained layers above from its activations, as
-    one call would have."""
+def test_an_upper_layers_start_is_set_in_the_call_that_trains_it():
+    """A call of no epochs for a layer above a trained one set its start,
+    except where the layer below had been given a new optimizer (no updates
+    yet): the start now comes in the call that trains the layer, from the
+    layer below as it then is, whatever the calls before did."""
     x = _binary()
+    kwargs = dict(batch_size=25, verbose=0, optimizer=["sgd", "adam", "adam"])
     whole = keras_dbn.DBN([8, 4, 3], seed=0)
-    whole.pretrain(x, epochs=[2, 2, 0], batch_size=25, verbose=0,
-                   optimizer=["sgd", "adam", "adam"])
+    whole.pretrain(x, epochs=2, **kwargs)
     split = keras_dbn.DBN([8, 4, 3], seed=0)
-    split.pretrain(x, epochs=[2, 0, 0], batch_size=25, verbose=0,
-                   optimizer=["sgd", "adam", "adam"])
-    split.pretrain(x, epochs=[0, 2, 0], batch_size=25, verbose=0, optimizer="adam")
-    assert np.any(np.asarray(whole.rbms[2].visible_bias))
-    for a, b in zip(whole.rbms[1:], split.rbms[1:]):
-        np.testing.assert_array_equal(np.asarray(a.visible_bias), np.asarray(b.visible_bias))
+    split.pretrain(x, epochs=[2, 0, 0], **kwargs)
+    assert not np.any(np.asarray(split.rbms[1].visible_bias))  # not started yet
+    split.pretrain(x, epochs=0, batch_size=25, verbose=0, optimizer="adam")  # replaced
+    assert not np.any(np.asarray(split.rbms[1].visible_bias))
+    split.pretrain(x, epochs=[0, 2, 0], **kwargs)
+    split.pretrain(x, epochs=[0, 0, 2], **kwargs)
+    for a, b in zip(whole.rbms, split.rbms):
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb)
 
 
 def test_sampled_layers_compute_the_cached_activations_below_once(monkeypatch):
