@@ -16,7 +16,6 @@ References:
 
 import glob
 import math
-import numbers
 import os
 import re
 
@@ -25,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dbn import user_warnings
-from keras_dbn.rbm import RBM, checked_count
+from keras_dbn.rbm import RBM, checked_count, checked_sampling_seed
 
 
 def _resolve_shape(num_features, image_shape):
@@ -266,10 +265,7 @@ class ImageGridCallback(keras.callbacks.Callback):
         self.image_shape = image_shape
         self.tensorboard = bool(tensorboard)
         self.rbm = rbm
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or not 0 <= seed < 2**31):
-            raise ValueError(f"`seed` must be None or an integer in [0, 2**31), got {seed!r}.")
-        self.seed = seed
+        self.seed = checked_sampling_seed(seed, allow_none=True)
         self._writer = None
         self._epochs_seen = 0  # number of the last epoch written or skipped
         self._offset = None  # this fit()'s epoch index -> number, from its first epoch

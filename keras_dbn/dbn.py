@@ -748,9 +748,9 @@ class DBN(ExtraStateMixin, keras.Model):
                         rbm.compile(optimizer=self._fresh_optimizer(optimizers[i]))
                 # An upper layer's biases start from the activations below in
                 # the call that trains it: the layers below are then as one
-                # call would have left them, also where their epochs were
-                # split over calls (``epochs=[2, 0, 0]``, continued later, or
-                # ``initial_epoch``). The bottom layer's start is the data's,
+                # call would have left them, also where the layers' epochs
+                # were given in calls of their own (``epochs=[2, 0, 0]``,
+                # continued later). The bottom layer's start is the data's,
                 # set by any call.
                 untrained = _untrained(rbm)
                 if init_visible_bias and untrained and (trains[i] or i == 0):

@@ -31,8 +31,8 @@ from keras import ops
 
 from keras_dbn import array_input, user_warnings
 from keras_dbn.dbn import DBN
-from keras_dbn.rbm import (RBM, _is_dataset, checked_count, checked_seed, float64_batches,
-                           visible_mean)
+from keras_dbn.rbm import (RBM, _is_dataset, checked_count, checked_sampling_seed, checked_seed,
+                           float64_batches, visible_mean)
 
 _F64 = "float64"
 
@@ -521,10 +521,9 @@ def ais_log_partition(
         base_bias = ops.convert_to_numpy(
             rbm.visible_units.bias_from_mean(ops.convert_to_tensor(base_mean, _F64))
         )
-    if seed is not None and (isinstance(seed, (bool, np.bool_))
-                             or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**31):
-        raise ValueError(f"`seed` must be None or an integer in [0, 2**31), got {seed!r}.")
-    seed = int(np.random.randint(0, 2**31)) if seed is None else int(seed)
+    seed = checked_sampling_seed(seed, allow_none=True)
+    if seed is None:
+        seed = int(np.random.randint(0, 2**31))
 
     compute_dtype = rbm.compute_dtype
     if compute_dtype not in ("float32", "float64"):

@@ -588,6 +588,23 @@ def checked_seed(seed):
     return int(seed)
 
 
+def checked_sampling_seed(seed, allow_none=False):
+    """``seed`` as a Python int in ``[0, 2**31)``, the seeds keras_dbn's
+    samplers take (or ``None`` where ``allow_none``); a clear error for
+    anything else.
+
+    Raises:
+        ValueError: for a bool, a non-integer or an integer out of range.
+    """
+    if seed is None and allow_none:
+        return None
+    if (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
+            or not 0 <= seed < 2**31):
+        raise ValueError(f"`seed` must be {'None or ' if allow_none else ''}an integer in "
+                         f"[0, 2**31), got {seed!r}.")
+    return int(seed)
+
+
 def _seeded_initializer(identifier, seed):
     """`keras.initializers.get` of ``identifier``; one named by a string or
     config that takes a seed and has none gets ``seed``."""
@@ -3195,10 +3212,7 @@ class RBM(ExtraStateMixin, keras.Model):
         >>> np.array_equal(a, rbm.sample(4, gibbs_steps=10))
         True
         """
-        if (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
-                or not 0 <= seed < 2**31):
-            raise ValueError(f"`seed` must be an integer in [0, 2**31), got {seed!r}.")
-        _restart(self.seed_generator, seed)
+        _restart(self.seed_generator, checked_sampling_seed(seed))
 
     @contextlib.contextmanager
     def drawing_from(self, seed):

@@ -48,7 +48,7 @@ from keras_dbn.argtypes import (UsageError, check_dataset_name, check_writable, 
 from keras_dbn.array_input import array_dataset, evaluation_input, fit_can_stream, validation_input
 from keras_dbn.dbn import DBN
 from keras_dbn.extra_state import save_replacing, write_text_replacing
-from keras_dbn.rbm import _is_dataset, checked_count
+from keras_dbn.rbm import _is_dataset, checked_count, checked_sampling_seed
 from keras_dbn.search_options import TUNERS, add_search_arguments, defaults, parse_options
 
 __all__ = [
@@ -417,10 +417,7 @@ class DBNHyperModel(kt.HyperModel):
         }
         self.spec = {name: DEFAULT_SPACE[name] if value is None else value
                      for name, value in given.items()}
-        if (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
-                or not 0 <= seed < 2**31):
-            raise ValueError(f"`seed` must be an integer in [0, 2**31), got {seed!r}.")
-        self.seed = int(seed)
+        self.seed = checked_sampling_seed(seed)
         self.cache = cache if cache is not None else PretrainCache(cache_max_bytes, cache_dir)
         self.pretrain_verbose = pretrain_verbose
         if isinstance(objective, str):
