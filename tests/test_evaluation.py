@@ -603,9 +603,11 @@ def test_image_grid_callback_during_fit(tmp_path):
 
 def test_image_grid_callback_refuses_bad_settings_before_training(tmp_path):
     for given in ({"num_filters": 0}, {"num_samples": 0}, {"gibbs_steps": -1},
-                  {"every_n_epochs": 2.5}):
-        with pytest.raises(ValueError, match="must be an integer"):
+                  {"every_n_epochs": 2.5}, {"seed": -1}, {"seed": 1.5}, {"seed": True},
+                  {"seed": 2**31}):
+        with pytest.raises(ValueError, match="must be an integer|must be None or an integer"):
             ImageGridCallback(tmp_path, **given)
+    assert ImageGridCallback(tmp_path, seed=np.int64(7)).seed == 7
     x = (np.random.default_rng(2).random((64, 12)) < 0.5).astype("float32")
     for shape, message in ((None, "12 features are not square"),
                            ((5, 5), r"\(5, 5\) holds 25 values, but each image has 12")):
