@@ -58,6 +58,9 @@ def aligned_empty(shape, dtype="float32"):
         0
     """
     dtype = np.dtype(dtype)
+    sizes = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if any(size < 0 for size in sizes):  # NumPy's own refusal; the product would hide it
+        raise ValueError(f"negative dimensions are not allowed, got shape {sizes}.")
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     raw = np.empty(nbytes + ALIGNMENT, dtype=np.uint8)
     start = -raw.ctypes.data % ALIGNMENT

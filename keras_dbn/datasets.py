@@ -426,6 +426,8 @@ def _builder(name, data_dir):
             f"Unknown TFDS dataset {name!r}; see tfds.list_builders() for the "
             "available names (e.g. 'mnist', 'fashion_mnist')."
         ) from None
+    except AssertionError as error:  # TFDS's error for a version it does not have
+        raise ValueError(f"TFDS cannot load {name!r}: {error}") from None
     keys = builder.info.supervised_keys
     if not keys or len(keys) != 2 or keys[0] != "image":
         raise ValueError(

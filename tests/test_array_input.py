@@ -196,6 +196,9 @@ def test_aligned_arrays():
     assert array_input.as_aligned(copy) is copy  # already aligned: no copy
     assert array_input.as_aligned(data, dtype=None).dtype == np.float64
     assert not array_input.is_aligned(copy[1:])  # 12 bytes past the boundary
+    assert array_input.aligned_empty(6, "int8").shape == (6,)
+    with pytest.raises(ValueError, match="negative dimensions"):  # gave a (0, 3) array
+        array_input.aligned_empty((-1, 3))
 
 
 def spy_on_views(monkeypatch):

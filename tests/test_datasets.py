@@ -260,6 +260,9 @@ def test_fashion_mnist_through_mocked_tfds():
 def test_unknown_dataset_name_raises(tmp_path):
     with pytest.raises(ValueError, match="Unknown TFDS dataset 'no_such_dataset'"):
         datasets.load_numpy("no_such_dataset", data_dir=str(tmp_path))
+    # A version TFDS does not have: its AssertionError, not the documented ValueError.
+    with pytest.raises(ValueError, match=r"TFDS cannot load 'mnist:9.9.9': .*9\.9\.9"):
+        datasets.load_numpy("mnist:9.9.9", data_dir=str(tmp_path))
 
 
 def test_non_image_dataset_raises(tmp_path):
