@@ -96,6 +96,14 @@ def test_batches_do_not_depend_on_how_many_one_read_gathers(monkeypatch, shuffle
          "y holds Python objects that are not all numbers or all strings"),
         (dict(x=np.array([[1.0], [None]], dtype=object)), "x holds Python objects"),
         (dict(x=np.array([np.zeros(3), np.zeros(2)], dtype=object)), "x holds Python objects"),
+        (dict(x=np.zeros((4, 2)), y=np.arange(4).astype("datetime64[D]")),
+         "y must hold numbers or strings, got an array of dtype datetime64"),
+        (dict(x=np.zeros((4, 2)), y=np.arange(4).astype("timedelta64[s]")),
+         "y must hold numbers or strings"),
+        # NumPy's or TensorFlow's own messages, not naming the seed, before.
+        (dict(x=np.zeros((4, 2)), seed="a"), "`seed` must be an integer or None, got 'a'"),
+        (dict(x=np.zeros((4, 2)), seed=1.5), "`seed` must be an integer or None"),
+        (dict(x=np.zeros((4, 2)), seed=2**63), r"`seed` must be an integer in \[-2\*\*63"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
@@ -784,3 +792,29 @@ def test_arrays_in_the_other_byte_order_are_read_as_their_values(aligned):
         got_y = np.concatenate([np.asarray(b[1]) for b in ds])
         np.testing.assert_array_equal(got_x, x)
         np.testing.assert_array_equal(got_y, y)
+
+
+@pytest.mark.parametrize("block_bytes", [8, 100, 2**19])
+def test_value_range_reads_blocks_as_whole_reductions_would(monkeypatch, block_bytes):
+    """The range is read block by block; every block counts, NaN and
+    infinities show, whatever the layout or dtype."""
+    monkeypatch.setattr(array_input, "_MIN_MAX_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(0)
+    x = rng.random((37, 5, 3)).astype("float32")
+    cases = [x, x.T, x[::3], x.astype("float64"), (x * 255).astype("uint8"), x[:1],
+             np.float32(0.25) * np.ones(())]
+    for values in cases:
+        assert array_input.value_range(values) == (float(np.min(values)), float(np.max(values)))
+    late = x.copy()
+    late[-1, -1, -1] = -2.0
+    late[30, 0, 0] = 7.0
+    assert array_input.value_range(late) == (-2.0, 7.0)
+    late[36, 4, 1] = np.inf
+    assert array_input.value_range(late) == (-2.0, np.inf)
+    late[35, 0, 0] = np.nan
+    assert all(np.isnan(array_input.value_range(late)))
+    half = x.astype(tf.bfloat16.as_numpy_dtype)
+    half[20, 1, 1] = 3.0
+    assert array_input.value_range(half) == (float(np.min(half.astype("float32"))), 3.0)
+    half[21, 2, 0] = -1.0  # the sign bit set: read from float32
+    assert array_input.value_range(half) == (-1.0, 3.0)
