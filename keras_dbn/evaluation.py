@@ -31,7 +31,7 @@ from keras import ops
 
 from keras_dbn import array_input, user_warnings
 from keras_dbn.dbn import DBN
-from keras_dbn.rbm import (RBM, _is_dataset, checked_count, checked_sampling_seed, checked_seed,
+from keras_dbn.rbm import (RBM, _is_dataset, checked_count, checked_sampling_seed,
                            float64_batches, visible_mean)
 
 _F64 = "float64"
@@ -112,8 +112,26 @@ def _as_matrix(x, rbm, binary_for=None):
     a Bernoulli RBM's probabilities are of binary states, and its formulas
     at grey levels give numbers without meaning.
     """
-    x = _dataset_rows(x, "`x`") if _is_dataset(x) else np.asarray(x, dtype=np.float64)
-    rbm._check_data(x)  # rank, width and values
+    if _is_dataset(x):
+        x = _dataset_rows(x, "`x`")
+        rbm._check_data(x)  # rank, width and values
+    else:
+        hint = ("A list or tuple is read as the rows of one array: for arrays x and y "
+                "give x alone.") if isinstance(x, (list, tuple)) else None
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except ValueError:
+            if hint is None:
+                raise
+            # Keras' (x, y) of arrays, say: NumPy's "inhomogeneous shape".
+            raise ValueError(f"`x` holds rows of different shapes. {hint}") from None
+        try:
+            rbm._check_data(x)  # rank, width and values
+        except ValueError as error:
+            if hint is None:
+                raise
+            # (x, x) stacked: a width that names no width the user gave.
+            raise ValueError(f"{error} {hint}") from None
     if not len(x):
         raise ValueError("The data holds no examples.")
     if (binary_for is not None and rbm.visible_units.name == "bernoulli"
@@ -730,8 +748,8 @@ def dbn_log_likelihood_bound(
             whose elements are not tensors.
         ValueError: for data or a ``log_z`` that `log_likelihood` refuses,
             a ``samples`` or ``batch_size`` that is not an integer >= 1, a
-            ``seed`` that is not an integer (NumPy's too) or None,
-            and a DBN whose RBMs are not all built or whose widths do not
+            ``seed`` that is neither None nor an integer (NumPy's too) in
+            ``[0, 2**31)``, as AIS takes it, and a DBN whose RBMs are not all built or whose widths do not
             chain.
 
     Example:
@@ -755,7 +773,8 @@ def dbn_log_likelihood_bound(
     rbms = list(dbn.rbms)
     samples = checked_count(samples, "`samples`", 1)
     batch_size = checked_count(batch_size, "`batch_size`", 1)
-    seed = checked_seed(seed)  # before AIS, which may run for minutes
+    # Before AIS, which may run for minutes; AIS's range whether or not it runs.
+    seed = checked_sampling_seed(seed, allow_none=True)
     if seed is not None and log_z is None:
         ais_kwargs.setdefault("seed", seed)  # the whole bound reproducible
     top = rbms[-1]

@@ -693,7 +693,15 @@ def visible_mean(data, check=None):
     total, count = 0.0, 0
     for batch in float64_batches(data, "`data`"):
         if check is not None:
-            check(batch)
+            try:
+                check(batch)
+            except ValueError as error:
+                if not isinstance(data, (list, tuple)):
+                    raise
+                # (x, y) of 2-D arrays reads as two batches: y's width would
+                # be named as the data's.
+                raise ValueError(f"{error} A list or tuple is read as batches: for arrays x "
+                                 "and y give x alone, or [(x, y)].") from None
         total, count = total + batch.reshape(len(batch), -1).sum(axis=0), count + len(batch)
     if not count:
         raise ValueError("The data holds no examples.")

@@ -1023,9 +1023,10 @@ def test_dbn_bound_takes_seeds_as_the_other_estimates_do(monkeypatch):
     assert evaluation.dbn_log_likelihood_bound(dbn, x, seed=3, **ais) == first
     # A bad seed is refused before AIS runs (for minutes at real sizes).
     monkeypatch.setattr(evaluation, "ais_log_partition", None)
-    for bad in (True, 1.5):
-        with pytest.raises(ValueError, match="`seed` must be an integer or None"):
-            evaluation.dbn_log_likelihood_bound(dbn, x, seed=bad)
+    for bad in (True, 1.5, -1, 2**31):
+        for log_z in (None, 1.0):  # -1 was taken with a log Z, refused by AIS without
+            with pytest.raises(ValueError, match=r"`seed` must be None or an integer in \[0, 2"):
+                evaluation.dbn_log_likelihood_bound(dbn, x, seed=bad, log_z=log_z)
 
 
 @pytest.mark.parametrize("estimate", [
@@ -1064,3 +1065,25 @@ def test_ais_names_a_keras_style_pair_given_as_data():
     x = all_states(5)
     with pytest.raises(ValueError, match="for arrays x and y give x alone"):
         evaluation.ais_log_partition(rbm, data=(x, np.zeros(len(x))), seed=0)
+    # One-hot labels made the pair two batches, the second's width named as the data's.
+    with pytest.raises(ValueError, match="has 3 values per example. A list or tuple is read as "
+                                         "batches: for arrays x and y give x alone"):
+        evaluation.ais_log_partition(rbm, data=(x, np.eye(3)[np.arange(len(x)) % 3]), seed=0)
+
+
+@pytest.mark.parametrize("estimate", [
+    lambda x: evaluation.log_likelihood(make_rbm(5, 3, seed=0), x, log_z=1.0),
+    lambda x: evaluation.pseudo_likelihood(make_rbm(5, 3, seed=0), x, seed=0),
+    lambda x: evaluation.dbn_log_likelihood_bound(_tiny_dbn(), x, log_z=1.0, seed=0),
+])
+def test_estimates_name_a_keras_style_pair_given_as_x(estimate):
+    """NumPy's "inhomogeneous shape", or the width of the pair stacked, before."""
+    x = all_states(5)
+    with pytest.raises(ValueError, match="`x` holds rows of different shapes. A list or tuple "
+                                         "is read as the rows of one array: for arrays x and y"):
+        estimate((x, np.zeros(len(x))))
+    with pytest.raises(ValueError, match="but the data has 160 values per example. A list or "
+                                         "tuple is read as the rows of one array"):
+        estimate((x, x))
+    assert np.all(np.isfinite(estimate([list(row) for row in x])))  # a list of rows is one array
+
