@@ -2348,6 +2348,13 @@ class RBM(ExtraStateMixin, keras.Model):
             if optimizer is None:
                 optimizer = self._default_optimizer()
             optimizer = keras.optimizers.get(optimizer)
+        if getattr(optimizer, "loss_scale_factor", None) is not None:
+            # Keras divides the updates by it as if they were a scaled loss's gradients.
+            raise ValueError(
+                f"An RBM has no loss to scale: loss_scale_factor="
+                f"{optimizer.loss_scale_factor} would divide its CD updates by that "
+                "factor. Make the optimizer without it."
+            )
         if getattr(optimizer, "weight_decay", None) and not optimizer.built:
             optimizer.exclude_from_weight_decay(var_names=["bias"])
         super().compile(optimizer=optimizer, **kwargs)

@@ -970,6 +970,11 @@ def test_compile_refuses_loss_scaling_which_would_stall_training():
         rbm.compile(optimizer=scaled)
     with pytest.raises(ValueError, match="no loss to scale"):
         rbm.compile(optimizer="sgd", auto_scale_loss=True)
+    # An optimizer's own factor divided every update by it, silently.
+    with pytest.raises(ValueError, match="loss_scale_factor=128.0 would divide its CD updates"):
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1, loss_scale_factor=128.0))
+    with pytest.raises(ValueError, match="loss_scale_factor=8"):
+        rbm.compile(optimizer={"class_name": "Adam", "config": {"loss_scale_factor": 8}})
     # The inner optimizer trains as it would alone.
     rbm.compile(optimizer=scaled.inner_optimizer)
     plain = keras_dbn.RBM(3, seed=0)
