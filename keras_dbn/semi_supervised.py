@@ -189,6 +189,18 @@ def _with_bar(kwargs):
     return with_step_progbar(kwargs.get("callbacks"), kwargs.get("verbose", "auto"))
 
 
+def _with_rank(labels):
+    """``labels`` as one class per row where their rank is unknown.
+
+    Keras retraces a step with the labels' rank unknown when a later call's
+    labels have another rank than an earlier one's, ``(n,)`` then ``(n, 1)``;
+    the cross-entropy and the accuracy need it known.
+    """
+    if getattr(labels.shape, "rank", 0) is None:
+        return ops.reshape(labels, (-1,))
+    return labels
+
+
 class ClassifierTrainer(ExtraStateMixin, keras.Model):
     """Base of the Keras models that fine-tune a wrapped classifier by a loss
     of their own (`PseudoLabel`, `keras_dbn.VirtualAdversarial`).
@@ -499,10 +511,10 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         if isinstance(data, (tuple, list)) and len(data) in (2, 3):
             if len(data) == 2 and isinstance(data[0], (tuple, list)) and len(data[0]) == 2:
                 (x_labelled, y_labelled), x_unlabelled = data
-                return x_labelled, y_labelled, x_unlabelled, None
+                return x_labelled, _with_rank(y_labelled), x_unlabelled, None
             if plain and not isinstance(data[0], (tuple, list)) and data[1] is not None:
                 sample_weight = data[2] if len(data) == 3 else None
-                return data[0], data[1], None, sample_weight
+                return data[0], _with_rank(data[1]), None, sample_weight
         expected = self._EXPECTED_BATCHES
         if plain and not self._LABELLED_ONLY:
             expected += " or `(x, y)`"
@@ -591,7 +603,7 @@ class ClassifierTrainer(ExtraStateMixin, keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if y is None:
             raise ValueError(f"{type(self).__name__}.evaluate needs labelled data `(x, y)`.")
-        y = _checked_integer_labels(y)
+        y = _checked_integer_labels(_with_rank(y))
         probabilities = self(x, training=False)
         # Like Keras' compiled loss and `metrics=["accuracy"]`: each batch's
         # loss is the mean over its examples of the weighted cross-entropy
@@ -762,8 +774,9 @@ class PseudoLabel(ClassifierTrainer):
         """`ClassifierTrainer.fit`; warns when no update would use the pseudo-labels.
 
         With ``alpha > 0``, a run whose updates all come before
-        ``ramp_start`` (counted on from ``optimizer.iterations``) gives the
-        unlabelled loss weight 0 throughout: it is supervised training on
+        ``ramp_start``, or at it where the ramp rises from 0 there (counted
+        on from ``optimizer.iterations``), gives the unlabelled loss weight
+        0 throughout: it is supervised training on
         the labelled batches alone, which a UserWarning says before the run.
         The count is known when ``steps_per_epoch`` is given or the data
         are a dataset of known length.
@@ -781,10 +794,13 @@ class PseudoLabel(ClassifierTrainer):
         updates = self._planned_updates(x, kwargs)
         if self.alpha > 0 and updates is not None:
             first = int(self.optimizer.iterations)
-            if first + updates <= self.ramp_start:
+            # A ramp is 0 at its start; a step (equal bounds) is alpha there.
+            last_unweighted = self.ramp_start - (self.ramp_end == self.ramp_start)
+            if first + updates - 1 <= last_unweighted:
                 user_warnings.warn(
-                    f"PseudoLabel.fit runs updates {first} to {first + updates - 1}, all "
-                    f"before ramp_start={self.ramp_start}: the unlabelled loss has weight 0 "
+                    f"PseudoLabel.fit runs updates {first} to {first + updates - 1}, none "
+                    f"after update {last_unweighted} (ramp_start={self.ramp_start}, "
+                    f"ramp_end={self.ramp_end}): the unlabelled loss has weight 0 "
                     "throughout, so this is supervised training on the labelled batches "
                     "alone. Run more updates (steps_per_epoch * epochs) or lower "
                     "ramp_start and ramp_end."

@@ -106,7 +106,10 @@ class SupervisedTrainer(ClassifierTrainer):
     Args:
         classifier: a Keras model mapping inputs to class probabilities
             (a softmax output), e.g. ``DBN.to_classifier(num_classes)``.
-        seed: an int for reproducible dropout masks, or None.
+        seed: an int for reproducible dropout masks, or None: the seed of
+            the classifier's first seeded Dropout layer where it has one
+            (``DBN.to_classifier(seed=...)`` seeds them), as Keras' own
+            ``fit`` would then draw reproducible masks; else unseeded.
         **kwargs: passed to `keras.Model` (``name``, ...).
 
     Raises:
@@ -128,6 +131,12 @@ class SupervisedTrainer(ClassifierTrainer):
     def __init__(self, classifier, seed=None, **kwargs):
         super().__init__(classifier, **kwargs)
         self.seed = checked_seed(seed)
+        if self.seed is None:
+            # The step draws every mask from its own generator, so the
+            # layers' seeds would otherwise be ignored.
+            seeds = [layer.seed for layer in _drawn_dropouts(classifier) or ()
+                     if layer.seed is not None]
+            self.seed = checked_seed(seeds[0]) if seeds else None
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 
     def _uses_xla(self, jit_compile):

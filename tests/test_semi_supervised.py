@@ -65,13 +65,19 @@ def test_fit_warns_when_every_update_comes_before_ramp_start():
     data = pseudo_label_dataset(x_l, y_l, x_u, seed=0)
     pseudo = PseudoLabel(tiny_classifier(), alpha=3.0, ramp_start=10, ramp_end=20)
     pseudo.compile(optimizer=keras.optimizers.SGD(0.01))
-    with pytest.warns(UserWarning, match=r"updates 0 to 5, all before ramp_start=10"):
+    with pytest.warns(UserWarning, match=r"updates 0 to 5, none after update 10 "
+                                         r"\(ramp_start=10, ramp_end=20\)"):
         history = pseudo.fit(data, steps_per_epoch=2, epochs=3, verbose=0)
     assert history.history["alpha"] == [0.0, 0.0, 0.0]
     # A finite dataset counts by its length; the count goes on from the
     # updates already applied (6 + 2 * 2 = 10 <= ramp_start).
-    with pytest.warns(UserWarning, match=r"updates 6 to 9, all before"):
+    with pytest.warns(UserWarning, match=r"updates 6 to 9, none after"):
         pseudo.fit(data.take(2), epochs=2, verbose=0)
+    # Update 10, ramp_start itself, still has weight 0 on a ramp (it was not warned of).
+    with pytest.warns(UserWarning, match=r"updates 10 to 10, none after update 10"):
+        history = pseudo.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+    assert history.history["alpha"] == [0.0]
+    pseudo.optimizer.iterations.assign(10)
     # Runs that reach ramp_start, and alpha=0 runs, are not warned about.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -80,6 +86,15 @@ def test_fit_warns_when_every_update_comes_before_ramp_start():
         quiet = PseudoLabel(tiny_classifier(), alpha=0.0, ramp_start=10, ramp_end=20)
         quiet.compile(optimizer=keras.optimizers.SGD(0.01))
         quiet.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+        # A step (equal bounds) gives update ramp_start its full weight.
+        step = PseudoLabel(tiny_classifier(), alpha=3.0, ramp_start=2, ramp_end=2)
+        step.compile(optimizer=keras.optimizers.SGD(0.01))
+        history = step.fit(data, steps_per_epoch=3, epochs=1, verbose=0)
+        assert history.history["alpha"] == [3.0]
+    with pytest.warns(UserWarning, match=r"updates 0 to 1, none after update 1"):
+        step = PseudoLabel(tiny_classifier(), alpha=3.0, ramp_start=2, ramp_end=2)
+        step.compile(optimizer=keras.optimizers.SGD(0.01))
+        step.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize("source", ["dataset", "generator"])

@@ -480,3 +480,38 @@ def test_array_functions_given_a_dataset_say_so():
         keras_dbn.semi_supervised_dataset(x, y, dataset, seed=0)
     with pytest.raises(TypeError, match="array_dataset takes arrays, not a tf.data.Dataset"):
         keras_dbn.array_dataset(dataset, batch_size=10)
+
+
+def test_a_seeded_to_classifier_trains_reproducibly_without_a_trainer_seed():
+    """`to_classifier(seed=...)` seeds its Dropout layers, which Keras' own
+    `fit` draws from; the trainer drew from an unseeded generator instead."""
+    x, y = labelled()
+    dbn = keras_dbn.DBN([6, 5], seed=0)
+    dbn.build((None, 4))
+
+    def trained():
+        classifier = dbn.to_classifier(3, dropout=0.5, seed=7)
+        trainer = SupervisedTrainer(classifier)
+        trainer.compile(optimizer=keras.optimizers.SGD(0.5))
+        trainer.fit(x, y, epochs=2, batch_size=20, shuffle=False, verbose=0)
+        return trainer, classifier.get_weights()
+
+    trainer, first = trained()
+    assert trainer.seed == 9  # dropout_0's, the first seeded Dropout layer's
+    for a, b in zip(first, trained()[1]):
+        np.testing.assert_array_equal(a, b)
+    assert SupervisedTrainer(dropout_classifier()).seed is None  # unseeded layers
+    assert SupervisedTrainer(dbn.to_classifier(3, dropout=0.5, seed=7), seed=1).seed == 1
+
+
+@pytest.mark.parametrize("jit_compile", ["auto", False])
+@pytest.mark.parametrize("trainer_class", [SupervisedTrainer, keras_dbn.VirtualAdversarial])
+def test_labels_of_another_rank_in_a_later_call_train_as_the_first(trainer_class, jit_compile):
+    """Keras retraces with the labels' rank unknown; the step failed on it."""
+    x, y = labelled()
+    trainer = trainer_class(dropout_classifier(), seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit_compile)
+    trainer.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    history = trainer.fit(x, y[:, None], epochs=1, batch_size=20, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert trainer.evaluate(x, y[:, None], verbose=0) == trainer.evaluate(x, y, verbose=0)
