@@ -911,12 +911,46 @@ def _earlier_totals(output, project_dir):
     ``results.json`` records for the search in ``project_dir``, or zeros
     (no record, or one of another search)."""
     earlier = _earlier_record(output)
-    seconds, runs = earlier.get("search_seconds"), earlier.get("pretrain_runs")
-    if (not _records_project(earlier, project_dir) or isinstance(seconds, bool)
-            or not isinstance(seconds, (int, float)) or isinstance(runs, bool)
-            or not isinstance(runs, int)):
+    totals = _totals(earlier)
+    if not _records_project(earlier, project_dir) or totals is None:
         return 0.0, 0
+    return totals
+
+
+#: The file in a project folder that counts the search's time and
+#: pretraining over all its runs, interrupted ones too.
+_TOTALS_FILE = "search_totals.json"
+
+
+def _totals(record):
+    """``(search_seconds, pretrain_runs)`` of a dict, or None where it lacks them."""
+    seconds, runs = record.get("search_seconds"), record.get("pretrain_runs")
+    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+            or isinstance(runs, bool) or not isinstance(runs, int)):
+        return None
     return float(seconds), runs
+
+
+def _totals_before(project_dir, output, resumed):
+    """The ``search_seconds`` and ``pretrain_runs`` of the earlier runs of
+    the search in ``project_dir``: from its `_TOTALS_FILE` (which every run
+    writes when it stops, also when interrupted), or for a project from
+    before that file, from ``output``'s ``results.json`` where the search
+    is ``resumed``; else zeros."""
+    path = pathlib.Path(project_dir) / _TOTALS_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        record = None
+    totals = _totals(record) if isinstance(record, dict) else None
+    if totals is not None:
+        return totals
+    return _earlier_totals(output, project_dir) if resumed else (0.0, 0)
+
+
+def _save_totals(project_dir, seconds, runs):
+    write_text_replacing(pathlib.Path(project_dir) / _TOTALS_FILE, json.dumps(
+        {"search_seconds": round(seconds, 1), "pretrain_runs": runs}, indent=2))
 
 
 def _split_validation(x, y, o):
@@ -945,8 +979,9 @@ def run_search(args=None, **kwargs):
     Returns:
         A dict: best hyperparameters, validation and test accuracy, paths,
         and the search's time and pretraining runs over every run of it
-        (a resumed search adds to the earlier runs' figures), as written to
-        ``results.json`` in the output folder.
+        (a resumed search adds to the earlier runs' figures, interrupted
+        runs' too, which the project folder's ``search_totals.json``
+        keeps), as written to ``results.json`` in the output folder.
 
     Raises:
         TypeError: for an unknown option name.
@@ -1012,17 +1047,20 @@ def run_search(args=None, **kwargs):
     done = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
     if done:
         print(f"[tune] resuming {os.path.join(o.directory, project)}: {done} finished trials kept", flush=True)
-    # A search resumed adds to its earlier runs' figures; a new one (also in
-    # a project folder removed by hand) starts from zero.
-    seconds_before, pretrain_runs_before = (_earlier_totals(output, project_dir) if done
-                                            else (0.0, 0))
+    # A search resumed adds to its earlier runs' figures, interrupted runs'
+    # too; a new one (also in a project folder removed by hand) starts from zero.
+    seconds_before, pretrain_runs_before = _totals_before(project_dir, output, done)
     callbacks = []
     if o.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=o.patience))
     start = time.perf_counter()
-    tuner.search(x_fit, y_fit, validation_data=(x_val, y_val), epochs=o.max_epochs,
-                 callbacks=callbacks, verbose=o.verbose)
-    seconds = time.perf_counter() - start
+    try:
+        tuner.search(x_fit, y_fit, validation_data=(x_val, y_val), epochs=o.max_epochs,
+                     callbacks=callbacks, verbose=o.verbose)
+    finally:
+        seconds = time.perf_counter() - start
+        _save_totals(project_dir, seconds_before + seconds,
+                     pretrain_runs_before + hypermodel.pretrain_calls)
 
     tuner.results_summary(num_trials=3)
     print("\n" + trials_table(tuner), flush=True)

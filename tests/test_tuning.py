@@ -6,6 +6,7 @@ import os
 import pathlib
 import re
 import shutil
+import time
 import warnings
 
 import keras
@@ -730,6 +731,38 @@ def test_a_new_search_in_a_removed_project_records_its_own_figures(
     again = run_search(**options)
     record = json.loads((tmp_path / "best" / "results.json").read_text())
     assert again["pretrain_runs"] == record["pretrain_runs"] == 1
+
+
+def test_an_interrupted_run_counts_in_the_searchs_figures(
+        mnist_manual_dir, tfds_data_dir, tmp_path, monkeypatch):
+    """A run stopped by Ctrl-C wrote no results.json, and its time and
+    pretraining were left out of the resumed search's figures."""
+    import json
+
+    from keras_dbn.tuning import run_search
+
+    options = dict(tuner="random", max_trials=1, max_epochs=1, units=[8], max_layers=1,
+                   max_pretrain_epochs=1, train_limit=500, manual_dir=mnist_manual_dir,
+                   data_dir=tfds_data_dir, directory=str(tmp_path / "runs"), verbose=0)
+    original = DBNHyperModel.fit
+    stopped = []
+
+    def interrupted(self, *args, **kwargs):
+        stopped.append(time.perf_counter())
+        original(self, *args, **kwargs)  # pretrains, then fine-tunes
+        raise KeyboardInterrupt  # before the trial is recorded as finished
+
+    monkeypatch.setattr(DBNHyperModel, "fit", interrupted)
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run_search(**options)
+    first_seconds = time.perf_counter() - start
+    monkeypatch.setattr(DBNHyperModel, "fit", original)
+    results = run_search(**options)  # trial 0 again; its RBMs come from the cache
+    assert results["pretrain_runs"] == 1
+    record = json.loads((tmp_path / "runs" / "dbn_mnist" / "best" / "results.json").read_text())
+    assert record["search_seconds"] == results["search_seconds"] > (first_seconds
+                                                                     - (stopped[0] - start))
 
 
 def test_images_are_fine_tuned_as_the_rows_they_were_pretrained_on(mnist):
