@@ -21,6 +21,7 @@ each batch is one ``tf.gather`` of the batch's rows, with no NumPy or
 Python call per batch.
 """
 
+import math
 import numbers
 import sys
 import types
@@ -144,6 +145,35 @@ def refuse_dataset(value, name, function):
     if tf is not None and isinstance(value, tf.data.Dataset):
         raise TypeError(f"{function} takes arrays, not a tf.data.Dataset, for {name}: "
                         "pass NumPy arrays (or tensors) of the examples.")
+
+
+def refuse_sparse(value, name):
+    """Raises where ``value`` is a sparse matrix (SciPy's, or a
+    `tf.SparseTensor`), which keras_dbn does not read.
+
+    NumPy reads a SciPy matrix as a scalar object array, so the errors that
+    follow spoke of data that "must be numeric" or of no examples.
+
+    Args:
+        value: what was given.
+        name: how the error names it (e.g. "`x`").
+
+    Raises:
+        TypeError: for a sparse matrix, saying how to pass it densely.
+    """
+    kind = type(value)
+    if not (kind.__module__.startswith("scipy.sparse") or kind.__name__ == "SparseTensor"):
+        return
+    shape = tuple(int(d) for d in value.shape)
+    mib = math.prod(shape) * 4 / 2**20
+    remedy = "`.toarray()`" if hasattr(value, "toarray") else "`tf.sparse.to_dense`"
+    size = f"{mib:,.0f} MiB" if mib >= 10 else f"{mib * 1024:,.0f} KiB" if mib < 1 else (
+        f"{mib:.1f} MiB")
+    raise TypeError(
+        f"{name} is a sparse matrix ({kind.__name__}, shape {shape}), which keras_dbn does "
+        f"not read: pass it dense ({remedy}, {size} in float32), or a tf.data.Dataset that "
+        "makes each batch dense."
+    )
 
 
 def is_stream(data):
@@ -563,6 +593,8 @@ def array_dataset(x, y=None, batch_size=32, shuffle=True, seed=None, dtype="floa
 
     refuse_dataset(x, "x", "array_dataset")
     refuse_dataset(y, "y", "array_dataset")
+    refuse_sparse(x, "x")
+    refuse_sparse(y, "y")
     x = _without_objects(x, "x")
     batch_size = checked_batch_size(batch_size)
     if x.ndim == 0:

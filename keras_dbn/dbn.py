@@ -94,6 +94,7 @@ def _as_data_array(x, keep_dtype=False):
             "DBN.pretrain a batched tf.data.Dataset (tf.data.Dataset.from_generator "
             "wraps a generator)."
         )
+    array_input.refuse_sparse(x, "The data")
     x = np.asarray(x)
     array_input.check_rank(x.shape)
     if not array_input.is_numeric(x.dtype):

@@ -116,6 +116,7 @@ def _as_matrix(x, rbm, binary_for=None):
         x = _dataset_rows(x, "`x`")
         rbm._check_data(x)  # rank, width and values
     else:
+        array_input.refuse_sparse(x, "`x`")
         hint = ("A list or tuple is read as the rows of one array: for arrays x and y "
                 "give x alone.") if isinstance(x, (list, tuple)) else None
         try:

@@ -747,6 +747,7 @@ def _host_array(data):
     in host memory is shared, not copied. A list of rows becomes the array
     it spells (Keras would refuse it, printing all of it).
     """
+    array_input.refuse_sparse(data, "The data")
     if isinstance(data, list):
         try:
             return np.asarray(data)

@@ -818,3 +818,27 @@ def test_value_range_reads_blocks_as_whole_reductions_would(monkeypatch, block_b
     assert array_input.value_range(half) == (float(np.min(half.astype("float32"))), 3.0)
     half[21, 2, 0] = -1.0  # the sign bit set: read from float32
     assert array_input.value_range(half) == (-1.0, 3.0)
+
+
+def test_sparse_matrices_are_refused_with_the_way_to_pass_them():
+    """NumPy read a SciPy matrix as a 0-d object array: "must be numeric,
+    got dtype object", also from inside `RBM.call` in `predict`."""
+    sparse = pytest.importorskip("scipy.sparse")
+    from keras_dbn import evaluation
+
+    x = (np.random.default_rng(0).random((200, 30)) < 0.1).astype("float32")
+    rbm = keras_dbn.RBM(4, seed=0)
+    rbm.compile()
+    rbm.fit(x, epochs=1, verbose=0)
+    dbn = keras_dbn.DBN([4], seed=0)
+    message = (r"is a sparse matrix \(csr_matrix, shape \(200, 30\)\), which keras_dbn does not "
+               r"read: pass it dense \(`.toarray\(\)`, 23 KiB in float32\)")
+    calls = [lambda m: rbm.fit(m, verbose=0), lambda m: rbm.evaluate(m, verbose=0),
+             lambda m: rbm.predict(m, verbose=0), lambda m: rbm.fit(x, validation_data=m, verbose=0),
+             lambda m: dbn.pretrain(m, epochs=1, verbose=0), lambda m: array_dataset(m),
+             lambda m: evaluation.pseudo_likelihood(rbm, m)]
+    for call in calls:
+        with pytest.raises(TypeError, match=message):
+            call(sparse.csr_matrix(x))
+    with pytest.raises(TypeError, match=r"SparseTensor, shape \(200, 30\)\).*`tf.sparse.to_dense`"):
+        rbm.fit(tf.sparse.from_dense(x), verbose=0)
