@@ -117,22 +117,21 @@ def _as_matrix(x, rbm, binary_for=None):
         rbm._check_data(x)  # rank, width and values
     else:
         array_input.refuse_sparse(x, "`x`")
-        hint = ("A list or tuple is read as the rows of one array: for arrays x and y "
-                "give x alone.") if isinstance(x, (list, tuple)) else None
+        # Keras' (x, y) of arrays, say: two or three arrays, the first of rows.
+        pair = (isinstance(x, (list, tuple)) and 2 <= len(x) <= 3
+                and all(hasattr(part, "shape") for part in x) and np.ndim(x[0]) >= 2)
+        hint = "A list or tuple is read as the rows of one array: for arrays x and y give x alone."
         try:
             x = np.asarray(x, dtype=np.float64)
-        except ValueError:
-            if hint is None:
-                raise
-            # Keras' (x, y) of arrays, say: NumPy's "inhomogeneous shape".
-            raise ValueError(f"`x` holds rows of different shapes. {hint}") from None
-        try:
-            rbm._check_data(x)  # rank, width and values
         except ValueError as error:
-            if hint is None:
+            if not pair or "inhomogeneous" not in str(error):
                 raise
+            raise ValueError(f"`x` holds rows of different shapes. {hint}") from None
+        width = math.prod(x.shape[1:]) if x.ndim >= 2 else None
+        if pair and rbm.built and width != rbm.num_visible:
             # (x, x) stacked: a width that names no width the user gave.
-            raise ValueError(f"{error} {hint}") from None
+            raise ValueError(f"{rbm._width_error(width)} {hint}")
+        rbm._check_data(x)  # rank, width and values
     if not len(x):
         raise ValueError("The data holds no examples.")
     if (binary_for is not None and rbm.visible_units.name == "bernoulli"

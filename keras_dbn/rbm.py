@@ -690,22 +690,31 @@ def visible_mean(data, check=None):
         for start in range(0, len(data), _MEAN_BLOCK_ROWS):
             total += data[start:start + _MEAN_BLOCK_ROWS].sum(axis=0, dtype="float64")
         return total / len(data)
+    _refuse_batches_of_other_widths(data)
     total, count = 0.0, 0
     for batch in float64_batches(data, "`data`"):
         if check is not None:
-            try:
-                check(batch)
-            except ValueError as error:
-                if not isinstance(data, (list, tuple)):
-                    raise
-                # (x, y) of 2-D arrays reads as two batches: y's width would
-                # be named as the data's.
-                raise ValueError(f"{error} A list or tuple is read as batches: for arrays x "
-                                 "and y give x alone, or [(x, y)].") from None
+            check(batch)
         total, count = total + batch.reshape(len(batch), -1).sum(axis=0), count + len(batch)
     if not count:
         raise ValueError("The data holds no examples.")
     return total / count
+
+
+def _refuse_batches_of_other_widths(data):
+    """Refuses a list or tuple of arrays (batches, to `visible_mean`) whose
+    rows have other widths: Keras' ``(x, y)`` with one-hot ``y``, say, whose
+    second "batch" would be named as data of the labels' width."""
+    if not isinstance(data, (list, tuple)) or len(data) < 2:
+        return
+    if not all(hasattr(batch, "shape") and len(batch.shape) >= 2 for batch in data):
+        return
+    widths = [math.prod(batch.shape[1:]) for batch in data]
+    if len(set(widths)) > 1:
+        raise ValueError(
+            f"`data` holds arrays of rows of other widths ({', '.join(map(str, widths))}): a "
+            "list or tuple is read as batches; for arrays x and y give x alone, or [(x, y)]."
+        )
 
 
 def float64_batches(data, name):
@@ -2382,6 +2391,16 @@ class RBM(ExtraStateMixin, keras.Model):
         # RBMs saved while `compile` still accepted a loss or metrics load.
         for ignored in ("loss", "metrics", "loss_weights", "weighted_metrics"):
             config.pop(ignored, None)
+        optimizer = config.get("optimizer")
+        factor = getattr(optimizer, "loss_scale_factor", None)
+        if factor is not None:
+            # `compile` refuses it now; the file's weights still load.
+            optimizer.loss_scale_factor = None
+            user_warnings.warn(
+                f"{self.name} was saved with an optimizer whose loss_scale_factor={factor} "
+                "divided its CD updates by that factor; it loads without it, so further "
+                "training updates at the optimizer's own learning rate."
+            )
         self.compile(**config)
         if self.built:  # a frozen RBM's optimizer still holds all its weights' slots
             self._build_optimizer_as_saved(self._parameters())

@@ -796,7 +796,7 @@ class PseudoLabel(ClassifierTrainer):
             first = int(self.optimizer.iterations)
             # A ramp is 0 at its start; a step (equal bounds) is alpha there.
             last_unweighted = self.ramp_start - (self.ramp_end == self.ramp_start)
-            if first + updates - 1 <= last_unweighted:
+            if 0 < updates and first + updates - 1 <= last_unweighted:
                 user_warnings.warn(
                     f"PseudoLabel.fit runs updates {first} to {first + updates - 1}, none "
                     f"after update {last_unweighted} (ramp_start={self.ramp_start}, "

@@ -813,6 +813,14 @@ def test_value_range_reads_blocks_as_whole_reductions_would(monkeypatch, block_b
     assert array_input.value_range(late) == (-2.0, np.inf)
     late[35, 0, 0] = np.nan
     assert all(np.isnan(array_input.value_range(late)))
+    # A masked array's data are read, as Keras reads them (a block wholly
+    # masked gave NaN); Fortran order is read as its transpose.
+    masked = np.ma.masked_array(x, mask=np.zeros(x.shape, bool))
+    masked.mask[:20] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert array_input.value_range(masked) == (float(x.min()), float(x.max()))
+    assert array_input.value_range(np.asfortranarray(late[:31])) == (float(np.min(late[:31])), 7.0)
     half = x.astype(tf.bfloat16.as_numpy_dtype)
     half[20, 1, 1] = 3.0
     assert array_input.value_range(half) == (float(np.min(half.astype("float32"))), 3.0)

@@ -1066,9 +1066,12 @@ def test_ais_names_a_keras_style_pair_given_as_data():
     with pytest.raises(ValueError, match="for arrays x and y give x alone"):
         evaluation.ais_log_partition(rbm, data=(x, np.zeros(len(x))), seed=0)
     # One-hot labels made the pair two batches, the second's width named as the data's.
-    with pytest.raises(ValueError, match="has 3 values per example. A list or tuple is read as "
-                                         "batches: for arrays x and y give x alone"):
+    with pytest.raises(ValueError, match=r"`data` holds arrays of rows of other widths \(5, 3\): "
+                                         "a list or tuple is read as batches; for arrays x and y"):
         evaluation.ais_log_partition(rbm, data=(x, np.eye(3)[np.arange(len(x)) % 3]), seed=0)
+    with pytest.raises(ValueError, match=r"Bernoulli visible units need data in \[0, 1\] \(got "
+                                         r"values in \[0.0, 255.0\]\).*real-valued data.$"):
+        evaluation.ais_log_partition(rbm, data=[x * 255], seed=0)  # no hint of pairs
 
 
 @pytest.mark.parametrize("estimate", [
@@ -1086,4 +1089,9 @@ def test_estimates_name_a_keras_style_pair_given_as_x(estimate):
                                          "tuple is read as the rows of one array"):
         estimate((x, x))
     assert np.all(np.isfinite(estimate([list(row) for row in x])))  # a list of rows is one array
+    # Other errors of a list of rows are not put down to a pair.
+    with pytest.raises(ValueError, match=r"need data in \[0, 1\].*e.g. x / 255[^:]*$"):
+        estimate((x * 255).tolist())
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        estimate([["0", "1", "a", "0", "1"]])
 

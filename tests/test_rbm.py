@@ -963,7 +963,7 @@ def test_compile_refuses_losses_and_metrics_and_fit_class_weights():
     assert float(rbm.optimizer.learning_rate) == pytest.approx(0.3)
 
 
-def test_compile_refuses_loss_scaling_which_would_stall_training():
+def test_compile_refuses_loss_scaling_which_would_stall_training(tmp_path):
     rbm = keras_dbn.RBM(3, seed=0)
     scaled = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
     with pytest.raises(ValueError, match="no loss to scale.*inner_optimizer"):
@@ -977,6 +977,17 @@ def test_compile_refuses_loss_scaling_which_would_stall_training():
         rbm.compile(optimizer={"class_name": "Adam", "config": {"loss_scale_factor": 8}})
     # The inner optimizer trains as it would alone.
     rbm.compile(optimizer=scaled.inner_optimizer)
+    # A file saved while `compile` took a factor loads, without it.
+    old = keras_dbn.RBM(3, seed=0)
+    old.compile(optimizer=keras.optimizers.SGD(0.1))
+    old.fit(all_states(4).astype("float32"), epochs=1, shuffle=False, verbose=0)
+    old.optimizer.loss_scale_factor = 4.0
+    old.save(tmp_path / "scaled.keras")
+    with pytest.warns(UserWarning, match="saved with an optimizer whose loss_scale_factor=4.0 "
+                                         "divided its CD updates"):
+        loaded = keras.models.load_model(tmp_path / "scaled.keras")  # it failed to load
+    assert loaded.optimizer.loss_scale_factor is None
+    np.testing.assert_array_equal(loaded.kernel.numpy(), old.kernel.numpy())
     plain = keras_dbn.RBM(3, seed=0)
     plain.compile(optimizer=keras.optimizers.SGD(0.1))
     for model in (rbm, plain):

@@ -65,6 +65,9 @@ def test_fit_warns_when_every_update_comes_before_ramp_start():
     data = pseudo_label_dataset(x_l, y_l, x_u, seed=0)
     pseudo = PseudoLabel(tiny_classifier(), alpha=3.0, ramp_start=10, ramp_end=20)
     pseudo.compile(optimizer=keras.optimizers.SGD(0.01))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pseudo.fit(data, steps_per_epoch=2, epochs=0, verbose=0)  # no update: nothing to say
     with pytest.warns(UserWarning, match=r"updates 0 to 5, none after update 10 "
                                          r"\(ramp_start=10, ramp_end=20\)"):
         history = pseudo.fit(data, steps_per_epoch=2, epochs=3, verbose=0)
