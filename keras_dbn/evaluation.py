@@ -749,8 +749,8 @@ def dbn_log_likelihood_bound(
         ValueError: for data or a ``log_z`` that `log_likelihood` refuses,
             a ``samples`` or ``batch_size`` that is not an integer >= 1, a
             ``seed`` that is neither None nor an integer (NumPy's too) in
-            ``[0, 2**31)``, as AIS takes it, and a DBN whose RBMs are not all built or whose widths do not
-            chain.
+            ``[0, 2**31)``, as AIS takes it, and a DBN whose RBMs are not
+            all built or whose widths do not chain.
 
     Example:
 

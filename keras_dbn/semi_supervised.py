@@ -776,8 +776,8 @@ class PseudoLabel(ClassifierTrainer):
         With ``alpha > 0``, a run whose updates all come before
         ``ramp_start``, or at it where the ramp rises from 0 there (counted
         on from ``optimizer.iterations``), gives the unlabelled loss weight
-        0 throughout: it is supervised training on
-        the labelled batches alone, which a UserWarning says before the run.
+        0 throughout: it is supervised training on the labelled batches
+        alone, which a UserWarning says before the run.
         The count is known when ``steps_per_epoch`` is given or the data
         are a dataset of known length.
 
