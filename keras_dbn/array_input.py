@@ -149,7 +149,8 @@ def refuse_dataset(value, name, function):
 
 def refuse_sparse(value, name):
     """Raises where ``value`` is a sparse matrix (SciPy's, or a
-    `tf.SparseTensor`), which keras_dbn does not read.
+    `tf.SparseTensor`), or a list or tuple holding one (``(x, y)``, a list
+    of batches), which keras_dbn does not read.
 
     NumPy reads a SciPy matrix as a scalar object array, so the errors that
     follow spoke of data that "must be numeric" or of no examples.
@@ -161,19 +162,46 @@ def refuse_sparse(value, name):
     Raises:
         TypeError: for a sparse matrix, saying how to pass it densely.
     """
-    kind = type(value)
-    if not (kind.__module__.startswith("scipy.sparse") or kind.__name__ == "SparseTensor"):
+    sparse = _sparse_in(value)
+    if sparse is None:
         return
-    shape = tuple(int(d) for d in value.shape)
-    mib = math.prod(shape) * 4 / 2**20
-    remedy = "`.toarray()`" if hasattr(value, "toarray") else "`tf.sparse.to_dense`"
-    size = f"{mib:,.0f} MiB" if mib >= 10 else f"{mib * 1024:,.0f} KiB" if mib < 1 else (
-        f"{mib:.1f} MiB")
+    shape = getattr(sparse, "shape", None)
+    dims = None
+    try:
+        dims = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):  # a traced tensor's unknown dimensions
+        pass
+    size = ""
+    if dims is not None:
+        nbytes = math.prod(dims) * 4
+        size = " (" + (f"{nbytes:,} bytes" if nbytes < 1024 else f"{nbytes / 1024:,.0f} KiB"
+                       if nbytes < 2**20 else f"{nbytes / 2**20:,.1f} MiB" if nbytes < 10 * 2**20
+                       else f"{nbytes / 2**20:,.0f} MiB") + " in float32)"
+    remedy = ("`.toarray()`" if hasattr(sparse, "toarray")
+              else "`tf.sparse.to_dense`, or where a tf.data.Dataset is taken, one mapped by it")
+    verb = "is" if sparse is value else "holds"
     raise TypeError(
-        f"{name} is a sparse matrix ({kind.__name__}, shape {shape}), which keras_dbn does "
-        f"not read: pass it dense ({remedy}, {size} in float32), or a tf.data.Dataset that "
-        "makes each batch dense."
+        f"{name} {verb} a sparse matrix ({type(sparse).__name__}, shape "
+        f"{dims if dims is not None else shape}), which keras_dbn does not read: pass it "
+        f"dense{size}: {remedy}."
     )
+
+
+def _sparse_in(value, top=True):
+    """``value`` where it is a sparse matrix, else the first one among its
+    items as a list or tuple, or in a tuple among them (``[(x, y)]``), else
+    None. Lists below the top are rows, not looked into."""
+    scipy_sparse = sys.modules.get("scipy.sparse")  # none exists unless it is imported
+    tf = sys.modules.get("tensorflow")
+    if ((scipy_sparse is not None and scipy_sparse.issparse(value))
+            or (tf is not None and isinstance(value, tf.sparse.SparseTensor))):
+        return value
+    if isinstance(value, tuple) or (top and isinstance(value, list)):
+        for item in value:
+            found = None if isinstance(item, numbers.Number) else _sparse_in(item, top=False)
+            if found is not None:
+                return found
+    return None
 
 
 def is_stream(data):

@@ -665,6 +665,7 @@ def visible_mean(data, check=None):
     >>> np.allclose(visible_mean([x_train[:100], x_train[100:]]), visible_mean(x_train))
     True
     """
+    array_input.refuse_sparse(data, "`data`")
     batches = isinstance(data, (list, tuple)) and len(data) > 0 and all(
         isinstance(batch, tuple) or np.ndim(batch) >= 2 for batch in data)
     if array_input.is_endless(data):
@@ -747,7 +748,7 @@ def _as_float32(x):
     return x
 
 
-def _host_array(data):
+def _host_array(data, name="The data"):
     """``data`` as a NumPy array where it is an eager tensor or a list;
     anything else as it is.
 
@@ -756,7 +757,7 @@ def _host_array(data):
     in host memory is shared, not copied. A list of rows becomes the array
     it spells (Keras would refuse it, printing all of it).
     """
-    array_input.refuse_sparse(data, "The data")
+    array_input.refuse_sparse(data, name)
     if isinstance(data, list):
         try:
             return np.asarray(data)
@@ -779,13 +780,14 @@ def _host_validation_data(validation_data):
     whose first item is a single row, is a list of rows instead, the
     validation examples themselves.
     """
+    name = "The validation data"
     if isinstance(validation_data, (tuple, list)) and validation_data:
         first = validation_data[0]
         if len(validation_data) > 3 or (
-                not _is_dataset(first) and np.ndim(_host_array(first)) < 2):
-            return _host_array(list(validation_data))
-        return type(validation_data)([_host_array(first), *validation_data[1:]])
-    return _host_array(validation_data)
+                not _is_dataset(first) and np.ndim(_host_array(first, name)) < 2):
+            return _host_array(list(validation_data), name)
+        return type(validation_data)([_host_array(first, name), *validation_data[1:]])
+    return _host_array(validation_data, name)
 
 
 def _warn_of_short_epochs(x, steps_per_epoch):
@@ -2392,6 +2394,12 @@ class RBM(ExtraStateMixin, keras.Model):
         for ignored in ("loss", "metrics", "loss_weights", "weighted_metrics"):
             config.pop(ignored, None)
         optimizer = config.get("optimizer")
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = config["optimizer"] = optimizer.inner_optimizer
+            user_warnings.warn(
+                f"{self.name} was saved with a LossScaleOptimizer, which divided its CD "
+                "updates by its loss scale; it loads with the inner optimizer."
+            )
         factor = getattr(optimizer, "loss_scale_factor", None)
         if factor is not None:
             # `compile` refuses it now; the file's weights still load.

@@ -839,14 +839,36 @@ def test_sparse_matrices_are_refused_with_the_way_to_pass_them():
     rbm.compile()
     rbm.fit(x, epochs=1, verbose=0)
     dbn = keras_dbn.DBN([4], seed=0)
-    message = (r"is a sparse matrix \(csr_matrix, shape \(200, 30\)\), which keras_dbn does not "
-               r"read: pass it dense \(`.toarray\(\)`, 23 KiB in float32\)")
-    calls = [lambda m: rbm.fit(m, verbose=0), lambda m: rbm.evaluate(m, verbose=0),
-             lambda m: rbm.predict(m, verbose=0), lambda m: rbm.fit(x, validation_data=m, verbose=0),
-             lambda m: dbn.pretrain(m, epochs=1, verbose=0), lambda m: array_dataset(m),
-             lambda m: evaluation.pseudo_likelihood(rbm, m)]
-    for call in calls:
-        with pytest.raises(TypeError, match=message):
-            call(sparse.csr_matrix(x))
-    with pytest.raises(TypeError, match=r"SparseTensor, shape \(200, 30\)\).*`tf.sparse.to_dense`"):
+    betas = np.linspace(0.0, 1.0, 5)
+    matrix = (r"a sparse matrix \(csr_matrix, shape \(200, 30\)\), which keras_dbn does not "
+              r"read: pass it dense \(23 KiB in float32\): `.toarray\(\)`.$")
+    calls = {
+        "The data is ": [lambda m: rbm.fit(m, verbose=0), lambda m: rbm.evaluate(m, verbose=0),
+                         lambda m: rbm.predict(m, verbose=0),
+                         lambda m: dbn.pretrain(m, epochs=1, verbose=0)],
+        "The validation data is ": [lambda m: rbm.fit(x, validation_data=(m,), verbose=0),
+                                    lambda m: dbn.pretrain(x, validation_data=m, verbose=0)],
+        "x is ": [lambda m: array_dataset(m)],
+        "`x` is ": [lambda m: evaluation.pseudo_likelihood(rbm, m)],
+        # In a list or pair: NumPy's "setting an array element with a sequence".
+        "`x` holds ": [lambda m: evaluation.pseudo_likelihood(rbm, (m, np.zeros(200)))],
+        "`data` is ": [lambda m: evaluation.ais_log_partition(rbm, data=m, betas=betas)],
+        "`data` holds ": [lambda m: evaluation.ais_log_partition(rbm, data=[m], betas=betas)],
+        "The data holds ": [lambda m: keras_dbn.RBM(3).initialize_visible_bias([m, m])],
+    }
+    for start, group in calls.items():
+        for call in group:
+            with pytest.raises(TypeError, match="^" + start + matrix):
+                call(sparse.csr_matrix(x))
+    with pytest.raises(TypeError, match=r"SparseTensor, shape \(200, 30\)\).*\(23 KiB in "
+                                        r"float32\): `tf.sparse.to_dense`"):
         rbm.fit(tf.sparse.from_dense(x), verbose=0)
+
+    @tf.function(input_signature=[tf.SparseTensorSpec([None, 30], tf.float32)])
+    def traced(v):
+        return rbm.free_energy(v)
+
+    with pytest.raises(TypeError, match=r"SparseTensor, shape \(None, 30\)\)"):  # not int(None)
+        traced(tf.sparse.from_dense(x))
+    with pytest.raises(TypeError, match=r"pass it dense \(48 bytes in float32\)"):
+        rbm.predict(sparse.csr_array(x[:1, :12]), verbose=0)

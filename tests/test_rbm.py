@@ -988,6 +988,14 @@ def test_compile_refuses_loss_scaling_which_would_stall_training(tmp_path):
         loaded = keras.models.load_model(tmp_path / "scaled.keras")  # it failed to load
     assert loaded.optimizer.loss_scale_factor is None
     np.testing.assert_array_equal(loaded.kernel.numpy(), old.kernel.numpy())
+    # So does one saved while `compile` took a LossScaleOptimizer.
+    old._compile_config.config["optimizer"] = keras.optimizers.serialize(
+        keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.3)))
+    old.save(tmp_path / "loss_scale_optimizer.keras")
+    with pytest.warns(UserWarning, match="saved with a LossScaleOptimizer, which divided its CD "
+                                         "updates by its loss scale; it loads with the inner"):
+        loaded = keras.models.load_model(tmp_path / "loss_scale_optimizer.keras")
+    assert type(loaded.optimizer) is keras.optimizers.SGD
     plain = keras_dbn.RBM(3, seed=0)
     plain.compile(optimizer=keras.optimizers.SGD(0.1))
     for model in (rbm, plain):
