@@ -520,7 +520,12 @@ class DBN(ExtraStateMixin, keras.Model):
                 `CSVLogger` needs ``append=True`` to keep every layer's
                 rows. A `BackupAndRestore` shared by several layers is
                 refused (each would restore the same backup); one per layer
-                works.
+                works, but Keras deletes each layer's backup when that
+                layer's ``fit()`` ends: rerunning a stopped call trains
+                the layers that had finished once more, above which the
+                stopped layer's backup no longer fits. Keep the backups
+                (``delete_checkpoint=False``) or rerun with ``epochs=0``
+                for the layers done.
             validation_data: held-out data, propagated up like the training
                 data: a NumPy array, ``(x, y)``, or a batched
                 `tf.data.Dataset` of ``x`` or ``(x, y)``.
@@ -648,19 +653,18 @@ class DBN(ExtraStateMixin, keras.Model):
         # Epochs this call runs: none where `initial_epoch` is at `epochs`.
         trains = [layer_epochs > fit_kwargs.get("initial_epoch", 0) for layer_epochs in epochs]
         self._pretrain_calls = [calls + bool(t) for calls, t in zip(earlier_calls, trains)]
-        updates_before = [rbm._update_count() for rbm in self.rbms]
+        self._running_pretrain = (earlier_calls, [rbm._update_count() for rbm in self.rbms])
         try:
             return self._pretrain_layers(
                 x, epochs, trains, batch_sizes, optimizers, layer_callbacks, every_callback,
                 val, earlier_calls, is_numpy, verbose, sample, init_visible_bias, cache_bytes,
                 fit_kwargs)
         except BaseException:
-            # A layer that made no update counts as not called: a refused
-            # call leaves a seeded DBN training as it would have.
-            for i, rbm in enumerate(self.rbms):
-                if not rbm._updated_since(updates_before[i]):
-                    self._pretrain_calls[i] = earlier_calls[i]
+            # A refused or stopped call leaves a seeded DBN training as it would have.
+            self._pretrain_calls = self._settled_pretrain_calls()
             raise
+        finally:
+            self._running_pretrain = None
 
     def _pretrain_layers(self, x, epochs, trains, batch_sizes, optimizers, layer_callbacks,
                          every_callback, val, earlier_calls, is_numpy, verbose, sample,
@@ -1092,11 +1096,23 @@ class DBN(ExtraStateMixin, keras.Model):
         """How many `pretrain` calls trained each layer (one count per RBM)."""
         return list(getattr(self, "_pretrain_calls", None) or [0] * len(self.rbms))
 
+    def _settled_pretrain_calls(self):
+        """`_layer_pretrain_calls`, where a `pretrain` call is running, with
+        the layers it has not updated yet counted as not called by it: what
+        a save (a callback's, say) records, and what a stopped call leaves."""
+        calls = self._layer_pretrain_calls()
+        running = getattr(self, "_running_pretrain", None)
+        if running is None:
+            return calls
+        earlier, updates_before = running
+        return [count if rbm._updated_since(before) else old
+                for count, old, rbm, before in zip(calls, earlier, self.rbms, updates_before)]
+
     def _extra_state(self):
         # Seeds the upper layers' shuffling: a loaded DBN's next `pretrain`
-        # shuffles as the saved one's would have.
+        # shuffles as the saved one's would have, also one saved during a call.
         return dict(super()._extra_state(), layer_pretrain_calls=np.asarray(
-            self._layer_pretrain_calls(), "int64"))
+            self._settled_pretrain_calls(), "int64"))
 
     def _load_extra_state(self, values):
         super()._load_extra_state(values)

@@ -813,6 +813,37 @@ def test_a_pretraining_split_into_calls_and_a_save_ends_as_one_call_would(tmp_pa
     assert all(isinstance(rbm.optimizer, keras.optimizers.Adam) for rbm in split.rbms)
 
 
+def test_a_dbn_saved_during_a_call_resumes_as_one_call_would(tmp_path):
+    """A save in a callback after the bottom layer recorded every layer of
+    the call as called (the counts seed the upper layers' streams): the
+    loaded DBN resumed with other samples than one call draws."""
+    x = _binary()
+    options = dict(batch_size=25, verbose=0, sample=True)
+    whole = keras_dbn.DBN([8, 4, 3], seed=0)
+    whole.pretrain(x, epochs=1, **options)
+
+    dbn = keras_dbn.DBN([8, 4, 3], seed=0)
+
+    class SaveAfterTheBottomLayer(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            dbn.save(tmp_path / "mid.keras")
+
+    class Crash(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        dbn.pretrain(x, epochs=1, callbacks=[[SaveAfterTheBottomLayer()], [Crash()], []],
+                     **options)
+    loaded = keras.models.load_model(tmp_path / "mid.keras")
+    assert loaded._layer_pretrain_calls() == dbn._layer_pretrain_calls() == [1, 0, 0]
+    for resumed in (loaded, dbn):
+        resumed.pretrain(x, epochs=[0, 1, 1], **options)
+        for a, b in zip(whole.rbms, resumed.rbms):
+            for wa, wb in zip(a.get_weights(), b.get_weights()):
+                np.testing.assert_array_equal(wa, wb)
+
+
 def test_an_upper_layers_start_is_set_in_the_call_that_trains_it():
     """A call of no epochs for a layer above a trained one set its start,
     except where the layer below had been given a new optimizer (no updates
