@@ -70,13 +70,21 @@ def next_version(base_dir):
     Returns:
         An int >= 1 that names no entry of ``base_dir``.
 
+    Raises:
+        ValueError: where ``base_dir`` holds version ``2**63 - 1``, the
+            highest TF Serving reads.
+
     Example:
 
     >>> export_saved_model(classifier, "/srv/models/dbn", version=next_version("/srv/models/dbn"))
     '/srv/models/dbn/1'
     """
     _clear_stale_versions(pathlib.Path(base_dir))
-    return max((int(p.name) for p in version_entries(base_dir)), default=0) + 1
+    highest = max((int(p.name) for p in version_entries(base_dir)), default=0)
+    if highest >= MAX_VERSION:
+        raise ValueError(f"{base_dir} holds version {highest}, the highest TF Serving reads: "
+                         "there is no next version; export to another base path.")
+    return highest + 1
 
 
 def version_entries(base_dir):
@@ -172,13 +180,20 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
 
     base = pathlib.Path(base_dir)
     target = base / str(int(version))
-    if base.exists() and not base.is_dir():
-        raise ValueError(f"{base} is a file, not a folder to export versions into.")
+    _check_base_folder(base)
     _clear_stale_versions(base)  # a killed export's version back, its empty claim gone
+    if os.path.islink(target) and not target.exists():
+        raise ValueError(f"{target} is a link to nothing; remove it or export another version.")
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target} is a file, not an exported version; move it first.")
     if target.exists() and not overwrite:
         raise FileExistsError(_exists_message(target, "already exists"))
+    for entry in version_entries(base):
+        if int(entry.name) == version and entry.name != target.name:
+            # TF Serving would find two folders of one version.
+            raise ValueError(f"{entry} already names version {int(version)} (TF Serving reads "
+                             "folder names as numbers); rename or remove it, or export another "
+                             "version.")
 
     def serve(inputs):
         outputs = model(inputs, training=False)
@@ -285,6 +300,17 @@ def write_saved_model_folder(write, filepath):
             _remove_empty(created)
             raise
     return None
+
+
+def _check_base_folder(base):
+    """Refuses a model base path that is a file, a link to nothing, or lies
+    under a file, before anything is written."""
+    if os.path.islink(base) and not base.exists():
+        raise ValueError(f"{base} is a link to nothing; remove it or export elsewhere.")
+    existing = next((path for path in (base, *base.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == base else f" ({base} cannot be made under it)"
+        raise ValueError(f"{existing} is a file, not a folder to export versions into{where}.")
 
 
 def _missing_folders(folder):

@@ -381,6 +381,34 @@ def test_files_where_folders_belong_are_refused_and_kept(tmp_path):
     assert base_file.read_text() == version_file.read_text() == "notes"
 
 
+def test_paths_an_export_cannot_use_are_refused_by_what_stands_there(tmp_path):
+    """"007" is version 7 to TF Serving, and was exported beside; links to
+    nothing and a file above the base gave OS errors, or spoke of another
+    export taking the version meanwhile."""
+    base = tmp_path / "base"
+    (base / "007").mkdir(parents=True)
+    assert next_version(base) == 8
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match=r"007 already names version 7 \(TF Serving reads "
+                                             "folder names as numbers\)"):
+            export_saved_model(_classifier(), base, version=7, overwrite=overwrite)
+    (base / "3").symlink_to(tmp_path / "nothing")
+    with pytest.raises(ValueError, match=r"3 is a link to nothing; remove it or export another"):
+        export_saved_model(_classifier(), base, version=3)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="dangling is a link to nothing"):
+        export_saved_model(_classifier(), tmp_path / "dangling", version=1)
+    (tmp_path / "notes").write_text("notes")
+    with pytest.raises(ValueError, match=r"notes is a file, not a folder to export versions into "
+                                         r"\(.*notes/sub cannot be made under it\)"):
+        export_saved_model(_classifier(), tmp_path / "notes" / "sub", version=1)
+    assert sorted(p.name for p in base.iterdir()) == ["007", "3"]
+    assert (tmp_path / "notes").read_text() == "notes"
+    (tmp_path / "full" / str(2**63 - 1)).mkdir(parents=True)
+    with pytest.raises(ValueError, match="the highest TF Serving reads: there is no next version"):
+        next_version(tmp_path / "full")
+
+
 def test_keras_export_of_an_rbm_or_dbn_trained_by_fit_serves_its_hidden_means(tmp_path):
     import tensorflow as tf
 
