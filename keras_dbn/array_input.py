@@ -149,8 +149,9 @@ def refuse_dataset(value, name, function):
 
 def refuse_sparse(value, name):
     """Raises where ``value`` is a sparse matrix (SciPy's, or a
-    `tf.SparseTensor`), or a list or tuple holding one (``(x, y)``, a list
-    of batches), which keras_dbn does not read.
+    `tf.SparseTensor`), or a list or tuple holding one as an item or as the
+    ``x`` of an ``(x, y)`` item (a list of batches), which keras_dbn does
+    not read.
 
     NumPy reads a SciPy matrix as a scalar object array, so the errors that
     follow spoke of data that "must be numeric" or of no examples.
@@ -187,21 +188,28 @@ def refuse_sparse(value, name):
     )
 
 
-def _sparse_in(value, top=True):
-    """``value`` where it is a sparse matrix, else the first one among its
-    items as a list or tuple, or in a tuple among them (``[(x, y)]``), else
-    None. Lists below the top are rows, not looked into."""
+def _sparse_in(value):
+    """``value`` where it is a sparse matrix, else the first among its items
+    as a list or tuple, or among the first items of the tuples there (the
+    ``x`` of ``[(x, y)]``; labels are not data), else None. One check per
+    item: rows of numbers are not looked into."""
+    if _is_sparse(value):
+        return value
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            first = item[0] if isinstance(item, tuple) and item else None
+            for candidate in (item, first):
+                if _is_sparse(candidate):
+                    return candidate
+    return None
+
+
+def _is_sparse(value):
+    """Whether ``value`` is a SciPy sparse matrix or array, or a `tf.SparseTensor`."""
     scipy_sparse = sys.modules.get("scipy.sparse")  # none exists unless it is imported
     tf = sys.modules.get("tensorflow")
-    if ((scipy_sparse is not None and scipy_sparse.issparse(value))
-            or (tf is not None and isinstance(value, tf.sparse.SparseTensor))):
-        return value
-    if isinstance(value, tuple) or (top and isinstance(value, list)):
-        for item in value:
-            found = None if isinstance(item, numbers.Number) else _sparse_in(item, top=False)
-            if found is not None:
-                return found
-    return None
+    return ((scipy_sparse is not None and scipy_sparse.issparse(value))
+            or (tf is not None and isinstance(value, tf.sparse.SparseTensor)))
 
 
 def is_stream(data):

@@ -522,10 +522,11 @@ class DBN(ExtraStateMixin, keras.Model):
                 refused (each would restore the same backup); one per layer
                 works, but Keras deletes each layer's backup when that
                 layer's ``fit()`` ends: rerunning a stopped call trains
-                the layers that had finished once more, above which the
-                stopped layer's backup no longer fits. Keep the backups
-                (``delete_checkpoint=False``) or rerun with ``epochs=0``
-                for the layers done.
+                the layers that had finished once more. Keep the backups
+                (``delete_checkpoint=False``, then remove them when the
+                pretraining is done, or the next run restores them), or
+                save the DBN after each layer and rerun the loaded one with
+                ``epochs=0`` for the layers done.
             validation_data: held-out data, propagated up like the training
                 data: a NumPy array, ``(x, y)``, or a batched
                 `tf.data.Dataset` of ``x`` or ``(x, y)``.
@@ -653,6 +654,8 @@ class DBN(ExtraStateMixin, keras.Model):
         # Epochs this call runs: none where `initial_epoch` is at `epochs`.
         trains = [layer_epochs > fit_kwargs.get("initial_epoch", 0) for layer_epochs in epochs]
         self._pretrain_calls = [calls + bool(t) for calls, t in zip(earlier_calls, trains)]
+        # Restored at the end: a `pretrain` called from a callback of this one.
+        outer = getattr(self, "_running_pretrain", None)
         self._running_pretrain = (earlier_calls, [rbm._update_count() for rbm in self.rbms])
         try:
             return self._pretrain_layers(
@@ -664,7 +667,7 @@ class DBN(ExtraStateMixin, keras.Model):
             self._pretrain_calls = self._settled_pretrain_calls()
             raise
         finally:
-            self._running_pretrain = None
+            self._running_pretrain = outer
 
     def _pretrain_layers(self, x, epochs, trains, batch_sizes, optimizers, layer_callbacks,
                          every_callback, val, earlier_calls, is_numpy, verbose, sample,

@@ -2398,7 +2398,8 @@ class RBM(ExtraStateMixin, keras.Model):
             optimizer = config["optimizer"] = optimizer.inner_optimizer
             user_warnings.warn(
                 f"{self.name} was saved with a LossScaleOptimizer, which divided its CD "
-                "updates by its loss scale; it loads with the inner optimizer."
+                "updates by its loss scale; it loads with the inner optimizer, whose state "
+                "(iterations, momentum) is not restored: the weights are the saved ones."
             )
         factor = getattr(optimizer, "loss_scale_factor", None)
         if factor is not None:

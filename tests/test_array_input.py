@@ -872,3 +872,9 @@ def test_sparse_matrices_are_refused_with_the_way_to_pass_them():
         traced(tf.sparse.from_dense(x))
     with pytest.raises(TypeError, match=r"pass it dense \(48 bytes in float32\)"):
         rbm.predict(sparse.csr_array(x[:1, :12]), verbose=0)
+    # Labels are not data: sparse ones beside dense rows are read as before.
+    labels = sparse.csr_matrix(np.eye(3)[np.arange(200) % 3])
+    batches = [(x[:100], labels[:100]), (x[100:], labels[100:])]
+    np.testing.assert_allclose(keras_dbn.rbm.visible_mean(batches), x.mean(axis=0), rtol=1e-6)
+    assert np.isfinite(evaluation.ais_log_partition(rbm, data=batches, betas=betas).log_z)
+    rbm.fit(x, validation_data=(x, labels), epochs=1, verbose=0)

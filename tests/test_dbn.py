@@ -837,6 +837,17 @@ def test_a_dbn_saved_during_a_call_resumes_as_one_call_would(tmp_path):
                      **options)
     loaded = keras.models.load_model(tmp_path / "mid.keras")
     assert loaded._layer_pretrain_calls() == dbn._layer_pretrain_calls() == [1, 0, 0]
+    # A call of no epochs from a callback left the stopped call's count to the
+    # layers it never trained.
+    nested = keras_dbn.DBN([8, 4, 3], seed=0)
+
+    class PretrainAgain(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            nested.pretrain(x, epochs=0, **options)
+
+    with pytest.raises(KeyboardInterrupt):
+        nested.pretrain(x, epochs=1, callbacks=[[PretrainAgain()], [Crash()], []], **options)
+    assert nested._layer_pretrain_calls() == [1, 0, 0]
     for resumed in (loaded, dbn):
         resumed.pretrain(x, epochs=[0, 1, 1], **options)
         for a, b in zip(whole.rbms, resumed.rbms):
