@@ -152,8 +152,9 @@ def export_saved_model(model, base_dir, version=1, overwrite=False):
         ValueError: If ``version`` is not a positive int of at most
             ``2**63 - 1`` (TF Serving reads 64-bit versions), the model does
             not take a single ``(None, features)`` input or return a single
-            ``(batch, classes)`` output, or ``base_dir`` or its version
-            names a file.
+            ``(batch, classes)`` output, ``base_dir`` or its version names
+            a file or a link to nothing, ``base_dir`` lies under a file, or
+            another entry names the same version (``007`` for 7).
         FileExistsError: If ``base_dir/<version>`` exists and ``overwrite``
             is False, checked before the export is written and again when it
             is moved into place (another export may have taken the version
