@@ -321,26 +321,68 @@ def value_range(x):
 #: the cache between the two reductions.
 _MIN_MAX_BLOCK_BYTES = 2**19
 
+#: Arrays of at least this many bytes are reduced by two threads (see `_min_max`).
+_MIN_MAX_THREADED_BYTES = 2**24
+
 
 def _min_max(x):
     """``(x.min(), x.max())`` of a non-empty NumPy array (NaN propagates),
     reading it from memory once: block by block over its first axis, each
     block reduced twice while it is in the cache. Two whole passes took
-    22-25 ms for MNIST's 60,000 float32 images on 2 cores, this 16 ms (the
-    memory's bandwidth). An array in neither C nor Fortran order is read
-    by two whole reductions: its blocks could be strided gathers."""
+    22-25 ms for MNIST's 60,000 float32 images on 2 cores, this 19.5 ms,
+    and 13 ms with its halves reduced on two threads at once (NumPy's
+    reductions release the GIL; one thread's reads leave part of the
+    memory's bandwidth unused), as arrays of `_MIN_MAX_THREADED_BYTES` or
+    more are where a second core is free. An array in neither C nor
+    Fortran order is read by two whole reductions: its blocks could be
+    strided gathers."""
     if x.ndim == 0:
         return x[()], x[()]
     if not x.flags.c_contiguous:
         if not x.flags.f_contiguous:
             return x.min(), x.max()
         x = x.T  # the same values, its blocks contiguous
+    if x.nbytes < _MIN_MAX_THREADED_BYTES or len(x) < 2 or _free_cores() < 2:
+        return _min_max_blocks(x)
+    import threading
+
+    half, other = len(x) // 2, {}
+
+    def reduce_second_half():
+        try:
+            other["range"] = _min_max_blocks(x[half:])
+        except BaseException as error:  # raised in the caller's thread
+            other["error"] = error
+
+    worker = threading.Thread(target=reduce_second_half, name="keras_dbn-min-max")
+    worker.start()
+    try:
+        low, high = _min_max_blocks(x[:half])
+    finally:
+        worker.join()
+    if "error" in other:
+        raise other["error"]
+    return np.minimum(low, other["range"][0]), np.maximum(high, other["range"][1])
+
+
+def _min_max_blocks(x):
+    """`_min_max` of a non-empty C-contiguous array, on the caller's thread."""
     rows = max(1, _MIN_MAX_BLOCK_BYTES // max(1, x[:1].nbytes))
     low, high = x[:rows].min(), x[:rows].max()
     for first in range(rows, len(x), rows):
         block = x[first:first + rows]
         low, high = np.minimum(low, block.min()), np.maximum(high, block.max())
     return low, high
+
+
+def _free_cores():
+    """The CPU cores this process may run on."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def check_finite(x, name):

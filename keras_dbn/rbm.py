@@ -2998,6 +2998,8 @@ class RBM(ExtraStateMixin, keras.Model):
             # where one pass holds fewer batches; Keras would cut such an
             # epoch short at the end of a pass.
             train = train.repeat()
+        else:
+            train = self._one_iterator_per_call(train, kwargs, "steps_per_epoch")
         if isinstance(validation_data, (tuple, list)):
             validation_data = validation_data[0]
         if isinstance(validation_data, np.ndarray):
@@ -3005,7 +3007,32 @@ class RBM(ExtraStateMixin, keras.Model):
             validation_data = array_input.array_dataset(
                 validation_data, batch_size=val_batch_size, shuffle=False
             )
+            if not kwargs.get("validation_steps"):
+                validation_data = self._one_iterator_per_call(
+                    validation_data, kwargs, "validation_steps")
         return train, validation_data
+
+    def _one_iterator_per_call(self, dataset, kwargs, steps_key):
+        """``dataset`` (one pass over an array) repeated, with ``kwargs[steps_key]``
+        set to its batches per pass, where whole executions of the compiled
+        ``steps_per_execution`` end each pass.
+
+        Of a dataset of known length Keras makes a new iterator when each
+        epoch (or validation) begins and one more when it ends, which the
+        next epoch reads or nobody does (~3 ms each for
+        `array_input.indexed_batches`' pipeline, on 2 cores, mostly the
+        instantiation of its functions). An endless dataset with a number
+        of steps is iterated once per call of `fit` (once per validation,
+        which Keras restarts). Each pass of the repetition starts its
+        pipeline anew as a new iterator would: the epochs read the same
+        batches in the same orders. Measured: 5-epoch calls over 3,000
+        MNIST images at batch size 1,000 took 135 ms instead of 178 ms.
+        """
+        batches = int(dataset.cardinality())
+        if batches <= 0 or batches % self.steps_per_execution:
+            return dataset  # an execution would read on into the next pass
+        kwargs[steps_key] = batches
+        return dataset.repeat()
 
     def _checked_dataset(self, dataset):
         """``dataset``, each batch's first `MONITOR_ROWS` rows checked as

@@ -794,11 +794,15 @@ def test_arrays_in_the_other_byte_order_are_read_as_their_values(aligned):
         np.testing.assert_array_equal(got_y, y)
 
 
+@pytest.mark.parametrize("threaded", [False, True])
 @pytest.mark.parametrize("block_bytes", [8, 100, 2**19])
-def test_value_range_reads_blocks_as_whole_reductions_would(monkeypatch, block_bytes):
-    """The range is read block by block; every block counts, NaN and
+def test_value_range_reads_blocks_as_whole_reductions_would(monkeypatch, block_bytes, threaded):
+    """The range is read block by block, by one thread or (large arrays, a
+    second core free) by two, one half each; every block counts, NaN and
     infinities show, whatever the layout or dtype."""
     monkeypatch.setattr(array_input, "_MIN_MAX_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(array_input, "_MIN_MAX_THREADED_BYTES", 0 if threaded else 2**62)
+    monkeypatch.setattr(array_input, "_free_cores", lambda: 2)
     rng = np.random.default_rng(0)
     x = rng.random((37, 5, 3)).astype("float32")
     cases = [x, x.T, x[::3], x.astype("float64"), (x * 255).astype("uint8"), x[:1],
@@ -809,6 +813,9 @@ def test_value_range_reads_blocks_as_whole_reductions_would(monkeypatch, block_b
     late[-1, -1, -1] = -2.0
     late[30, 0, 0] = 7.0
     assert array_input.value_range(late) == (-2.0, 7.0)
+    early = x.copy()
+    early[0, 0, 0], early[17, 4, 2] = 9.0, -4.0  # both in the first half
+    assert array_input.value_range(early) == (-4.0, 9.0)
     late[36, 4, 1] = np.inf
     assert array_input.value_range(late) == (-2.0, np.inf)
     late[35, 0, 0] = np.nan
@@ -826,6 +833,25 @@ def test_value_range_reads_blocks_as_whole_reductions_would(monkeypatch, block_b
     assert array_input.value_range(half) == (float(np.min(half.astype("float32"))), 3.0)
     half[21, 2, 0] = -1.0  # the sign bit set: read from float32
     assert array_input.value_range(half) == (-1.0, 3.0)
+
+
+def test_value_range_raises_a_second_threads_error_in_the_caller(monkeypatch):
+    """An error in the thread that reduces the second half (here a made-up
+    MemoryError) reaches the caller, after both threads have finished."""
+    monkeypatch.setattr(array_input, "_MIN_MAX_THREADED_BYTES", 0)
+    monkeypatch.setattr(array_input, "_free_cores", lambda: 2)
+    real, x = array_input._min_max_blocks, np.arange(40.0).reshape(10, 4)
+
+    def failing_on_the_second_half(part):
+        if part[0, 0] == x[5, 0]:
+            raise MemoryError("made up")
+        return real(part)
+
+    monkeypatch.setattr(array_input, "_min_max_blocks", failing_on_the_second_half)
+    with pytest.raises(MemoryError, match="made up"):
+        array_input.value_range(x)
+    monkeypatch.setattr(array_input, "_min_max_blocks", real)
+    assert array_input.value_range(x) == (0.0, 39.0)
 
 
 def test_sparse_matrices_are_refused_with_the_way_to_pass_them():

@@ -546,6 +546,47 @@ def test_array_epochs_run_on_into_the_next_pass(steps):
     assert seen[0].tolist() != seen[1].tolist()
 
 
+@pytest.mark.parametrize("steps_per_execution", [1, 4, 5])
+def test_array_fit_iterates_its_pipeline_once_where_executions_end_each_pass(
+        monkeypatch, steps_per_execution):
+    """120 rows at batch size 10 make 12 batches a pass, 40 validation rows
+    4. Where whole executions end every pass (1 or 4 steps each), a call
+    iterates the training pipeline once for all its epochs and the
+    validation pipeline once an epoch: Keras made an iterator of the
+    training data for every epoch and one more when the last ended, and two
+    of the validation data an epoch, the second never read (~3 ms each).
+    With 5 steps an execution it still does. The epochs read the same
+    batches in the same orders either way."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((160, 12)) < np.linspace(0.1, 0.9, 160)[:, None]).astype("float32")
+    iterators = []
+    real_iter = tf.data.Dataset.__iter__
+
+    def counted(dataset):
+        iterators.append(dataset)
+        return real_iter(dataset)
+
+    monkeypatch.setattr(tf.data.Dataset, "__iter__", counted)
+    rbm = keras_dbn.RBM(5, seed=3)
+    rbm.compile(optimizer=keras.optimizers.SGD(0.1), steps_per_execution=steps_per_execution)
+    history = rbm.fit(keras_dbn.as_aligned(x[:120]), batch_size=10, epochs=3, verbose=0,
+                      validation_data=x[120:])
+    assert len(iterators) == (1 + 3 if steps_per_execution != 5 else 3 + 1 + 3 * 2)
+    assert int(rbm.optimizer.iterations.numpy()) == 36
+    assert rbm.steps_per_execution == steps_per_execution
+    monkeypatch.undo()
+    # The same figures and weights as through the iterator per epoch.
+    expected = keras_dbn.RBM(5, seed=3)
+    expected.compile(optimizer=keras.optimizers.SGD(0.1), steps_per_execution=5)
+    expected_history = expected.fit(keras_dbn.as_aligned(x[:120]), batch_size=10, epochs=3,
+                                    verbose=0, validation_data=x[120:])
+    for mine, theirs in zip(rbm.get_weights(), expected.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    assert history.history == expected_history.history
+
+
 def _endless_batches(x, batch_size):
     while True:
         for first in range(0, len(x), batch_size):
