@@ -2985,8 +2985,13 @@ class RBM(ExtraStateMixin, keras.Model):
         # under a `tf.distribute` strategy, which would split the view too.
         train = None
         if not self.jit_compile and not _under_strategy(self):
-            train = array_input.indexed_batches(
-                x, batch_size=batch_size, shuffle=shuffle, seed=seed
+            if getattr(self, "_row_orders", None) is None:
+                self._row_orders = array_input.ReusedRowOrders()
+            # Not the pipeline of a `fit` still running (this one called
+            # from its callback): restarting it would change its orders.
+            train = self._row_orders.indexed_batches(
+                x, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                reuse=not getattr(self, "_fitting", False),
             )
         if train is None:
             train = array_input.array_dataset(

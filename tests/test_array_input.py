@@ -332,16 +332,23 @@ def test_arrays_that_cannot_be_viewed_are_read_through_numpy(monkeypatch):
 
 
 def spy_on_indexed_batches(monkeypatch):
-    """Records, per indexed_batches call, whether it returned a dataset."""
+    """Records, per indexed_batches call (also of `ReusedRowOrders`, which
+    `RBM.fit` calls), whether it returned a dataset."""
     calls = []
-    real = array_input.indexed_batches
+    real, reused = array_input.indexed_batches, array_input.ReusedRowOrders.indexed_batches
 
     def spy(*args, **kwargs):
         ds = real(*args, **kwargs)
         calls.append(ds is not None)
         return ds
 
+    def reused_spy(self, *args, **kwargs):
+        ds = reused(self, *args, **kwargs)
+        calls.append(ds is not None)
+        return ds
+
     monkeypatch.setattr(array_input, "indexed_batches", spy)
+    monkeypatch.setattr(array_input.ReusedRowOrders, "indexed_batches", reused_spy)
     return calls
 
 
@@ -456,6 +463,101 @@ def test_indexed_batches_stand_for_array_datasets_batches(shuffle):
     assert array_input.indexed_batches(x[:0], batch_size=10) is None
     with pytest.raises(ValueError, match="batch_size"):
         array_input.indexed_batches(x, batch_size=0)
+
+
+def _row_passes(dataset, passes):
+    """The row indices of the first ``passes`` iterations of an `indexed_batches`."""
+    return [np.concatenate([np.asarray(e[array_input.ROWS]) for e in dataset]).tolist()
+            for _ in range(passes)]
+
+
+def test_reused_row_orders_give_new_pipelines_orders_and_trace_once(monkeypatch):
+    """`ReusedRowOrders` builds the shuffled rows once for arrays of one
+    length and batch size, and each call (restarted with its seed) reads
+    the orders of a new `indexed_batches` of that seed: the same sequence
+    again for the same seed, another for another. A call with
+    ``reuse=False`` (a `fit` inside another's callback) leaves the reused
+    pipeline's sequence where it was."""
+    built = []
+    real = array_input._shuffled_row_batches
+    monkeypatch.setattr(array_input, "_shuffled_row_batches",
+                        lambda *args: built.append(args[:2]) or real(*args))
+    x = array_input.as_aligned(np.zeros((53, 3), "float32"))
+    other = array_input.as_aligned(np.ones((53, 3), "float32"))
+    orders = array_input.ReusedRowOrders()
+    expected = {seed: _row_passes(array_input.indexed_batches(x, 10, seed=seed), 3)
+                for seed in (5, 6, None)}
+    built.clear()
+    for seed in (5, 6, 5):
+        assert _row_passes(orders.indexed_batches(x, 10, True, seed), 3) == expected[seed]
+    assert _row_passes(orders.indexed_batches(other, 10, True, 6), 3) == expected[6]
+    assert built == [(53, 10)]  # once, for all four calls
+    assert expected[5][0] != expected[5][1] != expected[5][2] and expected[5] != expected[6]
+    # Unseeded calls draw fresh orders each time, each pass a permutation.
+    fresh = [_row_passes(orders.indexed_batches(x, 10, True, None), 2) for _ in range(2)]
+    assert fresh[0] != fresh[1] and fresh[0][0] != expected[None][0]
+    assert all(sorted(rows) == list(range(53)) for rows in fresh[0] + fresh[1])
+    # A pipeline still being read keeps its sequence past a call not to reuse it.
+    reused = iter(orders.indexed_batches(x, 10, True, 5))
+    first = np.concatenate([np.asarray(next(reused)[array_input.ROWS]) for _ in range(6)])
+    assert _row_passes(orders.indexed_batches(x, 10, True, 6, reuse=False), 1) == expected[6][:1]
+    assert first.tolist() == expected[5][0] and len(built) == 2
+    # Other lengths or batch sizes rebuild; unshuffled rows are never traced.
+    assert _row_passes(orders.indexed_batches(x[:50], 10, True, 5), 1) == _row_passes(
+        array_input.indexed_batches(x[:50], 10, seed=5), 1)
+    assert _row_passes(orders.indexed_batches(x, 10, False, 5), 1) == [list(range(53))]
+    assert orders.indexed_batches(unaligned_copy(x), 10, True, 5) is None
+    assert built[2:] == [(50, 10), (50, 10)]
+
+
+def test_pass_seeds_take_any_int64_seed():
+    """Negative seeds too (NumPy's SeedSequence takes none), each its own sequence."""
+    def two_draws(seed):
+        seeds = array_input._PassSeeds(seed)
+        return [seeds.draw(), seeds.draw()]
+
+    draws = {seed: two_draws(seed) for seed in (-(2**63), -1, 0, 1, 2**63 - 1)}
+    assert len({tuple(d) for d in draws.values()}) == len(draws)
+    assert all(0 <= d < 2**63 for pair in draws.values() for d in pair)
+    assert two_draws(-1) == draws[-1] and draws[-1][0] != draws[-1][1]
+    with pytest.raises(ValueError, match="seed"):
+        array_input._PassSeeds(1.5)
+
+
+def test_rbm_fit_reuses_its_rows_pipeline_but_not_inside_another_fit(monkeypatch):
+    """Calls of a seeded RBM train as a new pipeline per call would: two
+    RBMs of one seed, one fitted on both arrays of one length, the other
+    given a new pipeline object before each call, end with the same
+    weights; a `fit` from a callback of another asks for no reuse."""
+    asked = []
+    real = array_input.ReusedRowOrders.indexed_batches
+
+    def spy(self, *args, reuse=True, **kwargs):
+        asked.append(reuse)
+        return real(self, *args, reuse=reuse, **kwargs)
+
+    monkeypatch.setattr(array_input.ReusedRowOrders, "indexed_batches", spy)
+    x, other = array_input.as_aligned(binary_data(90)), array_input.as_aligned(binary_data(90, seed=3))
+    rbms = [keras_dbn.RBM(4, seed=2) for _ in range(2)]
+    for index, rbm in enumerate(rbms):
+        # TensorFlow's graph: XLA steps read `array_dataset`s, not row indices.
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+        for data in (x, other, x):
+            if index:
+                rbm._row_orders = array_input.ReusedRowOrders()
+            rbm.fit(data, batch_size=20, epochs=2, verbose=0)
+    for a, b in zip(rbms[0].get_weights(), rbms[1].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert asked == [True] * 6
+    asked.clear()
+
+    class FitAgain(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.model.fit(other, batch_size=20, epochs=1, verbose=0)
+
+    rbms[0].fit(x, batch_size=20, epochs=2, verbose=0, callbacks=[FitAgain()])
+    assert asked == [True, False]
 
 
 def test_rbm_fit_checks_validation_arrays_and_datasets_do_not_warn():
