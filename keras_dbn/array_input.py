@@ -150,8 +150,8 @@ def refuse_dataset(value, name, function):
 def refuse_sparse(value, name):
     """Raises where ``value`` is a sparse matrix (SciPy's, or a
     `tf.SparseTensor`), or a list or tuple holding one as an item or as the
-    ``x`` of an ``(x, y)`` item (a list of batches), which keras_dbn does
-    not read.
+    ``x`` of an ``(x, y)`` item (a list of batches), or a `tf.RaggedTensor`,
+    which keras_dbn does not read.
 
     NumPy reads a SciPy matrix as a scalar object array, so the errors that
     follow spoke of data that "must be numeric" or of no examples.
@@ -161,8 +161,14 @@ def refuse_sparse(value, name):
         name: how the error names it (e.g. "`x`").
 
     Raises:
-        TypeError: for a sparse matrix, saying how to pass it densely.
+        TypeError: for a sparse matrix or a ragged tensor, saying how to
+            pass it densely.
     """
+    if type(value).__name__ == "RaggedTensor":  # NumPy made an object array of it
+        raise TypeError(
+            f"{name} is a tf.RaggedTensor (shape {value.shape}), which keras_dbn does not "
+            f"read: pass it dense, each row padded to the full width, e.g. "
+            f"x.to_tensor(shape=[None, width]).")
     sparse = _sparse_in(value)
     if sparse is None:
         return
@@ -972,7 +978,9 @@ class _PassSeeds:
     pipeline draws it, so one pipeline, built once, serves calls of other
     seeds (`restart`, `ReusedRowOrders`), where `tf.data.Dataset.random`
     fixes its seed when the pipeline is built. Without a seed each start
-    takes fresh entropy.
+    draws one from TensorFlow's global random state, as an unseeded
+    `tf.data.Dataset.random` does: runs are reproducible after
+    `keras.utils.set_random_seed` (or `tf.random.set_seed`).
     """
 
     def __init__(self, seed=None):
@@ -986,8 +994,12 @@ class _PassSeeds:
         from keras_dbn.rbm import checked_seed  # rbm imports this module
 
         seed = checked_seed(seed)
+        if seed is None:
+            import tensorflow as tf
+
+            seed = int(tf.random.uniform((), 0, 2**62, dtype=tf.int64))
         # SeedSequence takes no negative seeds; int64 ones stay distinct.
-        start = np.random.SeedSequence(None if seed is None else seed % 2**64).entropy
+        start = np.random.SeedSequence(seed % 2**64).entropy
         with self._lock:
             self._start, self._passes = start, 0
 

@@ -839,6 +839,10 @@ class DBN(ExtraStateMixin, keras.Model):
     def _dataset_feature_shape(dataset):
         spec = dataset.element_spec
         spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+        if isinstance(spec, dict) and set(spec) == {array_input.ROWS, array_input.SOURCE}:
+            raise TypeError(
+                "A DBN reads batches of data, not `array_input.indexed_batches`' row "
+                "indices: give pretrain the array itself or array_input.array_dataset(x).")
         if not hasattr(spec, "shape"):  # e.g. TFDS' {"image": ..., "label": ...}
             raise TypeError(
                 "A DBN reads one input: give the dataset's elements as x or (x, y), not "

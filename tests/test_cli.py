@@ -475,8 +475,10 @@ def test_train_with_few_labels_and_virtual_adversarial_training(mnist_manual_dir
     # images: far above chance (10%).
     assert results["test_accuracy"] > 0.5
     # Without --labels: supervised, the smoothness term on the labelled batches.
+    # 60 updates reach 0.765-0.80 over seeds 0-4 (a bound of 0.8 held for
+    # seed 0 by 0.001, until the shuffles' seeds changed).
     results = cli.train(cli.build_parser().parse_args(common + ["--out", str(tmp_path / "all")]))
-    assert results["labels"] == 3000 and results["test_accuracy"] > 0.8
+    assert results["labels"] == 3000 and results["test_accuracy"] > 0.7
     assert results["options"]["labels"] is None  # fine-tuned on every image's label
     assert results["finetune_updates"] == 2 * 30  # 30 batches of 100 an epoch
 
