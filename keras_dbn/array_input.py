@@ -167,8 +167,8 @@ def refuse_sparse(value, name):
     if type(value).__name__ == "RaggedTensor":  # NumPy made an object array of it
         raise TypeError(
             f"{name} is a tf.RaggedTensor (shape {value.shape}), which keras_dbn does not "
-            f"read: pass it dense, each row padded to the full width, e.g. "
-            f"x.to_tensor(shape=[None, width]).")
+            f"read: pass it dense, each row padded to the full width (its "
+            f".to_tensor(shape=[None, width])).")
     sparse = _sparse_in(value)
     if sparse is None:
         return

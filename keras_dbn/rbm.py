@@ -483,8 +483,9 @@ def split_validation(x, validation_split):
     return x[:split_at], x[split_at:]
 
 
-def _checked_steps(steps):
-    """The ``steps`` of `evaluate` or `predict`: ``None`` or a positive integer.
+def _checked_steps(steps, name="steps"):
+    """The ``steps`` of `evaluate` or `predict` (or ``fit``'s
+    ``validation_steps``, its ``name``): ``None`` or a positive integer.
 
     Keras read 0 and negative numbers as every batch (a negative one with
     a warning that the data ran out); an array's `predict` then returned
@@ -492,7 +493,7 @@ def _checked_steps(steps):
     """
     if steps is not None and (isinstance(steps, bool) or not isinstance(
             steps, (int, np.integer)) or steps < 1):
-        raise ValueError(f"`steps` must be a positive integer or None, got {steps!r}.")
+        raise ValueError(f"`{name}` must be a positive integer or None, got {steps!r}.")
     return steps
 
 
@@ -2590,6 +2591,9 @@ class RBM(ExtraStateMixin, keras.Model):
             raise TypeError("An RBM reads one input: pass the visible data as an array or "
                             "a dataset, not a dict.")
         x, validation_data = _host_array(x), _host_validation_data(validation_data)
+        # Checked before training: the validation's `evaluate` would refuse
+        # it only when the first epoch ends.
+        _checked_steps(kwargs.get("validation_steps"), "validation_steps")
         data_note = ""  # for a divergence: how much of the data was checked
         if getattr(self, "_input_from_below", False):  # `DBN.pretrain`'s activations
             pass

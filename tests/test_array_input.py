@@ -818,6 +818,13 @@ def test_rbm_predict_of_an_array_calls_callbacks_as_keras_does():
             with pytest.raises(ValueError, match=rf"`steps` must be a positive integer or "
                                                  rf"None, got {steps!r}"):
                 call(x, batch_size=20, steps=steps, verbose=0)
+        # fit's validation_steps, before any training (Keras' validation
+        # would call evaluate with them only when the first epoch ends).
+        iterations = int(rbm.optimizer.iterations.numpy())
+        with pytest.raises(ValueError, match=rf"`validation_steps` must be a positive integer "
+                                             rf"or None, got {steps!r}"):
+            rbm.fit(x, batch_size=20, verbose=0, validation_data=x, validation_steps=steps)
+        assert int(rbm.optimizer.iterations.numpy()) == iterations
     # One step per execution (2 do not divide 3): other rounding.
     np.testing.assert_allclose(rbm.predict(x, batch_size=20.0, steps=3, verbose=0),
                                predicted[:60], rtol=1e-6)
@@ -1143,7 +1150,7 @@ def test_datasets_of_sparse_or_ragged_batches_are_refused_with_the_way_to_map_th
     dbn.pretrain(x, epochs=1, verbose=0)
     for call in calls[:3] + [lambda d: dbn.pretrain(d, epochs=1, verbose=0), dbn.transform]:
         with pytest.raises(TypeError, match=r"is a tf\.RaggedTensor \(shape \(60, 30\)\).*"
-                                            r"to_tensor\(shape=\[None, width\]\)"):
+                                            r"\.to_tensor\(shape=\[None, width\]\)\)"):
             call(tf.RaggedTensor.from_tensor(x))
     # A DBN's hint for dict elements named TFDS' {"image": ...}.
     indexed = array_input.indexed_batches(array_input.as_aligned(x), 20)
