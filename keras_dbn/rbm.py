@@ -485,7 +485,8 @@ def split_validation(x, validation_split):
 
 def _checked_steps(steps, name="steps"):
     """The ``steps`` of `evaluate` or `predict` (or ``fit``'s
-    ``validation_steps``, its ``name``): ``None`` or a positive integer.
+    ``steps_per_epoch`` or ``validation_steps``, its ``name``): ``None``
+    or a positive integer.
 
     Keras read 0 and negative numbers as every batch (a negative one with
     a warning that the data ran out); an array's `predict` then returned
@@ -504,10 +505,8 @@ def _array_batch_size(rows, steps, validation_split, validation_data):
     with it, the size at which the epoch's steps cover the training rows
     once.
     """
-    if steps is None:
+    if _checked_steps(steps, "steps_per_epoch") is None:
         return None
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"`steps_per_epoch` must be a positive integer, got {steps!r}.")
     rows = _training_rows(rows, validation_split, validation_data)
     return max(1, -(-rows // int(steps)))
 
