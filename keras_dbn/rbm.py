@@ -528,6 +528,34 @@ def _matmul_transposed(a, b, transpose_a=False, transpose_b=False):
     return ops.matmul(a, b)
 
 
+def _scales_weight_statistics_once(v0, v, persistent, data_rows):
+    """Whether CD's weight statistics are scaled after their difference.
+
+    ``(v^T h - v0^T h0) / n`` scales the ``V x H`` difference once, where
+    scaling each GEMM's ``B x H`` operand costs two passes over ``B x H``
+    values and the sum one over ``V x H``: cheaper for batches of more
+    than ``V / 2`` rows. Both need the data and the chains to count the
+    same rows (CD always; PCD where its chains are as many as a full
+    batch's rows).
+
+    Args:
+        v0: the batch of data, ``(B, V)``.
+        v: the chains' visible states, ``(chains, V)``.
+        persistent: whether the chains are PCD's.
+        data_rows: `RBM.contrastive_divergence`'s ``data_rows``.
+
+    Returns:
+        ``True`` for one scaling of the difference, for a static batch
+        size of more than ``V / 2`` rows.
+    """
+    rows, width = v0.shape[0], v0.shape[1]
+    if rows is None or width is None:
+        return False
+    if persistent and (data_rows is not None or v.shape[0] != rows):
+        return False
+    return 2 * rows > width
+
+
 def _add_bias(x, bias):
     """``x + bias``; with TensorFlow a ``BiasAdd``, which Grappler fuses into
     the preceding GEMM (and its activation) on oneDNN CPUs."""
@@ -2080,11 +2108,21 @@ class RBM(ExtraStateMixin, keras.Model):
             # 784x500, batch 500 and 1000, in TensorFlow's graph
             # (benchmarks/RESULTS.md, seventeenth session), and 3-5% under
             # XLA at batch 100.
-            grad_w = ops.cast(
-                _matmul_transposed(v, h_mean * (1.0 / n_neg), transpose_a=True)
-                + _matmul_transposed(v0_low, h0_data * (-1.0 / n_pos), transpose_a=True),
-                f32,
-            )
+            if _scales_weight_statistics_once(v0, v, self.persistent, data_rows):
+                # CD-1 at 784x500, batch 1000: 1.02-1.025x in two paired
+                # A/Bs of whole `fit()` calls (benchmarks/RESULTS.md,
+                # fifty-fourth session).
+                grad_w = ops.cast(
+                    (_matmul_transposed(v, h_mean, transpose_a=True)
+                     - _matmul_transposed(v0_low, h0_data, transpose_a=True)) * (1.0 / n_pos),
+                    f32,
+                )
+            else:
+                grad_w = ops.cast(
+                    _matmul_transposed(v, h_mean * (1.0 / n_neg), transpose_a=True)
+                    + _matmul_transposed(v0_low, h0_data * (-1.0 / n_pos), transpose_a=True),
+                    f32,
+                )
             v_model_mean = rescaled(_mean_in(v, statistics_dtype), neg_scale)
             h_model_mean = rescaled(_mean_in(h_mean, statistics_dtype), neg_scale)
             h0_batch_mean = rescaled(_mean_in(h0_data, statistics_dtype), pos_scale)

@@ -950,6 +950,37 @@ def test_contrastive_divergence_draws_from_an_integer_seed_as_from_its_seed_gene
         rbm.contrastive_divergence(v, seed=True)
 
 
+@pytest.mark.parametrize("persistent, num_chains", [(False, None), (True, 40), (True, 16)])
+def test_weight_statistics_of_static_and_unknown_batch_sizes_agree(persistent, num_chains):
+    """A batch of static size over ``V / 2`` rows scales the difference of
+    CD's weight statistics once (`rbm._scales_weight_statistics_once`);
+    a batch of unknown size scales each GEMM's operand. Same draws, same
+    statistics; with a zero kernel CD-1's are known exactly."""
+    import tensorflow as tf
+
+    from keras_dbn import rbm as rbm_lib
+
+    chains = {"persistent": True, "num_chains": num_chains} if persistent else {}
+    rbm = make_rbm(6, 3, seed=2, **chains)
+    v = np.random.default_rng(3).random((40, 6)).astype("float32")
+    static = rbm.contrastive_divergence(v, seed=keras.random.SeedGenerator(5))
+    seed = keras.random.SeedGenerator(5)
+    unknown = tf.function(lambda x: rbm.contrastive_divergence(x, seed=seed),
+                          input_signature=[tf.TensorSpec((None, 6), tf.float32)])(v)
+    for a, b in zip(static["gradients"], unknown["gradients"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert np.abs(np.asarray(static["gradients"][0])).max() > 0.01
+    once = rbm_lib._scales_weight_statistics_once(
+        tf.zeros((40, 6)), tf.zeros((num_chains or 40, 6)), persistent, None)
+    assert once == (num_chains in (None, 40))
+    if not persistent:
+        rbm.kernel.assign(np.zeros((6, 3)))
+        _, b, c = params(rbm)
+        sig_b, sig_c = 1 / (1 + np.exp(-b)), 1 / (1 + np.exp(-c))
+        grad_w = np.asarray(rbm.contrastive_divergence(v, seed=5)["gradients"][0])
+        np.testing.assert_allclose(grad_w, np.outer(sig_b - v.mean(axis=0), sig_c), atol=1e-6)
+
+
 def test_bias_statistics_of_a_large_float64_batch_keep_float64_sums():
     # With W = 0, CD-1's visible-bias gradient is exactly sigmoid(b) - mean(v).
     rng = np.random.default_rng(0)
