@@ -531,12 +531,14 @@ def _matmul_transposed(a, b, transpose_a=False, transpose_b=False):
 def _scales_weight_statistics_once(v0, v, persistent, data_rows):
     """Whether CD's weight statistics are scaled after their difference.
 
-    ``(v^T h - v0^T h0) / n`` scales the ``V x H`` difference once, where
-    scaling each GEMM's ``B x H`` operand costs two passes over ``B x H``
-    values and the sum one over ``V x H``: cheaper for batches of more
-    than ``V / 2`` rows. Both need the data and the chains to count the
-    same rows (CD always; PCD where its chains are as many as a full
-    batch's rows).
+    ``(v^T h - v0^T h0) / n`` scales the ``V x H`` difference once. In
+    float32 the alternative scales each GEMM's ``B x H`` operand, two
+    passes over ``B x H`` values: the difference is cheaper for batches
+    of more than ``V / 2`` rows. Under a mixed policy, whose products are
+    widened to float32 before their difference, it saves one pass over
+    ``V x H`` values. Both need the data and the chains to count the same
+    rows (CD always; PCD where its chains are as many as a full batch's
+    rows).
 
     Args:
         v0: the batch of data, ``(B, V)``.
@@ -2096,9 +2098,14 @@ class RBM(ExtraStateMixin, keras.Model):
             # made mixed bfloat16 `fit()` 1.06-1.17x faster at 784x500 and
             # 784x2000, batch 1000, in five of six paired A/Bs
             # (benchmarks/RESULTS.md, eighteenth session).
-            grad_w = ops.cast(_matmul_transposed(v, h_mean, transpose_a=True), f32) * (
-                1.0 / n_neg
-            ) - ops.cast(_matmul_transposed(v0_low, h0_data, transpose_a=True), f32) * (1.0 / n_pos)
+            model_vh = ops.cast(_matmul_transposed(v, h_mean, transpose_a=True), f32)
+            data_vh = ops.cast(_matmul_transposed(v0_low, h0_data, transpose_a=True), f32)
+            if _scales_weight_statistics_once(v0, v, self.persistent, data_rows):
+                # Mixed bfloat16 CD-1 at 784x500, batch 1000: 1.01x in a
+                # paired A/B (benchmarks/RESULTS.md, fifty-fourth session).
+                grad_w = (model_vh - data_vh) * (1.0 / n_pos)
+            else:
+                grad_w = model_vh * (1.0 / n_neg) - data_vh * (1.0 / n_pos)
             v_model_mean = rescaled(_column_means(v), neg_scale)
             h_model_mean = rescaled(_column_means(h_mean), neg_scale)
             h0_batch_mean = rescaled(_column_means(h0_data), pos_scale)

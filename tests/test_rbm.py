@@ -950,8 +950,11 @@ def test_contrastive_divergence_draws_from_an_integer_seed_as_from_its_seed_gene
         rbm.contrastive_divergence(v, seed=True)
 
 
-@pytest.mark.parametrize("persistent, num_chains", [(False, None), (True, 40), (True, 16)])
-def test_weight_statistics_of_static_and_unknown_batch_sizes_agree(persistent, num_chains):
+@pytest.mark.parametrize("persistent, num_chains, dtype", [
+    (False, None, "float32"), (True, 40, "float32"), (True, 16, "float32"),
+    (False, None, "mixed_bfloat16"),
+])
+def test_weight_statistics_of_static_and_unknown_batch_sizes_agree(persistent, num_chains, dtype):
     """A batch of static size over ``V / 2`` rows scales the difference of
     CD's weight statistics once (`rbm._scales_weight_statistics_once`);
     a batch of unknown size scales each GEMM's operand. Same draws, same
@@ -961,12 +964,15 @@ def test_weight_statistics_of_static_and_unknown_batch_sizes_agree(persistent, n
     from keras_dbn import rbm as rbm_lib
 
     chains = {"persistent": True, "num_chains": num_chains} if persistent else {}
-    rbm = make_rbm(6, 3, seed=2, **chains)
+    rbm = make_rbm(6, 3, seed=2, dtype=dtype, **chains)
     v = np.random.default_rng(3).random((40, 6)).astype("float32")
-    static = rbm.contrastive_divergence(v, seed=keras.random.SeedGenerator(5))
-    seed = keras.random.SeedGenerator(5)
-    unknown = tf.function(lambda x: rbm.contrastive_divergence(x, seed=seed),
-                          input_signature=[tf.TensorSpec((None, 6), tf.float32)])(v)
+    def statistics(rows):
+        seed = keras.random.SeedGenerator(5)
+        step = tf.function(lambda x: rbm.contrastive_divergence(x, seed=seed),
+                           input_signature=[tf.TensorSpec((rows, 6), tf.float32)])
+        return step(v)
+
+    static, unknown = statistics(40), statistics(None)
     for a, b in zip(static["gradients"], unknown["gradients"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert np.abs(np.asarray(static["gradients"][0])).max() > 0.01
@@ -978,7 +984,10 @@ def test_weight_statistics_of_static_and_unknown_batch_sizes_agree(persistent, n
         _, b, c = params(rbm)
         sig_b, sig_c = 1 / (1 + np.exp(-b)), 1 / (1 + np.exp(-c))
         grad_w = np.asarray(rbm.contrastive_divergence(v, seed=5)["gradients"][0])
-        np.testing.assert_allclose(grad_w, np.outer(sig_b - v.mean(axis=0), sig_c), atol=1e-6)
+        # bfloat16 keeps 8 significant bits of the means and of each mean
+        # product (at most 1), of which the statistics are a difference.
+        atol = 1e-6 if dtype == "float32" else 2.0**-7
+        np.testing.assert_allclose(grad_w, np.outer(sig_b - v.mean(axis=0), sig_c), atol=atol)
 
 
 def test_bias_statistics_of_a_large_float64_batch_keep_float64_sums():
