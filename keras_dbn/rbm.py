@@ -528,7 +528,7 @@ def _matmul_transposed(a, b, transpose_a=False, transpose_b=False):
     return ops.matmul(a, b)
 
 
-def _scales_weight_statistics_once(v0, v, persistent, data_rows):
+def _scales_weight_statistics_once(rows, width, chains=None, data_rows=None):
     """Whether CD's weight statistics are scaled after their difference.
 
     ``(v^T h - v0^T h0) / n`` scales the ``V x H`` difference once. In
@@ -537,23 +537,22 @@ def _scales_weight_statistics_once(v0, v, persistent, data_rows):
     of more than ``V / 2`` rows. Under a mixed policy, whose products are
     widened to float32 before their difference, it saves one pass over
     ``V x H`` values. Both need the data and the chains to count the same
-    rows (CD always; PCD where its chains are as many as a full batch's
-    rows).
+    rows: CD's chains start from the data, PCD's must be as many as the
+    batch's rows.
 
     Args:
-        v0: the batch of data, ``(B, V)``.
-        v: the chains' visible states, ``(chains, V)``.
-        persistent: whether the chains are PCD's.
+        rows: rows of the batch (``B``), or of `fit`'s full batches where a
+            traced step's batch size is unknown; ``None`` where unknown.
+        width: visible units (``V``).
+        chains: PCD's number of chains; ``None`` for CD.
         data_rows: `RBM.contrastive_divergence`'s ``data_rows``.
 
     Returns:
-        ``True`` for one scaling of the difference, for a static batch
-        size of more than ``V / 2`` rows.
+        ``True`` for one scaling of the difference.
     """
-    rows, width = v0.shape[0], v0.shape[1]
-    if rows is None or width is None:
+    if rows is None:
         return False
-    if persistent and (data_rows is not None or v.shape[0] != rows):
+    if chains is not None and (data_rows is not None or chains != rows):
         return False
     return 2 * rows > width
 
@@ -2083,6 +2082,9 @@ class RBM(ExtraStateMixin, keras.Model):
 
         def rescaled(means, scale):
             return means if scale is None else means * scale
+
+        scaled_once = _scales_weight_statistics_once(
+            *self._statistics_rows(v0), data_rows=data_rows)
         # The statistics <v h^T>_model - <v h^T>_data, scaled by reciprocals
         # (a multiply is cheaper than a division).
         if mixed:
@@ -2100,7 +2102,7 @@ class RBM(ExtraStateMixin, keras.Model):
             # (benchmarks/RESULTS.md, eighteenth session).
             model_vh = ops.cast(_matmul_transposed(v, h_mean, transpose_a=True), f32)
             data_vh = ops.cast(_matmul_transposed(v0_low, h0_data, transpose_a=True), f32)
-            if _scales_weight_statistics_once(v0, v, self.persistent, data_rows):
+            if scaled_once:
                 # Mixed bfloat16 CD-1 at 784x500, batch 1000: 1.01x in a
                 # paired A/B (benchmarks/RESULTS.md, fifty-fourth session).
                 grad_w = (model_vh - data_vh) * (1.0 / n_pos)
@@ -2115,7 +2117,7 @@ class RBM(ExtraStateMixin, keras.Model):
             # 784x500, batch 500 and 1000, in TensorFlow's graph
             # (benchmarks/RESULTS.md, seventeenth session), and 3-5% under
             # XLA at batch 100.
-            if _scales_weight_statistics_once(v0, v, self.persistent, data_rows):
+            if scaled_once:
                 # CD-1 at 784x500, batch 1000: 1.02-1.025x in two paired
                 # A/Bs of whole `fit()` calls (benchmarks/RESULTS.md,
                 # fifty-fourth session).
@@ -2245,6 +2247,22 @@ class RBM(ExtraStateMixin, keras.Model):
         self.free_energy_tracker.update_state(
             _monitor_value(stats["free_energy"], rows), sample_weight=rows)
         return {m.name: m.result() for m in self.metrics}
+
+    def _statistics_rows(self, v0):
+        """``(rows, width, chains)`` of a batch, for `_scales_weight_statistics_once`.
+
+        A CD step traced for batches of unknown size (a dataset's, or an
+        array's whose last batch is smaller) takes the rows of `fit`'s full
+        batches: CD's statistics may be scaled either way for any batch,
+        and the last one counts little. PCD's chains must match a static
+        batch size.
+        """
+        rows = v0.shape[0]
+        if self.persistent:
+            return rows, self.num_visible, self.num_chains
+        if rows is None:
+            rows = getattr(self, "_fit_batch_rows", None)
+        return rows, self.num_visible, None
 
     @property
     def _reconstruction_monitor_rows(self):
@@ -3028,14 +3046,24 @@ class RBM(ExtraStateMixin, keras.Model):
         """Chooses ``jit_compile`` for this `fit` call and readies XLA.
 
         With ``jit_compile="auto"`` (see `compile`) the choice follows
-        `_step_route`. An XLA-compiled step cannot create variables, so
+        `_step_route`. The rows of the call's full batches are kept for
+        steps traced for batches of unknown size (`_statistics_rows`). An XLA-compiled step cannot create variables, so
         for XLA the RBM (weights, persistent chains) and its optimizer (slot
         variables) are built here, before the first step. The optimizer
         of a built RBM is built here on every route.
         """
         shape = _batch_shape(x, batch_size)
+        route, rows = _input_route(self, x, batch_size, validation_split, validation_data)
+        previous = getattr(self, "_fit_batch_rows", None)
+        # `indexed_batches` passed directly have no batch in their elements.
+        self._fit_batch_rows = rows if rows or not _is_dataset(x) else array_input.batch_rows(x)
+        if self.built and not self.persistent and (
+                _scales_weight_statistics_once(self._fit_batch_rows, self.num_visible)
+                != _scales_weight_statistics_once(previous, self.num_visible)):
+            # A step traced for batches of unknown size read the previous
+            # call's rows (`_statistics_rows`).
+            self.train_function = None
         if getattr(self, "_jit_auto", False):
-            route, rows = _input_route(self, x, batch_size, validation_split, validation_data)
             jit = route == "xla"
             chain = rows if route == "xla_chain" else 0
             if jit != self.jit_compile or chain != self._xla_chain:

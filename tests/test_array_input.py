@@ -609,6 +609,26 @@ def test_rbm_evaluates_and_fits_on_indexed_batches_passed_directly():
     assert logs[0] == pytest.approx(logs[1], rel=1e-6)
 
 
+def test_steps_for_batches_of_unknown_size_scale_as_fit_s_full_batches():
+    """A CD step traced for batches of unknown size scales its weight
+    statistics as a step for `fit`'s full batches would (once, above V / 2
+    rows), bit for bit, and is traced again when a later `fit`'s batches
+    call for the other form."""
+    x = array_input.as_aligned(binary_data(90))
+    weights = []
+    for static in (True, False):
+        rbm = keras_dbn.RBM(4, seed=3)
+        rbm.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+        for rows in (2, 30):  # 2 * 2 < 6 visible units < 2 * 30
+            data = (array_input.indexed_batches(x, batch_size=rows, shuffle=False) if static
+                    else tf.data.Dataset.from_tensor_slices(x).batch(rows))
+            assert (data.element_spec[array_input.ROWS].shape[0] if static
+                    else data.element_spec.shape[0]) == (rows if static else None)
+            rbm.fit(data, epochs=1, verbose=0)
+        weights.append(rbm.kernel.numpy())
+    np.testing.assert_array_equal(weights[0], weights[1])
+
+
 def test_batch_rows_reads_the_batch_size_of_a_pipeline():
     x = np.zeros((130, 4), "float32")
     slices = tf.data.Dataset.from_tensor_slices(x)

@@ -976,9 +976,10 @@ def test_weight_statistics_of_static_and_unknown_batch_sizes_agree(persistent, n
     for a, b in zip(static["gradients"], unknown["gradients"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert np.abs(np.asarray(static["gradients"][0])).max() > 0.01
-    once = rbm_lib._scales_weight_statistics_once(
-        tf.zeros((40, 6)), tf.zeros((num_chains or 40, 6)), persistent, None)
+    once = rbm_lib._scales_weight_statistics_once(40, 6, num_chains)
     assert once == (num_chains in (None, 40))
+    assert not rbm_lib._scales_weight_statistics_once(None, 6)  # unknown: per operand
+    assert not rbm_lib._scales_weight_statistics_once(3, 6)  # 2 * 3 rows: not over V
     if not persistent:
         rbm.kernel.assign(np.zeros((6, 3)))
         _, b, c = params(rbm)
