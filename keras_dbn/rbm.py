@@ -528,7 +528,7 @@ def _matmul_transposed(a, b, transpose_a=False, transpose_b=False):
     return ops.matmul(a, b)
 
 
-def _scales_weight_statistics_once(rows, width, chains=None, data_rows=None):
+def _scales_weight_statistics_once(rows, width, chains=None, data_rows=None, mixed=False):
     """Whether CD's weight statistics are scaled after their difference.
 
     ``(v^T h - v0^T h0) / n`` scales the ``V x H`` difference once. In
@@ -536,9 +536,9 @@ def _scales_weight_statistics_once(rows, width, chains=None, data_rows=None):
     passes over ``B x H`` values: the difference is cheaper for batches
     of more than ``V / 2`` rows. Under a mixed policy, whose products are
     widened to float32 before their difference, it saves one pass over
-    ``V x H`` values. Both need the data and the chains to count the same
-    rows: CD's chains start from the data, PCD's must be as many as the
-    batch's rows.
+    ``V x H`` values at any batch size. Both need the data and the chains
+    to count the same rows: CD's chains start from the data, PCD's must be
+    as many as the batch's rows.
 
     Args:
         rows: rows of the batch (``B``), or of `fit`'s full batches where a
@@ -546,15 +546,16 @@ def _scales_weight_statistics_once(rows, width, chains=None, data_rows=None):
         width: visible units (``V``).
         chains: PCD's number of chains; ``None`` for CD.
         data_rows: `RBM.contrastive_divergence`'s ``data_rows``.
+        mixed: whether the step runs under a mixed policy.
 
     Returns:
         ``True`` for one scaling of the difference.
     """
-    if rows is None:
-        return False
     if chains is not None and (data_rows is not None or chains != rows):
         return False
-    return 2 * rows > width
+    if mixed:
+        return True
+    return rows is not None and 2 * rows > width
 
 
 def _add_bias(x, bias):
@@ -1474,7 +1475,7 @@ class RBM(ExtraStateMixin, keras.Model):
             dominate; at batch 100 no faster than float32). The Bernoulli
             draws compare float32 uniforms with the means, the CD
             statistics are summed in the GEMM's float32 accumulator and
-            scaled and subtracted in float32, and the data's column
+            subtracted and scaled in float32, and the data's column
             means and the monitors read the data unrounded.
 
     Example:
@@ -2084,13 +2085,14 @@ class RBM(ExtraStateMixin, keras.Model):
             return means if scale is None else means * scale
 
         scaled_once = _scales_weight_statistics_once(
-            *self._statistics_rows(v0), data_rows=data_rows)
+            *self._statistics_rows(v0), data_rows=data_rows, mixed=mixed)
         # The statistics <v h^T>_model - <v h^T>_data, scaled by reciprocals
         # (a multiply is cheaper than a division).
         if mixed:
             # Each sum is accumulated in the 16-bit GEMM's float32
-            # accumulator (oneDNN's), rounded once to the compute dtype and
-            # scaled and subtracted in float32; the bias statistics of the
+            # accumulator (oneDNN's), rounded once to the compute dtype,
+            # widened and subtracted (then scaled once where the data and
+            # the chains count the same rows); the bias statistics of the
             # states are GEMVs, which read the 16-bit states as they are.
             # Rounding the two sums before their difference adds an
             # unbiased error of ~9% of the statistics' own sampling noise
@@ -3047,19 +3049,21 @@ class RBM(ExtraStateMixin, keras.Model):
 
         With ``jit_compile="auto"`` (see `compile`) the choice follows
         `_step_route`. The rows of the call's full batches are kept for
-        steps traced for batches of unknown size (`_statistics_rows`). An XLA-compiled step cannot create variables, so
-        for XLA the RBM (weights, persistent chains) and its optimizer (slot
-        variables) are built here, before the first step. The optimizer
-        of a built RBM is built here on every route.
+        steps traced for batches of unknown size (`_statistics_rows`). An
+        XLA-compiled step cannot create variables, so for XLA the RBM
+        (weights, persistent chains) and its optimizer (slot variables) are
+        built here, before the first step. The optimizer of a built RBM is
+        built here on every route.
         """
         shape = _batch_shape(x, batch_size)
         route, rows = _input_route(self, x, batch_size, validation_split, validation_data)
         previous = getattr(self, "_fit_batch_rows", None)
         # `indexed_batches` passed directly have no batch in their elements.
         self._fit_batch_rows = rows if rows or not _is_dataset(x) else array_input.batch_rows(x)
-        if self.built and not self.persistent and (
-                _scales_weight_statistics_once(self._fit_batch_rows, self.num_visible)
-                != _scales_weight_statistics_once(previous, self.num_visible)):
+        # A mixed CD step scales once whatever its rows.
+        float_cd = self.built and not self.persistent and self.compute_dtype == self._statistics_dtype
+        if float_cd and (_scales_weight_statistics_once(self._fit_batch_rows, self.num_visible)
+                         != _scales_weight_statistics_once(previous, self.num_visible)):
             # A step traced for batches of unknown size read the previous
             # call's rows (`_statistics_rows`).
             self.train_function = None

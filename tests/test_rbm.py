@@ -980,6 +980,9 @@ def test_weight_statistics_of_static_and_unknown_batch_sizes_agree(persistent, n
     assert once == (num_chains in (None, 40))
     assert not rbm_lib._scales_weight_statistics_once(None, 6)  # unknown: per operand
     assert not rbm_lib._scales_weight_statistics_once(3, 6)  # 2 * 3 rows: not over V
+    # Mixed steps widen both products anyway; PCD needs as many chains as rows.
+    assert rbm_lib._scales_weight_statistics_once(None, 6, mixed=True)
+    assert not rbm_lib._scales_weight_statistics_once(None, 6, chains=40, mixed=True)
     if not persistent:
         rbm.kernel.assign(np.zeros((6, 3)))
         _, b, c = params(rbm)
