@@ -955,10 +955,11 @@ def test_contrastive_divergence_draws_from_an_integer_seed_as_from_its_seed_gene
     (False, None, "mixed_bfloat16"),
 ])
 def test_weight_statistics_of_static_and_unknown_batch_sizes_agree(persistent, num_chains, dtype):
-    """A batch of static size over ``V / 2`` rows scales the difference of
-    CD's weight statistics once (`rbm._scales_weight_statistics_once`);
-    a batch of unknown size scales each GEMM's operand. Same draws, same
-    statistics; with a zero kernel CD-1's are known exactly."""
+    """A float32 batch of static size over ``V / 2`` rows scales the
+    difference of CD's weight statistics once
+    (`rbm._scales_weight_statistics_once`); outside `fit`, a batch of
+    unknown size scales each GEMM's operand. Same draws, same statistics;
+    with a zero kernel CD-1's are known exactly."""
     import tensorflow as tf
 
     from keras_dbn import rbm as rbm_lib
@@ -966,6 +967,7 @@ def test_weight_statistics_of_static_and_unknown_batch_sizes_agree(persistent, n
     chains = {"persistent": True, "num_chains": num_chains} if persistent else {}
     rbm = make_rbm(6, 3, seed=2, dtype=dtype, **chains)
     v = np.random.default_rng(3).random((40, 6)).astype("float32")
+
     def statistics(rows):
         seed = keras.random.SeedGenerator(5)
         step = tf.function(lambda x: rbm.contrastive_divergence(x, seed=seed),
